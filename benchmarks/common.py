@@ -1,0 +1,62 @@
+"""Shared benchmark plumbing: machine facts, commit, writing results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
+                             cwd=Path(__file__).parent)
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=False,
+                               cwd=Path(__file__).parent).stdout.strip()
+        return (out.stdout.strip() or "uncommitted") + ("+dirty" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and waited-for children) in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024.0
+
+
+def write_results(name: str, payload: dict[str, Any], *, threads: int, markdown: str | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (and ``.md`` if given) with provenance."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    record = {
+        "benchmark": name,
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": git_commit(),
+        "threads": threads,
+        "machine": machine(),
+        **payload,
+    }
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    if markdown is not None:
+        header = f"<!-- {record['date_utc']} commit {record['commit']} threads {threads} -->\n"
+        (RESULTS_DIR / f"{name}.md").write_text(header + markdown, encoding="utf-8")
+    return path

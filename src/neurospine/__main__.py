@@ -1,0 +1,3 @@
+from neurospine.cli.main import run
+
+run()

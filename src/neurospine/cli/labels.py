@@ -1,0 +1,37 @@
+"""``neurospine labels``: print or export the label table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "labels",
+        help="print the SPINEPS label table or export it for ITK-SNAP / 3D Slicer",
+        description="Label values of seg-spine (semantic) and seg-vert (instance) masks. "
+        "Example: neurospine labels --format itksnap --kind instance > vert.txt",
+    )
+    p.add_argument("--format", choices=("table", "itksnap", "slicer"), default="table")
+    p.add_argument("--kind", choices=("semantic", "instance"), default="semantic")
+    p.add_argument("--out", help="write to this file instead of standard output")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from neurospine import labels
+    from neurospine.io import write_text_atomic
+
+    if args.format == "itksnap":
+        text = labels.export_itksnap(args.kind)
+    elif args.format == "slicer":
+        text = labels.export_slicer(args.kind)
+    else:
+        text = "".join(f"{r.value}\t{r.name}\t{r.region}\n" for r in labels.all_label_rows(args.kind))
+    if args.out:
+        write_text_atomic(args.out, text)
+    else:
+        sys.stdout.write(text)
+    return 0

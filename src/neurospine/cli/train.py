@@ -1,0 +1,40 @@
+"""``neurospine train TASK``: reproduce a shipped model (needs the ``train`` extra: torch)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+from neurospine.errors import InputError
+
+#: task name -> module with ``main(argv: list[str]) -> int``
+TRAINERS: dict[str, str] = {
+    "spine": "neurospine.spine.training",
+    "cord": "neurospine.cord.training",
+    "slice2d": "neurospine.slice2d.training",
+    "brainage-t1": "neurospine.brainage.training_t1",
+}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train (reproduce) a shipped model on this machine",
+        description="Train one of the shipped models from scratch or resume from its checkpoint. Needs "
+        "`pip install 'neurospine[train]'`. Example: neurospine train spine --out runs/spine --minutes 45. "
+        "Run `neurospine train TASK --help` for the task's options.",
+    )
+    p.add_argument("task", choices=sorted(TRAINERS), help="which model to train")
+    p.add_argument("task_args", nargs=argparse.REMAINDER, help="options passed to the task's trainer")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401  (checked only to give a clear message)
+    except ImportError as e:
+        raise InputError(None, "training needs PyTorch, which is not installed",
+                         "pip install 'neurospine[train]' (torch==2.13.0, CPU build)") from e
+    module = importlib.import_module(TRAINERS[args.task])
+    return int(module.main(list(args.task_args)))

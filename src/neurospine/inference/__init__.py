@@ -1,0 +1,1 @@
+"""Running shipped models."""
