@@ -104,6 +104,7 @@ def _load_nifti(p: Path) -> Volume:
             magic = fh.read(2)
         if magic != b"\x1f\x8b":
             raise InputError(p, "named .gz but is not gzip-compressed", "rename it to .nii or re-compress it")
+    _check_raw_pixdim(p)
     try:
         img = nib.load(str(p))
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
@@ -125,6 +126,28 @@ def _load_nifti(p: Path) -> Volume:
     if affine is None:
         raise GeometryError(p, "no affine in header", "repair the header")
     return Volume(_native_dtype(data), np.asarray(affine, dtype=np.float64), str(p))
+
+
+def _check_raw_pixdim(p: Path) -> None:
+    """nibabel silently replaces zero pixdim by 1; look at the header as written."""
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    try:
+        with opener(p, "rb") as fh:
+            block = fh.read(348)
+    except (OSError, EOFError, zlib.error) as e:
+        raise InputError(p, f"cannot read the file ({e})", "the file is truncated or corrupt; copy it again") from e
+    if len(block) < 348:
+        raise InputError(p, "file is shorter than a NIfTI header", "the file is truncated or not NIfTI")
+    for endian in ("<", ">"):
+        if int(np.frombuffer(block[:4], dtype=f"{endian}i4")[0]) == 348:
+            pixdim = np.frombuffer(block[76:108], dtype=f"{endian}f4")[1:4]
+            if not np.all(np.isfinite(pixdim)) or np.any(pixdim <= 0):
+                raise GeometryError(
+                    p,
+                    f"zero, negative or invalid voxel spacing {tuple(float(v) for v in pixdim)} mm in the header",
+                    "set positive pixdim values (e.g. nibabel header.set_zooms) or re-export the image",
+                )
+            return
 
 
 def _native_dtype(data: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:

@@ -41,14 +41,20 @@ def resample_to_grid(
     mapping = np.linalg.inv(src_affine) @ dst_affine
     matrix, offset = mapping[:3, :3], mapping[:3, 3]
     if order == 0:
+        # 'grid-constant': a destination centre within half a voxel of the source edge still takes
+        # the edge voxel; beyond that it is background.
         out = ndimage.affine_transform(
-            data, matrix, offset=offset, output_shape=dst_shape, order=0, mode="constant", cval=cval
+            data, matrix, offset=offset, output_shape=dst_shape, order=0, mode="grid-constant", cval=cval
         )
         return out.astype(data.dtype, copy=False)
     src = np.asarray(data, dtype=np.float32)
     out = ndimage.affine_transform(
         src, matrix, offset=offset, output_shape=dst_shape, order=order, mode="nearest", prefilter=order > 1
     )
+    inside = ndimage.affine_transform(
+        np.ones(src.shape, np.uint8), matrix, offset=offset, output_shape=dst_shape, order=0, mode="grid-constant"
+    )
+    out[inside == 0] = cval
     return out
 
 

@@ -1,0 +1,332 @@
+"""``neurospine train brainage-t1``: the raw-T1w 3D CNN with the MCCQR head (needs torch).
+
+Data: ``ixi_t1_2mm`` (IXI, Hammersmith Hospital, 121 subjects here, CC BY-SA 3.0). Split (by subject,
+deterministic, stratified by age): every subject is ranked by age; in each consecutive block of 5 one
+subject (chosen with the seed) goes to TEST (24 subjects, never seen in training or model selection);
+of the rest, one per block of 8 goes to VAL (early stopping on the validation pinball loss and the
+split-conformal calibration set); the remainder is TRAIN. The shipped model is the one trained on
+TRAIN; its card reports metrics on TEST.
+
+Network: small 3D ResNet (4 stages, stride-2, batch norm) -> global average pool -> [dropout] -> FC ->
+ReLU -> [dropout] -> FC -> monotone quantile head on :data:`quantiles.TAU_GRID`. Dropout is an explicit
+random-mask *input* (``mask``, shape ``(T, 2*HIDDEN)``, entries 0 or 1), so the exported ONNX graph keeps
+Monte-Carlo dropout at inference: the runtime feeds ``T`` random masks and gets ``T`` quantile functions
+from one trunk evaluation.
+
+Checkpoint/resume: ``<out>/ckpt.pt`` is written after every epoch (weights, optimiser, epoch, best
+state, CPU seconds used); rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurospine.brainage import quantiles as qmod
+from neurospine.brainage.t1_preprocess import CROP_SHAPE, preprocess_t1
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "ixi_t1_2mm"
+DEFAULT_OUT = Path("runs") / "brainage-t1"
+MODEL_NAME = "brainage_t1"
+HIDDEN = 64
+DROPOUT_P = 0.2
+SHIFT_VOX = 4
+CACHE_SHAPE = (CROP_SHAPE[0] + 2 * SHIFT_VOX, CROP_SHAPE[1] + 2 * SHIFT_VOX, CROP_SHAPE[2] + 2 * SHIFT_VOX)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="neurospine train brainage-t1",
+        description="Train the raw-T1w brain-age 3D CNN (MCCQR head) on ixi_t1_2mm, export ONNX + card. "
+        "Resumes from <out>/ckpt.pt. Example: neurospine train brainage-t1 --out runs/brainage-t1 --minutes 25",
+    )
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with ages.csv and t1/ (ixi_t1_2mm)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folder (cache, checkpoint, log)")
+    p.add_argument("--minutes", type=float, default=25.0, help="CPU-time budget for the training epochs")
+    p.add_argument("--max-epochs", type=int, default=400)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--width", type=int, default=12, help="channels of the first stage")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--mc", type=int, default=50, help="Monte-Carlo passes for evaluation")
+    p.add_argument("--export", type=Path, default=None,
+                   help="folder for brainage_t1.onnx/.json/_calib.npz (default: the package weights folder)")
+    return p
+
+
+# ---------------------------------------------------------------- data
+
+def read_ages(data: Path) -> list[dict[str, Any]]:
+    rows = []
+    with (data / "ages.csv").open(newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            rows.append({"file": str(data / r["file"]), "id": r["ixi_id"], "age": float(r["age"])})
+    ids = [r["id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate subject ids in ages.csv")
+    return rows
+
+
+def split_subjects(ages: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Age-stratified subject split: TEST 1 in 5, VAL 1 in 8 of the rest, TRAIN the remainder."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(ages, kind="stable")
+    test = [int(blk[rng.integers(len(blk))]) for blk in np.array_split(order, int(np.ceil(len(order) / 5)))]
+    rest = np.array([i for i in order if i not in set(test)])
+    val = [int(blk[rng.integers(len(blk))]) for blk in np.array_split(rest, int(np.ceil(len(rest) / 8)))]
+    train = np.array(sorted(set(rest.tolist()) - set(val)))
+    return {"train": train, "val": np.array(sorted(val)), "test": np.array(sorted(test))}
+
+
+def build_cache(rows: list[dict[str, Any]], out: Path) -> np.ndarray:
+    from neurospine.io import load_volume
+
+    path = out / "cache_t1.npy"
+    if path.is_file():
+        arr = np.load(path)
+        if arr.shape == (len(rows), *CACHE_SHAPE):
+            return arr
+    arr = np.zeros((len(rows), *CACHE_SHAPE), dtype=np.float16)
+    for i, r in enumerate(rows):
+        arr[i] = preprocess_t1(load_volume(r["file"]), CACHE_SHAPE)
+    tmp = out / "cache_t1.tmp.npy"
+    np.save(tmp, arr)
+    tmp.replace(path)
+    return arr
+
+
+def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random shift (crop from the padded cache), L/R flip, intensity scale/gamma/noise."""
+    o = rng.integers(0, 2 * SHIFT_VOX + 1, size=3)
+    v = x[o[0]:o[0] + CROP_SHAPE[0], o[1]:o[1] + CROP_SHAPE[1], o[2]:o[2] + CROP_SHAPE[2]].astype(np.float32)
+    if rng.random() < 0.5:
+        v = v[::-1]
+    v = np.power(np.clip(v / 3.0, 0, 1), rng.uniform(0.8, 1.25)) * 3.0 * rng.uniform(0.9, 1.1)
+    v = v + rng.normal(0, 0.03, size=v.shape).astype(np.float32) * (v > 0)
+    return np.ascontiguousarray(v, dtype=np.float32)
+
+
+def centre(x: np.ndarray) -> np.ndarray:
+    s = SHIFT_VOX
+    return np.ascontiguousarray(x[s:s + CROP_SHAPE[0], s:s + CROP_SHAPE[1], s:s + CROP_SHAPE[2]], dtype=np.float32)
+
+
+# ---------------------------------------------------------------- model
+
+def build_model(width: int) -> Any:
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, cout: int) -> None:
+            super().__init__()
+            self.c1 = nn.Conv3d(cin, cout, 3, stride=2, padding=1, bias=False)
+            self.b1 = nn.BatchNorm3d(cout)
+            self.c2 = nn.Conv3d(cout, cout, 3, padding=1, bias=False)
+            self.b2 = nn.BatchNorm3d(cout)
+            self.skip = nn.Sequential(nn.Conv3d(cin, cout, 1, stride=2, bias=False), nn.BatchNorm3d(cout))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.b1(self.c1(x)))
+            return torch.relu(self.b2(self.c2(h)) + self.skip(x))
+
+    class BrainAgeCNN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            w = width
+            self.stem = nn.Sequential(nn.Conv3d(1, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm3d(w),
+                                      nn.ReLU())
+            self.stages = nn.Sequential(Block(w, 2 * w), Block(2 * w, 4 * w), Block(4 * w, HIDDEN))
+            self.fc1 = nn.Linear(HIDDEN, HIDDEN)
+            self.fc2 = nn.Linear(HIDDEN, len(qmod.TAU_GRID))
+
+        def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            f = self.stages(self.stem(image)).mean(dim=(2, 3, 4))  # (B, HIDDEN)
+            keep = 1.0 - DROPOUT_P
+            h = f * mask[:, :HIDDEN] / keep  # broadcasts (1, H) against (T, H)
+            h = torch.relu(self.fc1(h)) * mask[:, HIDDEN:] / keep
+            raw = self.fc2(h)
+            inc = torch.nn.functional.softplus(raw[:, 1:])
+            return torch.cat([raw[:, :1], raw[:, :1] + torch.cumsum(inc, dim=1)], dim=1)
+
+    return BrainAgeCNN()
+
+
+def pinball_torch(q: Any, y: Any) -> Any:
+    import torch
+
+    tau = torch.as_tensor(qmod.TAU_GRID, dtype=q.dtype)[None, :]
+    d = y[:, None] - q
+    return torch.maximum(tau * d, (tau - 1.0) * d).mean()
+
+
+def random_mask(n: int, rng: np.random.Generator) -> np.ndarray:
+    return (rng.random((n, 2 * HIDDEN)) >= DROPOUT_P).astype(np.float32)
+
+
+def mc_quantiles(model: Any, images: np.ndarray, mc: int, rng: np.random.Generator) -> np.ndarray:
+    """(T, n, K) standardised quantiles with MC dropout masks (batch norm in eval mode)."""
+    import torch
+
+    model.eval()
+    out = np.zeros((mc, len(images), len(qmod.TAU_GRID)))
+    with torch.no_grad():
+        for i, im in enumerate(images):
+            x = torch.from_numpy(centre(im))[None, None]
+            out[:, i, :] = model(x, torch.from_numpy(random_mask(mc, rng))).numpy()
+    return out
+
+
+def val_pinball(model: Any, images: np.ndarray, y: np.ndarray) -> float:
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        qs = [model(torch.from_numpy(centre(im))[None, None], torch.ones(1, 2 * HIDDEN)) for im in images]
+        q = torch.cat(qs, 0)
+        return float(pinball_torch(q, torch.from_numpy(y.astype(np.float32))))
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(max(1, args.threads))
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = read_ages(args.data)
+    ages = np.array([r["age"] for r in rows])
+    split = split_subjects(ages, args.seed)
+    log.info("subjects: train %d val %d test %d", *(len(split[k]) for k in ("train", "val", "test")))
+    cache = build_cache(rows, args.out)
+    tr, va = split["train"], split["val"]
+    mu, sd = float(ages[tr].mean()), float(ages[tr].std())
+    y_std = ((ages - mu) / sd).astype(np.float32)
+
+    model = build_model(args.width)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-3)
+    ckpt_path = args.out / "ckpt.pt"
+    state: dict[str, Any] = {"epoch": 0, "cpu_s": 0.0, "best_val": float("inf"), "best_epoch": -1,
+                             "best_state": None, "planned": None, "history": []}
+    if ckpt_path.is_file():
+        ck = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        state = ck["state"]
+        log.info("resumed at epoch %d (%.1f CPU min used)", state["epoch"], state["cpu_s"] / 60)
+    rng = np.random.default_rng(args.seed + 1000 + state["epoch"])
+    budget_s = args.minutes * 60.0
+    while True:
+        planned = state["planned"] or args.max_epochs
+        if state["epoch"] >= planned or state["cpu_s"] >= budget_s:
+            break
+        t0 = time.process_time()
+        frac = state["epoch"] / planned
+        for g in opt.param_groups:
+            g["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * frac))) * min(1.0, (state["epoch"] + 1) / 3)
+        model.train()
+        perm = rng.permutation(tr)
+        losses = []
+        for b in range(0, len(perm), args.batch):
+            idx = perm[b:b + args.batch]
+            if len(idx) < 2:
+                continue
+            x = torch.from_numpy(np.stack([augment(cache[i], rng) for i in idx])[:, None])
+            y = torch.from_numpy(y_std[idx])
+            loss = pinball_torch(model(x, torch.from_numpy(random_mask(len(idx), rng))), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        vloss = val_pinball(model, cache[va], y_std[va])
+        state["epoch"] += 1
+        state["cpu_s"] += time.process_time() - t0
+        if state["planned"] is None:  # fit the cosine schedule into the budget after the first epoch
+            state["planned"] = int(min(args.max_epochs, max(5, budget_s // max(state["cpu_s"], 1e-3))))
+        if vloss < state["best_val"]:
+            state["best_val"], state["best_epoch"] = vloss, state["epoch"]
+            state["best_state"] = {k: v.clone() for k, v in model.state_dict().items()}
+        state["history"].append((state["epoch"], float(np.mean(losses)), vloss))
+        log.info("epoch %d/%d train %.4f val %.4f (best %.4f @%d) cpu %.1f min", state["epoch"], state["planned"],
+                 np.mean(losses), vloss, state["best_val"], state["best_epoch"], state["cpu_s"] / 60)
+        tmp = args.out / "ckpt.tmp.pt"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state}, tmp)
+        tmp.replace(ckpt_path)
+
+    model.load_state_dict(state["best_state"])
+    return _finish(model, args, rows, ages, split, cache, mu, sd, state)
+
+
+def _finish(model: Any, args: argparse.Namespace, rows: list[dict[str, Any]], ages: np.ndarray,
+            split: dict[str, np.ndarray], cache: np.ndarray, mu: float, sd: float, state: dict[str, Any]) -> int:
+    import torch
+
+    from neurospine.brainage.t1_model import CALIB_SUFFIX, export_card
+    from neurospine.models.registry import shipped_dir
+
+    rng = np.random.default_rng(12345)
+    model.eval()
+    export = args.export or shipped_dir()
+    export.mkdir(parents=True, exist_ok=True)
+    onnx_path = export / f"{MODEL_NAME}.onnx"
+    dummy = (torch.zeros(1, 1, *CROP_SHAPE), torch.ones(4, 2 * HIDDEN))
+    tmp = export / f".{MODEL_NAME}.tmp.onnx"
+    torch.onnx.export(model, dummy, str(tmp), input_names=["image", "mask"], output_names=["quantiles"],
+                      dynamic_axes={"mask": {0: "passes"}, "quantiles": {0: "passes"}}, opset_version=17,
+                      dynamo=False)
+    tmp.replace(onnx_path)
+
+    def predict(idx: np.ndarray) -> qmod.Predictive:
+        q = mc_quantiles(model, cache[idx], args.mc, rng) * sd + mu
+        return qmod.Predictive.from_passes(q)
+
+    va, te, tr = split["val"], split["test"], split["train"]
+    p_val, p_test = predict(va), predict(te)
+    conf = qmod.ConformalTable(ages[va], p_val.quantiles, p_val.sd)
+    calib_path = export / f"{MODEL_NAME}{CALIB_SUFFIX}"
+    tmpc = export / f".{MODEL_NAME}.calib.tmp.npz"
+    np.savez(tmpc, ages=conf.ages, quantiles=conf.quantiles, sd=conf.sd, age_mean=mu, age_sd=sd)
+    tmpc.replace(calib_path)
+    y = ages[te]
+    err = p_test.median - y
+    metrics: dict[str, Any] = {
+        "split": "held-out TEST subjects (age-stratified 1 in 5, seed %d), never used for training or selection"
+                 % args.seed,
+        "n_train": len(tr), "n_val_calibration": len(va), "n_test": len(te),
+        "mae_years": float(np.abs(err).mean()),
+        "r": float(np.corrcoef(p_test.median, y)[0, 1]),
+        "baseline_predict_train_mean_mae_years": float(np.abs(ages[tr].mean() - y).mean()),
+        "mean_sd_years": float(p_test.sd.mean()),
+        "mc_passes": args.mc,
+    }
+    for cov in qmod.REPORT_LEVELS:
+        lo, hi = conf.interval(p_test, cov)
+        metrics[f"coverage_{int(cov * 100)}"] = float(np.mean((y >= lo) & (y <= hi)))
+        metrics[f"width_{int(cov * 100)}_years"] = float(np.mean(hi - lo))
+    metrics["pinball_years"] = float(qmod.pinball_loss(
+        y[:, None], qmod.interp_quantiles(p_test.quantiles, qmod.TAU_GRID, qmod.STORE_LEVELS),
+        qmod.TAU_GRID[None, :]).mean())
+    log.info("TEST metrics %s", json.dumps(metrics))
+    with (args.out / "split.json").open("w", encoding="utf-8") as fh:
+        json.dump({k: [rows[i]["id"] for i in v] for k, v in split.items()}, fh, indent=1)
+    np.savez(args.out / "test_predictions.npz", ids=np.array([rows[i]["id"] for i in te]), age=y,
+             median=p_test.median, sd=p_test.sd, quantiles=p_test.quantiles)
+    export_card(export, onnx_path, calib_path, metrics=metrics, age_mean=mu, age_sd=sd,
+                train_cpu_minutes=state["cpu_s"] / 60.0, epochs=state["epoch"], best_epoch=state["best_epoch"],
+                train_ids=[rows[i]["id"] for i in tr], width=args.width,
+                created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return 0

@@ -1,0 +1,6 @@
+"""Contrast-agnostic spinal-cord segmentation (soft masks) and cross-sectional-area morphometry.
+
+Modules: ``morphometry`` (per-slice CSA, diameters), ``centerline`` (smoothed cord axis),
+``levels`` (vertebral level per slice), ``crop``/``segment`` (ONNX inference), ``qc`` (PNG),
+``api`` (``run_file``), ``data``/``training`` (torch, training only).
+"""

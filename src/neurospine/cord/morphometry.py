@@ -1,0 +1,210 @@
+"""Per-slice cord morphometry from a soft (partial-volume) or binary mask.
+
+For every axial slice that holds cord (mask >= ``present_threshold`` somewhere):
+
+* ``csa_mm2``: sum of the mask values x in-plane voxel area, times ``cos(theta)``, the angle between
+  the smoothed centreline and the slice normal (an oblique cord cuts the slice in a stretched ellipse).
+* ``ap_mm``/``rl_mm``: widths of the moment-equivalent ellipse along the anterior-posterior and
+  right-left directions of the plane perpendicular to the cord (4 x the weighted standard deviation;
+  exact for a uniform ellipse), after projecting the slice along the centreline tangent.
+* ``eccentricity`` and ``orientation_deg`` (major axis relative to right-left) of that ellipse.
+
+Slices run along the image axis nearest to superior-inferior (exact reorientation, no resampling).
+``slice`` in the output is the index along that axis of the *input* grid.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from neurospine.cord.centerline import DEFAULT_BANDWIDTH_MM, fit_centerline
+from neurospine.cord.levels import level_name, levels_per_slice
+from neurospine.errors import GeometryError
+from neurospine.io import Volume, reorient
+
+#: A slice counts as holding cord when some voxel reaches this value.
+PRESENT_THRESHOLD = 0.5
+
+CSV_COLUMNS = (
+    "slice",
+    "position_mm",
+    "csa_mm2",
+    "angle_deg",
+    "ap_mm",
+    "rl_mm",
+    "eccentricity",
+    "orientation_deg",
+    "level",
+)
+PERLEVEL_COLUMNS = ("level", "n_slices", "csa_mm2_mean", "csa_mm2_sd")
+
+
+@dataclass(frozen=True)
+class SliceMeasure:
+    slice: int
+    position_mm: float
+    csa_mm2: float
+    angle_deg: float
+    ap_mm: float
+    rl_mm: float
+    eccentricity: float
+    orientation_deg: float
+    level: str = ""
+
+
+@dataclass(frozen=True)
+class LevelMeasure:
+    level: str
+    n_slices: int
+    csa_mm2_mean: float
+    csa_mm2_sd: float
+
+
+@dataclass(frozen=True)
+class Morphometry:
+    slices: list[SliceMeasure] = field(default_factory=list)
+
+    def per_level(self) -> list[LevelMeasure]:
+        return aggregate_levels(self.slices)
+
+    def csv(self) -> str:
+        return _to_csv(CSV_COLUMNS, [asdict(r) for r in self.slices])
+
+    def per_level_csv(self) -> str:
+        return _to_csv(PERLEVEL_COLUMNS, [asdict(r) for r in self.per_level()])
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.4f}"
+    return str(v)
+
+
+def _to_csv(columns: tuple[str, ...], rows: list[dict[str, object]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_fmt(r[c]) for c in columns])
+    return buf.getvalue()
+
+
+def superior_axis(affine: npt.NDArray[np.float64]) -> int:
+    """Index of the voxel axis closest to the superior-inferior world axis."""
+    cols = np.asarray(affine)[:3, :3]
+    unit = cols / np.linalg.norm(cols, axis=0, keepdims=True)
+    return int(np.argmax(np.abs(unit[2])))
+
+
+def measure_cord(
+    mask: Volume,
+    *,
+    levels: Volume | None = None,
+    bandwidth_mm: float = DEFAULT_BANDWIDTH_MM,
+    present_threshold: float = PRESENT_THRESHOLD,
+) -> Morphometry:
+    """Per-slice morphometry of ``mask`` (values in [0, 1]); ``levels`` on the same grid names slices."""
+    if levels is not None and not levels.same_grid(mask):
+        raise GeometryError(levels.source, "the level mask is not on the cord mask's grid", "resample it first")
+    data = np.clip(np.asarray(mask.data, dtype=np.float64), 0.0, 1.0)
+    ras, _ = reorient(mask.with_data(data), "RAS")
+    soft = np.asarray(ras.data, dtype=np.float64)
+    aff = ras.affine
+    col0, col1, col2 = aff[:3, 0], aff[:3, 1], aff[:3, 2]
+    cross = np.cross(col0, col1)
+    pixel_area_mm2 = float(np.linalg.norm(cross))
+    normal = cross / pixel_area_mm2
+    if normal @ col2 < 0:
+        normal = -normal
+    present = np.flatnonzero((soft >= present_threshold).any(axis=(0, 1)))
+    if present.size == 0:
+        return Morphometry([])
+    ii, jj = np.meshgrid(np.arange(soft.shape[0]), np.arange(soft.shape[1]), indexing="ij")
+    ks, areas, cents, positions = [], [], [], []
+    for k in present:
+        w = soft[:, :, k]
+        total = float(w.sum())
+        ci, cj = float((w * ii).sum() / total), float((w * jj).sum() / total)
+        c = aff[:3, :3] @ np.array([ci, cj, float(k)]) + aff[:3, 3]
+        ks.append(int(k))
+        areas.append(total * pixel_area_mm2)
+        cents.append(c)
+        positions.append(float(normal @ c))
+    cl = fit_centerline(positions, cents, normal, weights=areas, bandwidth_mm=bandwidth_mm)
+    level_ids = np.zeros(soft.shape[2], dtype=np.int32)
+    if levels is not None:
+        lev_ras, _ = reorient(levels, "RAS")
+        all_pos = np.array([normal @ (aff[:3, :3] @ np.array([0.0, 0.0, float(k)]) + aff[:3, 3])
+                            for k in range(soft.shape[2])])
+        level_ids = levels_per_slice(lev_ras.data, soft >= present_threshold, all_pos, axis=2)
+    inv_in = np.linalg.inv(mask.affine)
+    s_axis = superior_axis(mask.affine)
+    rows: list[SliceMeasure] = []
+    for idx, k in enumerate(ks):
+        t = cl.tangents[idx]
+        cos_t = float(t @ normal)
+        csa = areas[idx] * cos_t
+        w = soft[:, :, k]
+        sel = w > 0
+        wv = w[sel]
+        pts = (np.stack([ii[sel], jj[sel], np.full(wv.size, float(k))], axis=1) @ aff[:3, :3].T) + aff[:3, 3]
+        d = pts - cents[idx]
+        q = d - (d @ t)[:, None] * t[None, :]  # project along the cord onto the plane normal to it
+        e_rl = np.array([1.0, 0.0, 0.0]) - t[0] * t
+        if np.linalg.norm(e_rl) < 1e-6:
+            e_rl = np.array([0.0, 1.0, 0.0]) - t[1] * t
+        e_rl /= np.linalg.norm(e_rl)
+        e_ap = np.cross(t, e_rl)
+        if e_ap[1] < 0:
+            e_ap = -e_ap
+        x, y = q @ e_rl, q @ e_ap
+        sw = float(wv.sum())
+        cov = np.array([[(wv * x * x).sum(), (wv * x * y).sum()], [(wv * x * y).sum(), (wv * y * y).sum()]]) / sw
+        evals, evecs = np.linalg.eigh(cov)
+        lam_min, lam_max = max(float(evals[0]), 0.0), max(float(evals[1]), 0.0)
+        ecc = math.sqrt(max(0.0, 1.0 - lam_min / lam_max)) if lam_max > 0 else 0.0
+        major = evecs[:, 1]
+        orient = math.degrees(math.atan2(major[1], major[0]))
+        if orient > 90.0:
+            orient -= 180.0
+        elif orient <= -90.0:
+            orient += 180.0
+        in_idx = inv_in[:3, :3] @ cents[idx] + inv_in[:3, 3]
+        rows.append(
+            SliceMeasure(
+                slice=int(round(float(in_idx[s_axis]))),
+                position_mm=float(cents[idx][2]),
+                csa_mm2=float(csa),
+                angle_deg=float(cl.angles_deg[idx]),
+                ap_mm=4.0 * math.sqrt(max(float(cov[1, 1]), 0.0)),
+                rl_mm=4.0 * math.sqrt(max(float(cov[0, 0]), 0.0)),
+                eccentricity=float(ecc),
+                orientation_deg=float(orient),
+                level=level_name(int(level_ids[k])),
+            )
+        )
+    rows.sort(key=lambda r: r.slice)
+    return Morphometry(rows)
+
+
+def aggregate_levels(rows: list[SliceMeasure]) -> list[LevelMeasure]:
+    """Mean and sample sd of ``csa_mm2`` per level (rows without a level are skipped), cranial first."""
+    from neurospine.labels import CRANIOCAUDAL_ORDER, VERTEBRA_IDS
+
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        if r.level:
+            groups.setdefault(r.level, []).append(r.csa_mm2)
+    rank = {v: i for i, v in enumerate(CRANIOCAUDAL_ORDER)}
+    out = []
+    for name, vals in sorted(groups.items(), key=lambda kv: rank.get(VERTEBRA_IDS.get(kv[0], 0), 999)):
+        a = np.asarray(vals)
+        sd = float(a.std(ddof=1)) if a.size > 1 else 0.0
+        out.append(LevelMeasure(name, int(a.size), float(a.mean()), sd))
+    return out
