@@ -144,9 +144,16 @@ def all_label_rows(kind: str = "semantic") -> list[LabelInfo]:
     if kind == "instance":
         rows = [LabelInfo(v, VERTEBRA_NAMES[v], "vertebra", _instance_rgb(v)) for v in sorted(VERTEBRA_NAMES)]
         for v in sorted(VERTEBRA_NAMES):
-            rows.append(LabelInfo(DISC_OFFSET + v, instance_name(DISC_OFFSET + v), "disc", _instance_rgb(DISC_OFFSET + v)))
             rows.append(
-                LabelInfo(ENDPLATE_OFFSET + v, instance_name(ENDPLATE_OFFSET + v), "endplate", _instance_rgb(ENDPLATE_OFFSET + v))
+                LabelInfo(DISC_OFFSET + v, instance_name(DISC_OFFSET + v), "disc", _instance_rgb(DISC_OFFSET + v))
+            )
+            rows.append(
+                LabelInfo(
+                    ENDPLATE_OFFSET + v,
+                    instance_name(ENDPLATE_OFFSET + v),
+                    "endplate",
+                    _instance_rgb(ENDPLATE_OFFSET + v),
+                )
             )
         return sorted(rows, key=lambda r: r.value)
     raise ValueError(f"unknown label table {kind!r}; use 'semantic' or 'instance'")

@@ -85,7 +85,7 @@ def test_absurd_header_refused_before_allocating(tmp_path, good):
     hdr = img.header.copy()
     raw = bytearray(gzip.decompress(good.read_bytes()))
     hdr.set_data_shape((30000, 30000, 30000))
-    raw[: 348] = hdr.binaryblock
+    raw[:348] = hdr.binaryblock
     bad = tmp_path / "huge.nii"
     bad.write_bytes(bytes(raw))
     with pytest.raises(InputError, match="absurd"):
@@ -109,7 +109,15 @@ def test_zero_spacing(tmp_path):
 def test_cli_reports_one_line_and_exit_2(tmp_path, capsys):
     from neurospine.cli.main import main
 
-    code = main(["evaluate", str(tmp_path / "missing.nii.gz"), str(tmp_path / "missing2.nii.gz"), "--out", str(tmp_path / "o.csv")])
+    code = main(
+        [
+            "evaluate",
+            str(tmp_path / "missing.nii.gz"),
+            str(tmp_path / "missing2.nii.gz"),
+            "--out",
+            str(tmp_path / "o.csv"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "Traceback" not in err

@@ -3,10 +3,10 @@
 import nibabel as nib
 import numpy as np
 import pytest
+from tests.conftest import make_affine
 
 from neurospine.io import Volume, load_volume, reorient, resample_like, resample_to_spacing, save_like, save_volume
 from neurospine.io.resample import grid_for_spacing, resample_to_grid
-from tests.conftest import make_affine
 
 
 def _oblique(affine: np.ndarray, degrees: float = 17.0) -> np.ndarray:
@@ -20,7 +20,9 @@ def _oblique(affine: np.ndarray, degrees: float = 17.0) -> np.ndarray:
 @pytest.mark.parametrize("axcodes", ["LAS", "PIR", "IPL", "RPI", "RAS", "SLA"])
 @pytest.mark.parametrize("target", ["RAS", "PIR", "LPI"])
 def test_reorient_round_trip_is_exact(axcodes, target):
-    vol = Volume(np.random.default_rng(0).random((7, 9, 11)).astype(np.float32), _oblique(make_affine((0.5, 0.5, 4.0), axcodes)))
+    vol = Volume(
+        np.random.default_rng(0).random((7, 9, 11)).astype(np.float32), _oblique(make_affine((0.5, 0.5, 4.0), axcodes))
+    )
     out, undo = reorient(vol, target)
     assert out.axcodes == tuple(target)
     # the same voxel has the same world position after reorientation

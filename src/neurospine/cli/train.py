@@ -34,7 +34,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         import torch  # noqa: F401  (checked only to give a clear message)
     except ImportError as e:
-        raise InputError(None, "training needs PyTorch, which is not installed",
-                         "pip install 'neurospine[train]' (torch==2.13.0, CPU build)") from e
+        raise InputError(
+            None,
+            "training needs PyTorch, which is not installed",
+            "pip install 'neurospine[train]' (torch==2.13.0, CPU build)",
+        ) from e
     module = importlib.import_module(TRAINERS[args.task])
     return int(module.main(list(args.task_args)))

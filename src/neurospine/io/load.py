@@ -78,14 +78,14 @@ def _squeeze_to_3d(arr_shape: tuple[int, ...], p: Path) -> tuple[int, ...]:
     if any(s <= 0 for s in shape):
         raise InputError(p, f"header declares a non-positive dimension {shape}", "repair or re-export the image")
     if any(s > MAX_DIM for s in shape) or int(np.prod([float(s) for s in shape])) > MAX_VOXELS:
-        raise InputError(
-            p, f"header declares an absurd size {shape}", "the header is corrupt; re-export the image"
-        )
+        raise InputError(p, f"header declares an absurd size {shape}", "the header is corrupt; re-export the image")
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     if len(shape) == 2:
         raise InputError(
-            p, f"image is 2D {shape}, a 3D volume is needed", "give the whole 3D series (for a 2D slice use `neurospine slice2d`)"
+            p,
+            f"image is 2D {shape}, a 3D volume is needed",
+            "give the whole 3D series (for a 2D slice use `neurospine slice2d`)",
         )
     if len(shape) == 4:
         raise InputError(
@@ -117,11 +117,15 @@ def _load_nifti(p: Path) -> Volume:
     shape = _squeeze_to_3d(tuple(img.shape), p)
     zooms = header.get_zooms()[:3]
     if any(float(z) <= 0 or not np.isfinite(float(z)) for z in zooms):
-        raise GeometryError(p, f"zero or negative voxel spacing {tuple(float(z) for z in zooms)} mm", "set positive pixdim values")
+        raise GeometryError(
+            p, f"zero or negative voxel spacing {tuple(float(z) for z in zooms)} mm", "set positive pixdim values"
+        )
     try:
         data = np.asanyarray(img.dataobj).reshape(shape)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as e:
-        raise InputError(p, f"image data cannot be read ({e})", "the file is truncated or corrupt; copy it again") from e
+        raise InputError(
+            p, f"image data cannot be read ({e})", "the file is truncated or corrupt; copy it again"
+        ) from e
     affine = img.affine
     if affine is None:
         raise GeometryError(p, "no affine in header", "repair the header")
@@ -190,7 +194,9 @@ def _load_itk(p: Path) -> Volume:
         _squeeze_to_3d(tuple(reversed(size)), p)
         image = reader.Execute()
     except RuntimeError as e:
-        raise InputError(p, f"cannot read the image ({str(e).strip().splitlines()[-1]})", "check the file; convert to NIfTI") from e
+        raise InputError(
+            p, f"cannot read the image ({str(e).strip().splitlines()[-1]})", "check the file; convert to NIfTI"
+        ) from e
     return _itk_to_volume(image, p)
 
 

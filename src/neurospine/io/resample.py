@@ -9,7 +9,9 @@ from scipy import ndimage
 from neurospine.io.volume import Volume
 
 
-def grid_for_spacing(vol: Volume, spacing_mm: tuple[float, float, float]) -> tuple[tuple[int, int, int], npt.NDArray[np.float64]]:
+def grid_for_spacing(
+    vol: Volume, spacing_mm: tuple[float, float, float]
+) -> tuple[tuple[int, int, int], npt.NDArray[np.float64]]:
     """Shape and affine of a grid with the same axes and extent as ``vol`` at ``spacing_mm``.
 
     The first voxel's corner stays put (field of view preserved, voxel centres shifted by half the

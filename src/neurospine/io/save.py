@@ -61,7 +61,9 @@ def save_like(array: npt.NDArray[np.generic], reference: Volume, path: str | Pat
     """Write ``array`` on the exact grid of ``reference`` (shape must match)."""
     if tuple(array.shape) != reference.shape:
         raise GeometryError(
-            path, f"output shape {array.shape} differs from the input grid {reference.shape}", "internal error: report it"
+            path,
+            f"output shape {array.shape} differs from the input grid {reference.shape}",
+            "internal error: report it",
         )
     if is_label:
         dtype: npt.DTypeLike = np.uint8 if array.size == 0 or int(np.max(array)) < 256 else np.int16

@@ -87,7 +87,9 @@ class Volume:
     def with_data(self, data: npt.NDArray[np.generic]) -> Volume:
         """A new volume on the same grid (shape must match)."""
         if tuple(np.shape(data)) != self.shape:
-            raise GeometryError(self.source, f"array shape {np.shape(data)} does not match grid {self.shape}", "internal")
+            raise GeometryError(
+                self.source, f"array shape {np.shape(data)} does not match grid {self.shape}", "internal"
+            )
         return Volume(data, self.affine, self.source)
 
     def same_grid(self, other: Volume, tolerance_mm: float = 1e-3) -> bool:

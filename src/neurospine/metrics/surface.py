@@ -7,14 +7,14 @@ spacing (``scipy.ndimage.distance_transform_edt(..., sampling=spacing_mm)``), so
 counts as 3 mm, not as one voxel. ``spacing_mm`` is therefore a required argument everywhere.
 
 Definitions (P = prediction surface, R = reference surface, d(x, S) = distance to the nearest
-voxel of S):
+voxel of S). They follow medpy and panoptica (the library SPINEPS's authors use for ASSD/PQ), so
+numbers compare with theirs; the test suite checks this on panoptica's own example pairs:
 
-* ``assd_mm`` = (Σ_{p∈P} d(p, R) + Σ_{r∈R} d(r, P)) / (|P| + |R|): the mean over *all* surface
-  voxels of both masks.
-* ``hd95_mm`` = max(95th percentile of d(P, R), 95th percentile of d(R, P)) - the robust
-  Hausdorff distance as in DeepMind's ``surface-distance`` and MONAI (percentiles by linear
-  interpolation, voxels unweighted).
-* ``hd_mm`` = max over both directions (classic Hausdorff distance).
+* ``assd_mm`` = (mean_{p∈P} d(p, R) + mean_{r∈R} d(r, P)) / 2, the mean of the two directed means.
+* ``hd95_mm`` = 95th percentile (linear interpolation) of the pooled distances d(P, R) ∪ d(R, P).
+  DeepMind's ``surface-distance`` and MONAI instead take the larger of the two directed 95th
+  percentiles; compute that from :func:`surface_distances` if you need it.
+* ``hd_mm`` = the largest distance in either direction (classic Hausdorff distance).
 
 Empty masks follow :mod:`neurospine.metrics.policy` (one side empty -> ``inf``).
 Only the bounding box of the two masks is processed, so cost scales with the structure, not the
@@ -112,8 +112,8 @@ def surface_metrics(
     if n_p == 0 or n_r == 0:
         v = ONE_EMPTY_DISTANCE_MM
         return SurfaceMetrics(v, v, v)
-    assd = float((d.pred_to_ref_mm.sum() + d.ref_to_pred_mm.sum()) / (n_p + n_r))
-    hd95 = max(float(np.percentile(d.pred_to_ref_mm, percentile)), float(np.percentile(d.ref_to_pred_mm, percentile)))
+    assd = 0.5 * (float(d.pred_to_ref_mm.mean()) + float(d.ref_to_pred_mm.mean()))
+    hd95 = float(np.percentile(d.all_mm, percentile))
     hd = max(float(d.pred_to_ref_mm.max()), float(d.ref_to_pred_mm.max()))
     return SurfaceMetrics(assd_mm=assd, hd95_mm=hd95, hd_mm=hd)
 
@@ -121,14 +121,14 @@ def surface_metrics(
 def assd_mm(
     pred: npt.ArrayLike, ref: npt.ArrayLike, spacing_mm: Sequence[float], *, empty: EmptyPolicy | str = EmptyPolicy.NAN
 ) -> float:
-    """Average symmetric surface distance in mm (mean over the surface voxels of both masks)."""
+    """Average symmetric surface distance in mm (mean of the two directed mean distances)."""
     return surface_metrics(pred, ref, spacing_mm, empty=empty).assd_mm
 
 
 def hd95_mm(
     pred: npt.ArrayLike, ref: npt.ArrayLike, spacing_mm: Sequence[float], *, empty: EmptyPolicy | str = EmptyPolicy.NAN
 ) -> float:
-    """95th-percentile Hausdorff distance in mm (max of the two directed 95th percentiles)."""
+    """95th-percentile Hausdorff distance in mm (95th percentile of the pooled surface distances)."""
     return surface_metrics(pred, ref, spacing_mm, empty=empty).hd95_mm
 
 

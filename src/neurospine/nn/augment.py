@@ -57,7 +57,9 @@ def blur(img: FloatArray, rng: np.random.Generator, max_sigma_vox: float = 1.0) 
     return ndimage.gaussian_filter(img, rng.uniform(0.0, max_sigma_vox)).astype(np.float32)
 
 
-def contrast_randomize(img: FloatArray, rng: np.random.Generator, p_keep: float = 0.25, p_invert: float = 0.25) -> FloatArray:
+def contrast_randomize(
+    img: FloatArray, rng: np.random.Generator, p_keep: float = 0.25, p_invert: float = 0.25
+) -> FloatArray:
     """Keep (p_keep), invert (p_invert) or apply a random LUT (rest), then gamma/bias/noise.
 
     Output is renormalised to [0, 1].

@@ -23,7 +23,11 @@ class ConvBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, dims: int, dropout: float = 0.0) -> None:
         super().__init__()
         conv = _conv(dims)
-        layers: list[nn.Module] = [conv(in_ch, out_ch, 3, padding=1), _norm(dims, out_ch), nn.LeakyReLU(0.01, inplace=True)]
+        layers: list[nn.Module] = [
+            conv(in_ch, out_ch, 3, padding=1),
+            _norm(dims, out_ch),
+            nn.LeakyReLU(0.01, inplace=True),
+        ]
         if dropout > 0:
             layers.append(nn.Dropout2d(dropout) if dims == 2 else nn.Dropout3d(dropout))
         layers += [conv(out_ch, out_ch, 3, padding=1), _norm(dims, out_ch), nn.LeakyReLU(0.01, inplace=True)]
