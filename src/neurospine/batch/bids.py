@@ -165,13 +165,15 @@ def discover(
             scans = _loose_scans(files, root)
     elif root.is_file():
         if not _is_image(root):
-            raise InputError(root, "not an image file", f"give a BIDS folder, a folder of images or files ending {IMAGE_SUFFIXES}")
+            raise InputError(root, "not an image file",
+                             f"give a BIDS folder, a folder of images or files ending {IMAGE_SUFFIXES}")
         scans = _loose_scans([root.resolve()], root.resolve().parent)
     elif _GLOB_CHARS & set(text):
         files = sorted(Path(p).resolve() for p in glob.glob(text, recursive=True) if _is_image(Path(p)))
         scans = _loose_scans(files, None)
     else:
-        raise InputError(root, "dataset not found", "give a BIDS folder, a folder of images or a quoted glob like 'scans/*.nii.gz'")
+        raise InputError(root, "dataset not found",
+                         "give a BIDS folder, a folder of images or a quoted glob like 'scans/*.nii.gz'")
 
     wanted_subjects = None if not subjects else {s.removeprefix("sub-") for s in subjects}
     out = [

@@ -76,7 +76,7 @@ CREATE INDEX IF NOT EXISTS cases_task ON cases(task);
 CREATE TABLE IF NOT EXISTS measures (
     case_id INTEGER NOT NULL REFERENCES cases(case_id) ON DELETE CASCADE,
     name TEXT NOT NULL,
-    value_num REAL,
+    value_num,                         -- no type affinity: ints stay ints, floats stay floats
     value_text TEXT,
     PRIMARY KEY (case_id, name)
 );
@@ -200,11 +200,11 @@ def existing_cases(con: sqlite3.Connection) -> dict[str, sqlite3.Row]:
     return {str(r["case_key"]): r for r in rows}
 
 
-def _measure_row(case_id: int, name: str, value: Any) -> tuple[int, str, float | None, str | None]:
+def _measure_row(case_id: int, name: str, value: Any) -> tuple[int, str, float | int | None, str | None]:
     if isinstance(value, bool):
-        return case_id, name, float(value), None
+        return case_id, name, int(value), None
     if isinstance(value, int | float):
-        return case_id, name, float(value), None
+        return case_id, name, value, None
     if value is None:
         return case_id, name, None, None
     try:  # numpy scalars

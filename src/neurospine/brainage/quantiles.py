@@ -30,9 +30,9 @@ TAU_GRID: FloatArray = np.array(
      0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 0.995]
 )
 #: levels at which each MC pass's quantile function is read when pooling the mixture
-POOL_LEVELS: FloatArray = (np.arange(40) + 0.5) / 40.0
+POOL_LEVELS: FloatArray = (np.arange(40, dtype=np.float64) + 0.5) / 40.0
 #: stored grid of pooled quantile levels used for any-level conformal calibration
-STORE_LEVELS: FloatArray = np.round(np.linspace(0.005, 0.995, 199), 6)
+STORE_LEVELS: FloatArray = np.asarray(np.round(np.linspace(0.005, 0.995, 199), 6), dtype=np.float64)
 #: nominal interval coverages reported in benchmarks
 REPORT_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
 

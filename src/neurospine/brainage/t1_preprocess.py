@@ -44,8 +44,8 @@ def crop_centre(mask: npt.NDArray[np.bool_], crop: tuple[int, int, int]) -> tupl
     """Centre voxel of the crop: head bounding-box centre in R and A, vertex-anchored in S."""
     idx = np.argwhere(mask)
     lo, hi = idx.min(axis=0), idx.max(axis=0)
-    c_r = int(round((lo[0] + hi[0]) / 2))
-    c_a = int(round((lo[1] + hi[1]) / 2))
+    c_r = round(float(lo[0] + hi[0]) / 2)
+    c_a = round(float(lo[1] + hi[1]) / 2)
     c_s = int(hi[2]) + TOP_MARGIN_VOX - crop[2] // 2
     return c_r, c_a, c_s
 

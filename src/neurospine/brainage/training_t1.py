@@ -188,12 +188,38 @@ def mc_quantiles(model: Any, images: np.ndarray, mc: int, rng: np.random.Generat
     return out
 
 
+def precise_bn(model: Any, images: np.ndarray, batch: int = 8) -> None:
+    """Re-estimate batch-norm statistics on un-augmented training images with the current weights.
+
+    With batches of 8 and a fast-moving network, the running averages lag behind the weights and the
+    eval-mode network drifts; exact population statistics make validation and export faithful.
+    """
+    import torch
+    from torch import nn
+
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm3d)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    keep = torch.full((1, 2 * HIDDEN), 1.0 - DROPOUT_P)
+    with torch.no_grad():
+        for b in range(0, len(images), batch):
+            x = torch.from_numpy(np.stack([centre(im) for im in images[b:b + batch]])[:, None])
+            model(x, keep.expand(len(x), -1))
+    for m in bns:
+        m.momentum = 0.1
+    model.eval()
+
+
 def val_pinball(model: Any, images: np.ndarray, y: np.ndarray) -> float:
     import torch
 
     model.eval()
     with torch.no_grad():
-        qs = [model(torch.from_numpy(centre(im))[None, None], torch.ones(1, 2 * HIDDEN)) for im in images]
+        # no-dropout pass: masks equal to the keep probability (inverted dropout divides by it)
+        keep = torch.full((1, 2 * HIDDEN), 1.0 - DROPOUT_P)
+        qs = [model(torch.from_numpy(centre(im))[None, None], keep) for im in images]
         q = torch.cat(qs, 0)
         return float(pinball_torch(q, torch.from_numpy(y.astype(np.float32))))
 
@@ -221,12 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-3)
     ckpt_path = args.out / "ckpt.pt"
     state: dict[str, Any] = {"epoch": 0, "cpu_s": 0.0, "best_val": float("inf"), "best_epoch": -1,
-                             "best_state": None, "planned": None, "history": []}
+                             "best_state": None, "planned": None, "history": [],
+                             "val_v3": True}
     if ckpt_path.is_file():
         ck = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
+        if not state.get("val_v3"):  # validation losses before the eval fixes are not comparable
+            state.update(best_val=float("inf"), best_epoch=-1, best_state=None, val_v3=True)
         log.info("resumed at epoch %d (%.1f CPU min used)", state["epoch"], state["cpu_s"] / 60)
     rng = np.random.default_rng(args.seed + 1000 + state["epoch"])
     budget_s = args.minutes * 60.0
@@ -251,12 +280,14 @@ def main(argv: list[str] | None = None) -> int:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
+        precise_bn(model, cache[tr])
         vloss = val_pinball(model, cache[va], y_std[va])
         state["epoch"] += 1
         state["cpu_s"] += time.process_time() - t0
-        if state["planned"] is None:  # fit the cosine schedule into the budget after the first epoch
-            state["planned"] = int(min(args.max_epochs, max(5, budget_s // max(state["cpu_s"], 1e-3))))
+        # fit the cosine schedule into the CPU budget (re-planned every epoch, so --minutes may change on resume)
+        per_epoch = state["cpu_s"] / state["epoch"]
+        state["planned"] = int(min(args.max_epochs, max(state["epoch"] + 1, 5, budget_s // max(per_epoch, 1e-3))))
         if vloss < state["best_val"]:
             state["best_val"], state["best_epoch"] = vloss, state["epoch"]
             state["best_state"] = {k: v.clone() for k, v in model.state_dict().items()}
@@ -304,8 +335,8 @@ def _finish(model: Any, args: argparse.Namespace, rows: list[dict[str, Any]], ag
     y = ages[te]
     err = p_test.median - y
     metrics: dict[str, Any] = {
-        "split": "held-out TEST subjects (age-stratified 1 in 5, seed %d), never used for training or selection"
-                 % args.seed,
+        "split": f"held-out TEST subjects (age-stratified 1 in 5, seed {args.seed}), never used for training "
+                 "or selection",
         "n_train": len(tr), "n_val_calibration": len(va), "n_test": len(te),
         "mae_years": float(np.abs(err).mean()),
         "r": float(np.corrcoef(p_test.median, y)[0, 1]),

@@ -61,11 +61,11 @@ def levels_per_slice(
     if labelled.size == 0:
         return out
     filled = out.copy()
-    for k in np.flatnonzero(out == 0):
-        d = np.abs(pos[labelled] - pos[k])
+    for gap in np.flatnonzero(out == 0):
+        d = np.abs(pos[labelled] - pos[gap])
         j = int(np.argmin(d))
         if d[j] <= max_gap_mm:
-            filled[k] = out[labelled[j]]
+            filled[gap] = out[labelled[j]]
     return filled
 
 

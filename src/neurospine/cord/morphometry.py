@@ -127,7 +127,8 @@ def measure_cord(
         return Morphometry([])
     ii, jj = np.meshgrid(np.arange(soft.shape[0]), np.arange(soft.shape[1]), indexing="ij")
     ks, areas, cents, positions = [], [], [], []
-    for k in present:
+    for kp in present:
+        k = int(kp)
         w = soft[:, :, k]
         total = float(w.sum())
         ci, cj = float((w * ii).sum() / total), float((w * jj).sum() / total)
@@ -137,7 +138,7 @@ def measure_cord(
         cents.append(c)
         positions.append(float(normal @ c))
     cl = fit_centerline(positions, cents, normal, weights=areas, bandwidth_mm=bandwidth_mm)
-    level_ids = np.zeros(soft.shape[2], dtype=np.int32)
+    level_ids: npt.NDArray[np.int32] = np.zeros(soft.shape[2], dtype=np.int32)
     if levels is not None:
         lev_ras, _ = reorient(levels, "RAS")
         all_pos = np.array([normal @ (aff[:3, :3] @ np.array([0.0, 0.0, float(k)]) + aff[:3, 3])
@@ -178,7 +179,7 @@ def measure_cord(
         in_idx = inv_in[:3, :3] @ cents[idx] + inv_in[:3, 3]
         rows.append(
             SliceMeasure(
-                slice=int(round(float(in_idx[s_axis]))),
+                slice=round(float(in_idx[s_axis])),
                 position_mm=float(cents[idx][2]),
                 csa_mm2=float(csa),
                 angle_deg=float(cl.angles_deg[idx]),

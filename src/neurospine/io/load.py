@@ -17,7 +17,7 @@ from neurospine.io.volume import Volume
 log = logging.getLogger(__name__)
 
 #: Refuse headers that announce more voxels than this before allocating anything.
-MAX_VOXELS = 1_500_000_000
+MAX_VOXELS = 600_000_000
 MAX_DIM = 8192
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
@@ -95,6 +95,12 @@ def _squeeze_to_3d(arr_shape: tuple[int, ...], p: Path) -> tuple[int, ...]:
         )
     if len(shape) != 3:
         raise InputError(p, f"image has {len(shape)} dimensions {shape}", "give a 3D volume")
+    if min(shape) == 1:
+        raise InputError(
+            p,
+            f"image is a single slice {shape} (2D stored as 3D), a 3D volume is needed",
+            "give the whole 3D series (for a 2D slice use `neurospine slice2d`)",
+        )
     return shape
 
 
@@ -108,9 +114,13 @@ def _load_nifti(p: Path) -> Volume:
     try:
         img = nib.load(str(p))
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise InputError(p, f"cannot read the file ({e})", "the file is truncated or corrupt; copy it again") from e
+        raise InputError(
+            p, f"cannot read the file ({_first_line(e)})", "the file is truncated or corrupt; copy it again"
+        ) from e
     except (nib.filebasedimages.ImageFileError, ValueError) as e:
-        raise InputError(p, f"not a readable NIfTI image ({e})", "check the file type; convert it with dcm2niix") from e
+        raise InputError(
+            p, f"not a readable NIfTI image ({_first_line(e)})", "check the file type; convert it with dcm2niix"
+        ) from e
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise InputError(p, "not a NIfTI image", "convert it to NIfTI")
     header = img.header
@@ -120,6 +130,7 @@ def _load_nifti(p: Path) -> Volume:
         raise GeometryError(
             p, f"zero or negative voxel spacing {tuple(float(z) for z in zooms)} mm", "set positive pixdim values"
         )
+    _check_declared_size(p, img, shape)
     try:
         data = np.asanyarray(img.dataobj).reshape(shape)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as e:
@@ -130,6 +141,31 @@ def _load_nifti(p: Path) -> Volume:
     if affine is None:
         raise GeometryError(p, "no affine in header", "repair the header")
     return Volume(_native_dtype(data), np.asarray(affine, dtype=np.float64), str(p))
+
+
+def _first_line(e: BaseException) -> str:
+    text = " ".join(str(e).split("\n")[:1]).strip()
+    return text[:200] or type(e).__name__
+
+
+def _check_declared_size(p: Path, img: nib.Nifti1Image | nib.Nifti2Image, shape: tuple[int, ...]) -> None:
+    """Refuse a header that declares more data than the file can hold, before allocating it."""
+    itemsize = np.dtype(img.get_data_dtype()).itemsize
+    needed = int(np.prod([float(s) for s in shape])) * itemsize + int(img.header.get("vox_offset", 0) or 0)
+    if p.name.lower().endswith(".gz"):
+        with p.open("rb") as fh:
+            fh.seek(-4, 2)
+            isize = int.from_bytes(fh.read(4), "little")  # uncompressed size mod 2**32 (single member)
+        available = isize if needed < 2**32 else None
+    else:
+        available = p.stat().st_size
+    if available is not None and available < needed:
+        raise InputError(
+            p,
+            f"file is truncated or corrupt: the header declares {shape} voxels ({needed} bytes) "
+            f"but the file holds {available} bytes",
+            "the file is truncated or its header is corrupt; copy or re-export it",
+        )
 
 
 def _check_raw_pixdim(p: Path) -> None:

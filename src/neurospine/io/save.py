@@ -47,6 +47,8 @@ def save_volume(vol: Volume, path: str | Path, *, dtype: npt.DTypeLike | None = 
         data = data.astype(dtype)
     elif data.dtype == np.bool_:
         data = data.astype(np.uint8)
+    elif data.dtype in (np.int64, np.uint64):
+        data = data.astype(label_dtype(data))
     img = nib.Nifti1Image(data, vol.affine)
     img.set_qform(vol.affine, code=1)
     img.set_sform(vol.affine, code=1)
@@ -55,6 +57,20 @@ def save_volume(vol: Volume, path: str | Path, *, dtype: npt.DTypeLike | None = 
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
     return Path(path)
+
+
+def label_dtype(array: npt.NDArray[np.generic]) -> type[np.integer]:
+    """Smallest integer type holding every value of a label map (refuses non-integer values)."""
+    if array.size == 0:
+        return np.uint8
+    lo, hi = int(np.min(array)), int(np.max(array))
+    if np.issubdtype(array.dtype, np.floating) and not np.array_equal(array, np.round(array)):
+        raise GeometryError(None, "label map holds non-integer values", "internal error: report it")
+    for candidate in (np.uint8, np.int16, np.uint16, np.int32):
+        info = np.iinfo(candidate)
+        if info.min <= lo and hi <= info.max:
+            return candidate
+    raise GeometryError(None, f"label values {lo}..{hi} do not fit in int32", "use smaller label values")
 
 
 def save_like(array: npt.NDArray[np.generic], reference: Volume, path: str | Path, *, is_label: bool = True) -> Path:
@@ -66,6 +82,5 @@ def save_like(array: npt.NDArray[np.generic], reference: Volume, path: str | Pat
             "internal error: report it",
         )
     if is_label:
-        dtype: npt.DTypeLike = np.uint8 if array.size == 0 or int(np.max(array)) < 256 else np.int16
-        return save_volume(Volume(array, reference.affine), path, dtype=dtype, is_label=True)
+        return save_volume(Volume(array, reference.affine), path, dtype=label_dtype(array), is_label=True)
     return save_volume(Volume(array.astype(np.float32), reference.affine), path)

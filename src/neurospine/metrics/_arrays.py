@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -65,3 +67,24 @@ def union_slices(a: tuple[slice, ...] | None, b: tuple[slice, ...] | None) -> tu
 def crop_pad(mask: BoolArray, box: tuple[slice, ...], pad: int = 1) -> BoolArray:
     """``mask[box]`` with ``pad`` background voxels around it (so surfaces at the crop edge are kept)."""
     return np.pad(mask[box], pad, mode="constant", constant_values=False)
+
+
+class LabelBoxes:
+    """Bounding box of each label value of an integer map, by ``ndimage.find_objects`` when ids are small."""
+
+    #: Above this id, boxes are found one label at a time instead of one list slot per possible id.
+    MAX_TABLE_ID = 1 << 16
+
+    def __init__(self, labels: npt.NDArray[np.integer[Any]]) -> None:
+        self._labels = labels
+        self._table: list[tuple[slice, ...] | None] | None = None
+        top = int(labels.max()) if labels.size else 0
+        if 0 < top <= self.MAX_TABLE_ID:
+            self._table = list(ndimage.find_objects(labels))
+        elif top == 0:
+            self._table = []
+
+    def __call__(self, value: int) -> tuple[slice, ...] | None:
+        if self._table is not None:
+            return self._table[value - 1] if 0 < value <= len(self._table) else None
+        return bbox(self._labels == value)

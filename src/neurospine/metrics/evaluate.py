@@ -28,16 +28,17 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from neurospine.errors import GeometryError, InputError
 from neurospine.io import Volume, write_text_atomic
+from neurospine.metrics._arrays import LabelBoxes, check_spacing
 from neurospine.metrics.instances import (
     InstanceEvaluation,
     Matching,
     MatchMethod,
     as_instance_map,
     evaluate_instances,
+    label_values,
     panoptic_quality,
 )
 from neurospine.metrics.overlap import Confusion
@@ -77,6 +78,9 @@ COLUMNS: tuple[str, ...] = (
     "pq_dice",
 )
 
+#: A "label map" with more distinct values than this is taken for an image passed by mistake.
+MAX_LABELS = 2000
+
 #: Instance groups: name -> (first id, last id) inclusive.
 INSTANCE_GROUPS: tuple[tuple[str, int, int], ...] = (
     ("vertebra", 1, 99),
@@ -112,7 +116,7 @@ def detect_mode(*label_maps: npt.NDArray[np.integer[Any]]) -> Literal["semantic"
     semantic = {info.value for info in SEMANTIC_LABELS}
     values: set[int] = set()
     for arr in label_maps:
-        values |= {int(v) for v in np.unique(arr) if v != 0}
+        values |= set(label_values(arr))
     instance_only = {v for v in values if v not in semantic and (1 <= v <= 40 or 101 <= v <= 299)}
     return "instance" if instance_only else "semantic"
 
@@ -133,19 +137,18 @@ def _summary_row(group: str, matching: Matching, empty: EmptyPolicy) -> dict[str
 
 
 def _semantic_rows(
-    pred: npt.NDArray[np.int64],
-    ref: npt.NDArray[np.int64],
+    pred: npt.NDArray[np.integer[Any]],
+    ref: npt.NDArray[np.integer[Any]],
     spacing: tuple[float, ...],
     values: Sequence[int],
     empty: EmptyPolicy,
     distances: bool,
 ) -> list[dict[str, Any]]:
     voxel_mm3 = float(np.prod(spacing))
-    ref_obj = ndimage.find_objects(ref) if ref.any() else []
-    pred_obj = ndimage.find_objects(pred) if pred.any() else []
+    finders = (LabelBoxes(ref), LabelBoxes(pred))
     rows = []
     for v in values:
-        boxes = [objs[v - 1] for objs in (ref_obj, pred_obj) if 0 < v <= len(objs) and objs[v - 1] is not None]
+        boxes = [b for b in (find(v) for find in finders) if b is not None]
         if boxes:
             box = tuple(slice(min(b[i].start for b in boxes), max(b[i].stop for b in boxes)) for i in range(ref.ndim))
             p, r = pred[box] == v, ref[box] == v
@@ -209,17 +212,17 @@ def evaluate_arrays(
     r = as_instance_map(ref, "reference")
     if p.shape != r.shape:
         raise ValueError(f"prediction shape {p.shape} differs from reference shape {r.shape}")
-    spacing = tuple(float(s) for s in spacing_mm)
+    spacing = check_spacing(spacing_mm, r.ndim)
     chosen = detect_mode(p, r) if mode == "auto" else mode
     if mode == "auto":
         log.info("evaluation mode: %s", chosen)
     wanted = None if labels is None else sorted({int(v) for v in labels})
     if chosen == "semantic":
         if wanted is None:
-            wanted = sorted({int(v) for v in np.unique(r) if v} | {int(v) for v in np.unique(p) if v})
+            wanted = sorted(set(label_values(r)) | set(label_values(p)))
         return _semantic_rows(p, r, spacing, wanted, policy, distances)
 
-    present = {int(v) for v in np.unique(r) if v} | {int(v) for v in np.unique(p) if v}
+    present = set(label_values(r)) | set(label_values(p))
     ids = present if wanted is None else present & set(wanted)
     rows: list[dict[str, Any]] = []
     total: Matching | None = None
@@ -262,8 +265,8 @@ def evaluate_volumes(
                 f"prediction grid (shape {pred.shape}, spacing {_fmt(pred.spacing_mm)} mm, {''.join(pred.axcodes)}) "
                 f"differs from reference {ref.source or '<array>'} (shape {ref.shape}, "
                 f"spacing {_fmt(ref.spacing_mm)} mm, {''.join(ref.axcodes)})",
-                "pass --resample (resample_like(pred, ref, order=0)) to resample the prediction onto the "
-                "reference grid with nearest neighbour, or predict on the reference image",
+                "rerun with --resample (Python: resample=True) to resample the prediction onto the reference "
+                "grid with nearest neighbour, or predict on the reference image itself",
             )
         from neurospine.io import resample_like
 
@@ -271,9 +274,15 @@ def evaluate_volumes(
         pred = Volume(resample_like(pred, ref, order=0).data, ref.affine, pred.source)
     for vol, what in ((pred, "prediction"), (ref, "reference")):
         try:
-            as_instance_map(vol.data, what)
+            n_values = len(label_values(as_instance_map(vol.data, what)))
         except ValueError as e:
             raise InputError(vol.source, f"{what} is not a label map: {e}", "give an integer label mask") from e
+        if n_values > MAX_LABELS:
+            raise InputError(
+                vol.source,
+                f"{what} holds {n_values} distinct values: it looks like an image, not a label map",
+                "give the segmentation mask (e.g. *_seg-spine.nii.gz), not the MRI",
+            )
     return evaluate_arrays(
         pred.data, ref.data, ref.spacing_mm, mode=mode, labels=labels, empty=empty, match=match,
         threshold=threshold, distances=distances,

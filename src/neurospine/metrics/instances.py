@@ -26,16 +26,17 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage, optimize
+from scipy import optimize
 
-from neurospine.metrics._arrays import check_pair, check_spacing
+from neurospine.metrics._arrays import LabelBoxes, bbox, check_pair, check_spacing
 from neurospine.metrics.policy import ONE_EMPTY_DISTANCE_MM, EmptyPolicy
 from neurospine.metrics.surface import surface_metrics
 
-IntArray = npt.NDArray[np.int64]
+IntArray = npt.NDArray[np.integer[Any]]
 
 
 class MatchMethod(Enum):
@@ -122,7 +123,10 @@ class PanopticQuality:
 
 
 def as_instance_map(arr: npt.ArrayLike, what: str = "instance map") -> IntArray:
-    """Validate an integer label map (non-negative, integral values) and return it as int64."""
+    """Validate a label map (non-negative, integral values) and return it as an integer array.
+
+    Integer arrays are returned as they are (no copy); bool, float and uint64 maps become int64.
+    """
     a = np.asarray(arr)
     if a.dtype == np.bool_:
         return a.astype(np.int64)
@@ -133,33 +137,74 @@ def as_instance_map(arr: npt.ArrayLike, what: str = "instance map") -> IntArray:
             raise ValueError(f"{what} holds non-integer values: it looks like a probability map, not labels")
     elif not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{what} has unsupported dtype {a.dtype}")
-    out = a.astype(np.int64, copy=False)
-    if out.size and int(out.min()) < 0:
+    signed = np.issubdtype(a.dtype, np.signedinteger) or np.issubdtype(a.dtype, np.floating)
+    if a.size and signed and a.min() < 0:
         raise ValueError(f"{what} holds negative labels")
-    return out
+    if a.dtype in (np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.int64):
+        return a
+    return a.astype(np.int64)
+
+
+def label_values(inst: IntArray) -> list[int]:
+    """Sorted non-zero values present in a label map."""
+    if inst.size == 0:
+        return []
+    if int(inst.max()) < 2**24:
+        return [int(v) for v in np.flatnonzero(np.bincount(inst.ravel())) if v > 0]
+    return [int(v) for v in np.unique(inst) if v > 0]
 
 
 def keep_labels(inst: IntArray, labels: Iterable[int] | None) -> IntArray:
     """Zero every id not in ``labels`` (``None`` keeps all)."""
-    if labels is None:
+    if labels is None or inst.size == 0:
         return inst
-    keep = np.array(sorted({int(v) for v in labels}), dtype=np.int64)
-    return np.where(np.isin(inst, keep), inst, 0)
+    top = int(inst.max())
+    keep = [v for v in {int(v) for v in labels} if 0 < v <= top]
+    if top < 2**24:  # lookup table: one pass, no sorting
+        lut = np.zeros(top + 1, dtype=np.int64)
+        lut[keep] = keep
+        return lut[inst]
+    return np.where(np.isin(inst, np.array(sorted(keep), dtype=np.int64)), inst, 0)
 
 
 def _counts(inst: IntArray) -> dict[int, int]:
-    ids, counts = np.unique(inst[inst > 0], return_counts=True)
-    return {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
+    if inst.size and int(inst.max()) < 2**24:
+        counts = np.bincount(inst.ravel().astype(np.intp, copy=False))
+        return {int(i): int(counts[i]) for i in np.flatnonzero(counts) if i > 0}
+    ids, n = np.unique(inst[inst > 0], return_counts=True)
+    return {int(i): int(c) for i, c in zip(ids, n, strict=True)}
 
 
 def _intersections(pred: IntArray, ref: IntArray) -> dict[tuple[int, int], int]:
+    """Voxel count of every overlapping (reference id, prediction id) pair."""
     both = (pred > 0) & (ref > 0)
     if not both.any():
         return {}
-    width = int(pred.max()) + 1
-    codes = ref[both] * width + pred[both]
-    uniq, counts = np.unique(codes, return_counts=True)
-    return {(int(c // width), int(c % width)): int(n) for c, n in zip(uniq, counts, strict=True)}
+    rv, pv = ref[both], pred[both]
+    if int(rv.max()) < 2**30 and int(pv.max()) < 2**30:
+        r_ids, r_code = None, rv.astype(np.int64)
+        p_ids, p_code = None, pv.astype(np.int64)
+        width = int(pv.max()) + 1
+    else:  # huge ids: number them compactly first so the pair code cannot overflow
+        r_ids, r_inv = np.unique(rv, return_inverse=True)
+        p_ids, p_inv = np.unique(pv, return_inverse=True)
+        r_code, p_code = r_inv.astype(np.int64), p_inv.astype(np.int64)
+        width = len(p_ids)
+    uniq, counts = np.unique(r_code * width + p_code, return_counts=True)
+    out: dict[tuple[int, int], int] = {}
+    for code, n in zip(uniq.tolist(), counts.tolist(), strict=True):
+        r, p = divmod(code, width)
+        key = (int(r_ids[r]) if r_ids is not None else r, int(p_ids[p]) if p_ids is not None else p)
+        out[key] = int(n)
+    return out
+
+
+def _foreground_crop(pred: IntArray, ref: IntArray) -> tuple[IntArray, IntArray]:
+    """Both maps cut to the bounding box of their joint foreground (all counts are unchanged)."""
+    box = bbox((pred > 0) | (ref > 0))
+    if box is None:
+        return pred, ref
+    return pred[box], ref[box]
 
 
 def match_instances(
@@ -171,9 +216,12 @@ def match_instances(
 ) -> Matching:
     """Pair reference and predicted instances one-to-one (see the module docstring for methods)."""
     how = MatchMethod.parse(method)
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"matching threshold must be in [0, 1), got {threshold}")
     pred = as_instance_map(pred_inst, "prediction")
     ref = as_instance_map(ref_inst, "reference")
     check_pair(pred, ref)
+    pred, ref = _foreground_crop(pred, ref)
     ref_n, pred_n = _counts(ref), _counts(pred)
     inter = _intersections(pred, ref)
 
@@ -255,10 +303,6 @@ class InstanceEvaluation:
     instances: tuple[InstanceScore, ...]
 
 
-def _bbox_of(objects: list[tuple[slice, ...] | None], label: int) -> tuple[slice, ...] | None:
-    return objects[label - 1] if 0 < label <= len(objects) else None
-
-
 def evaluate_instances(
     pred_inst: npt.ArrayLike,
     ref_inst: npt.ArrayLike,
@@ -275,20 +319,21 @@ def evaluate_instances(
     ``labels`` restricts the evaluation to those ids (others become background in both maps).
     ``distances=False`` skips the surface distances (they are then ``nan``).
     """
-    pred = keep_labels(as_instance_map(pred_inst, "prediction"), labels)
-    ref = keep_labels(as_instance_map(ref_inst, "reference"), labels)
+    pred = as_instance_map(pred_inst, "prediction")
+    ref = as_instance_map(ref_inst, "reference")
     check_pair(pred, ref)
     spacing = check_spacing(spacing_mm, ref.ndim)
+    pred, ref = _foreground_crop(pred, ref)
+    pred, ref = _foreground_crop(keep_labels(pred, labels), keep_labels(ref, labels))
     voxel_mm3 = float(np.prod(spacing))
     matching = match_instances(pred, ref, method=method, threshold=threshold)
     quality = panoptic_quality(matching, empty=empty)
-    ref_obj = ndimage.find_objects(ref) if ref.any() else []
-    pred_obj = ndimage.find_objects(pred) if pred.any() else []
+    ref_box, pred_box = LabelBoxes(ref), LabelBoxes(pred)
 
     scores: list[InstanceScore] = []
     for pr in matching.pairs:
         if distances:
-            rb, pb = _bbox_of(ref_obj, pr.ref_id), _bbox_of(pred_obj, pr.pred_id)
+            rb, pb = ref_box(pr.ref_id), pred_box(pr.pred_id)
             assert rb is not None and pb is not None
             box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(rb, pb, strict=True))
             sm = surface_metrics(pred[box] == pr.pred_id, ref[box] == pr.ref_id, spacing)

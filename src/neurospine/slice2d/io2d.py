@@ -91,6 +91,7 @@ class LoadedInput:
     affine2d: npt.NDArray[np.float64] | None = None  # affine for a (H, W, 1) NIfTI of the 2D input
     modality_tag: str | None = None  # DICOM Modality or similar metadata
     file_format: str = ""
+    singleton_axis: int = 2  # 2D NIfTI: the size-1 axis of the stored array
 
     def n_slices(self) -> int:
         return 1 if self.canonical is None else int(self.canonical.shape[2])
@@ -110,6 +111,29 @@ class LoadedInput:
         sp = self.canonical.spacing_mm
         data = np.asarray(self.canonical.data[:, :, index], dtype=np.float32)
         return Plane2D(data, (sp[0], sp[1]), spacing_known=True, orientation_known=True)
+
+
+def input_lr_axis(loaded: LoadedInput) -> tuple[int, bool]:
+    """For a 3D input: (stored voxel axis that became the canonical left-right axis, flipped?)."""
+    if loaded.record is None:
+        raise ValueError("not a 3D input")
+    fwd = loaded.record.forward
+    for i in range(3):
+        if int(fwd[i, 0]) == 2:
+            return i, bool(fwd[i, 1] < 0)
+    raise ValueError("no left-right axis")
+
+
+def canonical_slice_index(loaded: LoadedInput, input_index: int) -> int:
+    """Canonical (IPL axis 2) index of slice ``input_index`` along the stored left-right voxel axis."""
+    _axis, flipped = input_lr_axis(loaded)
+    n = loaded.n_slices()
+    return n - 1 - input_index if flipped else input_index
+
+
+def input_slice_index(loaded: LoadedInput, canonical_index: int) -> int:
+    """Inverse of :func:`canonical_slice_index`."""
+    return canonical_slice_index(loaded, canonical_index)
 
 
 def unknown_spacing_mm(shape: tuple[int, int]) -> float:
@@ -245,7 +269,7 @@ def _load_nifti_any(p: Path) -> LoadedInput:
     plane = Plane2D(pix, sp, spacing_known=True, orientation_known=orientation_known,
                     transpose=transpose, flip_rows=flip_rows, flip_cols=flip_cols)
     return LoadedInput(p, "image2d", plane=plane, original_shape2d=tuple(int(s) for s in data.shape),
-                       affine2d=affine, file_format="nifti2d")
+                       affine2d=affine, file_format="nifti2d", singleton_axis=axis_single)
 
 
 def _load_dicom_file(p: Path) -> LoadedInput:

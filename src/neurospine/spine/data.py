@@ -53,13 +53,14 @@ DICE_GROUPS: dict[str, tuple[int, ...]] = {
 
 @dataclass
 class TrainCase:
-    """One training volume on the model grid (PIR, 1 mm in-plane)."""
+    """One training volume on the model grid (PIR, 1 mm in-plane), stored slice-major (R, P, I) so that
+    sagittal slices are contiguous."""
 
     name: str
     kind: str
-    image: npt.NDArray[np.uint8]  # (P, I, R) normalised intensities * 255
-    target: npt.NDArray[np.uint8]  # group index per voxel, IGNORE where unknown
-    spacing_mm: tuple[float, float, float]
+    image: npt.NDArray[np.uint8]  # (R, P, I) normalised intensities * 255
+    target: npt.NDArray[np.uint8]  # (R, P, I) group index per voxel, IGNORE where unknown
+    spacing_mm: tuple[float, float, float]  # (P, I, R)
 
 
 @dataclass
@@ -140,7 +141,12 @@ def load_train_case(root: Path, folder: str, name: str) -> TrainCase:
     image = (normalise_intensity(img_pir.data) * 255).astype(np.uint8)
     target = partial_target(np.asarray(lab_pir.data))
     kind = "disc" if folder == IVD_DIR else "body"
-    return TrainCase(name, kind, image, target, img_pir.spacing_mm)
+    return TrainCase(name, kind, slice_major(image), slice_major(target), img_pir.spacing_mm)
+
+
+def slice_major(arr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """(P, I, R) -> contiguous (R, P, I)."""
+    return np.ascontiguousarray(np.transpose(arr, (2, 0, 1)))
 
 
 def train_cases(root: Path) -> list[TrainCase]:
@@ -154,3 +160,13 @@ def train_cases(root: Path) -> list[TrainCase]:
             out.append(load_train_case(root, folder, name))
     log.info("loaded %d real training cases", len(out))
     return out
+
+
+def shared_root() -> Path:
+    """``../shared/data`` beside the repository (or ``NEUROSPINE_SHARED_DATA``)."""
+    import os
+
+    env = os.environ.get("NEUROSPINE_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"

@@ -107,7 +107,9 @@ def _level_u(seq: list[int]) -> list[float]:
     return out
 
 
-def build_levels(seq: list[int], rng: np.random.Generator, size_scale: float = 1.0, jitter: float = 0.04) -> list[Level]:
+def build_levels(
+    seq: list[int], rng: np.random.Generator, size_scale: float = 1.0, jitter: float = 0.04
+) -> list[Level]:
     """Morphometry for every vertebra of ``seq`` (sacrum last), with per-case and per-level jitter."""
     us = _level_u(seq)
     levels: list[Level] = []
@@ -123,10 +125,23 @@ def build_levels(seq: list[int], rng: np.random.Generator, size_scale: float = 1
         region = "S" if vid == SACRUM_ID else name[0]
         levels.append(
             Level(
-                vid=vid, name=name, region=region, body_h=vals["body_h"], body_w=vals["body_w"], body_d=vals["body_d"],
-                disc_h=vals["disc_h"], canal_ap=vals["canal_ap"], canal_lr=vals["canal_lr"], cord_ap=vals["cord_ap"],
-                cord_lr=vals["cord_lr"], spin_len=vals["spin_len"], spin_ang_deg=vals["spin_ang"], spin_h=vals["spin_h"],
-                tp_len=vals["tp_len"], tp_h=vals["tp_h"], arch_t=vals["arch_t"],
+                vid=vid,
+                name=name,
+                region=region,
+                body_h=vals["body_h"],
+                body_w=vals["body_w"],
+                body_d=vals["body_d"],
+                disc_h=vals["disc_h"],
+                canal_ap=vals["canal_ap"],
+                canal_lr=vals["canal_lr"],
+                cord_ap=vals["cord_ap"],
+                cord_lr=vals["cord_lr"],
+                spin_len=vals["spin_len"],
+                spin_ang_deg=vals["spin_ang"],
+                spin_h=vals["spin_h"],
+                tp_len=vals["tp_len"],
+                tp_h=vals["tp_h"],
+                arch_t=vals["arch_t"],
             )
         )
     # special cases: C1 has no disc below it (atlanto-axial joint); the sacrum is long and tapered

@@ -1,0 +1,276 @@
+"""MCCQR brain-age model on tabular features: fit, predict, recalibrate, save/load (numpy only).
+
+Fit: the rows are split at random (by subject: one row per subject) into TRAIN, VAL (early stopping on
+the composite pinball loss with dropout off) and CAL (split-conformal calibration, never used to fit
+weights or choose the epoch). Feature z-scoring (mean/sd of TRAIN) and the age z-scoring are stored in
+the model. Prediction: ``passes`` MC-dropout forward passes -> mixture predictive distribution
+(:class:`quantiles.Predictive`) -> conformal intervals; a site recalibration (``offset + scale * age``)
+is applied when present.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from neurospine.brainage import mlp
+from neurospine.brainage import quantiles as qmod
+from neurospine.brainage.features import FeatureTable, ages_of, candidate_features
+from neurospine.errors import InputError
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+FORMAT_VERSION = 1
+DEFAULT_PASSES = 100
+MIN_FIT_ROWS = 60
+MIN_RECAL_ROWS = 10
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    hidden: tuple[int, ...] = (128, 64)
+    dropout: float = 0.2
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch: int = 64
+    max_epochs: int = 600
+    patience: int = 60
+    val_fraction: float = 0.15
+    cal_fraction: float = 0.15
+    seed: int = 0
+
+
+@dataclass
+class BrainAgeModel:
+    features: list[str]
+    x_mean: FloatArray
+    x_sd: FloatArray
+    y_mean: float
+    y_sd: float
+    params: mlp.Params
+    dropout: float
+    conformal: qmod.ConformalTable
+    offset: float = 0.0
+    scale: float = 1.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ prediction
+    def quantile_passes(self, x: FloatArray, passes: int, seed: int = 0) -> FloatArray:
+        """(T, n, K) quantiles in years (before the site recalibration)."""
+        z = (x - self.x_mean) / self.x_sd
+        rng = np.random.default_rng(seed)
+        out = np.empty((passes, len(x), len(qmod.TAU_GRID)))
+        for t in range(passes):
+            q, _ = mlp.forward(self.params, z, mlp.dropout_masks(self.params, len(x), self.dropout, rng))
+            out[t] = q * self.y_sd + self.y_mean
+        return out
+
+    def predictive(self, x: FloatArray, passes: int = DEFAULT_PASSES, seed: int = 0,
+                   recalibrated: bool = True) -> qmod.Predictive:
+        pred = qmod.Predictive.from_passes(self.quantile_passes(x, passes, seed))
+        return pred.affine(self.offset, self.scale) if recalibrated else pred
+
+    def predict_table(self, table: FeatureTable, *, age_column: str = "age",
+                      passes: int = DEFAULT_PASSES) -> list[dict[str, Any]]:
+        """One row per subject: id, age_pred, sd, lo95, hi95, gap, gap_z, age, p_accelerated (+ lo/hi 50, 80)."""
+        x = table.matrix(self.features)
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            ids = [table.ids[i] for i in np.flatnonzero(bad)[:5]]
+            raise InputError(table.path, f"{int(bad.sum())} row(s) have empty or non-numeric features (e.g. {ids})",
+                             "fill in or remove those rows")
+        pred = self.predictive(x, passes)
+        age = table.column(age_column) if table.has(age_column) else np.full(len(x), np.nan)
+        intervals = {c: self.conformal.interval(pred, c) for c in (0.5, 0.8, 0.95)}
+        p_acc = 1.0 - pred.cdf(np.nan_to_num(age))
+        rows = []
+        for i, sid in enumerate(table.ids):
+            gap = pred.median[i] - age[i]
+            row: dict[str, Any] = {
+                "id": sid, "age_pred": pred.median[i], "sd": pred.sd[i],
+                "lo95": intervals[0.95][0][i], "hi95": intervals[0.95][1][i],
+                "gap": gap, "gap_z": gap / max(pred.sd[i], 1e-6), "age": age[i],
+                "p_accelerated": p_acc[i] if np.isfinite(age[i]) else np.nan,
+                "lo50": intervals[0.5][0][i], "hi50": intervals[0.5][1][i],
+                "lo80": intervals[0.8][0][i], "hi80": intervals[0.8][1][i],
+            }
+            rows.append(row)
+        return rows
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write ``<stem>.npz`` (everything needed to predict) atomically; returns its path."""
+        from neurospine.io import atomic_path
+
+        p = npz_path(path)
+        arrays: dict[str, Any] = {f"param_{k}": v for k, v in self.params.items()}
+        arrays.update(
+            format_version=np.array(FORMAT_VERSION), features=np.array(self.features, dtype=str),
+            x_mean=self.x_mean, x_sd=self.x_sd, y_mean=np.array(self.y_mean), y_sd=np.array(self.y_sd),
+            dropout=np.array(self.dropout), tau_grid=qmod.TAU_GRID, store_levels=qmod.STORE_LEVELS,
+            cal_ages=self.conformal.ages, cal_quantiles=self.conformal.quantiles, cal_sd=self.conformal.sd,
+            offset=np.array(self.offset), scale=np.array(self.scale),
+            meta_json=np.array(json.dumps(self.meta, default=float)),
+        )
+        with atomic_path(p) as tmp:
+            with tmp.open("wb") as fh:
+                np.savez_compressed(fh, **arrays)
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> BrainAgeModel:
+        p = npz_path(path)
+        if not p.is_file():
+            raise InputError(p, "model file not found", "give the .npz written by `neurospine brainage fit`")
+        try:
+            z = np.load(p, allow_pickle=False)
+            if int(z["format_version"]) != FORMAT_VERSION:
+                raise InputError(p, f"model format {int(z['format_version'])} is not supported",
+                                 "refit the model with this version of neurospine")
+            if not np.allclose(z["tau_grid"], qmod.TAU_GRID) or not np.allclose(z["store_levels"], qmod.STORE_LEVELS):
+                raise InputError(p, "model was written with a different quantile grid", "refit the model")
+            params = {k[len("param_"):]: z[k] for k in z.files if k.startswith("param_")}
+            return cls(
+                features=[str(f) for f in z["features"]], x_mean=z["x_mean"], x_sd=z["x_sd"],
+                y_mean=float(z["y_mean"]), y_sd=float(z["y_sd"]), params=params, dropout=float(z["dropout"]),
+                conformal=qmod.ConformalTable(z["cal_ages"], z["cal_quantiles"], z["cal_sd"]),
+                offset=float(z["offset"]), scale=float(z["scale"]), meta=json.loads(str(z["meta_json"])),
+            )
+        except (OSError, KeyError, ValueError) as e:
+            raise InputError(p, f"not a neurospine brain-age model ({e})",
+                             "give the .npz written by `neurospine brainage fit`") from e
+
+
+def npz_path(path: str | Path) -> Path:
+    p = Path(path)
+    return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")
+
+
+# ---------------------------------------------------------------- fitting
+
+def split_rows(n: int, cfg: FitConfig) -> dict[str, npt.NDArray[np.intp]]:
+    rng = np.random.default_rng(cfg.seed)
+    perm = rng.permutation(n)
+    n_cal, n_val = round(n * cfg.cal_fraction), round(n * cfg.val_fraction)
+    return {"cal": np.sort(perm[:n_cal]), "val": np.sort(perm[n_cal:n_cal + n_val]),
+            "train": np.sort(perm[n_cal + n_val:])}
+
+
+def fit_arrays(x: FloatArray, y: FloatArray, features: list[str], cfg: FitConfig | None = None,
+               passes: int = DEFAULT_PASSES) -> BrainAgeModel:
+    """Fit on a feature matrix ``x`` (n, d) and ages ``y`` (n,), one row per subject."""
+    cfg = cfg or FitConfig()
+    if len(x) < MIN_FIT_ROWS:
+        raise InputError(None, f"only {len(x)} subjects to fit on", f"give at least {MIN_FIT_ROWS} labelled subjects")
+    split = split_rows(len(x), cfg)
+    tr, va, ca = split["train"], split["val"], split["cal"]
+    x_mean = x[tr].mean(axis=0)
+    x_sd = x[tr].std(axis=0)
+    x_sd = np.where(x_sd > 0, x_sd, 1.0)
+    y_mean, y_sd = float(y[tr].mean()), float(max(y[tr].std(), 1e-6))
+    z = (x - x_mean) / x_sd
+    yz = (y - y_mean) / y_sd
+    rng = np.random.default_rng(cfg.seed + 1)
+    params = mlp.init_params(x.shape[1], cfg.hidden, len(qmod.TAU_GRID), rng)
+    opt = mlp.Adam(lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best = (np.inf, 0, {k: v.copy() for k, v in params.items()})
+    ones_val = mlp.dropout_masks(params, len(va), 0.0, None)
+    history = []
+    for epoch in range(cfg.max_epochs):
+        perm = rng.permutation(tr)
+        for b in range(0, len(perm), cfg.batch):
+            idx = perm[b:b + cfg.batch]
+            masks = mlp.dropout_masks(params, len(idx), cfg.dropout, rng)
+            q, cache = mlp.forward(params, z[idx], masks)
+            _, gq = mlp.composite_pinball(q, yz[idx])
+            opt.step(params, mlp.backward(params, cache, gq))
+        qv, _ = mlp.forward(params, z[va], ones_val)
+        vloss, _ = mlp.composite_pinball(qv, yz[va])
+        history.append(vloss)
+        if vloss < best[0] - 1e-5:
+            best = (vloss, epoch, {k: v.copy() for k, v in params.items()})
+        elif epoch - best[1] >= cfg.patience:
+            break
+    log.info("fit: %d epochs, best val pinball %.4f (z units) at epoch %d", len(history), best[0], best[1])
+    model = BrainAgeModel(features=list(features), x_mean=x_mean, x_sd=x_sd, y_mean=y_mean, y_sd=y_sd,
+                          params=best[2], dropout=cfg.dropout,
+                          conformal=qmod.ConformalTable(np.zeros(0), np.zeros((0, len(qmod.STORE_LEVELS))),
+                                                        np.zeros(0)))
+    pc = model.predictive(x[ca], passes, seed=cfg.seed + 2)
+    model.conformal = qmod.ConformalTable(y[ca].astype(np.float64), pc.quantiles, pc.sd)
+    model.meta = {"config": asdict(cfg), "n_train": len(tr), "n_val": len(va), "n_cal": len(ca),
+                  "epochs": len(history), "best_epoch": best[1], "best_val_pinball_years": best[0] * y_sd,
+                  "calibration_split": f"random {cfg.cal_fraction:.0%} of subjects (seed {cfg.seed})"}
+    return model
+
+
+def fit_table(table: FeatureTable, *, age_column: str = "age", features: list[str] | None = None,
+              cfg: FitConfig | None = None) -> BrainAgeModel:
+    """Fit on a table; features default to every numeric non-identifier column that is mostly non-zero."""
+    y = ages_of(table, age_column)
+    feats = features or candidate_features(table, age_column)
+    if not feats:
+        raise InputError(table.path, "no numeric feature columns found", "give a table of FreeSurfer measures")
+    x = table.matrix(feats)
+    keep = np.isfinite(x).all(axis=1)
+    if not keep.all():
+        log.warning("%s: dropping %d rows with missing features", table.path, int((~keep).sum()))
+    return fit_arrays(x[keep], y[keep], feats, cfg)
+
+
+# ---------------------------------------------------------------- site recalibration
+
+def _linear_map(m: FloatArray, y: FloatArray, mode: str) -> tuple[float, float]:
+    if mode == "offset":
+        return float(np.mean(y - m)), 1.0
+    b = float(np.cov(m, y, bias=True)[0, 1] / max(np.var(m), 1e-9))
+    b = float(np.clip(b, 0.5, 2.0))
+    return float(np.mean(y) - b * np.mean(m)), b
+
+
+def recalibrate_arrays(model: BrainAgeModel, x: FloatArray, y: FloatArray, *, mode: str = "auto",
+                       passes: int = DEFAULT_PASSES) -> BrainAgeModel:
+    """Adapt ``model`` to a new site from local labelled controls.
+
+    The site map ``age ~ a + b * prediction`` is fitted on the local subjects (``mode='offset'``: b=1;
+    ``'linear'``: least squares, b clipped to [0.5, 2]; ``'auto'``: linear when the local ages spread
+    over sd >= 8 y and n >= 30, else offset). The conformal table is rebuilt from the local subjects with
+    leave-one-out site maps, so each local score comes from a map that did not see that subject.
+    """
+    n = len(y)
+    if n < MIN_RECAL_ROWS:
+        raise InputError(None, f"only {n} local subjects for recalibration",
+                         f"give at least {MIN_RECAL_ROWS} (a few dozen is better) labelled local controls")
+    if mode == "auto":
+        mode = "linear" if (n >= 30 and float(np.std(y)) >= 8.0) else "offset"
+    if mode not in ("offset", "linear"):
+        raise InputError(None, f"unknown recalibration mode '{mode}'", "use offset, linear or auto")
+    base = model.predictive(x, passes, recalibrated=False)
+    a, b = _linear_map(base.median, y, mode)
+    qs, sds = np.empty_like(base.quantiles), np.empty(n)
+    for i in range(n):
+        others = np.arange(n) != i
+        ai, bi = _linear_map(base.median[others], y[others], mode)
+        qs[i] = ai + bi * base.quantiles[i]
+        sds[i] = bi * base.sd[i]
+    meta = dict(model.meta)
+    meta["recalibration"] = {"mode": mode, "n_local": n, "offset": a, "scale": b,
+                             "calibration_split": "local subjects, leave-one-out site map"}
+    return BrainAgeModel(features=model.features, x_mean=model.x_mean, x_sd=model.x_sd, y_mean=model.y_mean,
+                         y_sd=model.y_sd, params=model.params, dropout=model.dropout,
+                         conformal=qmod.ConformalTable(y.astype(np.float64), qs, sds), offset=a, scale=b, meta=meta)
+
+
+def recalibrate_table(model: BrainAgeModel, table: FeatureTable, *, age_column: str = "age",
+                      mode: str = "auto", passes: int = DEFAULT_PASSES) -> BrainAgeModel:
+    y = ages_of(table, age_column)
+    x = table.matrix(model.features)
+    keep = np.isfinite(x).all(axis=1)
+    return recalibrate_arrays(model, x[keep], y[keep], mode=mode, passes=passes)

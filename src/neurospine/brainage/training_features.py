@@ -1,0 +1,125 @@
+"""Train the shipped feature model ``brainage_features`` (numpy only; no torch needed).
+
+Run: ``python -m neurospine.brainage.training_features [--data DIR] [--export DIR]``.
+
+A random 15 % of subjects (seed 0, stratified by dataset) is held out as TEST and never used; the model
+is fitted on the other 85 % (which :func:`model.fit_arrays` splits again into train / validation for early
+stopping / calibration for conformal intervals). The card reports TEST metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurospine.brainage import quantiles as qmod
+from neurospine.brainage.datasets import DEFAULT_DIR, load_pooled
+from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_arrays
+
+log = logging.getLogger(__name__)
+MODEL_NAME = "brainage_features"
+TEST_FRACTION = 0.15
+
+
+def heldout_split(dataset: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    test: list[int] = []
+    for d in sorted(set(dataset.tolist())):
+        idx = np.flatnonzero(dataset == d)
+        test += rng.choice(idx, size=round(len(idx) * TEST_FRACTION), replace=False).tolist()
+    te = np.array(sorted(test))
+    tr = np.setdiff1d(np.arange(len(dataset)), te)
+    return tr, te
+
+
+def evaluate(model: BrainAgeModel, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """MAE, r, age-bias slope, pinball loss, coverage/width at 50/80/95 % on labelled data."""
+    pred = model.predictive(x)
+    err = pred.median - y
+    out: dict[str, Any] = {
+        "n": len(y), "mae_years": float(np.abs(err).mean()), "r": float(np.corrcoef(pred.median, y)[0, 1]),
+        "age_bias_slope": float(np.polyfit(y, err, 1)[0]), "mean_sd_years": float(pred.sd.mean()),
+        "pinball_years": float(qmod.pinball_loss(
+            y[:, None], qmod.interp_quantiles(pred.quantiles, qmod.TAU_GRID, qmod.STORE_LEVELS),
+            qmod.TAU_GRID[None, :]).mean()),
+    }
+    for cov in qmod.REPORT_LEVELS:
+        lo, hi = model.conformal.interval(pred, cov)
+        out[f"coverage_{int(cov * 100)}"] = float(np.mean((y >= lo) & (y <= hi)))
+        out[f"width_{int(cov * 100)}_years"] = float(np.mean(hi - lo))
+    return out
+
+
+def write_card(folder: Path, npz: Path, *, features: list[str], metrics: dict[str, Any], cpu_minutes: float,
+               meta: dict[str, Any]) -> Path:
+    from neurospine.io import write_text_atomic
+    from neurospine.models.card import ModelCard
+    from neurospine.models.registry import sha256_of
+
+    card = ModelCard(
+        name=MODEL_NAME, version="0.1.0",
+        task="brain age (years) from FreeSurfer Destrieux thickness + aseg volumes, with calibrated intervals",
+        file=npz.name, sha256=sha256_of(npz), framework="numpy-npz",
+        description=("MC-dropout composite quantile regression (MCCQR): MLP 2x(128, 64) ReLU, dropout 0.2, "
+                     f"{len(qmod.TAU_GRID)} monotone quantile outputs (cumulative softplus), pinball loss, Adam, "
+                     "early stopping on a validation pinball loss; 100 MC passes at prediction; split-conformal "
+                     "intervals. Feature z-scoring stored in the .npz."),
+        inputs={"features": features, "n_features": len(features),
+                "aliases": "*-Thalamus-Proper -> *-Thalamus and 5 Destrieux '&' -> '_and_' spellings accepted"},
+        labels={"output": "age_pred (median), sd, conformal intervals, gap, gap_z, p_accelerated"},
+        training_data=[
+            {"name": "OpenNeuro ds000115, ds000222, ds003416, ds003469, ds003653, ds003826 (FreeSurfer tables via "
+                     "PCNtoolkit-demo)", "licence": "CC0"},
+            {"name": "FCP/INDI 1000 Functional Connectomes (fcon1000), 23 sites",
+             "licence": "FCP/INDI terms: attribution, NON-COMMERCIAL use only"},
+        ],
+        metrics=metrics,
+        train_command="python -m neurospine.brainage.training_features",
+        train_cpu_minutes=round(cpu_minutes, 2),
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        notes=("Trained partly on fcon1000, whose data are for NON-COMMERCIAL research use: the weights inherit "
+               "that restriction. In-distribution only: a new scanner/site/FreeSurfer version shifts predictions "
+               "by years; run `neurospine brainage recalibrate` with a few dozen local labelled controls first. "
+               f"Fit details: {meta}"),
+    )
+    return write_text_atomic(folder / f"{MODEL_NAME}.json", card.to_json())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from neurospine.models.registry import shipped_dir
+
+    p = argparse.ArgumentParser(prog="python -m neurospine.brainage.training_features",
+                                description="Fit and export the shipped brainage_features model with "
+                                "held-out metrics.")
+    p.add_argument("--data", type=Path, default=DEFAULT_DIR)
+    p.add_argument("--export", type=Path, default=None, help="output folder (default: package weights folder)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    t0 = time.process_time()
+    data = load_pooled(args.data)
+    tr, te = heldout_split(data.dataset, args.seed)
+    model = fit_arrays(data.x[tr], data.age[tr], data.features, FitConfig(seed=args.seed))
+    cpu = (time.process_time() - t0) / 60
+    metrics: dict[str, Any] = {"split": f"held-out TEST = random {TEST_FRACTION:.0%} of subjects per dataset "
+                               f"(seed {args.seed}), never used for fitting, early stopping or calibration",
+                               "n_fit": len(tr), "test_all": evaluate(model, data.x[te], data.age[te])}
+    for d in ("openneuro", "fcon1000"):
+        sel = te[data.dataset[te] == d]
+        metrics[f"test_{d}"] = evaluate(model, data.x[sel], data.age[sel])
+    metrics["baseline_predict_train_mean_mae_years"] = float(np.abs(data.age[tr].mean() - data.age[te]).mean())
+    log.info("TEST %s", metrics["test_all"])
+    folder = args.export or shipped_dir()
+    npz = model.save(folder / MODEL_NAME)
+    write_card(folder, npz, features=data.features, metrics=metrics, cpu_minutes=cpu, meta=model.meta)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""``neurospine brainage``: brain age with calibrated uncertainty (features MCCQR and raw-T1 CNN)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "brainage",
+        help="brain age with calibrated intervals (FreeSurfer features or raw T1w)",
+        description="Brain age (years) with Monte-Carlo-dropout composite quantile regression and "
+        "split-conformal intervals. Sub-commands: fit, predict, recalibrate (feature tables) and t1 (raw T1w "
+        "images). Example: neurospine brainage predict features.csv --out pred.csv",
+    )
+    bs = p.add_subparsers(dest="brainage_command", metavar="SUBCOMMAND")
+
+    f = bs.add_parser(
+        "fit", help="fit a feature model on a labelled CSV table",
+        description="Fit an MCCQR brain-age model on a CSV table (one row per subject, an age column and "
+        "numeric feature columns; identifiers sub_id/id/sex/site are ignored). Writes MODEL.npz (weights, "
+        "feature names, scaler, conformal table) and MODEL.json (card). 15 %% of rows calibrate the "
+        "intervals, 15 %% drive early stopping. Example: neurospine brainage fit train.csv --age-column age "
+        "--out my_model",
+    )
+    f.add_argument("features_csv", type=Path, metavar="FEATURES.csv")
+    f.add_argument("--age-column", default="age", help="name of the age column (years; default: age)")
+    f.add_argument("--out", type=Path, required=True, metavar="MODEL", help="output path (MODEL.npz + MODEL.json)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the row split and initialisation")
+    f.add_argument("--max-epochs", type=int, default=None, help="cap on training epochs (default 600, early "
+                   "stopping usually ends sooner)")
+    f.set_defaults(handler=_fit)
+
+    pr = bs.add_parser(
+        "predict", help="predict brain age for a CSV table of features",
+        description="Predict brain age for every row of FEATURES.csv. Feature columns are matched by name "
+        "(missing ones are listed in the error). Output CSV columns: id, age_pred, sd, lo95, hi95, gap, gap_z, "
+        "age, p_accelerated, lo50, hi50, lo80, hi80 (gap = age_pred - age, empty without an age column; "
+        "gap_z = gap / sd; p_accelerated = P(brain age > age)). Default model: the shipped brainage_features "
+        "(OpenNeuro + fcon1000; non-commercial). Example: neurospine brainage predict feats.csv --out pred.csv",
+    )
+    pr.add_argument("features_csv", type=Path, metavar="FEATURES.csv")
+    pr.add_argument("--model", type=Path, default=None, help="MODEL.npz (default: shipped brainage_features)")
+    pr.add_argument("--age-column", default="age")
+    pr.add_argument("--passes", type=int, default=100, help="Monte-Carlo dropout passes (default 100)")
+    pr.add_argument("--out", type=Path, required=True, metavar="PRED.csv")
+    pr.set_defaults(handler=_predict)
+
+    rc = bs.add_parser(
+        "recalibrate", help="adapt a model to a new site with local labelled controls",
+        description="Fit a site map age = a + b * prediction on local labelled controls (a few dozen; "
+        "--mode offset keeps b = 1) and rebuild the conformal intervals from them (leave-one-out). Writes "
+        "MODEL2.npz + MODEL2.json. Example: neurospine brainage recalibrate local_controls.csv --out site_model",
+    )
+    rc.add_argument("features_csv", type=Path, metavar="FEATURES.csv")
+    rc.add_argument("--model", type=Path, default=None, help="MODEL.npz (default: shipped brainage_features)")
+    rc.add_argument("--age-column", default="age")
+    rc.add_argument("--mode", choices=("auto", "offset", "linear"), default="auto")
+    rc.add_argument("--out", type=Path, required=True, metavar="MODEL2")
+    rc.set_defaults(handler=_recalibrate)
+
+    t = bs.add_parser(
+        "t1", help="brain age from raw T1w images (3D CNN, ONNX)",
+        description="Brain age from raw, non-registered T1w images (NIfTI/NRRD/DICOM folder) with the shipped "
+        "3D CNN (trained on IXI, one site; expect larger errors on other scanners). Output CSV columns: id, "
+        "age_pred, sd, lo95, hi95 (+ age, gap, gap_z with --ages). Example: neurospine brainage t1 "
+        "sub-01_T1w.nii.gz --out pred.csv --ages ages.csv",
+    )
+    t.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    t.add_argument("--out", type=Path, required=True, metavar="PRED.csv")
+    t.add_argument("--ages", type=Path, default=None,
+                   help="CSV with columns id (image name without extension) and age")
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--passes", type=int, default=50)
+    t.set_defaults(handler=_t1)
+    p.set_defaults(handler=lambda a: _help(p))
+
+
+def _help(p: argparse.ArgumentParser) -> int:
+    import sys
+
+    p.print_help(sys.stderr)
+    return 2
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from neurospine.brainage.api import fit
+
+    fit(args.features_csv, age_column=args.age_column, out=args.out, seed=args.seed, max_epochs=args.max_epochs)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from neurospine.brainage.api import predict
+
+    predict(args.features_csv, model=args.model, out=args.out, age_column=args.age_column, passes=args.passes)
+    return 0
+
+
+def _recalibrate(args: argparse.Namespace) -> int:
+    from neurospine.brainage.api import recalibrate
+
+    recalibrate(args.features_csv, model=args.model, out=args.out, age_column=args.age_column, mode=args.mode)
+    return 0
+
+
+def _t1(args: argparse.Namespace) -> int:
+    from neurospine.brainage.api import predict_t1_files
+
+    predict_t1_files(args.images, out=args.out, ages_csv=args.ages, threads=args.threads, passes=args.passes)
+    return 0

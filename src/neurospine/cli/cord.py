@@ -1,0 +1,68 @@
+"""``neurospine cord``: contrast-agnostic spinal-cord segmentation and CSA morphometry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EPILOG = """outputs (in --out, <stem> = input file name without .nii.gz):
+  <stem>_seg-cord_soft.nii.gz   cord partial-volume fraction, float32 in [0, 1]
+  <stem>_seg-cord_msk.nii.gz    binary cord mask (soft >= 0.5)
+  <stem>_seg-canal_msk.nii.gz   binary spinal canal mask (includes the cord)
+  <stem>_csa.csv                per slice: slice, position_mm, csa_mm2 (angle-corrected), angle_deg,
+                                ap_mm, rl_mm, eccentricity, orientation_deg, level
+  <stem>_csa_perlevel.csv       level, n_slices, csa_mm2_mean, csa_mm2_sd (plus an 'all' row)
+  <stem>_qc-cord.png            axial mosaic with the cord contour and a sagittal view
+All images are written on the input grid. Exit code 4 when no cord is found (the QC image is still written).
+
+example:
+  neurospine cord sub-01_T2w.nii.gz --out results/ --levels sub-01_seg-vert_msk.nii.gz
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "cord",
+        help="segment the spinal cord (any contrast, axial or sagittal) and measure CSA per slice/level",
+        description="Segment the spinal cord and canal in a 3D MRI of any contrast (T1w, T2w, T2*w, MT, ...), "
+        "acquired axially or sagittally, with one contrast-agnostic model giving soft (partial-volume) masks, "
+        "and compute the cross-sectional area (CSA) per slice, corrected for the cord's angle, and per "
+        "vertebral level.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("image", type=Path, help="input image (NIfTI, NRRD/MHA or DICOM folder)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created if needed)")
+    p.add_argument("--levels", type=Path, default=None, metavar="VERT_MASK",
+                   help="vertebral level mask: a seg-vert mask (vertebra ids 1..26, e.g. from `neurospine spine`) "
+                   "or a cord-by-level mask (cord voxels labelled 2=C2, 3=C3, ...)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for inference (default 2)")
+    p.add_argument("--model", default="cord_softseg", help="model card name (default cord_softseg)")
+    p.add_argument("--json", action="store_true", help="print the result (outputs, measures, timings) as JSON")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from neurospine.cord.api import run_file
+
+    res = run_file(args.image, args.out, threads=args.threads, levels=args.levels, model=args.model)
+    if args.json:
+        payload = {
+            "task": res.task,
+            "input": res.input_path,
+            "outputs": {k: str(v) for k, v in res.outputs.items()},
+            "measures": res.measures,
+            "models": res.models,
+            "timings_s": res.timings_s,
+            "warnings": res.warnings,
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        m = res.measures
+        sys.stdout.write(f"cord: {m.get('n_slices')} slices, mean CSA {m.get('csa_mm2_mean')} mm2 -> {args.out}\n")
+        for w in res.warnings:
+            sys.stdout.write(f"warning: {w}\n")
+    return 0

@@ -1,0 +1,156 @@
+"""Public API: ``run_file`` segments the cord in one image and measures it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurospine.cord.morphometry import LevelMeasure, Morphometry, measure_cord
+from neurospine.cord.segment import MODEL_NAME, CordSegmentation, SegmentOptions, onnx_predictor, segment_volume
+from neurospine.errors import GeometryError, InputError, NoStructureFoundError
+from neurospine.io import Volume, load_volume, resample_like, save_like, write_text_atomic
+from neurospine.results import TaskResult
+
+log = logging.getLogger(__name__)
+
+TASK = "cord"
+#: Smallest cord volume accepted as "found" (a few voxels of noise are not a cord).
+MIN_CORD_MM3 = 30.0
+
+
+def output_paths(stem: str, out_dir: Path) -> dict[str, Path]:
+    return {
+        "cord_soft": out_dir / f"{stem}_seg-cord_soft.nii.gz",
+        "cord_mask": out_dir / f"{stem}_seg-cord_msk.nii.gz",
+        "canal_mask": out_dir / f"{stem}_seg-canal_msk.nii.gz",
+        "csa": out_dir / f"{stem}_csa.csv",
+        "csa_perlevel": out_dir / f"{stem}_csa_perlevel.csv",
+        "qc": out_dir / f"{stem}_qc-cord.png",
+    }
+
+
+def load_levels(path: str | Path, image: Volume) -> Volume:
+    """A level mask on the image grid (resampled with nearest neighbour when its grid differs)."""
+    lev = load_volume(path, check_intensity=False)
+    if not np.issubdtype(np.asarray(lev.data).dtype, np.integer) and not np.allclose(lev.data, np.round(lev.data)):
+        raise InputError(path, "the level mask holds non-integer values", "give a label map with vertebra ids")
+    if not np.any(lev.data):
+        raise InputError(path, "the level mask is empty", "give a seg-vert mask or a cord-by-level mask")
+    if lev.same_grid(image):
+        return lev
+    log.warning("%s is not on the image grid: resampled (nearest neighbour)", path)
+    out = resample_like(lev, image, order=0)
+    if not np.any(out.data):
+        raise GeometryError(path, "the level mask does not overlap the image", "give the mask made from this image")
+    return out
+
+
+def perlevel_with_total(morph: Morphometry) -> list[LevelMeasure]:
+    """Per-level rows followed by an ``all`` row over every measured slice."""
+    rows = morph.per_level()
+    csa = np.array([r.csa_mm2 for r in morph.slices])
+    if csa.size:
+        sd = float(csa.std(ddof=1)) if csa.size > 1 else 0.0
+        rows.append(LevelMeasure("all", int(csa.size), float(csa.mean()), sd))
+    return rows
+
+
+def run_file(
+    image_path: str | Path,
+    out_dir: str | Path,
+    *,
+    threads: int = 2,
+    levels: str | Path | None = None,
+    **options: Any,
+) -> TaskResult:
+    """Segment the cord (soft) and canal in ``image_path``, write masks, CSA tables and a QC PNG to ``out_dir``.
+
+    ``levels`` is a vertebral level mask (``seg-vert`` or cord-by-level) that names slices in the
+    CSV and gives per-level CSA. ``options``: ``model`` (card name), ``fine_spacing_mm``,
+    ``coarse_spacing_mm``, ``window_mm``, ``threshold``, ``bandwidth_mm``, ``predictor`` (a callable
+    replacing the ONNX model, for tests). Raises ``NoStructureFoundError`` (after writing the QC
+    image) when no cord is found.
+    """
+    from neurospine.cord.qc import write_qc
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    image = load_volume(image_path)
+    level_vol = load_levels(levels, image) if levels is not None else None
+    paths = output_paths(image.name, out)
+    timings["load_s"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    predictor = options.get("predictor")
+    models: dict[str, str] = {}
+    if predictor is None:
+        from neurospine.inference.onnx import onnx_session
+        from neurospine.models import load_card
+
+        card = load_card(str(options.get("model", MODEL_NAME)))
+        predictor = onnx_predictor(onnx_session(card, threads=threads))
+        seg_opt = SegmentOptions.from_card(card, **options)
+        models[card.name] = card.version
+    else:
+        seg_opt = replace(SegmentOptions(), **{k: float(v) for k, v in options.items()
+                                              if k in SegmentOptions.__dataclass_fields__ and v is not None})
+    seg: CordSegmentation = segment_volume(image, predictor, seg_opt)
+    timings["segment_s"] = time.perf_counter() - t
+
+    cord_mm3 = float(seg.cord_mask.sum()) * image.voxel_volume_mm3
+    if seg.empty or cord_mm3 < MIN_CORD_MM3:
+        write_qc(image, seg.cord_mask, seg.canal_mask, paths["qc"], title=f"{image.name}: no spinal cord found")
+        raise NoStructureFoundError(
+            f"{image_path}: no spinal cord found (cord volume {cord_mm3:.0f} mm3 < {MIN_CORD_MM3:.0f} mm3). Check that "
+            f"the image shows the spinal cord (cervical to lumbar, any contrast); QC image: {paths['qc']}"
+        )
+
+    t = time.perf_counter()
+    save_like(seg.cord_soft, image, paths["cord_soft"], is_label=False)
+    save_like(seg.cord_mask, image, paths["cord_mask"])
+    save_like(seg.canal_mask, image, paths["canal_mask"])
+    timings["write_masks_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    bw = options.get("bandwidth_mm")
+    kw: dict[str, Any] = {} if bw is None else {"bandwidth_mm": float(bw)}
+    morph = measure_cord(image.with_data(seg.cord_soft), levels=level_vol, **kw)
+    write_text_atomic(paths["csa"], morph.csv())
+    per_level = perlevel_with_total(morph)
+    from neurospine.cord.morphometry import PERLEVEL_COLUMNS, _to_csv
+
+    write_text_atomic(paths["csa_perlevel"], _to_csv(PERLEVEL_COLUMNS, [r.__dict__ for r in per_level]))
+    timings["morphometry_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    write_qc(image, seg.cord_mask, seg.canal_mask, paths["qc"], title=f"{image.name}: red = cord, blue = canal")
+    timings["qc_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+
+    warnings: list[str] = []
+    if level_vol is not None and not any(r.level for r in morph.slices):
+        warnings.append("the level mask names no slice that holds cord; per-level CSA is empty")
+    measures: dict[str, float | int | str | None] = {
+        "cord_volume_mm3": round(cord_mm3, 2),
+        "n_slices": len(morph.slices),
+        "csa_mm2_mean": round(float(np.mean([r.csa_mm2 for r in morph.slices])), 3),
+    }
+    for lv in per_level:
+        if lv.level != "all":
+            measures[f"csa_mm2_{lv.level}"] = round(lv.csa_mm2_mean, 3)
+    return TaskResult(
+        task=TASK,
+        input_path=str(image_path),
+        outputs=paths,
+        measures=measures,
+        models=models,
+        timings_s={k: round(v, 4) for k, v in timings.items()},
+        warnings=warnings,
+        extra={"detected_slices": seg.detected_slices, "plane": image.plane},
+    )

@@ -1,0 +1,170 @@
+"""Training data for the cord model: volumes with soft cord/canal targets and 2D patch sampling.
+
+Sources (kept apart by subject; ``sct_testing_data`` is never used here, it is the test subject):
+
+* synthetic cases from ``neurospine.synth`` (random contrast, sagittal and axial acquisitions,
+  anisotropic slices; soft partial-volume cord and canal targets);
+* real cord masks: the PAM50 template (``pam50_small_template``) and the SCT tutorial MT-on image
+  with its silver cord mask (``sct_tutorial_unlabeled``). Their binary masks become soft targets by
+  linear interpolation when patches are resampled; they carry no canal target (channel weight 0).
+
+Patches imitate inference (``neurospine.cord.crop``): one axial slice, resampled to a random
+in-plane spacing, rotated and shifted around the cord (or anywhere, for negatives), normalised
+with the same percentile rule, then intensity-randomised (contrast-agnostic training).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from neurospine.cord.crop import normalize_patch
+from neurospine.io import Volume, load_volume, reorient
+
+log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class TrainVolume:
+    """One training volume on a RAS grid; ``canal`` is ``None`` when the source has no canal label."""
+
+    name: str
+    subject: str
+    image: FloatArray
+    cord: FloatArray
+    canal: FloatArray | None
+    spacing_mm: tuple[float, float, float]
+
+    @property
+    def cord_slices(self) -> npt.NDArray[np.intp]:
+        return np.flatnonzero((self.cord >= 0.5).any(axis=(0, 1)))
+
+
+def _ras(vol: Volume) -> tuple[FloatArray, tuple[float, float, float]]:
+    r, _ = reorient(vol, "RAS")
+    return np.asarray(r.data, dtype=np.float32), r.spacing_mm
+
+
+def from_volumes(name: str, subject: str, image: Volume, cord: Volume, canal: Volume | None = None) -> TrainVolume:
+    img, sp = _ras(image)
+    c, _ = _ras(cord)
+    k = None if canal is None else _ras(canal)[0]
+    return TrainVolume(name, subject, img, np.clip(c, 0, 1), None if k is None else np.clip(k, 0, 1), sp)
+
+
+#: Real cord masks allowed for training: (folder, image file, mask file, subject id).
+REAL_SOURCES: tuple[tuple[str, str, str, str], ...] = (
+    ("pam50_small_template", "pam50small_img.nii.gz", "pam50small_cordseg.nii.gz", "pam50-template"),
+    ("sct_tutorial_unlabeled", "tut-sub05mton_img.nii.gz", "tut-sub05mton_cordseg.nii.gz", "spinegeneric-sub05"),
+)
+
+
+def load_real(shared_data: Path) -> list[TrainVolume]:
+    out = []
+    for folder, img_name, msk_name, subject in REAL_SOURCES:
+        ip, mp = shared_data / folder / img_name, shared_data / folder / msk_name
+        if not (ip.is_file() and mp.is_file()):
+            log.warning("real training source missing: %s", ip)
+            continue
+        img = load_volume(ip)
+        msk = load_volume(mp, check_intensity=False)
+        binary = msk.with_data((np.asarray(msk.data) > 0).astype(np.float32))
+        out.append(from_volumes(f"{folder}/{img_name}", subject, img, binary))
+    return out
+
+
+def save_cache(vol: TrainVolume, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    arrays: dict[str, npt.NDArray[np.generic]] = {
+        "image": vol.image.astype(np.float32),
+        "cord": vol.cord.astype(np.float16),
+        "spacing": np.asarray(vol.spacing_mm),
+    }
+    if vol.canal is not None:
+        arrays["canal"] = vol.canal.astype(np.float16)
+    np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
+    tmp.replace(path)
+
+
+def load_cache(path: Path, name: str, subject: str) -> TrainVolume:
+    with np.load(path) as z:
+        canal = z["canal"].astype(np.float32) if "canal" in z.files else None
+        sp = tuple(float(v) for v in z["spacing"])
+        return TrainVolume(name, subject, z["image"].astype(np.float32), z["cord"].astype(np.float32), canal,
+                           (sp[0], sp[1], sp[2]))
+
+
+# ---- patch sampling ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    size: int = 64
+    fine_spacing_mm: tuple[float, float] = (0.4, 0.8)
+    coarse_spacing_mm: tuple[float, float] = (0.8, 1.3)
+    p_coarse: float = 0.3
+    p_negative: float = 0.1
+    max_rotation_deg: float = 25.0
+    fine_shift_mm: float = 5.0
+
+
+def _intensity(img: FloatArray, rng: np.random.Generator) -> FloatArray:
+    from neurospine.nn.augment import blur, contrast_randomize
+
+    out = contrast_randomize(normalize_patch(img, 0.5, 99.5).clip(0, 1), rng, p_keep=0.3, p_invert=0.2)
+    if rng.random() < 0.3:
+        out = blur(out, rng, 1.0)
+    return normalize_patch(out)
+
+
+def sample_patch(
+    vol: TrainVolume, rng: np.random.Generator, cfg: PatchConfig = PatchConfig()
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """One (1, S, S) image, (2, S, S) soft target and (2,) channel weights."""
+    cord_slices = vol.cord_slices
+    negative = rng.random() < cfg.p_negative or cord_slices.size == 0
+    k = int(rng.integers(vol.image.shape[2])) if negative else int(rng.choice(cord_slices))
+    coarse = rng.random() < cfg.p_coarse
+    lo, hi = cfg.coarse_spacing_mm if coarse else cfg.fine_spacing_mm
+    s = float(rng.uniform(lo, hi))
+    sx, sy = vol.spacing_mm[0], vol.spacing_mm[1]
+    cord2d = vol.cord[:, :, k]
+    if negative or cord2d.sum() <= 0:
+        centre = np.array([rng.uniform(0, cord2d.shape[0]), rng.uniform(0, cord2d.shape[1])])
+    else:
+        ii, jj = np.nonzero(cord2d)
+        w = cord2d[ii, jj]
+        centre = np.array([(w * ii).sum() / w.sum(), (w * jj).sum() / w.sum()])
+        half_fov = cfg.size * s / 2.0
+        shift_mm = rng.uniform(-0.8, 0.8, 2) * half_fov if coarse else rng.normal(0, cfg.fine_shift_mm, 2)
+        centre = centre + shift_mm / np.array([sx, sy])
+    phi = math.radians(float(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg)))
+    aniso = np.exp(rng.normal(0, 0.05, 2))
+    flip = -1.0 if rng.random() < 0.5 else 1.0
+    g = (np.arange(cfg.size) - (cfg.size - 1) / 2.0) * s
+    gx, gy = np.meshgrid(g * flip * aniso[0], g * aniso[1], indexing="ij")
+    rx = math.cos(phi) * gx - math.sin(phi) * gy
+    ry = math.sin(phi) * gx + math.cos(phi) * gy
+    coords = [centre[0] + rx / sx, centre[1] + ry / sy]
+    img = ndimage.map_coordinates(vol.image[:, :, k], coords, order=1, mode="nearest").astype(np.float32)
+    tc = ndimage.map_coordinates(cord2d, coords, order=1, mode="constant", cval=0.0)
+    weights = np.array([1.0, 1.0 if vol.canal is not None else 0.0], dtype=np.float32)
+    tk = (np.zeros_like(tc) if vol.canal is None
+          else ndimage.map_coordinates(vol.canal[:, :, k], coords, order=1, mode="constant", cval=0.0))
+    target = np.stack([tc, tk]).astype(np.float32).clip(0, 1)
+    return _intensity(img, rng)[None], target, weights
+
+
+def sample_batch(vols: list[TrainVolume], rng: np.random.Generator, n: int, cfg: PatchConfig = PatchConfig(),
+                 probs: npt.NDArray[np.float64] | None = None) -> tuple[FloatArray, FloatArray, FloatArray]:
+    idx = rng.choice(len(vols), size=n, p=probs)
+    xs, ys, ws = zip(*(sample_patch(vols[i], rng, cfg) for i in idx), strict=True)
+    return np.stack(xs), np.stack(ys), np.stack(ws)

@@ -1,0 +1,139 @@
+"""Cord (and canal) soft segmentation of a whole volume with a 2D network on axial slices."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from neurospine.cord.crop import (
+    Detection,
+    FloatArray,
+    Predictor,
+    block_mean,
+    detect_cord,
+    fine_factors,
+    normalize_patch,
+    predict_batched,
+    sample_window,
+    window_for,
+)
+from neurospine.io import Volume, reorient
+from neurospine.models.card import ModelCard
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "cord_softseg"
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Inference geometry; defaults come from the model card's ``inputs``."""
+
+    fine_spacing_mm: float = 0.5
+    coarse_spacing_mm: float = 1.0
+    window_mm: float = 36.0
+    threshold: float = 0.5
+
+    @classmethod
+    def from_card(cls, card: ModelCard, **overrides: Any) -> SegmentOptions:
+        keys = {f for f in cls.__dataclass_fields__}
+        vals = {k: float(v) for k, v in card.inputs.items() if k in keys}
+        vals.update({k: float(v) for k, v in overrides.items() if k in keys and v is not None})
+        return cls(**vals)
+
+
+@dataclass(frozen=True)
+class CordSegmentation:
+    """Soft cord and canal fractions plus binary masks, on the input grid."""
+
+    cord_soft: FloatArray
+    canal_soft: FloatArray
+    cord_mask: npt.NDArray[np.uint8]
+    canal_mask: npt.NDArray[np.uint8]
+    detected_slices: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not bool(self.cord_mask.any())
+
+
+def _sigmoid(x: npt.NDArray[np.floating]) -> FloatArray:
+    return (0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float32)))).astype(np.float32)
+
+
+def onnx_predictor(session: Any) -> Predictor:
+    """Wrap an ONNX Runtime session whose output holds logits (N, C, H, W) into a probability predictor."""
+    name = session.get_inputs()[0].name
+
+    def predict(batch: FloatArray) -> FloatArray:
+        logits = session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return _sigmoid(logits)
+
+    return predict
+
+
+def _largest_component(mask: npt.NDArray[np.bool_], weights: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    if n <= 1:
+        return mask
+    mass = ndimage.sum_labels(weights, labels, index=np.arange(1, n + 1))
+    return labels == (int(np.argmax(mass)) + 1)
+
+
+def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | None = None) -> CordSegmentation:
+    """Detect the cord, segment it slice by slice in a window around it, return results on the input grid."""
+    opt = options or SegmentOptions()
+    ras, record = reorient(image, "RAS")
+    data = np.asarray(ras.data, dtype=np.float32)
+    sp = ras.spacing_mm
+    det: Detection = detect_cord(data, sp, predict, coarse_spacing_mm=opt.coarse_spacing_mm, threshold=opt.threshold)
+    cord = np.zeros(data.shape, dtype=np.float32)
+    canal = np.zeros(data.shape, dtype=np.float32)
+    if det.any:
+        factors = fine_factors((sp[0], sp[1]), opt.fine_spacing_mm)
+        patches, windows = [], []
+        hits = np.flatnonzero(det.found)
+        margin = max(2, int(np.ceil(2 * det.slice_step)))
+        k_lo, k_hi = max(0, int(hits[0]) - margin), min(data.shape[2], int(hits[-1]) + margin + 1)
+        for k in range(k_lo, k_hi):
+            centre = (float(det.centres_px[k, 0]), float(det.centres_px[k, 1]))
+            start, size = window_for(centre, (sp[0], sp[1]), opt.window_mm)
+            patches.append(normalize_patch(sample_window(data[:, :, k], start, size, factors)))
+            windows.append((start, size))
+        probs = predict_batched(predict, patches, batch=16)
+        for k, prob, (start, size) in zip(range(k_lo, k_hi), probs, windows, strict=True):
+            native = block_mean(prob, factors)  # (C, size0, size1)
+            x0, y0 = max(0, start[0]), max(0, start[1])
+            x1, y1 = min(data.shape[0], start[0] + size[0]), min(data.shape[1], start[1] + size[1])
+            if x1 <= x0 or y1 <= y0:
+                continue
+            sub = native[:, x0 - start[0] : x1 - start[0], y0 - start[1] : y1 - start[1]]
+            cord[x0:x1, y0:y1, k] = sub[0]
+            if sub.shape[0] > 1:
+                canal[x0:x1, y0:y1, k] = sub[1]
+    cord_bin = cord >= opt.threshold
+    if cord_bin.any():
+        cord_bin = _largest_component(cord_bin, cord)
+        support = ndimage.binary_dilation(cord_bin, structure=np.ones((5, 5, 3), dtype=bool))
+        cord = np.where(support, cord, 0.0).astype(np.float32)
+    canal_bin = (canal >= opt.threshold) | cord_bin
+    if canal_bin.any() and cord_bin.any():
+        labels, _ = ndimage.label(canal_bin, structure=np.ones((3, 3, 3), dtype=bool))
+        keep = np.unique(labels[cord_bin])
+        canal_bin = np.isin(labels, keep[keep > 0])
+    elif not cord_bin.any():
+        canal_bin = _largest_component(canal_bin, canal) if canal_bin.any() else canal_bin
+    return CordSegmentation(
+        cord_soft=record.undo(np.clip(cord, 0.0, 1.0)).astype(np.float32),
+        canal_soft=record.undo(np.clip(canal, 0.0, 1.0)).astype(np.float32),
+        cord_mask=record.undo(cord_bin.astype(np.uint8)).astype(np.uint8),
+        canal_mask=record.undo(canal_bin.astype(np.uint8)).astype(np.uint8),
+        detected_slices=int(det.found.sum()),
+        extra={"coarse_prob_max": float(det.coarse_prob.max()) if det.coarse_prob.size else 0.0},
+    )

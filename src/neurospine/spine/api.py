@@ -1,0 +1,201 @@
+"""Public API of the whole-spine pipeline: ``run_file(image_path, out_dir) -> TaskResult``.
+
+Steps: load and check the input; model grid (PIR, 1 mm sagittal plane); phase 1 semantic ONNX model on
+sagittal slices; clean-up and left/right split; phase 2 instances (bodies, posterior elements, discs,
+endplates); level naming (S1 / C2 anchors); back to the input's exact grid; write the five outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from neurospine.io import Volume, load_volume, save_like, stem_of
+from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_NAMES
+from neurospine.results import TaskResult
+from neurospine.spine import classes as C
+from neurospine.spine.instances import SACRUM_TMP, InstanceResult, build_instances
+from neurospine.spine.naming import BodyInfo, Naming, disc_above_top, name_levels
+from neurospine.spine.preprocess import ModelGrid, check_input, to_model_grid
+from neurospine.spine.semantic import clean_classes, predict_classes, to_spineps_values
+
+log = logging.getLogger(__name__)
+
+TASK = "spine"
+SEMANTIC_MODEL = "spine_semantic"
+#: the sacrum counts as "right below" the lowest vertebra within this gap (mm)
+SACRUM_GAP_MM = 30.0
+
+OUTPUT_SUFFIXES = {
+    "semantic": "_seg-spine_msk.nii.gz",
+    "instances": "_seg-vert_msk.nii.gz",
+    "centroids": "_seg-spine_ctd.json",
+    "snapshot": "_seg-spine_snp.png",
+    "table": "_spine.csv",
+}
+
+
+def output_paths(image_path: str | Path, out_dir: str | Path) -> dict[str, Path]:
+    """Where ``run_file`` writes each output for ``image_path``."""
+    stem = stem_of(image_path)
+    return {key: Path(out_dir) / f"{stem}{suffix}" for key, suffix in OUTPUT_SUFFIXES.items()}
+
+
+@lru_cache(maxsize=4)
+def _session(name: str, sha256: str, threads: int) -> Any:
+    from neurospine.inference.onnx import onnx_session
+    from neurospine.models import load_card
+
+    return onnx_session(load_card(name), threads=threads)
+
+
+@dataclass
+class SpineSegmentation:
+    """Everything the pipeline computed, on the model grid and on the input grid."""
+
+    grid: ModelGrid
+    classes: npt.NDArray[np.uint8]
+    instances: InstanceResult
+    naming: Naming
+    seg_vert_model: npt.NDArray[np.int16]
+    semantic_input: npt.NDArray[np.uint8]
+    seg_vert_input: npt.NDArray[np.int16]
+    names: dict[int, str]
+    model_version: str
+    timings_s: dict[str, float]
+
+
+def _sacrum_below(inst: InstanceResult, classes: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> bool:
+    sacrum = classes == C.SACRUM
+    if not sacrum.any() or not inst.vertebrae:
+        return False
+    low = inst.vertebrae[-1]
+    rows = np.nonzero(sacrum.any(axis=(0, 2)))[0]
+    gap_mm = (float(rows.min()) - low.bottom_row) * spacing_mm[1]
+    below_centre = float(np.nonzero(sacrum)[1].mean()) > low.centroid_vox[1]
+    return gap_mm <= SACRUM_GAP_MM and below_centre
+
+
+def name_instances(inst: InstanceResult, classes: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> Naming:
+    bodies = [BodyInfo(v.height_mm, v.depth_mm, float(v.centroid_vox[1]) * spacing_mm[1]) for v in inst.vertebrae]
+    sacrum_mm3 = inst.sacrum_voxels * float(np.prod(spacing_mm))
+    return name_levels(bodies, sacrum_mm3=sacrum_mm3, sacrum_below=_sacrum_below(inst, classes, spacing_mm))
+
+
+def relabel(inst: InstanceResult, naming: Naming) -> tuple[npt.NDArray[np.int16], dict[int, str]]:
+    """Temporary instance ids (1..N, 100+k, 200+k) -> SPINEPS level ids (20 = L1, 120, 220, 26)."""
+    n = len(inst.vertebrae)
+    lut = np.zeros(ENDPLATE_OFFSET + n + 1, dtype=np.int16)
+    names: dict[int, str] = {}
+    levels = naming.levels
+    for k in range(1, n + 1):
+        lvl = levels[k - 1] if k - 1 < len(levels) else 0
+        lut[k] = lvl
+        if lvl:
+            names[lvl] = VERTEBRA_NAMES[lvl]
+    above_top = disc_above_top(levels[0]) if levels and levels[0] else 0
+    for k in range(0, n + 1):
+        lvl = (levels[k - 1] if k - 1 < len(levels) else 0) if k >= 1 else above_top
+        lut[DISC_OFFSET + k] = DISC_OFFSET + lvl if lvl else 0
+        lut[ENDPLATE_OFFSET + k] = ENDPLATE_OFFSET + lvl if lvl else 0
+    lut[SACRUM_TMP] = 26 if SACRUM_TMP > n else lut[SACRUM_TMP]
+    src = inst.instances.astype(np.int64)
+    out = np.zeros(src.shape, dtype=np.int16)
+    sac = src == SACRUM_TMP
+    ok = (src > 0) & (src < lut.size) & ~sac
+    out[ok] = lut[src[ok]]
+    out[sac] = 26
+    if inst.sacrum_voxels:
+        names[26] = "S1"
+    return out, names
+
+
+def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> SpineSegmentation:
+    """Run both phases and naming on a loaded volume (no files written)."""
+    from neurospine.models import load_card
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    check_input(vol)
+    card = load_card(model)
+    session = _session(card.name, card.sha256, int(threads))
+    grid = to_model_grid(vol, inplane_mm=float(card.inputs.get("inplane_mm", 1.0)))
+    timings["preprocess"] = time.perf_counter() - t
+    t = time.perf_counter()
+    raw = predict_classes(session, grid.image, grid.spacing_mm[2])
+    timings["semantic_model"] = time.perf_counter() - t
+    t = time.perf_counter()
+    cls = clean_classes(raw, grid.spacing_mm)
+    values = to_spineps_values(cls)
+    inst = build_instances(cls, grid.spacing_mm)
+    naming = name_instances(inst, cls, grid.spacing_mm)
+    seg_vert, names = relabel(inst, naming)
+    timings["instances_naming"] = time.perf_counter() - t
+    t = time.perf_counter()
+    sem_in = grid.to_input(values)
+    vert_in = grid.to_input(seg_vert)
+    timings["to_input_grid"] = time.perf_counter() - t
+    return SpineSegmentation(grid, cls, inst, naming, seg_vert, sem_in.astype(np.uint8), vert_in.astype(np.int16),
+                             names, card.version, timings)
+
+
+def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, **options: Any) -> TaskResult:
+    """Segment the spine in ``image_path`` and write the five outputs into ``out_dir``.
+
+    Options: ``model`` (card name, default ``spine_semantic``), ``snapshot`` (bool, default True).
+    Returns a :class:`~neurospine.results.TaskResult` with output paths, per-level measures, model
+    versions, timings and naming warnings.
+    """
+    from neurospine.spine import outputs as O
+
+    t0 = time.perf_counter()
+    vol = load_volume(image_path)
+    seg = segment(vol, threads=threads, model=str(options.get("model", SEMANTIC_MODEL)))
+    paths = output_paths(image_path, out_dir)
+    t = time.perf_counter()
+    save_like(seg.semantic_input, vol, paths["semantic"])
+    save_like(seg.seg_vert_input, vol, paths["instances"])
+    rows = O.structure_rows(seg.seg_vert_input, seg.semantic_input, vol)
+    info = {
+        "pipeline": "neurospine spine",
+        "models": {SEMANTIC_MODEL: seg.model_version},
+        "naming": {"anchor": seg.naming.anchor, "confidence": round(seg.naming.confidence, 3),
+                   "positional": seg.naming.positional, "flags": seg.naming.flags},
+        "source": str(image_path),
+        "centroid": "vertebral body (corpus) centre of mass; sacrum for S1",
+    }
+    O.write_centroids(paths["centroids"], rows, vol, info)
+    O.write_table(paths["table"], rows, positional=seg.naming.positional)
+    outputs = dict(paths)
+    if options.get("snapshot", True):
+        title = f"{stem_of(image_path)}  naming: {seg.naming.anchor} ({seg.naming.confidence:.2f})"
+        O.write_snapshot(paths["snapshot"], seg.grid.image, seg.seg_vert_model, seg.grid.spacing_mm, seg.names, title)
+    else:
+        outputs.pop("snapshot")
+    timings = dict(seg.timings_s)
+    timings["write_outputs"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    measures: dict[str, float | int | str | None] = {
+        "n_vertebrae": sum(1 for r in rows if r.kind == "vertebra"),
+        "levels": " ".join(r.level for r in rows if r.kind in ("vertebra", "sacrum")),
+        "naming_anchor": seg.naming.anchor,
+        "naming_confidence": round(seg.naming.confidence, 3),
+        "naming_positional": int(seg.naming.positional),
+    }
+    for r in rows:
+        if r.kind in ("vertebra", "sacrum", "disc"):
+            measures[f"volume_mm3_{r.level}"] = round(r.volume_mm3, 1)
+    warnings = list(seg.naming.flags)
+    if not rows:
+        warnings.append("no vertebra, disc or sacrum found")
+    log.info("spine: %s -> %d vertebrae (%s) in %.2f s", image_path, measures["n_vertebrae"], seg.naming.anchor,
+             timings["total"])
+    return TaskResult(TASK, str(image_path), outputs, measures, {SEMANTIC_MODEL: seg.model_version}, timings, warnings,
+                      {"naming": info["naming"], "split_bodies": seg.instances.split_bodies})

@@ -1,0 +1,111 @@
+"""Level naming: anchor on the sacrum (S1) and/or C2, count, detect one extra or missing vertebra.
+
+Input: vertebrae ordered top to bottom with body measurements, whether a sacrum sits right below the
+lowest one and whether the top one looks like C2 (tall body with the dens, small cervical depth).
+Output: a level id (``neurospine.labels`` numbering, L1 = 20, S1 = 26) per vertebra, the anchor used,
+a confidence in [0, 1] and flags. Without any anchor the naming is *positional* (flagged).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from neurospine.labels import CRANIOCAUDAL_ORDER, VERTEBRA_IDS
+
+log = logging.getLogger(__name__)
+
+#: presacral vertebrae visible on MRI from C2 to L5 (C1 has no body)
+STANDARD_C2_TO_L5 = 23
+#: C2: body + dens at least this tall relative to its depth, and a small (cervical) depth
+C2_HEIGHT_OVER_DEPTH = 1.6
+C2_MAX_DEPTH_MM = 22.0
+#: sacrum volume (mm^3) from which it is trusted as an anchor
+SACRUM_MIN_MM3 = 8000.0
+#: lumbar bodies are at least this deep (mm); used only by the positional fallback
+LUMBAR_MIN_DEPTH_MM = 28.0
+
+
+@dataclass(frozen=True)
+class BodyInfo:
+    """Measurements of one vertebra, top to bottom."""
+
+    height_mm: float
+    depth_mm: float
+    centroid_si_mm: float  # position along the superior->inferior axis (grows inferiorly)
+
+
+@dataclass
+class Naming:
+    levels: list[int]
+    anchor: str  # "S1", "C2", "S1+C2" or "positional"
+    confidence: float
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def positional(self) -> bool:
+        return self.anchor == "positional"
+
+
+def _chain(start_name: str, count: int, *, upward: bool, thoracic: int = 12, lumbar: int = 5) -> list[int]:
+    """``count`` ids starting at ``start_name`` going up or down the column with variant counts."""
+    order = [VERTEBRA_IDS[f"C{i}"] for i in range(2, 8)]
+    order += [VERTEBRA_IDS[f"T{i}"] for i in range(1, min(thoracic, 12) + 1)]
+    if thoracic == 13:
+        order.append(VERTEBRA_IDS["T13"])
+    order += [VERTEBRA_IDS[f"L{i}"] for i in range(1, lumbar + 1)]
+    pos = order.index(VERTEBRA_IDS[start_name])
+    out: list[int] = []
+    for k in range(count):
+        i = pos - k if upward else pos + k
+        out.append(order[i] if 0 <= i < len(order) else 0)
+    return list(reversed(out)) if upward else out
+
+
+def looks_like_c2(top: BodyInfo) -> bool:
+    return top.depth_mm <= C2_MAX_DEPTH_MM and top.height_mm >= C2_HEIGHT_OVER_DEPTH * top.depth_mm
+
+
+def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool, c2_top: bool | None = None) -> Naming:
+    """Name ``bodies`` (top to bottom). ``sacrum_below``: a sacrum touches the lowest body from below."""
+    n = len(bodies)
+    if n == 0:
+        return Naming([], "none", 0.0, ["no vertebra found"])
+    has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25
+    s1_conf = 0.95 if sacrum_mm3 >= SACRUM_MIN_MM3 else 0.75
+    has_c2 = looks_like_c2(bodies[0]) if c2_top is None else c2_top
+    flags: list[str] = []
+    if has_s1 and has_c2:
+        if n == STANDARD_C2_TO_L5:
+            return Naming(_chain("C2", n, upward=False), "S1+C2", 0.99)
+        if n == STANDARD_C2_TO_L5 + 1:
+            flags.append("24 presacral vertebrae (C2-L5 expected 23): extra vertebra named L6")
+            return Naming(_chain("C2", n, upward=False, lumbar=6), "S1+C2", 0.85, flags)
+        if n == STANDARD_C2_TO_L5 - 1:
+            flags.append("22 presacral vertebrae (C2-L5 expected 23): 11 thoracic vertebrae assumed")
+            return Naming(_chain("C2", n, upward=False, thoracic=11), "S1+C2", 0.8, flags)
+        flags.append(f"{n} vertebrae between C2 and the sacrum (23 expected): named from S1, counts disagree")
+        return Naming(_chain("L5", n, upward=True), "S1", 0.5, flags)
+    if has_s1:
+        levels = _chain("L5", n, upward=True)
+        if 0 in levels:
+            flags.append("more vertebrae above L5 than C2-L5 holds")
+        return Naming(levels, "S1", s1_conf, flags)
+    if has_c2:
+        return Naming(_chain("C2", n, upward=False), "C2", 0.85, flags)
+    # positional fallback
+    lumbar_like = bodies[-1].depth_mm >= LUMBAR_MIN_DEPTH_MM
+    if lumbar_like:
+        flags.append("no sacrum or C2 found: lowest vertebra assumed to be L5 (positional)")
+        return Naming(_chain("L5", n, upward=True), "positional", 0.3, flags)
+    flags.append("no sacrum or C2 found: top vertebra assumed to be C2 (positional)")
+    return Naming(_chain("C2", n, upward=False), "positional", 0.2, flags)
+
+
+def disc_above_top(top_level: int) -> int:
+    """Level id used for a disc above the topmost vertebra (the vertebra above it, SPINEPS rule)."""
+    if top_level in CRANIOCAUDAL_ORDER:
+        i = CRANIOCAUDAL_ORDER.index(top_level)
+        if i > 0:
+            return CRANIOCAUDAL_ORDER[i - 1]
+    return 0

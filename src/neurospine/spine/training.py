@@ -1,0 +1,391 @@
+"""``neurospine train spine``: train the phase-1 semantic model (2.5D sagittal U-Net) and export ONNX.
+
+Data: the synthetic engine (all 14 structures, random contrast) plus real partial-label cases
+(``spine.data``: VB3/VB2 bodies, IVD discs; held-out cases excluded; VB1 never used). The loss is a
+marginal (partial-label) cross-entropy + Dice over *groups* of classes: a real case only says "body"
+versus "anything else" (or "disc" versus "anything else"), so unlabelled structures are never taught as
+background. Training is time-budgeted (``--minutes``), checkpointed every few minutes and resumable.
+Runs with 1 thread by default (shared machine). Imports torch; runtime code never imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from neurospine.spine import classes as C
+from neurospine.spine import data as D
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUT = Path("/work/runs/spine")
+MODEL_NAME = "spine_semantic"
+MODEL_VERSION = "0.1.0"
+UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}
+
+
+@dataclass
+class Sample:
+    image: npt.NDArray[np.float32]  # (3, P, P)
+    target: npt.NDArray[np.uint8]  # (P, P) group index or IGNORE
+    kind: str
+
+
+# ---- sampling -------------------------------------------------------------------------------------
+
+def _slab(vol: npt.NDArray[np.floating], r: int, thick: int) -> npt.NDArray[np.float32]:
+    """Mean of ``thick`` slices around r of a slice-major (R, P, I) volume (simulates thick slices)."""
+    n = vol.shape[0]
+    lo, hi = max(0, r - thick // 2), min(n, r - thick // 2 + thick)
+    lo = min(lo, n - 1)
+    hi = max(hi, lo + 1)
+    if hi - lo == 1:
+        return np.asarray(vol[lo], dtype=np.float32)
+    return np.asarray(vol[lo:hi], dtype=np.float32).mean(axis=0)
+
+
+_FG_CACHE: dict[int, npt.NDArray[np.intp]] = {}
+
+
+def _fg_slices(case: D.TrainCase) -> npt.NDArray[np.intp]:
+    key = id(case.target)
+    if key not in _FG_CACHE:
+        t = case.target
+        fg = (t == 0) if case.kind != "full" else ((t > 0) & (t != D.IGNORE))
+        _FG_CACHE[key] = np.nonzero(fg.any(axis=(1, 2)))[0]
+    return _FG_CACHE[key]
+
+
+def sample_patch(case: D.TrainCase, rng: np.random.Generator, patch: int) -> Sample:
+    """A random 2.5D training patch with geometric jitter (rotation, scale) from one case."""
+    img = case.image
+    tgt = case.target
+    n_r = img.shape[0]
+    sp_r = case.spacing_mm[2]
+    fg_r = _fg_slices(case)
+    if fg_r.size and rng.random() < 0.9:
+        r = int(np.clip(rng.integers(fg_r.min() - 3, fg_r.max() + 4), 0, n_r - 1))
+    else:
+        r = int(rng.integers(0, n_r))
+    neighbour_mm = rng.uniform(1.0, 5.0)
+    off = max(1, round(neighbour_mm / sp_r))
+    thick = int(rng.integers(1, max(2, round(4.0 / sp_r)) + 1))
+    chans = [_slab(img, min(max(rr, 0), n_r - 1), thick) for rr in (r - off, r, r + off)]
+    if rng.random() < 0.5:
+        chans = chans[::-1]
+    t2d = tgt[r]
+    fg = np.argwhere(t2d == 0) if case.kind != "full" else np.argwhere((t2d > 0) & (t2d != D.IGNORE))
+    if fg.size and rng.random() < 0.8:
+        centre = fg[rng.integers(len(fg))].astype(np.float64) + rng.normal(0, 15, 2)
+    else:
+        centre = np.array([rng.uniform(0, t2d.shape[0]), rng.uniform(0, t2d.shape[1])])
+    angle = math.radians(rng.uniform(-15, 15))
+    scale = float(np.exp(rng.uniform(-0.2, 0.2)))  # output voxel = scale source voxels
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]) * scale
+    offset = centre - rot @ np.array([patch / 2.0, patch / 2.0])
+    out_img = np.stack([
+        ndimage.affine_transform(ch, rot, offset=offset, output_shape=(patch, patch), order=1, mode="constant", cval=0.0)
+        for ch in chans
+    ]).astype(np.float32)
+    out_tgt = ndimage.affine_transform(t2d, rot, offset=offset, output_shape=(patch, patch), order=0, mode="constant",
+                                       cval=D.IGNORE)
+    if case.image.dtype == np.uint8:
+        out_img /= 255.0
+    return Sample(out_img, out_tgt.astype(np.uint8), case.kind)
+
+
+def augment_intensity(x: npt.NDArray[np.float32], rng: np.random.Generator, kind: str) -> npt.NDArray[np.float32]:
+    from neurospine.nn import augment as A
+
+    # synthetic images already have random contrast; real ones get the full randomisation
+    p_keep = 0.5 if kind == "full" else 0.25
+    out = A.contrast_randomize(x, rng, p_keep=p_keep, p_invert=0.25)
+    if rng.random() < 0.3:
+        out = A.blur(out, rng, 1.0)
+    return out.astype(np.float32)
+
+
+# ---- synthetic data -------------------------------------------------------------------------------
+
+def synth_available() -> bool:
+    try:
+        import neurospine.synth as S
+
+        return hasattr(S, "generate_case")
+    except ImportError:
+        return False
+
+
+SYNTH_LEVELS = ("C2-S1", "C2-T6", "T3-L2", "T8-S1", "L1-S1", "T11-S1", "C3-T4")
+
+
+def synth_case(seed: int, rng: np.random.Generator) -> D.TrainCase:
+    """One synthetic whole- or part-spine volume on the model grid with full labels."""
+    from neurospine.io import Volume, reorient
+    from neurospine.io.resample import grid_for_spacing, resample_to_grid
+    from neurospine.spine.preprocess import CANONICAL, normalise_intensity
+    from neurospine.synth import SynthConfig, generate_case
+
+    levels = SYNTH_LEVELS[int(rng.integers(len(SYNTH_LEVELS)))]
+    lr_mm = float(rng.choice([1.0, 2.0, 3.0]))
+    cfg = SynthConfig(levels=levels, contrast="random", spacing_mm=(1.0, 1.0, lr_mm), plane="sagittal")
+    case = generate_case(seed, cfg)
+    img_pir, _ = reorient(case.image, CANONICAL)
+    sem_pir, _ = reorient(case.semantic, CANONICAL)
+    sp = img_pir.spacing_mm
+    target_sp = (1.0, 1.0, float(np.clip(sp[2], 1.0, 6.0)))
+    if not np.allclose(sp, target_sp, atol=1e-3):
+        shape, aff = grid_for_spacing(img_pir, target_sp)
+        img = resample_to_grid(img_pir.data, img_pir.affine, shape, aff, order=1)
+        sem = resample_to_grid(sem_pir.data, sem_pir.affine, shape, aff, order=0)
+        img_pir, sem_pir = Volume(img, aff), Volume(sem, aff)
+    image = normalise_intensity(img_pir.data)
+    target = C.spineps_to_net(np.asarray(sem_pir.data))
+    return D.TrainCase(f"synth-{seed}", "full", D.slice_major((image * 255).astype(np.uint8)), D.slice_major(target),
+                       img_pir.spacing_mm)
+
+
+# ---- loss -----------------------------------------------------------------------------------------
+
+def membership(kind: str) -> npt.NDArray[np.float32]:
+    m = np.zeros((C.N_CLASSES, C.N_CLASSES), dtype=np.float32)
+    for g, members in enumerate(D.GROUPS[kind]):
+        m[g, list(members)] = 1.0
+    return m
+
+
+def dice_mask(kind: str) -> npt.NDArray[np.float32]:
+    d = np.zeros(C.N_CLASSES, dtype=np.float32)
+    d[list(D.DICE_GROUPS[kind])] = 1.0
+    return d
+
+
+def group_loss(logits: Any, target: Any, member: Any, dmask: Any) -> Any:
+    """Marginal cross-entropy + soft Dice over class groups.
+
+    logits (B, C, H, W); target (B, H, W) long with 255 = ignore; member (B, G, C); dmask (B, G).
+    """
+    import torch
+
+    prob = torch.softmax(logits, dim=1)
+    q = torch.einsum("bchw,bgc->bghw", prob, member).clamp_min(1e-6)
+    valid = target != D.IGNORE
+    t = torch.where(valid, target, torch.zeros_like(target))
+    picked = torch.gather(q, 1, t.unsqueeze(1)).squeeze(1)
+    ce = -(torch.log(picked) * valid).sum() / valid.sum().clamp_min(1)
+    onehot = torch.nn.functional.one_hot(t, q.shape[1]).permute(0, 3, 1, 2).float() * valid.unsqueeze(1)
+    qv = q * valid.unsqueeze(1)
+    inter = (qv * onehot).sum(dim=(2, 3))
+    denom = qv.sum(dim=(2, 3)) + onehot.sum(dim=(2, 3))
+    dice = (2 * inter + 1.0) / (denom + 1.0)
+    dice_loss = ((1 - dice) * dmask).sum() / dmask.sum().clamp_min(1)
+    return ce + dice_loss
+
+
+# ---- validation -----------------------------------------------------------------------------------
+
+def _torch_predict(model: Any, image: npt.NDArray[np.float32], lr_spacing: float, r_range: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    import torch
+
+    from neurospine.spine.semantic import PAD_MULTIPLE, _pad, neighbour_offset, stack_slices
+
+    off = neighbour_offset(lr_spacing)
+    out = np.zeros(image.shape, dtype=np.uint8)
+    with torch.no_grad():
+        for r in range(*r_range):
+            x, (h, w) = _pad(stack_slices(image, r, off)[None], PAD_MULTIPLE)
+            logits = model(torch.from_numpy(x)).numpy()
+            out[:, :, r] = np.argmax(logits[0, :, :h, :w], axis=0)
+    return out
+
+
+def validate(model: Any, cases: list[D.EvalCase]) -> dict[str, float]:
+    """Binary body (corpus+endplate) or disc Dice per monitoring case (model grid = PIR 1 mm)."""
+    from neurospine.io import reorient
+    from neurospine.spine.preprocess import to_model_grid
+
+    model.eval()
+    res: dict[str, float] = {}
+    for case in cases:
+        grid = to_model_grid(case.image, inplane_mm=1.0)
+        lab, _ = reorient(case.labels, "PIR")
+        ref = np.asarray(lab.data) > 0
+        rs = np.nonzero(ref.any(axis=(0, 1)))[0]
+        r_range = (max(0, int(rs.min()) - 2), min(ref.shape[2], int(rs.max()) + 3))
+        pred = _torch_predict(model, grid.image, grid.spacing_mm[2], r_range)
+        if case.dataset == D.IVD_DIR:
+            p = pred == C.DISC
+        else:
+            p = np.isin(pred, (C.CORPUS, C.ENDPLATE))
+        sl = (slice(None), slice(None), slice(*r_range))
+        inter = float((p[sl] & ref[sl]).sum())
+        res[case.name] = round(2 * inter / max(1.0, float(p[sl].sum() + ref[sl].sum())), 4)
+    model.train()
+    return res
+
+
+# ---- main loop ------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neurospine train spine", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folder (checkpoint, log, exported model)")
+    p.add_argument("--data", type=Path, default=D.shared_root(), help="shared data folder (fcs_* sets)")
+    p.add_argument("--minutes", type=float, default=45.0, help="training wall-time budget (resumed runs continue)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch", type=int, default=6)
+    p.add_argument("--patch", type=int, default=160)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--synth-fraction", type=float, default=0.5, help="share of samples from the synthetic engine")
+    p.add_argument("--synth-pool", type=int, default=24, help="synthetic volumes kept in memory")
+    p.add_argument("--synth-refresh", type=int, default=40, help="replace one synthetic volume every N steps")
+    p.add_argument("--validate-every", type=float, default=8.0, help="minutes between monitoring validations")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--export-only", action="store_true", help="export the checkpoint to ONNX and stop")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import torch
+
+    from neurospine.nn.checkpoint import load_checkpoint, save_checkpoint
+    from neurospine.nn.unet import UNet, count_parameters
+
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(max(1, args.threads))
+    args.out.mkdir(parents=True, exist_ok=True)
+    ckpt = args.out / "checkpoint.pt"
+    model = UNet(3, C.N_CLASSES, **UNET_KW)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    step, extra = load_checkpoint(ckpt, model, opt)
+    elapsed = float(extra.get("elapsed_s", 0.0))
+    history: list[dict[str, Any]] = list(extra.get("history", []))
+    log.info("model %d parameters; resume at step %d (%.1f min done)", count_parameters(model), step, elapsed / 60)
+    if args.export_only:
+        export(model, args.out, step, elapsed, history, args)
+        return 0
+
+    rng = np.random.default_rng(args.seed + step)
+    real = D.train_cases(args.data)
+    by_kind = {"vb3": [c for c in real if c.name.startswith("vb3")], "vb2": [c for c in real if c.name.startswith("vb2")],
+               "ivd": [c for c in real if c.name.startswith("ivd")]}
+    real_weights = {"vb3": 0.4, "vb2": 0.4, "ivd": 0.2}
+    monitor = [c for c in D.eval_cases(args.data, "vb2")[:1]]
+    monitor += [c for c in D.eval_cases(args.data, "vb1") if c.name in ("vb1-06", "vb1-11")]
+    monitor += D.eval_cases(args.data, "ivd")[:1]
+    use_synth = synth_available() and args.synth_fraction > 0
+    pool: list[D.TrainCase] = []
+    synth_seed = 100_000 + step * 7 + args.seed
+    if use_synth:
+        t0 = time.time()
+        for _ in range(args.synth_pool):
+            pool.append(synth_case(synth_seed, rng))
+            synth_seed += 1
+        log.info("synthetic pool of %d volumes in %.1f s", len(pool), time.time() - t0)
+    else:
+        log.warning("synthetic engine not available: training on real partial labels only")
+
+    budget = args.minutes * 60.0
+    last_ckpt = time.time()
+    last_val = time.time()
+    losses: list[float] = []
+    model.train()
+    while elapsed < budget:
+        t_step = time.time()
+        lr = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        samples = []
+        for _ in range(args.batch):
+            if pool and rng.random() < args.synth_fraction:
+                case = pool[int(rng.integers(len(pool)))]
+            else:
+                kinds = list(real_weights)
+                kind = kinds[int(rng.choice(len(kinds), p=np.array(list(real_weights.values())) / sum(real_weights.values())))]
+                group = by_kind[kind] or real
+                case = group[int(rng.integers(len(group)))]
+            s = sample_patch(case, rng, args.patch)
+            s.image = augment_intensity(s.image, rng, s.kind)
+            samples.append(s)
+        x = torch.from_numpy(np.stack([s.image for s in samples]))
+        t = torch.from_numpy(np.stack([s.target for s in samples]).astype(np.int64))
+        member = torch.from_numpy(np.stack([membership(s.kind) for s in samples]))
+        dmask = torch.from_numpy(np.stack([dice_mask(s.kind) for s in samples]))
+        loss = group_loss(model(x), t, member, dmask)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        losses.append(loss.item())
+        if pool and step % args.synth_refresh == 0:
+            pool[int(rng.integers(len(pool)))] = synth_case(synth_seed, rng)
+            synth_seed += 1
+        elapsed += time.time() - t_step
+        if step % 50 == 0:
+            log.info("step %d  loss %.4f  lr %.2e  %.1f/%.0f min", step, float(np.mean(losses[-50:])), lr,
+                     elapsed / 60, args.minutes)
+        if time.time() - last_val > args.validate_every * 60:
+            scores = validate(model, monitor)
+            history.append({"step": step, "minutes": round(elapsed / 60, 1), "loss": float(np.mean(losses[-100:])), **scores})
+            log.info("validation (monitoring only, not used for selection): %s", scores)
+            last_val = time.time()
+        if time.time() - last_ckpt > 180:
+            save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "history": history})
+            last_ckpt = time.time()
+    save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "history": history})
+    scores = validate(model, monitor)
+    history.append({"step": step, "minutes": round(elapsed / 60, 1), "final": True, **scores})
+    save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "history": history})
+    export(model, args.out, step, elapsed, history, args)
+    return 0
+
+
+def export(model: Any, out: Path, step: int, elapsed: float, history: list[dict[str, Any]], args: argparse.Namespace) -> Path:
+    """Write ``<out>/spine_semantic.onnx`` + a draft card (metrics are filled by benchmarks/spine.py)."""
+    import torch
+
+    from neurospine.nn.export import export_onnx
+
+    model.eval()
+    example = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    onnx_path = out / f"{MODEL_NAME}.onnx"
+    sha = export_onnx(model, example, onnx_path)
+    card = {
+        "name": MODEL_NAME,
+        "version": MODEL_VERSION,
+        "task": "spine",
+        "file": onnx_path.name,
+        "sha256": sha,
+        "framework": "onnx",
+        "description": "Phase-1 semantic spine model: 2.5D U-Net on sagittal slices (3 slices as channels), "
+        f"{C.N_CLASSES} classes (left/right merged, split at the midline afterwards).",
+        "inputs": {"orientation": "PIR", "inplane_mm": 1.0, "channels": "slices r-d, r, r+d (d ~ 3 mm)",
+                   "intensity": "percentile 0.5-99.5 -> [0, 1]", "pad_multiple": 16},
+        "labels": {str(i): {"name": n, "spineps_value": v} for i, (n, v) in enumerate(C.NET_CLASSES)},
+        "training_data": [],
+        "metrics": {},
+        "train_command": "neurospine train spine --minutes {:.0f}".format(args.minutes),
+        "train_cpu_minutes": round(elapsed / 60 * max(1, args.threads), 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "notes": json.dumps({"steps": step, "threads": args.threads, "batch": args.batch, "patch": args.patch,
+                             "unet": UNET_KW, "monitoring_history": history[-6:]}),
+    }
+    (out / f"{MODEL_NAME}.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    log.info("exported %s (sha256 %s)", onnx_path, sha[:12])
+    return onnx_path
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

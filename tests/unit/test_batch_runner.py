@@ -1,0 +1,161 @@
+"""Batch runs: outputs layout, database, resume/skip rules, failures isolated, manifests, worker crashes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import nibabel as nib
+import pytest
+
+from neurospine.batch import BatchConfig, run_batch
+from neurospine.batch.demo import make_demo_dataset
+from neurospine.batch.tasks import TaskSpec, register_task
+from neurospine.batch.verify import verify_outputs
+from neurospine.errors import InputError
+
+SHAPE = (8, 32, 48)
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    make_demo_dataset(tmp_path / "ds", n_subjects=3, sessions=("1", "2"), shape=SHAPE, corrupt=1)
+    return tmp_path / "ds"
+
+
+def _cfg(ds: Path, out: Path, **kw: object) -> BatchConfig:
+    base: dict[str, object] = dict(tasks=["info"], progress=False)
+    base.update(kw)
+    return BatchConfig(ds, out, **base)  # type: ignore[arg-type]
+
+
+def _db(out: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(out / "derivatives/neurospine/neurospine.sqlite3")
+    con.row_factory = sqlite3.Row
+    return con
+
+
+def test_run_layout_database_and_manifest(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    s = run_batch(_cfg(dataset, out))
+    assert (s.cases, s.done, s.failed, s.reused) == (6, 5, 1, 0)
+    root = out / "derivatives/neurospine"
+    desc = json.loads((root / "dataset_description.json").read_text())
+    assert desc["DatasetType"] == "derivative" and desc["GeneratedBy"][0]["Name"] == "neurospine"
+    assert desc["GeneratedBy"][0]["Version"]
+    case_dir = root / "sub-001/ses-1/anat/sub-001_ses-1_acq-sag_T2w/info"
+    manifest = json.loads((case_dir / "neurospine_manifest.json").read_text())
+    assert manifest["task"] == "info" and len(manifest["input"]["sha256"]) == 64
+    assert manifest["input"]["entities"] == {"sub": "001", "ses": "1", "acq": "sag"}
+    assert set(manifest["outputs"]) == {"foreground_mask", "snapshot"}
+    assert manifest["neurospine_version"] and manifest["timings_s"]["total_s"] > 0
+    mask = nib.load(str(case_dir / manifest["outputs"]["foreground_mask"]))
+    src = nib.load(str(dataset / "sub-001/ses-1/anat/sub-001_ses-1_acq-sag_T2w.nii.gz"))
+    assert mask.shape == src.shape and (mask.affine == src.affine).all()
+
+    con = _db(out)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    failed = con.execute("SELECT * FROM cases WHERE status='failed'").fetchall()
+    assert len(failed) == 1 and failed[0]["error_type"] == "InputError"
+    assert "sub-003_ses-2" in failed[0]["input_path"] and "corrupt" in failed[0]["error"]
+    n = con.execute("SELECT COUNT(*) FROM measures m JOIN cases c USING(case_id) WHERE c.task='info'").fetchone()[0]
+    assert n == 5 * len(manifest["measures"])
+    run = con.execute("SELECT * FROM runs").fetchone()
+    assert run["status"] == "finished" and run["n_done"] == 5 and run["n_failed"] == 1
+    assert verify_outputs(out).ok and verify_outputs(out).leftovers == []
+
+
+def test_resume_skips_done_and_reruns_changed(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_batch(_cfg(dataset, out))
+    again = run_batch(_cfg(dataset, out))
+    assert (again.done, again.reused, again.failed) == (0, 5, 1)  # failed cases are retried (and fail again)
+    keep = run_batch(_cfg(dataset, out, retry_failed=False))
+    assert (keep.done, keep.reused, keep.failed) == (0, 6, 0)
+
+    # a changed input is re-run, and only that one
+    changed = dataset / "sub-002/ses-1/anat/sub-002_ses-1_acq-sag_T2w.nii.gz"
+    img = nib.load(str(changed))
+    nib.save(nib.Nifti1Image(img.get_fdata() * 2, img.affine), str(changed))
+    s = run_batch(_cfg(dataset, out, retry_failed=False))
+    assert (s.done, s.reused) == (1, 5)
+    # other options are other results: everything re-runs
+    s = run_batch(_cfg(dataset, out, retry_failed=False, options={"snapshot": False}))
+    assert s.done == 5
+    con = _db(out)
+    assert con.execute("SELECT COUNT(*) FROM cases").fetchone()[0] == 6  # updated in place, never duplicated
+    # a deleted case folder is noticed and recomputed
+    case_dir = next((out / "derivatives/neurospine").glob("sub-001/ses-2/anat/*/info"))
+    (case_dir / "neurospine_manifest.json").unlink()
+    s = run_batch(_cfg(dataset, out, retry_failed=False, options={"snapshot": False}))
+    assert (s.done, s.reused) == (1, 5)
+    assert verify_outputs(out).ok
+
+
+def test_model_version_change_reruns(dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    card = {"name": "fake-model", "version": "1.0", "task": "selftest", "file": "fake.onnx", "sha256": "0" * 64}
+    (models / "fake-model.json").write_text(json.dumps(card))
+    monkeypatch.setenv("NEUROSPINE_MODELS_DIR", str(models))
+    out = tmp_path / "out"
+    cfg = _cfg(dataset, out, tasks=["selftest"], options={"model_card": "fake-model"}, retry_failed=False)
+    assert run_batch(cfg).done == 5
+    assert run_batch(cfg).reused == 6
+    card["version"] = "1.1"
+    (models / "fake-model.json").write_text(json.dumps(card))
+    s = run_batch(cfg)
+    assert (s.done, s.reused) == (5, 1)
+    con = _db(out)
+    versions = {r[0] for r in con.execute("SELECT models_json FROM cases WHERE status='done'")}
+    assert versions == {json.dumps({"fake-model": "1.1"})}
+    manifest = json.loads(next(out.rglob("neurospine_manifest.json")).read_text())
+    assert manifest["model_cards"][0]["version"] == "1.1"
+
+
+def test_injected_failure_isolated_and_not_applicable_skipped(dataset: Path, tmp_path: Path) -> None:
+    register_task(TaskSpec("t1-only", "neurospine.batch.info_task", suffixes=("T1w",), hidden=True))
+    out = tmp_path / "out"
+    s = run_batch(_cfg(dataset, out, tasks=["selftest", "t1-only"], options={"fail_on": "sub-002_ses-1"}))
+    assert (s.cases, s.done, s.failed, s.skipped) == (12, 4, 2, 6)
+    con = _db(out)
+    rows = {r["case_key"]: r for r in con.execute("SELECT * FROM cases")}
+    bad = rows["sub-002/ses-1/anat/sub-002_ses-1_acq-sag_T2w/selftest"]
+    assert bad["status"] == "failed" and "injected failure" in bad["error"] and bad["error_type"] == "RuntimeError"
+    assert not (out / "derivatives/neurospine" / bad["case_key"]).exists()
+    skipped = [r for r in rows.values() if r["status"] == "skipped"]
+    assert len(skipped) == 6 and all("T1w" in r["error"] for r in skipped)
+    s2 = run_batch(_cfg(dataset, out, tasks=["selftest", "t1-only"], options={"fail_on": "sub-002_ses-1"}))
+    assert s2.skipped == 0 and s2.reused == 10
+
+
+def test_worker_crash_fails_only_that_case(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    s = run_batch(_cfg(dataset, out, tasks=["selftest"], jobs=2, options={"exit_on": "sub-001_ses-2"}))
+    assert (s.done, s.failed) == (4, 2)
+    con = _db(out)
+    died = con.execute("SELECT * FROM cases WHERE error_type='WorkerDied'").fetchall()
+    assert [r["input_rel"] for r in died] == ["sub-001/ses-2/anat/sub-001_ses-2_acq-sag_T2w.nii.gz"]
+    assert verify_outputs(out).ok
+
+
+def test_unknown_or_missing_task_and_empty_dataset(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown task"):
+        run_batch(_cfg(dataset, tmp_path / "o", tasks=["nope"]))
+    with pytest.raises(InputError, match="not available"):
+        run_batch(_cfg(dataset, tmp_path / "o", tasks=["neurospine.batch.no_such_module:run_file"]))
+    with pytest.raises(InputError, match="no images"):
+        run_batch(_cfg(dataset, tmp_path / "o", suffix="FLAIR"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_lock_refuses_second_writer(dataset: Path, tmp_path: Path) -> None:
+    import fcntl
+
+    root = tmp_path / "out/derivatives/neurospine"
+    root.mkdir(parents=True)
+    with (root / ".neurospine.lock").open("a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(InputError, match="another"):
+            run_batch(_cfg(dataset, tmp_path / "out"))

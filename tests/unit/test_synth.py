@@ -1,0 +1,191 @@
+"""Synthetic spine engine: API, determinism, anatomy invariants, contrast order, partial volume."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurospine.labels import SEMANTIC_OUTPUT_VALUES
+from neurospine.synth import SynthConfig, generate_case, generate_slice2d
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synth_checks import anatomy_problems
+
+SMALL = SynthConfig(levels="L1-S1", fov_mm=(40.0, 140.0, None))
+
+
+def test_api_shapes_dtypes_and_geometry() -> None:
+    case = generate_case(3, SMALL)
+    vols = [case.image, case.semantic, case.instance, case.cord_soft, case.canal_soft, case.tissue]
+    for v in vols:
+        assert v.shape == case.image.shape
+        assert v.same_grid(case.image)
+        assert v.axcodes == ("R", "A", "S")
+    assert case.image.data.dtype == np.float32
+    assert case.semantic.data.dtype == np.uint8
+    assert case.instance.data.dtype == np.int16
+    assert case.cord_soft.data.dtype == np.float32
+    assert np.allclose(case.image.spacing_mm, (1.0, 1.0, 1.0))
+    assert np.isfinite(case.image.data).all()
+    for key in ("levels_present", "contrast", "seed", "spacing_mm", "orientation", "plane"):
+        assert key in case.meta
+    # L1..L5 and the sacrum are all there for levels="L1-S1"
+    assert {"L1", "L2", "L3", "L4", "L5", "S1"} <= set(case.meta["levels_present"])
+
+
+def test_deterministic_from_seed() -> None:
+    a = generate_case(11, SMALL)
+    b = generate_case(11, SMALL)
+    c = generate_case(12, SMALL)
+    assert np.array_equal(a.image.data, b.image.data)
+    assert np.array_equal(a.instance.data, b.instance.data)
+    assert np.array_equal(a.cord_soft.data, b.cord_soft.data)
+    assert a.meta == b.meta
+    assert not np.array_equal(a.semantic.data.shape, c.semantic.data.shape) or not np.array_equal(
+        a.semantic.data, c.semantic.data
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_anatomy_invariants_random_levels(seed: int) -> None:
+    cfg = SynthConfig(
+        levels="random",
+        contrast="any",
+        p_fracture=0.2,
+        p_scoliosis=0.5,
+        p_l6=0.2,
+        p_t13=0.2,
+        p_t11=0.2,
+        fov_mm=(48.0, 150.0, None),
+    )
+    case = generate_case(seed, cfg)
+    assert anatomy_problems(case) == []
+    assert set(np.unique(case.semantic.data).tolist()) <= {0, *SEMANTIC_OUTPUT_VALUES}
+
+
+def test_instance_scheme_and_level_names() -> None:
+    case = generate_case(5, SynthConfig(levels="T10-L3", fov_mm=(40.0, 140.0, None)))
+    ins = case.instance.data
+    ids = [int(v) for v in np.unique(ins) if 0 < v < 100]
+    assert {"T11", "T12", "L1", "L2"} <= set(case.meta["levels_present"])
+    discs = sorted(int(v) for v in np.unique(ins) if 100 < v < 200)
+    # every disc between two present vertebrae is named after the one above
+    for d in discs:
+        assert d - 100 in ids or d - 100 + 1 in ids or d == discs[0]
+    endplates = sorted(int(v) for v in np.unique(ins) if v > 200)
+    assert set(endplates) <= {200 + v for v in ids} | {200 + min(ids) - 1}
+
+
+def _tissue_mean(case, sem_value: int) -> float:  # type: ignore[no-untyped-def]
+    from scipy import ndimage
+
+    m = ndimage.binary_erosion(case.semantic.data == sem_value, iterations=1)
+    return float(case.image.data[m].mean())
+
+
+def _csf_mean(case) -> float:  # type: ignore[no-untyped-def]
+    from neurospine.synth.tissues import Tissue
+
+    m = case.tissue.data == Tissue.CSF
+    return float(case.image.data[m].mean())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_contrast_order_t2w_t1w(seed: int) -> None:
+    cfg_t2 = SynthConfig(levels="T10-L2", contrast="t2w", fov_mm=(40.0, 140.0, None))
+    cfg_t1 = SynthConfig(levels="T10-L2", contrast="t1w", fov_mm=(40.0, 140.0, None))
+    t2 = generate_case(seed, cfg_t2)
+    t1 = generate_case(seed, cfg_t1)
+    assert _csf_mean(t2) > _tissue_mean(t2, 60) + 0.1  # CSF brighter than cord on T2w
+    assert _csf_mean(t2) > _tissue_mean(t2, 49)  # and brighter than the vertebral bodies
+    assert _csf_mean(t1) < _tissue_mean(t1, 60) - 0.05  # CSF darker than cord on T1w
+    assert _csf_mean(t1) < _tissue_mean(t1, 49)
+
+
+def test_ct_is_in_hounsfield_units() -> None:
+    case = generate_case(4, SynthConfig(levels="L1-L4", contrast="ct", fov_mm=(40.0, 140.0, None)))
+    img = case.image.data
+    assert img.min() >= -1024 and img.max() <= 3071
+    assert _tissue_mean(case, 49) > 150  # bone
+    assert abs(_csf_mean(case)) < 60  # water-like CSF
+
+
+def test_sagittal_thick_slices_geometry_and_partial_volume() -> None:
+    cfg = SynthConfig(levels="C2-T2", plane="sagittal", spacing_mm=(0.8, 0.8, 4.0), fov_mm=(40.0, 120.0, None))
+    case = generate_case(7, cfg)
+    assert case.image.plane == "sagittal"
+    assert np.allclose(case.image.spacing_mm, (4.0, 0.8, 0.8))
+    assert case.meta["slice_subsamples"] >= 5
+    soft = case.cord_soft.data
+    partial = (soft > 0.05) & (soft < 0.95)
+    assert partial.sum() > 0.2 * (soft >= 0.95).sum()  # thick slices make much partial volume
+
+
+def test_soft_cord_volume_matches_finer_rasterisation() -> None:
+    """Partial-volume cord volume at 1 mm equals the hard cord volume rendered at 0.5 mm (same seed)."""
+    base = dict(levels="C3-T1", fov_mm=(32.0, 80.0, 100.0), pose_deg=0.0)
+    coarse = generate_case(21, SynthConfig(spacing_mm=(1.0, 1.0, 1.0), **base))  # type: ignore[arg-type]
+    fine = generate_case(21, SynthConfig(spacing_mm=(0.5, 0.5, 0.5), **base))  # type: ignore[arg-type]
+    v_soft = float(coarse.cord_soft.data.sum()) * coarse.cord_soft.voxel_volume_mm3
+    v_fine = float((fine.semantic.data == 60).sum()) * fine.semantic.voxel_volume_mm3
+    v_hard = float((coarse.semantic.data == 60).sum()) * coarse.semantic.voxel_volume_mm3
+    assert v_fine > 1000
+    assert abs(v_soft - v_fine) / v_fine < 0.03
+    assert abs(v_soft - v_fine) <= abs(v_hard - v_fine) + 0.01 * v_fine
+
+
+def test_axial_plane_and_bad_config() -> None:
+    case = generate_case(
+        2,
+        SynthConfig(
+            levels="C4-C6", plane="axial", spacing_mm=(0.6, 0.6, 5.0), fov_mm=(90.0, 90.0, None), contrast="t2sw"
+        ),
+    )
+    assert case.image.plane == "axial"
+    assert (case.semantic.data == 60).any()
+    with pytest.raises(ValueError):
+        SynthConfig(plane="oblique")
+    with pytest.raises(ValueError):
+        generate_case(0, SynthConfig(levels="X9-L1"))
+    with pytest.raises(ValueError):
+        generate_case(0, SynthConfig(contrast="pd"))
+
+
+def test_variants_change_the_level_list() -> None:
+    l6 = generate_case(1, SynthConfig(levels="T12-S1", p_l6=1.0, p_t13=0.0, p_t11=0.0, fov_mm=(30.0, 120.0, None)))
+    assert "L6" in l6.meta["levels_present"]
+    t13 = generate_case(1, SynthConfig(levels="T11-L2", p_l6=0.0, p_t13=1.0, p_t11=0.0, fov_mm=(30.0, 120.0, None)))
+    assert "T13" in t13.meta["levels_present"]
+    t11 = generate_case(1, SynthConfig(levels="T10-L2", p_l6=0.0, p_t13=0.0, p_t11=1.0, fov_mm=(30.0, 120.0, None)))
+    assert "T12" not in t11.meta["levels_present"] and "T11" in t11.meta["levels_present"]
+
+
+@pytest.mark.parametrize("modality", ["mr", "ct", "xray"])
+def test_slice2d(modality: str) -> None:
+    img, bodies, discs, spacing, meta = generate_slice2d(5, modality)
+    assert img.ndim == 2 and img.shape == bodies.shape == discs.shape
+    assert img.dtype == np.float32 and np.isfinite(img).all()
+    body_ids = [int(v) for v in np.unique(bodies) if v]
+    disc_ids = [int(v) for v in np.unique(discs) if v]
+    assert len(body_ids) >= 3 and all(0 < v < 100 and v != 26 for v in body_ids)
+    assert len(disc_ids) >= 2 and all(100 < v < 200 for v in disc_ids)
+    assert not np.any((bodies > 0) & (discs > 0))
+    assert min(spacing) > 0 and meta["modality2d"] == modality
+    again = generate_slice2d(5, modality)
+    assert np.array_equal(again[0], img)
+
+
+@pytest.mark.slow
+def test_anatomy_invariants_many_seeds() -> None:
+    failures = {}
+    for seed in range(100, 160):
+        cfg = SynthConfig(
+            levels="random", contrast="any", p_fracture=0.15, p_scoliosis=0.4, deformity=float(seed % 3) / 2
+        )
+        probs = anatomy_problems(generate_case(seed, cfg))
+        if probs:
+            failures[seed] = probs
+    assert failures == {}
