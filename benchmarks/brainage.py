@@ -23,7 +23,7 @@ from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_arrays, reca
 
 log = logging.getLogger("benchmarks.brainage")
 PLOT_LEVELS = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99])
-LODO_SITES = ("Cambridge_Buckner", "Beijing_Zang", "ICBM", "Oulu")
+LODO_SITES = ("ICBM", "ds000222", "NewYork_a", "Cleveland", "Cambridge_Buckner", "Beijing_Zang")
 N_LOCAL = 20
 LOCAL_DRAWS = 5
 

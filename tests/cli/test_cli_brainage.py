@@ -32,11 +32,11 @@ def _read(path):
 
 def test_cli_fit_predict_recalibrate(shared_data, tmp_path):
     rng = np.random.default_rng(1)
-    rows = rng.choice(1078, size=230, replace=False).tolist()
-    train = _subset(shared_data, tmp_path / "train.csv", rows[:180])
-    test = _subset(shared_data, tmp_path / "test.csv", rows[180:])
+    rows = rng.choice(1078, size=150, replace=False).tolist()
+    train = _subset(shared_data, tmp_path / "train.csv", rows[:100])
+    test = _subset(shared_data, tmp_path / "test.csv", rows[100:])
     assert main(["brainage", "fit", str(train), "--age-column", "age", "--out", str(tmp_path / "m"),
-                 "--max-epochs", "40"]) == 0
+                 "--max-epochs", "15"]) == 0
     assert (tmp_path / "m.npz").is_file()
     card = json.loads((tmp_path / "m.json").read_text())
     assert card["framework"] == "numpy-npz" and len(card["sha256"]) == 64

@@ -97,3 +97,21 @@ def test_missing_features_at_predict(shared_data, tmp_path):
     with pytest.raises(InputError) as e:
         model.predict_table(read_table(drop))
     assert "Left-Hippocampus" in str(e.value) and "rh_S_central_thickness" in str(e.value)
+
+
+def test_fit_predict_work_without_torch(tmp_path):
+    """fit/predict/recalibrate are user commands: they must not need torch or onnxruntime."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['onnxruntime'] = None\n"
+        "import numpy as np\n"
+        "from neurospine.brainage import fit_arrays, recalibrate_arrays, FitConfig\n"
+        "rng = np.random.default_rng(0); x = rng.normal(size=(120, 5)); y = 40 + 10 * x[:, 0]\n"
+        "m = fit_arrays(x, y, list('abcde'), FitConfig(hidden=(8,), max_epochs=5))\n"
+        "r = recalibrate_arrays(m, x[:20], y[:20] + 3, mode='offset', passes=5)\n"
+        "print(float(m.predictive(x[:3], passes=5).median[0]), r.offset)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

@@ -67,3 +67,21 @@ def test_onnx_mc_dropout_passes_differ(tmp_path):
     with torch.no_grad():
         ref = model(torch.from_numpy(image), torch.from_numpy(masks)).numpy()
     np.testing.assert_allclose(q, ref, rtol=1e-3, atol=1e-4)
+
+
+def test_shipped_onnx_mc_passes_differ(shared_data):
+    from neurospine.models.registry import shipped_dir
+
+    if not (shipped_dir() / "brainage_t1.json").is_file():
+        pytest.skip("brainage_t1 not shipped in this checkout")
+    from neurospine.brainage.t1_model import T1BrainAge
+
+    model = T1BrainAge.shipped(threads=1)
+    img = sorted((shared_data / "ixi_t1_2mm" / "t1").glob("*.nii.gz"))[3]
+    x = preprocess_t1(load_volume(img))
+    q = model.passes(x, 8, np.random.default_rng(0))
+    assert q.shape == (8, len(model.card.inputs["tau_grid"]))
+    assert np.ptp(q[:, q.shape[1] // 2]) > 0.01  # dropout active in onnxruntime: passes differ
+    assert (np.diff(q, axis=1) > 0).all()
+    again = model.passes(x, 8, np.random.default_rng(0))
+    np.testing.assert_allclose(q, again, rtol=1e-5)  # same masks -> same output

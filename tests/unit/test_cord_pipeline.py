@@ -165,3 +165,14 @@ def test_random_onnx_model_runs_or_reports_no_cord(tmp_path, monkeypatch):
         assert output_paths("img", tmp_path / "out")["qc"].is_file()
     else:
         assert load_volume(res.outputs["cord_soft"], check_intensity=False).shape == vol.shape
+
+
+def test_no_crop_mode_matches_crop_mode(tmp_path):
+    vol, truth = cylinder_image("LAS", (0.5, 0.5, 5.0), (80, 70, 6))
+    path = _save(vol, tmp_path, "img.nii.gz")
+    masks = []
+    for window in (36.0, 0.0):
+        res = run_file(path, tmp_path / f"out{window}", predictor=threshold_predictor, window_mm=window)
+        masks.append(load_volume(res.outputs["cord_mask"], check_intensity=False).data > 0)
+    assert (masks[0] == masks[1]).mean() > 0.999
+    assert 2 * (masks[1] & truth).sum() / (masks[1].sum() + truth.sum()) > 0.85

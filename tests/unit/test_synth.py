@@ -163,9 +163,11 @@ def test_variants_change_the_level_list() -> None:
     assert "T12" not in t11.meta["levels_present"] and "T11" in t11.meta["levels_present"]
 
 
-@pytest.mark.parametrize("modality", ["mr", "ct", "xray"])
-def test_slice2d(modality: str) -> None:
-    img, bodies, discs, spacing, meta = generate_slice2d(5, modality)
+@pytest.mark.parametrize(
+    ("modality", "view"), [("mr", "lateral"), ("ct", "lateral"), ("xray", "lateral"), ("xray", "ap")]
+)
+def test_slice2d(modality: str, view: str) -> None:
+    img, bodies, discs, spacing, meta = generate_slice2d(5, modality, view=view)
     assert img.ndim == 2 and img.shape == bodies.shape == discs.shape
     assert img.dtype == np.float32 and np.isfinite(img).all()
     body_ids = [int(v) for v in np.unique(bodies) if v]
@@ -174,8 +176,18 @@ def test_slice2d(modality: str) -> None:
     assert len(disc_ids) >= 2 and all(100 < v < 200 for v in disc_ids)
     assert not np.any((bodies > 0) & (discs > 0))
     assert min(spacing) > 0 and meta["modality2d"] == modality
-    again = generate_slice2d(5, modality)
+    again = generate_slice2d(5, modality, view=view)
     assert np.array_equal(again[0], img)
+
+
+def test_random_plane_draws_acquisitions() -> None:
+    planes = set()
+    for seed in range(6):
+        case = generate_case(seed, SynthConfig(levels="C5-T1", plane="random", fov_mm=(60.0, 100.0, 60.0)))
+        planes.add(case.meta["plane"])
+        assert case.image.plane == case.meta["plane"]
+        assert anatomy_problems(case) == []
+    assert len(planes) >= 2
 
 
 @pytest.mark.slow

@@ -42,6 +42,7 @@ class CaseJob:
     task: str
     task_target: str
     options: dict[str, Any]
+    options_sha256: str
     threads: int
     tmp_dir: str
     attempt: int = 0

@@ -131,18 +131,36 @@ def _clean_leftovers(root: Path) -> None:
 
 def _hash_inputs(con: Any, scans: Sequence[Scan]) -> dict[Path, str | InputError]:
     """sha256 of every input, reusing the cached value when size and mtime are unchanged."""
+    from concurrent.futures import ThreadPoolExecutor
+
     out: dict[Path, str | InputError] = {}
-    fresh: list[tuple[str, int, int, str]] = []
+    todo: list[tuple[Path, int, int]] = []
     for s in scans:
         try:
             st = s.path.stat()
-            cached = db.cached_sha256(con, str(s.path), st.st_size, st.st_mtime_ns)
-            digest = cached or file_sha256(s.path)
-            if cached is None:
-                fresh.append((str(s.path), st.st_size, st.st_mtime_ns, digest))
-            out[s.path] = digest
         except OSError as e:
             out[s.path] = InputError(s.path, f"cannot read the file ({e.strerror or e})", "check permissions")
+            continue
+        cached = db.cached_sha256(con, str(s.path), st.st_size, st.st_mtime_ns)
+        if cached is None:
+            todo.append((s.path, st.st_size, st.st_mtime_ns))
+        else:
+            out[s.path] = cached
+
+    def digest(p: Path) -> str | InputError:
+        try:
+            return file_sha256(p)
+        except OSError as e:
+            return InputError(p, f"cannot read the file ({e.strerror or e})", "check permissions")
+
+    # hashlib and file reads release the GIL: a few threads hash several inputs at once
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        digests = list(pool.map(digest, [p for p, _, _ in todo]))
+    fresh = []
+    for (p, size, mtime), d in zip(todo, digests, strict=True):
+        out[p] = d
+        if isinstance(d, str):
+            fresh.append((str(p), size, mtime, d))
     db.store_sha256(con, fresh)
     return out
 
@@ -265,11 +283,12 @@ def _plan(con: Any, scans: Sequence[Scan], specs: Sequence[TaskSpec], options: d
     versions = VersionCheck()
     jobs: list[CaseJob] = []
     tmp_root = root / TMP_DIR / run_id
+    opt_shas = {spec.name: options_sha256(spec.target, options) for spec in specs}
     for scan in scans:
         digest = hashes[scan.path]
         for spec in specs:
             key = f"{scan.rel_dir.as_posix()}/{spec.name}"
-            opt_sha = options_sha256(spec.target, options)
+            opt_sha = opt_shas[spec.name]
             summary.cases += 1
             if isinstance(digest, InputError):
                 now = utc_now()
@@ -294,6 +313,7 @@ def _plan(con: Any, scans: Sequence[Scan], specs: Sequence[TaskSpec], options: d
             jobs.append(CaseJob(
                 case_key=key, run_id=run_id, input_path=str(scan.path), input_sha256=digest,
                 entities=dict(scan.entities), task=spec.name, task_target=spec.target, options=options,
+                options_sha256=opt_sha,
                 threads=config.threads, tmp_dir=str(tmp_root / f"{len(jobs):06d}"),
             ))
     return jobs
@@ -332,7 +352,7 @@ def _commit(con: Any, oc: CaseOutcome, lookup: _Lookup, root: Path, trash: Path,
     scan, spec = lookup[0][job.input_path], lookup[1][job.task]
     rel_dir = job.case_key
     final = root / rel_dir
-    opt_sha = options_sha256(spec.target, job.options)
+    opt_sha = job.options_sha256
     common = dict(models=oc.models, started=oc.started, finished=oc.finished, duration_s=oc.duration_s,
                   timings=oc.timings, warnings=oc.warnings, worker=oc.worker)
     if oc.status == "done" and not Path(job.tmp_dir).is_dir():

@@ -45,6 +45,9 @@ class FitConfig:
     val_fraction: float = 0.15
     cal_fraction: float = 0.15
     seed: int = 0
+    #: weight subjects by the inverse density of their age (10-year bins, capped at 5x) so that rare ages
+    #: (usually the old) are not shrunk towards the mean
+    age_balance: bool = False
 
 
 @dataclass
@@ -183,6 +186,9 @@ def fit_arrays(x: FloatArray, y: FloatArray, features: list[str], cfg: FitConfig
     best = (np.inf, 0, {k: v.copy() for k, v in params.items()})
     ones_val = mlp.dropout_masks(params, len(va), 0.0, None)
     history = []
+    weights = age_weights(y[tr]) if cfg.age_balance else np.ones(len(tr))
+    w_of = np.zeros(len(x))
+    w_of[tr] = weights
     for epoch in range(cfg.max_epochs):
         perm = rng.permutation(tr)
         for b in range(0, len(perm), cfg.batch):
@@ -190,6 +196,7 @@ def fit_arrays(x: FloatArray, y: FloatArray, features: list[str], cfg: FitConfig
             masks = mlp.dropout_masks(params, len(idx), cfg.dropout, rng)
             q, cache = mlp.forward(params, z[idx], masks)
             _, gq = mlp.composite_pinball(q, yz[idx])
+            gq *= w_of[idx][:, None]
             opt.step(params, mlp.backward(params, cache, gq))
         qv, _ = mlp.forward(params, z[va], ones_val)
         vloss, _ = mlp.composite_pinball(qv, yz[va])
@@ -209,6 +216,16 @@ def fit_arrays(x: FloatArray, y: FloatArray, features: list[str], cfg: FitConfig
                   "epochs": len(history), "best_epoch": best[1], "best_val_pinball_years": best[0] * y_sd,
                   "calibration_split": f"random {cfg.cal_fraction:.0%} of subjects (seed {cfg.seed})"}
     return model
+
+
+def age_weights(age: FloatArray, bin_years: float = 10.0, cap: float = 5.0) -> FloatArray:
+    """Inverse-density weights of ages (histogram with ``bin_years`` bins), capped, mean 1."""
+    b = np.floor(age / bin_years).astype(int)
+    _, inv, counts = np.unique(b, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inv].astype(np.float64)
+    w = np.minimum(w / np.median(w), cap)
+    out: FloatArray = w / w.mean()
+    return out
 
 
 def fit_table(table: FeatureTable, *, age_column: str = "age", features: list[str] | None = None,

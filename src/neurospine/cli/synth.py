@@ -39,8 +39,14 @@ def register(sub: Any) -> None:
         default=(1.0, 1.0, 1.0),
         help="voxel size: R-L A-P S-I for isotropic; in-plane in-plane thickness otherwise",
     )
-    p.add_argument("--fov", type=float, nargs=2, metavar="MM", default=(64.0, 160.0),
-                   help="R-L and A-P field of view in mm (S-I follows the levels; default 64 160)")
+    p.add_argument(
+        "--fov",
+        type=float,
+        nargs=2,
+        metavar="MM",
+        default=(64.0, 160.0),
+        help="R-L and A-P field of view in mm (S-I follows the levels; default 64 160)",
+    )
     p.set_defaults(handler=_run)
 
 

@@ -14,6 +14,7 @@ from neurospine.io import Volume, atomic_path, reorient
 TILE_PX = 96
 WINDOW_MM = 36.0
 MAX_TILES = 24
+SAGITTAL_HALF_WIDTH_MM = 40.0
 CORD_RGB = (255, 60, 60)
 CANAL_RGB = (60, 180, 255)
 
@@ -65,11 +66,17 @@ def _axial_tiles(img: npt.NDArray[np.floating], cord: npt.NDArray[np.bool_], can
 
 def _sagittal(img: npt.NDArray[np.floating], cord: npt.NDArray[np.bool_], canal: npt.NDArray[np.bool_],
               sp: tuple[float, float, float], height_px: int) -> npt.NDArray[np.uint8]:
-    x = round(float(ndimage.center_of_mass(cord)[0])) if cord.any() else img.shape[0] // 2
-    g = _gray(img[x])
-    rgb = _overlay(g, [(canal[x], CANAL_RGB), (cord[x], CORD_RGB)])  # (A, S, 3)
+    if cord.any():
+        com = ndimage.center_of_mass(cord)
+        x, y = round(float(com[0])), round(float(com[1]))
+    else:
+        x, y = img.shape[0] // 2, img.shape[1] // 2
+    half = int(SAGITTAL_HALF_WIDTH_MM / sp[1])
+    ys = slice(max(0, y - half), y + half)
+    g = _gray(img[x, ys])
+    rgb = _overlay(g, [(canal[x, ys], CANAL_RGB), (cord[x, ys], CORD_RGB)])  # (A, S, 3)
     rgb = np.flip(np.transpose(rgb, (1, 0, 2)), axis=0)  # rows: superior at top, cols: anterior right
-    h_mm, w_mm = img.shape[2] * sp[2], img.shape[1] * sp[1]
+    h_mm, w_mm = img.shape[2] * sp[2], g.shape[0] * sp[1]
     width = max(32, round(height_px * w_mm / h_mm))
     return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height_px), Image.Resampling.BILINEAR))
 

@@ -36,7 +36,7 @@ class SegmentOptions:
 
     fine_spacing_mm: float = 0.5
     coarse_spacing_mm: float = 1.0
-    window_mm: float = 36.0
+    window_mm: float = 36.0  # <= 0: no crop (whole slices)
     threshold: float = 0.5
 
     @classmethod
@@ -92,21 +92,31 @@ def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | 
     ras, record = reorient(image, "RAS")
     data = np.asarray(ras.data, dtype=np.float32)
     sp = ras.spacing_mm
-    det: Detection = detect_cord(data, sp, predict, coarse_spacing_mm=opt.coarse_spacing_mm, threshold=opt.threshold)
+    crop = opt.window_mm > 0
+    if crop:
+        det: Detection = detect_cord(data, sp, predict, coarse_spacing_mm=opt.coarse_spacing_mm,
+                                     threshold=opt.threshold)
+    else:  # no crop: the fine pass covers whole slices (slower; kept to measure what cropping saves)
+        z = data.shape[2]
+        mid = np.tile([(data.shape[0] - 1) / 2.0, (data.shape[1] - 1) / 2.0], (z, 1))
+        det = Detection(mid, np.ones(z, dtype=bool), np.zeros((0, 0, 0), np.float32))
     cord = np.zeros(data.shape, dtype=np.float32)
     canal = np.zeros(data.shape, dtype=np.float32)
     if det.any:
         factors = fine_factors((sp[0], sp[1]), opt.fine_spacing_mm)
         patches, windows = [], []
-        hits = np.flatnonzero(det.found)
-        margin = max(2, int(np.ceil(2 * det.slice_step)))
-        k_lo, k_hi = max(0, int(hits[0]) - margin), min(data.shape[2], int(hits[-1]) + margin + 1)
+        # every slice gets the fine pass (centres extrapolated beyond the detected range): a partial
+        # detection must not cut the cord short; false positives are removed by the component filter
+        k_lo, k_hi = 0, data.shape[2]
         for k in range(k_lo, k_hi):
-            centre = (float(det.centres_px[k, 0]), float(det.centres_px[k, 1]))
-            start, size = window_for(centre, (sp[0], sp[1]), opt.window_mm)
+            if crop:
+                centre = (float(det.centres_px[k, 0]), float(det.centres_px[k, 1]))
+                start, size = window_for(centre, (sp[0], sp[1]), opt.window_mm)
+            else:
+                start, size = (0, 0), (data.shape[0], data.shape[1])
             patches.append(normalize_patch(sample_window(data[:, :, k], start, size, factors)))
             windows.append((start, size))
-        probs = predict_batched(predict, patches, batch=16)
+        probs = predict_batched(predict, patches, batch=16 if crop else 2)
         for k, prob, (start, size) in zip(range(k_lo, k_hi), probs, windows, strict=True):
             native = block_mean(prob, factors)  # (C, size0, size1)
             x0, y0 = max(0, start[0]), max(0, start[1])
@@ -135,5 +145,5 @@ def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | 
         cord_mask=record.undo(cord_bin.astype(np.uint8)).astype(np.uint8),
         canal_mask=record.undo(canal_bin.astype(np.uint8)).astype(np.uint8),
         detected_slices=int(det.found.sum()),
-        extra={"coarse_prob_max": float(det.coarse_prob.max()) if det.coarse_prob.size else 0.0},
+        extra={"coarse_prob_max": float(det.coarse_prob.max()) if det.coarse_prob.size else 0.0, "cropped": crop},
     )

@@ -38,7 +38,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "OUT/ckpt.pt. Example: neurospine train cord --minutes 25",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folder (checkpoints, cache, log)")
-    p.add_argument("--minutes", type=float, default=25.0, help="optimisation time budget (wall clock, 1 thread)")
+    p.add_argument("--minutes", type=float, default=25.0,
+                   help="optimisation budget in CPU minutes of this process (1 thread; CPU time, so a busy machine "
+                   "does not shorten training)")
+    p.add_argument("--max-wall-minutes", type=float, default=None,
+                   help="also stop after this many wall-clock minutes in this invocation (resume later)")
     p.add_argument("--synth-train", type=int, default=48, help="synthetic training cases")
     p.add_argument("--synth-val", type=int, default=6, help="synthetic held-out validation cases")
     p.add_argument("--real-weight", type=float, default=0.25, help="share of patches drawn from real volumes")
@@ -179,9 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("start step %d, elapsed %.0fs of %.0fs, %d train vols (%d real), %d val", step, elapsed, budget,
              len(vols), len(real), len(synth_val))
     last_ckpt = time.time()
-    t_prev = time.time()
+    wall_start = time.time()
+    wall_cap = None if args.max_wall_minutes is None else args.max_wall_minutes * 60.0
+    t_prev = time.process_time()
     model.train()
-    while elapsed < budget:
+    while elapsed < budget and (wall_cap is None or time.time() - wall_start < wall_cap):
         frac = elapsed / budget
         for g in opt.param_groups:
             g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
@@ -191,9 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         opt.step()
         step += 1
+        cpu_now = time.process_time()
+        elapsed += cpu_now - t_prev
+        t_prev = cpu_now
         now = time.time()
-        elapsed += now - t_prev
-        t_prev = now
         if step % args.val_every == 0:
             vd = _val_dice(torch, model, val)
             history.append({"step": step, "elapsed_s": elapsed, "loss": float(loss.detach()), "val_dice": vd})
@@ -204,13 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         if now - last_ckpt > args.ckpt_minutes * 60:
             save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "best_val_dice": best, "history": history})
             last_ckpt = now
-            t_prev = time.time()
+            t_prev = time.process_time()
     vd = _val_dice(torch, model, val)
     if vd > best:
         best = vd
         save_checkpoint(out / "best.pt", model, None, step, {"val_dice": vd})
     save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "best_val_dice": best, "history": history})
-    log.info("done: %d steps, %.1f min, best val soft dice %.4f", step, elapsed / 60, best)
+    log.info("done: %d steps, %.1f CPU min, best val soft dice %.4f", step, elapsed / 60, best)
+    if elapsed < budget:
+        log.info("wall-clock cap reached before the CPU budget; exporting the best checkpoint so far")
     if args.no_export:
         return 0
     load_checkpoint(out / "best.pt", model)

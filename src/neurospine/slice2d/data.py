@@ -18,10 +18,12 @@ sites, pathology) and IVD test only; fewshot CT 11, 13 train / 36 test; tptbox C
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -29,7 +31,7 @@ import numpy.typing as npt
 from scipy import ndimage
 from scipy.spatial import Delaunay
 
-from neurospine.slice2d.io2d import MODEL_PIXEL_MM, load_input, model_shape, resize2d, unknown_spacing_mm
+from neurospine.slice2d.io2d import load_input, model_shape, resize2d, unknown_spacing_mm
 from neurospine.slice2d.normalize import normalize_image
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,11 @@ class Sample:
     discs_labelled: bool
 
 
+def _nii(path: str) -> Any:
+    """nibabel image (typed loosely: nibabel's stubs lack the NIfTI attributes)."""
+    return nib.load(path)
+
+
 # ---- label helpers --------------------------------------------------------------------------
 
 
@@ -63,11 +70,11 @@ def _hull_fill(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     if len(pts) < 4 or np.linalg.matrix_rank(pts - pts.mean(0)) < 2:
         return mask.copy()
     lo, hi = pts.min(0), pts.max(0) + 1
-    rr, cc = np.mgrid[lo[0]:hi[0], lo[1]:hi[1]]
+    rr, cc = np.mgrid[lo[0] : hi[0], lo[1] : hi[1]]
     grid = np.stack([rr.ravel(), cc.ravel()], 1)
     inside = Delaunay(pts).find_simplex(grid) >= 0
     out = np.zeros_like(mask)
-    out[lo[0]:hi[0], lo[1]:hi[1]] = inside.reshape(rr.shape)
+    out[lo[0] : hi[0], lo[1] : hi[1]] = inside.reshape(rr.shape)
     return out
 
 
@@ -91,7 +98,9 @@ def body_instances(bodies: npt.NDArray[np.generic], min_px: int = 30) -> list[np
     return masks
 
 
-def pseudo_disc_target(bodies: npt.NDArray[np.generic], pixel_mm: float, *, extra_bg: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.uint8]:
+def pseudo_disc_target(
+    bodies: npt.NDArray[np.generic], pixel_mm: float, *, extra_bg: npt.NDArray[np.bool_] | None = None
+) -> npt.NDArray[np.uint8]:
     """Target codes for a slice with body labels only (see module doc)."""
     masks = body_instances(bodies)
     shape = np.asarray(bodies).shape
@@ -104,14 +113,16 @@ def pseudo_disc_target(bodies: npt.NDArray[np.generic], pixel_mm: float, *, extr
         body |= m
     disc = np.zeros(shape, bool)
     max_gap_px = 25.0 / pixel_mm
-    for a, b in zip(masks[:-1], masks[1:], strict=True):
+    for a, b in itertools.pairwise(masks):
         ca, cb = np.argwhere(a).mean(0), np.argwhere(b).mean(0)
-        if np.hypot(*(cb - ca)) > 2.5 * max_gap_px + 0.5 * (np.ptp(np.argwhere(a)[:, 0]) + np.ptp(np.argwhere(b)[:, 0])):
+        if np.hypot(*(cb - ca)) > 2.5 * max_gap_px + 0.5 * (
+            np.ptp(np.argwhere(a)[:, 0]) + np.ptp(np.argwhere(b)[:, 0])
+        ):
             continue
         gap = _hull_fill(a | b) & ~a & ~b
         gap = ndimage.binary_opening(gap, iterations=1)
         disc |= gap
-    near = ndimage.binary_dilation(body | disc, iterations=max(1, int(round(18.0 / pixel_mm))))
+    near = ndimage.binary_dilation(body | disc, iterations=max(1, int(np.rint(18.0 / pixel_mm))))
     target[near] = BG_OR_DISC
     band = ndimage.binary_dilation(disc, iterations=1) & ~disc & ~body
     target[disc] = DISC
@@ -119,17 +130,17 @@ def pseudo_disc_target(bodies: npt.NDArray[np.generic], pixel_mm: float, *, extr
     target[body] = BODY
     if extra_bg is not None:
         target[extra_bg & ~body] = BG
-    _ignore_outside_rows(target, body | disc)
+    ignore_outside_rows(target, body | disc)
     return target
 
 
-def _ignore_outside_rows(target: npt.NDArray[np.uint8], labelled: npt.NDArray[np.bool_], margin: int = 2) -> None:
+def ignore_outside_rows(target: npt.NDArray[np.uint8], labelled: npt.NDArray[np.bool_], margin: int = 2) -> None:
     rows = np.flatnonzero(labelled.any(axis=1))
     if rows.size == 0:
         target[:] = IGNORE
         return
     target[: max(0, rows[0] - margin)] = IGNORE
-    target[rows[-1] + margin + 1:] = IGNORE
+    target[rows[-1] + margin + 1 :] = IGNORE
 
 
 def full_target(discvert: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
@@ -138,11 +149,13 @@ def full_target(discvert: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
     target = np.full(a.shape, BG, dtype=np.uint8)
     target[a == 2] = BODY
     target[a == 1] = DISC
-    _ignore_outside_rows(target, a > 0)
+    ignore_outside_rows(target, a > 0)
     return target
 
 
-def split_posterior(components_mask: npt.NDArray[np.bool_], min_px: int = 30) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+def split_posterior(
+    components_mask: npt.NDArray[np.bool_], min_px: int = 30
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Split a mid-sagittal whole-vertebra mask into bodies and posterior elements.
 
     A component is posterior when another component overlapping its rows lies anterior to it by more
@@ -173,7 +186,9 @@ def split_posterior(components_mask: npt.NDArray[np.bool_], min_px: int = 30) ->
 # ---- samples --------------------------------------------------------------------------------
 
 
-def _to_model_grid(img: npt.NDArray[np.float32], target: npt.NDArray[np.uint8], spacing_mm: tuple[float, float]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
+def _to_model_grid(
+    img: npt.NDArray[np.float32], target: npt.NDArray[np.uint8], spacing_mm: tuple[float, float]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
     shape = model_shape((img.shape[0], img.shape[1]), spacing_mm)
     return resize2d(img, shape, order=1).astype(np.float32), resize2d(target, shape, order=0).astype(np.uint8)
 
@@ -190,7 +205,7 @@ def vesal_samples(root: Path, split: str) -> list[Sample]:
         d = root / "vesal_mri2d"
         loaded = load_input(d / f"vesal-{i:02d}_img.nii.gz")
         assert loaded.plane is not None
-        lab_loaded = nib.load(str(d / f"vesal-{i:02d}_discvert.nii.gz"))
+        lab_loaded = _nii(str(d / f"vesal-{i:02d}_discvert.nii.gz"))
         lab = np.asarray(lab_loaded.dataobj)[:, :, 0]  # stored IPL, same layout as the canonical plane
         sp = unknown_spacing_mm(loaded.plane.shape)
         img, tgt = _to_model_grid(normalize_image(loaded.plane.pixels, "mr"), full_target(lab), (sp, sp))
@@ -219,7 +234,7 @@ def fcs_samples(root: Path, folder: str, split: str, offsets: tuple[int, ...] = 
         if not img_file.exists() or not lab_file.exists():
             continue
         loaded = load_input(img_file)
-        lab = np.asarray(nib.load(str(lab_file)).dataobj)  # stored IPL like the image
+        lab = np.asarray(_nii(str(lab_file)).dataobj)  # stored IPL like the image
         assert loaded.canonical is not None and loaded.canonical.shape == lab.shape, case
         k0 = _best_slice(lab > 0)
         for off in offsets:
@@ -231,7 +246,7 @@ def fcs_samples(root: Path, folder: str, split: str, offsets: tuple[int, ...] = 
             if folder.startswith("fcs_ivd"):
                 tgt = np.full(lab2.shape, BG_OR_DISC, np.uint8)  # bodies unlabelled: only discs are known
                 tgt[lab2 > 0] = DISC
-                _ignore_outside_rows(tgt, lab2 > 0, margin=12)
+                ignore_outside_rows(tgt, lab2 > 0, margin=12)
             else:
                 tgt = pseudo_disc_target(lab2, plane.spacing_mm[0])
             img, t = _to_model_grid(normalize_image(plane.pixels, "mr"), tgt, plane.spacing_mm)
@@ -245,12 +260,12 @@ def fewshot_samples(root: Path, cases: tuple[str, ...], offsets: tuple[int, ...]
     for case in cases:
         loaded = load_input(d / f"{case}_img.nii.gz")
         assert loaded.record is not None and loaded.canonical is not None
-        lab_vol = nib.load(str(d / f"{case}_spine.nii.gz"))
+        lab_vol = _nii(str(d / f"{case}_spine.nii.gz"))
         from neurospine.io import Volume, reorient
 
         lab = np.asarray(reorient(Volume(np.asarray(lab_vol.dataobj), lab_vol.affine), "IPL")[0].data) > 0
         # midline = left-right centre of mass of the whole-spine mask (bodies and spinous processes)
-        k0 = int(round(float(np.argwhere(lab)[:, 2].mean())))
+        k0 = int(np.rint(float(np.argwhere(lab)[:, 2].mean())))
         for off in offsets:
             k = k0 + off
             bodies, posterior = split_posterior(lab[:, :, k])
@@ -290,7 +305,9 @@ def training_samples(root: Path) -> list[Sample]:
 
 
 def save_samples(samples: list[Sample], path: Path) -> None:
-    meta = [{"subject": s.subject, "source": s.source, "modality": s.modality, "discs": s.discs_labelled} for s in samples]
+    meta = [
+        {"subject": s.subject, "source": s.source, "modality": s.modality, "discs": s.discs_labelled} for s in samples
+    ]
     arrays = {f"img{i}": s.image for i, s in enumerate(samples)} | {f"tgt{i}": s.target for i, s in enumerate(samples)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
@@ -301,5 +318,7 @@ def save_samples(samples: list[Sample], path: Path) -> None:
 def load_samples(path: Path) -> list[Sample]:
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
-        return [Sample(z[f"img{i}"], z[f"tgt{i}"], m["subject"], m["source"], m["modality"], bool(m["discs"]))
-                for i, m in enumerate(meta)]
+        return [
+            Sample(z[f"img{i}"], z[f"tgt{i}"], m["subject"], m["source"], m["modality"], bool(m["discs"]))
+            for i, m in enumerate(meta)
+        ]

@@ -55,7 +55,9 @@ def principal_frame(mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float]
     return frame_from_direction(best)
 
 
-def _coords(mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], frame: Frame) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]:
+def _coords(
+    mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], frame: Frame
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]:
     pts = np.argwhere(mask) * np.asarray(spacing_mm)
     u = pts @ frame.u
     v = pts @ frame.v
@@ -78,8 +80,9 @@ def band_heights(mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], f
     uu = (u[:, None] + du[None, :]).ravel()
     vv = (v[:, None] + dv[None, :]).ravel()
     foot_sub = foot / sub
+    foot_v = abs(frame.v[0]) * spacing_mm[0] + abs(frame.v[1]) * spacing_mm[1]
     vmin, vmax = float(vv.min()), float(vv.max())
-    width = vmax - vmin + foot_sub
+    width = vmax - vmin + foot_v / sub
     strip = np.floor((vv - vmin) / STRIP_MM).astype(np.int64)
     n_strips = int(strip.max()) + 1
     umin = np.full(n_strips, np.inf)
@@ -111,24 +114,40 @@ def neighbour_frames(centroids_rc: list[tuple[float, float]], spacing_mm: tuple[
     return out
 
 
-def body_measures(mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], frame: Frame | None) -> dict[str, float]:
+def body_measures(
+    mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], frame: Frame | None
+) -> dict[str, float]:
     fr = frame or principal_frame(mask, spacing_mm)
     h = band_heights(mask, spacing_mm, fr)
     ant, post = h["anterior_mm"], h["posterior_mm"]
     wedge = ant / post if post and not math.isnan(post) and post > 0 else math.nan
     area = float(mask.sum()) * spacing_mm[0] * spacing_mm[1]
-    return {"anterior_height_mm": ant, "middle_height_mm": h["middle_mm"], "posterior_height_mm": post,
-            "wedge_ratio": wedge, "ap_width_mm": h["width_mm"], "area_mm2": area}
+    return {
+        "anterior_height_mm": ant,
+        "middle_height_mm": h["middle_mm"],
+        "posterior_height_mm": post,
+        "wedge_ratio": wedge,
+        "ap_width_mm": h["width_mm"],
+        "area_mm2": area,
+    }
 
 
-def disc_measures(mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], frame: Frame | None) -> dict[str, float]:
+def disc_measures(
+    mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], frame: Frame | None
+) -> dict[str, float]:
     fr = frame or principal_frame(mask, spacing_mm)
     h = band_heights(mask, spacing_mm, fr)
     area = float(mask.sum()) * spacing_mm[0] * spacing_mm[1]
     width = h["width_mm"]
     mean_h = area / width if width and width > 0 else math.nan
-    return {"mean_height_mm": mean_h, "centre_height_mm": h["middle_mm"], "anterior_height_mm": h["anterior_mm"],
-            "posterior_height_mm": h["posterior_mm"], "ap_width_mm": width, "area_mm2": area}
+    return {
+        "mean_height_mm": mean_h,
+        "centre_height_mm": h["middle_mm"],
+        "anterior_height_mm": h["anterior_mm"],
+        "posterior_height_mm": h["posterior_mm"],
+        "ap_width_mm": width,
+        "area_mm2": area,
+    }
 
 
 def endplate_angle_deg(mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], frame: Frame, which: str) -> float:

@@ -53,7 +53,9 @@ def _components(mask: npt.NDArray[np.bool_], min_px: int) -> list[npt.NDArray[np
     return [lab == i + 1 for i in range(n) if sizes[i] >= min_px]
 
 
-def split_bodies(body: npt.NDArray[np.bool_], disc_prob: npt.NDArray[np.float32], min_px: int) -> list[npt.NDArray[np.bool_]]:
+def split_bodies(
+    body: npt.NDArray[np.bool_], disc_prob: npt.NDArray[np.float32], min_px: int
+) -> list[npt.NDArray[np.bool_]]:
     """Body components; bodies bridged by a likely disc are cut there and regrown inside ``body``."""
     seeds = body & (disc_prob < SPLIT_DISC_PROB)
     seeds = ndimage.binary_erosion(seeds, iterations=1)  # also cuts one-pixel bridges
@@ -82,8 +84,13 @@ def _centroid(m: npt.NDArray[np.bool_]) -> tuple[float, float]:
     return float(pts[:, 0].mean()), float(pts[:, 1].mean())
 
 
-def build_instances(labels: npt.NDArray[np.uint8], probs: npt.NDArray[np.float32], spacing_mm: tuple[float, float],
-                    *, lowest_level: str | None = None) -> Instances2D:
+def build_instances(
+    labels: npt.NDArray[np.uint8],
+    probs: npt.NDArray[np.float32],
+    spacing_mm: tuple[float, float],
+    *,
+    lowest_level: str | None = None,
+) -> Instances2D:
     """Instances from semantic ``labels`` (0/1/2) and probabilities (3, H, W)."""
     px_mm2 = spacing_mm[0] * spacing_mm[1]
     bodies = split_bodies(labels == 1, probs[2], int(np.ceil(MIN_BODY_MM2 / px_mm2)))

@@ -11,8 +11,9 @@ MODALITIES = ("mr", "ct", "xray")
 _DICOM = {"MR": "mr", "CT": "ct", "CR": "xray", "DX": "xray", "RF": "xray", "RG": "xray", "XA": "xray", "DR": "xray"}
 
 
-def detect_modality(pixels: npt.ArrayLike, *, is_volume: bool, dicom_modality: str | None = None,
-                    override: str | None = None) -> tuple[str, str]:
+def detect_modality(
+    pixels: npt.ArrayLike, *, is_volume: bool, dicom_modality: str | None = None, override: str | None = None
+) -> tuple[str, str]:
     """Return ``(modality, how)``; ``how`` says which rule decided.
 
     Rules, first match wins: ``override``; the DICOM Modality tag (MR, CT, CR/DX/RF/XA -> xray); a

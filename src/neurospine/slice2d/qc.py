@@ -21,22 +21,24 @@ def _palette(i: int) -> tuple[int, int, int]:
     return base[i % len(base)]
 
 
-def overlay_rgb(image01: npt.NDArray[np.float32], inst: Instances2D, spacing_mm: tuple[float, float]) -> npt.NDArray[np.uint8]:
+def overlay_rgb(
+    image01: npt.NDArray[np.float32], inst: Instances2D, spacing_mm: tuple[float, float]
+) -> npt.NDArray[np.uint8]:
     """RGB array: grey image, translucent bodies (varied colours), green discs, white outlines.
 
     Pixels are made square using ``spacing_mm`` so the anatomy is not stretched.
     """
     h, w = image01.shape
     aspect = spacing_mm[0] / spacing_mm[1]
-    out_h, out_w = int(round(h * aspect)), w
+    out_h, out_w = int(np.rint(h * aspect)), w
     scale = 1.0
     if max(out_h, out_w) < MIN_SIDE_PX:
         scale = MIN_SIDE_PX / max(out_h, out_w)
     elif max(out_h, out_w) > MAX_SIDE_PX:
         scale = MAX_SIDE_PX / max(out_h, out_w)
-    shape = (max(1, int(round(out_h * scale))), max(1, int(round(out_w * scale))))
-    grey = resize2d(np.clip(image01, 0, 1).astype(np.float32), shape, order=1)
-    labels = resize2d(inst.label_map, shape, order=0)
+    shape = (max(1, int(np.rint(out_h * scale))), max(1, int(np.rint(out_w * scale))))
+    grey = np.asarray(resize2d(np.clip(image01, 0, 1).astype(np.float32), shape, order=1), dtype=np.float32)
+    labels = np.asarray(resize2d(inst.label_map, shape, order=0), dtype=np.int32)
     rgb = np.repeat((grey * 255.0)[..., None], 3, axis=2)
     for i, b in enumerate(inst.bodies):
         m = labels == b.value
@@ -44,12 +46,20 @@ def overlay_rgb(image01: npt.NDArray[np.float32], inst: Instances2D, spacing_mm:
     for d in inst.discs:
         m = labels == d.value
         rgb[m] = 0.5 * rgb[m] + 0.5 * np.array((60, 220, 110))
-    edge = (labels > 0) & ~ndimage.binary_erosion(labels > 0) | (ndimage.grey_dilation(labels, size=3) != ndimage.grey_erosion(labels, size=3)) & (labels > 0)
+    edge = (labels > 0) & ~ndimage.binary_erosion(labels > 0) | (
+        ndimage.grey_dilation(labels, size=3) != ndimage.grey_erosion(labels, size=3)
+    ) & (labels > 0)
     rgb[edge] = 255
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def write_overlay(path: str | Path, image01: npt.NDArray[np.float32], inst: Instances2D, spacing_mm: tuple[float, float], title: str = "") -> Path:
+def write_overlay(
+    path: str | Path,
+    image01: npt.NDArray[np.float32],
+    inst: Instances2D,
+    spacing_mm: tuple[float, float],
+    title: str = "",
+) -> Path:
     from PIL import Image, ImageDraw
 
     rgb = overlay_rgb(image01, inst, spacing_mm)

@@ -25,8 +25,26 @@ import numpy.typing as npt
 
 N_BINS = 32
 FEATURES: tuple[str, ...] = (
-    "n_pixels", "mean", "median", "sd", "variance", "skewness", "kurtosis", "minimum", "maximum", "range",
-    "p10", "p90", "iqr", "mad", "rmad", "rms", "energy", "mean_positive", "entropy", "uniformity",
+    "n_pixels",
+    "mean",
+    "median",
+    "sd",
+    "variance",
+    "skewness",
+    "kurtosis",
+    "minimum",
+    "maximum",
+    "range",
+    "p10",
+    "p90",
+    "iqr",
+    "mad",
+    "rmad",
+    "rms",
+    "energy",
+    "mean_positive",
+    "entropy",
+    "uniformity",
 )
 
 
@@ -76,7 +94,7 @@ def first_order(values: npt.ArrayLike, n_bins: int = N_BINS) -> dict[str, float]
         "rms": math.sqrt(float(np.mean(x**2))),
         "energy": float(np.sum(x**2)),
         "mean_positive": float(pos.mean()) if pos.size else math.nan,
-        "entropy": float(-np.sum(p * np.log2(p))),
+        "entropy": float(-np.sum(p * np.log2(p))) + 0.0,
         "uniformity": float(np.sum(p**2)),
     }
 

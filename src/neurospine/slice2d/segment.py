@@ -47,7 +47,10 @@ def segment_plane(session: Any, plane: Plane2D, modality: str) -> Semantic2D:
     """Normalise, resample to ``MODEL_PIXEL_MM``, predict, and bring probabilities back to the plane grid."""
     shape = model_shape(plane.shape, plane.spacing_mm, MODEL_PIXEL_MM)
     if max(shape) > MAX_MODEL_SIDE:
-        shape = (max(16, int(shape[0] * MAX_MODEL_SIDE / max(shape))), max(16, int(shape[1] * MAX_MODEL_SIDE / max(shape))))
+        shape = (
+            max(16, int(shape[0] * MAX_MODEL_SIDE / max(shape))),
+            max(16, int(shape[1] * MAX_MODEL_SIDE / max(shape))),
+        )
     img = resize2d(normalize_image(plane.pixels, modality), shape, order=1).astype(np.float32)
     probs_m = predict_model_grid(session, img)
     probs = resize2d(probs_m, plane.shape, order=1).astype(np.float32)

@@ -26,11 +26,14 @@ class SliceChoice:
     scores: dict[int, tuple[int, float]]
 
 
-def candidate_slices(n_slices: int, spacing_lr_mm: float, search_mm: float = SEARCH_MM, step_mm: float = STEP_MM) -> list[int]:
+def candidate_slices(
+    n_slices: int, spacing_lr_mm: float, search_mm: float = SEARCH_MM, step_mm: float = STEP_MM
+) -> list[int]:
     mid = (n_slices - 1) // 2
-    step = max(1, int(round(step_mm / spacing_lr_mm)))
-    reach = int(round(search_mm / spacing_lr_mm))
-    idx = sorted({int(np.clip(mid + k, 0, n_slices - 1)) for k in range(-reach, reach + 1, step)} | {mid})
+    step = max(1, int(np.rint(step_mm / spacing_lr_mm)))
+    reach = int(np.rint(search_mm / spacing_lr_mm))
+    n = reach // step
+    idx = sorted({int(np.clip(mid + step * k, 0, n_slices - 1)) for k in range(-n, n + 1)})
     return idx
 
 

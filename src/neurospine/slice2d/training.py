@@ -28,8 +28,13 @@ MODEL_NAME = "slice2d_unet"
 MODEL_VERSION = "0.1.0"
 N_CLASSES = 3
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2, "max_channels": 128}
-GROUP_WEIGHTS = {"vesal_mri2d": 0.25, "fcs_vb3_myosegmentum_lumbar": 0.25, "fcs_vb2_chu_lumbar_t2": 0.15,
-                 "fewshot_ct_sag": 0.12, "synth": 0.23}
+GROUP_WEIGHTS = {
+    "vesal_mri2d": 0.25,
+    "fcs_vb3_myosegmentum_lumbar": 0.25,
+    "fcs_vb2_chu_lumbar_t2": 0.15,
+    "fewshot_ct_sag": 0.12,
+    "synth": 0.23,
+}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -37,14 +42,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("/work/runs/slice2d"), help="run folder (checkpoints, caches)")
     p.add_argument("--data", type=Path, default=None, help="folder of the shared data (default ../shared/data)")
     p.add_argument("--minutes", type=float, default=20.0, help="CPU-time budget in minutes (whole run, resumes count)")
+    p.add_argument(
+        "--wall-minutes",
+        type=float,
+        default=None,
+        help="also stop after this much wall-clock time in this session (shared machines)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=192)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--synth", type=int, default=60, help="synthetic slices per modality (0 = none)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--export-dir", type=Path, default=None, help="where to write the ONNX + card (default: a folder in --out)")
+    p.add_argument(
+        "--export-dir", type=Path, default=None, help="where to write the ONNX + card (default: a folder in --out)"
+    )
     p.add_argument("--checkpoint-minutes", type=float, default=2.0)
+    p.add_argument("--export-only", action="store_true", help="export the current checkpoint and stop (no training)")
     return p.parse_args(argv)
 
 
@@ -63,7 +77,7 @@ def _default_data() -> Path:
 def synth_samples(n_per_modality: int, seed: int) -> list[d.Sample]:
     """Synthetic slices from ``neurospine.synth.generate_slice2d`` (empty list if unavailable)."""
     try:
-        from neurospine.synth import generate_slice2d  # type: ignore[attr-defined]
+        from neurospine.synth import generate_slice2d
     except ImportError:
         log.warning("neurospine.synth not available: training without synthetic slices")
         return []
@@ -71,29 +85,47 @@ def synth_samples(n_per_modality: int, seed: int) -> list[d.Sample]:
     from neurospine.slice2d.normalize import normalize_image
 
     out: list[d.Sample] = []
+    counts = {"mr": n_per_modality, "ct": n_per_modality, "xray": max(1, n_per_modality // 3)}  # X-ray is slow to make
     for m_i, modality in enumerate(("mr", "ct", "xray")):
-        for i in range(n_per_modality):
+        for i in range(counts[modality]):
             s = seed * 100_003 + m_i * 10_007 + i
             try:
                 image, bodies, discs, spacing_mm, _meta = generate_slice2d(s, modality=modality)
             except Exception as e:  # the engine is new: skip a bad seed, never stop training
                 log.warning("synth seed %d (%s) failed: %s", s, modality, e)
                 continue
+            # synth columns run posterior -> anterior: flip to the canonical anterior -> posterior
+            image = np.ascontiguousarray(np.asarray(image)[:, ::-1])
+            bodies = np.asarray(bodies)[:, ::-1]
+            discs = np.asarray(discs)[:, ::-1]
             target = np.zeros(np.shape(image), np.uint8)
-            target[np.asarray(discs) > 0] = d.DISC
-            target[np.asarray(bodies) > 0] = d.BODY
-            sp = (float(spacing_mm[0]), float(spacing_mm[1]))
-            shape = model_shape((target.shape[0], target.shape[1]), sp)
+            target[discs > 0] = d.DISC
+            target[bodies > 0] = d.BODY
+            d.ignore_outside_rows(target, (bodies > 0) | (discs > 0))  # the sacrum is not labelled
+            sp_any: Any = spacing_mm
+            sp = (float(sp_any[0]), float(sp_any[1]))
+            hw: Any = target.shape
+            shape = model_shape((int(hw[0]), int(hw[1])), sp)
             img = resize2d(normalize_image(image, modality), shape, order=1).astype(np.float32)
-            out.append(d.Sample(img, resize2d(target, shape, order=0).astype(np.uint8), f"synth-{modality}-{s}",
-                                "synth", modality, True))
+            out.append(
+                d.Sample(
+                    img,
+                    resize2d(target, shape, order=0).astype(np.uint8),
+                    f"synth-{modality}-{s}",
+                    "synth",
+                    modality,
+                    True,
+                )
+            )
     return out
 
 
 # ---- augmentation ---------------------------------------------------------------------------
 
 
-def augment(img: npt.NDArray[np.float32], tgt: npt.NDArray[np.uint8], rng: np.random.Generator, crop: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
+def augment(
+    img: npt.NDArray[np.float32], tgt: npt.NDArray[np.uint8], rng: np.random.Generator, crop: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
     from neurospine.nn.augment import contrast_randomize
 
     scale = float(np.exp(rng.uniform(math.log(0.8), math.log(1.25))))
@@ -111,7 +143,9 @@ def augment(img: npt.NDArray[np.float32], tgt: npt.NDArray[np.uint8], rng: np.ra
         centre = np.array([rng.uniform(0, img.shape[0]), rng.uniform(0, img.shape[1])])
     offset = centre - mat @ (np.array(out_shape, float) / 2.0)
     im = ndimage.affine_transform(img, mat, offset=offset, output_shape=out_shape, order=1, mode="constant", cval=0.0)
-    tg = ndimage.affine_transform(tgt, mat, offset=offset, output_shape=out_shape, order=0, mode="constant", cval=d.IGNORE)
+    tg = ndimage.affine_transform(
+        tgt, mat, offset=offset, output_shape=out_shape, order=0, mode="constant", cval=d.IGNORE
+    )
     if rng.random() < 0.5:  # anterior/posterior swap: 2D inputs may face either way
         im, tg = im[:, ::-1], tg[:, ::-1]
     im = contrast_randomize(np.ascontiguousarray(im, dtype=np.float32), rng, p_keep=0.35, p_invert=0.2)
@@ -156,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(list(argv or []))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)  # progress lines even when the CLI configured WARNING
     torch.set_num_threads(max(1, args.threads))
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -188,16 +223,30 @@ def main(argv: list[str] | None = None) -> int:
     step, extra = load_checkpoint(ckpt, model, opt)
     cpu_used = float(extra.get("cpu_seconds", 0.0))
     budget = args.minutes * 60.0
+    if args.export_only:
+        export(
+            model,
+            args.export_dir or (out / "export"),
+            cpu_minutes=cpu_used / 60.0,
+            steps=step,
+            samples=samples,
+            argv=list(argv or []),
+        )
+        return 0
     rng = np.random.default_rng(args.seed + step)
     t_cpu0 = time.process_time()
+    t_wall0 = time.monotonic()
+    wall_budget = math.inf if args.wall_minutes is None else args.wall_minutes * 60.0
     last_ckpt = cpu_used
     losses: list[float] = []
     model.train()
     while True:
         used = cpu_used + (time.process_time() - t_cpu0)
-        if used >= budget:
+        if used >= budget or time.monotonic() - t_wall0 >= wall_budget:
             break
         frac = used / budget
+        if math.isfinite(wall_budget):  # the schedule follows whichever budget runs out first
+            frac = max(frac, (time.monotonic() - t_wall0) / wall_budget)
         for g in opt.param_groups:
             g["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
         imgs, tgts, oks = [], [], []
@@ -216,9 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         opt.step()
         step += 1
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % 20 == 0:
-            log.info("step %d cpu %.1f min loss %.4f lr %.2e", step, used / 60, float(np.mean(losses[-20:])), opt.param_groups[0]["lr"])
+            log.info(
+                "step %d cpu %.1f min loss %.4f lr %.2e",
+                step,
+                used / 60,
+                float(np.mean(losses[-20:])),
+                opt.param_groups[0]["lr"],
+            )
         if used - last_ckpt >= args.checkpoint_minutes * 60:
             save_checkpoint(ckpt, model, opt, step, {"cpu_seconds": used})
             last_ckpt = used
@@ -229,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def export(model: Any, export_dir: Path, *, cpu_minutes: float, steps: int, samples: list[d.Sample], argv: list[str]) -> Path:
+def export(
+    model: Any, export_dir: Path, *, cpu_minutes: float, steps: int, samples: list[d.Sample], argv: list[str]
+) -> Path:
     import torch
 
     from neurospine.nn.export import export_onnx
@@ -250,15 +307,26 @@ def export(model: Any, export_dir: Path, *, cpu_minutes: float, steps: int, samp
         "framework": "onnx",
         "description": "2D U-Net: background / vertebral body / intervertebral disc on sagittal MR, CT slices "
         "and lateral radiographs (one model for all modalities).",
-        "inputs": {"channels": 1, "layout": "NCHW, rows superior->inferior, cols anterior->posterior",
-                   "pixel_mm": 1.25, "normalisation": "0.5/99.5 percentiles -> [0,1]; CT in HU clipped to [-400,1400] first",
-                   "size_multiple": 16},
+        "inputs": {
+            "channels": 1,
+            "layout": "NCHW, rows superior->inferior, cols anterior->posterior",
+            "pixel_mm": 1.25,
+            "normalisation": "0.5/99.5 percentiles -> [0,1]; CT in HU clipped to [-400,1400] first",
+            "size_multiple": 16,
+        },
         "labels": {"0": "background", "1": "vertebral_body", "2": "intervertebral_disc"},
         "training_data": [
             {"name": "vesal_mri2d", "licence": "MIT (repo); image origin not named", "used": "slices 2-4,6-9,11,12,14"},
-            {"name": "fcs_vb3_myosegmentum_lumbar", "licence": "GPL-3.0 repo; MyoSegmenTUM (Burian 2019), licence not verified",
-             "used": "20 train cases x 5 sagittal slices (27-31 held out)"},
-            {"name": "fcs_vb2_chu_lumbar_t2", "licence": "GPL-3.0 repo; Chu et al. 2015 (Zenodo 22304)", "used": "8 train cases x 5 slices (12-14 held out)"},
+            {
+                "name": "fcs_vb3_myosegmentum_lumbar",
+                "licence": "GPL-3.0 repo; MyoSegmenTUM (Burian 2019), licence not verified",
+                "used": "20 train cases x 5 sagittal slices (27-31 held out)",
+            },
+            {
+                "name": "fcs_vb2_chu_lumbar_t2",
+                "licence": "GPL-3.0 repo; Chu et al. 2015 (Zenodo 22304)",
+                "used": "8 train cases x 5 slices (12-14 held out)",
+            },
             {"name": "fewshot_ct_sag", "licence": "MIT (repo)", "used": "cases 11, 13 midline slices (36 held out)"},
             {"name": "neurospine.synth", "licence": "generated", "used": f"{counts.get('synth', 0)} synthetic slices"},
         ],

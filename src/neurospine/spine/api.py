@@ -67,6 +67,7 @@ class SpineSegmentation:
     seg_vert_model: npt.NDArray[np.int16]
     semantic_input: npt.NDArray[np.uint8]
     seg_vert_input: npt.NDArray[np.int16]
+    body_input: npt.NDArray[np.int16]  # vertebral bodies (corpus + endplate) by level id, input grid
     names: dict[int, str]
     model_version: str
     timings_s: dict[str, float]
@@ -83,8 +84,14 @@ def _sacrum_below(inst: InstanceResult, classes: npt.NDArray[np.uint8], spacing_
     return gap_mm <= SACRUM_GAP_MM and below_centre
 
 
-def name_instances(inst: InstanceResult, classes: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> Naming:
-    bodies = [BodyInfo(v.height_mm, v.depth_mm, float(v.centroid_vox[1]) * spacing_mm[1]) for v in inst.vertebrae]
+def name_instances(
+    inst: InstanceResult, classes: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]
+) -> Naming:
+    vox = float(np.prod(spacing_mm))
+    bodies = [
+        BodyInfo(v.height_mm, v.depth_mm, float(v.centroid_vox[1]) * spacing_mm[1], v.body_voxels * vox)
+        for v in inst.vertebrae
+    ]
     sacrum_mm3 = inst.sacrum_voxels * float(np.prod(spacing_mm))
     return name_levels(bodies, sacrum_mm3=sacrum_mm3, sacrum_below=_sacrum_below(inst, classes, spacing_mm))
 
@@ -141,9 +148,31 @@ def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> Sp
     t = time.perf_counter()
     sem_in = grid.to_input(values)
     vert_in = grid.to_input(seg_vert)
+    body_in = grid.to_input(body_levels(inst, naming))
     timings["to_input_grid"] = time.perf_counter() - t
-    return SpineSegmentation(grid, cls, inst, naming, seg_vert, sem_in.astype(np.uint8), vert_in.astype(np.int16),
-                             names, card.version, timings)
+    return SpineSegmentation(
+        grid,
+        cls,
+        inst,
+        naming,
+        seg_vert,
+        sem_in.astype(np.uint8),
+        vert_in.astype(np.int16),
+        body_in.astype(np.int16),
+        names,
+        card.version,
+        timings,
+    )
+
+
+def body_levels(inst: InstanceResult, naming: Naming) -> npt.NDArray[np.int16]:
+    """The body map (corpus + endplates per vertebra) with level ids; unnamed bodies get 300 + rank."""
+    n = len(inst.vertebrae)
+    lut = np.zeros(n + 1, dtype=np.int16)
+    for k in range(1, n + 1):
+        level = naming.levels[k - 1] if k - 1 < len(naming.levels) else 0
+        lut[k] = level if level else 300 + k
+    return lut[np.asarray(inst.body, dtype=np.int64)]
 
 
 def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, **options: Any) -> TaskResult:
@@ -166,8 +195,12 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
     info = {
         "pipeline": "neurospine spine",
         "models": {SEMANTIC_MODEL: seg.model_version},
-        "naming": {"anchor": seg.naming.anchor, "confidence": round(seg.naming.confidence, 3),
-                   "positional": seg.naming.positional, "flags": seg.naming.flags},
+        "naming": {
+            "anchor": seg.naming.anchor,
+            "confidence": round(seg.naming.confidence, 3),
+            "positional": seg.naming.positional,
+            "flags": seg.naming.flags,
+        },
         "source": str(image_path),
         "centroid": "vertebral body (corpus) centre of mass; sacrum for S1",
     }
@@ -195,7 +228,20 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
     warnings = list(seg.naming.flags)
     if not rows:
         warnings.append("no vertebra, disc or sacrum found")
-    log.info("spine: %s -> %d vertebrae (%s) in %.2f s", image_path, measures["n_vertebrae"], seg.naming.anchor,
-             timings["total"])
-    return TaskResult(TASK, str(image_path), outputs, measures, {SEMANTIC_MODEL: seg.model_version}, timings, warnings,
-                      {"naming": info["naming"], "split_bodies": seg.instances.split_bodies})
+    log.info(
+        "spine: %s -> %d vertebrae (%s) in %.2f s",
+        image_path,
+        measures["n_vertebrae"],
+        seg.naming.anchor,
+        timings["total"],
+    )
+    return TaskResult(
+        TASK,
+        str(image_path),
+        outputs,
+        measures,
+        {SEMANTIC_MODEL: seg.model_version},
+        timings,
+        warnings,
+        {"naming": info["naming"], "split_bodies": seg.instances.split_bodies},
+    )

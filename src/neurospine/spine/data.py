@@ -95,7 +95,8 @@ def load_eval_case(root: Path, folder: str, row: dict[str, object]) -> EvalCase:
     lab = load_volume(root / folder / f"{name}_{_label_file(folder)}.nii.gz", check_intensity=False)
     names_raw = row.get("label_names")
     names = {int(k): str(v) for k, v in names_raw.items()} if isinstance(names_raw, dict) else None
-    order = [int(i) for i in row.get("ids_superior_to_inferior") or []]  # type: ignore[union-attr]
+    raw_order = row.get("ids_superior_to_inferior")
+    order = [int(i) for i in raw_order] if isinstance(raw_order, list) else []
     return EvalCase(name, folder, img, lab, names, order)
 
 

@@ -11,16 +11,19 @@ from neurospine.io import save_like, save_volume
 log = logging.getLogger(__name__)
 
 
-def run_demo(out_dir: str | Path, *, seed: int = 7, levels: str = "whole", contrast: str = "t2w",
-             threads: int = 2) -> dict[str, Any]:
+def run_demo(
+    out_dir: str | Path, *, seed: int = 7, levels: str = "whole", contrast: str = "t2w", threads: int = 2
+) -> dict[str, Any]:
     """Write ``synthetic_spine.nii.gz`` (+ reference labels) into ``out_dir`` and segment it."""
     from neurospine.spine.api import run_file
     from neurospine.synth import SynthConfig, generate_case
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    case = generate_case(seed, SynthConfig(levels=levels, contrast=contrast, plane="sagittal",
-                                           spacing_mm=(1.0, 1.0, 3.0), soft_labels=False))
+    case = generate_case(
+        seed,
+        SynthConfig(levels=levels, contrast=contrast, plane="sagittal", spacing_mm=(1.0, 1.0, 3.0), soft_labels=False),
+    )
     image_path = out / "synthetic_spine.nii.gz"
     save_volume(case.image, image_path)
     save_like(case.semantic.data, case.image, out / "synthetic_spine_truth-spine_msk.nii.gz")

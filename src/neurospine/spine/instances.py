@@ -75,7 +75,9 @@ def _components(mask: npt.NDArray[np.bool_], min_vox: int) -> tuple[npt.NDArray[
     return lut[labels], int(keep.size)
 
 
-def _split_merged(seeds: npt.NDArray[np.int32], n: int, spacing_mm: tuple[float, float, float]) -> tuple[npt.NDArray[np.int32], int, int]:
+def _split_merged(
+    seeds: npt.NDArray[np.int32], n: int, spacing_mm: tuple[float, float, float]
+) -> tuple[npt.NDArray[np.int32], int, int]:
     """Split seeds much larger than the median by eroding until they fall apart."""
     if n < 3:
         return seeds, n, 0
@@ -124,15 +126,58 @@ def _relabel_top_to_bottom(labels: npt.NDArray[np.int32], n: int) -> tuple[npt.N
     return lut[labels], len(valid)
 
 
-def _tie_above(mask: npt.NDArray[np.bool_], body: npt.NDArray[np.int32], centroids: npt.NDArray[np.float64],
-               spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.int32]:
+def _nearest_label(
+    labels: npt.NDArray[np.integer], pts: tuple[npt.NDArray[np.intp], ...], spacing_mm: tuple[float, float, float]
+) -> npt.NDArray[np.int32]:
+    """Label of the nearest labelled voxel for each point (EDT on the points' bounding box + margin)."""
+    lo = [max(0, int(p.min()) - 40) for p in pts]
+    hi = [min(dim, int(p.max()) + 41) for p, dim in zip(pts, labels.shape, strict=True)]
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    sub = labels[box]
+    if not (sub > 0).any():
+        sub, lo = labels, [0, 0, 0]
+    _, idx = ndimage.distance_transform_edt(sub == 0, sampling=spacing_mm, return_indices=True)
+    local = tuple(p - o for p, o in zip(pts, lo, strict=True))
+    return np.asarray(sub[tuple(i[local] for i in idx)], dtype=np.int32)
+
+
+def grow_labels(
+    seeds: npt.NDArray[np.int32],
+    mask: npt.NDArray[np.bool_],
+    spacing_mm: tuple[float, float, float],
+    max_steps: int = 6,
+) -> npt.NDArray[np.int32]:
+    """Grow ``seeds`` inside ``mask`` by constrained dilation, then give what is left the nearest seed."""
+    lab = np.where(mask, seeds, 0).astype(np.int32)
+    cross = ndimage.generate_binary_structure(3, 1)
+    for _ in range(max_steps):
+        todo = mask & (lab == 0)
+        if not todo.any():
+            break
+        grown = ndimage.grey_dilation(lab, footprint=cross)
+        new = todo & (grown > 0)
+        if not new.any():
+            break
+        lab[new] = grown[new]
+    rest = mask & (lab == 0)
+    if rest.any() and (lab > 0).any():
+        pts = np.nonzero(rest)
+        lab[pts] = _nearest_label(lab, pts, spacing_mm)
+    return lab
+
+
+def _tie_above(
+    mask: npt.NDArray[np.bool_],
+    body: npt.NDArray[np.int32],
+    centroids: npt.NDArray[np.float64],
+    spacing_mm: tuple[float, float, float],
+) -> npt.NDArray[np.int32]:
     """For each voxel of ``mask``, the index of the vertebra just above it (0 when none is above)."""
     out = np.zeros(mask.shape, dtype=np.int32)
     if not mask.any() or centroids.shape[0] == 0:
         return out
-    _, idx = ndimage.distance_transform_edt(body == 0, sampling=spacing_mm, return_indices=True)
     pts = np.nonzero(mask)
-    nearest = body[tuple(i[pts] for i in idx)]  # 1..N
+    nearest = _nearest_label(body, pts, spacing_mm)  # 1..N
     n = centroids.shape[0]
     sp = np.asarray(spacing_mm)
     # local spine axis (pointing inferiorly) at each vertebra
@@ -148,9 +193,90 @@ def _tie_above(mask: npt.NDArray[np.bool_], body: npt.NDArray[np.int32], centroi
     return out
 
 
+def geodesic_assign(
+    mask: npt.NDArray[np.bool_], seeds: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float]
+) -> npt.NDArray[np.int32]:
+    """Label every voxel of ``mask`` with the seed label reached by the shortest path inside ``mask``.
+
+    Paths start at seed voxels (``seeds > 0``) touching ``mask``; voxels no path reaches take the
+    nearest seed in straight line. Multi-source Dijkstra on the 6-neighbour voxel graph.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    out = np.zeros(mask.shape, dtype=np.int32)
+    seed_any = seeds > 0
+    if not mask.any() or not seed_any.any():
+        return out
+    touching = seed_any & ndimage.binary_dilation(mask, iterations=1)
+    region = mask | touching
+    sl = ndimage.find_objects(region.astype(np.uint8))[0]
+    reg = region[sl]
+    index = np.full(reg.shape, -1, dtype=np.int64)
+    nodes = np.nonzero(reg)
+    index[nodes] = np.arange(nodes[0].size)
+    rows: list[npt.NDArray[np.int64]] = []
+    cols: list[npt.NDArray[np.int64]] = []
+    weights: list[npt.NDArray[np.float64]] = []
+    for axis in range(3):
+        a = [slice(None)] * 3
+        b = [slice(None)] * 3
+        a[axis] = slice(0, -1)
+        b[axis] = slice(1, None)
+        ia, ib = index[tuple(a)], index[tuple(b)]
+        both = (ia >= 0) & (ib >= 0)
+        rows.append(ia[both])
+        cols.append(ib[both])
+        weights.append(np.full(int(both.sum()), spacing_mm[axis]))
+    n_nodes = nodes[0].size
+    graph = coo_matrix(
+        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(n_nodes, n_nodes)
+    ).tocsr()
+    seed_sub = touching[sl]
+    seed_nodes = index[seed_sub]
+    _, _, sources = dijkstra(graph, directed=False, indices=seed_nodes, min_only=True, return_predecessors=True)
+    node_label = np.zeros(n_nodes, dtype=np.int32)
+    ok = sources >= 0
+    seed_lab_flat = np.zeros(n_nodes, dtype=np.int32)
+    seed_lab_flat[seed_nodes] = seeds[sl][seed_sub]
+    node_label[ok] = seed_lab_flat[sources[ok]]
+    sub = np.zeros(reg.shape, dtype=np.int32)
+    sub[nodes] = node_label
+    out[sl] = sub
+    missing = mask & (out == 0)
+    if missing.any():
+        _, idx = ndimage.distance_transform_edt(~seed_any, sampling=spacing_mm, return_indices=True)
+        out[missing] = seeds[tuple(i[missing] for i in idx)]
+    out[~mask] = 0
+    return out
+
+
 def build_instances(classes: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float]) -> InstanceResult:
-    """Vertebra, disc and endplate instances from a network class map on the model grid."""
+    """Vertebra, disc and endplate instances from a network class map on the model grid.
+
+    Works on the bounding box of the labelled voxels (plus a margin) and pastes the result back.
+    """
     cls = np.asarray(classes)
+    fg = cls > 0
+    if not fg.any():
+        z = np.zeros(cls.shape, dtype=np.int16)
+        return InstanceResult(z, z.copy())
+    box = ndimage.find_objects(fg.astype(np.uint8))[0]
+    box = tuple(slice(max(0, b.start - 3), min(dim, b.stop + 3)) for b, dim in zip(box, cls.shape, strict=True))
+    sub = _build_instances_crop(np.ascontiguousarray(cls[box]), spacing_mm)
+    instances = np.zeros(cls.shape, dtype=np.int16)
+    body = np.zeros(cls.shape, dtype=np.int16)
+    instances[box] = sub.instances
+    body[box] = sub.body
+    offset = np.array([b.start for b in box], dtype=np.float64)
+    for v in sub.vertebrae:
+        v.centroid_vox = v.centroid_vox + offset
+        v.top_row += offset[1]
+        v.bottom_row += offset[1]
+    return InstanceResult(instances, body, sub.vertebrae, sub.sacrum_voxels, sub.split_bodies)
+
+
+def _build_instances_crop(cls: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float]) -> InstanceResult:
     vox_mm3 = float(np.prod(spacing_mm))
     shape = cls.shape
     instances = np.zeros(shape, dtype=np.int16)
@@ -169,10 +295,8 @@ def build_instances(classes: npt.NDArray[np.integer], spacing_mm: tuple[float, f
         instances[sacrum] = SACRUM_TMP
         result.sacrum_voxels = int(sacrum.sum())
         return result
-    # grow seeds over corpus + endplate (nearest seed)
-    _, idx = ndimage.distance_transform_edt(seeds == 0, sampling=spacing_mm, return_indices=True)
-    nearest = seeds[tuple(idx)]
-    body = np.where(bodyish, nearest, 0).astype(np.int32)
+    # grow seeds over corpus + endplate
+    body = grow_labels(seeds, bodyish, spacing_mm)
     # drop bodies below the minimum volume (after growth)
     sizes = np.bincount(body.ravel(), minlength=n + 1)
     small = np.nonzero(sizes[1:] * vox_mm3 < MIN_BODY_MM3)[0] + 1
@@ -190,23 +314,17 @@ def build_instances(classes: npt.NDArray[np.integer], spacing_mm: tuple[float, f
         alt = np.array(ndimage.center_of_mass(np.ones(shape, np.uint8), body, list(range(1, n + 1))))
         coms[missing] = alt[missing]
     instances[corpus_lab > 0] = corpus_lab[corpus_lab > 0]
-    # posterior elements: geodesic flood from the bodies through bone
+    # posterior elements: geodesic (shortest path through bone) assignment to the bodies
     post = np.isin(cls, C.POSTERIOR_CLASSES)
     if post.any():
-        bone = post | corpus
-        sl = ndimage.find_objects(bone.astype(np.uint8))[0]
-        sl = tuple(slice(max(0, s.start - 3), min(dim, s.stop + 3)) for s, dim in zip(sl, shape, strict=True))
-        cost = np.where(bone[sl], 0, 255).astype(np.uint8)
-        markers = np.where(corpus[sl], corpus_lab[sl], 0).astype(np.int32)
-        flooded = ndimage.watershed_ift(cost, markers)
-        sub_post = post[sl]
-        view = instances[sl]
-        view[sub_post] = flooded[sub_post]
+        assigned = geodesic_assign(post, corpus_lab, spacing_mm)
+        instances[post] = assigned[post]
     # discs and endplates: tie to the vertebra above
+    disc_ep = (cls == C.DISC) | (cls == C.ENDPLATE)
+    above = _tie_above(disc_ep, body, coms, spacing_mm)
     for cls_id, offset in ((C.DISC, _DISC), (C.ENDPLATE, _EP)):
         mask = cls == cls_id
-        above = _tie_above(mask, body, coms, spacing_mm)
-        instances[mask] = np.where(above[mask] > 0, offset + above[mask], offset)  # offset+0: above the top
+        instances[mask] = offset + above[mask]  # offset+0: above the top vertebra
     instances[sacrum] = SACRUM_TMP
     body_map[:] = body
     sp = np.asarray(spacing_mm)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 #: presacral vertebrae visible on MRI from C2 to L5 (C1 has no body)
 STANDARD_C2_TO_L5 = 23
 #: C2: body + dens at least this tall relative to its depth, and a small (cervical) depth
-C2_HEIGHT_OVER_DEPTH = 1.6
+C2_HEIGHT_OVER_DEPTH = 1.35
 C2_MAX_DEPTH_MM = 22.0
 #: sacrum volume (mm^3) from which it is trusted as an anchor
 SACRUM_MIN_MM3 = 8000.0
@@ -33,6 +33,7 @@ class BodyInfo:
     height_mm: float
     depth_mm: float
     centroid_si_mm: float  # position along the superior->inferior axis (grows inferiorly)
+    volume_mm3: float = 0.0
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Naming:
 
 def _chain(start_name: str, count: int, *, upward: bool, thoracic: int = 12, lumbar: int = 5) -> list[int]:
     """``count`` ids starting at ``start_name`` going up or down the column with variant counts."""
-    order = [VERTEBRA_IDS[f"C{i}"] for i in range(2, 8)]
+    order = [VERTEBRA_IDS[f"C{i}"] for i in range(1, 8)]
     order += [VERTEBRA_IDS[f"T{i}"] for i in range(1, min(thoracic, 12) + 1)]
     if thoracic == 13:
         order.append(VERTEBRA_IDS["T13"])
@@ -66,6 +67,12 @@ def looks_like_c2(top: BodyInfo) -> bool:
     return top.depth_mm <= C2_MAX_DEPTH_MM and top.height_mm >= C2_HEIGHT_OVER_DEPTH * top.depth_mm
 
 
+def looks_like_c1(top: BodyInfo, below: BodyInfo) -> bool:
+    """The atlas has no body: what remains (anterior arch) is small and sits above a C2."""
+    small = top.volume_mm3 > 0 and top.volume_mm3 < 0.35 * below.volume_mm3
+    return small and top.height_mm < 0.6 * below.height_mm and looks_like_c2(below)
+
+
 def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool, c2_top: bool | None = None) -> Naming:
     """Name ``bodies`` (top to bottom). ``sacrum_below``: a sacrum touches the lowest body from below."""
     n = len(bodies)
@@ -73,6 +80,10 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
         return Naming([], "none", 0.0, ["no vertebra found"])
     has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25
     s1_conf = 0.95 if sacrum_mm3 >= SACRUM_MIN_MM3 else 0.75
+    c1 = n >= 2 and looks_like_c1(bodies[0], bodies[1])
+    if c1:
+        rest = name_levels(bodies[1:], sacrum_mm3=sacrum_mm3, sacrum_below=sacrum_below, c2_top=True)
+        return Naming([VERTEBRA_IDS["C1"], *rest.levels], rest.anchor, rest.confidence, rest.flags)
     has_c2 = looks_like_c2(bodies[0]) if c2_top is None else c2_top
     flags: list[str] = []
     if has_s1 and has_c2:
@@ -104,8 +115,11 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
 
 def disc_above_top(top_level: int) -> int:
     """Level id used for a disc above the topmost vertebra (the vertebra above it, SPINEPS rule)."""
-    if top_level in CRANIOCAUDAL_ORDER:
-        i = CRANIOCAUDAL_ORDER.index(top_level)
+    order = [v for v in CRANIOCAUDAL_ORDER if v != VERTEBRA_IDS["T13"]]  # a variant is never assumed
+    if top_level == VERTEBRA_IDS["T13"]:
+        return VERTEBRA_IDS["T12"]
+    if top_level in order:
+        i = order.index(top_level)
         if i > 0:
-            return CRANIOCAUDAL_ORDER[i - 1]
+            return order[i - 1]
     return 0

@@ -41,7 +41,9 @@ class StructureRow:
     body_centroid_vox: tuple[float, float, float] | None  # input voxel coordinates (corpus centroid)
 
 
-def structure_rows(instances: npt.NDArray[np.integer], semantic: npt.NDArray[np.integer], ref: Volume) -> list[StructureRow]:
+def structure_rows(
+    instances: npt.NDArray[np.integer], semantic: npt.NDArray[np.integer], ref: Volume
+) -> list[StructureRow]:
     """Rows for every label of the ``seg-vert`` map on the input grid, cranial to caudal."""
     inst = np.asarray(instances)
     labels = [int(v) for v in np.unique(inst) if v != 0]
@@ -51,7 +53,8 @@ def structure_rows(instances: npt.NDArray[np.integer], semantic: npt.NDArray[np.
     counts = ndimage.sum_labels(ones, inst, labels)
     coms = ndimage.center_of_mass(ones, inst, labels)
     corpus = np.where(np.isin(semantic, (49, 50, 26)), inst, 0)
-    body_coms = ndimage.center_of_mass(ones, corpus, labels)
+    with np.errstate(invalid="ignore", divide="ignore"):  # discs have no corpus: NaN, handled below
+        body_coms = ndimage.center_of_mass(ones, corpus, labels)
     vox = ref.voxel_volume_mm3
     rows = []
     for lab, cnt, com, bcom in zip(labels, counts, coms, body_coms, strict=True):
@@ -69,7 +72,9 @@ def structure_rows(instances: npt.NDArray[np.integer], semantic: npt.NDArray[np.
             level = f"unnamed_{lab}"
         ras = ref.world_coords(np.array(com))[0]
         body = tuple(float(c) for c in bcom) if np.all(np.isfinite(bcom)) else None
-        rows.append(StructureRow(lab, level, kind, float(cnt) * vox, (float(ras[0]), float(ras[1]), float(ras[2])), body))  # type: ignore[arg-type]
+        rows.append(
+            StructureRow(lab, level, kind, float(cnt) * vox, (float(ras[0]), float(ras[1]), float(ras[2])), body)
+        )  # type: ignore[arg-type]
     return rows
 
 
@@ -93,13 +98,30 @@ def write_centroids(path: Path, rows: list[StructureRow], ref: Volume, info: dic
             continue
         p, i, r = _to_pir_voxels(ref, np.array(row.body_centroid_vox))
         ras = ref.world_coords(np.array(row.body_centroid_vox))[0]
-        out.append({"label": row.label, "level": row.level, "X": round(float(p), 2), "Y": round(float(i), 2),
-                    "Z": round(float(r), 2), "ras_mm": [round(float(v), 2) for v in ras]})
+        out.append(
+            {
+                "label": row.label,
+                "level": row.level,
+                "X": round(float(p), 2),
+                "Y": round(float(i), 2),
+                "Z": round(float(r), 2),
+                "ras_mm": [round(float(v), 2) for v in ras],
+            }
+        )
     return write_text_atomic(path, json.dumps(out, indent=1) + "\n")
 
 
-CSV_COLUMNS = ("level", "label", "structure", "volume_mm3", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm",
-               "naming", "naming_flag")
+CSV_COLUMNS = (
+    "level",
+    "label",
+    "structure",
+    "volume_mm3",
+    "centroid_x_mm",
+    "centroid_y_mm",
+    "centroid_z_mm",
+    "naming",
+    "naming_flag",
+)
 
 
 def write_table(path: Path, rows: list[StructureRow], *, positional: bool) -> Path:
@@ -111,8 +133,19 @@ def write_table(path: Path, rows: list[StructureRow], *, positional: bool) -> Pa
         if row.kind == "endplate":
             continue
         x, y, z = row.centroid_ras_mm
-        w.writerow([row.level, row.label, row.kind, f"{row.volume_mm3:.1f}", f"{x:.2f}", f"{y:.2f}", f"{z:.2f}",
-                    "positional" if positional else "anchored", int(positional)])
+        w.writerow(
+            [
+                row.level,
+                row.label,
+                row.kind,
+                f"{row.volume_mm3:.1f}",
+                f"{x:.2f}",
+                f"{y:.2f}",
+                f"{z:.2f}",
+                "positional" if positional else "anchored",
+                int(positional),
+            ]
+        )
     return write_text_atomic(path, buf.getvalue())
 
 
@@ -128,8 +161,14 @@ def _colour(label: int) -> tuple[int, int, int]:
     return (int(c[0]), int(c[1]), int(c[2]))
 
 
-def write_snapshot(path: Path, image_pir: npt.NDArray[np.floating], inst_pir: npt.NDArray[np.integer],
-                   spacing_pir: tuple[float, float, float], names: dict[int, str], title: str) -> Path:
+def write_snapshot(
+    path: Path,
+    image_pir: npt.NDArray[np.floating],
+    inst_pir: npt.NDArray[np.integer],
+    spacing_pir: tuple[float, float, float],
+    names: dict[int, str],
+    title: str,
+) -> Path:
     """Mid-sagittal image and the same slice with the instance overlay and level names (PNG)."""
     from PIL import Image, ImageDraw
 
@@ -137,7 +176,7 @@ def write_snapshot(path: Path, image_pir: npt.NDArray[np.floating], inst_pir: np
     inst = np.asarray(inst_pir)
     vert = (inst > 0) & (inst < DISC_OFFSET)
     if vert.any():
-        r = int(round(float(np.nonzero(vert)[2].mean())))
+        r = round(float(np.nonzero(vert)[2].mean()))
     else:
         r = img.shape[2] // 2
     sl = img[:, :, r].T  # rows = I (top = superior), cols = P (left = anterior)
@@ -148,7 +187,7 @@ def write_snapshot(path: Path, image_pir: npt.NDArray[np.floating], inst_pir: np
     sp_p, sp_i = spacing_pir[0], spacing_pir[1]
     height_mm, width_mm = lab.shape[0] * sp_i, lab.shape[1] * sp_p
     scale = max(1.0, 512.0 / height_mm)
-    size = (max(1, int(round(width_mm * scale))), max(1, int(round(height_mm * scale))))
+    size = (max(1, round(width_mm * scale)), max(1, round(height_mm * scale)))
     base = Image.fromarray((grey * 255).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR).convert("RGB")
     lab_img = np.asarray(Image.fromarray(lab.astype(np.int32)).resize(size, Image.Resampling.NEAREST))
     rgb = np.asarray(base, dtype=np.float32)

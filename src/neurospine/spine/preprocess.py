@@ -52,7 +52,8 @@ def check_input(vol: Volume) -> None:
             vol.source,
             f"this is a thick-slice {plane} acquisition (spacing {sp} mm, orientation {''.join(vol.axcodes)}); the "
             "spine model reads sagittal or isotropic images",
-            "give the sagittal series of the exam (or a 3D isotropic scan); for axial cord images use `neurospine cord`",
+            "give the sagittal series of the exam (or a 3D isotropic scan); "
+            "for axial cord images use `neurospine cord`",
         )
     extent = np.array(vol.shape) * np.array(vol.spacing_mm)
     codes = vol.axcodes
@@ -65,7 +66,9 @@ def check_input(vol: Volume) -> None:
             )
 
 
-def normalise_intensity(data: npt.NDArray[np.generic], *, low_pct: float = 0.5, high_pct: float = 99.5) -> npt.NDArray[np.float32]:
+def normalise_intensity(
+    data: npt.NDArray[np.generic], *, low_pct: float = 0.5, high_pct: float = 99.5
+) -> npt.NDArray[np.float32]:
     """Percentile scaling to [0, 1] (percentiles from a strided subsample for speed)."""
     arr = np.asarray(data, dtype=np.float32)
     sample = arr.ravel()[:: max(1, arr.size // 2_000_000)]

@@ -46,7 +46,9 @@ def _pad(x: npt.NDArray[np.float32], multiple: int) -> tuple[npt.NDArray[np.floa
     return x, (h, w)
 
 
-def predict_classes(session: Any, image: npt.NDArray[np.float32], lr_spacing_mm: float, *, batch: int = 4) -> npt.NDArray[np.uint8]:
+def predict_classes(
+    session: Any, image: npt.NDArray[np.float32], lr_spacing_mm: float, *, batch: int = 4
+) -> npt.NDArray[np.uint8]:
     """Argmax class map (P, I, R) of ``image`` (model grid, intensities in [0, 1])."""
     offset = neighbour_offset(lr_spacing_mm)
     input_name = session.get_inputs()[0].name
@@ -57,7 +59,9 @@ def predict_classes(session: Any, image: npt.NDArray[np.float32], lr_spacing_mm:
         x = np.stack([stack_slices(image, r, offset) for r in rs], axis=0).astype(np.float32)
         x, (h, w) = _pad(x, PAD_MULTIPLE)
         logits = session.run(None, {input_name: x})[0]
-        out[:, :, rs[0] : rs[-1] + 1] = np.transpose(np.argmax(logits[:, :, :h, :w], axis=1), (1, 2, 0)).astype(np.uint8)
+        out[:, :, rs[0] : rs[-1] + 1] = np.transpose(np.argmax(logits[:, :, :h, :w], axis=1), (1, 2, 0)).astype(
+            np.uint8
+        )
     return out
 
 

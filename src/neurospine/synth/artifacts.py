@@ -21,8 +21,24 @@ def smooth_field(shape: tuple[int, int, int], step: tuple[int, int, int], rng: n
 
 
 def texture(shape: tuple[int, int, int], rng: np.random.Generator) -> F32:
-    """Fine-grained, spatially correlated texture (unit variance, about 2-voxel grain)."""
-    return smooth_field(shape, (2, 2, 2), rng) * np.float32(1.6)
+    """Spatially correlated texture, a random mix of ~2-voxel and ~5-voxel grain (about unit variance)."""
+    w_fine, w_coarse = rng.uniform(0.3, 1.0, 2)
+    norm = float(np.hypot(w_fine, w_coarse))
+    out = smooth_field(shape, (2, 2, 2), rng)
+    out *= np.float32(1.6 * w_fine / norm)
+    coarse = smooth_field(shape, (5, 5, 5), rng)
+    coarse *= np.float32(1.5 * w_coarse / norm)
+    out += coarse
+    return out
+
+
+def coil_profile(shape: tuple[int, int, int], spacing_mm: float, rng: np.random.Generator) -> F32:
+    """Posterior surface-coil sensitivity: signal decays with distance from the back (axis 1 = anterior)."""
+    decay_mm = float(rng.uniform(80.0, 300.0))
+    depth = np.arange(shape[1], dtype=np.float32) * np.float32(spacing_mm)
+    prof = np.exp(-depth / np.float32(decay_mm))
+    prof /= prof.mean()
+    return prof.reshape(1, -1, 1).astype(np.float32)
 
 
 def bias_field(

@@ -25,12 +25,12 @@ from neurospine.synth.grid import Grid, canonical_fields
 from neurospine.synth.model import SpineModel, build_spine_model
 from neurospine.synth.rasterize import LabelMaps, paint_spine
 from neurospine.synth.spine_shape import rotation_between, small_rotation, transform
-from neurospine.synth.surroundings import paint_surroundings, paint_vessels, sample_blobs
+from neurospine.synth.surroundings import paint_ribs, paint_surroundings, paint_vessels, sample_blobs
 from neurospine.synth.tissues import Tissue
 
 log = logging.getLogger(__name__)
 
-PLANES = ("sagittal", "axial", "coronal", "isotropic")
+PLANES = ("sagittal", "axial", "coronal", "isotropic", "random")
 _THICK_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 _BONE_SEMANTIC = np.zeros(256, dtype=bool)
 _BONE_SEMANTIC[[26, 41, 42, 43, 44, 45, 46, 47, 48, 49, 62]] = True
@@ -55,8 +55,9 @@ class SynthConfig:
       per-tissue Gaussians) or ``"any"`` (one of those, chosen per case).
     - ``plane`` / ``spacing_mm``: ``"isotropic"`` uses ``spacing_mm`` as (R-L, A-P, S-I) voxel sizes; for
       ``"sagittal"``, ``"axial"``, ``"coronal"`` ``spacing_mm`` is (in-plane, in-plane, slice thickness)
-      and the thickness goes on the L-R, S-I or A-P axis. Thick slices integrate the signal across
-      the slice (partial volume); labels are taken at the slice centre.
+      and the thickness goes on the L-R, S-I or A-P axis; ``"random"`` draws the plane (60 % sagittal,
+      25 % axial, 15 % coronal), in-plane 0.5-1.2 mm and thickness 2-5 mm per case. Thick slices
+      integrate the signal across the slice (partial volume); labels are taken at the slice centre.
     - ``fov_mm``: (R-L, A-P, S-I) extent; ``None`` entries are chosen from the plane and the levels.
       ``shape`` (voxels, R-A-S order) overrides ``fov_mm`` when given.
     """
@@ -86,6 +87,7 @@ class SynthConfig:
     p_ghosting: float = 0.1
     p_wrap: float = 0.05
     p_gamma: float = 0.5
+    p_coil: float = 0.6  # posterior surface-coil intensity fall-off (MR)
     soft_labels: bool = True
 
     def __post_init__(self) -> None:
@@ -106,11 +108,21 @@ class SynthCase:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _world_spacing(config: SynthConfig) -> tuple[float, float, float]:
-    sp = tuple(float(v) for v in config.spacing_mm)
-    if config.plane == "isotropic":
+def _acquisition(config: SynthConfig, rng: np.random.Generator) -> tuple[str, tuple[float, float, float]]:
+    """Plane and (in-plane, in-plane, thickness) spacing; ``plane="random"`` draws both."""
+    if config.plane != "random":
+        sp = config.spacing_mm
+        return config.plane, (float(sp[0]), float(sp[1]), float(sp[2]))
+    plane = str(rng.choice(["sagittal", "axial", "coronal"], p=[0.6, 0.25, 0.15]))
+    inplane = float(rng.uniform(0.5, 1.2))
+    return plane, (inplane, inplane, float(rng.uniform(2.0, 5.0)))
+
+
+def _world_spacing(plane: str, spacing_mm: tuple[float, float, float]) -> tuple[float, float, float]:
+    sp = tuple(float(v) for v in spacing_mm)
+    if plane == "isotropic":
         return sp[0], sp[1], sp[2]
-    thick = _THICK_AXIS[config.plane]
+    thick = _THICK_AXIS[plane]
     inplane = [sp[0], sp[1]]
     out = []
     for ax in range(3):
@@ -162,10 +174,16 @@ def _orient(model: SpineModel, i0: int, i1: int, pose_deg: float, rng: np.random
 
 
 def _grids(
-    config: SynthConfig, model: SpineModel, i0: int, i1: int, rng: np.random.Generator
+    config: SynthConfig,
+    plane: str,
+    spacing_mm: tuple[float, float, float],
+    model: SpineModel,
+    i0: int,
+    i1: int,
+    rng: np.random.Generator,
 ) -> tuple[Grid, Grid, int, int]:
     """Output grid, render grid (thick axis subdivided), thick axis (-1: none) and subdivision."""
-    spacing = _world_spacing(config)
+    spacing = _world_spacing(plane, spacing_mm)
     cl = model.centreline
     span_pts = cl.to_world(np.linspace(model.levels[i0].s_top, _span_end(model, i1), 40), 0.0, 0.0)
     z_lo, z_hi = float(span_pts[:, 2].min()), float(span_pts[:, 2].max())
@@ -177,9 +195,9 @@ def _grids(
     }
     fov = list(config.fov_mm)
     if fov[0] is None:
-        fov[0] = defaults[config.plane][0]
+        fov[0] = defaults[plane][0]
     if fov[1] is None:
-        fov[1] = defaults[config.plane][1]
+        fov[1] = defaults[plane][1]
     if fov[2] is None:
         fov[2] = (z_hi - z_lo) + 2 * config.margin_mm
     if config.shape is not None:
@@ -197,8 +215,8 @@ def _grids(
     out = Grid((shape[0], shape[1], shape[2]), spacing, (float(origin[0]), float(origin[1]), float(origin[2])))
     thick = -1
     n_sub = 1
-    if config.plane in _THICK_AXIS:
-        ax = _THICK_AXIS[config.plane]
+    if plane in _THICK_AXIS:
+        ax = _THICK_AXIS[plane]
         inplane = min(sp for i, sp in enumerate(spacing) if i != ax)
         n_sub = math.ceil(spacing[ax] / max(inplane, 0.8))
         n_sub += 1 - n_sub % 2  # odd: the middle sub-slice is the slice centre
@@ -273,6 +291,8 @@ def _synthesize(
     img *= artifacts.bias_field(
         img.shape, (out_sp[0], out_sp[1], out_sp[2]), config.bias * float(rng.uniform(0.3, 1.0)), rng
     )
+    if rng.random() < config.p_coil:
+        img *= artifacts.coil_profile(img.shape, out_sp[1], rng)
     phase_axes = [ax for ax in range(3) if ax != thick] or [1]
     if rng.random() < config.p_ghosting:
         img = artifacts.ghosting(img, int(rng.choice(phase_axes)), rng)
@@ -310,7 +330,8 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
     )
     i0, i1 = _level_range(cfg.levels, model, rng)
     model = _orient(model, i0, i1, cfg.pose_deg, rng)
-    out_grid, render, thick, n_sub = _grids(cfg, model, i0, i1, rng)
+    plane, acq_spacing = _acquisition(cfg, rng)
+    out_grid, render, thick, n_sub = _grids(cfg, plane, acq_spacing, model, i0, i1, rng)
     contrast = resolve_contrast(cfg.contrast, rng)
     s, a, l = canonical_fields(render, model.centreline)  # noqa: E741
     maps = LabelMaps(
@@ -324,9 +345,10 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
         canal_soft=np.zeros(render.shape, dtype=np.float32) if cfg.soft_labels else None,
     )
     blobs = sample_blobs(model, render, rng)
-    paint_surroundings(model, render, maps, blobs)
+    paint_surroundings(model, render, maps, blobs, rng)
     paint_spine(model, render, maps)
     paint_vessels(model, render, maps)
+    paint_ribs(model, render, maps)
     _cortex(maps)
     image = _synthesize(maps.tissue, contrast, cfg, render, thick, n_sub, rng)
     semantic = _reduce(maps.semantic, thick, n_sub, "centre")
@@ -346,7 +368,7 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
         "seed": int(seed),
         "contrast": contrast,
         "modality": "ct" if contrast == "ct" else "mr",
-        "plane": cfg.plane,
+        "plane": plane,
         "spacing_mm": list(out_grid.spacing),
         "orientation": "RAS",
         "shape": list(out_grid.shape),

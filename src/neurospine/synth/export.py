@@ -22,8 +22,9 @@ class WrittenCase:
     files: dict[str, Path]
 
 
-def write_cases(out_dir: str | Path, n: int, config: SynthConfig, first_seed: int = 0,
-                sheet_name: str = "contact_sheet.png") -> tuple[list[WrittenCase], Path]:
+def write_cases(
+    out_dir: str | Path, n: int, config: SynthConfig, first_seed: int = 0, sheet_name: str = "contact_sheet.png"
+) -> tuple[list[WrittenCase], Path]:
     """Generate ``n`` cases with seeds ``first_seed ..`` and write them under ``out_dir``.
 
     Per case: ``synth-<seed>_img.nii.gz`` (image), ``_seg-spine.nii.gz`` (SPINEPS semantic),

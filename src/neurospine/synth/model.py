@@ -148,7 +148,7 @@ def build_spine_model(
 ) -> SpineModel:
     """Sample every geometric parameter of one synthetic spine (no voxels)."""
     seq = level_sequence(n_thoracic, n_lumbar)
-    size = float(np.clip(rng.normal(1.0, 0.07), 0.82, 1.2))
+    size = float(np.clip(rng.normal(1.0, 0.05), 0.85, 1.15))
     levels = build_levels(seq, rng, size_scale=size)
     verts = levels[:-1]
     for i, lev in enumerate(verts):

@@ -32,6 +32,8 @@ SEM_CORD = int(Structure.CORD)
 SEM_SACRUM = int(Structure.SACRUM)
 #: The cord label starts this far below the top of the canal (the brainstem above is not labelled).
 CORD_CAP_MM = 2.0
+#: Length of the (unlabelled) medulla and cisterna drawn above the foramen magnum.
+BRAINSTEM_MM = 30.0
 
 
 @dataclass
@@ -77,8 +79,10 @@ def _surfaces(lev: Level, first: bool, s_loc: F32, a: F32, l: F32) -> tuple[F32,
     inner = np.clip(1.0 - rho2, 0.0, 1.0)
     loss = (1.0 - lev.height_ant) * frac_ant + (1.0 - lev.height_mid) * inner
     conc = np.float32(0.8) * inner
-    top = -0.5 * h + h * loss + conc
-    bot = 0.5 * h - conc
+    # rounded rims: the body height drops by up to 1.5 mm over the outer part of the cross-section
+    rim = np.clip((rho2 - 0.7) * np.float32(1 / 0.3), 0.0, 1.0) ** 2 * np.float32(1.5)
+    top = -0.5 * h + h * loss + conc + rim
+    bot = 0.5 * h - conc - rim
     return rho2, top.astype(np.float32), bot.astype(np.float32), s_t.astype(np.float32)
 
 
@@ -250,7 +254,9 @@ def _paint_body(lev: Level, first: bool, above: Level | None, model: SpineModel,
     a = maps.a[blk]
     l = maps.l[blk]  # noqa: E741
     rho2, top, bot, s_t = _surfaces(lev, first, s_loc, a, l)
-    corpus = (rho2 < 1.0) & (s_t > top) & (s_t < bot)
+    # concave waist: the body is a little narrower at mid-height than at its endplates
+    waist = 1.0 + np.float32(0.05) * np.clip(1.0 - (s_t * np.float32(2.0 / lev.body_h)) ** 2, 0.0, 1.0)
+    corpus = (rho2 * waist < 1.0) & (s_t > top) & (s_t < bot)
     sem = maps.semantic[blk]
     ins = maps.instance[blk]
     tis = maps.tissue[blk]
@@ -284,8 +290,8 @@ def _paint_disc(up: Level, lo: Level, maps: LabelMaps, blk: Block) -> None:
     _, _, bot_u, st_u = _surfaces(up, False, maps.s[blk] - np.float32(up.s_mid), a, l)
     _, top_l, _, st_l = _surfaces(lo, False, maps.s[blk] - np.float32(lo.s_mid), a, l)
     a_c = 0.5 * (_body_centre_a(up, False) + _body_centre_a(lo, False))
-    rd = 0.5 * (up.body_d + lo.body_d) * 0.5 * 1.03
-    rw = 0.5 * (up.body_w + lo.body_w) * 0.5 * 1.04
+    rd = 0.5 * (up.body_d + lo.body_d) * 0.5 * 1.02
+    rw = 0.5 * (up.body_w + lo.body_w) * 0.5 * 1.03
     da = (a - a_c) / rd
     rho2 = np.where(da < 0, np.abs(da) ** 3, da * da) + (l / rw) ** 2
     disc = (rho2 < 1.0) & (st_u >= bot_u) & (st_l <= top_l)
@@ -296,11 +302,11 @@ def _paint_disc(up: Level, lo: Level, maps: LabelMaps, blk: Block) -> None:
     ins[disc] = DISC_OFFSET + up.vid
     tis[disc] = Tissue.ANNULUS
     # nucleus: inner part, mid height
-    mid = 0.5 * (st_u - bot_u + top_l - st_l)
     height = np.maximum(top_l - st_l + st_u - bot_u, 1e-3)
     rel = np.abs(st_u - bot_u - 0.5 * height) / (0.5 * height)
-    del mid
-    nuc = disc & (rho2 < 0.45) & (rel < 0.7)
+    # nucleus: an ellipsoid in the middle of the disc, flatter when degenerated
+    nuc_h = 0.75 * (1.0 - 0.4 * up.disc_degen)
+    nuc = disc & (rho2 * np.float32(1 / 0.5) + (rel * np.float32(1 / nuc_h)) ** 2 < 1.0)
     tis[nuc] = Tissue.NUCLEUS_DEGEN if up.disc_degen > 0.5 else Tissue.NUCLEUS
 
 
@@ -331,6 +337,11 @@ def _paint_sacrum(sac: Level, above: Level, model: SpineModel, maps: LabelMaps, 
     ins[bone] = sac.vid
     tis[bone] = Tissue.MARROW
     tis[inside_s & canal_bony] = Tissue.EPIDURAL_FAT
+    # fused segments: thin remnant discs across the sacral body every ~22 mm
+    seg = np.float32(0.23 * sac.body_h)
+    phase = np.mod(s_loc, seg)
+    remnant = bone & body & (s_loc > 0.5 * seg) & (phase < 1.6) & (t < 0.85)
+    tis[remnant] = Tissue.ANNULUS
     # superior endplate of S1 (facing the last lumbar disc)
     sup = bone & body & (s_loc < ENDPLATE_MM) & (above.disc_h > 2.0)
     sem[sup] = SEM_ENDPLATE
@@ -355,6 +366,22 @@ def _fraction(u: F32, v: F32, ru: F32, rv: F32, nu: FloatVec, nv: FloatVec, spac
         width += np.abs(gu * np.float32(nu[i]) + gv * np.float32(nv[i])) * np.float32(spacing[i])
     width /= gnorm
     return np.clip(0.5 - dist / np.maximum(width, np.float32(1e-3)), 0.0, 1.0).astype(np.float32)
+
+
+def _paint_brainstem(model: SpineModel, maps: LabelMaps, blk: Block) -> None:
+    """Tissue only: the medulla and cisterna continue above the foramen magnum (no labels there)."""
+    s = maps.s[blk]
+    a = maps.a[blk]
+    l = maps.l[blk]  # noqa: E741
+    zone = (s <= model.fm_s) & (s > model.fm_s - BRAINSTEM_MM) & (maps.semantic[blk] == 0)
+    grow = np.float32(1.0) + np.clip((np.float32(model.fm_s) - s) / np.float32(BRAINSTEM_MM), 0.0, 1.0)
+    top = np.full_like(s, np.float32(model.fm_s + 1.0))
+    ra, rl, ca, cl = model.tube_radii(top)
+    csf = zone & ((a / (ra * grow)) ** 2 + (l / (rl * grow)) ** 2 < 1.0)
+    stem = csf & (((a - np.float32(model.cord_offset_a)) / (ca * grow)) ** 2 + (l / (cl * grow)) ** 2 < 1.0)
+    tis = maps.tissue[blk]
+    tis[csf] = Tissue.CSF
+    tis[stem] = Tissue.CORD
 
 
 def _paint_canal(model: SpineModel, grid: Grid, maps: LabelMaps, blk: Block, s_mid: float) -> None:
@@ -470,6 +497,9 @@ def paint_spine(model: SpineModel, grid: Grid, maps: LabelMaps) -> list[int]:
         blk = _block_for(model, grid, s0, s1, -14.0, 14.0, 16.0)
         if blk is not None:
             _paint_canal(model, grid, maps, blk, 0.5 * (s0 + s1))
+    blk = _block_for(model, grid, model.fm_s - BRAINSTEM_MM, model.fm_s + 1.0, -16.0, 16.0, 18.0)
+    if blk is not None:
+        _paint_brainstem(model, maps, blk)
     for lev in [*verts, sac]:
         if np.any(maps.instance == lev.vid):
             painted.append(lev.vid)

@@ -28,6 +28,11 @@ def _to_display(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.ascontiguousarray(arr.T[::-1])
 
 
+def _to_display_ap(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """(R, S) plane -> rows S->I, cols patient right -> left (radiological AP display)."""
+    return np.ascontiguousarray(arr.T[::-1, ::-1])
+
+
 def _bodies_from(semantic: npt.NDArray[Any], instance: npt.NDArray[Any]) -> npt.NDArray[np.int16]:
     """Vertebral bodies: corpus pixels keep their vertebra id; endplates join the nearest corpus."""
     corpus = (semantic == 49) & (instance > 0) & (instance < 100)
@@ -41,9 +46,15 @@ def _bodies_from(semantic: npt.NDArray[Any], instance: npt.NDArray[Any]) -> npt.
 
 
 def generate_slice2d(
-    seed: int, modality: str = "mr", *, levels: str | None = None
+    seed: int, modality: str = "mr", *, levels: str | None = None, view: str = "lateral"
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int16], npt.NDArray[np.int16], tuple[float, float], dict[str, Any]]:
-    """One 2D sample; deterministic from ``seed``. ``modality`` is ``"mr"``, ``"ct"`` or ``"xray"``."""
+    """One 2D sample; deterministic from ``seed``. ``modality`` is ``"mr"``, ``"ct"`` or ``"xray"``.
+
+    ``view`` applies to X-rays: ``"lateral"`` (rows S->I, cols P->A) or ``"ap"`` (rows S->I, cols
+    patient right -> left, as a radiograph viewed from the front).
+    """
+    if view not in ("lateral", "ap"):
+        raise ValueError(f"view must be 'lateral' or 'ap', got {view!r}")
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     rng = np.random.default_rng([seed, 2])
@@ -52,13 +63,14 @@ def generate_slice2d(
     )
     inplane = float(rng.uniform(0.5, 1.2))
     if modality == "xray":
-        sp = (2.0, 1.5, 1.5)
+        ax = 0 if view == "lateral" else 1  # integration axis: L-R for lateral, A-P for AP views
+        sp = (2.0, 1.5, 1.5) if ax == 0 else (1.5, 2.0, 1.5)
         cfg = SynthConfig(
             levels=lv,
             contrast="ct",
             plane="isotropic",
             spacing_mm=sp,
-            fov_mm=(240.0, 240.0, None),
+            fov_mm=(240.0, 240.0, None) if ax == 0 else (260.0, 260.0, None),
             margin_mm=40.0,
             soft_labels=False,
             p_ghosting=0.0,
@@ -68,7 +80,7 @@ def generate_slice2d(
         case = generate_case(seed, cfg)
         hu = case.image.data.astype(np.float32)
         mu = np.clip(hu + 1000.0, 0.0, None) * np.float32(MU_WATER_PER_MM / 1000.0)
-        path = mu.sum(axis=0) * np.float32(sp[0])  # line integral across L-R (lateral view)
+        path = mu.sum(axis=ax) * np.float32(sp[ax])  # line integral along the beam
         # detector: log-attenuation (the line integral) windowed to the body, with a random contrast curve
         body = path > np.float32(0.2)
         lo = float(np.percentile(path[body], 2)) if body.any() else 0.0
@@ -79,29 +91,30 @@ def generate_slice2d(
         img = img + rng.normal(0.0, float(rng.uniform(0.003, 0.02)), img.shape)
         sem = case.semantic.data
         ins = case.instance.data
-        corpus3 = np.where((sem == 49) | (sem == 62), ins, 0)
         # bodies: corpus projection, labelled by the vertebra whose corpus is crossed most along the ray
-        bodies_p = np.zeros(corpus3.shape[1:], dtype=np.int16)
-        count = np.zeros(corpus3.shape[1:], dtype=np.int32)
+        plane_shape = path.shape
+        bodies_p = np.zeros(plane_shape, dtype=np.int16)
+        count = np.zeros(plane_shape, dtype=np.int32)
         for vid in case.meta["vertebra_ids_present"]:
             if vid == 26:
                 continue
-            c = ((sem == 49) & (ins == vid)).sum(axis=0)
+            c = ((sem == 49) & (ins == vid)).sum(axis=ax)
             better = c > count
             bodies_p[better] = vid
             count[better] = c[better]
         # endplates (which carry disc-style ids) join the nearest body in projection
-        ep = ((sem == 62).any(axis=0)) & (bodies_p == 0)
+        ep = ((sem == 62).any(axis=ax)) & (bodies_p == 0)
         if ep.any() and (bodies_p > 0).any():
             _, idx = ndimage.distance_transform_edt(bodies_p == 0, return_indices=True)
             bodies_p[ep] = bodies_p[tuple(idx)][ep]
         disc3 = np.where(sem == 100, ins, 0)
-        discs_p = disc3.max(axis=0).astype(np.int16)
+        discs_p = disc3.max(axis=ax).astype(np.int16)
         discs_p[bodies_p > 0] = 0  # where a body and a disc overlap in projection, the body wins
-        image2d = _to_display(img.astype(np.float32))
-        bodies2d = _to_display(bodies_p)
-        discs2d = _to_display(discs_p)
-        spacing = (sp[2], sp[1])
+        show = _to_display if ax == 0 else _to_display_ap
+        image2d = show(img.astype(np.float32))
+        bodies2d = show(bodies_p)
+        discs2d = show(discs_p)
+        spacing = (sp[2], sp[1] if ax == 0 else sp[0])
     else:
         thickness = float(rng.uniform(3.0, 5.0)) if modality == "mr" else float(rng.uniform(1.0, 3.0))
         contrast = "ct" if modality == "ct" else str(rng.choice(["t2w", "t2w", "t1w", "stir", "random"]))
@@ -123,5 +136,13 @@ def generate_slice2d(
         discs2d = _to_display(np.where(sem2 == 100, ins2, 0).astype(np.int16))
         spacing = (float(case.image.spacing_mm[2]), float(case.image.spacing_mm[1]))
     meta = dict(case.meta)
-    meta.update({"modality2d": modality, "rows": "superior->inferior", "cols": "posterior->anterior"})
+    cols = "right->left" if (modality == "xray" and view == "ap") else "posterior->anterior"
+    meta.update(
+        {
+            "modality2d": modality,
+            "view": view if modality == "xray" else "sagittal",
+            "rows": "superior->inferior",
+            "cols": cols,
+        }
+    )
     return image2d.astype(np.float32), bodies2d.astype(np.int16), discs2d.astype(np.int16), spacing, meta

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from neurospine.synth.artifacts import smooth_field
 from neurospine.synth.grid import Grid
 from neurospine.synth.model import EPIDURAL_POST_MM, Blob, SpineModel
 from neurospine.synth.rasterize import LabelMaps
@@ -64,11 +65,25 @@ def _row_params(model: SpineModel, grid: Grid) -> dict[str, F64]:
     ant = np.convolve(np.pad(ant, k, mode="edge"), kern, mode="same")[k:-k]
     half_w = np.convolve(np.pad(half_w, k, mode="edge"), kern, mode="same")[k:-k]
     vis = np.array([int(_REGION_BODY[r][2]) for r in reg])
+    post = np.convolve(np.pad(post_at, k, mode="edge"), kern, mode="same")[k:-k]
+    body_w = np.interp(s_at, mids, [lev.body_w for lev in verts])
+    body_d = np.interp(s_at, mids, [lev.body_d for lev in verts])
+    canal_ra = np.interp(s_at, mids, [0.5 * lev.canal_ap for lev in verts])
+    # erector spinae: lateral offset and half width grow from the neck to the lumbar spine
+    muscle_l = np.interp(s_at, mids, [{"C": 15.0, "T": 22.0}.get(lev.region, 28.0) for lev in verts])
+    lumbar = np.interp(s_at, mids, [1.0 if lev.region == "L" else 0.0 for lev in verts])
     return {
+        "body_w": body_w,
+        "body_d": body_d,
+        "canal_ra": canal_ra,
+        "muscle_l": muscle_l,
+        "lumbar": lumbar,
+        "neck": (reg == "C").astype(np.float64),
+        "thorax": (reg == "T").astype(np.float64),
         "s": s_at,
         "cx": cx,
         "cy": cy,
-        "post": post_at,
+        "post": post,
         "ant": ant,
         "half_w": half_w,
         "vis": vis,
@@ -76,31 +91,72 @@ def _row_params(model: SpineModel, grid: Grid) -> dict[str, F64]:
     }
 
 
-def paint_surroundings(model: SpineModel, grid: Grid, maps: LabelMaps, blobs: list[Blob]) -> None:
+def _streak_step(grid: Grid) -> tuple[int, int, int]:
+    return (
+        max(1, round(3.0 / grid.spacing[0])),
+        max(1, round(3.0 / grid.spacing[1])),
+        max(1, round(12.0 / grid.spacing[2])),
+    )
+
+
+def paint_surroundings(
+    model: SpineModel, grid: Grid, maps: LabelMaps, blobs: list[Blob], rng: np.random.Generator
+) -> None:
     """Fill ``maps.tissue`` with the body, fat, muscles and viscera (labels stay 0)."""
-    rp = _row_params(model, grid)
-    x = grid.axis_coords(0)[:, None, None] - rp["cx"][None, None, :]
-    y = grid.axis_coords(1)[None, :, None] - rp["cy"][None, None, :]
+    rp = {k: (v if k == "vis" else v.astype(np.float32)) for k, v in _row_params(model, grid).items()}
+    x = grid.axis_coords(0).astype(np.float32)[:, None, None] - rp["cx"][None, None, :]
+    y = grid.axis_coords(1).astype(np.float32)[None, :, None] - rp["cy"][None, None, :]
     post = rp["post"][None, None, :]
     ant = rp["ant"][None, None, :]
     half_w = rp["half_w"][None, None, :]
     yc = 0.5 * (ant - post)
     ry = 0.5 * (ant + post)
-    rn = (np.abs(x / half_w) ** 2.2 + np.abs((y - yc) / ry) ** 2.2).astype(np.float32)
+    rn = np.abs(x / half_w) ** np.float32(2.2) + np.abs((y - yc) / ry) ** np.float32(2.2)
     body = rn < 1.0
-    fat_edge = (1.0 - model.subcut_fat_mm / ry) ** 2.2
+    fat_edge = (1.0 - np.float32(model.subcut_fat_mm) / ry) ** np.float32(2.2)
     tis = maps.tissue
     tis[...] = Tissue.AIR
-    vis = np.broadcast_to(rp["vis"][None, None, :].astype(np.uint8), tis.shape)
+    # viscera: the row's default tissue, with wavy region borders and a random organ/bowel/fat partition
+    row_vis = rp["vis"].astype(np.uint8)
+    k = max(1, round(18.0 / grid.spacing[2]))
+    up = np.concatenate([row_vis[k:], np.repeat(row_vis[-1:], k)])
+    down = np.concatenate([np.repeat(row_vis[:1], k), row_vis[:-k]])
+    step = tuple(max(2, round(14.0 / sp)) for sp in grid.spacing)
+    field = smooth_field(tis.shape, (step[0], step[1], step[2]), rng)
+    vis = np.where(field > 0.5, up[None, None, :], np.where(field < -0.5, down[None, None, :], row_vis[None, None, :]))
+    belly = vis == Tissue.BOWEL
+    vis[belly & (field > 1.1)] = Tissue.ORGAN
+    vis[belly & (np.abs(field + 0.1) < 0.08)] = Tissue.FAT
     tis[body] = vis[body]
     a = maps.a
     l = maps.l  # noqa: E741
-    # neck/back muscles behind the canal, psoas beside the lumbar bodies
-    muscle = body & (a < 4.0) & (np.abs(l) < 95.0)
-    tis[muscle] = Tissue.MUSCLE
-    # prevertebral soft tissue band
-    band = body & (a >= 4.0) & (a < 48.0) & (np.abs(l) < 30.0)
+    sub = np.float32(model.subcut_fat_mm)
+    ra = rp["canal_ra"][None, None, :].astype(np.float32)
+    # behind the spine: fat by default, then paired erector muscles from the laminae to the subcutis
+    a_in = ra + np.float32(3.0)
+    a_out = np.maximum(post.astype(np.float32) - sub, a_in + 10.0)
+    a_mid = -0.5 * (a_in + a_out)
+    a_half = 0.5 * (a_out - a_in) + 2.0
+    l_m = rp["muscle_l"][None, None, :].astype(np.float32)
+    back = body & (((a - a_mid) / (a_half + 8.0)) ** 2 + (l / (2.2 * l_m + 12.0)) ** 2 < 1.0)
+    tis[back] = Tissue.FAT
+    erector = body & (((a - a_mid) / a_half) ** 2 + ((np.abs(l) - l_m) / (0.9 * l_m + 6.0)) ** 2 < 1.0)
+    # deep muscles beside the bodies: psoas (lumbar) and longus/scalenes (neck), and paravertebral in the thorax
+    bw = rp["body_w"][None, None, :].astype(np.float32)
+    bd = rp["body_d"][None, None, :].astype(np.float32)
+    grow = np.float32(6.0) + np.float32(10.0) * rp["lumbar"][None, None, :].astype(np.float32)
+    side = body & ((((a - ra - 0.5 * bd) / (0.45 * bd + 4.0)) ** 2 + ((np.abs(l) - 0.5 * bw - grow) / grow) ** 2) < 1.0)
+    tis[erector | side] = Tissue.MUSCLE
+    # intermuscular fat: thin streaks elongated along the body axis
+    streaks = smooth_field(tis.shape, _streak_step(grid), rng) > np.float32(rng.uniform(1.3, 2.2))
+    tis[erector & streaks] = Tissue.FAT
+    # prevertebral soft tissue in front of the bodies
+    band = body & (a >= 4.0) & (a < ra + bd + 8.0) & (np.abs(l) < 0.5 * bw + 4.0) & ~side
     tis[band & (rp["head"][None, None, :] < 0.5)] = Tissue.SOFT
+    # chest: lungs lateral to the mediastinum
+    thorax = rp["thorax"][None, None, :] > 0.5
+    lung = body & thorax & (a > 0.0) & (np.abs(x) > 28.0 + 0.3 * np.maximum(a, 0.0)) & ~side
+    tis[lung] = Tissue.LUNG
     for blob in blobs:
         c = np.asarray(blob.centre)
         r = np.asarray(blob.radii)
@@ -140,6 +196,8 @@ def sample_blobs(model: SpineModel, grid: Grid, rng: np.random.Generator) -> lis
         tissue = choices[int(rng.integers(0, len(choices)))]
         big = tissue in (Tissue.ORGAN, Tissue.LUNG)
         radii = rng.uniform(25, 70, 3) if big else rng.uniform(6, 30, 3)
+        if tissue == Tissue.AIR:
+            radii = np.minimum(radii, 14.0)
         if region == int(Tissue.SOFT):
             radii = rng.uniform(4, 12, 3)
         cx = float(rp["cx"][k] + rng.normal(0, 25))
@@ -173,3 +231,51 @@ def paint_vessels(model: SpineModel, grid: Grid, maps: LabelMaps) -> None:
     vessel |= zone & (s > lum_top) & ((a - front - 12.0) ** 2 + (l - 22.0) ** 2 < 10.0**2)
     tis = maps.tissue[blk]
     tis[vessel & (maps.semantic[blk] == 0)] = Tissue.VESSEL
+
+
+def paint_ribs(model: SpineModel, grid: Grid, maps: LabelMaps) -> None:
+    """Ribs (tissue only, SPINEPS does not label them): elliptic arcs from each thoracic transverse process.
+
+    Rib ``k`` follows an ellipse around the chest in the axial plane, starting at the tip of the costal
+    process and dropping caudally as it runs anteriorly; it stops where the costal cartilage begins.
+    """
+    from neurospine.synth.rasterize import _block_for
+
+    thor = [lev for lev in model.levels if lev.region == "T"]
+    if not thor:
+        return
+    n = len(thor)
+    frac = np.linspace(0.0, 1.0, n)
+    half_l = np.interp(frac, [0.0, 0.3, 0.7, 1.0], [45.0, 115.0, 135.0, 120.0])  # chest half width (mm)
+    half_a = np.interp(frac, [0.0, 0.3, 0.7, 1.0], [40.0, 85.0, 105.0, 100.0])  # chest half depth
+    tips = np.array([max(lev.tp_len, 20.0) for lev in thor])
+    a_tip = np.array([-0.35 * 0.5 * lev.canal_ap - 14.0 for lev in thor])
+    centre = a_tip + half_a * np.sqrt(np.clip(1.0 - (tips / half_l) ** 2, 0.05, 1.0))
+    mids = np.array([lev.s_mid - 0.1 * lev.body_h for lev in thor])
+    drop = 35.0
+    blk = _block_for(model, grid, mids[0] - 15.0, mids[-1] + drop + 15.0, -45.0, float(centre.max() + half_a.max()),
+                     float(half_l.max()) + 8.0)
+    if blk is None:
+        return
+    s = maps.s[blk]
+    a = maps.a[blk]
+    l = maps.l[blk]  # noqa: E741
+    # per-voxel chest ellipse from the nearest rib level (by s)
+    rl = np.interp(s, mids, half_l).astype(np.float32)
+    ra = np.interp(s, mids, half_a).astype(np.float32)
+    ac = np.interp(s, mids, centre).astype(np.float32)
+    u = np.abs(l) / rl
+    v = (a - ac) / ra
+    theta = np.arctan2(u, -v)
+    rho = np.sqrt(u * u + v * v)
+    s_back = s - np.float32(drop / np.pi) * theta  # where the rib through this voxel started (posteriorly)
+    k = np.clip(np.searchsorted(mids, s_back), 1, n - 1)
+    near = np.where(np.abs(s_back - mids[k - 1]) < np.abs(s_back - mids[k]), k - 1, k)
+    ds = np.abs(s_back - mids[near].astype(np.float32))
+    th0 = np.arctan2(tips[near] / half_l[near], np.sqrt(np.clip(1.0 - (tips[near] / half_l[near]) ** 2, 0.05, 1.0)))
+    rib = (ds < 4.0) & (np.abs(rho - 1.0) * ra < 4.5) & (theta > th0 - 0.05) & (theta < 0.78 * np.pi)
+    rib &= maps.semantic[blk] == 0
+    tis = maps.tissue[blk]
+    cortex = rib & ((ds > 2.6) | (np.abs(rho - 1.0) * ra > 3.2))
+    tis[rib] = Tissue.MARROW_POST
+    tis[cortex] = Tissue.CORTICAL

@@ -1,0 +1,416 @@
+"""Benchmark of ``neurospine slice2d`` on held-out real data (never seen in training).
+
+Run from the repository root: ``python -m benchmarks.slice2d [--threads 2] [--update-card]``.
+
+Sets (subject-wise held out; see ``neurospine.slice2d.data``):
+- MR, bodies + discs: ``vesal_mri2d`` 15-19 (2D slices); ``tptbox_samples`` MRI (mid-sagittal, SPINEPS
+  corpus 49/50 + endplate 62 = body, 100 = disc).
+- MR, bodies only: mid-sagittal slice of ``fcs_vb3`` 27-31, ``fcs_vb2`` 12-14 and ``fcs_vb1`` (all; other
+  sites, pathology).  MR discs only: ``fcs_ivd`` (3 cases).
+- CT: ``tptbox_samples`` CT (same label rule), ``fewshot_ct_sag`` 36 (bodies split from the whole-vertebra
+  mask at the midline, only if separable).
+- X-ray: ``spineproject_xray`` lateral views (vertebra masks; 2 images) + overlay PNGs.
+
+Dice is computed on the plane's own grid within the rows spanned by the reference labels (the sets
+leave vertebrae above/below unlabelled, e.g. T12 and S1 in VB3); full-image Dice is reported too.
+Images whose stored spacing is a 1 mm placeholder (vesal, fewshot, X-ray) are run with unknown spacing,
+as a PNG would be. Radiomics: predicted body/disc instances matched to reference instances (IoU >= 0.5);
+Pearson r and Bland-Altman (mean difference, 95 % limits) per feature over all matched pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import numpy.typing as npt
+
+from benchmarks.common import SHARED_DATA, peak_rss_mb, write_results
+from neurospine.io import Volume, reorient
+from neurospine.metrics.overlap import dice
+from neurospine.slice2d import data as d
+from neurospine.slice2d.instances import build_instances
+from neurospine.slice2d.io2d import Plane2D, load_input, unknown_spacing_mm
+from neurospine.slice2d.radiomics import region_features
+from neurospine.slice2d.segment import MODEL_NAME, segment_plane
+
+log = logging.getLogger("benchmarks.slice2d")
+
+RADIOMIC_KEYS = (
+    "skewness",
+    "kurtosis",
+    "mean_positive",
+    "entropy",
+    "mean",
+    "median",
+    "sd",
+    "p10",
+    "p90",
+    "iqr",
+    "range",
+    "energy",
+    "uniformity",
+)
+
+
+@dataclass
+class Case:
+    name: str
+    group: str  # mr / ct / xray
+    plane: Plane2D
+    ref: npt.NDArray[np.uint8]  # 0 / 1 body / 2 disc on the plane grid
+    has_bodies: bool
+    has_discs: bool
+    modality: str
+    ref_instances: npt.NDArray[np.int32] | None = None
+
+
+def _unknown(plane: Plane2D) -> Plane2D:
+    s = unknown_spacing_mm(plane.shape)
+    return Plane2D(plane.pixels, (s, s), spacing_known=False, orientation_known=plane.orientation_known)
+
+
+def _ipl(path: Path) -> npt.NDArray[np.generic]:
+    img = nib.load(str(path))
+    return np.asarray(reorient(Volume(np.asarray(img.dataobj), img.affine), "IPL")[0].data)
+
+
+def vesal_cases(root: Path) -> list[Case]:
+    out = []
+    for i in sorted(d.VESAL_TEST):
+        loaded = load_input(root / "vesal_mri2d" / f"vesal-{i:02d}_img.nii.gz")
+        assert loaded.plane is not None
+        lab = np.asarray(nib.load(str(root / "vesal_mri2d" / f"vesal-{i:02d}_discvert.nii.gz")).dataobj)[:, :, 0]
+        ref = np.zeros(lab.shape, np.uint8)
+        ref[lab == 2] = 1
+        ref[lab == 1] = 2
+        out.append(Case(f"vesal-{i:02d}", "mr_vesal", _unknown(loaded.plane), ref, True, True, "mr"))
+    return out
+
+
+def fcs_cases(root: Path, folder: str, names: set[str] | None, group: str) -> list[Case]:
+    dd = root / folder
+    out = []
+    is_ivd = folder.startswith("fcs_ivd")
+    for img_file in sorted(dd.glob("*_img.nii.gz")):
+        case = img_file.name[: -len("_img.nii.gz")]
+        if names is not None and case not in names:
+            continue
+        lab_file = dd / f"{case}_{'disc' if is_ivd else 'vertbody'}.nii.gz"
+        if not lab_file.exists():
+            continue
+        loaded = load_input(img_file)
+        lab = _ipl(lab_file)
+        k = d._best_slice(lab > 0)
+        ref = np.where(lab[:, :, k] > 0, 2 if is_ivd else 1, 0).astype(np.uint8)
+        out.append(
+            Case(
+                case,
+                "mr",
+                loaded.slice_plane(k),
+                ref,
+                not is_ivd,
+                is_ivd,
+                "mr",
+                ref_instances=lab[:, :, k].astype(np.int32),
+            )
+        )
+    return out
+
+
+def tptbox_case(root: Path, which: str) -> Case:
+    dd = root / "tptbox_samples"
+    loaded = load_input(dd / f"tpt-{which}_img.nii.gz")
+    sub = _ipl(dd / f"tpt-{which}_subreg.nii.gz")
+    vert = _ipl(dd / f"tpt-{which}_vert.nii.gz")
+    body3 = np.isin(sub, (49, 50, 62))
+    k = d._best_slice(body3)
+    ref = np.zeros(sub.shape[:2], np.uint8)
+    ref[body3[:, :, k]] = 1
+    ref[sub[:, :, k] == 100] = 2
+    inst = np.where(ref == 1, vert[:, :, k], 0).astype(np.int32)
+    inst = np.where(ref == 2, 1000 + vert[:, :, k].astype(np.int32), inst)
+    modality = "ct" if which == "ct" else "mr"
+    return Case(
+        f"tpt-{which}",
+        f"{modality}_tptbox",
+        loaded.slice_plane(k),
+        ref,
+        True,
+        bool((ref == 2).any()),
+        modality,
+        ref_instances=inst,
+    )
+
+
+def fewshot_case(root: Path, case: str) -> Case | None:
+    dd = root / "fewshot_ct_sag"
+    loaded = load_input(dd / f"{case}_img.nii.gz")
+    for mask_name in ("spine", "lumbar"):
+        lab = _ipl(dd / f"{case}_{mask_name}.nii.gz") > 0
+        k0 = int(np.rint(float(np.argwhere(lab)[:, 2].mean())))
+        for k in (k0, k0 - 1, k0 + 1, k0 - 2, k0 + 2):
+            bodies, _post = d.split_posterior(lab[:, :, k])
+            if d.plausible_bodies(bodies):
+                return Case(
+                    f"{case}-{mask_name}",
+                    "ct_fewshot",
+                    _unknown(loaded.slice_plane(k)),
+                    bodies.astype(np.uint8),
+                    True,
+                    False,
+                    "ct",
+                )
+    log.warning("%s: no midline slice with separable bodies; not evaluated", case)
+    return None
+
+
+def xray_cases(root: Path) -> list[Case]:
+    out = []
+    for name in ("xr-normal-lat", "xr-damaged-lat"):
+        loaded = load_input(root / "spineproject_xray" / f"{name}_img.nii.gz")
+        assert loaded.plane is not None
+        lab = np.asarray(nib.load(str(root / "spineproject_xray" / f"{name}_vert.nii.gz")).dataobj)[:, :, 0]
+        # remove speckle (components < 0.2 % of the labelled area)
+        from scipy import ndimage
+
+        cc, n = ndimage.label(lab > 0)
+        sizes = ndimage.sum_labels(lab > 0, cc, index=np.arange(1, n + 1))
+        keep = np.isin(cc, 1 + np.flatnonzero(sizes >= 0.02 * sizes.max()))
+        out.append(Case(name, "xray", _unknown(loaded.plane), keep.astype(np.uint8), True, False, "xray"))
+    return out
+
+
+def _rows(ref: npt.NDArray[np.uint8]) -> slice:
+    rows = np.flatnonzero((ref > 0).any(axis=1))
+    return slice(int(rows[0]), int(rows[-1]) + 1)
+
+
+def _match(pred_masks: list[npt.NDArray[np.bool_]], ref_masks: list[npt.NDArray[np.bool_]]) -> list[tuple[int, int]]:
+    pairs = []
+    for j, r in enumerate(ref_masks):
+        best, bi = 0.0, -1
+        for i, p in enumerate(pred_masks):
+            inter = float((p & r).sum())
+            if inter == 0:
+                continue
+            iou = inter / float((p | r).sum())
+            if iou > best:
+                best, bi = iou, i
+        if best >= 0.5:
+            pairs.append((bi, j))
+    return pairs
+
+
+def _ref_masks(case: Case, cls: int) -> list[npt.NDArray[np.bool_]]:
+    if case.ref_instances is not None:
+        vals = np.unique(case.ref_instances[case.ref == cls])
+        return [(case.ref_instances == v) & (case.ref == cls) for v in vals if v != 0]
+    return d.body_instances((case.ref == cls).astype(np.uint8))
+
+
+def _stats(x: list[float]) -> dict[str, float]:
+    a = np.asarray([v for v in x if not math.isnan(v)])
+    if a.size == 0:
+        return {"n": 0}
+    return {"n": int(a.size), "median": float(np.median(a)), "mean": float(a.mean()), "min": float(a.min())}
+
+
+def pearson_ba(p: list[float], r: list[float]) -> dict[str, float]:
+    a, b = np.asarray(p, float), np.asarray(r, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if a.size < 3 or a.std() == 0 or b.std() == 0:
+        return {"n": int(a.size)}
+    diff = a - b
+    return {
+        "n": int(a.size),
+        "pearson_r": float(np.corrcoef(a, b)[0, 1]),
+        "ba_mean_diff": float(diff.mean()),
+        "ba_loa_low": float(diff.mean() - 1.96 * diff.std(ddof=1)),
+        "ba_loa_high": float(diff.mean() + 1.96 * diff.std(ddof=1)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--update-card", action="store_true", help="write the held-out metrics into the shipped model card")
+    ap.add_argument("--png-dir", type=Path, default=Path("benchmarks/results/slice2d_png"))
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from neurospine.inference.onnx import onnx_session
+    from neurospine.models import load_card
+    from neurospine.slice2d.normalize import normalize_image
+    from neurospine.slice2d.qc import write_overlay
+
+    card = load_card(MODEL_NAME)
+    session = onnx_session(card, threads=args.threads)
+    root = SHARED_DATA
+    cases: list[Case] = []
+    cases += vesal_cases(root)
+    cases.append(tptbox_case(root, "mri"))
+    cases += fcs_cases(root, "fcs_vb3_myosegmentum_lumbar", d.VB3_TEST, "mr_vb3")
+    cases += fcs_cases(root, "fcs_vb2_chu_lumbar_t2", d.VB2_TEST, "mr_vb2")
+    cases += fcs_cases(root, "fcs_vb1_zukic_lumbar_mri", None, "mr_vb1_pathology")
+    cases += fcs_cases(root, "fcs_ivd_fmrp_lumbar_t2", None, "mr_ivd")
+    cases.append(tptbox_case(root, "ct"))
+    fs = fewshot_case(root, "fst-36")
+    if fs is not None:
+        cases.append(fs)
+    cases += xray_cases(root)
+
+    per_case: list[dict[str, Any]] = []
+    rad_pairs: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    times: list[float] = []
+    args.png_dir.mkdir(parents=True, exist_ok=True)
+    for c in cases:
+        # warm-up excluded from timing
+        t = time.perf_counter()
+        sem = segment_plane(session, c.plane, c.modality)
+        dt = time.perf_counter() - t
+        times.append(dt)
+        inst = build_instances(sem.labels, sem.probs, c.plane.spacing_mm)
+        rows = _rows(c.ref)
+        rec: dict[str, Any] = {
+            "case": c.name,
+            "group": c.group,
+            "seconds": round(dt, 4),
+            "n_bodies_pred": len(inst.bodies),
+            "shape": list(c.plane.shape),
+            "spacing_mm": [round(s, 4) for s in c.plane.spacing_mm],
+        }
+        for cls, key, has in ((1, "body", c.has_bodies), (2, "disc", c.has_discs)):
+            if not has:
+                continue
+            rec[f"dice_{key}"] = dice(sem.labels[rows] == cls, c.ref[rows] == cls)
+            rec[f"dice_{key}_full_image"] = dice(sem.labels == cls, c.ref == cls)
+            pred_masks = [b.mask for b in (inst.bodies if cls == 1 else inst.discs)]
+            ref_masks = _ref_masks(c, cls)
+            pairs = _match(pred_masks, ref_masks)
+            rec[f"n_{key}_ref"] = len(ref_masks)
+            rec[f"n_{key}_matched"] = len(pairs)
+            store = rad_pairs.setdefault(f"{c.group}_{key}", {k: ([], []) for k in RADIOMIC_KEYS})
+            for i, j in pairs:
+                fp = region_features(c.plane.pixels, pred_masks[i])
+                fr = region_features(c.plane.pixels, ref_masks[j])
+                for k in RADIOMIC_KEYS:
+                    store[k][0].append(fp[k])
+                    store[k][1].append(fr[k])
+        per_case.append(rec)
+        if c.group == "xray" or c.name in ("vesal-15", "tpt-ct", "vb1-02", "vb3-27"):
+            write_overlay(
+                args.png_dir / f"{c.name}.png",
+                normalize_image(c.plane.pixels, c.modality),
+                inst,
+                c.plane.spacing_mm,
+                f"{c.name} (held out)",
+            )
+        log.info("%s", rec)
+
+    summary: dict[str, Any] = {}
+    for grp in sorted({r["group"] for r in per_case}):
+        rows_ = [r for r in per_case if r["group"] == grp]
+        summary[grp] = {
+            "cases": [r["case"] for r in rows_],
+            "dice_body": _stats([r["dice_body"] for r in rows_ if "dice_body" in r]),
+            "dice_disc": _stats([r["dice_disc"] for r in rows_ if "dice_disc" in r]),
+            "dice_body_full_image": _stats([r["dice_body_full_image"] for r in rows_ if "dice_body_full_image" in r]),
+        }
+    # pooled groups: MR from healthy-ish sets (vesal, tptbox, VB3, VB2, IVD discs), all CT
+    for pooled_name, members in (
+        ("MR_pooled_excl_vb1", ("mr_vesal", "mr_tptbox", "mr_vb3", "mr_vb2", "mr_ivd")),
+        ("CT_pooled", ("ct_tptbox", "ct_fewshot")),
+    ):
+        rows_ = [r for r in per_case if r["group"] in members]
+        summary[pooled_name] = {
+            "cases": [r["case"] for r in rows_],
+            "dice_body": _stats([r["dice_body"] for r in rows_ if "dice_body" in r]),
+            "dice_disc": _stats([r["dice_disc"] for r in rows_ if "dice_disc" in r]),
+            "dice_body_full_image": _stats([r["dice_body_full_image"] for r in rows_ if "dice_body_full_image" in r]),
+        }
+    radiomics = {grp: {k: pearson_ba(*v) for k, v in feats.items()} for grp, feats in rad_pairs.items()}
+    # pooled MR+CT bodies (the SpineTK claim is per structure across modalities)
+    pooled: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in RADIOMIC_KEYS}
+    for grp, feats in rad_pairs.items():
+        if grp.startswith(("mr_", "ct_")):
+            for k in RADIOMIC_KEYS:
+                pooled[k][0].extend(feats[k][0])
+                pooled[k][1].extend(feats[k][1])
+    radiomics["pooled_mr_ct"] = {k: pearson_ba(*v) for k, v in pooled.items()}
+    timing = {
+        "segment_plane_s_median": float(np.median(times[1:] if len(times) > 1 else times)),
+        "segment_plane_s_max": float(np.max(times)),
+        "threads": args.threads,
+    }
+    payload = {
+        "model": card.summary(),
+        "summary": summary,
+        "radiomics": radiomics,
+        "timing": timing,
+        "peak_rss_mb": peak_rss_mb(),
+        "per_case": per_case,
+    }
+    md = [
+        f"# slice2d benchmark (model {card.name} {card.version})",
+        "",
+        "| group | cases | median Dice body | median Dice disc |",
+        "|---|---|---|---|",
+    ]
+    for grp, s in summary.items():
+        md.append(
+            f"| {grp} | {len(s['cases'])} | {s['dice_body'].get('median', float('nan')):.3f} | "
+            f"{s['dice_disc'].get('median', float('nan')):.3f} |"
+        )
+    md += [
+        "",
+        f"Time per slice (segment only, {args.threads} threads): median {timing['segment_plane_s_median']:.3f} s",
+        "",
+        "| radiomics (pooled MR+CT bodies+discs) | n | Pearson r | BA mean diff | BA limits |",
+        "|---|---|---|---|---|",
+    ]
+    for k, v in radiomics["pooled_mr_ct"].items():
+        if "pearson_r" in v:
+            md.append(
+                f"| {k} | {v['n']} | {v['pearson_r']:.3f} | {v['ba_mean_diff']:.4g} | "
+                f"[{v['ba_loa_low']:.4g}, {v['ba_loa_high']:.4g}] |"
+            )
+    path = write_results("slice2d", payload, threads=args.threads, markdown="\n".join(md) + "\n")
+    log.info("wrote %s", path)
+    if args.update_card:
+        _update_card(summary, radiomics, timing)
+    return 0
+
+
+def _update_card(summary: dict[str, Any], radiomics: dict[str, Any], timing: dict[str, Any]) -> None:
+    from neurospine.models.registry import _card_path
+
+    p = _card_path(MODEL_NAME)
+    card = json.loads(p.read_text())
+    card["metrics"] = {
+        "held_out": {
+            g: {
+                "cases": len(s["cases"]),
+                "median_dice_body": s["dice_body"].get("median"),
+                "median_dice_disc": s["dice_disc"].get("median"),
+            }
+            for g, s in summary.items()
+        },
+        "radiomics_pooled_pearson_r": {k: v.get("pearson_r") for k, v in radiomics["pooled_mr_ct"].items()},
+        "seconds_per_slice_median": timing["segment_plane_s_median"],
+        "threads": timing["threads"],
+        "source": "python -m benchmarks.slice2d (benchmarks/results/slice2d.json)",
+    }
+    p.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""``neurospine slice2d``: 2D vertebral body and disc segmentation, radiomics and heights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = """\
+Segment vertebral bodies and intervertebral discs on one 2D image (MR, CT or X-ray) and measure them.
+
+Input IMAGE: a 3D MR/CT volume (NIfTI, NRRD/MHA or a DICOM series folder), or a 2D image: a radiograph
+as DICOM, PNG/JPEG, or a 2D NIfTI. For a 3D volume the sagittal slice showing the most vertebral bodies
+is chosen automatically (slices within 15 mm of the left-right centre; mid-sagittal if none shows a
+body); --slice N forces slice N along the image's stored left-right voxel axis (0-based).
+Modality: --modality, else the DICOM Modality tag, else CT if intensities look like HU, else MR for 3D
+volumes and X-ray for 2D images. PNG/JPEG images carry no orientation or pixel size: they are taken as
+displayed (top = superior, left = anterior) with the longest side assumed to span 320 mm.
+
+Outputs in --out:
+  <stem>_slice2d_msk.nii.gz  body and disc instances. 3D input: a volume on the input's exact grid with
+                             only the chosen slice filled. 2D input: the input's grid (PNG/DICOM: rows x
+                             cols x 1). Ids: vertebra ids and 100+id for the disc below (neurospine
+                             labels) when --lowest-level names the most inferior body; otherwise
+                             positional ids 1..N from the top (flagged in the JSON summary).
+  <stem>_slice2d.png         overlay for visual QC
+  <stem>_radiomics.csv       IBSI first-order features per body/disc (docs/radiomics.md)
+  <stem>_heights.csv         anterior/middle/posterior heights (mm), wedge ratio, disc heights
+
+Example: neurospine slice2d sub-01_T2w.nii.gz --out results/ --lowest-level S1
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "slice2d",
+        help="2D body/disc segmentation, radiomics and heights (MR, CT, X-ray)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("image", type=Path, help="3D volume, DICOM folder/file, PNG/JPEG or 2D NIfTI")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    p.add_argument("--modality", choices=("mr", "ct", "xray"), default=None, help="override modality detection")
+    p.add_argument(
+        "--slice",
+        dest="slice_index",
+        type=int,
+        default=None,
+        help="3D input: sagittal slice index along the stored left-right voxel axis",
+    )
+    p.add_argument(
+        "--lowest-level", default=None, help="level of the most inferior body in view (e.g. S1, L5): names all levels"
+    )
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for inference (default 2)")
+    p.add_argument("--json", action="store_true", help="print the result summary as JSON")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from neurospine.errors import InputError
+    from neurospine.labels import VERTEBRA_IDS
+    from neurospine.slice2d.api import run_file
+
+    if args.lowest_level is not None and args.lowest_level.upper() not in VERTEBRA_IDS:
+        raise InputError(None, f"unknown level '{args.lowest_level}'", "use a level name such as S1, L5 or T12")
+    res = run_file(
+        args.image,
+        args.out,
+        threads=args.threads,
+        modality=args.modality,
+        slice_index=args.slice_index,
+        lowest_level=args.lowest_level,
+    )
+    summary = {
+        "input": res.input_path,
+        "outputs": {k: str(v) for k, v in res.outputs.items()},
+        "measures": res.measures,
+        "slice": res.extra.get("slice_input"),
+        "slice_how": res.extra.get("slice_how"),
+        "modality_how": res.extra.get("modality_how"),
+        "timings_s": res.timings_s,
+        "warnings": res.warnings,
+    }
+    if args.json:
+        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(
+            f"{res.measures['n_bodies']} bodies, {res.measures['n_discs']} discs "
+            f"({res.measures['modality']}); outputs in {args.out}\n"
+        )
+        for w in res.warnings:
+            sys.stdout.write(f"note: {w}\n")
+    return 0

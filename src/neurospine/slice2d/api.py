@@ -1,0 +1,264 @@
+"""Public API: ``run_file`` segments one image and writes mask, overlay, radiomics and heights."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from neurospine.errors import InputError
+from neurospine.io import Volume, atomic_path, save_like, stem_of, write_text_atomic
+from neurospine.results import TaskResult
+from neurospine.slice2d import heights as hgt
+from neurospine.slice2d.instances import Instances2D, build_instances
+from neurospine.slice2d.io2d import LoadedInput, Plane2D, canonical_slice_index, input_slice_index, load_input
+from neurospine.slice2d.modality import detect_modality
+from neurospine.slice2d.normalize import normalize_image
+from neurospine.slice2d.qc import write_overlay
+from neurospine.slice2d.radiomics import FEATURES, region_features
+from neurospine.slice2d.segment import MODEL_NAME, segment_plane
+from neurospine.slice2d.slice_choice import choose_slice
+
+log = logging.getLogger(__name__)
+
+TASK = "slice2d"
+
+
+def run_file(
+    image_path: str | Path,
+    out_dir: str | Path,
+    *,
+    threads: int = 2,
+    modality: str | None = None,
+    slice_index: int | None = None,
+    lowest_level: str | None = None,
+) -> TaskResult:
+    """Segment vertebral bodies and discs on one 2D image or one sagittal slice of a 3D volume.
+
+    ``slice_index`` is the 0-based index along the input's stored left-right voxel axis (3D inputs only;
+    default: automatic choice). ``lowest_level`` (e.g. ``"S1"``) names the most inferior body in view and
+    so all levels; without it ids are positional. Outputs in ``out_dir``: ``<stem>_slice2d_msk.nii.gz``
+    (3D input: a volume on the input grid with only the chosen slice filled; 2D input: the input's grid),
+    ``<stem>_slice2d.png``, ``<stem>_radiomics.csv``, ``<stem>_heights.csv``.
+    """
+    from neurospine.inference.onnx import onnx_session
+    from neurospine.models import load_card
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    path = Path(image_path)
+    out = Path(out_dir)
+    loaded = load_input(path)
+    timings["load_s"] = time.perf_counter() - t0
+    warnings: list[str] = []
+    card = load_card(MODEL_NAME)
+    session = onnx_session(card, threads=threads)
+
+    probe = loaded.canonical.data if loaded.canonical is not None else loaded.plane.pixels  # type: ignore[union-attr]
+    mod, how = detect_modality(
+        np.asarray(probe), is_volume=loaded.kind == "volume", dicom_modality=loaded.modality_tag, override=modality
+    )
+    t1 = time.perf_counter()
+    chosen: int | None = None
+    choice_how = ""
+    if loaded.kind == "volume":
+        assert loaded.canonical is not None
+        if slice_index is not None:
+            if not 0 <= slice_index < loaded.n_slices():
+                raise InputError(
+                    path,
+                    f"--slice {slice_index} is outside 0..{loaded.n_slices() - 1}",
+                    "give an index along the image's left-right voxel axis",
+                )
+            chosen = canonical_slice_index(loaded, slice_index)
+            choice_how = "given (--slice)"
+        else:
+
+            def score(k: int) -> tuple[int, float]:
+                pl = loaded.slice_plane(k)
+                sem = segment_plane(session, pl, mod)
+                inst = build_instances(sem.labels, sem.probs, pl.spacing_mm)
+                area = float((sem.labels == 1).sum()) * pl.spacing_mm[0] * pl.spacing_mm[1]
+                return len(inst.bodies), area
+
+            choice = choose_slice(loaded.n_slices(), loaded.canonical.spacing_mm[2], score)
+            chosen, choice_how = choice.index, choice.how
+        plane = loaded.slice_plane(chosen)
+    else:
+        if slice_index not in (None, 0):
+            raise InputError(path, "--slice was given but the input is a single 2D image", "omit --slice")
+        assert loaded.plane is not None
+        plane = loaded.plane
+    timings["slice_choice_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    sem = segment_plane(session, plane, mod)
+    inst = build_instances(sem.labels, sem.probs, plane.spacing_mm, lowest_level=lowest_level)
+    timings["segment_s"] = time.perf_counter() - t2
+    if not plane.spacing_known:
+        warnings.append(
+            f"pixel spacing unknown: assumed {plane.spacing_mm[0]:.3f} mm (longest side = 320 mm); "
+            "heights are not in true mm"
+        )
+    if not plane.orientation_known:
+        warnings.append("orientation unknown: image taken as displayed (top = superior, left = anterior)")
+    if inst.naming == "positional":
+        warnings.append(
+            "levels not anchored: ids are positional (1 = most superior body); give lowest_level to name them"
+        )
+    if not inst.bodies:
+        warnings.append("no vertebral body found")
+
+    stem = stem_of(path)
+    out.mkdir(parents=True, exist_ok=True)
+    mask_path = out / f"{stem}_slice2d_msk.nii.gz"
+    _write_mask(loaded, chosen, inst, mask_path)
+    png_path = out / f"{stem}_slice2d.png"
+    title = f"{stem}  {mod}" + (f"  slice {input_slice_index(loaded, chosen)}" if chosen is not None else "")
+    write_overlay(png_path, normalize_image(plane.pixels, mod), inst, plane.spacing_mm, title)
+    rad_rows = radiomics_rows(plane, inst)
+    h_rows, lordosis = height_rows(plane, inst)
+    rad_path = write_text_atomic(out / f"{stem}_radiomics.csv", _csv(rad_rows))
+    h_path = write_text_atomic(out / f"{stem}_heights.csv", _csv(h_rows))
+    timings["total_s"] = time.perf_counter() - t0
+
+    measures: dict[str, float | int | str | None] = {
+        "n_bodies": len(inst.bodies),
+        "n_discs": len(inst.discs),
+        "modality": mod,
+        "naming": inst.naming,
+    }
+    if lordosis is not None:
+        measures["lordosis_deg"] = round(lordosis, 2)
+    for r in h_rows:
+        if r["kind"] == "body":
+            measures[f"wedge_ratio_{r['name']}"] = r["wedge_ratio"]
+    return TaskResult(
+        task=TASK,
+        input_path=str(path),
+        outputs={"mask": mask_path, "overlay": png_path, "radiomics": rad_path, "heights": h_path},
+        measures=measures,
+        models={card.name: card.version},
+        timings_s={k: round(v, 4) for k, v in timings.items()},
+        warnings=warnings,
+        extra={
+            "modality_how": how,
+            "slice_canonical": chosen,
+            "slice_input": None if chosen is None else input_slice_index(loaded, chosen),
+            "slice_how": choice_how,
+            "spacing_mm": plane.spacing_mm,
+            "spacing_known": plane.spacing_known,
+        },
+    )
+
+
+def _write_mask(loaded: LoadedInput, chosen: int | None, inst: Instances2D, path: Path) -> None:
+    lab = inst.label_map.astype(np.int16)
+    if loaded.kind == "volume":
+        assert (
+            loaded.canonical is not None
+            and loaded.record is not None
+            and loaded.volume is not None
+            and chosen is not None
+        )
+        vol = np.zeros(loaded.canonical.shape, np.int16)
+        vol[:, :, chosen] = lab
+        save_like(loaded.record.undo(vol), loaded.volume, path)
+        return
+    assert loaded.plane is not None and loaded.affine2d is not None
+    arr2d = loaded.plane.from_canonical(lab)
+    arr = np.moveaxis(arr2d[:, :, None], 2, loaded.singleton_axis)
+    dtype = np.uint8 if int(lab.max(initial=0)) < 256 else np.int16
+    img = nib.Nifti1Image(np.ascontiguousarray(arr).astype(dtype), loaded.affine2d)
+    img.set_qform(loaded.affine2d, code=1)
+    img.set_sform(loaded.affine2d, code=1)
+    img.header.set_intent("label")
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+
+
+def radiomics_rows(plane: Plane2D, inst: Instances2D) -> list[dict[str, Any]]:
+    rows = []
+    for item in [*inst.bodies, *inst.discs]:
+        feats = region_features(plane.pixels, item.mask)
+        rows.append({"label": item.value, "name": item.name, "kind": item.kind, **{k: _r(feats[k]) for k in FEATURES}})
+    return rows
+
+
+def height_rows(plane: Plane2D, inst: Instances2D) -> tuple[list[dict[str, Any]], float | None]:
+    sp = plane.spacing_mm
+    frames = hgt.neighbour_frames([b.centroid_rc for b in inst.bodies], sp)
+    rows: list[dict[str, Any]] = []
+    angles: dict[str, tuple[float, float]] = {}
+    for b, fr in zip(inst.bodies, frames, strict=True):
+        m = hgt.body_measures(b.mask, sp, fr)
+        rows.append({"label": b.value, "name": b.name, "kind": "body", **{k: _r(v) for k, v in m.items()}})
+        frame = fr or hgt.principal_frame(b.mask, sp)
+        angles[b.name] = (
+            hgt.endplate_angle_deg(b.mask, sp, frame, "superior"),
+            hgt.endplate_angle_deg(b.mask, sp, frame, "inferior"),
+        )
+    body_rows = [b.centroid_rc for b in inst.bodies]
+    for dsc in inst.discs:
+        # frame from the bodies around the disc
+        r = dsc.centroid_rc[0]
+        above = [c for c in body_rows if c[0] < r]
+        below = [c for c in body_rows if c[0] > r]
+        fr = None
+        if above and below:
+            fr = hgt.frame_from_direction((np.asarray(below[0]) - np.asarray(above[-1])) * np.asarray(sp))
+        m = hgt.disc_measures(dsc.mask, sp, fr)
+        rows.append(
+            {
+                "label": dsc.value,
+                "name": dsc.name,
+                "kind": "disc",
+                **{
+                    "anterior_height_mm": _r(m["anterior_height_mm"]),
+                    "middle_height_mm": _r(m["centre_height_mm"]),
+                    "posterior_height_mm": _r(m["posterior_height_mm"]),
+                    "mean_height_mm": _r(m["mean_height_mm"]),
+                    "ap_width_mm": _r(m["ap_width_mm"]),
+                    "area_mm2": _r(m["area_mm2"]),
+                },
+            }
+        )
+    lordosis = None
+    if inst.naming == "anchored" and "L1" in angles:
+        lower = angles["S1"][0] if "S1" in angles else (angles["L5"][1] if "L5" in angles else math.nan)
+        val = hgt.lordosis_deg(angles["L1"][0], lower)
+        lordosis = None if math.isnan(val) else val
+    return rows, lordosis
+
+
+def _r(v: float) -> float:
+    return float("nan") if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 5)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "label,name,kind\n"
+    keys: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in keys:
+                keys.append(k)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in keys})
+    return buf.getvalue()
+
+
+def load_volume_mask(path: str | Path) -> Volume:
+    """Read a written mask back (helper for tests and QC)."""
+    from neurospine.io import load_volume
+
+    return load_volume(path, check_intensity=False)

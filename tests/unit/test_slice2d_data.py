@@ -1,0 +1,68 @@
+"""Training-target construction (pseudo-discs, posterior split, ignore rows) and the marginal loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurospine.slice2d import data as d
+
+
+def _two_bodies() -> np.ndarray:
+    lab = np.zeros((120, 80), np.uint8)
+    lab[20:50, 20:60] = 1
+    lab[60:90, 22:62] = 2
+    return lab
+
+
+def test_pseudo_disc_between_bodies() -> None:
+    t = d.pseudo_disc_target(_two_bodies(), 1.0)
+    assert (t[20:50, 20:60] == d.BODY).all() and (t[60:90, 22:62] == d.BODY).all()
+    # the gap rows 50..59 inside both bodies' columns are disc (minus a one-pixel band)
+    assert (t[52:58, 25:58] == d.DISC).all()
+    # far from the spine but within the labelled rows: definite background
+    assert t[40, 79] in (d.BG, d.BG_OR_DISC)
+    assert t[40, 0] == d.BG
+    # rows above the top body / below the bottom body are ignored (unlabelled vertebrae there)
+    assert (t[:15] == d.IGNORE).all() and (t[95:] == d.IGNORE).all()
+
+
+def test_full_target_codes() -> None:
+    lab = np.zeros((50, 20), np.uint8)
+    lab[10:20, 5:15] = 2  # body
+    lab[20:24, 5:15] = 1  # disc
+    t = d.full_target(lab)
+    assert (t[10:20, 5:15] == d.BODY).all() and (t[20:24, 5:15] == d.DISC).all()
+    assert t[15, 0] == d.BG and (t[:8] == d.IGNORE).all() and (t[27:] == d.IGNORE).all()
+
+
+def test_split_posterior_keeps_anterior_column() -> None:
+    m = np.zeros((100, 100), bool)
+    for r0 in (10, 40, 70):
+        m[r0 : r0 + 20, 10:40] = True  # bodies (anterior = low columns)
+        m[r0 + 5 : r0 + 15, 60:75] = True  # spinous processes behind them
+    bodies, posterior = d.split_posterior(m)
+    assert bodies[:, :50].sum() == m[:, :50].sum() and not bodies[:, 50:].any()
+    assert posterior[:, 50:].sum() == m[:, 50:].sum()
+    assert d.plausible_bodies(bodies)
+    assert not d.plausible_bodies(m[:, :50] & (np.arange(100)[:, None] < 30))  # one body only
+
+
+def test_marginal_loss_prefers_bg_or_disc() -> None:
+    torch = pytest.importorskip("torch")
+    from neurospine.slice2d.training import loss_fn
+
+    target = torch.full((1, 4, 4), d.BG_OR_DISC, dtype=torch.long)
+    ok = torch.tensor([False])
+
+    def logits_for(cls: int) -> object:
+        x = torch.zeros(1, 3, 4, 4)
+        x[:, cls] = 10.0
+        return x
+
+    # predicting disc or background where only "bg or disc" is known costs the same; body costs more
+    l_bg, l_disc, l_body = (float(loss_fn(logits_for(c), target, ok)) for c in (0, 2, 1))
+    assert l_bg == pytest.approx(l_disc, abs=1e-4)
+    assert l_body > l_bg + 1.0
+    ignore = torch.full((1, 4, 4), d.IGNORE, dtype=torch.long)
+    assert float(loss_fn(logits_for(1), ignore, ok)) == pytest.approx(float(loss_fn(logits_for(0), ignore, ok)))

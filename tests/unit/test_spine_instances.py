@@ -1,0 +1,122 @@
+"""Phase 2 (instances) and naming on label maps: hand-made class maps and the synthetic engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurospine.labels import VERTEBRA_IDS
+from neurospine.spine import classes as C
+from neurospine.spine.api import body_levels, name_instances, relabel
+from neurospine.spine.instances import SACRUM_TMP, build_instances, geodesic_assign
+
+SP = (1.0, 1.0, 1.0)
+
+
+def column_map(n: int = 4, bridge: int = 0, sloped_spinous: bool = False) -> np.ndarray:
+    """PIR class map: n bodies 24 mm tall with 8 mm discs, an arch per body (pedicle + lamina + spinous
+    process), a sacrum below. ``bridge``: width of a bony bridge through the disc between bodies 2 and 3.
+    ``sloped_spinous``: spinous processes run far down, past the top of the next body's level."""
+    cls = np.zeros((110, 40 + n * 32 + 60, 40), dtype=np.uint8)
+    row = 20
+    for k in range(n):
+        cls[20:50, row : row + 24, 5:35] = C.CORPUS
+        cls[50:58, row + 4 : row + 12, 12:28] = C.ARCUS  # pedicles + lamina
+        cls[58:64, row + 2 : row + 14, 16:24] = C.ARCUS
+        if sloped_spinous:
+            for d in range(30):
+                cls[64 + d : 66 + d, row + 6 + d : row + 10 + d, 18:22] = C.SPINOUS
+        else:
+            cls[64:84, row + 6 : row + 12, 18:22] = C.SPINOUS
+        row += 24
+        cls[21:49, row : row + 8, 6:34] = C.DISC
+        if bridge and k == 1:
+            cls[33 : 33 + bridge, row : row + 8, 20 - bridge // 2 : 20 - bridge // 2 + bridge] = C.CORPUS
+        row += 8
+    cls[18:60, row : row + 40, 3:37] = C.SACRUM
+    return cls
+
+
+def test_bodies_discs_and_sacrum_on_a_clean_column():
+    cls = column_map(4)
+    res = build_instances(cls, SP)
+    assert len(res.vertebrae) == 4 and res.sacrum_voxels > 0
+    rows = [v.centroid_vox[1] for v in res.vertebrae]
+    assert rows == sorted(rows)  # top to bottom
+    inst = res.instances
+    for k in range(1, 5):
+        disc = inst == 100 + k
+        assert disc.any()
+        assert np.nonzero(disc)[1].mean() > res.vertebrae[k - 1].centroid_vox[1]  # disc below its vertebra
+    assert (inst[cls == C.SACRUM] == SACRUM_TMP).all()
+    nm = name_instances(res, cls, SP)
+    assert nm.anchor == "S1" and nm.levels == [VERTEBRA_IDS[f"L{i}"] for i in range(2, 6)]
+    seg_vert, names = relabel(res, nm)
+    assert {VERTEBRA_IDS["L5"], 100 + VERTEBRA_IDS["L5"], 26} <= set(np.unique(seg_vert).tolist())
+    assert names[VERTEBRA_IDS["L2"]] == "L2"
+    bodies = body_levels(res, nm)
+    assert set(np.unique(bodies).tolist()) == {0, *[VERTEBRA_IDS[f"L{i}"] for i in range(2, 6)]}
+
+
+def test_posterior_elements_follow_their_own_body_through_bone():
+    cls = column_map(4, sloped_spinous=True)
+    res = build_instances(cls, SP)
+    assert len(res.vertebrae) == 4
+    inst = res.instances
+    # every arch voxel attached to body k (same rows as body k's pedicle) carries label k,
+    # even the tips of the spinous processes that reach below the next body's top
+    spin = cls == C.SPINOUS
+    labels = np.unique(inst[spin])
+    assert set(labels.tolist()) == {1, 2, 3, 4}
+    for k in range(1, 5):
+        tip_rows = np.nonzero(spin & (inst == k))[1]
+        next_top = res.vertebrae[k].top_row if k < 4 else np.inf
+        assert tip_rows.max() > next_top - 1 or k == 4  # the slope really crosses into the next level
+        assert np.all(inst[(cls == C.ARCUS) & (inst == k)] == k)
+
+
+def test_bridged_bodies_are_split_into_two():
+    cls = column_map(4, bridge=8)
+    res = build_instances(cls, SP)
+    assert len(res.vertebrae) == 4
+    assert res.split_bodies == 1
+
+
+def test_geodesic_assign_prefers_path_inside_the_mask():
+    mask = np.zeros((30, 30, 3), dtype=bool)
+    mask[2:28, 14:16, :] = True  # a vertical bar
+    mask[2:4, 2:16, :] = True  # joined at the top to a horizontal bar
+    seeds = np.zeros(mask.shape, dtype=np.int32)
+    seeds[1, 2:4, :] = 1  # touches the far end of the horizontal bar
+    seeds[27:29, 20, :] = 2  # close in straight line to the bottom of the vertical bar, but not touching
+    seeds[28, 14:16, :] = 2  # touches the bottom
+    out = geodesic_assign(mask, seeds, SP)
+    assert out[26, 14, 1] == 2 and out[3, 3, 1] == 1 and (out[~mask] == 0).all()
+
+
+def test_synthetic_label_map_instances_match_truth():
+    synth = pytest.importorskip("neurospine.synth")
+    from neurospine.io import reorient
+
+    case = synth.generate_case(
+        2,
+        synth.SynthConfig(
+            levels="L1-S1", contrast="t2w", plane="sagittal", spacing_mm=(1.0, 1.0, 3.0), soft_labels=False
+        ),
+    )
+    sem, _ = reorient(case.semantic, "PIR")
+    truth, _ = reorient(case.instance, "PIR")
+    cls = C.spineps_to_net(np.asarray(sem.data))
+    res = build_instances(cls, sem.spacing_mm)
+    nm = name_instances(res, cls, sem.spacing_mm)
+    seg_vert, names = relabel(res, nm)
+    t = np.asarray(truth.data)
+    assert nm.anchor == "S1"
+    for v in names:
+        if v >= 100 or v == 26:
+            continue
+        m, r = seg_vert == v, t == v
+        assert 2 * (m & r).sum() / (m.sum() + r.sum()) > 0.85, names[v]
+    truth_discs = {int(v) for v in np.unique(t) if 100 < v < 200}
+    got_discs = {int(v) for v in np.unique(seg_vert) if 100 < v < 200}
+    assert truth_discs == got_discs

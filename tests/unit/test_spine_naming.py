@@ -1,0 +1,85 @@
+"""Level naming: anchors, counts, variants and the flagged positional fallback."""
+
+from __future__ import annotations
+
+from neurospine.labels import VERTEBRA_IDS, vertebra_name
+from neurospine.spine.naming import BodyInfo, disc_above_top, name_levels
+
+LUMBAR = BodyInfo(28.0, 35.0, 0.0, 30000.0)
+THORACIC = BodyInfo(22.0, 27.0, 0.0, 18000.0)
+CERVICAL = BodyInfo(14.0, 16.0, 0.0, 4000.0)
+C2 = BodyInfo(34.0, 15.0, 0.0, 7000.0)
+C1 = BodyInfo(9.0, 9.0, 0.0, 600.0)
+
+
+def names(levels: list[int]) -> list[str]:
+    return [vertebra_name(v) for v in levels]
+
+
+def column(n_cervical_below_c2: int = 5, n_thoracic: int = 12, n_lumbar: int = 5) -> list[BodyInfo]:
+    return [C2] + [CERVICAL] * n_cervical_below_c2 + [THORACIC] * n_thoracic + [LUMBAR] * n_lumbar
+
+
+def test_sacrum_anchor_names_from_l5_upwards():
+    nm = name_levels([THORACIC, LUMBAR, LUMBAR, LUMBAR, LUMBAR, LUMBAR], sacrum_mm3=40000, sacrum_below=True)
+    assert names(nm.levels) == ["T12", "L1", "L2", "L3", "L4", "L5"]
+    assert nm.anchor == "S1" and not nm.positional and nm.confidence > 0.9
+
+
+def test_small_sacrum_lowers_confidence_but_still_anchors():
+    nm = name_levels([LUMBAR] * 3, sacrum_mm3=3000, sacrum_below=True)
+    assert names(nm.levels) == ["L3", "L4", "L5"] and nm.anchor == "S1" and nm.confidence < 0.9
+
+
+def test_sacrum_not_touching_is_not_an_anchor():
+    nm = name_levels([LUMBAR] * 3, sacrum_mm3=40000, sacrum_below=False)
+    assert nm.positional and nm.flags
+
+
+def test_c2_anchor_names_downwards():
+    nm = name_levels([C2, CERVICAL, CERVICAL, CERVICAL], sacrum_mm3=0, sacrum_below=False)
+    assert names(nm.levels) == ["C2", "C3", "C4", "C5"] and nm.anchor == "C2"
+
+
+def test_c1_remnant_above_c2_is_named_c1():
+    nm = name_levels([C1, C2, CERVICAL], sacrum_mm3=0, sacrum_below=False)
+    assert names(nm.levels) == ["C1", "C2", "C3"] and nm.anchor == "C2"
+
+
+def test_whole_spine_both_anchors_standard_count():
+    nm = name_levels(column(), sacrum_mm3=40000, sacrum_below=True)
+    assert nm.anchor == "S1+C2" and nm.confidence > 0.95
+    assert names(nm.levels)[0] == "C2" and names(nm.levels)[-1] == "L5" and "T12" in names(nm.levels)
+
+
+def test_whole_spine_extra_vertebra_is_l6_and_flagged():
+    nm = name_levels(column(n_lumbar=6), sacrum_mm3=40000, sacrum_below=True)
+    assert names(nm.levels)[-2:] == ["L5", "L6"] and nm.flags
+
+
+def test_whole_spine_eleven_thoracic():
+    nm = name_levels(column(n_thoracic=11), sacrum_mm3=40000, sacrum_below=True)
+    got = names(nm.levels)
+    assert "T12" not in got and got[-6:] == ["T11", "L1", "L2", "L3", "L4", "L5"] and nm.flags
+
+
+def test_inconsistent_count_trusts_sacrum_with_low_confidence():
+    nm = name_levels(column(n_thoracic=9), sacrum_mm3=40000, sacrum_below=True)
+    assert names(nm.levels)[-1] == "L5" and nm.confidence <= 0.5 and nm.flags
+
+
+def test_positional_fallback_is_flagged_lumbar_and_cervical():
+    low = name_levels([LUMBAR] * 4, sacrum_mm3=0, sacrum_below=False)
+    assert low.positional and names(low.levels)[-1] == "L5" and low.confidence < 0.5
+    high = name_levels([CERVICAL] * 4, sacrum_mm3=0, sacrum_below=False)
+    assert high.positional and names(high.levels)[0] == "C2"
+
+
+def test_no_vertebra():
+    nm = name_levels([], sacrum_mm3=0, sacrum_below=False)
+    assert nm.levels == [] and nm.confidence == 0.0
+
+
+def test_disc_above_top_vertebra():
+    assert disc_above_top(VERTEBRA_IDS["L1"]) == VERTEBRA_IDS["T12"]
+    assert disc_above_top(VERTEBRA_IDS["C1"]) == 0
