@@ -130,13 +130,15 @@ def test_injected_failure_isolated_and_not_applicable_skipped(dataset: Path, tmp
     assert s2.skipped == 0 and s2.reused == 10
 
 
-def test_worker_crash_fails_only_that_case(dataset: Path, tmp_path: Path) -> None:
+def test_worker_crash_fails_only_that_case(tmp_path: Path) -> None:
+    ds = tmp_path / "ds"
+    make_demo_dataset(ds, n_subjects=4, shape=SHAPE)
     out = tmp_path / "out"
-    s = run_batch(_cfg(dataset, out, tasks=["selftest"], jobs=2, options={"exit_on": "sub-001_ses-2"}))
-    assert (s.done, s.failed) == (4, 2)
+    s = run_batch(_cfg(ds, out, tasks=["selftest"], jobs=2, options={"exit_on": "sub-002"}))
+    assert (s.done, s.failed) == (3, 1)
     con = _db(out)
     died = con.execute("SELECT * FROM cases WHERE error_type='WorkerDied'").fetchall()
-    assert [r["input_rel"] for r in died] == ["sub-001/ses-2/anat/sub-001_ses-2_acq-sag_T2w.nii.gz"]
+    assert [r["input_rel"] for r in died] == ["sub-002/anat/sub-002_acq-sag_T2w.nii.gz"]
     assert verify_outputs(out).ok
 
 
@@ -159,3 +161,32 @@ def test_lock_refuses_second_writer(dataset: Path, tmp_path: Path) -> None:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         with pytest.raises(InputError, match="another"):
             run_batch(_cfg(dataset, tmp_path / "out"))
+
+
+def test_crash_between_rename_and_commit_is_healed(dataset: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The narrowest window: a case folder is in place but its row is not committed when the process dies."""
+    from neurospine.batch import db as dbmod
+
+    out = tmp_path / "out"
+    real = dbmod.upsert_case
+    calls = {"n": 0}
+
+    def dying_upsert(con, rec):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # stands in for SIGKILL right after the rename
+        return real(con, rec)
+
+    monkeypatch.setattr(dbmod, "upsert_case", dying_upsert)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(_cfg(dataset, out, retry_failed=False))
+    interim = verify_outputs(out)
+    assert len(interim.problems) == 1 and "does not record as done" in interim.problems[0]
+    monkeypatch.setattr(dbmod, "upsert_case", real)
+    s = run_batch(_cfg(dataset, out, retry_failed=False))
+    assert s.done + s.reused == 5 and s.done >= 1
+    final = verify_outputs(out)
+    assert final.ok and final.leftovers == []
+    con = _db(out)
+    assert con.execute("SELECT status FROM runs ORDER BY started").fetchall()[0][0] == "interrupted"

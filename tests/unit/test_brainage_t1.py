@@ -85,3 +85,11 @@ def test_shipped_onnx_mc_passes_differ(shared_data):
     assert (np.diff(q, axis=1) > 0).all()
     again = model.passes(x, 8, np.random.default_rng(0))
     np.testing.assert_allclose(q, again, rtol=1e-5)  # same masks -> same output
+
+
+def test_training_crop_centre_matches_runtime_crop(shared_data):
+    """Training crops shifts from a padded crop; its centre must be exactly the runtime network input."""
+    from neurospine.brainage.training_t1 import CACHE_SHAPE, centre
+
+    vol = load_volume(sorted((shared_data / "ixi_t1_2mm" / "t1").glob("*.nii.gz"))[5])
+    np.testing.assert_array_equal(centre(preprocess_t1(vol, CACHE_SHAPE)), preprocess_t1(vol))

@@ -17,7 +17,7 @@ from neurospine.slice2d.io2d import (
     resize2d,
 )
 from neurospine.slice2d.modality import detect_modality
-from neurospine.slice2d.slice_choice import candidate_slices, choose_slice
+from neurospine.slice2d.slice_choice import body_score, candidate_slices, choose_slice
 
 
 def _gradient(h: int = 40, w: int = 30) -> np.ndarray:
@@ -113,17 +113,30 @@ def test_modality_rules() -> None:
         detect_modality(hu, is_volume=True, override="pet")
 
 
-def test_slice_choice_prefers_most_bodies() -> None:
-    cands = candidate_slices(41, 1.0)
-    assert 20 in cands and min(cands) >= 5 and max(cands) <= 35
-    scores = {k: (5 if k == 24 else 3, 100.0) for k in cands}
-    choice = choose_slice(41, 1.0, lambda k: scores.get(k, (0, 0.0)))
-    assert choice.index == 24
-    # ties on count -> larger area; nothing found -> mid-sagittal
-    choice = choose_slice(41, 1.0, lambda k: (4, 200.0 if k == 16 else 100.0))
-    assert choice.index == 16
-    choice = choose_slice(41, 1.0, lambda k: (0, 0.0))
-    assert choice.index == 20 and "mid-sagittal" in choice.how
+def test_slice_choice_midline_then_most_bodies() -> None:
+    cands = candidate_slices(81, 1.0)
+    assert 40 in cands and min(cands) >= 16 and max(cands) <= 64
+
+    # bodies visible on slices 28..60 (midline 44, off the volume centre 40); the midline has most bodies
+    def score(k: int) -> tuple[int, float]:
+        if not 28 <= k <= 60:
+            return (0, 0.0)
+        return (6 if k == 44 else 5 if abs(k - 44) <= 2 else 4, 100.0)
+
+    choice = choose_slice(81, 1.0, score)
+    assert choice.index == 44
+    # a better score far from the midline (a parasagittal artefact) is not taken
+    choice = choose_slice(81, 1.0, lambda k: (9 if k == 60 else score(k)[0], score(k)[1]))
+    assert choice.index == 44
+    choice = choose_slice(81, 1.0, lambda k: (0, 0.0))
+    assert choice.index == 40 and "mid-sagittal" in choice.how
+
+
+def test_body_score_penalises_irregular_bodies() -> None:
+    assert body_score([]) == (0, 0.0)
+    assert body_score([800, 850, 900, 820])[0] == 4
+    # a pedicle fragment and a fused pair cost two points each
+    assert body_score([800, 850, 900, 100, 2000])[0] == 3 - 4
 
 
 def test_dicom_radiograph(tmp_path) -> None:

@@ -124,3 +124,38 @@ def test_missing_model_is_a_clear_error(tmp_path, monkeypatch) -> None:
         pytest.skip("a shipped model exists")
     with pytest.raises(ModelNotFoundError):
         run_file(tmp_path / "ph.png", tmp_path / "out")
+
+
+def test_split_oversized_cuts_fused_bodies_at_waist() -> None:
+    from neurospine.slice2d.instances import split_oversized
+
+    shape = (200, 60)
+    masks = []
+    for r0 in (10, 45):
+        m = np.zeros(shape, bool)
+        m[r0 : r0 + 30, 10:50] = True
+        masks.append(m)
+    fused = np.zeros(shape, bool)
+    fused[80:110, 10:50] = True
+    fused[110:114, 20:40] = True  # narrow bridge where a disc was missed
+    fused[114:144, 10:50] = True
+    masks.append(fused)
+    out = split_oversized(masks, min_px=50)
+    assert len(out) == 4
+    assert sum(int(m.sum()) for m in out) == sum(int(m.sum()) for m in masks)  # no pixel lost
+    # a plain large body without a waist is left alone
+    big = np.zeros(shape, bool)
+    big[150:199, 5:58] = True
+    assert len(split_oversized([*masks[:2], big], min_px=50)) == 3
+
+
+def test_body_wrapped_around_disc_is_cut() -> None:
+    labels = np.zeros((100, 60), np.uint8)
+    labels[10:70, 10:50] = 1
+    labels[38:44, 16:44] = 2  # a narrow disc enclosed by a body rim
+    probs = np.zeros((3, 100, 60), np.float32)
+    probs[1][labels == 1] = 0.9
+    probs[2][labels == 2] = 0.9
+    inst = build_instances(labels, probs, (1.0, 1.0))
+    assert len(inst.bodies) == 2 and len(inst.discs) == 1
+    assert inst.bodies[0].centroid_rc[0] < inst.discs[0].centroid_rc[0] < inst.bodies[1].centroid_rc[0]

@@ -120,3 +120,16 @@ def test_synthetic_label_map_instances_match_truth():
     truth_discs = {int(v) for v in np.unique(t) if 100 < v < 200}
     got_discs = {int(v) for v in np.unique(seg_vert) if 100 < v < 200}
     assert truth_discs == got_discs
+
+
+def test_many_vertebrae_do_not_collide_with_the_sacrum_value():
+    cls = column_map(27)
+    res = build_instances(cls, SP)
+    assert len(res.vertebrae) == 27
+    assert (res.instances[cls == C.SACRUM] == SACRUM_TMP).all()
+    assert not np.any(res.instances[cls == C.CORPUS] == SACRUM_TMP)
+    nm = name_instances(res, cls, SP)
+    seg_vert, _ = relabel(res, nm)
+    assert nm.anchor == "S1" and nm.flags  # 27 bodies cannot all be named from L5 upwards
+    assert (seg_vert[cls == C.SACRUM] == 26).all()
+    assert set(np.unique(seg_vert[cls == C.CORPUS]).tolist()) >= {VERTEBRA_IDS["L5"], VERTEBRA_IDS["C1"]}

@@ -28,6 +28,8 @@ from neurospine.io import write_text_atomic
 log = logging.getLogger(__name__)
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: key in a case's timings: seconds spent inside the task function itself
+TASK_CALL_KEY = "batch_task_call_s"
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,9 @@ def execute_case(job: CaseJob) -> CaseOutcome:
     tmp.mkdir(parents=True)
     try:
         fn = resolve(job.task_target)
+        t_call = time.perf_counter()
         result = fn(Path(job.input_path), tmp, threads=job.threads, **job.options)
+        call_s = time.perf_counter() - t_call
         outputs = dict(getattr(result, "outputs", {}) or {})
         rel, warnings = _relative_outputs(outputs, tmp)
         missing = [k for k, v in rel.items() if not (tmp / v).exists() and not Path(v).exists()]
@@ -102,6 +106,7 @@ def execute_case(job: CaseJob) -> CaseOutcome:
         models = {str(k): str(v) for k, v in (getattr(result, "models", {}) or {}).items()}
         measures = jsonable(dict(getattr(result, "measures", {}) or {}))
         timings = {str(k): float(v) for k, v in (getattr(result, "timings_s", {}) or {}).items()}
+        timings[TASK_CALL_KEY] = call_s  # the task function alone; duration_s adds the batch layer's work
         warnings = [*map(str, getattr(result, "warnings", []) or []), *warnings]
         finished = utc_now()
         duration = time.perf_counter() - t0
@@ -163,7 +168,7 @@ class SerialExecutor:
 
 
 class ProcessExecutor:
-    """``--jobs N`` worker processes (spawned, so no lock or thread state leaks into them).
+    """``--jobs N`` worker processes (from a fork server, so no lock or thread state leaks into them).
 
     If a worker dies (segfault, out of memory, ``os._exit``) the pool breaks: the cases that had started
     are re-run one at a time in a fresh single-worker pool, so only the case that kills its worker again
@@ -179,15 +184,27 @@ class ProcessExecutor:
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         import multiprocessing
 
-        with _thread_env(self.threads):
-            return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        # forkserver: a clean server process (no threads, locks or open database of ours) imports neurospine
+        # once; workers are forked from it, so starting (and restarting) them is cheap
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["neurospine.batch.executors", "neurospine.batch.tasks"])
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        return self._pool
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def run(self, jobs: Sequence[CaseJob]) -> Iterator[CaseOutcome]:
-        pending = list(jobs)
+        with _thread_env(self.threads):  # inherited by the workers when they start
+            yield from self._run(list(jobs))
+
+    def _run(self, pending: list[CaseJob]) -> Iterator[CaseOutcome]:
         while pending:
             suspects: list[CaseJob] = []
-            self._pool = self._new_pool(self.jobs)
-            futures: dict[Future[CaseOutcome], CaseJob] = {self._pool.submit(execute_case, j): j for j in pending}
+            pool = self._new_pool(self.jobs)
+            futures: dict[Future[CaseOutcome], CaseJob] = {pool.submit(execute_case, j): j for j in pending}
             pending = []
             for fut in as_completed(futures):
                 job = futures[fut]
@@ -195,21 +212,19 @@ class ProcessExecutor:
                     yield fut.result()
                 except BrokenProcessPool:
                     (suspects if Path(job.tmp_dir).exists() else pending).append(job)
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-            for job in suspects:
-                yield from self._run_alone(replace(job, attempt=job.attempt + 1))
+            self._shutdown()
+            yield from self._run_alone([replace(j, attempt=j.attempt + 1) for j in suspects])
 
-    def _run_alone(self, job: CaseJob) -> Iterator[CaseOutcome]:
-        pool = self._new_pool(1)
-        self._pool = pool
-        try:
-            yield pool.submit(execute_case, job).result()
-        except BrokenProcessPool:
-            yield worker_died(job, "the worker process died while running this case (crash or out of memory)")
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def _run_alone(self, suspects: list[CaseJob]) -> Iterator[CaseOutcome]:
+        """Re-run each suspect alone in a one-worker pool; the pool is replaced only when a case breaks it."""
+        for job in suspects:
+            pool = self._pool or self._new_pool(1)
+            try:
+                yield pool.submit(execute_case, job).result()
+            except BrokenProcessPool:
+                self._shutdown()
+                yield worker_died(job, "the worker process died while running this case (crash or out of memory)")
+        self._shutdown()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -19,8 +19,10 @@ from neurospine.io import Volume, reorient, resample_to_spacing
 SPACING_MM: tuple[float, float, float] = (2.0, 2.0, 2.0)
 #: network input (R, A, S) voxels at 2 mm: 160 x 192 x 176 mm
 CROP_SHAPE: tuple[int, int, int] = (80, 96, 88)
-#: voxels kept above the top of the head
-TOP_MARGIN_VOX = 3
+#: the S-I crop centre sits ``CROP_SHAPE[2] // 2 - TOP_MARGIN_VOX`` voxels below the topmost head voxel, for
+#: every requested crop size (larger crops, used for shift augmentation in training, share the centre); the
+#: network input therefore ends one voxel (2 mm of scalp) below the vertex
+TOP_MARGIN_VOX = -1
 
 F32 = npt.NDArray[np.float32]
 
@@ -40,13 +42,13 @@ def head_mask(x: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
     return mask
 
 
-def crop_centre(mask: npt.NDArray[np.bool_], crop: tuple[int, int, int]) -> tuple[int, int, int]:
+def crop_centre(mask: npt.NDArray[np.bool_]) -> tuple[int, int, int]:
     """Centre voxel of the crop: head bounding-box centre in R and A, vertex-anchored in S."""
     idx = np.argwhere(mask)
     lo, hi = idx.min(axis=0), idx.max(axis=0)
     c_r = round(float(lo[0] + hi[0]) / 2)
     c_a = round(float(lo[1] + hi[1]) / 2)
-    c_s = int(hi[2]) + TOP_MARGIN_VOX - crop[2] // 2
+    c_s = int(hi[2]) + TOP_MARGIN_VOX - CROP_SHAPE[2] // 2  # independent of ``crop``: one shared centre
     return c_r, c_a, c_s
 
 
@@ -80,4 +82,4 @@ def preprocess_t1(vol: Volume, shape: tuple[int, int, int] = CROP_SHAPE) -> F32:
         raise InputError(vol.source, "image intensities are not positive inside the head",
                          "give a magnitude T1-weighted image")
     x = np.clip(x / med, 0.0, 3.0)
-    return crop_at(x, crop_centre(mask, shape), shape)
+    return crop_at(x, crop_centre(mask), shape)

@@ -30,7 +30,9 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="first seed; case i uses seed+i (default 0)")
     p.add_argument("--contrast", default="t2w", help="t2w, t1w, stir, t2sw, ct, random or any (default t2w)")
     p.add_argument("--levels", default="random", help="e.g. L1-S1, C2-T3, whole, lumbar, random (default random)")
-    p.add_argument("--plane", default="isotropic", help="isotropic, sagittal, axial or coronal (default isotropic)")
+    p.add_argument(
+        "--plane", default="isotropic", help="isotropic, sagittal, axial, coronal or random (default isotropic)"
+    )
     p.add_argument(
         "--spacing",
         type=float,

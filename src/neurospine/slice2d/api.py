@@ -24,7 +24,7 @@ from neurospine.slice2d.normalize import normalize_image
 from neurospine.slice2d.qc import write_overlay
 from neurospine.slice2d.radiomics import FEATURES, region_features
 from neurospine.slice2d.segment import MODEL_NAME, segment_plane
-from neurospine.slice2d.slice_choice import choose_slice
+from neurospine.slice2d.slice_choice import body_score, choose_slice
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def run_file(
                 pl = loaded.slice_plane(k)
                 sem = segment_plane(session, pl, mod)
                 inst = build_instances(sem.labels, sem.probs, pl.spacing_mm)
-                area = float((sem.labels == 1).sum()) * pl.spacing_mm[0] * pl.spacing_mm[1]
-                return len(inst.bodies), area
+                px_mm2 = pl.spacing_mm[0] * pl.spacing_mm[1]
+                return body_score([float(b.mask.sum()) * px_mm2 for b in inst.bodies])
 
             choice = choose_slice(loaded.n_slices(), loaded.canonical.spacing_mm[2], score)
             chosen, choice_how = choice.index, choice.how
@@ -199,7 +199,7 @@ def height_rows(plane: Plane2D, inst: Instances2D) -> tuple[list[dict[str, Any]]
     for b, fr in zip(inst.bodies, frames, strict=True):
         m = hgt.body_measures(b.mask, sp, fr)
         rows.append({"label": b.value, "name": b.name, "kind": "body", **{k: _r(v) for k, v in m.items()}})
-        frame = fr or hgt.principal_frame(b.mask, sp)
+        frame = hgt.principal_frame(b.mask, sp)  # endplates follow the body's own axes
         angles[b.name] = (
             hgt.endplate_angle_deg(b.mask, sp, frame, "superior"),
             hgt.endplate_angle_deg(b.mask, sp, frame, "inferior"),

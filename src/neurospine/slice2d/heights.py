@@ -11,7 +11,7 @@ over a band: anterior = 5-15 % of the AP width from the anterior edge, middle = 
 Disc heights: mean = area / AP width; centre = middle-band height. Lordosis (when levels are named):
 angle between the superior endplate of L1 and the superior endplate of S1 (or the inferior endplate
 of L5 when S1 is absent); endplates are lines fitted to the top/bottom boundary of the body's middle
-80 %.
+80 %, found in the body's own principal frame (so a tilted body's endplate is not mixed with its walls).
 """
 
 from __future__ import annotations

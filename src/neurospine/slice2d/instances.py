@@ -23,6 +23,16 @@ from neurospine.labels import DISC_OFFSET, VERTEBRA_IDS, VERTEBRA_NAMES
 MIN_BODY_MM2 = 60.0
 MIN_DISC_MM2 = 15.0
 SPLIT_DISC_PROB = 0.35
+#: Bodies closer than this (mm, boundary to boundary) belong to the same spinal column.
+LINK_MM = 20.0
+#: Bodies smaller than this fraction of the column's median body area are dropped.
+MIN_BODY_FRACTION = 0.2
+#: Discs farther than this (mm) from every kept body are dropped.
+DISC_NEAR_MM = 6.0
+#: A body larger than this multiple of the median body area is checked for a waist to cut at.
+OVERSIZE = 1.8
+#: ... and cut where its width drops below this fraction of its median width.
+WAIST = 0.75
 
 #: Standard column used to name levels from an anchor (no T13/L6).
 STANDARD_LEVELS: tuple[int, ...] = (*range(1, 8), *range(8, 20), *range(20, 25), 26, 29, 30, 31, 32)
@@ -79,6 +89,148 @@ def split_bodies(
     return out
 
 
+def split_oversized(masks: list[npt.NDArray[np.bool_]], min_px: int, depth: int = 2) -> list[npt.NDArray[np.bool_]]:
+    """Cut bodies much larger than the median (two bodies fused across a missed disc) at their waist.
+
+    A mask larger than ``OVERSIZE`` x the median body area is cut along the image row (the spine runs
+    roughly along the rows of a sagittal view) where it is narrowest, within the middle 60 % of its
+    height, if that row is narrower than ``WAIST`` x its median row width.
+    """
+    if len(masks) < 3 or depth <= 0:
+        return masks
+    areas = np.array([float(m.sum()) for m in masks])
+    med = float(np.median(areas))
+    out: list[npt.NDArray[np.bool_]] = []
+    changed = False
+    for m, a in zip(masks, areas, strict=True):
+        if a <= OVERSIZE * med:
+            out.append(m)
+            continue
+        widths = m.sum(axis=1).astype(float)
+        rows = np.flatnonzero(widths > 0)
+        r0, r1 = rows[0], rows[-1]
+        lo, hi = int(r0 + 0.2 * (r1 - r0)), int(r0 + 0.8 * (r1 - r0))
+        if hi <= lo:
+            out.append(m)
+            continue
+        cut = lo + int(np.argmin(widths[lo : hi + 1]))
+        if widths[cut] >= WAIST * float(np.median(widths[rows])):
+            out.append(m)
+            continue
+        top, bottom = m.copy(), m.copy()
+        top[cut + 1 :] = False
+        bottom[: cut + 1] = False
+        parts = [p for p in (top, bottom) if p.sum() >= min_px]
+        out.extend(parts if parts else [m])
+        changed = changed or len(parts) == 2
+    return split_oversized(out, min_px, depth - 1) if changed else out
+
+
+def split_at_discs(
+    bodies: list[npt.NDArray[np.bool_]], discs: list[npt.NDArray[np.bool_]], min_px: int
+) -> list[npt.NDArray[np.bool_]]:
+    """Cut a body that wraps around a disc (two bodies joined by a rim around a narrow disc).
+
+    A disc whose centroid lies inside a body's bounding box, in the middle 60 % of its height, with body
+    pixels both above and below it, cuts that body along the image row through the disc centroid.
+    """
+    out: list[npt.NDArray[np.bool_]] = []
+    queue = list(bodies)
+    cents = [_centroid(d) for d in discs]
+    while queue:
+        m = queue.pop()
+        rows = np.flatnonzero(m.any(axis=1))
+        cols = np.flatnonzero(m.any(axis=0))
+        r0, r1, c0, c1 = rows[0], rows[-1], cols[0], cols[-1]
+        cut = None
+        for r, c in cents:
+            ri, ci = int(np.rint(r)), int(np.rint(c))
+            inside = r0 + 0.2 * (r1 - r0) <= r <= r0 + 0.8 * (r1 - r0) and c0 <= c <= c1
+            # the body must lie both above and below the disc centre (it wraps around the disc)
+            if inside and m[:ri, ci].any() and m[ri + 1 :, ci].any():
+                cut = ri
+                break
+        if cut is None:
+            out.append(m)
+            continue
+        top, bottom = m.copy(), m.copy()
+        top[cut + 1 :] = False
+        bottom[: cut + 1] = False
+        if top.sum() >= min_px and bottom.sum() >= min_px:
+            queue.extend([top, bottom])
+        else:
+            out.append(m)
+    return out
+
+
+def _boundary_points_mm(
+    m: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], max_points: int = 400
+) -> npt.NDArray[np.float64]:
+    box = ndimage.find_objects(m.astype(np.uint8))[0]
+    assert box is not None
+    sub = np.pad(m[box], 1)
+    edge = sub & ~ndimage.binary_erosion(sub)
+    pts = np.argwhere(edge if edge.any() else sub).astype(np.float64) - 1.0
+    pts += np.array([box[0].start, box[1].start], dtype=np.float64)
+    if len(pts) > max_points:
+        pts = pts[:: int(np.ceil(len(pts) / max_points))]
+    return pts * np.asarray(spacing_mm)
+
+
+def spine_chain(
+    bodies: list[npt.NDArray[np.bool_]], spacing_mm: tuple[float, float], link_mm: float = LINK_MM
+) -> list[int]:
+    """Indices of the bodies forming the spine: the largest (by area) group of bodies linked by gaps < ``link_mm``.
+
+    Removes isolated false positives (bowel, pelvis, labels on a radiograph) that are not part of the
+    column of vertebral bodies.
+    """
+    n = len(bodies)
+    if n <= 1:
+        return list(range(n))
+    from scipy.spatial import cKDTree
+
+    pts = [_boundary_points_mm(m, spacing_mm) for m in bodies]
+    trees = [cKDTree(p) for p in pts]
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            dist, _ = trees[j].query(pts[i], k=1, distance_upper_bound=link_mm)
+            if np.isfinite(dist).any():
+                parent[find(i)] = find(j)
+    areas = np.array([float(m.sum()) for m in bodies])
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    best = max(groups.values(), key=lambda g: float(areas[g].sum()))
+    med = float(np.median(areas[best]))
+    return sorted(i for i in best if areas[i] >= MIN_BODY_FRACTION * med)
+
+
+def _near_union(
+    items: list[npt.NDArray[np.bool_]], union: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], mm: float
+) -> list[bool]:
+    """For each mask: does some pixel lie within ``mm`` of ``union``? (one distance map on a crop)."""
+    rows = np.flatnonzero(union.any(axis=1))
+    cols = np.flatnonzero(union.any(axis=0))
+    pr, pc = int(np.ceil(mm / spacing_mm[0])) + 1, int(np.ceil(mm / spacing_mm[1])) + 1
+    r0, r1 = max(0, rows[0] - pr), min(union.shape[0], rows[-1] + pr + 1)
+    c0, c1 = max(0, cols[0] - pc), min(union.shape[1], cols[-1] + pc + 1)
+    dist = ndimage.distance_transform_edt(~union[r0:r1, c0:c1], sampling=spacing_mm)
+    out = []
+    for m in items:
+        sub = m[r0:r1, c0:c1]
+        out.append(bool(sub.any() and float(dist[sub].min()) <= mm))
+    return out
+
+
 def _centroid(m: npt.NDArray[np.bool_]) -> tuple[float, float]:
     pts = np.argwhere(m)
     return float(pts[:, 0].mean()), float(pts[:, 1].mean())
@@ -95,6 +247,16 @@ def build_instances(
     px_mm2 = spacing_mm[0] * spacing_mm[1]
     bodies = split_bodies(labels == 1, probs[2], int(np.ceil(MIN_BODY_MM2 / px_mm2)))
     discs = _components(labels == 2, int(np.ceil(MIN_DISC_MM2 / px_mm2)))
+    bodies = split_at_discs(bodies, discs, int(np.ceil(MIN_BODY_MM2 / px_mm2)))
+    bodies = split_oversized(bodies, int(np.ceil(MIN_BODY_MM2 / px_mm2)))
+    keep = spine_chain(bodies, spacing_mm)
+    bodies = [bodies[i] for i in keep]
+    if bodies:
+        union = np.zeros(labels.shape, bool)
+        for m in bodies:
+            union |= m
+        near = _near_union(discs, union, spacing_mm, DISC_NEAR_MM)
+        discs = [m for m, ok in zip(discs, near, strict=True) if ok]
     bodies.sort(key=lambda m: _centroid(m)[0])
     discs.sort(key=lambda m: _centroid(m)[0])
     body_rows = [_centroid(m)[0] for m in bodies]

@@ -18,13 +18,13 @@ import numpy as np
 import numpy.typing as npt
 
 from neurospine.io import Volume, load_volume, save_like, stem_of
-from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_NAMES
+from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_IDS, VERTEBRA_NAMES
 from neurospine.results import TaskResult
 from neurospine.spine import classes as C
 from neurospine.spine.instances import SACRUM_TMP, InstanceResult, build_instances
 from neurospine.spine.naming import BodyInfo, Naming, disc_above_top, name_levels
 from neurospine.spine.preprocess import ModelGrid, check_input, to_model_grid
-from neurospine.spine.semantic import clean_classes, predict_classes, to_spineps_values
+from neurospine.spine.semantic import clean_classes, predict_classes_cropped, to_spineps_values
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,18 @@ def name_instances(
     inst: InstanceResult, classes: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]
 ) -> Naming:
     vox = float(np.prod(spacing_mm))
+    n = len(inst.vertebrae)
+    counts = np.bincount(np.asarray(inst.instances, dtype=np.int64).ravel(), minlength=DISC_OFFSET + n + 1)
+    last_row = inst.instances.shape[1] - 1
     bodies = [
-        BodyInfo(v.height_mm, v.depth_mm, float(v.centroid_vox[1]) * spacing_mm[1], v.body_voxels * vox)
+        BodyInfo(
+            v.height_mm,
+            v.depth_mm,
+            float(v.centroid_vox[1]) * spacing_mm[1],
+            v.body_voxels * vox,
+            float(counts[DISC_OFFSET + v.index]) * vox,
+            v.bottom_row >= last_row - 2,
+        )
         for v in inst.vertebrae
     ]
     sacrum_mm3 = inst.sacrum_voxels * float(np.prod(spacing_mm))
@@ -110,9 +120,10 @@ def relabel(inst: InstanceResult, naming: Naming) -> tuple[npt.NDArray[np.int16]
     above_top = disc_above_top(levels[0]) if levels and levels[0] else 0
     for k in range(0, n + 1):
         lvl = (levels[k - 1] if k - 1 < len(levels) else 0) if k >= 1 else above_top
+        if lvl == VERTEBRA_IDS["S1"]:  # sacral segments named from the disc pattern: no disc/endplate below S1
+            lvl = 0
         lut[DISC_OFFSET + k] = DISC_OFFSET + lvl if lvl else 0
         lut[ENDPLATE_OFFSET + k] = ENDPLATE_OFFSET + lvl if lvl else 0
-    lut[SACRUM_TMP] = 26 if SACRUM_TMP > n else lut[SACRUM_TMP]
     src = inst.instances.astype(np.int64)
     out = np.zeros(src.shape, dtype=np.int16)
     sac = src == SACRUM_TMP
@@ -136,7 +147,7 @@ def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> Sp
     grid = to_model_grid(vol, inplane_mm=float(card.inputs.get("inplane_mm", 1.0)))
     timings["preprocess"] = time.perf_counter() - t
     t = time.perf_counter()
-    raw = predict_classes(session, grid.image, grid.spacing_mm[2])
+    raw = predict_classes_cropped(session, grid.image, grid.spacing_mm)
     timings["semantic_model"] = time.perf_counter() - t
     t = time.perf_counter()
     cls = clean_classes(raw, grid.spacing_mm)

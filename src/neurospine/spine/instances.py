@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 MIN_BODY_MM3 = 400.0
 #: a body seed this many times the median volume is checked for a merge of two bodies
 MERGE_RATIO = 1.6
+#: a body seed taller than this many times its depth is checked too (C2 with its dens is about 2.4)
+ELONGATION = 2.8
 
 
 @dataclass
@@ -52,7 +54,9 @@ class InstanceResult:
     split_bodies: int = 0
 
 
-SACRUM_TMP = 26  # the sacrum keeps its final value (S1 = 26) on the temporary map too
+#: sacrum value on the temporary map (vertebra ranks are 1..98, discs 100+rank, endplates 200+rank)
+SACRUM_TMP = 99
+MAX_VERTEBRAE = 98
 _DISC, _EP = 100, 200
 
 
@@ -78,23 +82,35 @@ def _components(mask: npt.NDArray[np.bool_], min_vox: int) -> tuple[npt.NDArray[
 def _split_merged(
     seeds: npt.NDArray[np.int32], n: int, spacing_mm: tuple[float, float, float]
 ) -> tuple[npt.NDArray[np.int32], int, int]:
-    """Split seeds much larger than the median by eroding until they fall apart."""
-    if n < 3:
+    """Split seeds much larger than the median, or much taller than deep (bodies merged along the column),
+    by eroding until they fall apart."""
+    if n == 0:
         return seeds, n, 0
     sizes = np.bincount(seeds.ravel(), minlength=n + 1)[1:]
-    median = float(np.median(sizes))
+    candidates = set()
+    if n >= 3:
+        median = float(np.median(sizes))
+        candidates |= {int(i) + 1 for i in np.nonzero(sizes > MERGE_RATIO * median)[0]}
+    for i, box in enumerate(ndimage.find_objects(seeds), start=1):
+        if box is None:
+            continue
+        height = (box[1].stop - box[1].start) * spacing_mm[1]
+        depth = (box[0].stop - box[0].start) * spacing_mm[0]
+        if height > ELONGATION * depth:
+            candidates.add(i)
     out = seeds.copy()
     next_id = n + 1
     splits = 0
     struct = _ball(tuple(max(1, round(1.0 / s)) for s in spacing_mm))  # type: ignore[arg-type]
-    for lab in np.nonzero(sizes > MERGE_RATIO * median)[0] + 1:
+    for lab in sorted(candidates):
         region = seeds == lab
         sl = ndimage.find_objects(region.astype(np.uint8))[0]
         sub = region[sl]
         eroded = sub
         for _ in range(8):
             eroded = ndimage.binary_erosion(eroded, struct)
-            parts, k = _components(eroded, max(1, int(0.15 * sub.sum())))
+            vox = float(np.prod(spacing_mm))
+            parts, k = _components(eroded, max(1, int(0.05 * sub.sum()), int(0.3 * MIN_BODY_MM3 / vox)))
             if k >= 2:
                 # regrow parts inside the original region by nearest part
                 _, idx = ndimage.distance_transform_edt(parts == 0, sampling=spacing_mm, return_indices=True)
@@ -287,8 +303,16 @@ def _build_instances_crop(cls: npt.NDArray[np.integer], spacing_mm: tuple[float,
     erode = _ball(tuple(max(1, round(1.5 / s)) for s in spacing_mm))  # type: ignore[arg-type]
     seeds_mask = ndimage.binary_erosion(corpus, erode)
     seeds, n = _components(seeds_mask, max(1, int(0.3 * MIN_BODY_MM3 / vox_mm3)))
-    seeds, n, splits = _split_merged(seeds, n, spacing_mm)
+    splits = 0
+    for _ in range(4):  # a long merged run may need several rounds
+        seeds, n, new_splits = _split_merged(seeds, n, spacing_mm)
+        splits += new_splits
+        if not new_splits:
+            break
     seeds, n = _relabel_top_to_bottom(seeds, n)
+    if n > MAX_VERTEBRAE:  # never in anatomy; keeps the temporary label ranges disjoint
+        seeds[seeds > MAX_VERTEBRAE] = 0
+        n = MAX_VERTEBRAE
     result = InstanceResult(instances, body_map, split_bodies=splits)
     sacrum = cls == C.SACRUM
     if n == 0:

@@ -22,6 +22,8 @@ C2_HEIGHT_OVER_DEPTH = 1.35
 C2_MAX_DEPTH_MM = 22.0
 #: sacrum volume (mm^3) from which it is trusted as an anchor
 SACRUM_MIN_MM3 = 8000.0
+#: a disc at least this fraction of the median disc volume counts as a full (mobile) disc
+LAST_DISC_RATIO = 0.35
 #: lumbar bodies are at least this deep (mm); used only by the positional fallback
 LUMBAR_MIN_DEPTH_MM = 28.0
 
@@ -34,6 +36,8 @@ class BodyInfo:
     depth_mm: float
     centroid_si_mm: float  # position along the superior->inferior axis (grows inferiorly)
     volume_mm3: float = 0.0
+    disc_below_mm3: float = 0.0  # volume of the disc tied to this vertebra (the disc below it)
+    touches_fov_bottom: bool = False
 
 
 @dataclass
@@ -73,35 +77,76 @@ def looks_like_c1(top: BodyInfo, below: BodyInfo) -> bool:
     return small and top.height_mm < 0.6 * below.height_mm and looks_like_c2(below)
 
 
+def last_disc_anchor(bodies: list[BodyInfo]) -> int | None:
+    """Index of L5 found as the lowest vertebra with a full disc below it and sacral segments under that disc.
+
+    The sacral segments are fused: a vertebra-like body with no real disc below it sits under the L5-S1
+    disc. Needs: at least 3 discs, the candidate's disc at least ``LAST_DISC_RATIO`` of the median disc, every
+    body below it without such a disc, and the first body below not cut by the field of view (or more than
+    one body below).
+    """
+    discs = [b.disc_below_mm3 for b in bodies if b.disc_below_mm3 > 0]
+    if len(discs) < 3:
+        return None
+    full = LAST_DISC_RATIO * float(sorted(discs)[len(discs) // 2])
+    has_disc = [b.disc_below_mm3 >= full for b in bodies]
+    for k in range(len(bodies) - 2, -1, -1):
+        if has_disc[k]:
+            below = bodies[k + 1 :]
+            if any(has_disc[k + 1 :]):
+                return None
+            if below[0].touches_fov_bottom and len(below) == 1:
+                return None
+            return k
+    return None
+
+
 def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool, c2_top: bool | None = None) -> Naming:
-    """Name ``bodies`` (top to bottom). ``sacrum_below``: a sacrum touches the lowest body from below."""
+    """Name ``bodies`` (top to bottom). ``sacrum_below``: a sacrum touches the lowest body from below.
+
+    Bottom anchors: the sacrum class right below the lowest body (S1), else the last full disc (bodies
+    under it are sacral segments and are named S1). Top anchor: C2 (tall body with the dens), with C1 above
+    it when its remnant is found. Both ends: the count between them decides L6 / 11 thoracic variants.
+    """
     n = len(bodies)
     if n == 0:
         return Naming([], "none", 0.0, ["no vertebra found"])
-    has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25
-    s1_conf = 0.95 if sacrum_mm3 >= SACRUM_MIN_MM3 else 0.75
     c1 = n >= 2 and looks_like_c1(bodies[0], bodies[1])
     if c1:
         rest = name_levels(bodies[1:], sacrum_mm3=sacrum_mm3, sacrum_below=sacrum_below, c2_top=True)
         return Naming([VERTEBRA_IDS["C1"], *rest.levels], rest.anchor, rest.confidence, rest.flags)
-    has_c2 = looks_like_c2(bodies[0]) if c2_top is None else c2_top
     flags: list[str] = []
+    has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25
+    bottom_conf = 0.95 if sacrum_mm3 >= SACRUM_MIN_MM3 else 0.75
+    bottom_name = "S1"
+    sacral_tail: list[int] = []
+    presacral = bodies
+    if not has_s1:
+        k = last_disc_anchor(bodies)
+        if k is not None:
+            has_s1, bottom_conf, bottom_name = True, 0.7, "last-disc"
+            presacral = bodies[: k + 1]
+            sacral_tail = [VERTEBRA_IDS["S1"]] * (n - k - 1)
+            flags.append("sacrum found from the disc pattern (last full disc = L5-S1), not from a sacrum label")
+    m = len(presacral)
+    has_c2 = looks_like_c2(bodies[0]) if c2_top is None else c2_top
     if has_s1 and has_c2:
-        if n == STANDARD_C2_TO_L5:
-            return Naming(_chain("C2", n, upward=False), "S1+C2", 0.99)
-        if n == STANDARD_C2_TO_L5 + 1:
+        both = f"{bottom_name}+C2"
+        if m == STANDARD_C2_TO_L5:
+            return Naming(_chain("C2", m, upward=False) + sacral_tail, both, 0.99 if not sacral_tail else 0.9, flags)
+        if m == STANDARD_C2_TO_L5 + 1:
             flags.append("24 presacral vertebrae (C2-L5 expected 23): extra vertebra named L6")
-            return Naming(_chain("C2", n, upward=False, lumbar=6), "S1+C2", 0.85, flags)
-        if n == STANDARD_C2_TO_L5 - 1:
+            return Naming(_chain("C2", m, upward=False, lumbar=6) + sacral_tail, both, 0.85, flags)
+        if m == STANDARD_C2_TO_L5 - 1:
             flags.append("22 presacral vertebrae (C2-L5 expected 23): 11 thoracic vertebrae assumed")
-            return Naming(_chain("C2", n, upward=False, thoracic=11), "S1+C2", 0.8, flags)
-        flags.append(f"{n} vertebrae between C2 and the sacrum (23 expected): named from S1, counts disagree")
-        return Naming(_chain("L5", n, upward=True), "S1", 0.5, flags)
+            return Naming(_chain("C2", m, upward=False, thoracic=11) + sacral_tail, both, 0.8, flags)
+        flags.append(f"{m} vertebrae between C2 and the sacrum (23 expected): named from the sacrum, counts disagree")
+        return Naming(_chain("L5", m, upward=True) + sacral_tail, bottom_name, 0.5, flags)
     if has_s1:
-        levels = _chain("L5", n, upward=True)
+        levels = _chain("L5", m, upward=True)
         if 0 in levels:
             flags.append("more vertebrae above L5 than C2-L5 holds")
-        return Naming(levels, "S1", s1_conf, flags)
+        return Naming(levels + sacral_tail, bottom_name, bottom_conf, flags)
     if has_c2:
         return Naming(_chain("C2", n, upward=False), "C2", 0.85, flags)
     # positional fallback

@@ -71,10 +71,10 @@ def structure_rows(
         except KeyError:
             level = f"unnamed_{lab}"
         ras = ref.world_coords(np.array(com))[0]
-        body = tuple(float(c) for c in bcom) if np.all(np.isfinite(bcom)) else None
+        body = (float(bcom[0]), float(bcom[1]), float(bcom[2])) if np.all(np.isfinite(bcom)) else None
         rows.append(
             StructureRow(lab, level, kind, float(cnt) * vox, (float(ras[0]), float(ras[1]), float(ras[2])), body)
-        )  # type: ignore[arg-type]
+        )
     return rows
 
 

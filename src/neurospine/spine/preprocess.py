@@ -39,7 +39,11 @@ class ModelGrid:
 
     def to_input(self, labels: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
         """Label map on the model grid -> the input's exact grid (nearest neighbour)."""
-        on_pir = resample_to_grid(labels, self.affine, self.reoriented_shape, self.reoriented_affine, order=0)
+        same = labels.shape == self.reoriented_shape and np.allclose(self.affine, self.reoriented_affine, atol=1e-4)
+        if same:
+            on_pir = labels
+        else:
+            on_pir = resample_to_grid(labels, self.affine, self.reoriented_shape, self.reoriented_affine, order=0)
         return self.record.undo(on_pir)
 
 

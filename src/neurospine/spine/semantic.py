@@ -65,8 +65,79 @@ def predict_classes(
     return out
 
 
+#: classes that locate the spine for cropping (not the sacrum: pelvic false positives would widen the box)
+_LOCATOR = (C.CORPUS, C.DISC, C.CANAL, C.CORD, C.ARCUS, C.SPINOUS, C.ENDPLATE)
+#: margins (mm) around the located spine along P, I, R
+CROP_MARGIN_MM = (30.0, 30.0, 15.0)
+#: pass-1 slice stride (mm)
+LOCATE_STRIDE_MM = 6.0
+
+
+def _predict_slices(session: Any, image: npt.NDArray[np.float32], slices: list[int], offset: int,
+                    box: tuple[slice, slice], batch: int) -> dict[int, npt.NDArray[np.uint8]]:
+    input_name = session.get_inputs()[0].name
+    out: dict[int, npt.NDArray[np.uint8]] = {}
+    for start in range(0, len(slices), batch):
+        rs = slices[start : start + batch]
+        x = np.stack([stack_slices(image, r, offset)[:, box[0], box[1]] for r in rs], axis=0).astype(np.float32)
+        x, (h, w) = _pad(x, PAD_MULTIPLE)
+        logits = session.run(None, {input_name: x})[0]
+        labels = np.argmax(logits[:, :, :h, :w], axis=1).astype(np.uint8)
+        for k, r in enumerate(rs):
+            out[r] = labels[k]
+    return out
+
+
+def predict_classes_cropped(session: Any, image: npt.NDArray[np.float32], spacing_mm: tuple[float, float, float],
+                            *, batch: int = 4) -> npt.NDArray[np.uint8]:
+    """Two passes: every ``LOCATE_STRIDE_MM`` slice on the whole field of view locates the spine (connected
+    groups of spine classes at least 10 % of the largest); then every slice of the spine's box (plus margins) is predicted.
+    Falls back to the whole image when pass 1 finds nothing."""
+    n_r = image.shape[2]
+    offset = neighbour_offset(spacing_mm[2])
+    stride = max(1, round(LOCATE_STRIDE_MM / spacing_mm[2]))
+    full = (slice(0, image.shape[0]), slice(0, image.shape[1]))
+    first = list(range(stride // 2, n_r, stride)) or [n_r // 2]
+    coarse = _predict_slices(session, image, first, offset, full, batch)
+    stack = np.stack([coarse[r] for r in first], axis=2)
+    spine = np.isin(stack, _LOCATOR)
+    out = np.zeros(image.shape, dtype=np.uint8)
+    if not spine.any():
+        return predict_classes(session, image, spacing_mm[2], batch=batch)
+    lab = cc3d.connected_components(spine.astype(np.uint8), connectivity=26)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    keep = (sizes >= 0.1 * sizes.max())[lab]  # every sizeable piece of the column (it may be broken)
+    pts = np.nonzero(keep)
+    lo_p = max(0, int(pts[0].min() - CROP_MARGIN_MM[0] / spacing_mm[0]))
+    hi_p = min(image.shape[0], int(pts[0].max() + CROP_MARGIN_MM[0] / spacing_mm[0]) + 1)
+    lo_i = max(0, int(pts[1].min() - CROP_MARGIN_MM[1] / spacing_mm[1]))
+    hi_i = min(image.shape[1], int(pts[1].max() + CROP_MARGIN_MM[1] / spacing_mm[1]) + 1)
+    r_sel = [first[k] for k in np.unique(pts[2])]
+    lo_r = max(0, int(min(r_sel) - stride - CROP_MARGIN_MM[2] / spacing_mm[2]))
+    hi_r = min(n_r, int(max(r_sel) + stride + CROP_MARGIN_MM[2] / spacing_mm[2]) + 1)
+    box = (slice(lo_p, hi_p), slice(lo_i, hi_i))
+    for r in first:
+        if lo_r <= r < hi_r:
+            out[box[0], box[1], r] = coarse[r][box[0], box[1]]
+    todo = [r for r in range(lo_r, hi_r) if r not in coarse]
+    for r, lab2d in _predict_slices(session, image, todo, offset, box, batch).items():
+        out[box[0], box[1], r] = lab2d
+    log.debug("spine box P %d-%d I %d-%d R %d-%d of %s", lo_p, hi_p, lo_i, hi_i, lo_r, hi_r, image.shape)
+    return out
+
+
 def clean_classes(cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.uint8]:
     """Remove specks and structures detached from the spine; fill holes in corpus, disc, canal, cord."""
+    out = cls.copy()
+    if not out.any():
+        return out
+    box = ndimage.find_objects((out > 0).astype(np.uint8))[0]
+    out[box] = _clean_box(np.ascontiguousarray(out[box]), spacing_mm)
+    return out
+
+
+def _clean_box(cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.uint8]:
     vox = float(np.prod(spacing_mm))
     out = cls.copy()
     min_vox = max(1, int(MIN_COMPONENT_MM3 / vox))

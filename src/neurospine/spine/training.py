@@ -35,6 +35,23 @@ MODEL_VERSION = "0.1.0"
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}
 
 
+TRAINING_DATA: list[dict[str, str]] = [
+    {"name": "neurospine.synth (synthetic engine, this repository)", "licence": "Apache-2.0 (project code)",
+     "use": "all 14 structures, random per-tissue contrast; about half of the samples"},
+    {"name": "fcs_vb3_myosegmentum_lumbar (MyoSegmenTUM spine, Burian et al. 2019, via fastcleverseg)",
+     "licence": "data: open access, licence not verified; repo GPL-3.0",
+     "use": "vertebral bodies L1-L5 (partial labels); held out: " + ", ".join(D.VB3_TEST)},
+    {"name": "fcs_vb2_chu_lumbar_t2 (Chu et al. 2015, via fastcleverseg)",
+     "licence": "data: Zenodo 22304, licence not verified; repo GPL-3.0",
+     "use": "vertebral bodies T11-L5 (partial labels); held out: " + ", ".join(D.VB2_TEST)},
+    {"name": "fcs_ivd_fmrp_lumbar_t2 (Menezes-Reis et al. 2016, via fastcleverseg)",
+     "licence": "data: no licence stated, citation requested; repo GPL-3.0",
+     "use": "lumbar discs (partial labels); held out: " + ", ".join(D.IVD_TEST)},
+    {"name": "fcs_vb1_zukic_lumbar_mri (Zukic et al. 2014)", "licence": "unclear",
+     "use": "NOT used for training: evaluation only (other sites, contrasts, pathology)"},
+]
+
+
 @dataclass
 class Sample:
     image: npt.NDArray[np.float32]  # (3, P, P)
@@ -298,10 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step, extra = load_checkpoint(ckpt, model, opt)
     elapsed = float(extra.get("elapsed_s", 0.0))
+    cpu_s = float(extra.get("cpu_s", 0.0))
+    cpu_mark = time.process_time()
     history: list[dict[str, Any]] = list(extra.get("history", []))
     log.info("model %d parameters; resume at step %d (%.1f min done)", count_parameters(model), step, elapsed / 60)
     if args.export_only:
-        export(model, args.out, step, elapsed, history, args)
+        export(model, args.out, step, elapsed, history, args, cpu_s)
         return 0
 
     rng = np.random.default_rng(args.seed + step)
@@ -386,15 +405,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("validation (monitoring only, not used for selection): %s", scores)
             last_val = time.time()
         if time.time() - last_ckpt > 180:
-            save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "history": history})
+            cpu_s, cpu_mark = cpu_s + time.process_time() - cpu_mark, time.process_time()
+            save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history})
             last_ckpt = time.time()
-    save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "history": history})
-    export(model, args.out, step, elapsed, history, args)
+    cpu_s += time.process_time() - cpu_mark
+    save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history})
+    export(model, args.out, step, elapsed, history, args, cpu_s)
     return 0
 
 
 def export(
-    model: Any, out: Path, step: int, elapsed: float, history: list[dict[str, Any]], args: argparse.Namespace
+    model: Any,
+    out: Path,
+    step: int,
+    elapsed: float,
+    history: list[dict[str, Any]],
+    args: argparse.Namespace,
+    cpu_s: float | None = None,
 ) -> Path:
     """Write ``<out>/spine_semantic.onnx`` + a draft card (metrics are filled by benchmarks/spine.py)."""
     import torch
@@ -422,10 +449,11 @@ def export(
             "pad_multiple": 16,
         },
         "labels": {str(i): {"name": n, "spineps_value": v} for i, (n, v) in enumerate(C.NET_CLASSES)},
-        "training_data": [],
+        "training_data": TRAINING_DATA,
         "metrics": {},
         "train_command": f"neurospine train spine --minutes {args.minutes:.0f}",
-        "train_cpu_minutes": round(elapsed / 60 * max(1, args.threads), 1),
+        # process CPU time (all threads) when recorded; else the wall time of the training steps
+        "train_cpu_minutes": round((cpu_s if cpu_s else elapsed) / 60, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "notes": json.dumps(
             {

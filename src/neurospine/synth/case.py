@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 PLANES = ("sagittal", "axial", "coronal", "isotropic", "random")
 _THICK_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
+#: Thick slices are rendered as an odd number of sub-slices at most this thick (mm), then averaged.
+SUBSLICE_MM = 1.4
 _BONE_SEMANTIC = np.zeros(256, dtype=bool)
 _BONE_SEMANTIC[[26, 41, 42, 43, 44, 45, 46, 47, 48, 49, 62]] = True
 _NAMED_RANGES = {
@@ -218,7 +220,7 @@ def _grids(
     if plane in _THICK_AXIS:
         ax = _THICK_AXIS[plane]
         inplane = min(sp for i, sp in enumerate(spacing) if i != ax)
-        n_sub = math.ceil(spacing[ax] / max(inplane, 0.8))
+        n_sub = math.ceil(spacing[ax] / max(inplane, SUBSLICE_MM))
         n_sub += 1 - n_sub % 2  # odd: the middle sub-slice is the slice centre
         if n_sub > 1:
             thick = ax
@@ -364,6 +366,7 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
     ids = [int(v) for v in np.unique(instance) if 0 < v < 100]
     order = [lev.vid for lev in model.levels]
     ids.sort(key=order.index)
+    with_corpus = [v for v in ids if v == 26 or bool(np.any((instance == v) & (semantic == 49)))]
     meta: dict[str, Any] = {
         "seed": int(seed),
         "contrast": contrast,
@@ -387,6 +390,8 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
         "curvature_deg": dict(model.angles_deg),
         "conus_level": _level_at(model, model.conus_s),
         "slice_subsamples": n_sub,
+        "levels_with_corpus": [VERTEBRA_NAMES[v] for v in with_corpus],
+        "cord_csa_mm2": _cord_csa(model, ids),
     }
     src = f"synth-{seed}"
     return SynthCase(
@@ -398,6 +403,17 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
         tissue=Volume(tissue, aff, src),
         meta=meta,
     )
+
+
+def _cord_csa(model: SpineModel, ids: list[int]) -> dict[str, float]:
+    """True cord cross-section (mm2, perpendicular to the cord) at the mid-body of each level present."""
+    out: dict[str, float] = {}
+    for lev in model.vertebrae:
+        if lev.vid not in ids or not (model.fm_s + 2.0 < lev.s_mid < model.conus_s):
+            continue
+        ra, rl = model.cord_radii(np.array([lev.s_mid]))
+        out[lev.name] = round(math.pi * float(ra[0]) * float(rl[0]), 2)
+    return out
 
 
 def _level_at(model: SpineModel, s: float) -> str:

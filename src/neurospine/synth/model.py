@@ -14,6 +14,7 @@ from neurospine.synth.spine_shape import Centreline, integrate_frames
 #: Gap between the thecal sac and the bone (epidural space), mm: anterior and posterior.
 EPIDURAL_ANT_MM = 1.0
 EPIDURAL_POST_MM = 2.5
+EPIDURAL_LAT_MM = 1.5
 ENDPLATE_MM = 1.5
 
 

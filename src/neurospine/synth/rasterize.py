@@ -16,7 +16,7 @@ import numpy.typing as npt
 from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, Structure
 from neurospine.synth.anatomy import Level
 from neurospine.synth.grid import Grid
-from neurospine.synth.model import ENDPLATE_MM, EPIDURAL_ANT_MM, EPIDURAL_POST_MM, SpineModel
+from neurospine.synth.model import ENDPLATE_MM, EPIDURAL_ANT_MM, EPIDURAL_LAT_MM, EPIDURAL_POST_MM, SpineModel
 from neurospine.synth.tissues import Tissue
 
 F32 = npt.NDArray[np.float32]
@@ -132,7 +132,7 @@ def _paint_posterior(lev: Level, first: bool, model: SpineModel, grid: Grid, map
     ra = 0.5 * lev.canal_ap
     rl = 0.5 * lev.canal_lr
     in_a = ra + EPIDURAL_POST_MM
-    in_l = rl + 1.5
+    in_l = rl + EPIDURAL_LAT_MM
     t = lev.arch_t
     vid = lev.vid
     post = int(Tissue.MARROW_POST)
@@ -389,26 +389,34 @@ def _paint_canal(model: SpineModel, grid: Grid, maps: LabelMaps, blk: Block, s_m
     a = maps.a[blk]
     l = maps.l[blk]  # noqa: E741
     ra, rl, ca, cl = model.tube_radii(s)
-    canal = ((a / ra) ** 2 + (l / rl) ** 2 < 1.0) & (s > model.fm_s) & (s < model.canal_end_s)
+    inside_s = (s > model.fm_s) & (s < model.canal_end_s)
+    # SPINEPS "spinal canal" = the bony canal's content: thecal sac plus the epidural space around it
+    ra_b = np.where(a < 0, ra + np.float32(EPIDURAL_POST_MM), ra + np.float32(EPIDURAL_ANT_MM))
+    rl_b = rl + np.float32(EPIDURAL_LAT_MM)
+    canal = ((a / ra_b) ** 2 + (l / rl_b) ** 2 < 1.0) & inside_s
+    sac = ((a / ra) ** 2 + (l / rl) ** 2 < 1.0) & inside_s
     ca = np.maximum(ca, np.float32(1e-3))
     cl = np.maximum(cl, np.float32(1e-3))
     ua = a - np.float32(model.cord_offset_a)
     ul = l - np.float32(model.cord_offset_l)
-    cord = canal & ((ua / ca) ** 2 + (ul / cl) ** 2 < 1.0) & (s < model.conus_s) & (s > model.fm_s + CORD_CAP_MM)
+    cord = sac & ((ua / ca) ** 2 + (ul / cl) ** 2 < 1.0) & (s < model.conus_s) & (s > model.fm_s + CORD_CAP_MM)
     sem = maps.semantic[blk]
     ins = maps.instance[blk]
     tis = maps.tissue[blk]
-    # epidural fat: bony canal outside the sac (only where nothing else was painted)
-    epi = ((a / (ra + EPIDURAL_POST_MM)) ** 2 + (l / (rl + 1.5)) ** 2 < 1.0) & (sem == 0) & ~canal
-    epi &= (s > model.fm_s) & (s < model.canal_end_s)
+    # ligamenta flava: between the laminae, just behind the canal (tissue only)
+    flava = (a < 0) & ((a / (ra_b + np.float32(7.0))) ** 2 + (l / rl_b) ** 2 < 1.0) & ~canal & (sem == 0) & inside_s
+    tis[flava] = Tissue.LIGAMENT
+    # epidural space: canal label, fat tissue; bone or disc that reaches into it keeps its label
+    epi = canal & ~sac & (sem == 0)
+    sem[epi] = SEM_CANAL
     tis[epi] = Tissue.EPIDURAL_FAT
-    sem[canal] = SEM_CANAL
-    ins[canal] = 0
-    tis[canal] = Tissue.CSF
+    sem[sac] = SEM_CANAL
+    ins[sac] = 0
+    tis[sac] = Tissue.CSF
     sem[cord] = SEM_CORD
     tis[cord] = Tissue.CORD
     # cauda equina: thin roots below the conus (tissue only; they stay canal in the labels)
-    below = canal & (s > model.conus_s - 5.0)
+    below = sac & (s > model.conus_s - 5.0)
     if below.any():
         roots = np.zeros_like(below)
         for ua_r, ul_r in model.roots:
@@ -423,7 +431,7 @@ def _paint_canal(model: SpineModel, grid: Grid, maps: LabelMaps, blk: Block, s_m
     sp = grid.spacing
     t_width = np.float32(sum(abs(float(tvec[i])) * sp[i] for i in range(3)))
     ends = np.clip(0.5 + (s - np.float32(model.fm_s)) / t_width, 0.0, 1.0)
-    k_frac = _fraction(a, l, ra, rl, nvec, bvec, sp) * ends
+    k_frac = _fraction(a, l, ra_b, rl_b, nvec, bvec, sp) * ends
     c_frac = _fraction(ua, ul, ca, cl, nvec, bvec, sp) * ends
     c_frac *= np.clip(0.5 + (np.float32(model.conus_s) - s) / t_width, 0.0, 1.0)
     c_frac *= np.clip(0.5 + (s - np.float32(model.fm_s + CORD_CAP_MM)) / t_width, 0.0, 1.0)

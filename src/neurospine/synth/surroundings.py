@@ -70,7 +70,7 @@ def _row_params(model: SpineModel, grid: Grid) -> dict[str, F64]:
     body_d = np.interp(s_at, mids, [lev.body_d for lev in verts])
     canal_ra = np.interp(s_at, mids, [0.5 * lev.canal_ap for lev in verts])
     # erector spinae: lateral offset and half width grow from the neck to the lumbar spine
-    muscle_l = np.interp(s_at, mids, [{"C": 15.0, "T": 22.0}.get(lev.region, 28.0) for lev in verts])
+    muscle_l = np.interp(s_at, mids, [{"C": 12.0, "T": 18.0}.get(lev.region, 22.0) for lev in verts])
     lumbar = np.interp(s_at, mids, [1.0 if lev.region == "L" else 0.0 for lev in verts])
     return {
         "body_w": body_w,
@@ -140,7 +140,7 @@ def paint_surroundings(
     l_m = rp["muscle_l"][None, None, :].astype(np.float32)
     back = body & (((a - a_mid) / (a_half + 8.0)) ** 2 + (l / (2.2 * l_m + 12.0)) ** 2 < 1.0)
     tis[back] = Tissue.FAT
-    erector = body & (((a - a_mid) / a_half) ** 2 + ((np.abs(l) - l_m) / (0.9 * l_m + 6.0)) ** 2 < 1.0)
+    erector = body & (((a - a_mid) / a_half) ** 2 + ((np.abs(l) - l_m) / (0.9 * l_m + 9.0)) ** 2 < 1.0)
     # deep muscles beside the bodies: psoas (lumbar) and longus/scalenes (neck), and paravertebral in the thorax
     bw = rp["body_w"][None, None, :].astype(np.float32)
     bd = rp["body_d"][None, None, :].astype(np.float32)
@@ -153,10 +153,6 @@ def paint_surroundings(
     # prevertebral soft tissue in front of the bodies
     band = body & (a >= 4.0) & (a < ra + bd + 8.0) & (np.abs(l) < 0.5 * bw + 4.0) & ~side
     tis[band & (rp["head"][None, None, :] < 0.5)] = Tissue.SOFT
-    # chest: lungs lateral to the mediastinum
-    thorax = rp["thorax"][None, None, :] > 0.5
-    lung = body & thorax & (a > 0.0) & (np.abs(x) > 28.0 + 0.3 * np.maximum(a, 0.0)) & ~side
-    tis[lung] = Tissue.LUNG
     for blob in blobs:
         c = np.asarray(blob.centre)
         r = np.asarray(blob.radii)
@@ -253,29 +249,58 @@ def paint_ribs(model: SpineModel, grid: Grid, maps: LabelMaps) -> None:
     centre = a_tip + half_a * np.sqrt(np.clip(1.0 - (tips / half_l) ** 2, 0.05, 1.0))
     mids = np.array([lev.s_mid - 0.1 * lev.body_h for lev in thor])
     drop = 35.0
-    blk = _block_for(model, grid, mids[0] - 15.0, mids[-1] + drop + 15.0, -45.0, float(centre.max() + half_a.max()),
-                     float(half_l.max()) + 8.0)
+    blk = _block_for(
+        model,
+        grid,
+        mids[0] - 15.0,
+        mids[-1] + drop + 15.0,
+        -45.0,
+        float(centre.max() + half_a.max()),
+        float(half_l.max()) + 8.0,
+    )
     if blk is None:
         return
     s = maps.s[blk]
     a = maps.a[blk]
     l = maps.l[blk]  # noqa: E741
-    # per-voxel chest ellipse from the nearest rib level (by s)
-    rl = np.interp(s, mids, half_l).astype(np.float32)
-    ra = np.interp(s, mids, half_a).astype(np.float32)
-    ac = np.interp(s, mids, centre).astype(np.float32)
+    # per-voxel chest ellipse from the rib levels (by s), via 0.5 mm look-up tables (no per-voxel interp)
+    s_lo = float(mids[0] - 60.0)
+    grid_s = np.arange(s_lo, float(mids[-1]) + drop + 60.0, 0.5)
+
+    idx_s = np.clip(((s - np.float32(s_lo)) * np.float32(2.0)).astype(np.int32), 0, len(grid_s) - 1)
+
+    def lut(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+        return np.interp(grid_s, mids, values).astype(np.float32)[idx_s]
+
+    rl = lut(half_l)
+    ra = lut(half_a)
+    ac = lut(centre)
     u = np.abs(l) / rl
     v = (a - ac) / ra
-    theta = np.arctan2(u, -v)
     rho = np.sqrt(u * u + v * v)
-    s_back = s - np.float32(drop / np.pi) * theta  # where the rib through this voxel started (posteriorly)
-    k = np.clip(np.searchsorted(mids, s_back), 1, n - 1)
-    near = np.where(np.abs(s_back - mids[k - 1]) < np.abs(s_back - mids[k]), k - 1, k)
-    ds = np.abs(s_back - mids[near].astype(np.float32))
-    th0 = np.arctan2(tips[near] / half_l[near], np.sqrt(np.clip(1.0 - (tips[near] / half_l[near]) ** 2, 0.05, 1.0)))
-    rib = (ds < 4.0) & (np.abs(rho - 1.0) * ra < 4.5) & (theta > th0 - 0.05) & (theta < 0.78 * np.pi)
+    # position along the arc: 0 at the back (posterior pole), 1 at the front; (1 - cos(angle)) / 2
+    along = np.float32(0.5) + np.float32(0.5) * v / np.maximum(rho, np.float32(1e-3))
+    s_back = s - np.float32(drop) * along  # where the rib through this voxel started (posteriorly)
+    nearest = np.abs(grid_s[:, None] - mids[None, :]).argmin(axis=1).astype(np.int16)
+    idx_b = np.clip(((s_back - np.float32(s_lo)) * np.float32(2.0)).astype(np.int32), 0, len(grid_s) - 1)
+    near = nearest[idx_b]
+    ds = np.abs(s_back - mids.astype(np.float32)[near])
+    cos0 = np.sqrt(np.clip(1.0 - (tips / half_l) ** 2, 0.05, 1.0))  # cos of the angle at the process tip
+    start_k = (0.5 - 0.5 * cos0).astype(np.float32)
+    start = start_k[near]
+    end = np.float32(0.5 - 0.5 * np.cos(0.78 * np.pi))
+    rib = (ds < 4.5) & (np.abs(rho - 1.0) * ra < 3.0) & (along > start - 0.01) & (along < end)
     rib &= maps.semantic[blk] == 0
     tis = maps.tissue[blk]
-    cortex = rib & ((ds > 2.6) | (np.abs(rho - 1.0) * ra > 3.2))
+    # lungs fill the chest inside the ribs, lateral to the mediastinum and in front of the back muscles
+    # diaphragm: a dome, highest in the middle of the chest, lowest at the ribs
+    chest_rows = (s > mids[0] - 20.0) & (
+        s < np.float32(mids[-1] + 15.0) - np.float32(45.0) * np.clip(1.0 - rho, 0.0, 1.0)
+    )
+    soft_like = (tis == Tissue.ORGAN) | (tis == Tissue.SOFT) | (tis == Tissue.FAT) | (tis == Tissue.BOWEL)
+    medi = np.abs(l) < 22.0 + 0.25 * np.clip(a, 0.0, None)
+    lung = chest_rows & (rho < 0.92) & ~medi & soft_like & (a > -25.0) & (maps.semantic[blk] == 0)
+    tis[lung] = Tissue.LUNG
+    cortex = rib & ((ds > 3.3) | (np.abs(rho - 1.0) * ra > 1.9))
     tis[rib] = Tissue.MARROW_POST
     tis[cortex] = Tissue.CORTICAL
