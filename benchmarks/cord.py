@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -199,6 +200,7 @@ def run(data: Path, threads: int) -> dict[str, Any]:
         "across_contrast_cv_mean_manual_masks": across.get("cv_mean_manual"),
         "seconds_max": round(max(secs), 3) if secs else None,
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
     }
     return {
         "model": {"name": card.name, "version": card.version, "sha256": card.sha256[:12]},
@@ -304,7 +306,8 @@ def markdown(p: dict[str, Any]) -> str:
     lines += [
         "",
         f"CV of the manual masks themselves: {s['across_contrast_cv_mean_manual_masks']}. "
-        f"Peak memory {s['peak_rss_mb']} MB.",
+        f"Peak memory {s['peak_rss_mb']} MB. Machine load average at the end: {s['load_average_1min_at_end']} "
+            "(2 cores shared by 8 engineers: runtimes are upper bounds).",
         "",
     ]
     return "\n".join(lines)

@@ -72,13 +72,19 @@ def main() -> int:
         ("dice, binary foreground", lambda: dice(fg_p, fg_r)),
         (f"ASSD+HD95+HD, label {big} (largest structure)", lambda: surface_metrics(p_big, r_big, spacing)),
         ("ASSD+HD95+HD, binary foreground", lambda: surface_metrics(fg_p, fg_r, spacing)),
-        ("semantic evaluation, every label (Dice+distances)", lambda: evaluate_arrays(pred_sem, ref_sem, spacing,
-                                                                                       mode="semantic")),
-        ("PQ/SQ/RQ only (IoU matching, no distances)", lambda: evaluate_instances(pred_inst, ref_inst, spacing,
-                                                                                   distances=False)),
+        (
+            "semantic evaluation, every label (Dice+distances)",
+            lambda: evaluate_arrays(pred_sem, ref_sem, spacing, mode="semantic"),
+        ),
+        (
+            "PQ/SQ/RQ only (IoU matching, no distances)",
+            lambda: evaluate_instances(pred_inst, ref_inst, spacing, distances=False),
+        ),
         ("PQ + per-instance Dice/ASSD/HD95", lambda: evaluate_instances(pred_inst, ref_inst, spacing)),
-        ("instance evaluation with groups (CLI path)", lambda: evaluate_arrays(pred_inst, ref_inst, spacing,
-                                                                                mode="instance")),
+        (
+            "instance evaluation with groups (CLI path)",
+            lambda: evaluate_arrays(pred_inst, ref_inst, spacing, mode="instance"),
+        ),
     ]
     results = []
     for name, fn in cases:

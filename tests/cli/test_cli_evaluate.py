@@ -136,7 +136,10 @@ def test_console_entry_point_has_no_traceback(pair):
     _pred, ref, d = pair
     proc = subprocess.run(
         [sys.executable, "-m", "neurospine", "evaluate", str(d / "nope.nii.gz"), str(ref), "--out", str(d / "o.csv")],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "file not found" in proc.stderr

@@ -181,6 +181,7 @@ def test_report_in_headless_chromium(browser, results: Path, tmp_path: Path) -> 
     assert stored[target]["mark"] == "fail" and stored[target]["note"] == "cord <b>cut</b> off"
     assert p.js("document.getElementById('count-fail').textContent") == "1"
 
+    time.sleep(1.0)  # Chromium commits localStorage to its browser process asynchronously (batched)
     p.call("Page.reload")
     p.wait_event("Page.loadEventFired")
     assert p.js(f"{sel}.querySelector('input[value=fail]').checked")  # marks survive a reload

@@ -190,3 +190,26 @@ def test_crash_between_rename_and_commit_is_healed(dataset: Path, tmp_path: Path
     assert final.ok and final.leftovers == []
     con = _db(out)
     assert con.execute("SELECT status FROM runs ORDER BY started").fetchall()[0][0] == "interrupted"
+
+
+def test_brainage_t1_on_real_ixi_scans(shared_data: Path, tmp_path: Path) -> None:
+    """The shipped brain-age CNN through the batch layer on 2 real IXI T1w volumes; T2w scans are skipped."""
+    src = sorted((shared_data / "ixi_t1_2mm" / "t1").glob("*.nii.gz"))[:2]
+    if len(src) < 2:
+        pytest.skip("IXI T1w volumes not in ../shared/data")
+    ds = tmp_path / "ds"
+    for i, f in enumerate(src):
+        link = ds / f"sub-{i:02d}" / "anat" / f"sub-{i:02d}_T1w.nii.gz"
+        link.parent.mkdir(parents=True)
+        link.symlink_to(f)
+    make_demo_dataset(tmp_path / "t2", n_subjects=1, shape=SHAPE)
+    (ds / "sub-09/anat").mkdir(parents=True)
+    (ds / "sub-09/anat/sub-09_acq-sag_T2w.nii.gz").symlink_to(tmp_path / "t2/sub-001/anat/sub-001_acq-sag_T2w.nii.gz")
+    s = run_batch(_cfg(ds, tmp_path / "out", tasks=["brainage-t1"]))
+    assert (s.done, s.skipped, s.failed) == (2, 1, 0)
+    con = _db(tmp_path / "out")
+    ages = [r[0] for r in con.execute("SELECT value_num FROM measures WHERE name='brain_age_years'")]
+    assert len(ages) == 2 and all(5 < a < 100 for a in ages)
+    models = {r[0] for r in con.execute("SELECT models_json FROM cases WHERE status='done'")}
+    assert len(models) == 1 and "brainage_t1" in next(iter(models))
+    assert run_batch(_cfg(ds, tmp_path / "out", tasks=["brainage-t1"])).reused == 3

@@ -16,6 +16,7 @@ def test_registry_names_and_lazy_targets() -> None:
     assert "selftest" not in task_names() and "selftest" in task_names(include_hidden=True)
     assert get_task("spine").target == "neurospine.spine.api:run_file"
     assert get_task("brainage-t1").suffixes == ("T1w",)
+    assert get_task("brainage-t1").target == "neurospine.batch.adapters:brainage_t1"
     assert [s.name for s in parse_tasks("info, info,selftest")] == ["info", "selftest"]
     with pytest.raises(InputError, match="no task"):
         parse_tasks(" , ")

@@ -72,8 +72,14 @@ def test_unknown_label_gets_a_generic_name():
 
 @pytest.mark.parametrize(
     "values,expected",
-    [((41, 50, 100), "semantic"), ((26,), "semantic"), ((20, 21, 120), "instance"), ((1, 2), "instance"),
-     ((26, 220), "instance"), ((), "semantic")],
+    [
+        ((41, 50, 100), "semantic"),
+        ((26,), "semantic"),
+        ((20, 21, 120), "instance"),
+        ((1, 2), "instance"),
+        ((26, 220), "instance"),
+        ((), "semantic"),
+    ],
 )
 def test_detect_mode(values, expected):
     arr = np.zeros((len(values) + 1, 2, 2), np.int32)

@@ -44,10 +44,32 @@ SEMANTIC = {
 
 #: case -> (tp, fp, fn, rq, sq, pq, sq_dice, pq_dice, mean ASSD, mean HD95, mean HD over TP) from panoptica
 INSTANCE = {
-    "matched_instance": (22, 0, 0, 1.0, 0.7831427226203406, 0.7831427226203406, 0.8644933992012848,
-                         0.8644933992012848, 0.1774067997562888, 0.6567016937572533, 3.006405658989171),
-    "unmatched_instance": (19, 3, 3, 0.8636363636363636, 0.8328184295330796, 0.719252280051296, 0.900292616009954,
-                           0.7775254410995057, 0.1646148184279203, 0.6370356446883815, 3.075037453423768),
+    "matched_instance": (
+        22,
+        0,
+        0,
+        1.0,
+        0.7831427226203406,
+        0.7831427226203406,
+        0.8644933992012848,
+        0.8644933992012848,
+        0.1774067997562888,
+        0.6567016937572533,
+        3.006405658989171,
+    ),
+    "unmatched_instance": (
+        19,
+        3,
+        3,
+        0.8636363636363636,
+        0.8328184295330796,
+        0.719252280051296,
+        0.900292616009954,
+        0.7775254410995057,
+        0.1646148184279203,
+        0.6370356446883815,
+        3.075037453423768,
+    ),
 }
 
 
@@ -79,8 +101,16 @@ def test_instance_pairs_match_panoptica(shared_data, case, method):
     tp = [s for s in ev.instances if s.ref_id is not None and s.pred_id is not None]
     exp = INSTANCE[case]
     assert (q.tp, q.fp, q.fn) == exp[:3]
-    got = (q.rq, q.sq, q.pq, q.sq_dice, q.pq_dice,
-           np.mean([s.assd_mm for s in tp]), np.mean([s.hd95_mm for s in tp]), np.mean([s.hd_mm for s in tp]))
+    got = (
+        q.rq,
+        q.sq,
+        q.pq,
+        q.sq_dice,
+        q.pq_dice,
+        np.mean([s.assd_mm for s in tp]),
+        np.mean([s.hd95_mm for s in tp]),
+        np.mean([s.hd_mm for s in tp]),
+    )
     np.testing.assert_allclose(got, exp[3:], rtol=1e-9)
 
 
@@ -115,9 +145,7 @@ def test_live_panoptica(shared_data):
     pred, ref = _pair(shared_data, "unmatched_instance")
     evaluator = panoptica.Panoptica_Evaluator(
         expected_input=panoptica.InputType.UNMATCHED_INSTANCE,
-        instance_matcher=panoptica.NaiveThresholdMatching(
-            matching_metric=panoptica.Metric.IOU, matching_threshold=0.5
-        ),
+        instance_matcher=panoptica.NaiveThresholdMatching(matching_metric=panoptica.Metric.IOU, matching_threshold=0.5),
         instance_metrics=[panoptica.Metric.DSC, panoptica.Metric.IOU],
         global_metrics=[panoptica.Metric.DSC],
     )

@@ -83,3 +83,28 @@ def test_no_vertebra():
 def test_disc_above_top_vertebra():
     assert disc_above_top(VERTEBRA_IDS["L1"]) == VERTEBRA_IDS["T12"]
     assert disc_above_top(VERTEBRA_IDS["C1"]) == 0
+
+
+def _lumbar_with_discs(n: int, tail: int, *, cut: bool = False) -> list[BodyInfo]:
+    bodies = [BodyInfo(28.0, 35.0, 0.0, 30000.0, disc_below_mm3=12000.0) for _ in range(n)]
+    bodies += [BodyInfo(30.0, 30.0, 0.0, 25000.0, disc_below_mm3=500.0) for _ in range(tail)]
+    if cut:
+        bodies[-1] = BodyInfo(10.0, 35.0, 0.0, 9000.0, touches_fov_bottom=True)
+    return bodies
+
+
+def test_last_full_disc_anchors_l5_and_names_sacral_segments_s1():
+    nm = name_levels(_lumbar_with_discs(6, 2), sacrum_mm3=0, sacrum_below=False)
+    assert names(nm.levels) == ["T12", "L1", "L2", "L3", "L4", "L5", "S1", "S1"]
+    assert nm.anchor == "last-disc" and not nm.positional and nm.flags
+
+
+def test_last_disc_anchor_refuses_a_body_cut_by_the_field_of_view():
+    # the lowest body is cut by the field of view: no proof that it is sacral
+    nm = name_levels(_lumbar_with_discs(5, 1, cut=True), sacrum_mm3=0, sacrum_below=False)
+    assert nm.anchor != "last-disc"
+
+
+def test_sacrum_label_wins_over_disc_pattern():
+    nm = name_levels(_lumbar_with_discs(5, 0), sacrum_mm3=40000, sacrum_below=True)
+    assert nm.anchor == "S1" and names(nm.levels)[-1] == "L5"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurospine.labels import SEMANTIC_OUTPUT_VALUES
+from neurospine.labels import SEMANTIC_OUTPUT_VALUES, VERTEBRA_IDS
 from neurospine.synth import SynthConfig, generate_case, generate_slice2d
 from neurospine.synth.checks import anatomy_problems
 
@@ -62,16 +62,25 @@ def test_anatomy_invariants_random_levels(seed: int) -> None:
 
 
 def test_instance_scheme_and_level_names() -> None:
+    """Disc 100+X and endplates 200+X sit below vertebra X and above the next vertebra (X = the one above)."""
     case = generate_case(5, SynthConfig(levels="T10-L3", fov_mm=(40.0, 140.0, None)))
-    ins = case.instance.data
-    ids = [int(v) for v in np.unique(ins) if 0 < v < 100]
+    ins, sem = case.instance.data, case.semantic.data
     assert {"T11", "T12", "L1", "L2"} <= set(case.meta["levels_present"])
-    discs = sorted(int(v) for v in np.unique(ins) if 100 < v < 200)
-    # every disc between two present vertebrae is named after the one above
-    for d in discs:
-        assert d - 100 in ids or d - 100 + 1 in ids or d == discs[0]
-    endplates = sorted(int(v) for v in np.unique(ins) if v > 200)
-    assert set(endplates) <= {200 + v for v in ids} | {200 + min(ids) - 1}
+    order = [VERTEBRA_IDS[name] for name in case.meta["spine_levels"]]
+
+    def height(mask: np.ndarray) -> float:  # mean superior coordinate (axis 2 is S in RAS)
+        return float(np.nonzero(mask)[2].mean())
+
+    corpus_z = {v: height((ins == v) & (sem == 49)) for v in order if ((ins == v) & (sem == 49)).any()}
+    checked = 0
+    for value in sorted(int(v) for v in np.unique(ins) if v > 100):
+        above = value % 100
+        below = order[order.index(above) + 1]
+        assert (value > 200) == bool(np.all(sem[ins == value] == 62)), value
+        if above in corpus_z and below in corpus_z:
+            assert corpus_z[below] < height(ins == value) < corpus_z[above], f"{value} is not below vertebra {above}"
+            checked += 1
+    assert checked >= 6  # at least three discs and three endplate pairs between two whole bodies
 
 
 def _tissue_mean(case, sem_value: int) -> float:  # type: ignore[no-untyped-def]
@@ -147,6 +156,31 @@ def test_axial_plane_and_bad_config() -> None:
         generate_case(0, SynthConfig(levels="X9-L1"))
     with pytest.raises(ValueError):
         generate_case(0, SynthConfig(contrast="pd"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"levels": "L1"}, "unknown levels"),
+        ({"levels": "L1-S2"}, "unknown levels"),
+        ({"levels": "C2-T3-L1"}, "unknown levels"),
+        ({"contrast": "pd"}, "unknown contrast"),
+        ({"fov_mm": (64.0, -1.0, None)}, "fov_mm"),
+        ({"spacing_mm": (1.0, 0.0, 1.0)}, "spacing_mm"),
+    ],
+)
+def test_config_rejects_bad_values_before_generating(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SynthConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_level_specs_accept_names_aliases_and_variants() -> None:
+    from neurospine.synth.case import parse_levels
+
+    assert parse_levels("random") is None
+    assert parse_levels("lumbar") == ("T12", "S1")
+    assert parse_levels(" l1-sacrum ") == ("L1", "S1")
+    assert parse_levels("T13-L6") == ("T13", "L6")
 
 
 def test_variants_change_the_level_list() -> None:

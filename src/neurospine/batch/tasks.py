@@ -45,7 +45,8 @@ _BUILTIN: tuple[TaskSpec, ...] = (
     TaskSpec("spine", "neurospine.spine.api", description="whole-spine semantic + instance masks, levels, heights"),
     TaskSpec("cord", "neurospine.cord.api", description="spinal cord mask and CSA per level"),
     TaskSpec("slice2d", "neurospine.slice2d.api", description="mid-sagittal body/disc masks, heights, radiomics"),
-    TaskSpec("brainage-t1", "neurospine.brainage.api", description="brain age from a raw T1w volume",
+    # adapter: uses neurospine.brainage.api.run_file when present, else wraps its predict_t1_files
+    TaskSpec("brainage-t1", "neurospine.batch.adapters", "brainage_t1", description="brain age from a raw T1w volume",
              suffixes=("T1w",)),
     TaskSpec("info", "neurospine.batch.info_task", description="image facts: grid, spacing, intensities, "
              "foreground volume, snapshot (no model; fast)"),

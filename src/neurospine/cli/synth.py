@@ -67,8 +67,8 @@ def _run(args: argparse.Namespace) -> int:
             spacing_mm=tuple(args.spacing),
             fov_mm=(args.fov[0], args.fov[1], None),
         )
-        written, sheet = write_cases(args.out, args.n, cfg, first_seed=args.seed)
-    except ValueError as e:
+    except ValueError as e:  # every option is checked here, before anything is generated or written
         raise InputError(None, str(e), "see `neurospine synth --help` for valid values") from e
+    written, sheet = write_cases(args.out, args.n, cfg, first_seed=args.seed)
     sys.stdout.write(f"wrote {len(written)} cases to {args.out}; contact sheet {sheet}\n")
     return 0

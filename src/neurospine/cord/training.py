@@ -247,13 +247,14 @@ def export(model: Any, args: argparse.Namespace, info: dict[str, Any]) -> Path:
         sha256=sha,
         description="Contrast-agnostic 2D U-Net on axial slices: soft (partial-volume) spinal cord and canal.",
         inputs={"fine_spacing_mm": 0.5, "coarse_spacing_mm": 1.0, "window_mm": 36.0, "threshold": 0.5,
-                "input": "one axial slice (N,1,H,W), H and W multiples of 16, percentile 1-99 scaled per patch",
+                "input": "one axial slice (N,1,H,W), H and W multiples of 8, percentile 1-99 scaled per patch",
                 "output": "logits (N,2,H,W); sigmoid gives fractions"},
         labels={"0": "spinal cord (soft fraction)", "1": "spinal canal (soft fraction)"},
         training_data=[
             {"name": "neurospine.synth synthetic cases", "licence": "generated here (Apache-2.0)",
              "n": str(info["n_synth_train"])},
-            {"name": "PAM50 template (sct_testing_data template/PAM50_small)", "licence": "MIT"},
+            {"name": "PAM50 T2w template with cord mask (an average of many subjects; pam50_small_template, from the "
+             "sct_testing_data repository but not the errsm_30 test subject)", "licence": "MIT"},
             {"name": "SCT tutorial data sub-05 MT-on with silver cord mask", "licence": "MIT"},
         ],
         metrics={"val_soft_dice_synthetic_heldout": round(float(info["val_soft_dice_synthetic"]), 4),

@@ -13,7 +13,7 @@ from scipy import ndimage
 BoolArray = npt.NDArray[np.bool_]
 
 
-def as_mask(arr: npt.ArrayLike, what: str = "mask") -> BoolArray:
+def as_mask(arr: npt.ArrayLike) -> BoolArray:
     """Non-zero voxels as a boolean array (no copy when ``arr`` is already boolean)."""
     a = np.asarray(arr)
     if a.dtype == np.bool_:

@@ -131,8 +131,18 @@ def _group_of(value: int) -> str:
 def _summary_row(group: str, matching: Matching, empty: EmptyPolicy) -> dict[str, Any]:
     q = panoptic_quality(matching, empty=empty)
     return _row(
-        mode="instance", level="summary", group=group, name=group,
-        tp=q.tp, fp=q.fp, fn=q.fn, rq=q.rq, sq=q.sq, pq=q.pq, sq_dice=q.sq_dice, pq_dice=q.pq_dice,
+        mode="instance",
+        level="summary",
+        group=group,
+        name=group,
+        tp=q.tp,
+        fp=q.fp,
+        fn=q.fn,
+        rq=q.rq,
+        sq=q.sq,
+        pq=q.pq,
+        sq_dice=q.sq_dice,
+        pq_dice=q.pq_dice,
     )
 
 
@@ -159,11 +169,19 @@ def _semantic_rows(
         sm = surface_metrics(p, r, spacing, empty=empty) if distances else None
         rows.append(
             _row(
-                mode="semantic", level="structure", label=v, name=structure_name(v, "semantic"),
-                dice=c.dice(empty), iou=c.jaccard(empty), precision=c.precision(empty), recall=c.recall(empty),
-                assd_mm=sm.assd_mm if sm else math.nan, hd95_mm=sm.hd95_mm if sm else math.nan,
+                mode="semantic",
+                level="structure",
+                label=v,
+                name=structure_name(v, "semantic"),
+                dice=c.dice(empty),
+                iou=c.jaccard(empty),
+                precision=c.precision(empty),
+                recall=c.recall(empty),
+                assd_mm=sm.assd_mm if sm else math.nan,
+                hd95_mm=sm.hd95_mm if sm else math.nan,
                 hd_mm=sm.hd_mm if sm else math.nan,
-                volume_ref_mm3=c.n_ref * voxel_mm3, volume_pred_mm3=c.n_pred * voxel_mm3,
+                volume_ref_mm3=c.n_ref * voxel_mm3,
+                volume_pred_mm3=c.n_pred * voxel_mm3,
             )
         )
     return rows
@@ -177,10 +195,20 @@ def _instance_rows(group: str, ev: InstanceEvaluation) -> list[dict[str, Any]]:
         assert named is not None
         rows.append(
             _row(
-                mode="instance", level="instance", group=group, label=s.ref_id, pred_label=s.pred_id,
-                name=structure_name(named, "instance"), status=status, dice=s.dice, iou=s.iou,
-                assd_mm=s.assd_mm, hd95_mm=s.hd95_mm, hd_mm=s.hd_mm,
-                volume_ref_mm3=s.volume_ref_mm3, volume_pred_mm3=s.volume_pred_mm3,
+                mode="instance",
+                level="instance",
+                group=group,
+                label=s.ref_id,
+                pred_label=s.pred_id,
+                name=structure_name(named, "instance"),
+                status=status,
+                dice=s.dice,
+                iou=s.iou,
+                assd_mm=s.assd_mm,
+                hd95_mm=s.hd95_mm,
+                hd_mm=s.hd_mm,
+                volume_ref_mm3=s.volume_ref_mm3,
+                volume_pred_mm3=s.volume_pred_mm3,
             )
         )
     return rows
@@ -284,8 +312,15 @@ def evaluate_volumes(
                 "give the segmentation mask (e.g. *_seg-spine.nii.gz), not the MRI",
             )
     return evaluate_arrays(
-        pred.data, ref.data, ref.spacing_mm, mode=mode, labels=labels, empty=empty, match=match,
-        threshold=threshold, distances=distances,
+        pred.data,
+        ref.data,
+        ref.spacing_mm,
+        mode=mode,
+        labels=labels,
+        empty=empty,
+        match=match,
+        threshold=threshold,
+        distances=distances,
     )
 
 

@@ -342,8 +342,15 @@ def evaluate_instances(
             assd = hd95 = hd = math.nan
         scores.append(
             InstanceScore(
-                pr.ref_id, pr.pred_id, pr.dice, pr.iou, assd, hd95, hd,
-                pr.ref_voxels * voxel_mm3, pr.pred_voxels * voxel_mm3,
+                pr.ref_id,
+                pr.pred_id,
+                pr.dice,
+                pr.iou,
+                assd,
+                hd95,
+                hd,
+                pr.ref_voxels * voxel_mm3,
+                pr.pred_voxels * voxel_mm3,
             )
         )
     miss = ONE_EMPTY_DISTANCE_MM if distances else math.nan

@@ -84,9 +84,7 @@ def recall(pred: npt.ArrayLike, ref: npt.ArrayLike, *, empty: EmptyPolicy | str 
     return confusion(pred, ref).recall(empty)
 
 
-def soft_dice(
-    pred_prob: npt.ArrayLike, ref: npt.ArrayLike, *, empty: EmptyPolicy | str = EmptyPolicy.NAN
-) -> float:
+def soft_dice(pred_prob: npt.ArrayLike, ref: npt.ArrayLike, *, empty: EmptyPolicy | str = EmptyPolicy.NAN) -> float:
     """Dice of a soft prediction (values in [0, 1]) against a binary or soft reference.
 
     ``2 Σ p·r / (Σ p + Σ r)``; equals :func:`dice` when both inputs are binary.

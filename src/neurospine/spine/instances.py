@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 MIN_BODY_MM3 = 400.0
 #: a body seed this many times the median volume is checked for a merge of two bodies
 MERGE_RATIO = 1.6
+#: a body smaller than this fraction of its neighbours' median volume is a fragment, not a vertebra
+FRAGMENT_RATIO = 0.25
+#: a body whose centroid is this far (left-right) from the column's median is off the column
+OFF_MIDLINE_MM = 20.0
 #: a body seed taller than this many times its depth is checked too (C2 with its dens is about 2.4)
 ELONGATION = 2.8
 
@@ -209,6 +213,28 @@ def _tie_above(
     return out
 
 
+def _off_column(body: npt.NDArray[np.int32], n: int, spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.intp]:
+    """Bodies that are fragments rather than vertebrae: much smaller than their neighbours along the column
+    (< ``FRAGMENT_RATIO`` of the median of the 3 above and 3 below; not for the top and bottom ones) or off the column's midline (left-right
+    distance of the centroid from the median > ``OFF_MIDLINE_MM``)."""
+    if n < 3:
+        return np.zeros(0, dtype=np.intp)
+    labels = list(range(1, n + 1))
+    sizes = np.bincount(body.ravel(), minlength=n + 1)[1:].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coms = np.array(ndimage.center_of_mass(np.ones(body.shape, np.uint8), body, labels))
+    r_mm = coms[:, 2] * spacing_mm[2]
+    empty = ~np.isfinite(r_mm)
+    if empty.all():
+        return np.zeros(0, dtype=np.intp)
+    bad = empty | (np.abs(np.where(empty, 0.0, r_mm) - np.nanmedian(r_mm)) > OFF_MIDLINE_MM)
+    for i in range(1, n - 1):  # the top and bottom bodies may be cut by the field of view
+        neighbours = [sizes[j] for j in range(max(0, i - 3), min(n, i + 4)) if j != i and not bad[j]]
+        if neighbours and sizes[i] < FRAGMENT_RATIO * float(np.median(neighbours)):
+            bad[i] = True
+    return np.nonzero(bad)[0] + 1
+
+
 def geodesic_assign(
     mask: npt.NDArray[np.bool_], seeds: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float]
 ) -> npt.NDArray[np.int32]:
@@ -321,9 +347,10 @@ def _build_instances_crop(cls: npt.NDArray[np.integer], spacing_mm: tuple[float,
         return result
     # grow seeds over corpus + endplate
     body = grow_labels(seeds, bodyish, spacing_mm)
-    # drop bodies below the minimum volume (after growth)
+    # drop bodies below the minimum volume (after growth), and fragments off the column
     sizes = np.bincount(body.ravel(), minlength=n + 1)
     small = np.nonzero(sizes[1:] * vox_mm3 < MIN_BODY_MM3)[0] + 1
+    small = np.union1d(small, _off_column(body, n, spacing_mm))
     if small.size:
         body[np.isin(body, small)] = 0
         body, n = _relabel_top_to_bottom(body, n)

@@ -91,8 +91,8 @@ def _predict_slices(session: Any, image: npt.NDArray[np.float32], slices: list[i
 def predict_classes_cropped(session: Any, image: npt.NDArray[np.float32], spacing_mm: tuple[float, float, float],
                             *, batch: int = 4) -> npt.NDArray[np.uint8]:
     """Two passes: every ``LOCATE_STRIDE_MM`` slice on the whole field of view locates the spine (connected
-    groups of spine classes at least 10 % of the largest); then every slice of the spine's box (plus margins) is predicted.
-    Falls back to the whole image when pass 1 finds nothing."""
+    groups of spine classes at least 10 % of the largest); then every slice of the spine's box (plus margins) is
+    predicted. Falls back to the whole image when pass 1 finds nothing."""
     n_r = image.shape[2]
     offset = neighbour_offset(spacing_mm[2])
     stride = max(1, round(LOCATE_STRIDE_MM / spacing_mm[2]))

@@ -20,7 +20,7 @@ from scipy import ndimage
 from neurospine.io import Volume
 from neurospine.labels import VERTEBRA_NAMES
 from neurospine.synth import artifacts
-from neurospine.synth.contrast import resolve_contrast, sample_intensity_table
+from neurospine.synth.contrast import CONTRASTS, resolve_contrast, sample_intensity_table
 from neurospine.synth.grid import Grid, canonical_fields
 from neurospine.synth.model import SpineModel, build_spine_model
 from neurospine.synth.rasterize import LabelMaps, paint_spine
@@ -36,6 +36,12 @@ _THICK_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 SUBSLICE_MM = 1.4
 _BONE_SEMANTIC = np.zeros(256, dtype=bool)
 _BONE_SEMANTIC[[26, 41, 42, 43, 44, 45, 46, 47, 48, 49, 62]] = True
+#: Values ``SynthConfig.contrast`` accepts.
+CONTRAST_CHOICES = (*CONTRASTS, "random", "any")
+#: Level names ``SynthConfig.levels`` ranges may use (T13/L6 fall back to L1/L5 on spines without them).
+_LEVEL_NAMES = frozenset(
+    {*(f"C{i}" for i in range(1, 8)), *(f"T{i}" for i in range(1, 14)), *(f"L{i}" for i in range(1, 7)), "S1"}
+)
 _NAMED_RANGES = {
     "cervical": ("C1", "C7"),
     "thoracic": ("T1", "L1"),
@@ -97,6 +103,11 @@ class SynthConfig:
             raise ValueError(f"plane must be one of {PLANES}, got {self.plane!r}")
         if len(self.spacing_mm) != 3 or min(self.spacing_mm) <= 0:
             raise ValueError(f"spacing_mm must be three positive numbers, got {self.spacing_mm!r}")
+        if self.contrast not in CONTRAST_CHOICES:
+            raise ValueError(f"unknown contrast {self.contrast!r}; use one of {', '.join(CONTRAST_CHOICES)}")
+        if len(self.fov_mm) != 3 or any(v is not None and v <= 0 for v in self.fov_mm):
+            raise ValueError(f"fov_mm must be three positive numbers or None, got {self.fov_mm!r}")
+        parse_levels(self.levels)
 
 
 @dataclass
@@ -132,27 +143,43 @@ def _world_spacing(plane: str, spacing_mm: tuple[float, float, float]) -> tuple[
     return out[0], out[1], out[2]
 
 
+def parse_levels(spec: str) -> tuple[str, str] | None:
+    """First and last level name of a ``SynthConfig.levels`` spec (``None`` for ``"random"``).
+
+    Raises ``ValueError`` with the accepted forms when the spec is not understood.
+    """
+    spec_l = spec.strip().lower()
+    if spec_l == "random":
+        return None
+    if spec_l in _NAMED_RANGES:
+        return _NAMED_RANGES[spec_l]
+    parts = spec.strip().upper().replace("SACRUM", "S1").split("-")
+    if len(parts) != 2 or not all(p.strip() in _LEVEL_NAMES for p in parts):
+        raise ValueError(
+            f"unknown levels {spec!r}; use a range of C1..C7, T1..T13, L1..L6, S1 such as 'L1-S1' or 'C2-T3', "
+            f"or one of {', '.join(['random', *_NAMED_RANGES])}"
+        )
+    return parts[0].strip(), parts[1].strip()
+
+
 def _level_range(spec: str, model: SpineModel, rng: np.random.Generator) -> tuple[int, int]:
     """Indices (into ``model.levels``) of the first and last requested level."""
     names = [lev.name for lev in model.levels]
-    spec_l = spec.strip().lower()
-    if spec_l == "random":
+    ends = parse_levels(spec)
+    if ends is None:
         n = len(names)
         length = int(rng.integers(3, 13))
         first = int(rng.integers(0, n - length + 1))
         return first, first + length - 1
-    lo_name, hi_name = _NAMED_RANGES.get(spec_l, tuple(spec.upper().replace("SACRUM", "S1").split("-")))
 
     def find(name: str) -> int:
         if name in names:
             return names.index(name)
-        if name == "T12" and "T11" in names:
+        if name == "T12":  # a spine with 11 thoracic vertebrae
             return names.index("T11")
-        if name in ("L6", "T13"):
-            return names.index("L5") if name == "L6" else names.index("L1")
-        raise ValueError(f"unknown level {name!r} in levels={spec!r}; use e.g. 'L1-S1', 'C2-T3', 'whole', 'random'")
+        return names.index("L5") if name == "L6" else names.index("L1")  # T13 absent
 
-    i0, i1 = find(lo_name), find(hi_name)
+    i0, i1 = find(ends[0]), find(ends[1])
     return min(i0, i1), max(i0, i1)
 
 
@@ -314,44 +341,13 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
     """One synthetic case, fully determined by ``seed`` and ``config`` (no disk access)."""
     cfg = config or SynthConfig()
     rng = np.random.default_rng(seed)
-    n_thor = 12
-    u = rng.random()
-    if u < cfg.p_t13:
-        n_thor = 13
-    elif u < cfg.p_t13 + cfg.p_t11:
-        n_thor = 11
-    n_lum = 6 if rng.random() < cfg.p_l6 else 5
-    model = build_spine_model(
-        rng,
-        n_thoracic=n_thor,
-        n_lumbar=n_lum,
-        deformity=cfg.deformity,
-        p_scoliosis=cfg.p_scoliosis,
-        p_fracture=cfg.p_fracture,
-        p_disc_degen=cfg.p_disc_degen,
-    )
+    model = _sample_spine(cfg, rng)
     i0, i1 = _level_range(cfg.levels, model, rng)
     model = _orient(model, i0, i1, cfg.pose_deg, rng)
     plane, acq_spacing = _acquisition(cfg, rng)
     out_grid, render, thick, n_sub = _grids(cfg, plane, acq_spacing, model, i0, i1, rng)
     contrast = resolve_contrast(cfg.contrast, rng)
-    s, a, l = canonical_fields(render, model.centreline)  # noqa: E741
-    maps = LabelMaps(
-        semantic=np.zeros(render.shape, dtype=np.uint8),
-        instance=np.zeros(render.shape, dtype=np.int16),
-        tissue=np.zeros(render.shape, dtype=np.uint8),
-        s=s,
-        a=a,
-        l=l,
-        cord_soft=np.zeros(render.shape, dtype=np.float32) if cfg.soft_labels else None,
-        canal_soft=np.zeros(render.shape, dtype=np.float32) if cfg.soft_labels else None,
-    )
-    blobs = sample_blobs(model, render, rng)
-    paint_surroundings(model, render, maps, blobs, rng)
-    paint_spine(model, render, maps)
-    paint_vessels(model, render, maps)
-    paint_ribs(model, render, maps)
-    _cortex(maps)
+    maps = _paint(model, render, cfg.soft_labels, rng)
     image = _synthesize(maps.tissue, contrast, cfg, render, thick, n_sub, rng)
     semantic = _reduce(maps.semantic, thick, n_sub, "centre")
     instance = _reduce(maps.instance, thick, n_sub, "centre")
@@ -362,12 +358,7 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
     else:
         cord_soft = (semantic == 60).astype(np.float32)
         canal_soft = np.isin(semantic, (60, 61)).astype(np.float32)
-    aff = out_grid.affine
-    ids = [int(v) for v in np.unique(instance) if 0 < v < 100]
-    order = [lev.vid for lev in model.levels]
-    ids.sort(key=order.index)
-    with_corpus = [v for v in ids if v == 26 or bool(np.any((instance == v) & (semantic == 49)))]
-    meta: dict[str, Any] = {
+    meta = {
         "seed": int(seed),
         "contrast": contrast,
         "modality": "ct" if contrast == "ct" else "mr",
@@ -376,23 +367,10 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
         "orientation": "RAS",
         "shape": list(out_grid.shape),
         "levels_requested": cfg.levels,
-        "levels_present": [VERTEBRA_NAMES[v] for v in ids],
-        "vertebra_ids_present": ids,
-        "spine_levels": [lev.name for lev in model.levels],
-        "n_thoracic": n_thor,
-        "n_lumbar": n_lum,
-        "fractures": {
-            lev.name: {"anterior": lev.height_ant, "middle": lev.height_mid}
-            for lev in model.levels
-            if lev.height_ant < 1 or lev.height_mid < 1
-        },
-        "degenerated_discs": {lev.name: lev.disc_degen for lev in model.levels if lev.disc_degen > 0},
-        "curvature_deg": dict(model.angles_deg),
-        "conus_level": _level_at(model, model.conus_s),
         "slice_subsamples": n_sub,
-        "levels_with_corpus": [VERTEBRA_NAMES[v] for v in with_corpus],
-        "cord_csa_mm2": _cord_csa(model, ids),
+        **_anatomy_meta(model, semantic, instance),
     }
+    aff = out_grid.affine
     src = f"synth-{seed}"
     return SynthCase(
         image=Volume(image, aff, src),
@@ -403,6 +381,75 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
         tissue=Volume(tissue, aff, src),
         meta=meta,
     )
+
+
+def _sample_spine(cfg: SynthConfig, rng: np.random.Generator) -> SpineModel:
+    """Draw the anatomical variant (T11/T13, L6) and every geometric parameter of the spine."""
+    n_thor = 12
+    u = rng.random()
+    if u < cfg.p_t13:
+        n_thor = 13
+    elif u < cfg.p_t13 + cfg.p_t11:
+        n_thor = 11
+    n_lum = 6 if rng.random() < cfg.p_l6 else 5
+    return build_spine_model(
+        rng,
+        n_thoracic=n_thor,
+        n_lumbar=n_lum,
+        deformity=cfg.deformity,
+        p_scoliosis=cfg.p_scoliosis,
+        p_fracture=cfg.p_fracture,
+        p_disc_degen=cfg.p_disc_degen,
+    )
+
+
+def _paint(model: SpineModel, render: Grid, soft_labels: bool, rng: np.random.Generator) -> LabelMaps:
+    """Labels and tissue classes of the whole scene on the render grid."""
+    s, a, l = canonical_fields(render, model.centreline)  # noqa: E741
+    maps = LabelMaps(
+        semantic=np.zeros(render.shape, dtype=np.uint8),
+        instance=np.zeros(render.shape, dtype=np.int16),
+        tissue=np.zeros(render.shape, dtype=np.uint8),
+        s=s,
+        a=a,
+        l=l,
+        cord_soft=np.zeros(render.shape, dtype=np.float32) if soft_labels else None,
+        canal_soft=np.zeros(render.shape, dtype=np.float32) if soft_labels else None,
+    )
+    blobs = sample_blobs(model, render, rng)
+    paint_surroundings(model, render, maps, blobs, rng)
+    paint_spine(model, render, maps)
+    paint_vessels(model, render, maps)
+    paint_ribs(model, render, maps)
+    _cortex(maps)
+    return maps
+
+
+def _anatomy_meta(
+    model: SpineModel, semantic: npt.NDArray[np.uint8], instance: npt.NDArray[np.int16]
+) -> dict[str, Any]:
+    """What the case shows: levels present (cranio-caudal), variants, pathology, curvature, cord CSA."""
+    ids = [int(v) for v in np.unique(instance) if 0 < v < 100]
+    order = [lev.vid for lev in model.levels]
+    ids.sort(key=order.index)
+    with_corpus = [v for v in ids if v == 26 or bool(np.any((instance == v) & (semantic == 49)))]
+    return {
+        "levels_present": [VERTEBRA_NAMES[v] for v in ids],
+        "vertebra_ids_present": ids,
+        "spine_levels": [lev.name for lev in model.levels],
+        "n_thoracic": sum(lev.region == "T" for lev in model.levels),
+        "n_lumbar": sum(lev.region == "L" for lev in model.levels),
+        "fractures": {
+            lev.name: {"anterior": lev.height_ant, "middle": lev.height_mid}
+            for lev in model.levels
+            if lev.height_ant < 1 or lev.height_mid < 1
+        },
+        "degenerated_discs": {lev.name: lev.disc_degen for lev in model.levels if lev.disc_degen > 0},
+        "curvature_deg": dict(model.angles_deg),
+        "conus_level": _level_at(model, model.conus_s),
+        "levels_with_corpus": [VERTEBRA_NAMES[v] for v in with_corpus],
+        "cord_csa_mm2": _cord_csa(model, ids),
+    }
 
 
 def _cord_csa(model: SpineModel, ids: list[int]) -> dict[str, float]:

@@ -127,16 +127,28 @@ def _local_block(
     return None if blk is None else _Local(maps, blk, lev)
 
 
+_POST = int(Tissue.MARROW_POST)
+
+
+def _inner_radii(lev: Level) -> tuple[float, float]:
+    """Inner semi-axes (posterior a, lateral l) of the bony ring: thecal sac plus epidural space."""
+    return 0.5 * lev.canal_ap + EPIDURAL_POST_MM, 0.5 * lev.canal_lr + EPIDURAL_LAT_MM
+
+
 def _paint_posterior(lev: Level, first: bool, model: SpineModel, grid: Grid, maps: LabelMaps) -> None:
+    """Arch, articular pillars, transverse/costal processes and spinous process of one vertebra."""
+    _paint_arch(lev, first, model, grid, maps)
+    _paint_facets(lev, model, grid, maps)
+    _paint_costal(lev, model, grid, maps)
+    _paint_spinous(lev, model, grid, maps)
+
+
+def _paint_arch(lev: Level, first: bool, model: SpineModel, grid: Grid, maps: LabelMaps) -> None:
+    """Elliptic annulus around the bony canal: pedicles forward to the body, laminae lower behind."""
     h = lev.body_h
     ra = 0.5 * lev.canal_ap
-    rl = 0.5 * lev.canal_lr
-    in_a = ra + EPIDURAL_POST_MM
-    in_l = rl + EPIDURAL_LAT_MM
+    in_a, in_l = _inner_radii(lev)
     t = lev.arch_t
-    vid = lev.vid
-    post = int(Tissue.MARROW_POST)
-    # arch: elliptic annulus around the bony canal, pedicles forward to the body, laminae lower behind
     a_front = _body_centre_a(lev, first) - 0.5 * lev.body_d + 3.0
     loc = _local_block(
         model, grid, lev, maps, -0.45 * h, 0.55 * h, -(in_a + t + 1), a_front + 1, -(in_l + t + 1), in_l + t + 1
@@ -153,8 +165,15 @@ def _paint_posterior(lev: Level, first: bool, model: SpineModel, grid: Grid, map
         arch = (r_in >= 1.0) & (r_out < 1.0) & (a < a_front) & (st > -0.42 * h) & (st < 0.40 * h)
         if lev.region == "C":  # cervical pedicles are short in s
             arch &= an | (np.abs(st) < 0.3 * h)
-        loc.put(arch, int(Structure.ARCUS), vid, post)
-    # articular processes (facet pillars) at the arch's posterolateral corners
+        loc.put(arch, int(Structure.ARCUS), lev.vid, _POST)
+
+
+def _paint_facets(lev: Level, model: SpineModel, grid: Grid, maps: LabelMaps) -> None:
+    """Superior / inferior articular processes (facet pillars) at the arch's posterolateral corners."""
+    h = lev.body_h
+    ra = 0.5 * lev.canal_ap
+    _, in_l = _inner_radii(lev)
+    t = lev.arch_t
     for side, sup_v, inf_v in (
         (-1, Structure.SUP_ARTICULAR_L, Structure.INF_ARTICULAR_L),
         (1, Structure.SUP_ARTICULAR_R, Structure.INF_ARTICULAR_R),
@@ -167,7 +186,7 @@ def _paint_posterior(lev: Level, first: bool, model: SpineModel, grid: Grid, map
         )
         if loc is not None:
             sup = (((loc.l - l_c) / rs_l) ** 2 + ((loc.a + 0.55 * ra) / rs_a) ** 2 + ((loc.st - c_s) / rs_s) ** 2) < 1.0
-            loc.put(sup, int(sup_v), vid, post)
+            loc.put(sup, int(sup_v), lev.vid, _POST)
         l_c2 = side * (in_l + 0.45 * t - 1.0)
         ri_l, ri_a, ri_s = 0.45 * t + 2.0, 5.0, 0.32 * h + 2.5
         c_s2 = 0.5 * h + 0.3 * lev.disc_h
@@ -177,8 +196,15 @@ def _paint_posterior(lev: Level, first: bool, model: SpineModel, grid: Grid, map
         )
         if loc is not None:
             inf = (((loc.l - l_c2) / ri_l) ** 2 + ((loc.a - c_a2) / ri_a) ** 2 + ((loc.st - c_s2) / ri_s) ** 2) < 1.0
-            loc.put(inf, int(inf_v), vid, post)
-    # transverse / costal processes
+            loc.put(inf, int(inf_v), lev.vid, _POST)
+
+
+def _paint_costal(lev: Level, model: SpineModel, grid: Grid, maps: LabelMaps) -> None:
+    """Transverse / costal processes, left and right."""
+    h = lev.body_h
+    ra = 0.5 * lev.canal_ap
+    _, in_l = _inner_radii(lev)
+    t = lev.arch_t
     root_l = in_l + 0.5 * t
     tip_l = max(lev.tp_len, root_l + 4.0)
     a_root = -0.35 * ra
@@ -204,8 +230,14 @@ def _paint_posterior(lev: Level, first: bool, model: SpineModel, grid: Grid, map
         a_mid = a_root + np.clip(u, 0, 1) * (a_tip - a_root)
         tp = (u >= 0) & (u <= 1) & (np.abs(loc.a - a_mid) < 0.5 * thick)
         tp &= np.abs(loc.st + 0.05 * h) < 0.5 * lev.tp_h * (1 - 0.3 * u)
-        loc.put(tp, value, vid, post)
-    # spinous process: a tapered bar pointing posterior-inferior
+        loc.put(tp, value, lev.vid, _POST)
+
+
+def _paint_spinous(lev: Level, model: SpineModel, grid: Grid, maps: LabelMaps) -> None:
+    """Spinous process: a tapered bar pointing posterior-inferior."""
+    h = lev.body_h
+    in_a, _ = _inner_radii(lev)
+    t = lev.arch_t
     ang = math.radians(lev.spin_ang_deg)
     p_s, p_a = 0.05 * h, -(in_a + 0.6 * t)
     ds_, da_ = math.sin(ang), -math.cos(ang)
@@ -232,7 +264,7 @@ def _paint_posterior(lev: Level, first: bool, model: SpineModel, grid: Grid, map
         u = along * np.float32(1.0 / lev.spin_len)
         sp = (u >= 0) & (u <= 1) & (np.abs(perp) < 0.5 * lev.spin_h * (1 - 0.25 * u))
         sp &= np.abs(loc.l) < 0.5 * width * (1 + 0.3 * u)
-        loc.put(sp, int(Structure.SPINOUS), vid, post)
+        loc.put(sp, int(Structure.SPINOUS), lev.vid, _POST)
 
 
 def _paint_body(lev: Level, first: bool, above: Level | None, model: SpineModel, grid: Grid, maps: LabelMaps) -> None:
@@ -440,15 +472,10 @@ def _paint_canal(model: SpineModel, grid: Grid, maps: LabelMaps, blk: Block, s_m
     np.maximum(maps.cord_soft[blk], c_frac, out=maps.cord_soft[blk])
 
 
-def cord_canal_extent(model: SpineModel) -> tuple[float, float]:
-    return model.fm_s, model.canal_end_s
-
-
 def paint_spine(model: SpineModel, grid: Grid, maps: LabelMaps) -> list[int]:
     """Paint all spinal structures into ``maps`` (in place); returns the vertebra ids painted."""
     verts = model.vertebrae
     sac = model.sacrum
-    painted: list[int] = []
     blocks: list[Block | None] = []
     for i, lev in enumerate(verts):
         reach = lev.spin_len * math.sin(math.radians(max(lev.spin_ang_deg, 0))) + lev.spin_h
@@ -508,7 +535,5 @@ def paint_spine(model: SpineModel, grid: Grid, maps: LabelMaps) -> list[int]:
     blk = _block_for(model, grid, model.fm_s - BRAINSTEM_MM, model.fm_s + 1.0, -16.0, 16.0, 18.0)
     if blk is not None:
         _paint_brainstem(model, maps, blk)
-    for lev in [*verts, sac]:
-        if np.any(maps.instance == lev.vid):
-            painted.append(lev.vid)
-    return painted
+    counts = np.bincount(maps.instance.ravel().astype(np.intp, copy=False))
+    return [lev.vid for lev in [*verts, sac] if lev.vid < counts.size and counts[lev.vid] > 0]

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from neurospine.synth.case import SynthConfig, generate_case
+from neurospine.synth.case import SynthCase, SynthConfig, generate_case
 
 MODALITIES = ("mr", "ct", "xray")
 #: Linear attenuation of water at a typical diagnostic energy (1/mm), for the projection model.
@@ -45,6 +45,9 @@ def _bodies_from(semantic: npt.NDArray[Any], instance: npt.NDArray[Any]) -> npt.
     return bodies
 
 
+Sample2D = tuple[npt.NDArray[np.float32], npt.NDArray[np.int16], npt.NDArray[np.int16], tuple[float, float]]
+
+
 def generate_slice2d(
     seed: int, modality: str = "mr", *, levels: str | None = None, view: str = "lateral"
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int16], npt.NDArray[np.int16], tuple[float, float], dict[str, Any]]:
@@ -63,78 +66,9 @@ def generate_slice2d(
     )
     inplane = float(rng.uniform(0.5, 1.2))
     if modality == "xray":
-        ax = 0 if view == "lateral" else 1  # integration axis: L-R for lateral, A-P for AP views
-        sp = (2.0, 1.5, 1.5) if ax == 0 else (1.5, 2.0, 1.5)
-        cfg = SynthConfig(
-            levels=lv,
-            contrast="ct",
-            plane="isotropic",
-            spacing_mm=sp,
-            fov_mm=(240.0, 240.0, None) if ax == 0 else (260.0, 260.0, None),
-            margin_mm=40.0,
-            soft_labels=False,
-            p_ghosting=0.0,
-            p_wrap=0.0,
-            blur_vox=(0.3, 0.8),
-        )
-        case = generate_case(seed, cfg)
-        hu = case.image.data.astype(np.float32)
-        mu = np.clip(hu + 1000.0, 0.0, None) * np.float32(MU_WATER_PER_MM / 1000.0)
-        path = mu.sum(axis=ax) * np.float32(sp[ax])  # line integral along the beam
-        # detector: log-attenuation (the line integral) windowed to the body, with a random contrast curve
-        body = path > np.float32(0.2)
-        lo = float(np.percentile(path[body], 2)) if body.any() else 0.0
-        hi = float(np.percentile(path, 99.8))
-        img = np.clip((path - lo) / max(hi - lo, 1e-6), 0.0, 1.0) ** float(np.exp(rng.normal(0.0, 0.3)))
-        img[~body] = 0.0
-        img = ndimage.gaussian_filter(img, float(rng.uniform(0.3, 1.2)))
-        img = img + rng.normal(0.0, float(rng.uniform(0.003, 0.02)), img.shape)
-        sem = case.semantic.data
-        ins = case.instance.data
-        # bodies: corpus projection, labelled by the vertebra whose corpus is crossed most along the ray
-        plane_shape = path.shape
-        bodies_p = np.zeros(plane_shape, dtype=np.int16)
-        count = np.zeros(plane_shape, dtype=np.int32)
-        for vid in case.meta["vertebra_ids_present"]:
-            if vid == 26:
-                continue
-            c = ((sem == 49) & (ins == vid)).sum(axis=ax)
-            better = c > count
-            bodies_p[better] = vid
-            count[better] = c[better]
-        # endplates (which carry disc-style ids) join the nearest body in projection
-        ep = ((sem == 62).any(axis=ax)) & (bodies_p == 0)
-        if ep.any() and (bodies_p > 0).any():
-            _, idx = ndimage.distance_transform_edt(bodies_p == 0, return_indices=True)
-            bodies_p[ep] = bodies_p[tuple(idx)][ep]
-        disc3 = np.where(sem == 100, ins, 0)
-        discs_p = disc3.max(axis=ax).astype(np.int16)
-        discs_p[bodies_p > 0] = 0  # where a body and a disc overlap in projection, the body wins
-        show = _to_display if ax == 0 else _to_display_ap
-        image2d = show(img.astype(np.float32))
-        bodies2d = show(bodies_p)
-        discs2d = show(discs_p)
-        spacing = (sp[2], sp[1] if ax == 0 else sp[0])
+        (image2d, bodies2d, discs2d, spacing), case = _xray(seed, lv, view, rng)
     else:
-        thickness = float(rng.uniform(3.0, 5.0)) if modality == "mr" else float(rng.uniform(1.0, 3.0))
-        contrast = "ct" if modality == "ct" else str(rng.choice(["t2w", "t2w", "t1w", "stir", "random"]))
-        cfg = SynthConfig(
-            levels=lv,
-            contrast=contrast,
-            plane="sagittal",
-            spacing_mm=(inplane, inplane, thickness),
-            fov_mm=(thickness, float(rng.uniform(160.0, 300.0)), None),
-            margin_mm=float(rng.uniform(10, 60)),
-            soft_labels=False,
-        )
-        case = generate_case(seed, cfg)
-        k = case.image.shape[0] // 2
-        image2d = _to_display(case.image.data[k])
-        sem2 = case.semantic.data[k]
-        ins2 = case.instance.data[k]
-        bodies2d = _to_display(_bodies_from(sem2, ins2))
-        discs2d = _to_display(np.where(sem2 == 100, ins2, 0).astype(np.int16))
-        spacing = (float(case.image.spacing_mm[2]), float(case.image.spacing_mm[1]))
+        (image2d, bodies2d, discs2d, spacing), case = _slice(seed, lv, modality, inplane, rng)
     meta = dict(case.meta)
     cols = "right->left" if (modality == "xray" and view == "ap") else "posterior->anterior"
     meta.update(
@@ -146,3 +80,81 @@ def generate_slice2d(
         }
     )
     return image2d.astype(np.float32), bodies2d.astype(np.int16), discs2d.astype(np.int16), spacing, meta
+
+
+def _xray(seed: int, levels: str, view: str, rng: np.random.Generator) -> tuple[Sample2D, SynthCase]:
+    """Lateral or AP radiograph: line integrals of attenuation through a synthetic CT."""
+    ax = 0 if view == "lateral" else 1  # integration axis: L-R for lateral, A-P for AP views
+    sp = (2.0, 1.5, 1.5) if ax == 0 else (1.5, 2.0, 1.5)
+    cfg = SynthConfig(
+        levels=levels,
+        contrast="ct",
+        plane="isotropic",
+        spacing_mm=sp,
+        fov_mm=(240.0, 240.0, None) if ax == 0 else (260.0, 260.0, None),
+        margin_mm=40.0,
+        soft_labels=False,
+        p_ghosting=0.0,
+        p_wrap=0.0,
+        blur_vox=(0.3, 0.8),
+    )
+    case = generate_case(seed, cfg)
+    hu = case.image.data.astype(np.float32)
+    mu = np.clip(hu + 1000.0, 0.0, None) * np.float32(MU_WATER_PER_MM / 1000.0)
+    path = mu.sum(axis=ax) * np.float32(sp[ax])  # line integral along the beam
+    # detector: log-attenuation (the line integral) windowed to the body, with a random contrast curve
+    body = path > np.float32(0.2)
+    lo = float(np.percentile(path[body], 2)) if body.any() else 0.0
+    hi = float(np.percentile(path, 99.8))
+    img = np.clip((path - lo) / max(hi - lo, 1e-6), 0.0, 1.0) ** float(np.exp(rng.normal(0.0, 0.3)))
+    img[~body] = 0.0
+    img = ndimage.gaussian_filter(img, float(rng.uniform(0.3, 1.2)))
+    img = img + rng.normal(0.0, float(rng.uniform(0.003, 0.02)), img.shape)
+    sem = case.semantic.data
+    ins = case.instance.data
+    # bodies: corpus projection, labelled by the vertebra whose corpus is crossed most along the ray
+    bodies_p = np.zeros(path.shape, dtype=np.int16)
+    count = np.zeros(path.shape, dtype=np.int32)
+    for vid in case.meta["vertebra_ids_present"]:
+        if vid == 26:
+            continue
+        c = ((sem == 49) & (ins == vid)).sum(axis=ax)
+        better = c > count
+        bodies_p[better] = vid
+        count[better] = c[better]
+    # endplates (which carry disc-style ids) join the nearest body in projection
+    ep = ((sem == 62).any(axis=ax)) & (bodies_p == 0)
+    if ep.any() and (bodies_p > 0).any():
+        _, idx = ndimage.distance_transform_edt(bodies_p == 0, return_indices=True)
+        bodies_p[ep] = bodies_p[tuple(idx)][ep]
+    discs_p = np.where(sem == 100, ins, 0).max(axis=ax).astype(np.int16)
+    discs_p[bodies_p > 0] = 0  # where a body and a disc overlap in projection, the body wins
+    show = _to_display if ax == 0 else _to_display_ap
+    spacing = (sp[2], sp[1] if ax == 0 else sp[0])
+    return (show(img.astype(np.float32)), show(bodies_p), show(discs_p), spacing), case
+
+
+def _slice(
+    seed: int, levels: str, modality: str, inplane: float, rng: np.random.Generator
+) -> tuple[Sample2D, SynthCase]:
+    """One thick mid-sagittal MR or CT slice."""
+    thickness = float(rng.uniform(3.0, 5.0)) if modality == "mr" else float(rng.uniform(1.0, 3.0))
+    contrast = "ct" if modality == "ct" else str(rng.choice(["t2w", "t2w", "t1w", "stir", "random"]))
+    cfg = SynthConfig(
+        levels=levels,
+        contrast=contrast,
+        plane="sagittal",
+        spacing_mm=(inplane, inplane, thickness),
+        fov_mm=(thickness, float(rng.uniform(160.0, 300.0)), None),
+        margin_mm=float(rng.uniform(10, 60)),
+        soft_labels=False,
+    )
+    case = generate_case(seed, cfg)
+    k = case.image.shape[0] // 2
+    sem2 = case.semantic.data[k]
+    ins2 = case.instance.data[k]
+    image2d = _to_display(case.image.data[k])
+    bodies2d = _to_display(_bodies_from(sem2, ins2))
+    discs2d = _to_display(np.where(sem2 == 100, ins2, 0).astype(np.int16))
+    spacing = (float(case.image.spacing_mm[2]), float(case.image.spacing_mm[1]))
+    return (image2d, bodies2d, discs2d, spacing), case
