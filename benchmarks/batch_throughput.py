@@ -280,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     md = ["# Batch layer: throughput, overhead, kill-and-resume", "",
           f"{args.n} scans from {source}; threads per case = 1. The machine has {os.cpu_count()} cores shared "
           f"with other users: two CPU-bound loops at once ran like {cb['effective_cores']} core(s) before the "
-          f"timings and {ca['effective_cores']} after, which bounds what --jobs 2 / Dask can gain here.", "",
+          f"timings and {ca['effective_cores']} after, which bounds what --jobs 2 / Dask can gain here.",
+          *[f"{k.removesuffix('_inputs')} ran on {v} instead." for k, v in payload["dataset"].items()
+            if k.endswith("_inputs")], "",
           "| task | direct loop (cases/min) | --jobs 1 | --jobs 2 | Dask LocalCluster 2 workers | "
           "overhead, best runs compared | overhead, same-run accounting |",
           "|---|---|---|---|---|---|---|"]

@@ -26,6 +26,7 @@ pytestmark = [
 
 def test_vb2_10_golden(shared_data):
     from benchmarks.spine import body_scores
+
     from neurospine.spine.api import segment
 
     card = load_card("spine_semantic")

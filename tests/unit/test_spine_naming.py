@@ -99,10 +99,12 @@ def test_last_full_disc_anchors_l5_and_names_sacral_segments_s1():
     assert nm.anchor == "last-disc" and not nm.positional and nm.flags
 
 
-def test_last_disc_anchor_refuses_a_body_cut_by_the_field_of_view():
-    # the lowest body is cut by the field of view: no proof that it is sacral
+def test_last_disc_anchor_with_a_body_cut_by_the_field_of_view_is_less_confident():
+    # the lowest body is cut by the field of view: S1 is likely (lumbar protocols include it) but unproven
     nm = name_levels(_lumbar_with_discs(5, 1, cut=True), sacrum_mm3=0, sacrum_below=False)
-    assert nm.anchor != "last-disc"
+    full = name_levels(_lumbar_with_discs(5, 2), sacrum_mm3=0, sacrum_below=False)
+    assert nm.anchor == "last-disc" and names(nm.levels)[-2:] == ["L5", "S1"]
+    assert nm.confidence < full.confidence and any("cut" in f for f in nm.flags)
 
 
 def test_sacrum_label_wins_over_disc_pattern():

@@ -50,7 +50,7 @@ def _check_outputs(img_path, out_dir, result):
 def test_tptbox_mri_outputs(shared_data, tmp_path):
     img = shared_data / "tptbox_samples" / "tpt-mri_img.nii.gz"
     result = run_file(img, tmp_path, threads=2)
-    vol, vert, rows, ctd = _check_outputs(img, tmp_path, result)
+    vol, _, _, ctd = _check_outputs(img, tmp_path, result)
     assert all(p.name.startswith("tpt-mri_img_") for p in result.outputs.values())
     # PIR input: JSON voxel coordinates are the input's own voxel indices
     for e in ctd[1:]:
@@ -61,5 +61,5 @@ def test_tptbox_mri_outputs(shared_data, tmp_path):
 def test_lumbar_t2_outputs(shared_data, tmp_path):
     img = shared_data / "sct_tutorial_unlabeled" / "tut-t2lumbar_img.nii.gz"
     result = run_file(img, tmp_path, threads=2)
-    _, _, rows, _ = _check_outputs(img, tmp_path, result)
+    _check_outputs(img, tmp_path, result)
     assert result.measures["n_vertebrae"] >= 4

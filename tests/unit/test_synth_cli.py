@@ -33,3 +33,4 @@ def test_synth_cli_bad_contrast_exits_2(tmp_path, capsys) -> None:  # type: igno
     rc = main(["synth", "--n", "1", "--contrast", "pd", "--out", str(tmp_path / "x")])
     assert rc == 2
     assert "unknown contrast" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # options are checked before anything is written

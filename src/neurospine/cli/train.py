@@ -14,7 +14,11 @@ TRAINERS: dict[str, str] = {
     "cord": "neurospine.cord.training",
     "slice2d": "neurospine.slice2d.training",
     "brainage-t1": "neurospine.brainage.training_t1",
+    "brainage-features": "neurospine.brainage.training_features",
 }
+
+#: tasks whose trainer needs only numpy
+NUMPY_ONLY: frozenset[str] = frozenset({"brainage-features"})
 
 
 def register(sub: Any) -> None:
@@ -32,7 +36,8 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        import torch  # noqa: F401  (checked only to give a clear message)
+        if args.task not in NUMPY_ONLY:
+            import torch  # noqa: F401  (checked only to give a clear message)
     except ImportError as e:
         raise InputError(
             None,

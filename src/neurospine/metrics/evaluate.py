@@ -19,6 +19,7 @@ Empty masks follow :mod:`neurospine.metrics.policy`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import math
@@ -129,21 +130,8 @@ def _group_of(value: int) -> str:
 
 
 def _summary_row(group: str, matching: Matching, empty: EmptyPolicy) -> dict[str, Any]:
-    q = panoptic_quality(matching, empty=empty)
-    return _row(
-        mode="instance",
-        level="summary",
-        group=group,
-        name=group,
-        tp=q.tp,
-        fp=q.fp,
-        fn=q.fn,
-        rq=q.rq,
-        sq=q.sq,
-        pq=q.pq,
-        sq_dice=q.sq_dice,
-        pq_dice=q.pq_dice,
-    )
+    quality = dataclasses.asdict(panoptic_quality(matching, empty=empty))  # tp, fp, fn, rq, sq, pq, *_dice
+    return _row(mode="instance", level="summary", group=group, name=group, **quality)
 
 
 def _semantic_rows(
@@ -193,22 +181,18 @@ def _instance_rows(group: str, ev: InstanceEvaluation) -> list[dict[str, Any]]:
         status = "tp" if s.ref_id is not None and s.pred_id is not None else "fn" if s.pred_id is None else "fp"
         named = s.ref_id if s.ref_id is not None else s.pred_id
         assert named is not None
+        scores = dataclasses.asdict(s)  # dice, iou, distances and volumes use the row's column names
+        label, pred_label = scores.pop("ref_id"), scores.pop("pred_id")
         rows.append(
             _row(
                 mode="instance",
                 level="instance",
                 group=group,
-                label=s.ref_id,
-                pred_label=s.pred_id,
+                label=label,
+                pred_label=pred_label,
                 name=structure_name(named, "instance"),
                 status=status,
-                dice=s.dice,
-                iou=s.iou,
-                assd_mm=s.assd_mm,
-                hd95_mm=s.hd95_mm,
-                hd_mm=s.hd_mm,
-                volume_ref_mm3=s.volume_ref_mm3,
-                volume_pred_mm3=s.volume_pred_mm3,
+                **scores,
             )
         )
     return rows

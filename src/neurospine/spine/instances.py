@@ -137,7 +137,8 @@ def _relabel_top_to_bottom(labels: npt.NDArray[np.int32], n: int) -> tuple[npt.N
     present = [i for i in range(1, n + 1)]
     if not present:
         return labels, 0
-    coms = ndimage.center_of_mass(np.ones_like(labels, dtype=np.uint8), labels, present)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coms = ndimage.center_of_mass(np.ones_like(labels, dtype=np.uint8), labels, present)
     valid = [(lab, c[1]) for lab, c in zip(present, coms, strict=True) if np.isfinite(c[1])]
     valid.sort(key=lambda t: t[1])
     lut = np.zeros(n + 1, dtype=np.int32)
@@ -215,7 +216,8 @@ def _tie_above(
 
 def _off_column(body: npt.NDArray[np.int32], n: int, spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.intp]:
     """Bodies that are fragments rather than vertebrae: much smaller than their neighbours along the column
-    (< ``FRAGMENT_RATIO`` of the median of the 3 above and 3 below; not for the top and bottom ones) or off the column's midline (left-right
+    (< ``FRAGMENT_RATIO`` of the median of the 3 above and 3 below; not for the top and bottom ones) or off the
+    column's midline (left-right
     distance of the centroid from the median > ``OFF_MIDLINE_MM``)."""
     if n < 3:
         return np.zeros(0, dtype=np.intp)
@@ -359,7 +361,8 @@ def _build_instances_crop(cls: npt.NDArray[np.integer], spacing_mm: tuple[float,
         result.sacrum_voxels = int(sacrum.sum())
         return result
     corpus_lab = np.where(corpus, body, 0)
-    coms = np.array(ndimage.center_of_mass(np.ones(shape, np.uint8), corpus_lab, list(range(1, n + 1))))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a body of endplate voxels only: handled below
+        coms = np.array(ndimage.center_of_mass(np.ones(shape, np.uint8), corpus_lab, list(range(1, n + 1))))
     missing = ~np.all(np.isfinite(coms), axis=1)
     if missing.any():  # a body made only of endplate voxels: use the body map
         alt = np.array(ndimage.center_of_mass(np.ones(shape, np.uint8), body, list(range(1, n + 1))))

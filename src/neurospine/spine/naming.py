@@ -81,9 +81,9 @@ def last_disc_anchor(bodies: list[BodyInfo]) -> int | None:
     """Index of L5 found as the lowest vertebra with a full disc below it and sacral segments under that disc.
 
     The sacral segments are fused: a vertebra-like body with no real disc below it sits under the L5-S1
-    disc. Needs: at least 3 discs, the candidate's disc at least ``LAST_DISC_RATIO`` of the median disc, every
-    body below it without such a disc, and the first body below not cut by the field of view (or more than
-    one body below).
+    disc. Needs: at least 3 discs, the candidate's disc at least ``LAST_DISC_RATIO`` of the median disc and
+    every body below it without such a disc. When the only body below is cut by the field of view it may be
+    an L5 cut below the L4-L5 disc rather than S1: ``name_levels`` lowers the confidence and flags it.
     """
     discs = [b.disc_below_mm3 for b in bodies if b.disc_below_mm3 > 0]
     if len(discs) < 3:
@@ -92,10 +92,7 @@ def last_disc_anchor(bodies: list[BodyInfo]) -> int | None:
     has_disc = [b.disc_below_mm3 >= full for b in bodies]
     for k in range(len(bodies) - 2, -1, -1):
         if has_disc[k]:
-            below = bodies[k + 1 :]
             if any(has_disc[k + 1 :]):
-                return None
-            if below[0].touches_fov_bottom and len(below) == 1:
                 return None
             return k
     return None
@@ -128,6 +125,9 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
             presacral = bodies[: k + 1]
             sacral_tail = [VERTEBRA_IDS["S1"]] * (n - k - 1)
             flags.append("sacrum found from the disc pattern (last full disc = L5-S1), not from a sacrum label")
+            if n - k - 1 == 1 and bodies[-1].touches_fov_bottom:
+                bottom_conf = 0.55
+                flags.append("the body taken as S1 is cut by the field of view (it could be a cut L5)")
     m = len(presacral)
     has_c2 = looks_like_c2(bodies[0]) if c2_top is None else c2_top
     if has_s1 and has_c2:

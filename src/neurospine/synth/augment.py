@@ -71,7 +71,11 @@ def _coordinates(vol: Volume, seed: int, cfg: AugmentConfig) -> npt.NDArray[np.f
 def augment_volumes(
     volumes: Sequence[Volume], seed: int, config: AugmentConfig | None = None, is_label: Sequence[bool] | None = None
 ) -> list[Volume]:
-    """Apply one random spatial transform (from ``seed``) to volumes that share a grid."""
+    """Apply one random spatial transform (from ``seed``) to volumes that share a grid.
+
+    ``is_label`` marks the label maps (nearest neighbour); by default integer arrays are labels and
+    float arrays images (trilinear), so pass it for label maps stored as floats.
+    """
     cfg = config or AugmentConfig()
     if not volumes:
         return []

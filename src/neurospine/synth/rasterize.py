@@ -90,15 +90,10 @@ def _ellipse_seg(u: F32, v: F32, ru: float, rv: float) -> Bool:
     return (u / ru) ** 2 + (v / rv) ** 2 < 1.0
 
 
-class _Local:
-    """Views of the maps on a block plus the vertebra's tilted local axial coordinate ``st``."""
+class _Views:
+    """Semantic, instance and tissue views of the maps on one block, written together by :meth:`put`."""
 
-    def __init__(self, maps: LabelMaps, blk: Block, lev: Level, tilt_about: float = 0.0) -> None:
-        self.blk = blk
-        self.a = maps.a[blk]
-        self.l = maps.l[blk]
-        tilt = np.float32(math.tan(math.radians(lev.tilt_deg)))
-        self.st = maps.s[blk] - np.float32(lev.s_mid) - tilt * (self.a - np.float32(tilt_about))
+    def __init__(self, maps: LabelMaps, blk: Block) -> None:
         self.sem = maps.semantic[blk]
         self.ins = maps.instance[blk]
         self.tis = maps.tissue[blk]
@@ -107,6 +102,17 @@ class _Local:
         self.sem[mask] = value
         self.ins[mask] = vid
         self.tis[mask] = tissue
+
+
+class _Local(_Views):
+    """Map views on a block plus the vertebra's canonical ``a``, ``l`` and tilted local axial ``st``."""
+
+    def __init__(self, maps: LabelMaps, blk: Block, lev: Level) -> None:
+        super().__init__(maps, blk)
+        self.a = maps.a[blk]
+        self.l = maps.l[blk]
+        tilt = np.float32(math.tan(math.radians(lev.tilt_deg)))
+        self.st = maps.s[blk] - np.float32(lev.s_mid) - tilt * self.a
 
 
 def _local_block(
@@ -289,31 +295,21 @@ def _paint_body(lev: Level, first: bool, above: Level | None, model: SpineModel,
     # concave waist: the body is a little narrower at mid-height than at its endplates
     waist = 1.0 + np.float32(0.05) * np.clip(1.0 - (s_t * np.float32(2.0 / lev.body_h)) ** 2, 0.0, 1.0)
     corpus = (rho2 * waist < 1.0) & (s_t > top) & (s_t < bot)
-    sem = maps.semantic[blk]
-    ins = maps.instance[blk]
-    tis = maps.tissue[blk]
-    sem[corpus] = SEM_CORPUS
-    ins[corpus] = lev.vid
-    tis[corpus] = Tissue.MARROW
+    out = _Views(maps, blk)
+    out.put(corpus, SEM_CORPUS, lev.vid, Tissue.MARROW)
     ep = np.float32(ENDPLATE_MM)
     if above is not None and above.disc_h > 2.0:
         sup = corpus & (s_t < top + ep)
-        sem[sup] = SEM_ENDPLATE
-        ins[sup] = ENDPLATE_OFFSET + above.vid
-        tis[sup] = Tissue.ENDPLATE
+        out.put(sup, SEM_ENDPLATE, ENDPLATE_OFFSET + above.vid, Tissue.ENDPLATE)
     if lev.disc_h > 2.0:
         inf = corpus & (s_t > bot - ep)
-        sem[inf] = SEM_ENDPLATE
-        ins[inf] = ENDPLATE_OFFSET + lev.vid
-        tis[inf] = Tissue.ENDPLATE
+        out.put(inf, SEM_ENDPLATE, ENDPLATE_OFFSET + lev.vid, Tissue.ENDPLATE)
     if lev.name == "C2":  # dens: a peg of the C2 body rising into the atlas ring
         ra = 0.5 * lev.canal_ap
         a_d = ra + EPIDURAL_ANT_MM + 5.5
         dens = _ellipse_seg(a - a_d, l, 5.0, 5.5) & (s_t < top + 2.0) & (s_t > top - 17.0)
-        dens &= sem == 0
-        sem[dens] = SEM_CORPUS
-        ins[dens] = lev.vid
-        tis[dens] = Tissue.MARROW
+        dens &= out.sem == 0
+        out.put(dens, SEM_CORPUS, lev.vid, Tissue.MARROW)
 
 
 def _paint_disc(up: Level, lo: Level, maps: LabelMaps, blk: Block) -> None:
@@ -327,19 +323,15 @@ def _paint_disc(up: Level, lo: Level, maps: LabelMaps, blk: Block) -> None:
     da = (a - a_c) / rd
     rho2 = np.where(da < 0, np.abs(da) ** 3, da * da) + (l / rw) ** 2
     disc = (rho2 < 1.0) & (st_u >= bot_u) & (st_l <= top_l)
-    sem = maps.semantic[blk]
-    ins = maps.instance[blk]
-    tis = maps.tissue[blk]
-    sem[disc] = SEM_DISC
-    ins[disc] = DISC_OFFSET + up.vid
-    tis[disc] = Tissue.ANNULUS
+    out = _Views(maps, blk)
+    out.put(disc, SEM_DISC, DISC_OFFSET + up.vid, Tissue.ANNULUS)
     # nucleus: inner part, mid height
     height = np.maximum(top_l - st_l + st_u - bot_u, 1e-3)
     rel = np.abs(st_u - bot_u - 0.5 * height) / (0.5 * height)
     # nucleus: an ellipsoid in the middle of the disc, flatter when degenerated
     nuc_h = 0.75 * (1.0 - 0.4 * up.disc_degen)
     nuc = disc & (rho2 * np.float32(1 / 0.5) + (rel * np.float32(1 / nuc_h)) ** 2 < 1.0)
-    tis[nuc] = Tissue.NUCLEUS_DEGEN if up.disc_degen > 0.5 else Tissue.NUCLEUS
+    out.tis[nuc] = Tissue.NUCLEUS_DEGEN if up.disc_degen > 0.5 else Tissue.NUCLEUS
 
 
 def _paint_sacrum(sac: Level, above: Level, model: SpineModel, maps: LabelMaps, blk: Block) -> None:
@@ -362,23 +354,17 @@ def _paint_sacrum(sac: Level, above: Level, model: SpineModel, maps: LabelMaps, 
     bone = inside_s & (body | alae | dorsal | crest)
     canal_bony = _ellipse_seg(a, l, (ra + 1.5) * (1 - 0.5 * t), (rl + 1.5) * (1 - 0.5 * t))
     bone &= ~canal_bony
-    sem = maps.semantic[blk]
-    ins = maps.instance[blk]
-    tis = maps.tissue[blk]
-    sem[bone] = SEM_SACRUM
-    ins[bone] = sac.vid
-    tis[bone] = Tissue.MARROW
-    tis[inside_s & canal_bony] = Tissue.EPIDURAL_FAT
+    out = _Views(maps, blk)
+    out.put(bone, SEM_SACRUM, sac.vid, Tissue.MARROW)
+    out.tis[inside_s & canal_bony] = Tissue.EPIDURAL_FAT
     # fused segments: thin remnant discs across the sacral body every ~22 mm
     seg = np.float32(0.23 * sac.body_h)
     phase = np.mod(s_loc, seg)
     remnant = bone & body & (s_loc > 0.5 * seg) & (phase < 1.6) & (t < 0.85)
-    tis[remnant] = Tissue.ANNULUS
+    out.tis[remnant] = Tissue.ANNULUS
     # superior endplate of S1 (facing the last lumbar disc)
     sup = bone & body & (s_loc < ENDPLATE_MM) & (above.disc_h > 2.0)
-    sem[sup] = SEM_ENDPLATE
-    ins[sup] = ENDPLATE_OFFSET + above.vid
-    tis[sup] = Tissue.ENDPLATE
+    out.put(sup, SEM_ENDPLATE, ENDPLATE_OFFSET + above.vid, Tissue.ENDPLATE)
 
 
 def _fraction(u: F32, v: F32, ru: F32, rv: F32, nu: FloatVec, nv: FloatVec, spacing: FloatVec) -> F32:
