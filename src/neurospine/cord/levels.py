@@ -7,9 +7,10 @@ Two kinds of masks are accepted, both with SPINEPS/SCT vertebra ids (1..7 = C1..
 * an SCT-style cord-by-level mask (the cord painted with the level id, e.g. ``cordlevels``).
 
 For each slice the level is the most frequent vertebra id in that slice (restricted to the cord
-when the mask overlaps the cord, which handles the cord-by-level kind). Endplates count for their
-vertebra; discs are left out, and slices without a vertebra (discs, gaps) take the level of the
-nearest labelled slice within ``max_gap_mm``.
+when the mask overlaps the cord, which handles the cord-by-level kind). Discs and endplates are left
+out (``200+X`` holds the endplates on both sides of disc ``100+X``, so it does not belong to X alone);
+slices without a vertebra (discs, endplates, gaps) take the level of the nearest labelled slice within
+``max_gap_mm``.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_NAMES
+from neurospine.labels import DISC_OFFSET, VERTEBRA_NAMES
 
 #: Slices further than this from any labelled slice get no level.
 MAX_GAP_MM = 8.0
 
 
 def vertebra_ids(mask: npt.NDArray[np.generic]) -> npt.NDArray[np.int32]:
-    """Map a level mask to plain vertebra ids (endplates -> their vertebra, discs and others -> 0)."""
-    m = np.asarray(mask).astype(np.int32)
-    out = np.where((m > ENDPLATE_OFFSET) & (m < ENDPLATE_OFFSET + 100), m - ENDPLATE_OFFSET, m)
+    """Map a level mask to plain vertebra ids (discs, endplates and unknown values -> 0)."""
+    out = np.asarray(mask).astype(np.int32)
     out = np.where(out >= DISC_OFFSET, 0, out)
     known = np.isin(out, np.array(sorted(VERTEBRA_NAMES), dtype=np.int32))
     return np.where(known, out, 0).astype(np.int32)
