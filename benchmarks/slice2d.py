@@ -38,6 +38,7 @@ from benchmarks.common import SHARED_DATA, peak_rss_mb, write_results
 from neurospine.io import Volume, reorient
 from neurospine.metrics.overlap import dice
 from neurospine.slice2d import data as d
+from neurospine.slice2d.heights import body_measures, principal_frame
 from neurospine.slice2d.instances import build_instances
 from neurospine.slice2d.io2d import Plane2D, load_input, unknown_spacing_mm
 from neurospine.slice2d.radiomics import region_features
@@ -271,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     rad_pairs: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
     times: list[float] = []
     times_all: list[float] = []
+    height_pairs: dict[str, tuple[list[float], list[float]]] = {}
     args.png_dir.mkdir(parents=True, exist_ok=True)
     for c in cases:
         # warm-up excluded from timing
@@ -310,6 +312,15 @@ def main(argv: list[str] | None = None) -> int:
                 for k in RADIOMIC_KEYS:
                     store[k][0].append(fp[k])
                     store[k][1].append(fr[k])
+                if cls == 1 and c.plane.spacing_known:
+                    # one frame for both (the reference body's principal axes): compares the masks only
+                    fr_ref = principal_frame(ref_masks[j], c.plane.spacing_mm)
+                    hp = body_measures(pred_masks[i], c.plane.spacing_mm, fr_ref)
+                    hr = body_measures(ref_masks[j], c.plane.spacing_mm, fr_ref)
+                    for hk in ("anterior_height_mm", "middle_height_mm", "posterior_height_mm", "wedge_ratio"):
+                        height_pairs.setdefault(hk, ([], []))
+                        height_pairs[hk][0].append(hp[hk])
+                        height_pairs[hk][1].append(hr[hk])
                 # the same features on the regions' cores (one-pixel erosion of both masks)
                 ep, er = ndimage.binary_erosion(pred_masks[i]), ndimage.binary_erosion(ref_masks[j])
                 if ep.sum() >= 10 and er.sum() >= 10:
@@ -374,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_1_5_15": [round(x, 2) for x in __import__("os").getloadavg()],
         "threads": args.threads,
     }
+    heights = {}
+    for hk, (hp_, hr_) in height_pairs.items():
+        a, b = np.asarray(hp_, float), np.asarray(hr_, float)
+        ok = np.isfinite(a) & np.isfinite(b)
+        heights[hk] = {**pearson_ba(list(a[ok]), list(b[ok])), "mae": float(np.mean(np.abs(a[ok] - b[ok])))}
     # whole pipeline (load, automatic slice choice, segmentation, measures, writing) on two inputs
     import tempfile
 
@@ -399,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "radiomics": radiomics,
         "timing": timing,
+        "heights_pred_vs_ref_bodies_known_spacing": heights,
         "pipeline": pipeline,
         "peak_rss_mb": peak_rss_mb(),
         "per_case": per_case,
@@ -422,6 +439,16 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Whole pipeline (3D input, automatic slice choice): "
         + "; ".join(f"{k}: {v['timings_s'].get('total_s')} s, {v['n_bodies']} bodies" for k, v in pipeline.items()),
+        "",
+    ]
+    md += [
+        "",
+        "| body heights (mm), predicted vs reference mask, same frame (known spacing only) | n | MAE | Pearson r |",
+        "|---|---|---|---|",
+    ]
+    for hk, v in heights.items():
+        md.append(f"| {hk} | {v.get('n', 0)} | {v['mae']:.3f} | {v.get('pearson_r', float('nan')):.3f} |")
+    md += [
         "",
         "| radiomics (pooled MR+CT bodies+discs) | n | Pearson r | BA mean diff | BA limits | r on 1-px-eroded cores |",
         "|---|---|---|---|---|---|",

@@ -102,7 +102,23 @@ class Volume:
         return pts @ self.affine[:3, :3].T + self.affine[:3, 3]
 
 
-_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".png", ".jpg", ".jpeg")
+_SUFFIXES = (
+    ".nii.gz",
+    ".nii",
+    ".nrrd",
+    ".nhdr",
+    ".mha",
+    ".mhd",
+    ".dcm",
+    ".dicom",
+    ".ima",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".bmp",
+)
 
 
 def stem_of(path: str | Path) -> str:
