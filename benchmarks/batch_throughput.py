@@ -194,12 +194,22 @@ def kill_resume(work: Path, trials: int) -> dict[str, Any]:
     make_demo_dataset(ds, n_subjects=12, shape=(12, 64, 96), corrupt=1)
     expected = {f"{p.parent.relative_to(ds).as_posix()}/{p.name.removesuffix('.nii.gz')}/selftest"
                 for p in ds.rglob("*.nii.gz")}
+    # kill moments are drawn over the length of an uninterrupted run, measured first for each --jobs
+    full_s: dict[int, float] = {}
+    for jobs in (1, 2):
+        out = work / f"crash-full-{jobs}"
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.perf_counter()
+        kill_resume_trial(ds, out, options=["sleep_s=0.15"], jobs=jobs, kills=0)
+        full_s[jobs] = time.perf_counter() - t0
+        shutil.rmtree(out, ignore_errors=True)
     rows = []
     for t in range(trials):
         out = work / f"crash-out-{t}"
         shutil.rmtree(out, ignore_errors=True)
         jobs = 1 if t % 2 == 0 else 2
-        res = kill_resume_trial(ds, out, options=["sleep_s=0.15"], jobs=jobs, kills=2, max_delay_s=4.0, seed=t)
+        res = kill_resume_trial(ds, out, options=["sleep_s=0.15"], jobs=jobs, kills=3, max_delay_s=full_s[jobs],
+                                seed=t)
         lost = sorted(expected - set(res.cases))
         extra = sorted(set(res.cases) - expected)
         not_finished = sorted(k for k, v in res.cases.items() if v != "done"
@@ -210,7 +220,9 @@ def kill_resume(work: Path, trials: int) -> dict[str, Any]:
         shutil.rmtree(out, ignore_errors=True)
     total = {k: sum(int(r[k]) for r in rows) for k in ("kills", "lost", "unexpected", "not_done", "leftovers")}
     total["problems"] = sum(len(r["problems"]) for r in rows)
-    return {"trials": trials, "cases_per_trial": len(expected), "totals": total, "per_trial": rows}
+    total["trials_with_a_kill"] = sum(1 for r in rows if r["kills"])
+    return {"trials": trials, "cases_per_trial": len(expected), "uninterrupted_run_s": full_s, "totals": total,
+            "per_trial": rows}
 
 
 def screenshot(out: Path, target: Path) -> str:
@@ -229,6 +241,66 @@ def screenshot(out: Path, target: Path) -> str:
     return str(target) if target.is_file() else "chromium did not write a screenshot"
 
 
+def render_md(payload: dict[str, Any]) -> list[str]:
+    cb, ca, ds = payload["cpu_before"], payload["cpu_after"], payload["dataset"]
+    md = ["# Batch layer: throughput, overhead, kill-and-resume", "",
+          f"{ds['scans']} scans from {ds['generator']}; threads per case = 1. "
+          f"The machine has {os.cpu_count()} cores shared "
+          f"with other users: two CPU-bound loops at once ran like {cb['effective_cores']} core(s) before the "
+          f"timings and {ca['effective_cores']} after, which bounds what --jobs 2 / Dask can gain here.",
+          *[f"{k.removesuffix('_inputs')} ran on {v} instead." for k, v in payload["dataset"].items()
+            if k.endswith("_inputs")], "",
+          "| task | direct loop (cases/min) | --jobs 1 | --jobs 2 | Dask LocalCluster 2 workers | "
+          "overhead, best runs compared | overhead, same-run accounting |",
+          "|---|---|---|---|---|---|---|"]
+    for task, r in payload["tasks"].items():
+        acc = ", ".join(f"{p} % ({m} ms/case)" for p, m in zip(r["in_run_overhead_pct"],
+                                                               r["in_run_overhead_ms_per_case"], strict=True))
+        md.append(f"| {task} | {r['direct']['cases_per_min']} | {r['jobs1']['cases_per_min']} | "
+                  f"{r['jobs2']['cases_per_min']} | {r['dask2']['cases_per_min']} | "
+                  f"{r['overhead_pct']} % ({r['overhead_ms_per_case']} ms/case) | {acc} |")
+    for task, why in payload["not_run"].items():
+        md.append(f"| {task} | not run: {why} | | | | | |")
+    md += ["", "Overhead, best runs compared: best --jobs 1 wall time vs best direct loop (interleaved runs; "
+           "noisy on a shared machine). Same-run accounting: --jobs 1 wall time minus the time spent inside "
+           "the task function (measured around each call), i.e. discovery, input sha256, manifests, "
+           "renames, database; one value per repeat."]
+    md.append("")
+    for task, r in payload["tasks"].items():
+        md.append(f"- {task}: mean time per case inside the worker {r['jobs1']['mean_case_s_in_worker']} s with "
+                  f"--jobs 1, {r['jobs2']['mean_case_s_in_worker']} s with --jobs 2, "
+                  f"{r['dask2']['mean_case_s_in_worker']} s on Dask (the same work, slower when processes share "
+                  f"the cores); Dask cluster start-up {r['dask2']['cluster_startup_s']} s not included.")
+    if "kill_resume" in payload:
+        k = payload["kill_resume"]
+        tot = k["totals"]
+        md += ["", f"Kill-and-resume: {k['trials']} trials x {k['cases_per_trial']} cases (jobs 1 and 2 alternating; "
+               f"up to 3 SIGKILLs of the whole process group per trial at random moments within the length of an "
+               f"uninterrupted run, {k.get('uninterrupted_run_s')} s by --jobs; then a resume to the end), "
+               f"{tot['kills']} SIGKILLs, {tot.get('trials_with_a_kill', '?')} trials killed at least once: "
+               f"lost {tot['lost']}, unexpected {tot['unexpected']}, "
+               f"not finished {tot['not_done']}, consistency problems {tot['problems']}, leftover temp folders "
+               f"{tot['leftovers']}."]
+    md += ["", f"Report screenshot: {payload['report_screenshot']}", ""]
+    return md
+
+
+def _kill_only(args: argparse.Namespace) -> int:
+    path = RESULTS_DIR / f"{args.name}.json"
+    old = json.loads(path.read_text())
+    payload = {k: v for k, v in old.items() if k not in ("benchmark", "date_utc", "commit", "threads", "machine")}
+    payload["throughput_measured"] = {"date_utc": old["date_utc"], "commit": old["commit"]}
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    payload["kill_resume"] = kill_resume(work, args.trials)
+    md = render_md(payload)
+    md.insert(2, f"Throughput and overhead measured {old['date_utc']} (commit {old['commit']}); kill-and-resume "
+                 "trials re-run at the date above.")
+    write_results(args.name, payload, threads=1, markdown="\n".join(md) + "\n")
+    print(json.dumps(payload["kill_resume"]["totals"]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=50)
@@ -239,8 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="/tmp/neurospine-batch-bench")
     ap.add_argument("--name", default="batch_throughput",
                     help="results file name in benchmarks/results (use another for quick trial runs)")
+    ap.add_argument("--kill-only", action="store_true",
+                    help="re-run only the kill-and-resume trials and update the existing results file")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.kill_only:
+        return _kill_only(args)
     for noisy in ("distributed", "tornado", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     work = Path(args.work)
@@ -276,42 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     payload["report_screenshot"] = screenshot(shot_from, RESULTS_DIR / shot_name) \
         if shot_from else "no run to report on"
     payload["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    cb, ca = payload["cpu_before"], payload["cpu_after"]
-    md = ["# Batch layer: throughput, overhead, kill-and-resume", "",
-          f"{args.n} scans from {source}; threads per case = 1. The machine has {os.cpu_count()} cores shared "
-          f"with other users: two CPU-bound loops at once ran like {cb['effective_cores']} core(s) before the "
-          f"timings and {ca['effective_cores']} after, which bounds what --jobs 2 / Dask can gain here.",
-          *[f"{k.removesuffix('_inputs')} ran on {v} instead." for k, v in payload["dataset"].items()
-            if k.endswith("_inputs")], "",
-          "| task | direct loop (cases/min) | --jobs 1 | --jobs 2 | Dask LocalCluster 2 workers | "
-          "overhead, best runs compared | overhead, same-run accounting |",
-          "|---|---|---|---|---|---|---|"]
-    for task, r in payload["tasks"].items():
-        acc = ", ".join(f"{p} % ({m} ms/case)" for p, m in zip(r["in_run_overhead_pct"],
-                                                               r["in_run_overhead_ms_per_case"], strict=True))
-        md.append(f"| {task} | {r['direct']['cases_per_min']} | {r['jobs1']['cases_per_min']} | "
-                  f"{r['jobs2']['cases_per_min']} | {r['dask2']['cases_per_min']} | "
-                  f"{r['overhead_pct']} % ({r['overhead_ms_per_case']} ms/case) | {acc} |")
-    for task, why in payload["not_run"].items():
-        md.append(f"| {task} | not run: {why} | | | | | |")
-    md += ["", "Overhead, best runs compared: best --jobs 1 wall time vs best direct loop (interleaved runs; "
-           "noisy on a shared machine). Same-run accounting: --jobs 1 wall time minus the time spent inside "
-           "the task function (measured around each call), i.e. discovery, input sha256, manifests, "
-           "renames, database; one value per repeat."]
-    md.append("")
-    for task, r in payload["tasks"].items():
-        md.append(f"- {task}: mean time per case inside the worker {r['jobs1']['mean_case_s_in_worker']} s with "
-                  f"--jobs 1, {r['jobs2']['mean_case_s_in_worker']} s with --jobs 2, "
-                  f"{r['dask2']['mean_case_s_in_worker']} s on Dask (the same work, slower when processes share "
-                  f"the cores); Dask cluster start-up {r['dask2']['cluster_startup_s']} s not included.")
-    if "kill_resume" in payload:
-        k = payload["kill_resume"]
-        tot = k["totals"]
-        md += ["", f"Kill-and-resume: {k['trials']} trials x {k['cases_per_trial']} cases (jobs 1 and 2 alternating), "
-               f"{tot['kills']} SIGKILLs: lost {tot['lost']}, unexpected {tot['unexpected']}, "
-               f"not finished {tot['not_done']}, consistency problems {tot['problems']}, leftover temp folders "
-               f"{tot['leftovers']}."]
-    md += ["", f"Report screenshot: {payload['report_screenshot']}", ""]
+    md = render_md(payload)
     write_results(args.name, payload, threads=1, markdown="\n".join(md) + "\n")
     print(json.dumps({k: v for k, v in payload.items() if k != "kill_resume"}, indent=2, default=str))
     if "kill_resume" in payload:

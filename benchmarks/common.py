@@ -43,10 +43,18 @@ def machine() -> dict[str, Any]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process (and waited-for children) in MB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) / 1024.0
+    """Peak resident memory of this process in MB (``VmHWM``; ``ru_maxrss`` elsewhere).
+
+    ``ru_maxrss`` survives fork+exec on Linux (a child reports its parent's peak), so measure
+    memory inside the process that did the work.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def write_results(name: str, payload: dict[str, Any], *, threads: int, markdown: str | None = None) -> Path:

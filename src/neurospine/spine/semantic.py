@@ -73,8 +73,9 @@ CROP_MARGIN_MM = (30.0, 30.0, 15.0)
 LOCATE_STRIDE_MM = 6.0
 
 
-def _predict_slices(session: Any, image: npt.NDArray[np.float32], slices: list[int], offset: int,
-                    box: tuple[slice, slice], batch: int) -> dict[int, npt.NDArray[np.uint8]]:
+def _predict_slices(
+    session: Any, image: npt.NDArray[np.float32], slices: list[int], offset: int, box: tuple[slice, slice], batch: int
+) -> dict[int, npt.NDArray[np.uint8]]:
     input_name = session.get_inputs()[0].name
     out: dict[int, npt.NDArray[np.uint8]] = {}
     for start in range(0, len(slices), batch):
@@ -88,8 +89,9 @@ def _predict_slices(session: Any, image: npt.NDArray[np.float32], slices: list[i
     return out
 
 
-def predict_classes_cropped(session: Any, image: npt.NDArray[np.float32], spacing_mm: tuple[float, float, float],
-                            *, batch: int = 4) -> npt.NDArray[np.uint8]:
+def predict_classes_cropped(
+    session: Any, image: npt.NDArray[np.float32], spacing_mm: tuple[float, float, float], *, batch: int = 4
+) -> npt.NDArray[np.uint8]:
     """Two passes: every ``LOCATE_STRIDE_MM`` slice on the whole field of view locates the spine (connected
     groups of spine classes at least 10 % of the largest); then every slice of the spine's box (plus margins) is
     predicted. Falls back to the whole image when pass 1 finds nothing."""

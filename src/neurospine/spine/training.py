@@ -36,19 +36,31 @@ UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}
 
 
 TRAINING_DATA: list[dict[str, str]] = [
-    {"name": "neurospine.synth (synthetic engine, this repository)", "licence": "Apache-2.0 (project code)",
-     "use": "all 14 structures, random per-tissue contrast; about half of the samples"},
-    {"name": "fcs_vb3_myosegmentum_lumbar (MyoSegmenTUM spine, Burian et al. 2019, via fastcleverseg)",
-     "licence": "data: open access, licence not verified; repo GPL-3.0",
-     "use": "vertebral bodies L1-L5 (partial labels); held out: " + ", ".join(D.VB3_TEST)},
-    {"name": "fcs_vb2_chu_lumbar_t2 (Chu et al. 2015, via fastcleverseg)",
-     "licence": "data: Zenodo 22304, licence not verified; repo GPL-3.0",
-     "use": "vertebral bodies T11-L5 (partial labels); held out: " + ", ".join(D.VB2_TEST)},
-    {"name": "fcs_ivd_fmrp_lumbar_t2 (Menezes-Reis et al. 2016, via fastcleverseg)",
-     "licence": "data: no licence stated, citation requested; repo GPL-3.0",
-     "use": "lumbar discs (partial labels); held out: " + ", ".join(D.IVD_TEST)},
-    {"name": "fcs_vb1_zukic_lumbar_mri (Zukic et al. 2014)", "licence": "unclear",
-     "use": "NOT used for training: evaluation only (other sites, contrasts, pathology)"},
+    {
+        "name": "neurospine.synth (synthetic engine, this repository)",
+        "licence": "Apache-2.0 (project code)",
+        "use": "all 14 structures, random per-tissue contrast; about half of the samples",
+    },
+    {
+        "name": "fcs_vb3_myosegmentum_lumbar (MyoSegmenTUM spine, Burian et al. 2019, via fastcleverseg)",
+        "licence": "data: open access, licence not verified; repo GPL-3.0",
+        "use": "vertebral bodies L1-L5 (partial labels); held out: " + ", ".join(D.VB3_TEST),
+    },
+    {
+        "name": "fcs_vb2_chu_lumbar_t2 (Chu et al. 2015, via fastcleverseg)",
+        "licence": "data: Zenodo 22304, licence not verified; repo GPL-3.0",
+        "use": "vertebral bodies T11-L5 (partial labels); held out: " + ", ".join(D.VB2_TEST),
+    },
+    {
+        "name": "fcs_ivd_fmrp_lumbar_t2 (Menezes-Reis et al. 2016, via fastcleverseg)",
+        "licence": "data: no licence stated, citation requested; repo GPL-3.0",
+        "use": "lumbar discs (partial labels); held out: " + ", ".join(D.IVD_TEST),
+    },
+    {
+        "name": "fcs_vb1_zukic_lumbar_mri (Zukic et al. 2014)",
+        "licence": "unclear",
+        "use": "NOT used for training: evaluation only (other sites, contrasts, pathology)",
+    },
 ]
 
 
