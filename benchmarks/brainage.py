@@ -19,6 +19,7 @@ import numpy as np
 from benchmarks.common import RESULTS_DIR, SHARED_DATA, peak_rss_mb, write_results
 from neurospine.brainage import quantiles as qmod
 from neurospine.brainage.datasets import Pooled, load_pooled
+from neurospine.brainage.evaluation import summarise
 from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_arrays, recalibrate_arrays
 
 log = logging.getLogger("benchmarks.brainage")
@@ -26,22 +27,6 @@ PLOT_LEVELS = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
 LODO_SITES = ("ICBM", "ds000222", "NewYork_a", "Cleveland", "Cambridge_Buckner", "Beijing_Zang")
 N_LOCAL = 20
 LOCAL_DRAWS = 10
-
-
-def summarise(y: np.ndarray, pred: qmod.Predictive, model: BrainAgeModel) -> dict[str, Any]:
-    err = pred.median - y
-    out: dict[str, Any] = {
-        "n": len(y), "mae_years": float(np.abs(err).mean()), "r": float(np.corrcoef(pred.median, y)[0, 1]),
-        "age_bias_slope": float(np.polyfit(y, err, 1)[0]), "mean_sd_years": float(pred.sd.mean()),
-        "pinball_years": float(qmod.pinball_loss(
-            y[:, None], qmod.interp_quantiles(pred.quantiles, qmod.TAU_GRID, qmod.STORE_LEVELS),
-            qmod.TAU_GRID[None, :]).mean()),
-    }
-    for cov in qmod.REPORT_LEVELS:
-        lo, hi = model.conformal.interval(pred, cov)
-        out[f"coverage_{int(cov * 100)}"] = float(np.mean((y >= lo) & (y <= hi)))
-        out[f"width_{int(cov * 100)}_years"] = float(np.mean(hi - lo))
-    return out
 
 
 def coverage_curve(y: np.ndarray, pred: qmod.Predictive, model: BrainAgeModel) -> tuple[np.ndarray, np.ndarray]:

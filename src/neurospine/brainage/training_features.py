@@ -20,6 +20,7 @@ import numpy as np
 
 from neurospine.brainage import quantiles as qmod
 from neurospine.brainage.datasets import DEFAULT_DIR, load_pooled
+from neurospine.brainage.evaluation import summarise
 from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_arrays
 
 log = logging.getLogger(__name__)
@@ -40,20 +41,7 @@ def heldout_split(dataset: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarra
 
 def evaluate(model: BrainAgeModel, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """MAE, r, age-bias slope, pinball loss, coverage/width at 50/80/95 % on labelled data."""
-    pred = model.predictive(x)
-    err = pred.median - y
-    out: dict[str, Any] = {
-        "n": len(y), "mae_years": float(np.abs(err).mean()), "r": float(np.corrcoef(pred.median, y)[0, 1]),
-        "age_bias_slope": float(np.polyfit(y, err, 1)[0]), "mean_sd_years": float(pred.sd.mean()),
-        "pinball_years": float(qmod.pinball_loss(
-            y[:, None], qmod.interp_quantiles(pred.quantiles, qmod.TAU_GRID, qmod.STORE_LEVELS),
-            qmod.TAU_GRID[None, :]).mean()),
-    }
-    for cov in qmod.REPORT_LEVELS:
-        lo, hi = model.conformal.interval(pred, cov)
-        out[f"coverage_{int(cov * 100)}"] = float(np.mean((y >= lo) & (y <= hi)))
-        out[f"width_{int(cov * 100)}_years"] = float(np.mean(hi - lo))
-    return out
+    return summarise(y, model.predictive(x), model)
 
 
 def write_card(folder: Path, npz: Path, *, features: list[str], metrics: dict[str, Any], cpu_minutes: float,
