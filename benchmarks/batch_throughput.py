@@ -44,8 +44,9 @@ def make_dataset(root: Path, n: int) -> str:
 
         source = "neurospine.synth.generate_case(levels=L1-S1 or T10-S1, sagittal 1x1x3.5 mm, t2w)"
         for i in range(n):
-            cfg = SynthConfig(levels="L1-S1" if i % 2 == 0 else "T10-S1", plane="sagittal",
-                              spacing_mm=(1.0, 1.0, 3.5), contrast="t2w")
+            cfg = SynthConfig(
+                levels="L1-S1" if i % 2 == 0 else "T10-S1", plane="sagittal", spacing_mm=(1.0, 1.0, 3.5), contrast="t2w"
+            )
             case = generate_case(1000 + i, cfg)
             save_volume(case.image, root / f"sub-{i:03d}" / "anat" / f"sub-{i:03d}_acq-sag_T2w.nii.gz")
     except ImportError:
@@ -123,8 +124,11 @@ def cpu_parallelism() -> dict[str, float]:
         t0 = time.perf_counter()
         pool.map(_burn, [n, n])
         both = time.perf_counter() - t0
-    return {"one_loop_s": round(alone, 3), "two_loops_parallel_wall_s": round(both, 3),
-            "effective_cores": round(2 * alone / both, 2)}
+    return {
+        "one_loop_s": round(alone, 3),
+        "two_loops_parallel_wall_s": round(both, 3),
+        "effective_cores": round(2 * alone / both, 2),
+    }
 
 
 def batch_run(ds: Path, out: Path, task: str, *, jobs: int = 1, scheduler: str | None = None) -> dict[str, Any]:
@@ -140,15 +144,20 @@ def batch_run(ds: Path, out: Path, task: str, *, jobs: int = 1, scheduler: str |
     rows = con.execute("SELECT duration_s, timings_json FROM cases WHERE status='done'").fetchall()
     con.close()
     task_s = sum(json.loads(t)[TASK_CALL_KEY] for _, t in rows)
-    return {"wall_s": round(s.wall_s, 3), "done": s.done, "failed": s.failed, "executor": s.executor,
-            "cases_per_min": round(s.done / s.wall_s * 60, 2) if s.wall_s else None,
-            "mean_case_s_in_worker": round(sum(d for d, _ in rows) / max(1, len(rows)), 3),
-            "sum_task_call_s": round(task_s, 3),
-            # same-run accounting: everything the batch run did besides calling the task (serial runs only)
-            "in_run_overhead_pct": round((s.wall_s - task_s) / task_s * 100, 2) if jobs == 1 and not scheduler
-            else None,
-            "in_run_overhead_ms_per_case": round((s.wall_s - task_s) / max(1, len(rows)) * 1000, 2)
-            if jobs == 1 and not scheduler else None}
+    return {
+        "wall_s": round(s.wall_s, 3),
+        "done": s.done,
+        "failed": s.failed,
+        "executor": s.executor,
+        "cases_per_min": round(s.done / s.wall_s * 60, 2) if s.wall_s else None,
+        "mean_case_s_in_worker": round(sum(d for d, _ in rows) / max(1, len(rows)), 3),
+        "sum_task_call_s": round(task_s, 3),
+        # same-run accounting: everything the batch run did besides calling the task (serial runs only)
+        "in_run_overhead_pct": round((s.wall_s - task_s) / task_s * 100, 2) if jobs == 1 and not scheduler else None,
+        "in_run_overhead_ms_per_case": round((s.wall_s - task_s) / max(1, len(rows)) * 1000, 2)
+        if jobs == 1 and not scheduler
+        else None,
+    }
 
 
 def throughput(ds: Path, work: Path, task: str, n: int, repeats: int) -> dict[str, Any]:
@@ -167,8 +176,11 @@ def throughput(ds: Path, work: Path, task: str, n: int, repeats: int) -> dict[st
     res["direct_wall_s"] = [round(v, 3) for v in direct]
     res["jobs1_wall_s"] = batch1
     best_d, best_b = min(direct), min(batch1)
-    res["jobs1"] = {"wall_s": best_b, "cases_per_min": round(n / best_b * 60, 2),
-                    "mean_case_s_in_worker": res.pop("jobs1_mean_case_s_in_worker")}
+    res["jobs1"] = {
+        "wall_s": best_b,
+        "cases_per_min": round(n / best_b * 60, 2),
+        "mean_case_s_in_worker": res.pop("jobs1_mean_case_s_in_worker"),
+    }
     res["direct"] = {"wall_s": round(best_d, 3), "cases_per_min": round(n / best_d * 60, 2)}
     res["overhead_pct"] = round((best_b - best_d) / best_d * 100, 2)
     res["overhead_ms_per_case"] = round((best_b - best_d) / n * 1000, 2)
@@ -192,8 +204,9 @@ def kill_resume(work: Path, trials: int) -> dict[str, Any]:
     ds = work / "crash-ds"
     shutil.rmtree(ds, ignore_errors=True)
     make_demo_dataset(ds, n_subjects=12, shape=(12, 64, 96), corrupt=1)
-    expected = {f"{p.parent.relative_to(ds).as_posix()}/{p.name.removesuffix('.nii.gz')}/selftest"
-                for p in ds.rglob("*.nii.gz")}
+    expected = {
+        f"{p.parent.relative_to(ds).as_posix()}/{p.name.removesuffix('.nii.gz')}/selftest" for p in ds.rglob("*.nii.gz")
+    }
     # kill moments are drawn over the length of an uninterrupted run, measured first for each --jobs
     full_s: dict[int, float] = {}
     for jobs in (1, 2):
@@ -208,21 +221,36 @@ def kill_resume(work: Path, trials: int) -> dict[str, Any]:
         out = work / f"crash-out-{t}"
         shutil.rmtree(out, ignore_errors=True)
         jobs = 1 if t % 2 == 0 else 2
-        res = kill_resume_trial(ds, out, options=["sleep_s=0.15"], jobs=jobs, kills=3, max_delay_s=full_s[jobs],
-                                seed=t)
+        res = kill_resume_trial(ds, out, options=["sleep_s=0.15"], jobs=jobs, kills=3, max_delay_s=full_s[jobs], seed=t)
         lost = sorted(expected - set(res.cases))
         extra = sorted(set(res.cases) - expected)
-        not_finished = sorted(k for k, v in res.cases.items() if v != "done"
-                              and not k.startswith("sub-012/"))  # sub-012 is the corrupt scan: failed
-        rows.append({"trial": t, "jobs": jobs, "kills": res.kills, "kill_times_s": res.kill_times_s,
-                     "lost": len(lost), "unexpected": len(extra), "not_done": len(not_finished),
-                     "problems": res.problems, "leftovers": len(res.leftovers)})
+        not_finished = sorted(
+            k for k, v in res.cases.items() if v != "done" and not k.startswith("sub-012/")
+        )  # sub-012 is the corrupt scan: failed
+        rows.append(
+            {
+                "trial": t,
+                "jobs": jobs,
+                "kills": res.kills,
+                "kill_times_s": res.kill_times_s,
+                "lost": len(lost),
+                "unexpected": len(extra),
+                "not_done": len(not_finished),
+                "problems": res.problems,
+                "leftovers": len(res.leftovers),
+            }
+        )
         shutil.rmtree(out, ignore_errors=True)
     total = {k: sum(int(r[k]) for r in rows) for k in ("kills", "lost", "unexpected", "not_done", "leftovers")}
     total["problems"] = sum(len(r["problems"]) for r in rows)
     total["trials_with_a_kill"] = sum(1 for r in rows if r["kills"])
-    return {"trials": trials, "cases_per_trial": len(expected), "uninterrupted_run_s": full_s, "totals": total,
-            "per_trial": rows}
+    return {
+        "trials": trials,
+        "cases_per_trial": len(expected),
+        "uninterrupted_run_s": full_s,
+        "totals": total,
+        "per_trial": rows,
+    }
 
 
 def screenshot(out: Path, target: Path) -> str:
@@ -233,54 +261,85 @@ def screenshot(out: Path, target: Path) -> str:
     if chromium is None:
         return "chromium not installed: no screenshot (apt-get update && apt-get install -y chromium)"
     with tempfile.TemporaryDirectory() as profile:
-        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--window-size=1400,1000", "--hide-scrollbars",
-               f"--screenshot={target}", page.as_uri()]
+        cmd = [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--window-size=1400,1000",
+            "--hide-scrollbars",
+            f"--screenshot={target}",
+            page.as_uri(),
+        ]
         subprocess.run(cmd, capture_output=True, timeout=120, check=False)
     return str(target) if target.is_file() else "chromium did not write a screenshot"
 
 
 def render_md(payload: dict[str, Any]) -> list[str]:
     cb, ca, ds = payload["cpu_before"], payload["cpu_after"], payload["dataset"]
-    md = ["# Batch layer: throughput, overhead, kill-and-resume", "",
-          f"{ds['scans']} scans from {ds['generator']}; threads per case = 1. "
-          f"The machine has {os.cpu_count()} cores shared "
-          f"with other users: two CPU-bound loops at once ran like {cb['effective_cores']} core(s) before the "
-          f"timings and {ca['effective_cores']} after, which bounds what --jobs 2 / Dask can gain here.",
-          *[f"{k.removesuffix('_inputs')} ran on {v} instead." for k, v in payload["dataset"].items()
-            if k.endswith("_inputs")], "",
-          "| task | direct loop (cases/min) | --jobs 1 | --jobs 2 | Dask LocalCluster 2 workers | "
-          "overhead, best runs compared | overhead, same-run accounting |",
-          "|---|---|---|---|---|---|---|"]
+    md = [
+        "# Batch layer: throughput, overhead, kill-and-resume",
+        "",
+        f"{ds['scans']} scans from {ds['generator']}; threads per case = 1. "
+        f"The machine has {os.cpu_count()} cores shared "
+        f"with other users: two CPU-bound loops at once ran like {cb['effective_cores']} core(s) before the "
+        f"timings and {ca['effective_cores']} after, which bounds what --jobs 2 / Dask can gain here.",
+        *[
+            f"{k.removesuffix('_inputs')} ran on {v} instead."
+            for k, v in payload["dataset"].items()
+            if k.endswith("_inputs")
+        ],
+        "",
+        "| task | direct loop (cases/min) | --jobs 1 | --jobs 2 | Dask LocalCluster 2 workers | "
+        "overhead, best runs compared | overhead, same-run accounting |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for task, r in payload["tasks"].items():
-        acc = ", ".join(f"{p} % ({m} ms/case)" for p, m in zip(r["in_run_overhead_pct"],
-                                                               r["in_run_overhead_ms_per_case"], strict=True))
-        md.append(f"| {task} | {r['direct']['cases_per_min']} | {r['jobs1']['cases_per_min']} | "
-                  f"{r['jobs2']['cases_per_min']} | {r['dask2']['cases_per_min']} | "
-                  f"{r['overhead_pct']} % ({r['overhead_ms_per_case']} ms/case) | {acc} |")
+        acc = ", ".join(
+            f"{p} % ({m} ms/case)"
+            for p, m in zip(r["in_run_overhead_pct"], r["in_run_overhead_ms_per_case"], strict=True)
+        )
+        md.append(
+            f"| {task} | {r['direct']['cases_per_min']} | {r['jobs1']['cases_per_min']} | "
+            f"{r['jobs2']['cases_per_min']} | {r['dask2']['cases_per_min']} | "
+            f"{r['overhead_pct']} % ({r['overhead_ms_per_case']} ms/case) | {acc} |"
+        )
     for task, why in payload["not_run"].items():
         md.append(f"| {task} | not run: {why} | | | | | |")
-    md += ["", "Overhead, best runs compared: best --jobs 1 wall time vs best direct loop (interleaved runs; "
-           "noisy on a shared machine). Same-run accounting: --jobs 1 wall time minus the time spent inside "
-           "the task function (measured around each call), i.e. discovery, input sha256, manifests, "
-           "renames, database; one value per repeat."]
+    md += [
+        "",
+        "Overhead, best runs compared: best --jobs 1 wall time vs best direct loop (interleaved runs; "
+        "noisy on a shared machine). Same-run accounting: --jobs 1 wall time minus the time spent inside "
+        "the task function (measured around each call), i.e. discovery, input sha256, manifests, "
+        "renames, database; one value per repeat.",
+    ]
     md.append("")
     for task, r in payload["tasks"].items():
-        md.append(f"- {task}: mean time per case inside the worker {r['jobs1']['mean_case_s_in_worker']} s with "
-                  f"--jobs 1, {r['jobs2']['mean_case_s_in_worker']} s with --jobs 2, "
-                  f"{r['dask2']['mean_case_s_in_worker']} s on Dask (the same work, slower when processes share "
-                  f"the cores); Dask cluster start-up {r['dask2']['cluster_startup_s']} s not included.")
+        md.append(
+            f"- {task}: mean time per case inside the worker {r['jobs1']['mean_case_s_in_worker']} s with "
+            f"--jobs 1, {r['jobs2']['mean_case_s_in_worker']} s with --jobs 2, "
+            f"{r['dask2']['mean_case_s_in_worker']} s on Dask (the same work, slower when processes share "
+            f"the cores); Dask cluster start-up {r['dask2']['cluster_startup_s']} s not included."
+        )
     if "kill_resume" in payload:
         k = payload["kill_resume"]
         tot = k["totals"]
-        md += ["", f"Kill-and-resume: {k['trials']} trials x {k['cases_per_trial']} cases (jobs 1 and 2 alternating; "
-               f"up to 3 SIGKILLs of the whole process group per trial at random moments within the length of an "
-               f"uninterrupted run, {k.get('uninterrupted_run_s')} s by --jobs; then a resume to the end), "
-               f"{tot['kills']} SIGKILLs, {tot.get('trials_with_a_kill', '?')} trials killed at least once: "
-               f"lost {tot['lost']}, unexpected {tot['unexpected']}, "
-               f"not finished {tot['not_done']}, consistency problems {tot['problems']}, leftover temp folders "
-               f"{tot['leftovers']}."]
+        md += [
+            "",
+            f"Kill-and-resume: {k['trials']} trials x {k['cases_per_trial']} cases (jobs 1 and 2 alternating; "
+            f"up to 3 SIGKILLs of the whole process group per trial at random moments within the length of an "
+            f"uninterrupted run, {k.get('uninterrupted_run_s')} s by --jobs; then a resume to the end), "
+            f"{tot['kills']} SIGKILLs, {tot.get('trials_with_a_kill', '?')} trials killed at least once: "
+            f"lost {tot['lost']}, unexpected {tot['unexpected']}, "
+            f"not finished {tot['not_done']}, consistency problems {tot['problems']}, leftover temp folders "
+            f"{tot['leftovers']}.",
+        ]
     md += ["", f"Report screenshot: {payload['report_screenshot']}", ""]
     return md
 
@@ -294,8 +353,11 @@ def _kill_only(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     payload["kill_resume"] = kill_resume(work, args.trials)
     md = render_md(payload)
-    md.insert(2, f"Throughput and overhead measured {old['date_utc']} (commit {old['commit']}); kill-and-resume "
-                 "trials re-run at the date above.")
+    md.insert(
+        2,
+        f"Throughput and overhead measured {old['date_utc']} (commit {old['commit']}); kill-and-resume "
+        "trials re-run at the date above.",
+    )
     write_results(args.name, payload, threads=1, markdown="\n".join(md) + "\n")
     print(json.dumps(payload["kill_resume"]["totals"]))
     return 0
@@ -304,15 +366,22 @@ def _kill_only(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=50)
-    ap.add_argument("--tasks", default="info,spine,brainage-t1",
-                    help="tasks to time (ones that cannot run are reported)")
+    ap.add_argument(
+        "--tasks", default="info,spine,brainage-t1", help="tasks to time (ones that cannot run are reported)"
+    )
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--work", default="/tmp/neurospine-batch-bench")
-    ap.add_argument("--name", default="batch_throughput",
-                    help="results file name in benchmarks/results (use another for quick trial runs)")
-    ap.add_argument("--kill-only", action="store_true",
-                    help="re-run only the kill-and-resume trials and update the existing results file")
+    ap.add_argument(
+        "--name",
+        default="batch_throughput",
+        help="results file name in benchmarks/results (use another for quick trial runs)",
+    )
+    ap.add_argument(
+        "--kill-only",
+        action="store_true",
+        help="re-run only the kill-and-resume trials and update the existing results file",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.kill_only:
@@ -326,8 +395,11 @@ def main(argv: list[str] | None = None) -> int:
     source = make_dataset(ds, args.n)
     gen_s = time.perf_counter() - t0
     first = next(ds.rglob("*.nii.gz"))
-    payload: dict[str, Any] = {"dataset": {"scans": args.n, "generator": source, "generate_s": round(gen_s, 1)},
-                               "tasks": {}, "not_run": {}}
+    payload: dict[str, Any] = {
+        "dataset": {"scans": args.n, "generator": source, "generate_s": round(gen_s, 1)},
+        "tasks": {},
+        "not_run": {},
+    }
     payload["cpu_before"] = cpu_parallelism()
     for task in [t for t in args.tasks.split(",") if t]:
         task_ds, probe = ds, first
@@ -349,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
         payload["kill_resume"] = kill_resume(work, args.trials)
     shot_from = next((work / f"out-{t}-jobs1" for t in payload["tasks"]), None)
     shot_name = "report_screenshot.png" if args.name == "batch_throughput" else f"{args.name}_report_screenshot.png"
-    payload["report_screenshot"] = screenshot(shot_from, RESULTS_DIR / shot_name) \
-        if shot_from else "no run to report on"
+    payload["report_screenshot"] = (
+        screenshot(shot_from, RESULTS_DIR / shot_name) if shot_from else "no run to report on"
+    )
     payload["peak_rss_mb"] = round(peak_rss_mb(), 1)
     md = render_md(payload)
     write_results(args.name, payload, threads=1, markdown="\n".join(md) + "\n")

@@ -64,34 +64,53 @@ def run_cv(data: Pooled, repeats: int, folds: int) -> dict[str, Any]:
             hits_conf.append(c)
             for ds in ("openneuro", "fcon1000"):
                 sel = data.dataset[te] == ds
-                oof_all.append({"repeat": rep, "dataset": ds,
-                                "abs_err": np.abs(pred.median[sel] - data.age[te][sel]).tolist()})
+                oof_all.append(
+                    {"repeat": rep, "dataset": ds, "abs_err": np.abs(pred.median[sel] - data.age[te][sel]).tolist()}
+                )
             log.info("cv rep %d fold %d: MAE %.2f cov95 %.3f", rep, f, s["mae_years"], s["coverage_95"])
     keys = [k for k in per_fold[0] if k not in ("repeat", "fold", "n")]
     mean = {k: float(np.mean([p[k] for p in per_fold])) for k in keys}
     sd = {k: float(np.std([p[k] for p in per_fold])) for k in keys}
-    by_ds = {ds: float(np.mean(np.concatenate([o["abs_err"] for o in oof_all if o["dataset"] == ds])))
-             for ds in ("openneuro", "fcon1000")}
-    curve = {"levels": PLOT_LEVELS.tolist(),
-             "raw_mc": np.concatenate(hits_raw, axis=1).mean(axis=1).tolist(),
-             "conformal": np.concatenate(hits_conf, axis=1).mean(axis=1).tolist()}
-    return {"repeats": repeats, "folds": folds, "mean_over_folds": mean, "sd_over_folds": sd,
-            "mae_by_dataset_years": by_ds, "calibration_curve": curve, "per_fold": per_fold,
-            "fit_cpu_seconds_mean": float(np.mean(fit_cpu))}
+    by_ds = {
+        ds: float(np.mean(np.concatenate([o["abs_err"] for o in oof_all if o["dataset"] == ds])))
+        for ds in ("openneuro", "fcon1000")
+    }
+    curve = {
+        "levels": PLOT_LEVELS.tolist(),
+        "raw_mc": np.concatenate(hits_raw, axis=1).mean(axis=1).tolist(),
+        "conformal": np.concatenate(hits_conf, axis=1).mean(axis=1).tolist(),
+    }
+    return {
+        "repeats": repeats,
+        "folds": folds,
+        "mean_over_folds": mean,
+        "sd_over_folds": sd,
+        "mae_by_dataset_years": by_ds,
+        "calibration_curve": curve,
+        "per_fold": per_fold,
+        "fit_cpu_seconds_mean": float(np.mean(fit_cpu)),
+    }
 
 
 def run_lodo(data: Pooled) -> list[dict[str, Any]]:
     groups: list[tuple[str, np.ndarray]] = [
-        ("dataset:openneuro", data.dataset == "openneuro"), ("dataset:fcon1000", data.dataset == "fcon1000")]
+        ("dataset:openneuro", data.dataset == "openneuro"),
+        ("dataset:fcon1000", data.dataset == "fcon1000"),
+    ]
     groups += [(f"site:{s}", data.site == s) for s in LODO_SITES]
     out = []
     for name, held in groups:
         tr, te = np.flatnonzero(~held), np.flatnonzero(held)
         model = fit_arrays(data.x[tr], data.age[tr], data.features, FitConfig(seed=7))
         base = model.predictive(data.x[te])
-        res: dict[str, Any] = {"held_out": name, "n_train": len(tr), "n_test": len(te),
-                               "test_age_mean": float(data.age[te].mean()), "test_age_sd": float(data.age[te].std()),
-                               "mae_no_recalibration": float(np.abs(base.median - data.age[te]).mean())}
+        res: dict[str, Any] = {
+            "held_out": name,
+            "n_train": len(tr),
+            "n_test": len(te),
+            "test_age_mean": float(data.age[te].mean()),
+            "test_age_sd": float(data.age[te].std()),
+            "mae_no_recalibration": float(np.abs(base.median - data.age[te]).mean()),
+        }
         rng = np.random.default_rng(11)
         draws = [rng.permutation(len(te)) for _ in range(LOCAL_DRAWS)]  # the same local subsets for every mode
         for mode in ("offset", "linear", "auto"):
@@ -105,8 +124,11 @@ def run_lodo(data: Pooled) -> list[dict[str, Any]]:
                 covs.append(float(np.mean((data.age[rest] >= lo) & (data.age[rest] <= hi))))
             res[f"mae_recal20_{mode}"] = float(np.mean(maes))
             res[f"coverage95_recal20_{mode}"] = float(np.mean(covs))
-        res["baseline_mae_local20_mean"] = float(np.mean([
-            np.abs(data.age[te[perm[:N_LOCAL]]].mean() - data.age[te[perm[N_LOCAL:]]]).mean() for perm in draws]))
+        res["baseline_mae_local20_mean"] = float(
+            np.mean(
+                [np.abs(data.age[te[perm[:N_LOCAL]]].mean() - data.age[te[perm[N_LOCAL:]]]).mean() for perm in draws]
+            )
+        )
         log.info("lodo %s: %s", name, res)
         out.append(res)
     return out
@@ -133,13 +155,18 @@ def run_t1(passes: int, threads: int) -> dict[str, Any]:
     y = ages[te]
     return {
         "split": "TEST subjects of training_t1.split_subjects(seed 0): 1 in 5 age-stratified, never trained on",
-        "n_test": len(te), "n_train": len(tr), "mc_passes": passes, "threads": threads,
-        "mae_years": float(np.abs(p[:, 0] - y).mean()), "r": float(np.corrcoef(p[:, 0], y)[0, 1]),
+        "n_test": len(te),
+        "n_train": len(tr),
+        "mc_passes": passes,
+        "threads": threads,
+        "mae_years": float(np.abs(p[:, 0] - y).mean()),
+        "r": float(np.corrcoef(p[:, 0], y)[0, 1]),
         "baseline_predict_train_mean_mae_years": float(np.abs(ages[tr].mean() - y).mean()),
         "reference_intensity_histogram_baseline_mae_years": 9.5,
         "coverage_95": float(np.mean((y >= p[:, 2]) & (y <= p[:, 3]))),
         "width_95_years": float(np.mean(p[:, 3] - p[:, 2])),
-        "seconds_per_subject_median": float(np.median(secs)), "seconds_per_subject_max": float(np.max(secs)),
+        "seconds_per_subject_median": float(np.median(secs)),
+        "seconds_per_subject_max": float(np.max(secs)),
         "card_metrics": json.loads((shipped_dir() / "brainage_t1.json").read_text())["metrics"],
     }
 
@@ -180,37 +207,54 @@ def plot_calibration(curve: dict[str, Any], path: Path) -> Path:
 
 def markdown(res: dict[str, Any]) -> str:
     cv = res["features_cv"]["mean_over_folds"]
-    lines = ["# Brain age benchmark", "",
-             f"## Features MCCQR, {res['features_cv']['repeats']}x{res['features_cv']['folds']}-fold subject-wise CV "
-             f"(OpenNeuro + fcon1000, {res['n_subjects']} subjects, {res['n_features']} features)", "",
-             "| MAE (y) | r | bias slope | pinball (y) | cov50 | w50 | cov80 | w80 | cov95 | w95 |",
-             "|---|---|---|---|---|---|---|---|---|---|",
-             f"| {cv['mae_years']:.2f} | {cv['r']:.3f} | {cv['age_bias_slope']:.3f} | {cv['pinball_years']:.2f} | "
-             f"{cv['coverage_50']:.3f} | {cv['width_50_years']:.1f} | {cv['coverage_80']:.3f} | "
-             f"{cv['width_80_years']:.1f} | {cv['coverage_95']:.3f} | {cv['width_95_years']:.1f} |", "",
-             f"MAE by dataset (out-of-fold): {res['features_cv']['mae_by_dataset_years']}", "",
-             "Calibration plot: `brainage_calibration.png`.", "",
-             "## Leave-one-dataset/site-out (train on the rest; 20 local subjects recalibrate; "
-             f"mean of {LOCAL_DRAWS} draws, evaluated on the remaining subjects)", "",
-             "| held out | n | age mean (sd) | MAE raw | MAE recal offset | MAE recal linear | MAE recal auto | "
-             "cov95 recal auto | predict local-20 mean |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Brain age benchmark",
+        "",
+        f"## Features MCCQR, {res['features_cv']['repeats']}x{res['features_cv']['folds']}-fold subject-wise CV "
+        f"(OpenNeuro + fcon1000, {res['n_subjects']} subjects, {res['n_features']} features)",
+        "",
+        "| MAE (y) | r | bias slope | pinball (y) | cov50 | w50 | cov80 | w80 | cov95 | w95 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {cv['mae_years']:.2f} | {cv['r']:.3f} | {cv['age_bias_slope']:.3f} | {cv['pinball_years']:.2f} | "
+        f"{cv['coverage_50']:.3f} | {cv['width_50_years']:.1f} | {cv['coverage_80']:.3f} | "
+        f"{cv['width_80_years']:.1f} | {cv['coverage_95']:.3f} | {cv['width_95_years']:.1f} |",
+        "",
+        f"MAE by dataset (out-of-fold): {res['features_cv']['mae_by_dataset_years']}",
+        "",
+        "Calibration plot: `brainage_calibration.png`.",
+        "",
+        "## Leave-one-dataset/site-out (train on the rest; 20 local subjects recalibrate; "
+        f"mean of {LOCAL_DRAWS} draws, evaluated on the remaining subjects)",
+        "",
+        "| held out | n | age mean (sd) | MAE raw | MAE recal offset | MAE recal linear | MAE recal auto | "
+        "cov95 recal auto | predict local-20 mean |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in res["features_lodo"]:
-        lines.append(f"| {r['held_out']} | {r['n_test']} | {r['test_age_mean']:.0f} ({r['test_age_sd']:.0f}) | "
-                     f"{r['mae_no_recalibration']:.2f} | "
-                     f"{r['mae_recal20_offset']:.2f} | {r['mae_recal20_linear']:.2f} | {r['mae_recal20_auto']:.2f} | "
-                     f"{r['coverage95_recal20_auto']:.3f} | {r['baseline_mae_local20_mean']:.2f} |")
+        lines.append(
+            f"| {r['held_out']} | {r['n_test']} | {r['test_age_mean']:.0f} ({r['test_age_sd']:.0f}) | "
+            f"{r['mae_no_recalibration']:.2f} | "
+            f"{r['mae_recal20_offset']:.2f} | {r['mae_recal20_linear']:.2f} | {r['mae_recal20_auto']:.2f} | "
+            f"{r['coverage95_recal20_auto']:.3f} | {r['baseline_mae_local20_mean']:.2f} |"
+        )
     t1 = res["t1"]
     lines += ["", "## Raw T1 CNN (IXI, held-out TEST split)", ""]
     if "mae_years" in t1:
-        lines += [f"MAE {t1['mae_years']:.2f} y (r {t1['r']:.3f}, n={t1['n_test']}) vs predict-the-train-mean "
-                  f"{t1['baseline_predict_train_mean_mae_years']:.2f} y and the 9.5 y intensity-histogram reference; "
-                  f"95 % coverage {t1['coverage_95']:.2f} (width {t1['width_95_years']:.1f} y); "
-                  f"{t1['seconds_per_subject_median']:.2f} s/subject median at {t1['threads']} threads "
-                  f"({t1['mc_passes']} MC passes)."]
+        lines += [
+            f"MAE {t1['mae_years']:.2f} y (r {t1['r']:.3f}, n={t1['n_test']}) vs predict-the-train-mean "
+            f"{t1['baseline_predict_train_mean_mae_years']:.2f} y and the 9.5 y intensity-histogram reference; "
+            f"95 % coverage {t1['coverage_95']:.2f} (width {t1['width_95_years']:.1f} y); "
+            f"{t1['seconds_per_subject_median']:.2f} s/subject median at {t1['threads']} threads "
+            f"({t1['mc_passes']} MC passes)."
+        ]
     else:
         lines.append(str(t1))
-    lines += ["", f"Features prediction runtime: {res['features_seconds_per_subject'] * 1000:.2f} ms/subject "
-              "(100 MC passes). Peak RSS " f"{res['peak_rss_mb']:.0f} MB."]
+    lines += [
+        "",
+        f"Features prediction runtime: {res['features_seconds_per_subject'] * 1000:.2f} ms/subject "
+        "(100 MC passes). Peak RSS "
+        f"{res['peak_rss_mb']:.0f} MB.",
+    ]
     return "\n".join(lines) + "\n"
 
 

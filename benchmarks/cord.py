@@ -307,7 +307,7 @@ def markdown(p: dict[str, Any]) -> str:
         "",
         f"CV of the manual masks themselves: {s['across_contrast_cv_mean_manual_masks']}. "
         f"Peak memory {s['peak_rss_mb']} MB. Machine load average at the end: {s['load_average_1min_at_end']} "
-            "(2 cores shared by 8 engineers: runtimes are upper bounds).",
+        "(2 cores shared by 8 engineers: runtimes are upper bounds).",
         "",
     ]
     return "\n".join(lines)
@@ -337,8 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=SHARED_DATA)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--update-card", action="store_true",
-                    help="write the summary into the model card's metrics (sct_testing_data is held out)")
+    ap.add_argument(
+        "--update-card",
+        action="store_true",
+        help="write the summary into the model card's metrics (sct_testing_data is held out)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     payload = run(args.data, args.threads)

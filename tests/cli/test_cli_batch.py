@@ -15,9 +15,11 @@ from neurospine.cli.main import main
 
 
 def test_help_explains_inputs_outputs_and_examples(capsys: pytest.CaptureFixture[str]) -> None:
-    for cmd, words in (("batch", ("DATASET", "--tasks", "--jobs", "--scheduler", "derivatives", "example")),
-                       ("table", ("csv", "parquet", "--marks", "Example")),
-                       ("report", ("HTML", "--marks", "Example"))):
+    for cmd, words in (
+        ("batch", ("DATASET", "--tasks", "--jobs", "--scheduler", "derivatives", "example")),
+        ("table", ("csv", "parquet", "--marks", "Example")),
+        ("report", ("HTML", "--marks", "Example")),
+    ):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
@@ -32,13 +34,49 @@ def test_batch_table_report_roundtrip(tmp_path: Path, capsys: pytest.CaptureFixt
     ds = tmp_path / "ds"
     make_demo_dataset(ds, n_subjects=3, shape=(8, 32, 48), t1w=True)
     out = tmp_path / "out"
-    rc = main(["batch", str(ds), "--out", str(out), "--tasks", "info", "--suffix", "T2w", "--acq", "sag",
-               "--subjects", "sub-001", "002", "--jobs", "2", "--option", "snapshot=true"])
+    rc = main(
+        [
+            "batch",
+            str(ds),
+            "--out",
+            str(out),
+            "--tasks",
+            "info",
+            "--suffix",
+            "T2w",
+            "--acq",
+            "sag",
+            "--subjects",
+            "sub-001",
+            "002",
+            "--jobs",
+            "2",
+            "--option",
+            "snapshot=true",
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "2 cases: 2 done" in text
-    rc = main(["batch", str(ds), "--out", str(out), "--tasks", "info", "--suffix", "T2w", "--acq", "sag",
-               "--subjects", "sub-001", "002", "--option", "snapshot=true"])
+    rc = main(
+        [
+            "batch",
+            str(ds),
+            "--out",
+            str(out),
+            "--tasks",
+            "info",
+            "--suffix",
+            "T2w",
+            "--acq",
+            "sag",
+            "--subjects",
+            "sub-001",
+            "002",
+            "--option",
+            "snapshot=true",
+        ]
+    )
     assert rc == 0 and "2 already done" in capsys.readouterr().out
 
     assert main(["table", str(out)]) == 0
@@ -64,8 +102,12 @@ def test_batch_table_report_roundtrip(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_failures_and_bad_input_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ds = tmp_path / "ds"
     make_demo_dataset(ds, n_subjects=2, shape=(8, 32, 48), corrupt=1)
-    proc = subprocess.run([sys.executable, "-m", "neurospine", "batch", str(ds), "--out", str(tmp_path / "o"),
-                           "--tasks", "info"], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "neurospine", "batch", str(ds), "--out", str(tmp_path / "o"), "--tasks", "info"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 1 and "1 failed" in proc.stdout and "FAILED sub-002" in proc.stdout
     assert "Traceback" not in proc.stderr and "corrupt" in proc.stderr  # one warning line per failed case
     assert main(["batch", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--tasks", "info"]) == 2

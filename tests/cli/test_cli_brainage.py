@@ -35,19 +35,27 @@ def test_cli_fit_predict_recalibrate(shared_data, tmp_path):
     rows = rng.choice(1078, size=100, replace=False).tolist()
     train = _subset(shared_data, tmp_path / "train.csv", rows[:70])
     test = _subset(shared_data, tmp_path / "test.csv", rows[70:])
-    assert main(["brainage", "fit", str(train), "--age-column", "age", "--out", str(tmp_path / "m"),
-                 "--max-epochs", "15"]) == 0
+    assert (
+        main(["brainage", "fit", str(train), "--age-column", "age", "--out", str(tmp_path / "m"), "--max-epochs", "15"])
+        == 0
+    )
     assert (tmp_path / "m.npz").is_file()
     card = json.loads((tmp_path / "m.json").read_text())
     assert card["framework"] == "numpy-npz" and len(card["sha256"]) == 64
     out = tmp_path / "pred.csv"
-    assert main(["brainage", "predict", str(test), "--model", str(tmp_path / "m.npz"), "--passes", "20",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            ["brainage", "predict", str(test), "--model", str(tmp_path / "m.npz"), "--passes", "20", "--out", str(out)]
+        )
+        == 0
+    )
     got = _read(out)
     assert list(got[0].keys())[:7] == EXPECTED and len(got) == 30
     assert all(float(r["lo95"]) <= float(r["age_pred"]) <= float(r["hi95"]) for r in got)
-    assert main(["brainage", "recalibrate", str(test), "--model", str(tmp_path / "m.npz"),
-                 "--out", str(tmp_path / "m2")]) == 0
+    assert (
+        main(["brainage", "recalibrate", str(test), "--model", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m2")])
+        == 0
+    )
     assert (tmp_path / "m2.npz").is_file() and (tmp_path / "m2.json").is_file()
 
 

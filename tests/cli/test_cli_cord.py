@@ -21,8 +21,14 @@ def test_cli_cord_writes_outputs_and_json(tmp_path, monkeypatch, capsys):
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["measures"]["n_slices"] == 8
-    for suffix in ("_seg-cord_soft.nii.gz", "_seg-cord_msk.nii.gz", "_seg-canal_msk.nii.gz", "_csa.csv",
-                   "_csa_perlevel.csv", "_qc-cord.png"):
+    for suffix in (
+        "_seg-cord_soft.nii.gz",
+        "_seg-cord_msk.nii.gz",
+        "_seg-canal_msk.nii.gz",
+        "_csa.csv",
+        "_csa_perlevel.csv",
+        "_qc-cord.png",
+    ):
         assert (tmp_path / "out" / f"sub-01_T2w{suffix}").is_file(), suffix
 
 

@@ -30,9 +30,18 @@ from neurospine.batch.report import write_report
 from neurospine.batch.table import export_table
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-port=0", "--window-size=1400,1000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-port=0",
+    "--window-size=1400,1000",
+]
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium not installed (apt-get update && apt-get install -y chromium)"
@@ -65,6 +74,7 @@ class DevTools:
     def call(self, method: str, timeout: float = 20.0, **params: Any) -> dict[str, Any]:
         self.next_id += 1
         mid = self.next_id
+
         async def write() -> None:
             await self.ws.write_message(json.dumps({"id": mid, "method": method, "params": params}))
 
@@ -103,8 +113,12 @@ class DevTools:
 @pytest.fixture
 def browser(tmp_path: Path):  # type: ignore[no-untyped-def]
     assert CHROMIUM is not None
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         browser_url = None
         deadline = time.monotonic() + 30
@@ -134,14 +148,26 @@ def results(tmp_path: Path) -> Path:
     make_demo_dataset(ds, n_subjects=3, shape=(12, 64, 96), corrupt=1)
     evil = ds / "sub-004/anat"
     evil.mkdir(parents=True)
-    nib.save(nib.Nifti1Image(np.random.default_rng(1).random((12, 40, 40)).astype(np.float32), np.eye(4)),
-             str(evil / "sub-004_acq-sag_T2w.nii.gz"))
+    nib.save(
+        nib.Nifti1Image(np.random.default_rng(1).random((12, 40, 40)).astype(np.float32), np.eye(4)),
+        str(evil / "sub-004_acq-sag_T2w.nii.gz"),
+    )
     out = tmp_path / "out"
     run_batch(BatchConfig(ds, out, tasks=["info"], progress=False))
     # a hostile note already stored in the database must show as text, never run
     marks = tmp_path / "seed_marks.json"
-    marks.write_text(json.dumps({"marks": {"sub-004/anat/sub-004_acq-sag_T2w/info":
-                                           {"mark": "artifact", "note": "</script><script>alert(1)</script>"}}}))
+    marks.write_text(
+        json.dumps(
+            {
+                "marks": {
+                    "sub-004/anat/sub-004_acq-sag_T2w/info": {
+                        "mark": "artifact",
+                        "note": "</script><script>alert(1)</script>",
+                    }
+                }
+            }
+        )
+    )
     write_report(out, marks_file=marks)
     return out
 
@@ -162,22 +188,28 @@ def test_report_in_headless_chromium(browser, results: Path, tmp_path: Path) -> 
     assert len(keys) == 4 and "sub-004/anat/sub-004_acq-sag_T2w/info" in keys
     statuses = p.js("Array.from(document.querySelectorAll('tr.case')).map(tr => tr.dataset.status)")
     assert sorted(statuses) == ["done", "done", "done", "failed"]
-    images = p.js("Promise.all(Array.from(document.images).map(i => i.decode().then(() => i.naturalWidth)"
-                  ".catch(() => 0)))")
+    images = p.js(
+        "Promise.all(Array.from(document.images).map(i => i.decode().then(() => i.naturalWidth).catch(() => 0)))"
+    )
     assert len(images) == 3 and all(w > 0 for w in images)  # every done case shows its snapshot
     assert p.js("document.querySelector('tr.case[data-status=failed] .err').textContent").count("corrupt") == 1
     seeded = "sub-004/anat/sub-004_acq-sag_T2w/info"
-    assert p.js(f"document.querySelector('tr.case[data-key=\"{seeded}\"] input.note').value") == \
-        "</script><script>alert(1)</script>"
+    assert (
+        p.js(f"document.querySelector('tr.case[data-key=\"{seeded}\"] input.note').value")
+        == "</script><script>alert(1)</script>"
+    )
 
     target = keys[0]
     sel = f"Array.from(document.querySelectorAll('tr.case')).find(tr => tr.dataset.key === {json.dumps(target)})"
     p.js(f"{sel}.querySelector('input[value=fail]').click()")
-    p.js(f"(() => {{ const n = {sel}.querySelector('input.note'); n.value = 'cord <b>cut</b> off';"
-         " n.dispatchEvent(new Event('input')); })()")
+    p.js(
+        f"(() => {{ const n = {sel}.querySelector('input.note'); n.value = 'cord <b>cut</b> off';"
+        " n.dispatchEvent(new Event('input')); })()"
+    )
     assert p.js(f"{sel}.classList.contains('mark-fail')")
-    stored = json.loads(p.js("localStorage.getItem('neurospine-qc:' + "
-                             "document.getElementById('ns-report').dataset.reportId)"))
+    stored = json.loads(
+        p.js("localStorage.getItem('neurospine-qc:' + document.getElementById('ns-report').dataset.reportId)")
+    )
     assert stored[target]["mark"] == "fail" and stored[target]["note"] == "cord <b>cut</b> off"
     assert p.js("document.getElementById('count-fail').textContent") == "1"
 
@@ -186,11 +218,14 @@ def test_report_in_headless_chromium(browser, results: Path, tmp_path: Path) -> 
     p.wait_event("Page.loadEventFired")
     assert p.js(f"{sel}.querySelector('input[value=fail]').checked")  # marks survive a reload
     assert p.js(f"document.querySelector('tr.case[data-key=\"{seeded}\"] input[value=artifact]').checked")
-    p.js("(() => { const s = document.getElementById('f-mark'); s.value = 'fail';"
-         " s.dispatchEvent(new Event('change')); })()")
+    p.js(
+        "(() => { const s = document.getElementById('f-mark'); s.value = 'fail';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
     assert p.js("document.getElementById('shown').textContent") == "1"
-    p.js("(() => { const s = document.getElementById('f-mark'); s.value = '';"
-         " s.dispatchEvent(new Event('change')); })()")
+    p.js(
+        "(() => { const s = document.getElementById('f-mark'); s.value = ''; s.dispatchEvent(new Event('change')); })()"
+    )
 
     shot = p.call("Page.captureScreenshot", format="png")
     (tmp_path / "report_screenshot.png").write_bytes(base64.b64decode(shot["data"]))
@@ -205,12 +240,17 @@ def test_report_in_headless_chromium(browser, results: Path, tmp_path: Path) -> 
     assert exported["marks"][target] == {"mark": "fail", "note": "cord <b>cut</b> off"}
     assert exported["marks"][seeded]["mark"] == "artifact"
 
-    rows = {r["case_key"]: r for r in csv.DictReader(export_table(results, tmp_path / "t.csv",
-                                                                  marks_file=saved).open())}
+    rows = {
+        r["case_key"]: r for r in csv.DictReader(export_table(results, tmp_path / "t.csv", marks_file=saved).open())
+    }
     assert rows[target]["qc_mark"] == "fail" and rows[target]["qc_note"] == "cord <b>cut</b> off"
 
-    errors = [e for e in p.events if e.get("method") == "Runtime.exceptionThrown"
-              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
-              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+    errors = [
+        e
+        for e in p.events
+        if e.get("method") == "Runtime.exceptionThrown"
+        or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+        or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+    ]
     assert errors == []
     assert not [e for e in p.events if e.get("method") == "Page.javascriptDialogOpening"]  # no injected alert()

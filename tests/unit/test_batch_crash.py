@@ -16,8 +16,9 @@ N_SUBJECTS = 8
 
 
 def _expected(ds: Path) -> set[str]:
-    return {f"{p.parent.relative_to(ds).as_posix()}/{p.name.removesuffix('.nii.gz')}/selftest"
-            for p in ds.rglob("*.nii.gz")}
+    return {
+        f"{p.parent.relative_to(ds).as_posix()}/{p.name.removesuffix('.nii.gz')}/selftest" for p in ds.rglob("*.nii.gz")
+    }
 
 
 def _check(ds: Path, out: Path, res) -> None:  # type: ignore[no-untyped-def]

@@ -163,8 +163,9 @@ def test_lock_refuses_second_writer(dataset: Path, tmp_path: Path) -> None:
             run_batch(_cfg(dataset, tmp_path / "out"))
 
 
-def test_crash_between_rename_and_commit_is_healed(dataset: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_between_rename_and_commit_is_healed(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The narrowest window: a case folder is in place but its row is not committed when the process dies."""
     from neurospine.batch import db as dbmod
 

@@ -25,8 +25,7 @@ EVIL = '<img src=x onerror="alert(1)">&x'
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("cohort")
     make_demo_dataset(base / "ds", n_subjects=3, shape=(8, 32, 48), corrupt=1)
-    run_batch(BatchConfig(base / "ds", base / "out", tasks=["info", "selftest"], progress=False,
-                          options={}))
+    run_batch(BatchConfig(base / "ds", base / "out", tasks=["info", "selftest"], progress=False, options={}))
     return base / "out"
 
 
@@ -58,8 +57,10 @@ def test_table_parquet_types(out: Path, tmp_path: Path) -> None:
 def test_marks_roundtrip_into_table_and_report(out: Path, tmp_path: Path) -> None:
     _columns, rows = cohort_rows(out)
     done = [r for r in rows if r["status"] == "done"]
-    marks = {"format": "neurospine-qc-marks/1",
-             "marks": {done[0]["case_key"]: {"mark": "fail", "note": EVIL}, done[1]["case_key"]: "artifact"}}
+    marks = {
+        "format": "neurospine-qc-marks/1",
+        "marks": {done[0]["case_key"]: {"mark": "fail", "note": EVIL}, done[1]["case_key"]: "artifact"},
+    }
     mfile = tmp_path / "qc_marks.json"
     mfile.write_text(json.dumps(marks))
     path = export_table(out, tmp_path / "t.csv", marks_file=mfile)
@@ -86,20 +87,30 @@ def test_report_rows_and_escaping(tmp_path: Path) -> None:
     scans = tmp_path / "scans"
     scans.mkdir()
     evil_name = 'x<script>alert("p")<'
-    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((6, 20, 20)).astype(np.float32), np.eye(4)),
-             str(scans / f"{evil_name}.nii.gz"))
+    nib.save(
+        nib.Nifti1Image(np.random.default_rng(0).random((6, 20, 20)).astype(np.float32), np.eye(4)),
+        str(scans / f"{evil_name}.nii.gz"),
+    )
     (scans / "bad'\"&.nii.gz").write_bytes(b"\x1f\x8b\x08junk")
     run_batch(BatchConfig(scans, tmp_path / "o", tasks=["info"], progress=False))
     page = render_report(tmp_path / "o")
-    assert page.count('<tr class=case ') == 2
+    assert page.count("<tr class=case ") == 2
     assert "<script>alert" not in page and "bad'\"&" not in page
     assert "x&lt;script&gt;alert(&quot;p&quot;)&lt;" in page
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
     assert page.count("<script") == 2  # the marks JSON and the page's own code, nothing injected
     img = re.search(r'<img loading="lazy" src="([^"]+)"', page)
     assert img is not None and "%3C" in img.group(1)  # the file name is URL-quoted in the link
-    snap = tmp_path / "o/derivatives/neurospine" / img.group(1).replace("%3C", "<").replace("%3E", ">") \
-        .replace("%22", '"').replace("%28", "(").replace("%29", ")")
+    snap = (
+        tmp_path
+        / "o/derivatives/neurospine"
+        / img.group(1)
+        .replace("%3C", "<")
+        .replace("%3E", ">")
+        .replace("%22", '"')
+        .replace("%28", "(")
+        .replace("%29", ")")
+    )
     assert snap.is_file()
 
 

@@ -92,8 +92,12 @@ def test_missing_features_at_predict(shared_data, tmp_path):
     src = shared_data / "brain_features" / "data_fcon1000.csv"
     table = read_table(write_subset(src, tmp_path / "sub.csv", list(range(100))))
     model = fit_table(table, cfg=FitConfig(hidden=(8,), max_epochs=5, patience=5))
-    drop = write_subset(src, tmp_path / "drop.csv", list(range(5)),
-                        rename={"Left-Hippocampus": "LeftHippo", "rh_S_central_thickness": "x"})
+    drop = write_subset(
+        src,
+        tmp_path / "drop.csv",
+        list(range(5)),
+        rename={"Left-Hippocampus": "LeftHippo", "rh_S_central_thickness": "x"},
+    )
     with pytest.raises(InputError) as e:
         model.predict_table(read_table(drop))
     assert "Left-Hippocampus" in str(e.value) and "rh_S_central_thickness" in str(e.value)

@@ -50,10 +50,16 @@ def test_onnx_mc_dropout_passes_differ(tmp_path):
     torch.manual_seed(0)
     model = build_model(2).eval()
     path = tmp_path / "m.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 1, *CROP_SHAPE), torch.ones(3, 2 * HIDDEN)), str(path),
-                      input_names=["image", "mask"], output_names=["quantiles"],
-                      dynamic_axes={"mask": {0: "passes"}, "quantiles": {0: "passes"}}, opset_version=17,
-                      dynamo=False)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, *CROP_SHAPE), torch.ones(3, 2 * HIDDEN)),
+        str(path),
+        input_names=["image", "mask"],
+        output_names=["quantiles"],
+        dynamic_axes={"mask": {0: "passes"}, "quantiles": {0: "passes"}},
+        opset_version=17,
+        dynamo=False,
+    )
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     image = rng.random((1, 1, *CROP_SHAPE), dtype=np.float32)

@@ -14,8 +14,9 @@ from neurospine.io import Volume
 from tests.conftest import make_affine
 
 
-def elliptic_cylinder(a_mm, b_mm, tilt_deg, spacing_mm, shape, axcodes="RAS", *, spin_deg=0.0, ss=3,
-                      centre_offset=(0.0, 0.0, 0.0)):
+def elliptic_cylinder(
+    a_mm, b_mm, tilt_deg, spacing_mm, shape, axcodes="RAS", *, spin_deg=0.0, ss=3, centre_offset=(0.0, 0.0, 0.0)
+):
     """Partial-volume phantom (supersampled ``ss``^3): cylinder with semi-axes a (~RL) and b (~AP)
     whose axis is tilted by ``tilt_deg`` from S towards R, cross-section rotated by ``spin_deg``."""
     aff = make_affine(spacing_mm, axcodes)

@@ -19,8 +19,9 @@ from tests.conftest import make_affine
 RADIUS_MM = 4.0
 
 
-def cylinder_image(axcodes: str, spacing_mm: tuple[float, float, float], shape: tuple[int, int, int],
-                   seed: int = 0) -> tuple[Volume, np.ndarray]:
+def cylinder_image(
+    axcodes: str, spacing_mm: tuple[float, float, float], shape: tuple[int, int, int], seed: int = 0
+) -> tuple[Volume, np.ndarray]:
     """Bright vertical (superior-inferior) cylinder of radius 4 mm in noise; returns image and truth."""
     aff = make_affine(spacing_mm, axcodes)
     aff[:3, 3] = -(aff[:3, :3] @ (np.array(shape) / 2.0)) + np.array([3.0, -2.0, 0.0])
@@ -64,8 +65,16 @@ def test_outputs_on_input_grid_and_cord_found(tmp_path, axcodes, spacing, shape)
     dice = 2 * (mask & truth).sum() / (mask.sum() + truth.sum())
     assert dice > 0.85, dice
     rows = list(csv.DictReader(res.outputs["csa"].open()))
-    assert rows and set(rows[0]) >= {"slice", "position_mm", "csa_mm2", "angle_deg", "ap_mm", "rl_mm",
-                                     "eccentricity", "level"}
+    assert rows and set(rows[0]) >= {
+        "slice",
+        "position_mm",
+        "csa_mm2",
+        "angle_deg",
+        "ap_mm",
+        "rl_mm",
+        "eccentricity",
+        "level",
+    }
     csa = np.median([float(r["csa_mm2"]) for r in rows])
     assert csa == pytest.approx(math.pi * RADIUS_MM**2, rel=0.12)
     assert res.outputs["qc"].is_file() and res.outputs["qc"].stat().st_size > 1000
@@ -128,7 +137,8 @@ def _write_onnx_model(folder: Path, *, random: bool, nothing: bool = False) -> N
         b = np.full(2, -10.0, np.float32)
     node = helper.make_node("Conv", ["input", "w", "b"], ["output"], pads=[1, 1, 1, 1])
     graph = helper.make_graph(
-        [node], "tiny",
+        [node],
+        "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, "h", "w"])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 2, "h", "w"])],
         [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
@@ -137,9 +147,14 @@ def _write_onnx_model(folder: Path, *, random: bool, nothing: bool = False) -> N
     model.ir_version = 8
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(folder / "cord_softseg.onnx"))
-    card = {"name": "cord_softseg", "version": "0.0.1-test", "task": "cord", "file": "cord_softseg.onnx",
-            "sha256": sha256_of(folder / "cord_softseg.onnx"),
-            "inputs": {"fine_spacing_mm": 0.5, "coarse_spacing_mm": 1.0, "window_mm": 40.0, "threshold": 0.5}}
+    card = {
+        "name": "cord_softseg",
+        "version": "0.0.1-test",
+        "task": "cord",
+        "file": "cord_softseg.onnx",
+        "sha256": sha256_of(folder / "cord_softseg.onnx"),
+        "inputs": {"fine_spacing_mm": 0.5, "coarse_spacing_mm": 1.0, "window_mm": 40.0, "threshold": 0.5},
+    }
     (folder / "cord_softseg.json").write_text(json.dumps(card))
 
 

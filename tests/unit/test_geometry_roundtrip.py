@@ -3,10 +3,10 @@
 import nibabel as nib
 import numpy as np
 import pytest
-from tests.conftest import make_affine
 
 from neurospine.io import Volume, load_volume, reorient, resample_like, resample_to_spacing, save_like, save_volume
 from neurospine.io.resample import grid_for_spacing, resample_to_grid
+from tests.conftest import make_affine
 
 
 def _oblique(affine: np.ndarray, degrees: float = 17.0) -> np.ndarray:

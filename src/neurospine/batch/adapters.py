@@ -41,6 +41,11 @@ def brainage_t1(image_path: Path, out_dir: Path, *, threads: int = 1, **options:
         "brain_age_lo95_years": float(row["lo95"]),
         "brain_age_hi95_years": float(row["hi95"]),
     }
-    return TaskResult(task="brainage-t1", input_path=str(image_path), outputs={"table": out}, measures=measures,
-                      models={T1_MODEL: _installed_version(T1_MODEL)},
-                      timings_s={"total_s": time.perf_counter() - t0})
+    return TaskResult(
+        task="brainage-t1",
+        input_path=str(image_path),
+        outputs={"table": out},
+        measures=measures,
+        models={T1_MODEL: _installed_version(T1_MODEL)},
+        timings_s={"total_s": time.perf_counter() - t0},
+    )

@@ -109,11 +109,12 @@ def _bids_scans(root: Path) -> list[Scan]:
         if not _is_image(p):
             continue
         entities, suffix = parse_bids_name(p.name)
-        sub_dir = p.relative_to(root).parts[0][len("sub-"):]
-        ses_dir = p.parent.parent.name[len("ses-"):] if p.parent.parent.name.startswith("ses-") else None
+        sub_dir = p.relative_to(root).parts[0][len("sub-") :]
+        ses_dir = p.parent.parent.name[len("ses-") :] if p.parent.parent.name.startswith("ses-") else None
         if entities.get("sub") not in (None, sub_dir):
-            log.warning("%s: file name says sub-%s but the folder is sub-%s; using the folder", p,
-                        entities.get("sub"), sub_dir)
+            log.warning(
+                "%s: file name says sub-%s but the folder is sub-%s; using the folder", p, entities.get("sub"), sub_dir
+            )
         entities["sub"] = sub_dir
         if ses_dir:
             entities["ses"] = ses_dir
@@ -165,15 +166,17 @@ def discover(
             scans = _loose_scans(files, root)
     elif root.is_file():
         if not _is_image(root):
-            raise InputError(root, "not an image file",
-                             f"give a BIDS folder, a folder of images or files ending {IMAGE_SUFFIXES}")
+            raise InputError(
+                root, "not an image file", f"give a BIDS folder, a folder of images or files ending {IMAGE_SUFFIXES}"
+            )
         scans = _loose_scans([root.resolve()], root.resolve().parent)
     elif _GLOB_CHARS & set(text):
         files = sorted(Path(p).resolve() for p in glob.glob(text, recursive=True) if _is_image(Path(p)))
         scans = _loose_scans(files, None)
     else:
-        raise InputError(root, "dataset not found",
-                         "give a BIDS folder, a folder of images or a quoted glob like 'scans/*.nii.gz'")
+        raise InputError(
+            root, "dataset not found", "give a BIDS folder, a folder of images or a quoted glob like 'scans/*.nii.gz'"
+        )
 
     wanted_subjects = None if not subjects else {s.removeprefix("sub-") for s in subjects}
     out = [

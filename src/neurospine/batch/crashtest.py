@@ -32,18 +32,40 @@ class TrialResult:
     final_returncode: int | None = None
 
 
-def batch_command(dataset: str | Path, out: str | Path, tasks: str, options: Sequence[str] = (),
-                  jobs: int = 1) -> list[str]:
-    cmd = [sys.executable, "-m", "neurospine", "batch", str(dataset), "--out", str(out), "--tasks", tasks,
-           "--no-progress", "--jobs", str(jobs)]
+def batch_command(
+    dataset: str | Path, out: str | Path, tasks: str, options: Sequence[str] = (), jobs: int = 1
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "neurospine",
+        "batch",
+        str(dataset),
+        "--out",
+        str(out),
+        "--tasks",
+        tasks,
+        "--no-progress",
+        "--jobs",
+        str(jobs),
+    ]
     for opt in options:
         cmd += ["--option", opt]
     return cmd
 
 
-def kill_resume_trial(dataset: str | Path, out: str | Path, *, tasks: str = "selftest",
-                      options: Sequence[str] = ("sleep_s=0.05",), jobs: int = 1, kills: int = 3,
-                      max_delay_s: float = 4.0, seed: int = 0, timeout_s: float = 600.0) -> TrialResult:
+def kill_resume_trial(
+    dataset: str | Path,
+    out: str | Path,
+    *,
+    tasks: str = "selftest",
+    options: Sequence[str] = ("sleep_s=0.05",),
+    jobs: int = 1,
+    kills: int = 3,
+    max_delay_s: float = 4.0,
+    seed: int = 0,
+    timeout_s: float = 600.0,
+) -> TrialResult:
     """Start the batch ``kills`` times, SIGKILL its whole process group after a random delay, then let a last
     run finish and check the output folder (``verify_outputs``)."""
     rng = random.Random(seed)

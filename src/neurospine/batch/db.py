@@ -160,8 +160,17 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
 
 
-def start_run(con: sqlite3.Connection, run_id: str, started: str, version: str, host: str, dataset: str,
-              tasks: str, executor: str, config: Mapping[str, Any]) -> None:
+def start_run(
+    con: sqlite3.Connection,
+    run_id: str,
+    started: str,
+    version: str,
+    host: str,
+    dataset: str,
+    tasks: str,
+    executor: str,
+    config: Mapping[str, Any],
+) -> None:
     with Transaction(con):
         con.execute("UPDATE runs SET status='interrupted' WHERE status='running'")
         con.execute(
@@ -176,14 +185,23 @@ def finish_run(con: sqlite3.Connection, run_id: str, finished: str, status: str,
         con.execute(
             "UPDATE runs SET finished=?, status=?, n_cases=?, n_done=?, n_failed=?, n_skipped=?, n_reused=? "
             "WHERE run_id=?",
-            (finished, status, counts.get("cases", 0), counts.get("done", 0), counts.get("failed", 0),
-             counts.get("skipped", 0), counts.get("reused", 0), run_id),
+            (
+                finished,
+                status,
+                counts.get("cases", 0),
+                counts.get("done", 0),
+                counts.get("failed", 0),
+                counts.get("skipped", 0),
+                counts.get("reused", 0),
+                run_id,
+            ),
         )
 
 
 def cached_sha256(con: sqlite3.Connection, path: str, size: int, mtime_ns: int) -> str | None:
-    row = con.execute("SELECT sha256 FROM input_hashes WHERE path=? AND size=? AND mtime_ns=?",
-                      (path, size, mtime_ns)).fetchone()
+    row = con.execute(
+        "SELECT sha256 FROM input_hashes WHERE path=? AND size=? AND mtime_ns=?", (path, size, mtime_ns)
+    ).fetchone()
     return None if row is None else str(row["sha256"])
 
 
@@ -195,8 +213,9 @@ def store_sha256(con: sqlite3.Connection, items: list[tuple[str, int, int, str]]
 
 
 def existing_cases(con: sqlite3.Connection) -> dict[str, sqlite3.Row]:
-    rows = con.execute("SELECT case_key, input_sha256, task, options_sha256, models_json, status, output_dir "
-                       "FROM cases").fetchall()
+    rows = con.execute(
+        "SELECT case_key, input_sha256, task, options_sha256, models_json, status, output_dir FROM cases"
+    ).fetchall()
     return {str(r["case_key"]): r for r in rows}
 
 
@@ -218,14 +237,37 @@ def upsert_case(con: sqlite3.Connection, rec: CaseRecord) -> int:
     if rec.status not in STATUSES:
         raise ValueError(f"bad status {rec.status}")
     values = (
-        rec.case_key, rec.run_id, rec.subject, rec.session, rec.suffix, _json(dict(rec.entities)), rec.input_path,
-        rec.input_rel, rec.input_sha256, rec.task, rec.task_target, _json(dict(rec.options)), rec.options_sha256,
-        _json(dict(rec.models)), rec.status, rec.error_type, rec.error, rec.output_dir, rec.manifest, rec.started,
-        rec.finished, rec.duration_s, _json(dict(rec.timings)), _json(list(rec.warnings)), rec.worker,
+        rec.case_key,
+        rec.run_id,
+        rec.subject,
+        rec.session,
+        rec.suffix,
+        _json(dict(rec.entities)),
+        rec.input_path,
+        rec.input_rel,
+        rec.input_sha256,
+        rec.task,
+        rec.task_target,
+        _json(dict(rec.options)),
+        rec.options_sha256,
+        _json(dict(rec.models)),
+        rec.status,
+        rec.error_type,
+        rec.error,
+        rec.output_dir,
+        rec.manifest,
+        rec.started,
+        rec.finished,
+        rec.duration_s,
+        _json(dict(rec.timings)),
+        _json(list(rec.warnings)),
+        rec.worker,
     )
-    cols = ("case_key, run_id, subject, session, suffix, entities_json, input_path, input_rel, input_sha256, task, "
-            "task_target, options_json, options_sha256, models_json, status, error_type, error, output_dir, manifest, "
-            "started, finished, duration_s, timings_json, warnings_json, worker")
+    cols = (
+        "case_key, run_id, subject, session, suffix, entities_json, input_path, input_rel, input_sha256, task, "
+        "task_target, options_json, options_sha256, models_json, status, error_type, error, output_dir, manifest, "
+        "started, finished, duration_s, timings_json, warnings_json, worker"
+    )
     names = [c.strip() for c in cols.split(",")]
     update = ", ".join(f"{c}=excluded.{c}" for c in names if c != "case_key")
     with Transaction(con):

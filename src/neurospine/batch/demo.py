@@ -12,21 +12,22 @@ import nibabel as nib
 import numpy as np
 
 
-def phantom(shape: tuple[int, int, int] = (24, 96, 160), spacing_mm: tuple[float, float, float] = (3.0, 1.0, 1.0),
-            seed: int = 0) -> nib.Nifti1Image:
+def phantom(
+    shape: tuple[int, int, int] = (24, 96, 160), spacing_mm: tuple[float, float, float] = (3.0, 1.0, 1.0), seed: int = 0
+) -> nib.Nifti1Image:
     """Sagittal T2w-like phantom on an LAS-ish grid: x = L-R (thick), y = A-P, z = S-I."""
     rng = np.random.default_rng(seed)
     nx, ny, nz = shape
     img = rng.normal(60.0, 8.0, shape).astype(np.float32)
     x, y, z = np.meshgrid(np.arange(nx), np.arange(ny), np.arange(nz), indexing="ij")
     cx = nx / 2 + rng.uniform(-1, 1)
-    body = (np.abs(x - cx) * spacing_mm[0] < 18)
+    body = np.abs(x - cx) * spacing_mm[0] < 18
     level_h = rng.uniform(26, 32)  # vertebra + disc height in voxels (z spacing 1 mm)
     phase = (z + rng.uniform(0, level_h)) % level_h
     vert = body & (np.abs(y - ny * 0.35) < ny * 0.14) & (phase < level_h * 0.75)
     disc = body & (np.abs(y - ny * 0.35) < ny * 0.13) & (phase >= level_h * 0.75)
-    canal = (np.hypot((x - cx) * spacing_mm[0], (y - ny * 0.62) * spacing_mm[1]) < 8)
-    cord = (np.hypot((x - cx) * spacing_mm[0], (y - ny * 0.62) * spacing_mm[1]) < 4)
+    canal = np.hypot((x - cx) * spacing_mm[0], (y - ny * 0.62) * spacing_mm[1]) < 8
+    cord = np.hypot((x - cx) * spacing_mm[0], (y - ny * 0.62) * spacing_mm[1]) < 4
     img[vert] += 140
     img[disc] += 220
     img[canal] += 260
@@ -40,9 +41,16 @@ def phantom(shape: tuple[int, int, int] = (24, 96, 160), spacing_mm: tuple[float
     return out
 
 
-def make_demo_dataset(root: str | Path, *, n_subjects: int = 4, sessions: tuple[str, ...] = (),
-                      shape: tuple[int, int, int] = (24, 96, 160), corrupt: int = 0, t1w: bool = False,
-                      seed: int = 0) -> list[Path]:
+def make_demo_dataset(
+    root: str | Path,
+    *,
+    n_subjects: int = 4,
+    sessions: tuple[str, ...] = (),
+    shape: tuple[int, int, int] = (24, 96, 160),
+    corrupt: int = 0,
+    t1w: bool = False,
+    seed: int = 0,
+) -> list[Path]:
     """Write ``n_subjects`` sagittal T2w phantoms as a BIDS dataset; ``corrupt`` of them are broken files.
 
     Returns the image paths. With ``t1w`` every subject also gets a T1w scan.
@@ -50,7 +58,8 @@ def make_demo_dataset(root: str | Path, *, n_subjects: int = 4, sessions: tuple[
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / "dataset_description.json").write_text(
-        '{"Name": "neurospine demo phantoms", "BIDSVersion": "1.9.0", "DatasetType": "raw"}\n', encoding="utf-8")
+        '{"Name": "neurospine demo phantoms", "BIDSVersion": "1.9.0", "DatasetType": "raw"}\n', encoding="utf-8"
+    )
     paths: list[Path] = []
     rng = np.random.default_rng(seed)
     for i in range(n_subjects):
@@ -64,7 +73,7 @@ def make_demo_dataset(root: str | Path, *, n_subjects: int = 4, sessions: tuple[
                 p = folder / name
                 nib.save(phantom(shape, seed=int(rng.integers(1 << 31))), str(p))
                 paths.append(p)
-    for p in paths[len(paths) - corrupt:] if corrupt else []:
+    for p in paths[len(paths) - corrupt :] if corrupt else []:
         data = p.read_bytes()
         p.write_bytes(data[: len(data) // 3])  # truncated gzip stream: unreadable
     return paths

@@ -111,25 +111,46 @@ def execute_case(job: CaseJob) -> CaseOutcome:
         finished = utc_now()
         duration = time.perf_counter() - t0
         manifest = build_manifest(
-            case_key=job.case_key, run_id=job.run_id, task=job.task, task_target=job.task_target,
-            input_path=job.input_path, input_sha256=job.input_sha256, entities=job.entities,
-            options=job.options, threads=job.threads, models=models, timings_s=timings, started=started,
-            finished=finished, duration_s=duration, outputs=rel, measures=measures, warnings=warnings,
+            case_key=job.case_key,
+            run_id=job.run_id,
+            task=job.task,
+            task_target=job.task_target,
+            input_path=job.input_path,
+            input_sha256=job.input_sha256,
+            entities=job.entities,
+            options=job.options,
+            threads=job.threads,
+            models=models,
+            timings_s=timings,
+            started=started,
+            finished=finished,
+            duration_s=duration,
+            outputs=rel,
+            measures=measures,
+            warnings=warnings,
             extra=dict(getattr(result, "extra", {}) or {}),
         )
         import json
 
         write_text_atomic(tmp / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
-        return CaseOutcome(job, "done", started, finished, duration, models, measures, timings, warnings,
-                           worker=worker)
+        return CaseOutcome(job, "done", started, finished, duration, models, measures, timings, warnings, worker=worker)
     except Exception as e:  # one case's failure must never stop the cohort
         if isinstance(e, NeuroSpineError):
             message = str(e)
         else:
             message = f"internal error {type(e).__name__}: {e}"
         shutil.rmtree(tmp, ignore_errors=True)
-        return CaseOutcome(job, "failed", started, utc_now(), time.perf_counter() - t0, error_type=type(e).__name__,
-                           error=message, traceback=traceback.format_exc(), worker=worker)
+        return CaseOutcome(
+            job,
+            "failed",
+            started,
+            utc_now(),
+            time.perf_counter() - t0,
+            error_type=type(e).__name__,
+            error=message,
+            traceback=traceback.format_exc(),
+            worker=worker,
+        )
 
 
 def worker_died(job: CaseJob, why: str) -> CaseOutcome:
@@ -253,13 +274,17 @@ class DaskExecutor:
         try:
             from distributed import Client
         except ImportError as e:
-            raise InputError(None, "--scheduler needs dask distributed, which is not installed",
-                             "pip install 'neurospine[cluster]'") from e
+            raise InputError(
+                None, "--scheduler needs dask distributed, which is not installed", "pip install 'neurospine[cluster]'"
+            ) from e
         try:
             return Client(self.address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=True)
         except OSError as e:
-            raise InputError(None, f"cannot reach the Dask scheduler at {self.address} ({e})",
-                             "start it (dask scheduler / dask-jobqueue) and pass its address") from e
+            raise InputError(
+                None,
+                f"cannot reach the Dask scheduler at {self.address} ({e})",
+                "start it (dask scheduler / dask-jobqueue) and pass its address",
+            ) from e
 
     def run(self, jobs: Sequence[CaseJob]) -> Iterator[CaseOutcome]:
         from distributed import as_completed as dask_as_completed
@@ -291,4 +316,3 @@ def make_executor(jobs: int, scheduler: str | None, threads: int) -> SerialExecu
     if jobs <= 1:
         return SerialExecutor()
     return ProcessExecutor(jobs, threads)
-

@@ -47,9 +47,7 @@ def snapshot_png(vol: Volume, mask: npt.NDArray[np.bool_] | None, path: Path) ->
     rgb = np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=2)
     if mask is not None:
         mras = reorient(vol.with_data(mask.astype(np.uint8)), "RAS")[0].data[x].T[::-1] > 0
-        edge = mras & ~(
-            np.roll(mras, 1, 0) & np.roll(mras, -1, 0) & np.roll(mras, 1, 1) & np.roll(mras, -1, 1)
-        )
+        edge = mras & ~(np.roll(mras, 1, 0) & np.roll(mras, -1, 0) & np.roll(mras, 1, 1) & np.roll(mras, -1, 1))
         rgb[edge] = (230, 40, 40)
     sp = ras.spacing_mm
     img = Image.fromarray(rgb)
@@ -62,8 +60,7 @@ def snapshot_png(vol: Volume, mask: npt.NDArray[np.bool_] | None, path: Path) ->
     return path
 
 
-def run_file(image_path: Path, out_dir: Path, *, threads: int = 1, snapshot: bool = True,
-             **options: Any) -> TaskResult:
+def run_file(image_path: Path, out_dir: Path, *, threads: int = 1, snapshot: bool = True, **options: Any) -> TaskResult:
     """Measure ``image_path``; write ``<stem>_fgmask.nii.gz`` and ``<stem>_snapshot.png`` into ``out_dir``."""
     t0 = time.perf_counter()
     vol = load_volume(image_path)
@@ -74,22 +71,33 @@ def run_file(image_path: Path, out_dir: Path, *, threads: int = 1, snapshot: boo
     mask = data > thr
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs: dict[str, Path] = {"foreground_mask": save_like(mask.astype(np.uint8), vol,
-                                                             out_dir / f"{vol.name}_fgmask.nii.gz")}
+    outputs: dict[str, Path] = {
+        "foreground_mask": save_like(mask.astype(np.uint8), vol, out_dir / f"{vol.name}_fgmask.nii.gz")
+    }
     if snapshot:
         outputs["snapshot"] = snapshot_png(vol, mask, out_dir / f"{vol.name}_snapshot.png")
     sx, sy, sz = vol.spacing_mm
     nx, ny, nz = vol.shape
     measures: dict[str, float | int | str | None] = {
-        "shape_x_vox": nx, "shape_y_vox": ny, "shape_z_vox": nz,
-        "spacing_x_mm": sx, "spacing_y_mm": sy, "spacing_z_mm": sz,
+        "shape_x_vox": nx,
+        "shape_y_vox": ny,
+        "shape_z_vox": nz,
+        "spacing_x_mm": sx,
+        "spacing_y_mm": sy,
+        "spacing_z_mm": sz,
         "plane": vol.plane,
         "fov_volume_mm3": float(data.size * vol.voxel_volume_mm3),
-        "intensity_p01": p01, "intensity_p50": p50, "intensity_p99": p99,
+        "intensity_p01": p01,
+        "intensity_p50": p50,
+        "intensity_p99": p99,
         "foreground_volume_mm3": float(mask.sum() * vol.voxel_volume_mm3),
         "foreground_fraction": float(mask.mean()),
     }
     return TaskResult(
-        task=TASK, input_path=str(image_path), outputs=outputs, measures=measures, models={},
+        task=TASK,
+        input_path=str(image_path),
+        outputs=outputs,
+        measures=measures,
+        models={},
         timings_s={"load_s": t_load, "total_s": time.perf_counter() - t0},
     )

@@ -88,30 +88,32 @@ def build_manifest(
 ) -> dict[str, Any]:
     from neurospine import __version__
 
-    return jsonable({
-        "schema": MANIFEST_SCHEMA,
-        "neurospine_version": __version__,
-        "case_key": case_key,
-        "run_id": run_id,
-        "task": task,
-        "task_target": task_target,
-        "input": {"path": input_path, "sha256": input_sha256, "entities": dict(entities)},
-        "options": dict(options),
-        "threads": threads,
-        "models": dict(models),
-        "model_cards": model_cards(models),
-        "started": started,
-        "finished": finished,
-        "duration_s": duration_s,
-        "timings_s": dict(timings_s),
-        "outputs": dict(outputs),
-        "measures": dict(measures),
-        "warnings": list(warnings),
-        "extra": dict(extra),
-        "host": socket.gethostname(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-    })
+    return jsonable(
+        {
+            "schema": MANIFEST_SCHEMA,
+            "neurospine_version": __version__,
+            "case_key": case_key,
+            "run_id": run_id,
+            "task": task,
+            "task_target": task_target,
+            "input": {"path": input_path, "sha256": input_sha256, "entities": dict(entities)},
+            "options": dict(options),
+            "threads": threads,
+            "models": dict(models),
+            "model_cards": model_cards(models),
+            "started": started,
+            "finished": finished,
+            "duration_s": duration_s,
+            "timings_s": dict(timings_s),
+            "outputs": dict(outputs),
+            "measures": dict(measures),
+            "warnings": list(warnings),
+            "extra": dict(extra),
+            "host": socket.gethostname(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        }
+    )
 
 
 def read_manifest(case_dir: Path) -> dict[str, Any] | None:

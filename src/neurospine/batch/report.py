@@ -67,8 +67,11 @@ def _measures_html(measures: dict[str, Any]) -> str:
     if not items:
         return ""
     body = "".join(f"<tr><td>{_e(k)}</td><td>{_e(_fmt(v))}</td></tr>" for k, v in items)
-    more = f"<tr><td colspan=2>+{len(measures) - MAX_MEASURES} more in the table</td></tr>" \
-        if len(measures) > MAX_MEASURES else ""
+    more = (
+        f"<tr><td colspan=2>+{len(measures) - MAX_MEASURES} more in the table</td></tr>"
+        if len(measures) > MAX_MEASURES
+        else ""
+    )
     return f"<table class=measures>{body}{more}</table>"
 
 
@@ -77,20 +80,18 @@ def _row(root: Path, c: dict[str, Any]) -> str:
     snap = _snapshot(root, c)
     snap_html = f'<img loading="lazy" src="{_e(quote(snap))}" alt="snapshot of {_e(key)}">' if snap else ""
     ses = f" ses-{_e(c['session'])}" if c["session"] else ""
-    radios = "".join(
-        f'<label><input type=radio name="m-{_e(key)}" value="{m}"> {m}</label>' for m in db.MARKS
-    )
-    err = f'<div class=err>{_e(c["error"])}</div>' if c["error"] else ""
+    radios = "".join(f'<label><input type=radio name="m-{_e(key)}" value="{m}"> {m}</label>' for m in db.MARKS)
+    err = f"<div class=err>{_e(c['error'])}</div>" if c["error"] else ""
     return (
         f'<tr class=case data-key="{_e(key)}" data-task="{_e(c["task"])}" data-status="{_e(c["status"])}">'
-        f'<td class=snap>{snap_html}</td>'
-        f'<td><b>sub-{_e(c["subject"])}{ses}</b><br><span class=meta>{_e(c["input_rel"] or c["input_path"])}</span>'
-        f'<br><span class=meta>{_e(key)}</span></td>'
-        f'<td>{_e(c["task"])}</td>'
+        f"<td class=snap>{snap_html}</td>"
+        f"<td><b>sub-{_e(c['subject'])}{ses}</b><br><span class=meta>{_e(c['input_rel'] or c['input_path'])}</span>"
+        f"<br><span class=meta>{_e(key)}</span></td>"
+        f"<td>{_e(c['task'])}</td>"
         f'<td><span class="status status-{_e(c["status"])}">{_e(c["status"])}</span>{err}</td>'
-        f'<td>{_measures_html(c["measures"])}</td>'
+        f"<td>{_measures_html(c['measures'])}</td>"
         f'<td class=marks>{radios}<input class=note type=text placeholder="note" aria-label="note">'
-        f'<button class=clear type=button>clear</button></td>'
+        f"<button class=clear type=button>clear</button></td>"
         "</tr>"
     )
 
@@ -113,8 +114,11 @@ def render_report(out_dir: str | Path) -> str:
         # marks from the database count as made at the moment they were stored (ms since epoch)
         from datetime import datetime
 
-        t = int(datetime.fromisoformat(str(r["updated"]).replace("Z", "+00:00")).timestamp() * 1000) \
-            if r["updated"] else 0
+        t = (
+            int(datetime.fromisoformat(str(r["updated"]).replace("Z", "+00:00")).timestamp() * 1000)
+            if r["updated"]
+            else 0
+        )
         embedded[str(r["case_key"])] = {"mark": r["mark"], "note": r["note"] or "", "t": t}
     tasks = sorted({str(c["task"]) for c in cases})
     statuses = sorted({str(c["status"]) for c in cases})
@@ -124,8 +128,7 @@ def render_report(out_dir: str | Path) -> str:
     mark_opts = "".join(f"<option>{m}</option>" for m in ("unmarked", *db.MARKS))
     run_text = f"last run {_e(last_run['run_id'])} ({_e(last_run['status'])})" if last_run else ""
     rows = "\n".join(_row(root, c) for c in cases)
-    csp = ("default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; "
-           "script-src 'unsafe-inline'")
+    csp = "default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{csp}">

@@ -71,8 +71,13 @@ class BatchSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {"cases": self.cases, "done": self.done, "failed": self.failed, "skipped": self.skipped,
-                "reused": self.reused}
+        return {
+            "cases": self.cases,
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "reused": self.reused,
+        }
 
 
 def derivatives_root(out_dir: str | Path) -> Path:
@@ -96,8 +101,11 @@ def _exclusive(root: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
-            raise InputError(root, "another `neurospine batch` is writing to this folder",
-                             "wait for it to finish or choose another --out") from e
+            raise InputError(
+                root,
+                "another `neurospine batch` is writing to this folder",
+                "wait for it to finish or choose another --out",
+            ) from e
         yield
     finally:
         fh.close()
@@ -111,11 +119,13 @@ def write_dataset_description(root: Path, dataset: str) -> Path:
         "Name": "neurospine derivatives",
         "BIDSVersion": "1.9.0",
         "DatasetType": "derivative",
-        "GeneratedBy": [{
-            "Name": "neurospine",
-            "Version": __version__,
-            "Description": "spine and brain MRI masks and biomarkers (CPU)",
-        }],
+        "GeneratedBy": [
+            {
+                "Name": "neurospine",
+                "Version": __version__,
+                "Description": "spine and brain MRI masks and biomarkers (CPU)",
+            }
+        ],
         "SourceDatasets": [{"URL": Path(dataset).resolve().as_uri() if Path(dataset).exists() else str(dataset)}],
     }
     path = root / "dataset_description.json"
@@ -203,9 +213,17 @@ class _Progress:
             TimeRemainingColumn,
         )
 
-        self._p = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                           MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
-                           TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))
+        self._p = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
         self._p.start()
         self._task = self._p.add_task(label, total=total, failed=0)
 
@@ -219,14 +237,36 @@ class _Progress:
             self._p.stop()
 
 
-def _record_from(scan: Scan, spec: TaskSpec, key: str, run_id: str, sha: str, options: Mapping[str, Any],
-                 opt_sha: str, **kw: Any) -> db.CaseRecord:
+def _record_from(
+    scan: Scan, spec: TaskSpec, key: str, run_id: str, sha: str, options: Mapping[str, Any], opt_sha: str, **kw: Any
+) -> db.CaseRecord:
     base: dict[str, Any] = dict(
-        case_key=key, run_id=run_id, subject=scan.subject, session=scan.session, suffix=scan.suffix,
-        entities=scan.entities, input_path=str(scan.path), input_rel=scan.rel_input, input_sha256=sha,
-        task=spec.name, task_target=spec.target, options=options, options_sha256=opt_sha, models={},
-        status="failed", error_type=None, error=None, output_dir=None, manifest=None, started=None, finished=None,
-        duration_s=None, timings={}, warnings=[], worker=None, measures={},
+        case_key=key,
+        run_id=run_id,
+        subject=scan.subject,
+        session=scan.session,
+        suffix=scan.suffix,
+        entities=scan.entities,
+        input_path=str(scan.path),
+        input_rel=scan.rel_input,
+        input_sha256=sha,
+        task=spec.name,
+        task_target=spec.target,
+        options=options,
+        options_sha256=opt_sha,
+        models={},
+        status="failed",
+        error_type=None,
+        error=None,
+        output_dir=None,
+        manifest=None,
+        started=None,
+        finished=None,
+        duration_s=None,
+        timings={},
+        warnings=[],
+        worker=None,
+        measures={},
     )
     base.update(kw)
     return db.CaseRecord(**base)
@@ -242,8 +282,11 @@ def run_batch(config: BatchConfig) -> BatchSummary:
         check_available(spec)
     scans = discover(config.dataset, suffix=config.suffix, acq=config.acq, subjects=config.subjects)
     if not scans:
-        raise InputError(config.dataset, "no images found (after the --suffix/--acq/--subjects filters)",
-                         "check the dataset path and the filters")
+        raise InputError(
+            config.dataset,
+            "no images found (after the --suffix/--acq/--subjects filters)",
+            "check the dataset path and the filters",
+        )
     options = dict(config.options)
     root = derivatives_root(config.out_dir)
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
@@ -254,11 +297,26 @@ def run_batch(config: BatchConfig) -> BatchSummary:
         con = db.connect(root / db.DB_NAME)
         executor = make_executor(config.jobs, config.scheduler, config.threads)
         summary.executor = executor.name
-        db.start_run(con, run_id, utc_now(), __version__, socket.gethostname(), str(config.dataset),
-                     ",".join(s.name for s in specs), executor.name,
-                     {"tasks": [s.target for s in specs], "suffix": config.suffix, "acq": config.acq,
-                      "subjects": list(config.subjects or []), "jobs": config.jobs, "scheduler": config.scheduler,
-                      "threads": config.threads, "options": options})
+        db.start_run(
+            con,
+            run_id,
+            utc_now(),
+            __version__,
+            socket.gethostname(),
+            str(config.dataset),
+            ",".join(s.name for s in specs),
+            executor.name,
+            {
+                "tasks": [s.target for s in specs],
+                "suffix": config.suffix,
+                "acq": config.acq,
+                "subjects": list(config.subjects or []),
+                "jobs": config.jobs,
+                "scheduler": config.scheduler,
+                "threads": config.threads,
+                "options": options,
+            },
+        )
         status = "interrupted"
         try:
             jobs = _plan(con, scans, specs, options, config, run_id, root, summary)
@@ -276,8 +334,16 @@ def run_batch(config: BatchConfig) -> BatchSummary:
     return summary
 
 
-def _plan(con: Any, scans: Sequence[Scan], specs: Sequence[TaskSpec], options: dict[str, Any], config: BatchConfig,
-          run_id: str, root: Path, summary: BatchSummary) -> list[CaseJob]:
+def _plan(
+    con: Any,
+    scans: Sequence[Scan],
+    specs: Sequence[TaskSpec],
+    options: dict[str, Any],
+    config: BatchConfig,
+    run_id: str,
+    root: Path,
+    summary: BatchSummary,
+) -> list[CaseJob]:
     hashes = _hash_inputs(con, scans)
     existing = db.existing_cases(con)
     versions = VersionCheck()
@@ -292,9 +358,23 @@ def _plan(con: Any, scans: Sequence[Scan], specs: Sequence[TaskSpec], options: d
             summary.cases += 1
             if isinstance(digest, InputError):
                 now = utc_now()
-                db.upsert_case(con, _record_from(scan, spec, key, run_id, "", options, opt_sha, status="failed",
-                                                 error_type="InputError", error=str(digest), started=now,
-                                                 finished=now))
+                db.upsert_case(
+                    con,
+                    _record_from(
+                        scan,
+                        spec,
+                        key,
+                        run_id,
+                        "",
+                        options,
+                        opt_sha,
+                        status="failed",
+                        error_type="InputError",
+                        error=str(digest),
+                        started=now,
+                        finished=now,
+                    ),
+                )
                 summary.failed += 1
                 summary.failures.append((key, str(digest)))
                 continue
@@ -304,23 +384,47 @@ def _plan(con: Any, scans: Sequence[Scan], specs: Sequence[TaskSpec], options: d
                 continue
             if spec.suffixes is not None and scan.suffix not in spec.suffixes:
                 now = utc_now()
-                db.upsert_case(con, _record_from(
-                    scan, spec, key, run_id, digest, options, opt_sha, status="skipped", error_type="NotApplicable",
-                    error=f"task {spec.name} takes {'/'.join(spec.suffixes)} images, this scan is "
-                          f"{scan.suffix or 'of unknown type'}", started=now, finished=now))
+                db.upsert_case(
+                    con,
+                    _record_from(
+                        scan,
+                        spec,
+                        key,
+                        run_id,
+                        digest,
+                        options,
+                        opt_sha,
+                        status="skipped",
+                        error_type="NotApplicable",
+                        error=f"task {spec.name} takes {'/'.join(spec.suffixes)} images, this scan is "
+                        f"{scan.suffix or 'of unknown type'}",
+                        started=now,
+                        finished=now,
+                    ),
+                )
                 summary.skipped += 1
                 continue
-            jobs.append(CaseJob(
-                case_key=key, run_id=run_id, input_path=str(scan.path), input_sha256=digest,
-                entities=dict(scan.entities), task=spec.name, task_target=spec.target, options=options,
-                options_sha256=opt_sha,
-                threads=config.threads, tmp_dir=str(tmp_root / f"{len(jobs):06d}"),
-            ))
+            jobs.append(
+                CaseJob(
+                    case_key=key,
+                    run_id=run_id,
+                    input_path=str(scan.path),
+                    input_sha256=digest,
+                    entities=dict(scan.entities),
+                    task=spec.name,
+                    task_target=spec.target,
+                    options=options,
+                    options_sha256=opt_sha,
+                    threads=config.threads,
+                    tmp_dir=str(tmp_root / f"{len(jobs):06d}"),
+                )
+            )
     return jobs
 
 
-def _still_valid(old: Any, digest: str, opt_sha: str, spec: TaskSpec, versions: VersionCheck, root: Path,
-                 retry_failed: bool) -> bool:
+def _still_valid(
+    old: Any, digest: str, opt_sha: str, spec: TaskSpec, versions: VersionCheck, root: Path, retry_failed: bool
+) -> bool:
     if old["input_sha256"] != digest or old["options_sha256"] != opt_sha:
         return False
     if old["status"] == "failed":
@@ -335,8 +439,9 @@ def _still_valid(old: Any, digest: str, opt_sha: str, spec: TaskSpec, versions: 
 _Lookup = tuple[dict[str, Scan], dict[str, TaskSpec]]
 
 
-def _execute(con: Any, executor: Any, jobs: list[CaseJob], lookup: _Lookup, root: Path, summary: BatchSummary,
-             progress: bool) -> None:
+def _execute(
+    con: Any, executor: Any, jobs: list[CaseJob], lookup: _Lookup, root: Path, summary: BatchSummary, progress: bool
+) -> None:
     bar = _Progress(progress, len(jobs), "neurospine batch")
     trash = root / TRASH_DIR
     try:
@@ -353,23 +458,56 @@ def _commit(con: Any, oc: CaseOutcome, lookup: _Lookup, root: Path, trash: Path,
     rel_dir = job.case_key
     final = root / rel_dir
     opt_sha = job.options_sha256
-    common = dict(models=oc.models, started=oc.started, finished=oc.finished, duration_s=oc.duration_s,
-                  timings=oc.timings, warnings=oc.warnings, worker=oc.worker)
+    common = dict(
+        models=oc.models,
+        started=oc.started,
+        finished=oc.finished,
+        duration_s=oc.duration_s,
+        timings=oc.timings,
+        warnings=oc.warnings,
+        worker=oc.worker,
+    )
     if oc.status == "done" and not Path(job.tmp_dir).is_dir():
-        oc = replace(oc, status="failed", error_type="OutputsMissing",
-                     error=f"the worker reported success but its folder {job.tmp_dir} is not visible here; "
-                           "the output folder must be on storage shared with the workers")
+        oc = replace(
+            oc,
+            status="failed",
+            error_type="OutputsMissing",
+            error=f"the worker reported success but its folder {job.tmp_dir} is not visible here; "
+            "the output folder must be on storage shared with the workers",
+        )
     if oc.status == "done":
         old = _install(Path(job.tmp_dir), final, trash)
-        rec = _record_from(scan, spec, job.case_key, job.run_id, job.input_sha256, job.options, opt_sha,
-                           status="done", output_dir=rel_dir, manifest=f"{rel_dir}/{MANIFEST_NAME}",
-                           measures=oc.measures, **common)
+        rec = _record_from(
+            scan,
+            spec,
+            job.case_key,
+            job.run_id,
+            job.input_sha256,
+            job.options,
+            opt_sha,
+            status="done",
+            output_dir=rel_dir,
+            manifest=f"{rel_dir}/{MANIFEST_NAME}",
+            measures=oc.measures,
+            **common,
+        )
         summary.done += 1
     else:
         shutil.rmtree(job.tmp_dir, ignore_errors=True)
         old = _retire(final, trash)  # a stale older result must not sit beside a failed record
-        rec = _record_from(scan, spec, job.case_key, job.run_id, job.input_sha256, job.options, opt_sha,
-                           status="failed", error_type=oc.error_type, error=oc.error, **common)
+        rec = _record_from(
+            scan,
+            spec,
+            job.case_key,
+            job.run_id,
+            job.input_sha256,
+            job.options,
+            opt_sha,
+            status="failed",
+            error_type=oc.error_type,
+            error=oc.error,
+            **common,
+        )
         summary.failed += 1
         summary.failures.append((job.case_key, oc.error or ""))
         log.warning("%s failed: %s", job.case_key, oc.error)

@@ -19,9 +19,17 @@ from neurospine.results import TaskResult
 TASK = "selftest"
 
 
-def run_file(image_path: Path, out_dir: Path, *, threads: int = 1, sleep_s: float = 0.0,
-             fail_on: str | None = None, exit_on: str | None = None, model_card: str | None = None,
-             **options: Any) -> TaskResult:
+def run_file(
+    image_path: Path,
+    out_dir: Path,
+    *,
+    threads: int = 1,
+    sleep_s: float = 0.0,
+    fail_on: str | None = None,
+    exit_on: str | None = None,
+    model_card: str | None = None,
+    **options: Any,
+) -> TaskResult:
     name = Path(image_path).name
     if exit_on and exit_on in name:
         os._exit(17)
@@ -41,5 +49,11 @@ def run_file(image_path: Path, out_dir: Path, *, threads: int = 1, sleep_s: floa
         models[model_card] = load_card(model_card).version
     outputs = dict(res.outputs)
     outputs.update({f"partial_{i}": out_dir / f"partial_{i}.txt" for i in range(steps)})
-    return TaskResult(task=TASK, input_path=res.input_path, outputs=outputs, measures=res.measures,
-                      models=models, timings_s=res.timings_s)
+    return TaskResult(
+        task=TASK,
+        input_path=res.input_path,
+        outputs=outputs,
+        measures=res.measures,
+        models=models,
+        timings_s=res.timings_s,
+    )

@@ -17,8 +17,21 @@ from neurospine.errors import InputError
 log = logging.getLogger(__name__)
 
 FIXED_COLUMNS = ("subject", "session", "suffix")
-CASE_COLUMNS = ("task", "status", "qc_mark", "qc_note", "error", "input_path", "input_sha256", "models",
-                "duration_s", "started", "finished", "output_dir", "case_key")
+CASE_COLUMNS = (
+    "task",
+    "status",
+    "qc_mark",
+    "qc_note",
+    "error",
+    "input_path",
+    "input_sha256",
+    "models",
+    "duration_s",
+    "started",
+    "finished",
+    "output_dir",
+    "case_key",
+)
 MARKS_FORMAT = "neurospine-qc-marks/1"
 
 
@@ -82,11 +95,23 @@ def cohort_rows(out_dir: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
         entity_keys |= set(entities)
         measure_keys |= set(c["measures"])
         row: dict[str, Any] = {
-            "subject": c["subject"], "session": c["session"], "suffix": c["suffix"], **entities,
-            "task": c["task"], "status": c["status"], "qc_mark": c["qc_mark"], "qc_note": c["qc_note"],
-            "error": c["error"], "input_path": c["input_rel"] or c["input_path"], "input_sha256": c["input_sha256"],
-            "models": _models_text(c["models_json"]), "duration_s": c["duration_s"], "started": c["started"],
-            "finished": c["finished"], "output_dir": c["output_dir"], "case_key": c["case_key"],
+            "subject": c["subject"],
+            "session": c["session"],
+            "suffix": c["suffix"],
+            **entities,
+            "task": c["task"],
+            "status": c["status"],
+            "qc_mark": c["qc_mark"],
+            "qc_note": c["qc_note"],
+            "error": c["error"],
+            "input_path": c["input_rel"] or c["input_path"],
+            "input_sha256": c["input_sha256"],
+            "models": _models_text(c["models_json"]),
+            "duration_s": c["duration_s"],
+            "started": c["started"],
+            "finished": c["finished"],
+            "output_dir": c["output_dir"],
+            "case_key": c["case_key"],
         }
         row.update(c["measures"])
         rows.append(row)
@@ -113,8 +138,9 @@ def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as e:
-        raise InputError(path, "parquet output needs pyarrow",
-                         "pip install 'neurospine[parquet]' or use --format csv") from e
+        raise InputError(
+            path, "parquet output needs pyarrow", "pip install 'neurospine[parquet]' or use --format csv"
+        ) from e
     from neurospine.io import atomic_path
 
     arrays = {}
@@ -130,8 +156,9 @@ def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -
         pq.write_table(table, str(tmp))
 
 
-def export_table(out_dir: str | Path, path: str | Path, *, fmt: str | None = None,
-                 marks_file: str | Path | None = None) -> Path:
+def export_table(
+    out_dir: str | Path, path: str | Path, *, fmt: str | None = None, marks_file: str | Path | None = None
+) -> Path:
     """Write the cohort table of a batch output folder to ``path`` (csv or parquet, from the suffix or ``fmt``)."""
     target = Path(path)
     kind = fmt or ("parquet" if target.suffix.lower() in (".parquet", ".pq") else "csv")

@@ -46,12 +46,24 @@ _BUILTIN: tuple[TaskSpec, ...] = (
     TaskSpec("cord", "neurospine.cord.api", description="spinal cord mask and CSA per level"),
     TaskSpec("slice2d", "neurospine.slice2d.api", description="mid-sagittal body/disc masks, heights, radiomics"),
     # adapter: uses neurospine.brainage.api.run_file when present, else wraps its predict_t1_files
-    TaskSpec("brainage-t1", "neurospine.batch.adapters", "brainage_t1", description="brain age from a raw T1w volume",
-             suffixes=("T1w",)),
-    TaskSpec("info", "neurospine.batch.info_task", description="image facts: grid, spacing, intensities, "
-             "foreground volume, snapshot (no model; fast)"),
-    TaskSpec("selftest", "neurospine.batch.selftest_task", description="test helper: info + sleep/fail on demand",
-             hidden=True),
+    TaskSpec(
+        "brainage-t1",
+        "neurospine.batch.adapters",
+        "brainage_t1",
+        description="brain age from a raw T1w volume",
+        suffixes=("T1w",),
+    ),
+    TaskSpec(
+        "info",
+        "neurospine.batch.info_task",
+        description="image facts: grid, spacing, intensities, foreground volume, snapshot (no model; fast)",
+    ),
+    TaskSpec(
+        "selftest",
+        "neurospine.batch.selftest_task",
+        description="test helper: info + sleep/fail on demand",
+        hidden=True,
+    ),
 )
 
 _REGISTRY: dict[str, TaskSpec] = {t.name: t for t in _BUILTIN}

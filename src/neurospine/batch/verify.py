@@ -64,8 +64,10 @@ def verify_outputs(out_dir: str | Path) -> VerifyReport:
         if manifest.get("models", {}) != json.loads(r["models_json"] or "{}"):
             rep.problems.append(f"{key}: manifest model versions differ from the database")
         if len(manifest.get("measures", {})) != n_meas.get(ids[key], 0):
-            rep.problems.append(f"{key}: {n_meas.get(ids[key], 0)} measures in the database, "
-                                f"{len(manifest.get('measures', {}))} in the manifest")
+            rep.problems.append(
+                f"{key}: {n_meas.get(ids[key], 0)} measures in the database, "
+                f"{len(manifest.get('measures', {}))} in the manifest"
+            )
         for name, rel in manifest.get("outputs", {}).items():
             p = Path(rel) if Path(rel).is_absolute() else case_dir / rel
             if not p.is_file() or p.stat().st_size == 0:

@@ -19,8 +19,21 @@ from neurospine.errors import InputError
 log = logging.getLogger(__name__)
 
 SHIPPED_FEATURES_MODEL = "brainage_features"
-PRED_COLUMNS = ("id", "age_pred", "sd", "lo95", "hi95", "gap", "gap_z", "age", "p_accelerated",
-                "lo50", "hi50", "lo80", "hi80")
+PRED_COLUMNS = (
+    "id",
+    "age_pred",
+    "sd",
+    "lo95",
+    "hi95",
+    "gap",
+    "gap_z",
+    "age",
+    "p_accelerated",
+    "lo50",
+    "hi50",
+    "lo80",
+    "hi80",
+)
 T1_COLUMNS = ("id", "age_pred", "sd", "lo95", "hi95", "age", "gap", "gap_z", "seconds")
 
 
@@ -58,22 +71,30 @@ def _write_card(model: BrainAgeModel, npz: Path, *, source: str, kind: str) -> P
     from neurospine.models.registry import sha256_of
 
     card = ModelCard(
-        name=npz.stem, version="local", task="brain age (years) from tabular features, MCCQR", file=npz.name,
-        sha256=sha256_of(npz), framework="numpy-npz",
+        name=npz.stem,
+        version="local",
+        task="brain age (years) from tabular features, MCCQR",
+        file=npz.name,
+        sha256=sha256_of(npz),
+        framework="numpy-npz",
         description=f"{kind} by `neurospine brainage` on {source}",
         inputs={"features": model.features, "n_features": len(model.features)},
         training_data=[{"name": source, "licence": "as of the user's data"}],
-        metrics={"note": "no held-out metrics computed by `fit`; evaluate on data not used here",
-                 "internal_validation_pinball_years": model.meta.get("best_val_pinball_years")},
-        train_command=f"neurospine brainage {kind}", created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        metrics={
+            "note": "no held-out metrics computed by `fit`; evaluate on data not used here",
+            "internal_validation_pinball_years": model.meta.get("best_val_pinball_years"),
+        },
+        train_command=f"neurospine brainage {kind}",
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         notes=f"split/calibration: {model.meta.get('calibration_split')}; "
-              f"recalibration: {model.meta.get('recalibration')}",
+        f"recalibration: {model.meta.get('recalibration')}",
     )
     return write_text_atomic(npz.with_suffix(".json"), card.to_json())
 
 
-def fit(features_csv: str | Path, *, age_column: str = "age", out: str | Path, seed: int = 0,
-        max_epochs: int | None = None) -> BrainAgeModel:
+def fit(
+    features_csv: str | Path, *, age_column: str = "age", out: str | Path, seed: int = 0, max_epochs: int | None = None
+) -> BrainAgeModel:
     """Fit a model on a labelled table and write ``out.npz`` + ``out.json``."""
     table = read_table(features_csv)
     cfg = FitConfig(seed=seed) if max_epochs is None else FitConfig(seed=seed, max_epochs=max(1, max_epochs))
@@ -84,8 +105,14 @@ def fit(features_csv: str | Path, *, age_column: str = "age", out: str | Path, s
     return model
 
 
-def predict(features_csv: str | Path, *, model: str | Path | BrainAgeModel | None = None,
-            out: str | Path | None = None, age_column: str = "age", passes: int = 100) -> list[dict[str, Any]]:
+def predict(
+    features_csv: str | Path,
+    *,
+    model: str | Path | BrainAgeModel | None = None,
+    out: str | Path | None = None,
+    age_column: str = "age",
+    passes: int = 100,
+) -> list[dict[str, Any]]:
     """Predict every row of a table; write ``out`` (CSV, :data:`PRED_COLUMNS`) when given."""
     table = read_table(features_csv)
     m = model if isinstance(model, BrainAgeModel) else load_model(model)
@@ -95,8 +122,14 @@ def predict(features_csv: str | Path, *, model: str | Path | BrainAgeModel | Non
     return rows
 
 
-def recalibrate(features_csv: str | Path, *, model: str | Path | BrainAgeModel | None = None, out: str | Path,
-                age_column: str = "age", mode: str = "auto") -> BrainAgeModel:
+def recalibrate(
+    features_csv: str | Path,
+    *,
+    model: str | Path | BrainAgeModel | None = None,
+    out: str | Path,
+    age_column: str = "age",
+    mode: str = "auto",
+) -> BrainAgeModel:
     """Site adaptation from local labelled controls; writes ``out.npz`` + ``out.json``."""
     table = read_table(features_csv)
     m = model if isinstance(model, BrainAgeModel) else load_model(model)
@@ -115,8 +148,14 @@ def read_ages_csv(path: str | Path) -> dict[str, float]:
     return {sid: float(a) for sid, a in zip(table.ids, ages, strict=True) if math.isfinite(a)}
 
 
-def predict_t1_files(images: Sequence[str | Path], *, out: str | Path | None = None,
-                     ages_csv: str | Path | None = None, threads: int = 2, passes: int = 50) -> list[dict[str, Any]]:
+def predict_t1_files(
+    images: Sequence[str | Path],
+    *,
+    out: str | Path | None = None,
+    ages_csv: str | Path | None = None,
+    threads: int = 2,
+    passes: int = 50,
+) -> list[dict[str, Any]]:
     """Brain age of raw T1w images with the shipped CNN; write ``out`` (CSV, :data:`T1_COLUMNS`)."""
     from neurospine.brainage.t1_model import predict_t1
 

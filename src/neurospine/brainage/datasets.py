@@ -53,8 +53,11 @@ def load_pooled(folder: Path = DEFAULT_DIR) -> Pooled:
     features = [f for f in on[0].columns if f in feats_on and f in feats_fc]
     ids: list[str] = []
     xs, ages, ds, sites = [], [], [], []
-    for t, s, name in ((on[0], on_sites[0], "openneuro"), (on[1], on_sites[1], "openneuro"),
-                       (fc, fc_sites, "fcon1000")):
+    for t, s, name in (
+        (on[0], on_sites[0], "openneuro"),
+        (on[1], on_sites[1], "openneuro"),
+        (fc, fc_sites, "fcon1000"),
+    ):
         keep = [i for i, sid in enumerate(t.ids) if sid not in dup]
         sub = t.subset(keep)
         ids += sub.ids

@@ -63,9 +63,12 @@ class FeatureTable:
         missing = [n for n in names if n not in self.columns]
         if missing:
             shown = ", ".join(missing[:20]) + (f" ... ({len(missing)} in all)" if len(missing) > 20 else "")
-            raise InputError(self.path, f"{len(missing)} feature column(s) the model needs are missing: {shown}",
-                             "export the same FreeSurfer measures (aparc.a2009s thickness + aseg volumes) with "
-                             "these column names, or refit with `neurospine brainage fit` on your table")
+            raise InputError(
+                self.path,
+                f"{len(missing)} feature column(s) the model needs are missing: {shown}",
+                "export the same FreeSurfer measures (aparc.a2009s thickness + aseg volumes) with "
+                "these column names, or refit with `neurospine brainage fit` on your table",
+            )
         idx = [self.columns.index(n) for n in names]
         return self.values[:, idx]
 
@@ -108,8 +111,11 @@ def read_table(path: str | Path) -> FeatureTable:
     body = [r for r in rows[1:] if any(c.strip() for c in r)]
     bad = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
     if bad:
-        raise InputError(p, f"rows {bad[:5]} do not have {len(header)} fields like the header",
-                         "fix the CSV (quote fields that contain the delimiter)")
+        raise InputError(
+            p,
+            f"rows {bad[:5]} do not have {len(header)} fields like the header",
+            "fix the CSV (quote fields that contain the delimiter)",
+        )
     id_col = _id_column(header)
     ids = [r[id_col].strip() for r in body] if id_col is not None else [str(i) for i in range(len(body))]
     cols = [header[j] for j in keep]
@@ -135,13 +141,19 @@ def apply_aliases(table: FeatureTable) -> FeatureTable:
 
 def ages_of(table: FeatureTable, age_column: str) -> FloatArray:
     if not table.has(age_column):
-        raise InputError(table.path, f"no age column '{age_column}'",
-                         f"name the age column with --age-column (columns start: {', '.join(table.columns[:6])})")
+        raise InputError(
+            table.path,
+            f"no age column '{age_column}'",
+            f"name the age column with --age-column (columns start: {', '.join(table.columns[:6])})",
+        )
     age = table.column(age_column)
     if not np.isfinite(age).all():
         bad = [table.ids[i] for i in np.flatnonzero(~np.isfinite(age))[:5]]
-        raise InputError(table.path, f"age missing or not numeric for {len(bad)}+ subjects (e.g. {bad})",
-                         "fill in or remove those rows")
+        raise InputError(
+            table.path,
+            f"age missing or not numeric for {len(bad)}+ subjects (e.g. {bad})",
+            "fill in or remove those rows",
+        )
     return age
 
 

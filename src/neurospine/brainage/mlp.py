@@ -120,6 +120,6 @@ class Adam:
                 self.v[k] = np.zeros_like(p[k])
             self.m[k] = self.beta1 * self.m[k] + (1 - self.beta1) * grad
             self.v[k] = self.beta2 * self.v[k] + (1 - self.beta2) * grad * grad
-            mh = self.m[k] / (1 - self.beta1 ** self.t)
-            vh = self.v[k] / (1 - self.beta2 ** self.t)
+            mh = self.m[k] / (1 - self.beta1**self.t)
+            vh = self.v[k] / (1 - self.beta2**self.t)
             p[k] -= self.lr * mh / (np.sqrt(vh) + self.eps)

@@ -75,20 +75,25 @@ class BrainAgeModel:
             out[t] = q * self.y_sd + self.y_mean
         return out
 
-    def predictive(self, x: FloatArray, passes: int = DEFAULT_PASSES, seed: int = 0,
-                   recalibrated: bool = True) -> qmod.Predictive:
+    def predictive(
+        self, x: FloatArray, passes: int = DEFAULT_PASSES, seed: int = 0, recalibrated: bool = True
+    ) -> qmod.Predictive:
         pred = qmod.Predictive.from_passes(self.quantile_passes(x, passes, seed))
         return pred.affine(self.offset, self.scale) if recalibrated else pred
 
-    def predict_table(self, table: FeatureTable, *, age_column: str = "age",
-                      passes: int = DEFAULT_PASSES) -> list[dict[str, Any]]:
+    def predict_table(
+        self, table: FeatureTable, *, age_column: str = "age", passes: int = DEFAULT_PASSES
+    ) -> list[dict[str, Any]]:
         """One row per subject: id, age_pred, sd, lo95, hi95, gap, gap_z, age, p_accelerated (+ lo/hi 50, 80)."""
         x = table.matrix(self.features)
         bad = ~np.isfinite(x).all(axis=1)
         if bad.any():
             ids = [table.ids[i] for i in np.flatnonzero(bad)[:5]]
-            raise InputError(table.path, f"{int(bad.sum())} row(s) have empty or non-numeric features (e.g. {ids})",
-                             "fill in or remove those rows")
+            raise InputError(
+                table.path,
+                f"{int(bad.sum())} row(s) have empty or non-numeric features (e.g. {ids})",
+                "fill in or remove those rows",
+            )
         pred = self.predictive(x, passes)
         age = table.column(age_column) if table.has(age_column) else np.full(len(x), np.nan)
         intervals = {c: self.conformal.interval(pred, c) for c in (0.5, 0.8, 0.95)}
@@ -97,12 +102,19 @@ class BrainAgeModel:
         for i, sid in enumerate(table.ids):
             gap = pred.median[i] - age[i]
             row: dict[str, Any] = {
-                "id": sid, "age_pred": pred.median[i], "sd": pred.sd[i],
-                "lo95": intervals[0.95][0][i], "hi95": intervals[0.95][1][i],
-                "gap": gap, "gap_z": gap / max(pred.sd[i], 1e-6), "age": age[i],
+                "id": sid,
+                "age_pred": pred.median[i],
+                "sd": pred.sd[i],
+                "lo95": intervals[0.95][0][i],
+                "hi95": intervals[0.95][1][i],
+                "gap": gap,
+                "gap_z": gap / max(pred.sd[i], 1e-6),
+                "age": age[i],
                 "p_accelerated": p_acc[i] if np.isfinite(age[i]) else np.nan,
-                "lo50": intervals[0.5][0][i], "hi50": intervals[0.5][1][i],
-                "lo80": intervals[0.8][0][i], "hi80": intervals[0.8][1][i],
+                "lo50": intervals[0.5][0][i],
+                "hi50": intervals[0.5][1][i],
+                "lo80": intervals[0.8][0][i],
+                "hi80": intervals[0.8][1][i],
             }
             rows.append(row)
         return rows
@@ -115,11 +127,20 @@ class BrainAgeModel:
         p = npz_path(path)
         arrays: dict[str, Any] = {f"param_{k}": v for k, v in self.params.items()}
         arrays.update(
-            format_version=np.array(FORMAT_VERSION), features=np.array(self.features, dtype=str),
-            x_mean=self.x_mean, x_sd=self.x_sd, y_mean=np.array(self.y_mean), y_sd=np.array(self.y_sd),
-            dropout=np.array(self.dropout), tau_grid=qmod.TAU_GRID, store_levels=qmod.STORE_LEVELS,
-            cal_ages=self.conformal.ages, cal_quantiles=self.conformal.quantiles, cal_sd=self.conformal.sd,
-            offset=np.array(self.offset), scale=np.array(self.scale),
+            format_version=np.array(FORMAT_VERSION),
+            features=np.array(self.features, dtype=str),
+            x_mean=self.x_mean,
+            x_sd=self.x_sd,
+            y_mean=np.array(self.y_mean),
+            y_sd=np.array(self.y_sd),
+            dropout=np.array(self.dropout),
+            tau_grid=qmod.TAU_GRID,
+            store_levels=qmod.STORE_LEVELS,
+            cal_ages=self.conformal.ages,
+            cal_quantiles=self.conformal.quantiles,
+            cal_sd=self.conformal.sd,
+            offset=np.array(self.offset),
+            scale=np.array(self.scale),
             meta_json=np.array(json.dumps(self.meta, default=float)),
         )
         with atomic_path(p) as tmp:
@@ -135,20 +156,31 @@ class BrainAgeModel:
         try:
             z = np.load(p, allow_pickle=False)
             if int(z["format_version"]) != FORMAT_VERSION:
-                raise InputError(p, f"model format {int(z['format_version'])} is not supported",
-                                 "refit the model with this version of neurospine")
+                raise InputError(
+                    p,
+                    f"model format {int(z['format_version'])} is not supported",
+                    "refit the model with this version of neurospine",
+                )
             if not np.allclose(z["tau_grid"], qmod.TAU_GRID) or not np.allclose(z["store_levels"], qmod.STORE_LEVELS):
                 raise InputError(p, "model was written with a different quantile grid", "refit the model")
-            params = {k[len("param_"):]: z[k] for k in z.files if k.startswith("param_")}
+            params = {k[len("param_") :]: z[k] for k in z.files if k.startswith("param_")}
             return cls(
-                features=[str(f) for f in z["features"]], x_mean=z["x_mean"], x_sd=z["x_sd"],
-                y_mean=float(z["y_mean"]), y_sd=float(z["y_sd"]), params=params, dropout=float(z["dropout"]),
+                features=[str(f) for f in z["features"]],
+                x_mean=z["x_mean"],
+                x_sd=z["x_sd"],
+                y_mean=float(z["y_mean"]),
+                y_sd=float(z["y_sd"]),
+                params=params,
+                dropout=float(z["dropout"]),
                 conformal=qmod.ConformalTable(z["cal_ages"], z["cal_quantiles"], z["cal_sd"]),
-                offset=float(z["offset"]), scale=float(z["scale"]), meta=json.loads(str(z["meta_json"])),
+                offset=float(z["offset"]),
+                scale=float(z["scale"]),
+                meta=json.loads(str(z["meta_json"])),
             )
         except (OSError, KeyError, ValueError) as e:
-            raise InputError(p, f"not a neurospine brain-age model ({e})",
-                             "give the .npz written by `neurospine brainage fit`") from e
+            raise InputError(
+                p, f"not a neurospine brain-age model ({e})", "give the .npz written by `neurospine brainage fit`"
+            ) from e
 
 
 def npz_path(path: str | Path) -> Path:
@@ -158,16 +190,21 @@ def npz_path(path: str | Path) -> Path:
 
 # ---------------------------------------------------------------- fitting
 
+
 def split_rows(n: int, cfg: FitConfig) -> dict[str, npt.NDArray[np.intp]]:
     rng = np.random.default_rng(cfg.seed)
     perm = rng.permutation(n)
     n_cal, n_val = round(n * cfg.cal_fraction), round(n * cfg.val_fraction)
-    return {"cal": np.sort(perm[:n_cal]), "val": np.sort(perm[n_cal:n_cal + n_val]),
-            "train": np.sort(perm[n_cal + n_val:])}
+    return {
+        "cal": np.sort(perm[:n_cal]),
+        "val": np.sort(perm[n_cal : n_cal + n_val]),
+        "train": np.sort(perm[n_cal + n_val :]),
+    }
 
 
-def fit_arrays(x: FloatArray, y: FloatArray, features: list[str], cfg: FitConfig | None = None,
-               passes: int = DEFAULT_PASSES) -> BrainAgeModel:
+def fit_arrays(
+    x: FloatArray, y: FloatArray, features: list[str], cfg: FitConfig | None = None, passes: int = DEFAULT_PASSES
+) -> BrainAgeModel:
     """Fit on a feature matrix ``x`` (n, d) and ages ``y`` (n,), one row per subject."""
     cfg = cfg or FitConfig()
     if len(x) < MIN_FIT_ROWS:
@@ -192,7 +229,7 @@ def fit_arrays(x: FloatArray, y: FloatArray, features: list[str], cfg: FitConfig
     for epoch in range(cfg.max_epochs):
         perm = rng.permutation(tr)
         for b in range(0, len(perm), cfg.batch):
-            idx = perm[b:b + cfg.batch]
+            idx = perm[b : b + cfg.batch]
             masks = mlp.dropout_masks(params, len(idx), cfg.dropout, rng)
             q, cache = mlp.forward(params, z[idx], masks)
             _, gq = mlp.composite_pinball(q, yz[idx])
@@ -206,15 +243,28 @@ def fit_arrays(x: FloatArray, y: FloatArray, features: list[str], cfg: FitConfig
         elif epoch - best[1] >= cfg.patience:
             break
     log.info("fit: %d epochs, best val pinball %.4f (z units) at epoch %d", len(history), best[0], best[1])
-    model = BrainAgeModel(features=list(features), x_mean=x_mean, x_sd=x_sd, y_mean=y_mean, y_sd=y_sd,
-                          params=best[2], dropout=cfg.dropout,
-                          conformal=qmod.ConformalTable(np.zeros(0), np.zeros((0, len(qmod.STORE_LEVELS))),
-                                                        np.zeros(0)))
+    model = BrainAgeModel(
+        features=list(features),
+        x_mean=x_mean,
+        x_sd=x_sd,
+        y_mean=y_mean,
+        y_sd=y_sd,
+        params=best[2],
+        dropout=cfg.dropout,
+        conformal=qmod.ConformalTable(np.zeros(0), np.zeros((0, len(qmod.STORE_LEVELS))), np.zeros(0)),
+    )
     pc = model.predictive(x[ca], passes, seed=cfg.seed + 2)
     model.conformal = qmod.ConformalTable(y[ca].astype(np.float64), pc.quantiles, pc.sd)
-    model.meta = {"config": asdict(cfg), "n_train": len(tr), "n_val": len(va), "n_cal": len(ca),
-                  "epochs": len(history), "best_epoch": best[1], "best_val_pinball_years": best[0] * y_sd,
-                  "calibration_split": f"random {cfg.cal_fraction:.0%} of subjects (seed {cfg.seed})"}
+    model.meta = {
+        "config": asdict(cfg),
+        "n_train": len(tr),
+        "n_val": len(va),
+        "n_cal": len(ca),
+        "epochs": len(history),
+        "best_epoch": best[1],
+        "best_val_pinball_years": best[0] * y_sd,
+        "calibration_split": f"random {cfg.cal_fraction:.0%} of subjects (seed {cfg.seed})",
+    }
     return model
 
 
@@ -228,8 +278,9 @@ def age_weights(age: FloatArray, bin_years: float = 10.0, cap: float = 5.0) -> F
     return out
 
 
-def fit_table(table: FeatureTable, *, age_column: str = "age", features: list[str] | None = None,
-              cfg: FitConfig | None = None) -> BrainAgeModel:
+def fit_table(
+    table: FeatureTable, *, age_column: str = "age", features: list[str] | None = None, cfg: FitConfig | None = None
+) -> BrainAgeModel:
     """Fit on a table; features default to every numeric non-identifier column that is mostly non-zero."""
     y = ages_of(table, age_column)
     feats = features or candidate_features(table, age_column)
@@ -244,6 +295,7 @@ def fit_table(table: FeatureTable, *, age_column: str = "age", features: list[st
 
 # ---------------------------------------------------------------- site recalibration
 
+
 def _linear_map(m: FloatArray, y: FloatArray, mode: str) -> tuple[float, float]:
     if mode == "offset":
         return float(np.mean(y - m)), 1.0
@@ -252,8 +304,9 @@ def _linear_map(m: FloatArray, y: FloatArray, mode: str) -> tuple[float, float]:
     return float(np.mean(y) - b * np.mean(m)), b
 
 
-def recalibrate_arrays(model: BrainAgeModel, x: FloatArray, y: FloatArray, *, mode: str = "auto",
-                       passes: int = DEFAULT_PASSES) -> BrainAgeModel:
+def recalibrate_arrays(
+    model: BrainAgeModel, x: FloatArray, y: FloatArray, *, mode: str = "auto", passes: int = DEFAULT_PASSES
+) -> BrainAgeModel:
     """Adapt ``model`` to a new site from local labelled controls.
 
     The site map ``age ~ a + b * prediction`` is fitted on the local subjects (``mode='offset'``: b=1;
@@ -263,8 +316,11 @@ def recalibrate_arrays(model: BrainAgeModel, x: FloatArray, y: FloatArray, *, mo
     """
     n = len(y)
     if n < MIN_RECAL_ROWS:
-        raise InputError(None, f"only {n} local subjects for recalibration",
-                         f"give at least {MIN_RECAL_ROWS} (a few dozen is better) labelled local controls")
+        raise InputError(
+            None,
+            f"only {n} local subjects for recalibration",
+            f"give at least {MIN_RECAL_ROWS} (a few dozen is better) labelled local controls",
+        )
     if mode == "auto":
         mode = "linear" if (n >= 30 and float(np.std(y)) >= 8.0) else "offset"
     if mode not in ("offset", "linear"):
@@ -278,15 +334,36 @@ def recalibrate_arrays(model: BrainAgeModel, x: FloatArray, y: FloatArray, *, mo
         qs[i] = ai + bi * base.quantiles[i]
         sds[i] = bi * base.sd[i]
     meta = dict(model.meta)
-    meta["recalibration"] = {"mode": mode, "n_local": n, "offset": a, "scale": b,
-                             "calibration_split": "local subjects, leave-one-out site map"}
-    return BrainAgeModel(features=model.features, x_mean=model.x_mean, x_sd=model.x_sd, y_mean=model.y_mean,
-                         y_sd=model.y_sd, params=model.params, dropout=model.dropout,
-                         conformal=qmod.ConformalTable(y.astype(np.float64), qs, sds), offset=a, scale=b, meta=meta)
+    meta["recalibration"] = {
+        "mode": mode,
+        "n_local": n,
+        "offset": a,
+        "scale": b,
+        "calibration_split": "local subjects, leave-one-out site map",
+    }
+    return BrainAgeModel(
+        features=model.features,
+        x_mean=model.x_mean,
+        x_sd=model.x_sd,
+        y_mean=model.y_mean,
+        y_sd=model.y_sd,
+        params=model.params,
+        dropout=model.dropout,
+        conformal=qmod.ConformalTable(y.astype(np.float64), qs, sds),
+        offset=a,
+        scale=b,
+        meta=meta,
+    )
 
 
-def recalibrate_table(model: BrainAgeModel, table: FeatureTable, *, age_column: str = "age",
-                      mode: str = "auto", passes: int = DEFAULT_PASSES) -> BrainAgeModel:
+def recalibrate_table(
+    model: BrainAgeModel,
+    table: FeatureTable,
+    *,
+    age_column: str = "age",
+    mode: str = "auto",
+    passes: int = DEFAULT_PASSES,
+) -> BrainAgeModel:
     y = ages_of(table, age_column)
     x = table.matrix(model.features)
     keep = np.isfinite(x).all(axis=1)

@@ -26,8 +26,33 @@ FloatArray = npt.NDArray[np.float64]
 
 #: quantile levels output by the networks (monotone grid, symmetric around the median)
 TAU_GRID: FloatArray = np.array(
-    [0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5,
-     0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 0.995]
+    [
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.15,
+        0.2,
+        0.25,
+        0.3,
+        0.35,
+        0.4,
+        0.45,
+        0.5,
+        0.55,
+        0.6,
+        0.65,
+        0.7,
+        0.75,
+        0.8,
+        0.85,
+        0.9,
+        0.95,
+        0.975,
+        0.99,
+        0.995,
+    ]
 )
 #: levels at which each MC pass's quantile function is read when pooling the mixture
 POOL_LEVELS: FloatArray = (np.arange(40, dtype=np.float64) + 0.5) / 40.0

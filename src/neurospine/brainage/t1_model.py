@@ -72,12 +72,14 @@ class T1BrainAge:
         q = self.passes(x, passes, np.random.default_rng(seed))
         pred = qmod.Predictive.from_passes(q[:, None, :])
         lo, hi = self.conformal.interval(pred, 0.95)
-        return T1Prediction(str(path), float(pred.median[0]), float(pred.sd[0]), float(lo[0]), float(hi[0]),
-                            time.perf_counter() - t0)
+        return T1Prediction(
+            str(path), float(pred.median[0]), float(pred.sd[0]), float(lo[0]), float(hi[0]), time.perf_counter() - t0
+        )
 
 
-def predict_t1(paths: Sequence[str | Path], *, ages: dict[str, float] | None = None, threads: int = 2,
-               passes: int = DEFAULT_PASSES) -> list[dict[str, Any]]:
+def predict_t1(
+    paths: Sequence[str | Path], *, ages: dict[str, float] | None = None, threads: int = 2, passes: int = DEFAULT_PASSES
+) -> list[dict[str, Any]]:
     """Brain age of each raw T1w image: rows with id, age_pred, sd, lo95, hi95 (+ age, gap, gap_z)."""
     from neurospine.io import stem_of
 
@@ -97,9 +99,21 @@ def predict_t1(paths: Sequence[str | Path], *, ages: dict[str, float] | None = N
     return rows
 
 
-def export_card(folder: Path, onnx_path: Path, calib_path: Path, *, metrics: dict[str, Any], age_mean: float,
-                age_sd: float, train_cpu_minutes: float, epochs: int, best_epoch: int, train_ids: list[str],
-                width: int, created: str) -> Path:
+def export_card(
+    folder: Path,
+    onnx_path: Path,
+    calib_path: Path,
+    *,
+    metrics: dict[str, Any],
+    age_mean: float,
+    age_sd: float,
+    train_cpu_minutes: float,
+    epochs: int,
+    best_epoch: int,
+    train_ids: list[str],
+    width: int,
+    created: str,
+) -> Path:
     """Write ``brainage_t1.json`` for a freshly exported ONNX file."""
     from neurospine.io import write_text_atomic
     from neurospine.models.registry import sha256_of
@@ -117,20 +131,37 @@ def export_card(folder: Path, onnx_path: Path, calib_path: Path, *, metrics: dic
             f"({len(qmod.TAU_GRID)} monotone quantiles). Dropout masks are an ONNX input, so MC passes run at "
             "inference; intervals are split-conformal calibrated on the VAL subjects."
         ),
-        inputs={"image": [1, 1, *CROP_SHAPE], "mask": ["passes", 128], "mask_width": 128, "dropout_p": 0.2,
-                "spacing_mm": [2.0, 2.0, 2.0], "orientation": "RAS", "tau_grid": qmod.TAU_GRID.tolist(),
-                "age_mean": age_mean, "age_sd": age_sd, "calibration_file": calib_path.name,
-                "calibration_sha256": sha256_of(calib_path), "first_stage_channels": width},
+        inputs={
+            "image": [1, 1, *CROP_SHAPE],
+            "mask": ["passes", 128],
+            "mask_width": 128,
+            "dropout_p": 0.2,
+            "spacing_mm": [2.0, 2.0, 2.0],
+            "orientation": "RAS",
+            "tau_grid": qmod.TAU_GRID.tolist(),
+            "age_mean": age_mean,
+            "age_sd": age_sd,
+            "calibration_file": calib_path.name,
+            "calibration_sha256": sha256_of(calib_path),
+            "first_stage_channels": width,
+        },
         labels={"output": "quantiles of (age - age_mean) / age_sd at tau_grid, per MC pass"},
-        training_data=[{"name": "IXI (ixi_t1_2mm, Hammersmith Hospital 3T, 2 mm)", "licence": "CC BY-SA 3.0",
-                        "subjects_train": str(len(train_ids)),
-                        "source": "brain-development.org IXI via CBICA/NiChart_Project"}],
+        training_data=[
+            {
+                "name": "IXI (ixi_t1_2mm, Hammersmith Hospital 3T, 2 mm)",
+                "licence": "CC BY-SA 3.0",
+                "subjects_train": str(len(train_ids)),
+                "source": "brain-development.org IXI via CBICA/NiChart_Project",
+            }
+        ],
         metrics=metrics,
         train_command="neurospine train brainage-t1 --out runs/brainage-t1 --minutes 25",
         train_cpu_minutes=round(train_cpu_minutes, 2),
         created=created,
-        notes=(f"{epochs} epochs, best (early-stopping) epoch {best_epoch} by validation pinball loss. One site, "
-               "~84 training subjects: expect large errors on other scanners; the paper's 2.8 y needs ~10k scans. "
-               "Model weights derived from CC BY-SA 3.0 data."),
+        notes=(
+            f"{epochs} epochs, best (early-stopping) epoch {best_epoch} by validation pinball loss. One site, "
+            "~84 training subjects: expect large errors on other scanners; the paper's 2.8 y needs ~10k scans. "
+            "Model weights derived from CC BY-SA 3.0 data."
+        ),
     )
     return write_text_atomic(folder / f"{MODEL_NAME}.json", card.to_json())

@@ -75,11 +75,15 @@ def preprocess_t1(vol: Volume, shape: tuple[int, int, int] = CROP_SHAPE) -> F32:
     x = np.asarray(ras.data, dtype=np.float32)
     mask = head_mask(x)
     if mask.sum() < 1000:
-        raise InputError(vol.source, "no head found in the image (too small or empty after thresholding)",
-                         "give a whole-head T1-weighted MRI")
+        raise InputError(
+            vol.source,
+            "no head found in the image (too small or empty after thresholding)",
+            "give a whole-head T1-weighted MRI",
+        )
     med = float(np.median(x[mask]))
     if med <= 0:
-        raise InputError(vol.source, "image intensities are not positive inside the head",
-                         "give a magnitude T1-weighted image")
+        raise InputError(
+            vol.source, "image intensities are not positive inside the head", "give a magnitude T1-weighted image"
+        )
     x = np.clip(x / med, 0.0, 3.0)
     return crop_at(x, crop_centre(mask), shape)

@@ -44,37 +44,53 @@ def evaluate(model: BrainAgeModel, x: np.ndarray, y: np.ndarray) -> dict[str, An
     return summarise(y, model.predictive(x), model)
 
 
-def write_card(folder: Path, npz: Path, *, features: list[str], metrics: dict[str, Any], cpu_minutes: float,
-               meta: dict[str, Any]) -> Path:
+def write_card(
+    folder: Path, npz: Path, *, features: list[str], metrics: dict[str, Any], cpu_minutes: float, meta: dict[str, Any]
+) -> Path:
     from neurospine.io import write_text_atomic
     from neurospine.models.card import ModelCard
     from neurospine.models.registry import sha256_of
 
     card = ModelCard(
-        name=MODEL_NAME, version="0.1.0",
+        name=MODEL_NAME,
+        version="0.1.0",
         task="brain age (years) from FreeSurfer Destrieux thickness + aseg volumes, with calibrated intervals",
-        file=npz.name, sha256=sha256_of(npz), framework="numpy-npz",
-        description=("MC-dropout composite quantile regression (MCCQR): MLP 2x(128, 64) ReLU, dropout 0.2, "
-                     f"{len(qmod.TAU_GRID)} monotone quantile outputs (cumulative softplus), pinball loss, Adam, "
-                     "early stopping on a validation pinball loss; 100 MC passes at prediction; split-conformal "
-                     "intervals. Feature z-scoring stored in the .npz."),
-        inputs={"features": features, "n_features": len(features),
-                "aliases": "*-Thalamus-Proper -> *-Thalamus and 5 Destrieux '&' -> '_and_' spellings accepted"},
+        file=npz.name,
+        sha256=sha256_of(npz),
+        framework="numpy-npz",
+        description=(
+            "MC-dropout composite quantile regression (MCCQR): MLP 2x(128, 64) ReLU, dropout 0.2, "
+            f"{len(qmod.TAU_GRID)} monotone quantile outputs (cumulative softplus), pinball loss, Adam, "
+            "early stopping on a validation pinball loss; 100 MC passes at prediction; split-conformal "
+            "intervals. Feature z-scoring stored in the .npz."
+        ),
+        inputs={
+            "features": features,
+            "n_features": len(features),
+            "aliases": "*-Thalamus-Proper -> *-Thalamus and 5 Destrieux '&' -> '_and_' spellings accepted",
+        },
         labels={"output": "age_pred (median), sd, conformal intervals, gap, gap_z, p_accelerated"},
         training_data=[
-            {"name": "OpenNeuro ds000115, ds000222, ds003416, ds003469, ds003653, ds003826 (FreeSurfer tables via "
-                     "PCNtoolkit-demo)", "licence": "CC0"},
-            {"name": "FCP/INDI 1000 Functional Connectomes (fcon1000), 23 sites",
-             "licence": "FCP/INDI terms: attribution, NON-COMMERCIAL use only"},
+            {
+                "name": "OpenNeuro ds000115, ds000222, ds003416, ds003469, ds003653, ds003826 (FreeSurfer tables via "
+                "PCNtoolkit-demo)",
+                "licence": "CC0",
+            },
+            {
+                "name": "FCP/INDI 1000 Functional Connectomes (fcon1000), 23 sites",
+                "licence": "FCP/INDI terms: attribution, NON-COMMERCIAL use only",
+            },
         ],
         metrics=metrics,
         train_command="python -m neurospine.brainage.training_features",
         train_cpu_minutes=round(cpu_minutes, 2),
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        notes=("Trained partly on fcon1000, whose data are for NON-COMMERCIAL research use: the weights inherit "
-               "that restriction. In-distribution only: a new scanner/site/FreeSurfer version shifts predictions "
-               "by years; run `neurospine brainage recalibrate` with a few dozen local labelled controls first. "
-               f"Fit details: {meta}"),
+        notes=(
+            "Trained partly on fcon1000, whose data are for NON-COMMERCIAL research use: the weights inherit "
+            "that restriction. In-distribution only: a new scanner/site/FreeSurfer version shifts predictions "
+            "by years; run `neurospine brainage recalibrate` with a few dozen local labelled controls first. "
+            f"Fit details: {meta}"
+        ),
     )
     return write_text_atomic(folder / f"{MODEL_NAME}.json", card.to_json())
 
@@ -82,9 +98,10 @@ def write_card(folder: Path, npz: Path, *, features: list[str], metrics: dict[st
 def main(argv: list[str] | None = None) -> int:
     from neurospine.models.registry import shipped_dir
 
-    p = argparse.ArgumentParser(prog="python -m neurospine.brainage.training_features",
-                                description="Fit and export the shipped brainage_features model with "
-                                "held-out metrics.")
+    p = argparse.ArgumentParser(
+        prog="python -m neurospine.brainage.training_features",
+        description="Fit and export the shipped brainage_features model with held-out metrics.",
+    )
     p.add_argument("--data", type=Path, default=DEFAULT_DIR)
     p.add_argument("--export", type=Path, default=None, help="output folder (default: package weights folder)")
     p.add_argument("--seed", type=int, default=0)
@@ -95,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     tr, te = heldout_split(data.dataset, args.seed)
     model = fit_arrays(data.x[tr], data.age[tr], data.features, FitConfig(seed=args.seed))
     cpu = (time.process_time() - t0) / 60
-    metrics: dict[str, Any] = {"split": f"held-out TEST = random {TEST_FRACTION:.0%} of subjects per dataset "
-                               f"(seed {args.seed}), never used for fitting, early stopping or calibration",
-                               "n_fit": len(tr), "test_all": evaluate(model, data.x[te], data.age[te])}
+    metrics: dict[str, Any] = {
+        "split": f"held-out TEST = random {TEST_FRACTION:.0%} of subjects per dataset "
+        f"(seed {args.seed}), never used for fitting, early stopping or calibration",
+        "n_fit": len(tr),
+        "test_all": evaluate(model, data.x[te], data.age[te]),
+    }
     for d in ("openneuro", "fcon1000"):
         sel = te[data.dataset[te] == d]
         metrics[f"test_{d}"] = evaluate(model, data.x[sel], data.age[sel])

@@ -60,12 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mc", type=int, default=50, help="Monte-Carlo passes for evaluation")
-    p.add_argument("--export", type=Path, default=None,
-                   help="folder for brainage_t1.onnx/.json/_calib.npz (default: the package weights folder)")
+    p.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        help="folder for brainage_t1.onnx/.json/_calib.npz (default: the package weights folder)",
+    )
     return p
 
 
 # ---------------------------------------------------------------- data
+
 
 def read_ages(data: Path) -> list[dict[str, Any]]:
     rows = []
@@ -109,7 +114,7 @@ def build_cache(rows: list[dict[str, Any]], out: Path) -> np.ndarray:
 def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random shift (crop from the padded cache), L/R flip, intensity scale/gamma/noise."""
     o = rng.integers(0, 2 * SHIFT_VOX + 1, size=3)
-    v = x[o[0]:o[0] + CROP_SHAPE[0], o[1]:o[1] + CROP_SHAPE[1], o[2]:o[2] + CROP_SHAPE[2]].astype(np.float32)
+    v = x[o[0] : o[0] + CROP_SHAPE[0], o[1] : o[1] + CROP_SHAPE[1], o[2] : o[2] + CROP_SHAPE[2]].astype(np.float32)
     if rng.random() < 0.5:
         v = v[::-1]
     v = np.power(np.clip(v / 3.0, 0, 1), rng.uniform(0.8, 1.25)) * 3.0 * rng.uniform(0.9, 1.1)
@@ -119,10 +124,13 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def centre(x: np.ndarray) -> np.ndarray:
     s = SHIFT_VOX
-    return np.ascontiguousarray(x[s:s + CROP_SHAPE[0], s:s + CROP_SHAPE[1], s:s + CROP_SHAPE[2]], dtype=np.float32)
+    return np.ascontiguousarray(
+        x[s : s + CROP_SHAPE[0], s : s + CROP_SHAPE[1], s : s + CROP_SHAPE[2]], dtype=np.float32
+    )
 
 
 # ---------------------------------------------------------------- model
+
 
 def build_model(width: int) -> Any:
     import torch
@@ -145,8 +153,7 @@ def build_model(width: int) -> Any:
         def __init__(self) -> None:
             super().__init__()
             w = width
-            self.stem = nn.Sequential(nn.Conv3d(1, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm3d(w),
-                                      nn.ReLU())
+            self.stem = nn.Sequential(nn.Conv3d(1, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm3d(w), nn.ReLU())
             self.stages = nn.Sequential(Block(w, 2 * w), Block(2 * w, 4 * w), Block(4 * w, HIDDEN))
             self.fc1 = nn.Linear(HIDDEN, HIDDEN)
             self.fc2 = nn.Linear(HIDDEN, len(qmod.TAU_GRID))
@@ -205,7 +212,7 @@ def precise_bn(model: Any, images: np.ndarray, batch: int = 8) -> None:
     keep = torch.full((1, 2 * HIDDEN), 1.0 - DROPOUT_P)
     with torch.no_grad():
         for b in range(0, len(images), batch):
-            x = torch.from_numpy(np.stack([centre(im) for im in images[b:b + batch]])[:, None])
+            x = torch.from_numpy(np.stack([centre(im) for im in images[b : b + batch]])[:, None])
             model(x, keep.expand(len(x), -1))
     for m in bns:
         m.momentum = 0.1
@@ -225,6 +232,7 @@ def val_pinball(model: Any, images: np.ndarray, y: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- main
+
 
 def main(argv: list[str] | None = None) -> int:
     import torch
@@ -246,9 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(args.width)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-3)
     ckpt_path = args.out / "ckpt.pt"
-    state: dict[str, Any] = {"epoch": 0, "cpu_s": 0.0, "best_val": float("inf"), "best_epoch": -1,
-                             "best_state": None, "planned": None, "history": [],
-                             "val_v3": True}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "cpu_s": 0.0,
+        "best_val": float("inf"),
+        "best_epoch": -1,
+        "best_state": None,
+        "planned": None,
+        "history": [],
+        "val_v3": True,
+    }
     if ckpt_path.is_file():
         ck = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(ck["model"])
@@ -271,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         perm = rng.permutation(tr)
         losses = []
         for b in range(0, len(perm), args.batch):
-            idx = perm[b:b + args.batch]
+            idx = perm[b : b + args.batch]
             if len(idx) < 2:
                 continue
             x = torch.from_numpy(np.stack([augment(cache[i], rng) for i in idx])[:, None])
@@ -292,8 +307,16 @@ def main(argv: list[str] | None = None) -> int:
             state["best_val"], state["best_epoch"] = vloss, state["epoch"]
             state["best_state"] = {k: v.clone() for k, v in model.state_dict().items()}
         state["history"].append((state["epoch"], float(np.mean(losses)), vloss))
-        log.info("epoch %d/%d train %.4f val %.4f (best %.4f @%d) cpu %.1f min", state["epoch"], state["planned"],
-                 np.mean(losses), vloss, state["best_val"], state["best_epoch"], state["cpu_s"] / 60)
+        log.info(
+            "epoch %d/%d train %.4f val %.4f (best %.4f @%d) cpu %.1f min",
+            state["epoch"],
+            state["planned"],
+            np.mean(losses),
+            vloss,
+            state["best_val"],
+            state["best_epoch"],
+            state["cpu_s"] / 60,
+        )
         tmp = args.out / "ckpt.tmp.pt"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state}, tmp)
         tmp.replace(ckpt_path)
@@ -302,8 +325,17 @@ def main(argv: list[str] | None = None) -> int:
     return _finish(model, args, rows, ages, split, cache, mu, sd, state)
 
 
-def _finish(model: Any, args: argparse.Namespace, rows: list[dict[str, Any]], ages: np.ndarray,
-            split: dict[str, np.ndarray], cache: np.ndarray, mu: float, sd: float, state: dict[str, Any]) -> int:
+def _finish(
+    model: Any,
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    ages: np.ndarray,
+    split: dict[str, np.ndarray],
+    cache: np.ndarray,
+    mu: float,
+    sd: float,
+    state: dict[str, Any],
+) -> int:
     import torch
 
     from neurospine.brainage.t1_model import CALIB_SUFFIX, export_card
@@ -316,9 +348,16 @@ def _finish(model: Any, args: argparse.Namespace, rows: list[dict[str, Any]], ag
     onnx_path = export / f"{MODEL_NAME}.onnx"
     dummy = (torch.zeros(1, 1, *CROP_SHAPE), torch.ones(4, 2 * HIDDEN))
     tmp = export / f".{MODEL_NAME}.tmp.onnx"
-    torch.onnx.export(model, dummy, str(tmp), input_names=["image", "mask"], output_names=["quantiles"],
-                      dynamic_axes={"mask": {0: "passes"}, "quantiles": {0: "passes"}}, opset_version=17,
-                      dynamo=False)
+    torch.onnx.export(
+        model,
+        dummy,
+        str(tmp),
+        input_names=["image", "mask"],
+        output_names=["quantiles"],
+        dynamic_axes={"mask": {0: "passes"}, "quantiles": {0: "passes"}},
+        opset_version=17,
+        dynamo=False,
+    )
     tmp.replace(onnx_path)
 
     def predict(idx: np.ndarray) -> qmod.Predictive:
@@ -336,8 +375,10 @@ def _finish(model: Any, args: argparse.Namespace, rows: list[dict[str, Any]], ag
     err = p_test.median - y
     metrics: dict[str, Any] = {
         "split": f"held-out TEST subjects (age-stratified 1 in 5, seed {args.seed}), never used for training "
-                 "or selection",
-        "n_train": len(tr), "n_val_calibration": len(va), "n_test": len(te),
+        "or selection",
+        "n_train": len(tr),
+        "n_val_calibration": len(va),
+        "n_test": len(te),
         "mae_years": float(np.abs(err).mean()),
         "r": float(np.corrcoef(p_test.median, y)[0, 1]),
         "baseline_predict_train_mean_mae_years": float(np.abs(ages[tr].mean() - y).mean()),
@@ -348,16 +389,36 @@ def _finish(model: Any, args: argparse.Namespace, rows: list[dict[str, Any]], ag
         lo, hi = conf.interval(p_test, cov)
         metrics[f"coverage_{int(cov * 100)}"] = float(np.mean((y >= lo) & (y <= hi)))
         metrics[f"width_{int(cov * 100)}_years"] = float(np.mean(hi - lo))
-    metrics["pinball_years"] = float(qmod.pinball_loss(
-        y[:, None], qmod.interp_quantiles(p_test.quantiles, qmod.TAU_GRID, qmod.STORE_LEVELS),
-        qmod.TAU_GRID[None, :]).mean())
+    metrics["pinball_years"] = float(
+        qmod.pinball_loss(
+            y[:, None],
+            qmod.interp_quantiles(p_test.quantiles, qmod.TAU_GRID, qmod.STORE_LEVELS),
+            qmod.TAU_GRID[None, :],
+        ).mean()
+    )
     log.info("TEST metrics %s", json.dumps(metrics))
     with (args.out / "split.json").open("w", encoding="utf-8") as fh:
         json.dump({k: [rows[i]["id"] for i in v] for k, v in split.items()}, fh, indent=1)
-    np.savez(args.out / "test_predictions.npz", ids=np.array([rows[i]["id"] for i in te]), age=y,
-             median=p_test.median, sd=p_test.sd, quantiles=p_test.quantiles)
-    export_card(export, onnx_path, calib_path, metrics=metrics, age_mean=mu, age_sd=sd,
-                train_cpu_minutes=state["cpu_s"] / 60.0, epochs=state["epoch"], best_epoch=state["best_epoch"],
-                train_ids=[rows[i]["id"] for i in tr], width=args.width,
-                created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    np.savez(
+        args.out / "test_predictions.npz",
+        ids=np.array([rows[i]["id"] for i in te]),
+        age=y,
+        median=p_test.median,
+        sd=p_test.sd,
+        quantiles=p_test.quantiles,
+    )
+    export_card(
+        export,
+        onnx_path,
+        calib_path,
+        metrics=metrics,
+        age_mean=mu,
+        age_sd=sd,
+        train_cpu_minutes=state["cpu_s"] / 60.0,
+        epochs=state["epoch"],
+        best_epoch=state["best_epoch"],
+        train_ids=[rows[i]["id"] for i in tr],
+        width=args.width,
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
     return 0

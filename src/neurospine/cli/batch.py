@@ -45,8 +45,11 @@ def register(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("dataset", help="BIDS dataset folder (sub-*/[ses-*/]anat/*.nii.gz), a folder of images, "
-                   "one image, or a quoted glob pattern")
+    p.add_argument(
+        "dataset",
+        help="BIDS dataset folder (sub-*/[ses-*/]anat/*.nii.gz), a folder of images, "
+        "one image, or a quoted glob pattern",
+    )
     p.add_argument("--out", required=True, help="output folder (results go to OUT/derivatives/neurospine)")
     p.add_argument("--tasks", required=True, help="comma-separated tasks, e.g. spine,cord (or package.module:function)")
     p.add_argument("--suffix", help="only scans with this BIDS suffix, e.g. T2w")
@@ -55,8 +58,14 @@ def register(sub: Any) -> None:
     p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1: in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786); overrides --jobs")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per case (default 1)")
-    p.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
-                   help="option passed to every task (value parsed as JSON when possible); repeatable")
+    p.add_argument(
+        "--option",
+        action="append",
+        type=_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="option passed to every task (value parsed as JSON when possible); repeatable",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-retry-failed", action="store_true", help="keep failed cases failed instead of retrying")
     p.set_defaults(handler=_run)
@@ -69,9 +78,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.jobs < 1 or args.threads < 1:
         raise InputError(None, "--jobs and --threads must be at least 1", "pass a positive number")
     config = BatchConfig(
-        dataset=args.dataset, out_dir=args.out, tasks=[args.tasks], suffix=args.suffix, acq=args.acq,
-        subjects=args.subjects, jobs=args.jobs, scheduler=args.scheduler, threads=args.threads,
-        options=dict(args.option), progress=not args.no_progress and sys.stderr.isatty(),
+        dataset=args.dataset,
+        out_dir=args.out,
+        tasks=[args.tasks],
+        suffix=args.suffix,
+        acq=args.acq,
+        subjects=args.subjects,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        threads=args.threads,
+        options=dict(args.option),
+        progress=not args.no_progress and sys.stderr.isatty(),
         retry_failed=not args.no_retry_failed,
     )
     s = run_batch(config)

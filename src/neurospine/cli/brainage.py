@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
     bs = p.add_subparsers(dest="brainage_command", metavar="SUBCOMMAND")
 
     f = bs.add_parser(
-        "fit", help="fit a feature model on a labelled CSV table",
+        "fit",
+        help="fit a feature model on a labelled CSV table",
         description="Fit an MCCQR brain-age model on a CSV table (one row per subject, an age column and "
         "numeric feature columns; identifiers sub_id/id/sex/site are ignored). Writes MODEL.npz (weights, "
         "feature names, scaler, conformal table) and MODEL.json (card). 15 %% of rows calibrate the "
@@ -29,12 +30,17 @@ def register(sub: Any) -> None:
     f.add_argument("--age-column", default="age", help="name of the age column (years; default: age)")
     f.add_argument("--out", type=Path, required=True, metavar="MODEL", help="output path (MODEL.npz + MODEL.json)")
     f.add_argument("--seed", type=int, default=0, help="seed of the row split and initialisation")
-    f.add_argument("--max-epochs", type=int, default=None, help="cap on training epochs (default 600, early "
-                   "stopping usually ends sooner)")
+    f.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="cap on training epochs (default 600, early stopping usually ends sooner)",
+    )
     f.set_defaults(handler=_fit)
 
     pr = bs.add_parser(
-        "predict", help="predict brain age for a CSV table of features",
+        "predict",
+        help="predict brain age for a CSV table of features",
         description="Predict brain age for every row of FEATURES.csv. Feature columns are matched by name "
         "(missing ones are listed in the error). Output CSV columns: id, age_pred, sd, lo95, hi95, gap, gap_z, "
         "age, p_accelerated, lo50, hi50, lo80, hi80 (gap = age_pred - age, empty without an age column; "
@@ -49,7 +55,8 @@ def register(sub: Any) -> None:
     pr.set_defaults(handler=_predict)
 
     rc = bs.add_parser(
-        "recalibrate", help="adapt a model to a new site with local labelled controls",
+        "recalibrate",
+        help="adapt a model to a new site with local labelled controls",
         description="Fit a site map age = a + b * prediction on local labelled controls (a few dozen; "
         "--mode offset keeps b = 1) and rebuild the conformal intervals from them (leave-one-out). Writes "
         "MODEL2.npz + MODEL2.json. Example: neurospine brainage recalibrate local_controls.csv --out site_model",
@@ -62,7 +69,8 @@ def register(sub: Any) -> None:
     rc.set_defaults(handler=_recalibrate)
 
     t = bs.add_parser(
-        "t1", help="brain age from raw T1w images (3D CNN, ONNX)",
+        "t1",
+        help="brain age from raw T1w images (3D CNN, ONNX)",
         description="Brain age from raw, non-registered T1w images (NIfTI/NRRD/DICOM folder) with the shipped "
         "3D CNN (trained on IXI, one site; expect larger errors on other scanners). Output CSV columns: id, "
         "age_pred, sd, lo95, hi95 (+ age, gap, gap_z with --ages). Example: neurospine brainage t1 "
@@ -70,8 +78,7 @@ def register(sub: Any) -> None:
     )
     t.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     t.add_argument("--out", type=Path, required=True, metavar="PRED.csv")
-    t.add_argument("--ages", type=Path, default=None,
-                   help="CSV with columns id (image name without extension) and age")
+    t.add_argument("--ages", type=Path, default=None, help="CSV with columns id (image name without extension) and age")
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--passes", type=int, default=50)
     t.set_defaults(handler=_t1)

@@ -36,9 +36,14 @@ def register(sub: Any) -> None:
     )
     p.add_argument("image", type=Path, help="input image (NIfTI, NRRD/MHA or DICOM folder)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if needed)")
-    p.add_argument("--levels", type=Path, default=None, metavar="VERT_MASK",
-                   help="vertebral level mask: a seg-vert mask (vertebra ids 1..26, e.g. from `neurospine spine`) "
-                   "or a cord-by-level mask (cord voxels labelled 2=C2, 3=C3, ...)")
+    p.add_argument(
+        "--levels",
+        type=Path,
+        default=None,
+        metavar="VERT_MASK",
+        help="vertebral level mask: a seg-vert mask (vertebra ids 1..26, e.g. from `neurospine spine`) "
+        "or a cord-by-level mask (cord voxels labelled 2=C2, 3=C3, ...)",
+    )
     p.add_argument("--threads", type=int, default=2, help="CPU threads for inference (default 2)")
     p.add_argument("--model", default="cord_softseg", help="model card name (default cord_softseg)")
     p.add_argument("--json", action="store_true", help="print the result (outputs, measures, timings) as JSON")

@@ -98,8 +98,10 @@ def run_file(
         seg_opt = SegmentOptions.from_card(card, **options)
         models[card.name] = card.version
     else:
-        seg_opt = replace(SegmentOptions(), **{k: float(v) for k, v in options.items()
-                                              if k in SegmentOptions.__dataclass_fields__ and v is not None})
+        seg_opt = replace(
+            SegmentOptions(),
+            **{k: float(v) for k, v in options.items() if k in SegmentOptions.__dataclass_fields__ and v is not None},
+        )
     seg: CordSegmentation = segment_volume(image, predictor, seg_opt)
     timings["segment_s"] = time.perf_counter() - t
 

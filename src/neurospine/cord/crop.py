@@ -71,8 +71,10 @@ def block_mean(fine: FloatArray, factors: tuple[int, int]) -> FloatArray:
 
 def resample_slice(slice2d: npt.NDArray[np.floating], spacing_mm: tuple[float, float], target_mm: float) -> FloatArray:
     """Resample a whole slice to isotropic ``target_mm`` (field of view kept)."""
-    shape = (max(1, round(slice2d.shape[0] * spacing_mm[0] / target_mm)),
-             max(1, round(slice2d.shape[1] * spacing_mm[1] / target_mm)))
+    shape = (
+        max(1, round(slice2d.shape[0] * spacing_mm[0] / target_mm)),
+        max(1, round(slice2d.shape[1] * spacing_mm[1] / target_mm)),
+    )
     xs = (np.arange(shape[0]) + 0.5) * (slice2d.shape[0] / shape[0]) - 0.5
     ys = (np.arange(shape[1]) + 0.5) * (slice2d.shape[1] / shape[1]) - 0.5
     gx, gy = np.meshgrid(xs, ys, indexing="ij")

@@ -98,8 +98,9 @@ def load_cache(path: Path, name: str, subject: str) -> TrainVolume:
     with np.load(path) as z:
         canal = z["canal"].astype(np.float32) if "canal" in z.files else None
         sp = tuple(float(v) for v in z["spacing"])
-        return TrainVolume(name, subject, z["image"].astype(np.float32), z["cord"].astype(np.float32), canal,
-                           (sp[0], sp[1], sp[2]))
+        return TrainVolume(
+            name, subject, z["image"].astype(np.float32), z["cord"].astype(np.float32), canal, (sp[0], sp[1], sp[2])
+        )
 
 
 # ---- patch sampling ---------------------------------------------------------------------------
@@ -157,14 +158,22 @@ def sample_patch(
     img = ndimage.map_coordinates(vol.image[:, :, k], coords, order=1, mode="nearest").astype(np.float32)
     tc = ndimage.map_coordinates(cord2d, coords, order=1, mode="constant", cval=0.0)
     weights = np.array([1.0, 1.0 if vol.canal is not None else 0.0], dtype=np.float32)
-    tk = (np.zeros_like(tc) if vol.canal is None
-          else ndimage.map_coordinates(vol.canal[:, :, k], coords, order=1, mode="constant", cval=0.0))
+    tk = (
+        np.zeros_like(tc)
+        if vol.canal is None
+        else ndimage.map_coordinates(vol.canal[:, :, k], coords, order=1, mode="constant", cval=0.0)
+    )
     target = np.stack([tc, tk]).astype(np.float32).clip(0, 1)
     return _intensity(img, rng)[None], target, weights
 
 
-def sample_batch(vols: list[TrainVolume], rng: np.random.Generator, n: int, cfg: PatchConfig = PatchConfig(),
-                 probs: npt.NDArray[np.float64] | None = None) -> tuple[FloatArray, FloatArray, FloatArray]:
+def sample_batch(
+    vols: list[TrainVolume],
+    rng: np.random.Generator,
+    n: int,
+    cfg: PatchConfig = PatchConfig(),
+    probs: npt.NDArray[np.float64] | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     idx = rng.choice(len(vols), size=n, p=probs)
     xs, ys, ws = zip(*(sample_patch(vols[i], rng, cfg) for i in idx), strict=True)
     return np.stack(xs), np.stack(ys), np.stack(ws)

@@ -141,8 +141,9 @@ def measure_cord(
     level_ids: npt.NDArray[np.int32] = np.zeros(soft.shape[2], dtype=np.int32)
     if levels is not None:
         lev_ras, _ = reorient(levels, "RAS")
-        all_pos = np.array([normal @ (aff[:3, :3] @ np.array([0.0, 0.0, float(k)]) + aff[:3, 3])
-                            for k in range(soft.shape[2])])
+        all_pos = np.array(
+            [normal @ (aff[:3, :3] @ np.array([0.0, 0.0, float(k)]) + aff[:3, 3]) for k in range(soft.shape[2])]
+        )
         level_ids = levels_per_slice(lev_ras.data, soft >= present_threshold, all_pos, axis=2)
     inv_in = np.linalg.inv(mask.affine)
     s_axis = superior_axis(mask.affine)

@@ -44,8 +44,12 @@ def _overlay(
     return rgb
 
 
-def _axial_tiles(img: npt.NDArray[np.floating], cord: npt.NDArray[np.bool_], canal: npt.NDArray[np.bool_],
-                 sp: tuple[float, float, float]) -> list[npt.NDArray[np.uint8]]:
+def _axial_tiles(
+    img: npt.NDArray[np.floating],
+    cord: npt.NDArray[np.bool_],
+    canal: npt.NDArray[np.bool_],
+    sp: tuple[float, float, float],
+) -> list[npt.NDArray[np.uint8]]:
     ks = np.flatnonzero(cord.any(axis=(0, 1)))
     if ks.size > MAX_TILES:
         ks = ks[np.linspace(0, ks.size - 1, MAX_TILES).round().astype(int)]
@@ -64,8 +68,13 @@ def _axial_tiles(img: npt.NDArray[np.floating], cord: npt.NDArray[np.bool_], can
     return tiles
 
 
-def _sagittal(img: npt.NDArray[np.floating], cord: npt.NDArray[np.bool_], canal: npt.NDArray[np.bool_],
-              sp: tuple[float, float, float], height_px: int) -> npt.NDArray[np.uint8]:
+def _sagittal(
+    img: npt.NDArray[np.floating],
+    cord: npt.NDArray[np.bool_],
+    canal: npt.NDArray[np.bool_],
+    sp: tuple[float, float, float],
+    height_px: int,
+) -> npt.NDArray[np.uint8]:
     if cord.any():
         com = ndimage.center_of_mass(cord)
         x, y = round(float(com[0])), round(float(com[1]))
@@ -81,13 +90,22 @@ def _sagittal(img: npt.NDArray[np.floating], cord: npt.NDArray[np.bool_], canal:
     return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height_px), Image.Resampling.BILINEAR))
 
 
-def write_qc(image: Volume, cord_mask: npt.NDArray[np.generic], canal_mask: npt.NDArray[np.generic] | None,
-             path: str | Path, *, title: str = "") -> Path:
+def write_qc(
+    image: Volume,
+    cord_mask: npt.NDArray[np.generic],
+    canal_mask: npt.NDArray[np.generic] | None,
+    path: str | Path,
+    *,
+    title: str = "",
+) -> Path:
     """Write the QC PNG (axial mosaic left, sagittal view right, title on top)."""
     ras, _ = reorient(image, "RAS")
     cord = np.asarray(reorient(image.with_data(np.asarray(cord_mask) > 0), "RAS")[0].data, dtype=bool)
-    canal = (np.zeros_like(cord) if canal_mask is None
-             else np.asarray(reorient(image.with_data(np.asarray(canal_mask) > 0), "RAS")[0].data, dtype=bool))
+    canal = (
+        np.zeros_like(cord)
+        if canal_mask is None
+        else np.asarray(reorient(image.with_data(np.asarray(canal_mask) > 0), "RAS")[0].data, dtype=bool)
+    )
     img = np.asarray(ras.data, dtype=np.float32)
     sp = ras.spacing_mm
     tiles = _axial_tiles(img, cord, canal, sp)

@@ -94,8 +94,9 @@ def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | 
     sp = ras.spacing_mm
     crop = opt.window_mm > 0
     if crop:
-        det: Detection = detect_cord(data, sp, predict, coarse_spacing_mm=opt.coarse_spacing_mm,
-                                     threshold=opt.threshold)
+        det: Detection = detect_cord(
+            data, sp, predict, coarse_spacing_mm=opt.coarse_spacing_mm, threshold=opt.threshold
+        )
     else:  # no crop: the fine pass covers whole slices (slower; kept to measure what cropping saves)
         z = data.shape[2]
         mid = np.tile([(data.shape[0] - 1) / 2.0, (data.shape[1] - 1) / 2.0], (z, 1))

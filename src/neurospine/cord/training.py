@@ -38,11 +38,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "OUT/ckpt.pt. Example: neurospine train cord --minutes 25",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folder (checkpoints, cache, log)")
-    p.add_argument("--minutes", type=float, default=25.0,
-                   help="optimisation budget in CPU minutes of this process (1 thread; CPU time, so a busy machine "
-                   "does not shorten training)")
-    p.add_argument("--max-wall-minutes", type=float, default=None,
-                   help="also stop after this many wall-clock minutes in this invocation (resume later)")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=25.0,
+        help="optimisation budget in CPU minutes of this process (1 thread; CPU time, so a busy machine "
+        "does not shorten training)",
+    )
+    p.add_argument(
+        "--max-wall-minutes",
+        type=float,
+        default=None,
+        help="also stop after this many wall-clock minutes in this invocation (resume later)",
+    )
     p.add_argument("--synth-train", type=int, default=48, help="synthetic training cases")
     p.add_argument("--synth-val", type=int, default=6, help="synthetic held-out validation cases")
     p.add_argument("--real-weight", type=float, default=0.25, help="share of patches drawn from real volumes")
@@ -162,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("no training data")
         return 1
     if synth_train and real:
-        probs = np.array([(1 - args.real_weight) / len(synth_train)] * len(synth_train)
-                         + [args.real_weight / len(real)] * len(real))
+        probs = np.array(
+            [(1 - args.real_weight) / len(synth_train)] * len(synth_train) + [args.real_weight / len(real)] * len(real)
+        )
     else:
         probs = np.full(len(vols), 1.0 / len(vols))
     cfg = PatchConfig(size=args.patch)
@@ -180,8 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     history: list[dict[str, float]] = list(extra.get("history", []))
     rng = np.random.default_rng(args.seed + step)
     budget = args.minutes * 60.0
-    log.info("start step %d, elapsed %.0fs of %.0fs, %d train vols (%d real), %d val", step, elapsed, budget,
-             len(vols), len(real), len(synth_val))
+    log.info(
+        "start step %d, elapsed %.0fs of %.0fs, %d train vols (%d real), %d val",
+        step,
+        elapsed,
+        budget,
+        len(vols),
+        len(real),
+        len(synth_val),
+    )
     last_ckpt = time.time()
     wall_start = time.time()
     wall_cap = None if args.max_wall_minutes is None else args.max_wall_minutes * 60.0
@@ -223,10 +239,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_export:
         return 0
     load_checkpoint(out / "best.pt", model)
-    export(model, args, {"val_soft_dice_synthetic": best, "steps": step,
-                         "train_minutes": elapsed / 60.0, "data_minutes": data_minutes,
-                         "n_synth_train": len(synth_train), "n_synth_val": len(synth_val),
-                         "real": [v.name for v in real]})
+    export(
+        model,
+        args,
+        {
+            "val_soft_dice_synthetic": best,
+            "steps": step,
+            "train_minutes": elapsed / 60.0,
+            "data_minutes": data_minutes,
+            "n_synth_train": len(synth_train),
+            "n_synth_val": len(synth_val),
+            "real": [v.name for v in real],
+        },
+    )
     return 0
 
 
@@ -246,19 +271,33 @@ def export(model: Any, args: argparse.Namespace, info: dict[str, Any]) -> Path:
         file=onnx_path.name,
         sha256=sha,
         description="Contrast-agnostic 2D U-Net on axial slices: soft (partial-volume) spinal cord and canal.",
-        inputs={"fine_spacing_mm": 0.5, "coarse_spacing_mm": 1.0, "window_mm": 36.0, "threshold": 0.5,
-                "input": "one axial slice (N,1,H,W), H and W multiples of 8, percentile 1-99 scaled per patch",
-                "output": "logits (N,2,H,W); sigmoid gives fractions"},
+        inputs={
+            "fine_spacing_mm": 0.5,
+            "coarse_spacing_mm": 1.0,
+            "window_mm": 36.0,
+            "threshold": 0.5,
+            "input": "one axial slice (N,1,H,W), H and W multiples of 8, percentile 1-99 scaled per patch",
+            "output": "logits (N,2,H,W); sigmoid gives fractions",
+        },
         labels={"0": "spinal cord (soft fraction)", "1": "spinal canal (soft fraction)"},
         training_data=[
-            {"name": "neurospine.synth synthetic cases", "licence": "generated here (Apache-2.0)",
-             "n": str(info["n_synth_train"])},
-            {"name": "PAM50 T2w template with cord mask (an average of many subjects; pam50_small_template, from the "
-             "sct_testing_data repository but not the errsm_30 test subject)", "licence": "MIT"},
+            {
+                "name": "neurospine.synth synthetic cases",
+                "licence": "generated here (Apache-2.0)",
+                "n": str(info["n_synth_train"]),
+            },
+            {
+                "name": "PAM50 T2w template with cord mask (an average of many subjects; pam50_small_template, "
+                "from the "
+                "sct_testing_data repository but not the errsm_30 test subject)",
+                "licence": "MIT",
+            },
             {"name": "SCT tutorial data sub-05 MT-on with silver cord mask", "licence": "MIT"},
         ],
-        metrics={"val_soft_dice_synthetic_heldout": round(float(info["val_soft_dice_synthetic"]), 4),
-                 "note": "sct_testing_data results: benchmarks/results/cord.json"},
+        metrics={
+            "val_soft_dice_synthetic_heldout": round(float(info["val_soft_dice_synthetic"]), 4),
+            "note": "sct_testing_data results: benchmarks/results/cord.json",
+        },
         train_command=f"neurospine train cord --minutes {args.minutes:g} --synth-train {args.synth_train} "
         f"--synth-val {args.synth_val} --seed {args.seed}",
         train_cpu_minutes=round(float(info["train_minutes"]) + float(info["data_minutes"]), 1),
