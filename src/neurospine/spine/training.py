@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("/work/runs/spine")
 MODEL_NAME = "spine_semantic"
-MODEL_VERSION = "0.1.0"
+MODEL_VERSION = "0.2.0"
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}
 
 
