@@ -237,6 +237,38 @@ class _Progress:
             self._p.stop()
 
 
+def _record_unrun(
+    con: Any,
+    scan: Scan,
+    spec: TaskSpec,
+    key: str,
+    run_id: str,
+    sha: str,
+    options: Mapping[str, Any],
+    opt_sha: str,
+    status: str,
+    error_type: str,
+    error: str,
+) -> None:
+    """Record a case that is decided without running the task (unreadable input, not applicable)."""
+    now = utc_now()
+    record = _record_from(
+        scan,
+        spec,
+        key,
+        run_id,
+        sha,
+        options,
+        opt_sha,
+        status=status,
+        error_type=error_type,
+        error=error,
+        started=now,
+        finished=now,
+    )
+    db.upsert_case(con, record)
+
+
 def _record_from(
     scan: Scan, spec: TaskSpec, key: str, run_id: str, sha: str, options: Mapping[str, Any], opt_sha: str, **kw: Any
 ) -> db.CaseRecord:
@@ -357,24 +389,7 @@ def _plan(
             opt_sha = opt_shas[spec.name]
             summary.cases += 1
             if isinstance(digest, InputError):
-                now = utc_now()
-                db.upsert_case(
-                    con,
-                    _record_from(
-                        scan,
-                        spec,
-                        key,
-                        run_id,
-                        "",
-                        options,
-                        opt_sha,
-                        status="failed",
-                        error_type="InputError",
-                        error=str(digest),
-                        started=now,
-                        finished=now,
-                    ),
-                )
+                _record_unrun(con, scan, spec, key, run_id, "", options, opt_sha, "failed", "InputError", str(digest))
                 summary.failed += 1
                 summary.failures.append((key, str(digest)))
                 continue
@@ -383,24 +398,12 @@ def _plan(
                 summary.reused += 1
                 continue
             if spec.suffixes is not None and scan.suffix not in spec.suffixes:
-                now = utc_now()
-                db.upsert_case(
-                    con,
-                    _record_from(
-                        scan,
-                        spec,
-                        key,
-                        run_id,
-                        digest,
-                        options,
-                        opt_sha,
-                        status="skipped",
-                        error_type="NotApplicable",
-                        error=f"task {spec.name} takes {'/'.join(spec.suffixes)} images, this scan is "
-                        f"{scan.suffix or 'of unknown type'}",
-                        started=now,
-                        finished=now,
-                    ),
+                reason = (
+                    f"task {spec.name} takes {'/'.join(spec.suffixes)} images, this scan is "
+                    f"{scan.suffix or 'of unknown type'}"
+                )
+                _record_unrun(
+                    con, scan, spec, key, run_id, digest, options, opt_sha, "skipped", "NotApplicable", reason
                 )
                 summary.skipped += 1
                 continue
