@@ -58,3 +58,74 @@ def test_cli_cord_help_mentions_outputs(capsys):
         assert e.code == 0
     out = capsys.readouterr().out
     assert "_csa.csv" in out and "--levels" in out
+
+
+def _csv_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cli_cord_axial_without_levels_warns_and_writes(tmp_path, monkeypatch, capsys):
+    _write_onnx_model(tmp_path / "models", random=False)
+    monkeypatch.setenv("NEUROSPINE_MODELS_DIR", str(tmp_path / "models"))
+    vol, _ = cylinder_image("LAS", (0.5, 0.5, 4.0), (80, 70, 8))  # thick axial: the spine model refuses it
+    img = save_volume(vol, tmp_path / "sub-01_T2star.nii.gz")
+    code = main(["cord", str(img), "--out", str(tmp_path / "out"), "--threads", "1", "--json"])
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["measures"]["levels_source"] == "none"
+    assert "spine_semantic" not in payload["models"]
+    (warning,) = payload["warnings"]
+    assert "no vertebral levels" in warning and "axial" in warning and "--levels VERT_MASK" in warning
+    rows = _csv_rows(tmp_path / "out" / "sub-01_T2star_csa.csv")
+    assert len(rows) == 8 and {r["levels_source"] for r in rows} == {"none"} and not any(r["level"] for r in rows)
+    per = _csv_rows(tmp_path / "out" / "sub-01_T2star_csa_perlevel.csv")
+    assert [r["level"] for r in per] == ["all"]
+
+
+def test_cli_cord_no_auto_levels_skips_the_spine_model(tmp_path, monkeypatch, capsys):
+    # a phantom without vertebrae: the spine model (when it runs, or when it is missing) leaves a warning
+    _write_onnx_model(tmp_path / "models", random=False)
+    monkeypatch.setenv("NEUROSPINE_MODELS_DIR", str(tmp_path / "models"))
+    vol, _ = cylinder_image("RAS", (1.0, 1.0, 1.0), (48, 48, 48))
+    img = save_volume(vol, tmp_path / "iso.nii.gz")
+    args = ["cord", str(img), "--threads", "1", "--json"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--no-auto-levels"]) == 0
+    opted_out = json.loads(capsys.readouterr().out)
+    assert opted_out["measures"]["levels_source"] == "none" and opted_out["warnings"] == []
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    auto = json.loads(capsys.readouterr().out)
+    assert auto["measures"]["levels_source"] == "none"
+    assert any(w.startswith("no vertebral levels: the spine model") for w in auto["warnings"]), auto["warnings"]
+
+
+def test_cli_cord_estimates_levels_with_the_shipped_models(tmp_path, capsys):
+    from neurospine.cord.levels import level_name
+    from neurospine.errors import ModelNotFoundError
+    from neurospine.models import load_card
+    from neurospine.synth import SynthConfig, generate_case
+
+    try:
+        load_card("cord_softseg"), load_card("spine_semantic")
+    except ModelNotFoundError:
+        import pytest
+
+        pytest.skip("shipped models not installed")
+    cfg = SynthConfig(levels="T10-S1", plane="sagittal", spacing_mm=(1.2, 1.2, 4.0), fov_mm=(48.0, 120.0, None))
+    case = generate_case(21, cfg)
+    img = save_volume(case.image, tmp_path / "synth_T2w.nii.gz")
+    assert main(["cord", str(img), "--out", str(tmp_path / "out"), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    m = payload["measures"]
+    assert m["levels_source"] == "estimated" and m["levels_positional"] == int(m["levels_anchor"] == "positional")
+    assert "spine_semantic" in payload["models"]
+    assert any("estimated from the whole-spine model" in w for w in payload["warnings"])
+    per = _csv_rows(tmp_path / "out" / "synth_T2w_csa_perlevel.csv")
+    named = [r["level"] for r in per if r["level"] != "all"]
+    assert len(named) >= 5 and set(named) <= set(case.meta["levels_present"]), named
+    assert {r["levels_source"] for r in per} == {"estimated"}
+    rows = _csv_rows(tmp_path / "out" / "synth_T2w_csa.csv")
+    assert sum(bool(r["level"]) for r in rows) >= 0.8 * len(rows)
+    assert all(f"csa_mm2_{n}" in m for n in named) and level_name(20) == "L1"

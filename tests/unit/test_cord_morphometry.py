@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -148,4 +149,8 @@ def test_per_level_aggregation():
     assert [p.n_slices for p in per] == [10, 10]
     assert per[0].csa_mm2_mean == pytest.approx(math.pi * 20, rel=0.01)
     text = morph.per_level_csv().splitlines()
-    assert text[0] == "level,n_slices,csa_mm2_mean,csa_mm2_sd" and text[1].startswith("C2,10,")
+    assert text[0] == "level,n_slices,csa_mm2_mean,csa_mm2_sd,levels_source,levels_positional"
+    assert text[1].startswith("C2,10,") and text[1].endswith(",none,0")
+    marked = replace(morph, levels_source="estimated", levels_positional=True)
+    assert marked.per_level_csv(with_total=True).splitlines()[-1].startswith("all,20,")
+    assert all(line.endswith(",estimated,1") for line in marked.csv().splitlines()[1:])

@@ -90,7 +90,25 @@ def test_levels_mask_gives_per_level_rows(tmp_path):
     res = run_file(img_p, tmp_path / "out", levels=lev_p, predictor=threshold_predictor)
     per = list(csv.DictReader(res.outputs["csa_perlevel"].open()))
     assert [r["level"] for r in per] == ["C2", "C3", "all"]
-    assert "csa_mm2_C2" in res.measures
+    assert {r["levels_source"] for r in per} == {"mask"}
+    assert "csa_mm2_C2" in res.measures and res.measures["levels_source"] == "mask"
+
+
+def test_segvert_levels_mask_is_projected_along_the_cord(tmp_path):
+    vol, _ = cylinder_image("LAS", (0.5, 0.5, 3.0), (80, 70, 12))
+    world = np.indices(vol.shape).reshape(3, -1).T @ vol.affine[:3, :3].T + vol.affine[:3, 3]
+    x, y = world[:, 0].reshape(vol.shape), world[:, 1].reshape(vol.shape)
+    column = (y >= 8.0) & (y <= 15.0) & (np.abs(x - 1.0) <= 6.0)  # bodies in front of the cord (cord at y = 0)
+    vert = np.zeros(vol.shape, np.int16)
+    vert[:, :, 7:][column[:, :, 7:]] = 2  # C2 body: slices 7-11 (LAS: axis 2 is superior)
+    vert[:, :, 5:7][column[:, :, 5:7]] = 102  # C2-C3 disc: slices 5-6
+    vert[:, :, :5][column[:, :, :5]] = 3  # C3 body: slices 0-4
+    img_p = _save(vol, tmp_path, "img.nii.gz")
+    lev_p = save_volume(vol.with_data(vert), tmp_path / "seg-vert.nii.gz", is_label=True)
+    res = run_file(img_p, tmp_path / "out", levels=lev_p, predictor=threshold_predictor)
+    rows = list(csv.DictReader(res.outputs["csa"].open()))
+    assert [r["level"] for r in rows] == ["C3"] * 6 + ["C2"] * 6  # mid-disc boundary between slices 5 and 6
+    assert res.measures["levels_source"] == "mask" and res.extra["levels"]["spans_mm"]
 
 
 def test_no_cord_raises_and_writes_qc(tmp_path):
@@ -163,7 +181,7 @@ def test_onnx_model_through_the_registry(tmp_path, monkeypatch):
     _write_onnx_model(models, random=False)
     monkeypatch.setenv("NEUROSPINE_MODELS_DIR", str(models))
     vol, truth = cylinder_image("PSR", (1.0, 1.0, 3.0), (40, 50, 12))
-    res = run_file(_save(vol, tmp_path, "img.nii.gz"), tmp_path / "out", threads=1)
+    res = run_file(_save(vol, tmp_path, "img.nii.gz"), tmp_path / "out", threads=1, auto_levels=False)
     assert res.models == {"cord_softseg": "0.0.1-test"}
     mask = load_volume(res.outputs["cord_mask"], check_intensity=False).data > 0
     assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.85

@@ -13,10 +13,19 @@ EPILOG = """outputs (in --out, <stem> = input file name without .nii.gz):
   <stem>_seg-cord_msk.nii.gz    binary cord mask (soft >= 0.5)
   <stem>_seg-canal_msk.nii.gz   binary spinal canal mask (includes the cord)
   <stem>_csa.csv                per slice: slice, position_mm, csa_mm2 (angle-corrected), angle_deg,
-                                ap_mm, rl_mm, eccentricity, orientation_deg, level
-  <stem>_csa_perlevel.csv       level, n_slices, csa_mm2_mean, csa_mm2_sd (plus an 'all' row)
+                                ap_mm, rl_mm, eccentricity, orientation_deg, level, levels_source,
+                                levels_positional
+  <stem>_csa_perlevel.csv       level, n_slices, csa_mm2_mean, csa_mm2_sd, levels_source,
+                                levels_positional (plus an 'all' row)
   <stem>_qc-cord.png            axial mosaic with the cord contour and a sagittal view
 All images are written on the input grid. Exit code 4 when no cord is found (the QC image is still written).
+
+levels: from --levels (levels_source=mask; a seg-vert mask is projected along the cord from the vertebral
+bodies, a cord-by-level mask is used as it is); else, for sagittal or near-isotropic images, estimated with
+the whole-spine model (levels_source=estimated; each cord slice takes the level of the vertebral body it
+lies opposite to, between the mid-discs above and below, measured along the cord; levels_positional=1
+when the spine naming had no C2 or sacrum anchor); thick axial images get none (levels_source=none,
+with a warning). --no-auto-levels skips the estimate.
 
 example:
   neurospine cord sub-01_T2w.nii.gz --out results/ --levels sub-01_seg-vert_msk.nii.gz
@@ -44,6 +53,12 @@ def register(sub: Any) -> None:
         help="vertebral level mask: a seg-vert mask (vertebra ids 1..26, e.g. from `neurospine spine`) "
         "or a cord-by-level mask (cord voxels labelled 2=C2, 3=C3, ...)",
     )
+    p.add_argument(
+        "--no-auto-levels",
+        action="store_true",
+        help="without --levels, do not estimate vertebral levels with the whole-spine model (by default they are "
+        "estimated when the image is sagittal or near-isotropic; thick axial images get no levels)",
+    )
     p.add_argument("--threads", type=int, default=2, help="CPU threads for inference (default 2)")
     p.add_argument("--model", default="cord_softseg", help="model card name (default cord_softseg)")
     p.add_argument("--json", action="store_true", help="print the result (outputs, measures, timings) as JSON")
@@ -53,7 +68,14 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from neurospine.cord.api import run_file
 
-    res = run_file(args.image, args.out, threads=args.threads, levels=args.levels, model=args.model)
+    res = run_file(
+        args.image,
+        args.out,
+        threads=args.threads,
+        levels=args.levels,
+        auto_levels=not args.no_auto_levels,
+        model=args.model,
+    )
     if args.json:
         payload = {
             "task": res.task,

@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from neurospine.cord.morphometry import LevelMeasure, Morphometry, measure_cord
+from neurospine.cord.levels import level_name
+from neurospine.cord.morphometry import measure_cord
 from neurospine.cord.segment import MODEL_NAME, CordSegmentation, SegmentOptions, onnx_predictor, segment_volume
+from neurospine.cord.spinelevels import LevelEstimate, estimate_levels, levels_from_mask
 from neurospine.errors import GeometryError, InputError, NoStructureFoundError
 from neurospine.io import Volume, load_volume, resample_like, save_like, write_text_atomic
 from neurospine.results import TaskResult
@@ -50,14 +52,17 @@ def load_levels(path: str | Path, image: Volume) -> Volume:
     return out
 
 
-def perlevel_with_total(morph: Morphometry) -> list[LevelMeasure]:
-    """Per-level rows followed by an ``all`` row over every measured slice."""
-    rows = morph.per_level()
-    csa = np.array([r.csa_mm2 for r in morph.slices])
-    if csa.size:
-        sd = float(csa.std(ddof=1)) if csa.size > 1 else 0.0
-        rows.append(LevelMeasure("all", int(csa.size), float(csa.mean()), sd))
-    return rows
+def _levels(
+    image: Volume, soft: np.ndarray, level_vol: Volume | None, auto: bool, threads: int
+) -> tuple[Volume | None, LevelEstimate]:
+    """The level mask to measure with and its provenance (``--levels`` first, then the spine model)."""
+    if level_vol is not None:
+        given = levels_from_mask(level_vol.data, soft, image)
+        return (level_vol if given.mask is None else image.with_data(given.mask)), given
+    if not auto:
+        return None, LevelEstimate(None, "none")
+    est = estimate_levels(image, soft, threads=threads)
+    return (None if est.mask is None else image.with_data(est.mask)), est
 
 
 def run_file(
@@ -66,12 +71,16 @@ def run_file(
     *,
     threads: int = 2,
     levels: str | Path | None = None,
+    auto_levels: bool = True,
     **options: Any,
 ) -> TaskResult:
     """Segment the cord (soft) and canal in ``image_path``, write masks, CSA tables and a QC PNG to ``out_dir``.
 
     ``levels`` is a vertebral level mask (``seg-vert`` or cord-by-level) that names slices in the
-    CSV and gives per-level CSA. ``options``: ``model`` (card name), ``fine_spacing_mm``,
+    CSV and gives per-level CSA. Without it and with ``auto_levels``, levels are estimated with the
+    whole-spine model when it can read the image (:mod:`neurospine.cord.spinelevels`); the CSVs and the
+    result say where the levels came from (``levels_source``: mask, estimated or none).
+    ``options``: ``model`` (card name), ``fine_spacing_mm``,
     ``coarse_spacing_mm``, ``window_mm``, ``threshold``, ``bandwidth_mm``, ``predictor`` (a callable
     replacing the ONNX model, for tests). Raises ``NoStructureFoundError`` (after writing the QC
     image) when no cord is found.
@@ -120,14 +129,19 @@ def run_file(
     timings["write_masks_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    level_used, provenance = _levels(image, seg.cord_soft, level_vol, auto_levels, threads)
+    models.update(provenance.models)
+    timings["levels_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     bw = options.get("bandwidth_mm")
     kw: dict[str, Any] = {} if bw is None else {"bandwidth_mm": float(bw)}
-    morph = measure_cord(image.with_data(seg.cord_soft), levels=level_vol, **kw)
+    if provenance.mask is not None:
+        kw["level_gap_mm"] = 0.0  # a painted cord-by-level mask: no gap filling beyond the projected spans
+    morph = measure_cord(image.with_data(seg.cord_soft), levels=level_used, **kw)
+    morph = replace(morph, levels_source=provenance.source, levels_positional=provenance.positional)
     write_text_atomic(paths["csa"], morph.csv())
-    per_level = perlevel_with_total(morph)
-    from neurospine.cord.morphometry import PERLEVEL_COLUMNS, _to_csv
-
-    write_text_atomic(paths["csa_perlevel"], _to_csv(PERLEVEL_COLUMNS, [r.__dict__ for r in per_level]))
+    write_text_atomic(paths["csa_perlevel"], morph.per_level_csv(with_total=True))
     timings["morphometry_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -135,17 +149,21 @@ def run_file(
     timings["qc_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
-    warnings: list[str] = []
+    warnings: list[str] = list(provenance.warnings)
     if level_vol is not None and not any(r.level for r in morph.slices):
         warnings.append("the level mask names no slice that holds cord; per-level CSA is empty")
     measures: dict[str, float | int | str | None] = {
         "cord_volume_mm3": round(cord_mm3, 2),
         "n_slices": len(morph.slices),
         "csa_mm2_mean": round(float(np.mean([r.csa_mm2 for r in morph.slices])), 3),
+        "levels_source": provenance.source,
+        "levels_positional": int(provenance.positional),
     }
-    for lv in per_level:
-        if lv.level != "all":
-            measures[f"csa_mm2_{lv.level}"] = round(lv.csa_mm2_mean, 3)
+    if provenance.source == "estimated":
+        measures["levels_anchor"] = provenance.anchor
+        measures["levels_confidence"] = provenance.confidence
+    for lv in morph.per_level():
+        measures[f"csa_mm2_{lv.level}"] = round(lv.csa_mm2_mean, 3)
     return TaskResult(
         task=TASK,
         input_path=str(image_path),
@@ -154,5 +172,17 @@ def run_file(
         models=models,
         timings_s={k: round(v, 4) for k, v in timings.items()},
         warnings=warnings,
-        extra={"detected_slices": seg.detected_slices, "plane": image.plane},
+        extra={
+            "detected_slices": seg.detected_slices,
+            "plane": image.plane,
+            "levels": {
+                "source": provenance.source,
+                "anchor": provenance.anchor,
+                "confidence": provenance.confidence,
+                "positional": provenance.positional,
+                "spans_mm": [
+                    [level_name(sp.level), round(sp.lower_mm, 2), round(sp.upper_mm, 2)] for sp in provenance.spans
+                ],
+            },
+        },
     )

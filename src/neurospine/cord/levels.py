@@ -6,6 +6,10 @@ Two kinds of masks are accepted, both with SPINEPS/SCT vertebra ids (1..7 = C1..
 * a ``seg-vert`` instance mask (vertebral bodies; ``100+X`` discs and ``200+X`` endplates), or
 * an SCT-style cord-by-level mask (the cord painted with the level id, e.g. ``cordlevels``).
 
+A ``seg-vert`` mask given with ``--levels`` is first projected along the cord from the vertebral
+bodies (:mod:`neurospine.cord.spinelevels`, :mod:`neurospine.cord.autolevels`), which turns it into a
+cord-by-level mask; the slice-wise vote below is the fallback when no body lies in front of the cord.
+
 For each slice the level is the most frequent vertebra id in that slice (restricted to the cord
 when the mask overlaps the cord, which handles the cord-by-level kind). Discs and endplates are left
 out (``200+X`` holds the endplates on both sides of disc ``100+X``, so it does not belong to X alone);

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from neurospine.cord.centerline import DEFAULT_BANDWIDTH_MM, fit_centerline
-from neurospine.cord.levels import level_name, levels_per_slice
+from neurospine.cord.levels import MAX_GAP_MM, level_name, levels_per_slice
 from neurospine.errors import GeometryError
 from neurospine.io import Volume, reorient
 
@@ -41,8 +41,10 @@ CSV_COLUMNS = (
     "eccentricity",
     "orientation_deg",
     "level",
+    "levels_source",
+    "levels_positional",
 )
-PERLEVEL_COLUMNS = ("level", "n_slices", "csa_mm2_mean", "csa_mm2_sd")
+PERLEVEL_COLUMNS = ("level", "n_slices", "csa_mm2_mean", "csa_mm2_sd", "levels_source", "levels_positional")
 
 
 @dataclass(frozen=True)
@@ -68,16 +70,30 @@ class LevelMeasure:
 
 @dataclass(frozen=True)
 class Morphometry:
+    """Per-slice measures; ``levels_source`` (``mask``, ``estimated`` or ``none``) says where the level
+    names come from and ``levels_positional`` that an estimate rests on positional (unanchored) naming."""
+
     slices: list[SliceMeasure] = field(default_factory=list)
+    levels_source: str = "none"
+    levels_positional: bool = False
 
     def per_level(self) -> list[LevelMeasure]:
         return aggregate_levels(self.slices)
 
-    def csv(self) -> str:
-        return _to_csv(CSV_COLUMNS, [asdict(r) for r in self.slices])
+    def _provenance(self) -> dict[str, object]:
+        return {"levels_source": self.levels_source, "levels_positional": int(self.levels_positional)}
 
-    def per_level_csv(self) -> str:
-        return _to_csv(PERLEVEL_COLUMNS, [asdict(r) for r in self.per_level()])
+    def csv(self) -> str:
+        return _to_csv(CSV_COLUMNS, [{**asdict(r), **self._provenance()} for r in self.slices])
+
+    def per_level_csv(self, *, with_total: bool = False) -> str:
+        """Per-level rows (cranial first), optionally followed by an ``all`` row over every slice."""
+        rows = self.per_level()
+        if with_total and self.slices:
+            csa = np.array([r.csa_mm2 for r in self.slices])
+            sd = float(csa.std(ddof=1)) if csa.size > 1 else 0.0
+            rows.append(LevelMeasure("all", int(csa.size), float(csa.mean()), sd))
+        return _to_csv(PERLEVEL_COLUMNS, [{**asdict(r), **self._provenance()} for r in rows])
 
 
 def _fmt(v: object) -> str:
@@ -102,49 +118,76 @@ def superior_axis(affine: npt.NDArray[np.float64]) -> int:
     return int(np.argmax(np.abs(unit[2])))
 
 
+@dataclass(frozen=True)
+class SliceCentroids:
+    """Cord centroid of every axial slice of a RAS-reoriented mask that holds cord."""
+
+    slices: list[int]  # slice index along RAS axis 2
+    areas_mm2: list[float]  # in-slice area (sum of the mask values x pixel area)
+    centroids_mm: list[npt.NDArray[np.float64]]  # world RAS mm
+    positions_mm: list[float]  # position of each centroid along the slice normal
+    normal: npt.NDArray[np.float64]  # unit slice normal, pointing towards increasing slice index
+
+
+def slice_centroids(
+    soft_ras: npt.NDArray[np.float64], affine_ras: npt.NDArray[np.float64], present_threshold: float
+) -> SliceCentroids:
+    """Weighted centroid per slice (axis 2) of ``soft_ras`` for slices where the mask reaches the threshold."""
+    aff = np.asarray(affine_ras, dtype=np.float64)
+    col0, col1, col2 = aff[:3, 0], aff[:3, 1], aff[:3, 2]
+    cross = np.cross(col0, col1)
+    normal = cross / float(np.linalg.norm(cross))
+    if normal @ col2 < 0:
+        normal = -normal
+    pixel_area_mm2 = float(np.linalg.norm(cross))
+    present = np.flatnonzero((soft_ras >= present_threshold).any(axis=(0, 1)))
+    ii, jj = np.meshgrid(np.arange(soft_ras.shape[0]), np.arange(soft_ras.shape[1]), indexing="ij")
+    out = SliceCentroids([], [], [], [], normal)
+    for kp in present:
+        k = int(kp)
+        w = soft_ras[:, :, k]
+        total = float(w.sum())
+        ci, cj = float((w * ii).sum() / total), float((w * jj).sum() / total)
+        c = aff[:3, :3] @ np.array([ci, cj, float(k)]) + aff[:3, 3]
+        out.slices.append(k)
+        out.areas_mm2.append(total * pixel_area_mm2)
+        out.centroids_mm.append(c)
+        out.positions_mm.append(float(normal @ c))
+    return out
+
+
 def measure_cord(
     mask: Volume,
     *,
     levels: Volume | None = None,
+    level_gap_mm: float = MAX_GAP_MM,
     bandwidth_mm: float = DEFAULT_BANDWIDTH_MM,
     present_threshold: float = PRESENT_THRESHOLD,
 ) -> Morphometry:
-    """Per-slice morphometry of ``mask`` (values in [0, 1]); ``levels`` on the same grid names slices."""
+    """Per-slice morphometry of ``mask`` (values in [0, 1]); ``levels`` on the same grid names slices.
+
+    ``level_gap_mm``: slices without a level take the level of the nearest named slice within this
+    distance (meant for seg-vert masks, whose discs and gaps name no slice; 0 for cord-by-level masks).
+    """
     if levels is not None and not levels.same_grid(mask):
         raise GeometryError(levels.source, "the level mask is not on the cord mask's grid", "resample it first")
     data = np.clip(np.asarray(mask.data, dtype=np.float64), 0.0, 1.0)
     ras, _ = reorient(mask.with_data(data), "RAS")
     soft = np.asarray(ras.data, dtype=np.float64)
     aff = ras.affine
-    col0, col1, col2 = aff[:3, 0], aff[:3, 1], aff[:3, 2]
-    cross = np.cross(col0, col1)
-    pixel_area_mm2 = float(np.linalg.norm(cross))
-    normal = cross / pixel_area_mm2
-    if normal @ col2 < 0:
-        normal = -normal
-    present = np.flatnonzero((soft >= present_threshold).any(axis=(0, 1)))
-    if present.size == 0:
+    sc = slice_centroids(soft, aff, present_threshold)
+    if not sc.slices:
         return Morphometry([])
+    ks, areas, cents, normal = sc.slices, sc.areas_mm2, sc.centroids_mm, sc.normal
     ii, jj = np.meshgrid(np.arange(soft.shape[0]), np.arange(soft.shape[1]), indexing="ij")
-    ks, areas, cents, positions = [], [], [], []
-    for kp in present:
-        k = int(kp)
-        w = soft[:, :, k]
-        total = float(w.sum())
-        ci, cj = float((w * ii).sum() / total), float((w * jj).sum() / total)
-        c = aff[:3, :3] @ np.array([ci, cj, float(k)]) + aff[:3, 3]
-        ks.append(int(k))
-        areas.append(total * pixel_area_mm2)
-        cents.append(c)
-        positions.append(float(normal @ c))
-    cl = fit_centerline(positions, cents, normal, weights=areas, bandwidth_mm=bandwidth_mm)
+    cl = fit_centerline(sc.positions_mm, cents, normal, weights=areas, bandwidth_mm=bandwidth_mm)
     level_ids: npt.NDArray[np.int32] = np.zeros(soft.shape[2], dtype=np.int32)
     if levels is not None:
         lev_ras, _ = reorient(levels, "RAS")
         all_pos = np.array(
             [normal @ (aff[:3, :3] @ np.array([0.0, 0.0, float(k)]) + aff[:3, 3]) for k in range(soft.shape[2])]
         )
-        level_ids = levels_per_slice(lev_ras.data, soft >= present_threshold, all_pos, axis=2)
+        level_ids = levels_per_slice(lev_ras.data, soft >= present_threshold, all_pos, axis=2, max_gap_mm=level_gap_mm)
     inv_in = np.linalg.inv(mask.affine)
     s_axis = superior_axis(mask.affine)
     rows: list[SliceMeasure] = []

@@ -1,0 +1,127 @@
+"""Where the cord's vertebral levels come from: a given mask, the whole-spine model, or nowhere.
+
+``levels_from_mask`` handles ``--levels``: a cord-by-level mask (it overlaps the cord) is used as it
+is; a ``seg-vert`` mask (whole vertebrae beside the cord) is projected along the cord like the
+estimate below, from the part of each vertebra in front of the cord (its body).
+
+``estimate_levels`` runs the whole-spine pipeline (``neurospine.spine.api.segment``) in-process on the
+same image when its input check accepts the image (sagittal or near-isotropic, enough field of view),
+and turns the named vertebral bodies and discs into a cord-by-level mask with
+:func:`neurospine.cord.autolevels.paint_cord_levels`. It never raises for an image the spine model
+cannot read: the result says ``source="none"`` and carries a warning naming the ``--levels`` fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from neurospine.cord.autolevels import BODY_MIN_ANTERIOR_MM, LevelSpan, paint_cord_levels
+from neurospine.cord.levels import level_name, vertebra_ids
+from neurospine.cord.morphometry import PRESENT_THRESHOLD
+from neurospine.errors import InputError, NeuroSpineError
+from neurospine.io import Volume
+from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET
+
+log = logging.getLogger(__name__)
+
+LevelsSource = Literal["mask", "estimated", "none"]
+
+LEVELS_FIX = (
+    "give --levels VERT_MASK (the seg-vert output of `neurospine spine` on the sagittal series of the "
+    "exam, or a cord-by-level mask) for per-level CSA"
+)
+
+
+@dataclass
+class LevelEstimate:
+    """A painted cord-by-level mask (``None``: none, or use the given mask as is) and its provenance."""
+
+    mask: npt.NDArray[np.int16] | None
+    source: LevelsSource
+    anchor: str = ""  # spine naming anchor: "C2", "S1", "S1+C2", "positional", "none"; "" when not estimated
+    confidence: float | None = None
+    spans: list[LevelSpan] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    models: dict[str, str] = field(default_factory=dict)  # model name -> version, when the spine model ran
+
+    @property
+    def positional(self) -> bool:
+        return self.source == "estimated" and self.anchor == "positional"
+
+
+def _none(reason: str, t0: float, anchor: str = "", confidence: float | None = None) -> LevelEstimate:
+    return LevelEstimate(
+        None,
+        "none",
+        anchor,
+        confidence,
+        warnings=[f"no vertebral levels: {reason}; {LEVELS_FIX}"],
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def levels_from_mask(
+    level_mask: npt.NDArray[np.generic], cord_soft: npt.NDArray[np.floating], image: Volume
+) -> LevelEstimate:
+    """``--levels``: a painted cord-by-level mask for a seg-vert mask, ``mask=None`` to use it as given."""
+    raw = np.asarray(level_mask)
+    cord = np.asarray(cord_soft, dtype=np.float32)
+    ids = vertebra_ids(raw)
+    if np.any((ids > 0) & (cord >= PRESENT_THRESHOLD)):
+        return LevelEstimate(None, "mask")  # cord-by-level mask: its own labels name the slices
+    discs = np.where((raw > DISC_OFFSET) & (raw < ENDPLATE_OFFSET), raw, 0).astype(np.int16)
+    mask, spans = paint_cord_levels(image.with_data(cord), ids, discs, min_anterior_mm=BODY_MIN_ANTERIOR_MM)
+    if not np.any(mask):
+        log.warning("no vertebral body of the level mask lies in front of the cord: slice-wise vote used")
+        return LevelEstimate(None, "mask")
+    return LevelEstimate(mask, "mask", spans=spans)
+
+
+def estimate_levels(image: Volume, cord_soft: npt.NDArray[np.floating], *, threads: int = 2) -> LevelEstimate:
+    """Cord-by-level mask on ``image``'s grid from the whole-spine model (see the module docstring)."""
+    from neurospine.spine.api import SEMANTIC_MODEL, segment
+    from neurospine.spine.preprocess import check_input
+
+    t0 = time.perf_counter()
+    try:
+        check_input(image)
+    except InputError as e:
+        return _none(f"the spine model cannot read this image ({e.problem})", t0)
+    try:
+        seg = segment(image, threads=threads)
+    except NeuroSpineError as e:
+        return _none(f"the spine model failed ({e})", t0)
+    naming = seg.naming
+    anchor, conf = str(naming.anchor), float(naming.confidence)
+    models = {SEMANTIC_MODEL: seg.model_version}
+    if not any(naming.levels):
+        est = _none(f"the spine model named no vertebra in this image (naming: {anchor})", t0, anchor, conf)
+        est.models = models
+        return est
+    vert = np.asarray(seg.seg_vert_input)
+    discs = np.where((vert > DISC_OFFSET) & (vert < ENDPLATE_OFFSET), vert, 0).astype(np.int16)
+    mask, spans = paint_cord_levels(image.with_data(np.asarray(cord_soft, dtype=np.float32)), seg.body_input, discs)
+    if not np.any(mask):
+        est = _none("no cord slice lies opposite a named vertebra", t0, anchor, conf)
+        est.models = models
+        return est
+    names = " ".join(level_name(s.level) for s in spans if s.level)
+    warnings = [
+        f"vertebral levels estimated from the whole-spine model ({names}; naming anchor {anchor}, "
+        f"confidence {conf:.2f}); give --levels VERT_MASK to use your own"
+    ]
+    warnings += [f"spine naming: {flag}" for flag in naming.flags]
+    if anchor == "positional":
+        warnings.append(
+            "the spine naming found no anchor (neither C2 nor the sacrum): level names are positional and may be "
+            "shifted; check the QC image or give --levels VERT_MASK"
+        )
+    log.info("cord levels estimated from the spine model: %s (anchor %s, %.2f)", names, anchor, conf)
+    return LevelEstimate(mask, "estimated", anchor, conf, spans, warnings, time.perf_counter() - t0, models)
