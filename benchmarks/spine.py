@@ -62,7 +62,31 @@ def run_case(image: Any, threads: int = THREADS) -> tuple[Any, float]:
     return seg, time.perf_counter() - t
 
 
-def bench_bodies(which: str, *, drop_lowest: bool = False) -> dict[str, Any]:
+#: VB2 labels the seven bodies T11-L5 (ids arbitrary; ``ids_superior_to_inferior`` gives the order)
+VB2_LEVELS = ("T11", "T12", "L1", "L2", "L3", "L4", "L5")
+
+
+def level_names_by_order(case: Any) -> dict[int, str] | None:
+    """Reference level names of a VB2 case from its superior-to-inferior id order, else None."""
+    order = list(case.ids_superior_to_inferior or [])
+    if len(order) != len(VB2_LEVELS):
+        return None
+    return {int(r): name for r, name in zip(order, VB2_LEVELS, strict=True)}
+
+
+def predicted_names(pairs: dict[int, int | None]) -> dict[int, str]:
+    from neurospine.labels import vertebra_name
+
+    out = {}
+    for ref_id, pred_id in pairs.items():
+        try:
+            out[ref_id] = vertebra_name(pred_id) if pred_id is not None else "missed"
+        except KeyError:
+            out[ref_id] = "unnamed"
+    return out
+
+
+def bench_bodies(which: str, *, drop_lowest: bool = False, name_levels: bool = False) -> dict[str, Any]:
     from neurospine.spine import data as D
 
     rows = []
@@ -76,6 +100,12 @@ def bench_bodies(which: str, *, drop_lowest: bool = False) -> dict[str, Any]:
             "naming": seg.naming.anchor,
             "seconds": round(secs, 2),
         }
+        truth = level_names_by_order(case) if name_levels else None
+        if truth is not None:
+            got = predicted_names(sc["pairs"])
+            row["naming_correct"] = sum(got.get(r) == n for r, n in truth.items())
+            row["naming_total"] = len(truth)
+            row["predicted_levels"] = [got.get(r) for r in case.ids_superior_to_inferior]
         if drop_lowest and case.ids_superior_to_inferior:
             lowest = case.ids_superior_to_inferior[-1]
             ids = sorted(int(v) for v in np.unique(ref) if v)
@@ -85,6 +115,11 @@ def bench_bodies(which: str, *, drop_lowest: bool = False) -> dict[str, Any]:
         print(which, row, flush=True)
     out: dict[str, Any] = {"cases": rows}
     out["mean_per_body_dice"] = round(float(np.mean([r["mean_per_body_dice"] or 0 for r in rows])), 4)
+    named = [r for r in rows if "naming_total" in r]
+    if named:
+        out["naming_accuracy"] = round(
+            sum(r["naming_correct"] for r in named) / max(1, sum(r["naming_total"] for r in named)), 4
+        )
     if drop_lowest:
         out["mean_per_body_dice_without_lowest"] = round(
             float(np.mean([r.get("mean_per_body_dice_without_lowest") or 0 for r in rows])), 4
@@ -281,6 +316,12 @@ def markdown(p: dict[str, Any]) -> str:
             f"L1-L5 naming accuracy on VB3 held-out: **{p['vb3']['naming_accuracy']}** ({p['vb3']['bodies']} bodies)",
             "",
         ]
+        if "naming_accuracy" in p["vb2"]:
+            lines += [
+                f"T11-L5 naming accuracy on VB2 held-out (names from the superior-to-inferior order of the 7 "
+                f"labelled bodies): **{p['vb2']['naming_accuracy']}**",
+                "",
+            ]
         lines += [
             f"IVD held-out: disc Dice {p['ivd']['mean_binary_dice']} (binary), {p['ivd']['mean_per_disc_dice']} "
             f"(per disc); disc level names {p['ivd']['disc_name_accuracy']}",
@@ -329,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         payload.update({k: old[k] for k in ("vb2", "vb1", "vb3", "ivd", "tptbox") if k in old})
         payload["accuracy_measured_utc"] = old.get("date_utc")
     if not args.timing_only:
-        payload["vb2"] = bench_bodies("vb2")
+        payload["vb2"] = bench_bodies("vb2", name_levels=True)
         payload["vb1"] = bench_bodies("vb1", drop_lowest=True)
         payload["vb3"] = bench_naming_vb3()
         payload["ivd"] = bench_discs()
@@ -348,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             "vb1_all_mean_per_body_dice": payload["vb1"]["mean_per_body_dice"],
             "vb1_mean_per_body_dice_without_lowest_body": payload["vb1"]["mean_per_body_dice_without_lowest"],
             "vb3_heldout_L1_L5_naming_accuracy": payload["vb3"]["naming_accuracy"],
+            "vb2_heldout_T11_L5_naming_accuracy": payload["vb2"].get("naming_accuracy"),
             "vb3_heldout_mean_per_body_dice": payload["vb3"]["mean_per_body_dice"],
             "ivd_heldout_disc_dice": payload["ivd"]["mean_binary_dice"],
             "ivd_heldout_disc_name_accuracy": payload["ivd"]["disc_name_accuracy"],

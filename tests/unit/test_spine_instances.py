@@ -133,3 +133,26 @@ def test_many_vertebrae_do_not_collide_with_the_sacrum_value():
     assert nm.anchor == "S1" and nm.flags  # 27 bodies cannot all be named from L5 upwards
     assert (seg_vert[cls == C.SACRUM] == 26).all()
     assert set(np.unique(seg_vert[cls == C.CORPUS]).tolist()) >= {VERTEBRA_IDS["L5"], VERTEBRA_IDS["C1"]}
+
+
+def test_body_broken_into_left_right_pieces_is_one_vertebra():
+    from neurospine.spine.instances import merge_side_by_side
+
+    seeds = np.zeros((40, 120, 40), dtype=np.int32)
+    seeds[5:35, 10:30, 2:12] = 1  # left piece of the top body
+    seeds[5:35, 11:31, 20:30] = 2  # right piece of the same body, a gap in between
+    seeds[5:35, 40:60, 5:35] = 3  # the next body down
+    merged, n, joins = merge_side_by_side(seeds, 3)
+    assert (n, joins) == (2, 1)
+    assert len(np.unique(merged[5:35, 10:31, :])) == 2  # background + one label
+    assert merged[20, 20, 5] == merged[20, 20, 25] != merged[20, 50, 20]
+
+
+def test_stacked_bodies_are_never_joined():
+    from neurospine.spine.instances import merge_side_by_side
+
+    seeds = np.zeros((40, 120, 40), dtype=np.int32)
+    seeds[5:35, 10:30, 5:35] = 1
+    seeds[5:35, 24:44, 5:35] = 2  # touching rows overlap by 6 of 20 rows only (tilted neighbours)
+    _, n, joins = merge_side_by_side(seeds, 2)
+    assert (n, joins) == (2, 0)

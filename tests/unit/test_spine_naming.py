@@ -110,3 +110,13 @@ def test_last_disc_anchor_with_a_body_cut_by_the_field_of_view_is_less_confident
 def test_sacrum_label_wins_over_disc_pattern():
     nm = name_levels(_lumbar_with_discs(5, 0), sacrum_mm3=40000, sacrum_below=True)
     assert nm.anchor == "S1" and names(nm.levels)[-1] == "L5"
+
+
+def test_bottom_anchors_need_a_body_deep_enough_to_be_l5():
+    from dataclasses import replace
+
+    neck = [replace(CERVICAL, disc_below_mm3=1500.0) for _ in range(5)] + [replace(CERVICAL, disc_below_mm3=30.0)]
+    nm = name_levels(neck, sacrum_mm3=0, sacrum_below=False)
+    assert nm.anchor == "positional"  # the disc pattern of a neck is not the lumbosacral junction
+    nm = name_levels([CERVICAL] * 4, sacrum_mm3=40000, sacrum_below=True)  # "sacrum" fired on neck tissue
+    assert nm.anchor != "S1" and any("too small to be L5" in f for f in nm.flags)

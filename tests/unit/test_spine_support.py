@@ -82,3 +82,18 @@ def test_threshold_model_labels_phantom_intensities(tmp_path):
     x[0, 1, 0] = [0.1, 0.45, 0.7, 0.95]
     got = np.argmax(sess.run(None, {"input": x})[0], axis=1).ravel().tolist()
     assert got == [C.BG, C.DISC, C.CORPUS, C.SACRUM]
+
+
+def test_partial_target_below_the_last_labelled_body_is_other_not_unknown():
+    from neurospine.spine.data import IGNORE, partial_target
+
+    lab = np.zeros((6, 40, 4), dtype=np.int16)
+    lab[1:5, 5:10, :] = 1  # upper body
+    lab[1:5, 14:19, :] = 2  # lowest labelled body (L5)
+    plain = partial_target(lab)
+    below = partial_target(lab, nothing_below=True)
+    assert (plain[:, :5] == IGNORE).all() and (below[:, :5] == IGNORE).all()  # above: unlabelled T12
+    assert (plain[2, 19:] == IGNORE).all()
+    assert (below[2, 19:] == 1).all()  # L5-S1 disc and sacrum: not a vertebral body
+    assert (below[2, 5:10] == 0).all() and (below[2, 10:14] == 1).all()
+    assert (below[0, 19:] == 1).all()  # an unlabelled column, below every label

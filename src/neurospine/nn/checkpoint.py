@@ -47,3 +47,23 @@ def load_checkpoint(
     if "rng_torch" in state:
         torch.set_rng_state(state["rng_torch"])
     return int(state["step"]), dict(state.get("extra", {}))
+
+
+def load_weights_from_onnx(path: str | Path, model: nn.Module) -> int:
+    """Warm-start ``model`` from an ONNX file exported from the same architecture.
+
+    The exporter keeps parameter names as initializer names, so a shipped model can seed a fine-tuning
+    run even when its training checkpoint is gone. Every parameter and buffer must be found with the
+    right shape; returns the number of tensors loaded.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    found = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    state = model.state_dict()
+    missing = [k for k, v in state.items() if k not in found or tuple(found[k].shape) != tuple(v.shape)]
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} tensors missing or of another shape (first: {missing[0]})")
+    model.load_state_dict({k: torch.from_numpy(found[k].copy()) for k in state})
+    return len(state)

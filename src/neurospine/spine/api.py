@@ -151,8 +151,10 @@ def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> Sp
     timings["semantic_model"] = time.perf_counter() - t
     t = time.perf_counter()
     cls = clean_classes(raw, grid.spacing_mm)
-    values = to_spineps_values(cls)
     inst = build_instances(cls, grid.spacing_mm)
+    # sacrum voxels the instance phase did not accept as the column's sacrum are not sacrum
+    cls[(cls == C.SACRUM) & (inst.instances != SACRUM_TMP)] = C.BG
+    values = to_spineps_values(cls)
     naming = name_instances(inst, cls, grid.spacing_mm)
     seg_vert, names = relabel(inst, naming)
     timings["instances_naming"] = time.perf_counter() - t

@@ -112,11 +112,13 @@ def eval_cases(root: Path, which: str) -> list[EvalCase]:
     return [load_eval_case(root, folder, r) for r in rows]
 
 
-def partial_target(labels_pir: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
+def partial_target(labels_pir: npt.NDArray[np.integer], *, nothing_below: bool = False) -> npt.NDArray[np.uint8]:
     """Group target of a one-structure-type label map in PIR: 0 = labelled, 1 = other, IGNORE = unknown.
 
     Per (P, R) column, rows (I axis) above the first and below the last labelled voxel are unknown;
-    columns without labels use the volume's overall labelled row range.
+    columns without labels use the volume's overall labelled row range. ``nothing_below``: the lowest
+    labelled structure is the last of its kind (L5 in the body sets: below it come the L5-S1 disc and the
+    sacrum, whose S1 body SPINEPS labels as sacrum, not as a vertebral body), so rows below it are "other".
     """
     fg = np.asarray(labels_pir) > 0
     target = np.where(fg, 0, 1).astype(np.uint8)
@@ -130,6 +132,8 @@ def partial_target(labels_pir: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]
     first = np.where(has, fg.argmax(axis=1), rows_any[0])
     last = np.where(has, n_rows - 1 - fg[:, ::-1, :].argmax(axis=1), rows_any[-1])
     outside = (idx < first[:, None, :]) | (idx > last[:, None, :])
+    if nothing_below:
+        outside = idx < first[:, None, :]
     target[outside] = IGNORE
     return target
 
@@ -140,8 +144,9 @@ def load_train_case(root: Path, folder: str, name: str) -> TrainCase:
     img_pir, _ = reorient(img, CANONICAL)
     lab_pir, _ = reorient(lab, CANONICAL)
     image = (normalise_intensity(img_pir.data) * 255).astype(np.uint8)
-    target = partial_target(np.asarray(lab_pir.data))
     kind = "disc" if folder == IVD_DIR else "body"
+    # VB3 (L1-L5) and VB2 (T11-L5) end at L5: no vertebral body below their lowest label
+    target = partial_target(np.asarray(lab_pir.data), nothing_below=kind == "body")
     return TrainCase(name, kind, slice_major(image), slice_major(target), img_pir.spacing_mm)
 
 

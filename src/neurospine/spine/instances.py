@@ -31,6 +31,10 @@ FRAGMENT_RATIO = 0.25
 OFF_MIDLINE_MM = 20.0
 #: a body seed taller than this many times its depth is checked too (C2 with its dens is about 2.4)
 ELONGATION = 2.8
+#: two body seeds side by side (left-right) sharing this fraction of the shorter one's craniocaudal extent
+#: and of the shallower one's anterior-posterior extent are one vertebra (vertebrae stack, they never sit
+#: side by side; thick-slice input can break one body into left-right pieces)
+SIDE_BY_SIDE_OVERLAP = 0.6
 
 
 @dataclass
@@ -131,6 +135,59 @@ def _split_merged(
             if not eroded.any():
                 break
     return out, next_id - 1, splits
+
+
+def _extent(idx: npt.NDArray[np.intp]) -> tuple[float, float]:
+    return float(np.percentile(idx, 5)), float(np.percentile(idx, 95))
+
+
+def _overlap_fraction(a: tuple[float, float], b: tuple[float, float]) -> float:
+    inter = min(a[1], b[1]) - max(a[0], b[0])
+    shorter = min(a[1] - a[0], b[1] - b[0]) + 1.0
+    return max(0.0, inter + 1.0) / shorter
+
+
+def merge_side_by_side(seeds: npt.NDArray[np.int32], n: int) -> tuple[npt.NDArray[np.int32], int, int]:
+    """Join body seeds that sit side by side (same rows and columns, different left-right position).
+
+    Returns the relabelled seeds (1..m), m, and the number of joins.
+    """
+    if n < 2:
+        return seeds, n, 0
+    rows: dict[int, tuple[float, float]] = {}
+    cols: dict[int, tuple[float, float]] = {}
+    for lab, box in enumerate(ndimage.find_objects(seeds), start=1):
+        if box is None:
+            continue
+        pts = np.nonzero(seeds[box] == lab)
+        rows[lab] = _extent(pts[1] + box[1].start)
+        cols[lab] = _extent(pts[0] + box[0].start)
+    parent = list(range(n + 1))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    joins = 0
+    labs = sorted(rows)
+    for i, a in enumerate(labs):
+        for b in labs[i + 1 :]:
+            if (
+                _overlap_fraction(rows[a], rows[b]) >= SIDE_BY_SIDE_OVERLAP
+                and _overlap_fraction(cols[a], cols[b]) >= SIDE_BY_SIDE_OVERLAP
+                and root(a) != root(b)
+            ):
+                parent[root(b)] = root(a)
+                joins += 1
+    if not joins:
+        return seeds, n, 0
+    roots = sorted({root(i) for i in labs})
+    lut = np.zeros(n + 1, dtype=np.int32)
+    for i in labs:
+        lut[i] = roots.index(root(i)) + 1
+    return lut[seeds], len(roots), joins
 
 
 def _relabel_top_to_bottom(labels: npt.NDArray[np.int32], n: int) -> tuple[npt.NDArray[np.int32], int]:
@@ -295,6 +352,31 @@ def geodesic_assign(
     return out
 
 
+def column_sacrum(
+    sacrum: npt.NDArray[np.bool_], body: npt.NDArray[np.int32], n: int, spacing_mm: tuple[float, float, float]
+) -> npt.NDArray[np.bool_]:
+    """The sacrum voxels that can be the sacrum: pieces whose centroid lies below the middle of the lowest
+    body and within the column's anterior-posterior reach (the sacrum class is learned from synthetic
+    data only and fires on pelvic and abdominal tissue of real scans)."""
+    if not sacrum.any():
+        return sacrum
+    if n == 0:
+        return sacrum
+    pts = np.nonzero(body == n)
+    low_row = float(np.mean(pts[1]))
+    bpts = np.nonzero(body > 0)
+    margin = 20.0 / spacing_mm[0]
+    p_lo, p_hi = float(bpts[0].min()) - margin, float(bpts[0].max()) + 2 * margin
+    lab, k = cc3d.connected_components(sacrum.astype(np.uint8), connectivity=26, return_N=True)
+    if k == 0:
+        return sacrum
+    coms = ndimage.center_of_mass(np.ones(sacrum.shape, np.uint8), lab, list(range(1, k + 1)))
+    keep = np.zeros(k + 1, dtype=bool)
+    for i, c in enumerate(coms, start=1):
+        keep[i] = c[1] > low_row and p_lo <= c[0] <= p_hi
+    return np.asarray(keep[lab], dtype=bool)
+
+
 def build_instances(classes: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float]) -> InstanceResult:
     """Vertebra, disc and endplate instances from a network class map on the model grid.
 
@@ -337,6 +419,9 @@ def _build_instances_crop(cls: npt.NDArray[np.integer], spacing_mm: tuple[float,
         splits += new_splits
         if not new_splits:
             break
+    seeds, n, joins = merge_side_by_side(seeds, n)
+    if joins:
+        log.info("joined %d body pieces lying side by side", joins)
     seeds, n = _relabel_top_to_bottom(seeds, n)
     if n > MAX_VERTEBRAE:  # never in anatomy; keeps the temporary label ranges disjoint
         seeds[seeds > MAX_VERTEBRAE] = 0
@@ -349,6 +434,9 @@ def _build_instances_crop(cls: npt.NDArray[np.integer], spacing_mm: tuple[float,
         return result
     # grow seeds over corpus + endplate
     body = grow_labels(seeds, bodyish, spacing_mm)
+    body, n, joins = merge_side_by_side(body, n)
+    if joins:
+        body, n = _relabel_top_to_bottom(body, n)
     # drop bodies below the minimum volume (after growth), and fragments off the column
     sizes = np.bincount(body.ravel(), minlength=n + 1)
     small = np.nonzero(sizes[1:] * vox_mm3 < MIN_BODY_MM3)[0] + 1
@@ -379,6 +467,7 @@ def _build_instances_crop(cls: npt.NDArray[np.integer], spacing_mm: tuple[float,
     for cls_id, offset in ((C.DISC, _DISC), (C.ENDPLATE, _EP)):
         mask = cls == cls_id
         instances[mask] = offset + above[mask]  # offset+0: above the top vertebra
+    sacrum = column_sacrum(sacrum, body, n, spacing_mm)
     instances[sacrum] = SACRUM_TMP
     body_map[:] = body
     sp = np.asarray(spacing_mm)

@@ -26,6 +26,9 @@ SACRUM_MIN_MM3 = 8000.0
 LAST_DISC_RATIO = 0.35
 #: lumbar bodies are at least this deep (mm); used only by the positional fallback
 LUMBAR_MIN_DEPTH_MM = 28.0
+#: a body taken as L5 by a bottom anchor must be at least this deep (mm): adult cervical bodies are about
+#: 15-19 mm deep, upper thoracic 20-25, L5 30-37; a "last disc" above cervical bodies is not the L5-S1 disc
+L5_MIN_DEPTH_MM = 24.0
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,9 @@ def last_disc_anchor(bodies: list[BodyInfo]) -> int | None:
 
     The sacral segments are fused: a vertebra-like body with no real disc below it sits under the L5-S1
     disc. Needs: at least 3 discs, the candidate's disc at least ``LAST_DISC_RATIO`` of the median disc and
-    every body below it without such a disc. When the only body below is cut by the field of view it may be
-    an L5 cut below the L4-L5 disc rather than S1: ``name_levels`` lowers the confidence and flags it.
+    every body below it without such a disc, and the candidate deep enough to be L5 (``L5_MIN_DEPTH_MM``).
+    When the only body below is cut by the field of view it may be an L5 cut below the L4-L5 disc rather than
+    S1: ``name_levels`` lowers the confidence and flags it.
     """
     discs = [b.disc_below_mm3 for b in bodies if b.disc_below_mm3 > 0]
     if len(discs) < 3:
@@ -92,7 +96,7 @@ def last_disc_anchor(bodies: list[BodyInfo]) -> int | None:
     has_disc = [b.disc_below_mm3 >= full for b in bodies]
     for k in range(len(bodies) - 2, -1, -1):
         if has_disc[k]:
-            if any(has_disc[k + 1 :]):
+            if any(has_disc[k + 1 :]) or bodies[k].depth_mm < L5_MIN_DEPTH_MM:
                 return None
             return k
     return None
@@ -113,7 +117,9 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
         rest = name_levels(bodies[1:], sacrum_mm3=sacrum_mm3, sacrum_below=sacrum_below, c2_top=True)
         return Naming([VERTEBRA_IDS["C1"], *rest.levels], rest.anchor, rest.confidence, rest.flags)
     flags: list[str] = []
-    has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25
+    has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25 and bodies[-1].depth_mm >= L5_MIN_DEPTH_MM
+    if sacrum_below and not has_s1 and bodies[-1].depth_mm < L5_MIN_DEPTH_MM:
+        flags.append("a sacrum-like structure below a body too small to be L5: not used as the S1 anchor")
     bottom_conf = 0.95 if sacrum_mm3 >= SACRUM_MIN_MM3 else 0.75
     bottom_name = "S1"
     sacral_tail: list[int] = []

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("/work/runs/spine")
 MODEL_NAME = "spine_semantic"
-MODEL_VERSION = "0.2.0"
+MODEL_VERSION = "0.3.0"
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}
 
 
@@ -166,8 +166,27 @@ def synth_available() -> bool:
 SYNTH_LEVELS = ("whole", "C2-T6", "T3-L2", "T8-S1", "L1-S1", "T11-S1", "C3-T4", "random", "lumbar", "cervical")
 
 
-def synth_case(seed: int, rng: np.random.Generator) -> D.TrainCase:
-    """One synthetic whole- or part-spine volume on the model grid with full labels."""
+def boundary_band(target: npt.NDArray[np.uint8], classes: Sequence[int], width: int) -> npt.NDArray[np.bool_]:
+    """In-slice band of ``width`` voxels either side of the outline of ``classes`` (slice-major target).
+
+    Synthetic outlines follow the engine's drawing convention (a cortical shell inside the label, discs at
+    published heights), which differs from the manual outlines of the real sets by about a voxel. The
+    band is ignored in synthetic targets so the boundary position is learned from real labels only.
+    """
+    mask = np.isin(target, classes)
+    if width <= 0 or not mask.any():
+        return np.zeros(target.shape, dtype=bool)
+    st = np.zeros((1, 3, 3), dtype=bool)
+    st[0] = ndimage.generate_binary_structure(2, 1)
+    outer = ndimage.binary_dilation(mask, st, iterations=width)
+    inner = ndimage.binary_erosion(mask, st, iterations=width)
+    return np.asarray(outer & ~inner, dtype=bool)
+
+
+def synth_case(seed: int, rng: np.random.Generator, boundary_ignore: int = 0) -> D.TrainCase:
+    """One synthetic whole- or part-spine volume on the model grid with full labels.
+
+    ``boundary_ignore`` > 0 marks a band that wide around vertebral bodies and discs as unknown."""
     from neurospine.io import Volume, reorient
     from neurospine.io.resample import grid_for_spacing, resample_to_grid
     from neurospine.spine.preprocess import CANONICAL, normalise_intensity
@@ -190,19 +209,23 @@ def synth_case(seed: int, rng: np.random.Generator) -> D.TrainCase:
         sem = resample_to_grid(sem_pir.data, sem_pir.affine, shape, aff, order=0)
         img_pir, sem_pir = Volume(img, aff), Volume(sem, aff)
     image = normalise_intensity(img_pir.data)
-    target = C.spineps_to_net(np.asarray(sem_pir.data))
+    target = D.slice_major(C.spineps_to_net(np.asarray(sem_pir.data)))
+    if boundary_ignore > 0:
+        band = boundary_band(target, (C.CORPUS, C.ENDPLATE), boundary_ignore)
+        band |= boundary_band(target, (C.DISC,), boundary_ignore)
+        target = np.where(band, np.uint8(D.IGNORE), target).astype(np.uint8)
     return D.TrainCase(
         f"synth-{seed}",
         "full",
         D.slice_major((image * 255).astype(np.uint8)),
-        D.slice_major(target),
+        target,
         img_pir.spacing_mm,
     )
 
 
-def _try_synth(seed: int, rng: np.random.Generator) -> D.TrainCase | None:
+def _try_synth(seed: int, rng: np.random.Generator, boundary_ignore: int = 0) -> D.TrainCase | None:
     try:
-        return synth_case(seed, rng)
+        return synth_case(seed, rng, boundary_ignore)
     except Exception as e:  # the engine is young: skip a failing seed, keep training
         log.warning("synthetic case %d failed (%s); skipped", seed, e)
         return None
@@ -303,7 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=6)
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--synth-fraction", type=float, default=0.5, help="share of samples from the synthetic engine")
+    p.add_argument("--synth-fraction", type=float, default=0.35, help="share of samples from the synthetic engine")
+    p.add_argument(
+        "--synth-boundary-ignore",
+        type=int,
+        default=1,
+        help="voxels either side of synthetic body/disc outlines left unlabelled (outline convention from real data)",
+    )
+    p.add_argument("--init", type=Path, default=None, help="warm start from this ONNX model (same architecture)")
     p.add_argument("--synth-pool", type=int, default=16, help="synthetic volumes kept in memory")
     p.add_argument("--synth-refresh", type=int, default=30, help="replace one synthetic volume every N steps")
     p.add_argument("--validate-every", type=float, default=15.0, help="minutes between monitoring validations")
@@ -315,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
-    from neurospine.nn.checkpoint import load_checkpoint, save_checkpoint
+    from neurospine.models.registry import sha256_of
+    from neurospine.nn.checkpoint import load_checkpoint, load_weights_from_onnx, save_checkpoint
     from neurospine.nn.unet import UNet, count_parameters
 
     args = build_parser().parse_args(list(argv) if argv is not None else None)
@@ -326,13 +357,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = UNet(3, C.N_CLASSES, **UNET_KW)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step, extra = load_checkpoint(ckpt, model, opt)
+    if step == 0 and args.init is not None:
+        n = load_weights_from_onnx(args.init, model)
+        log.info("warm start: %d tensors from %s", n, args.init)
+        extra["init"] = f"{args.init.name} (sha256 {sha256_of(args.init)[:12]})"
     elapsed = float(extra.get("elapsed_s", 0.0))
     cpu_s = float(extra.get("cpu_s", 0.0))
     cpu_mark = time.process_time()
     history: list[dict[str, Any]] = list(extra.get("history", []))
+    init_note = extra.get("init")
     log.info("model %d parameters; resume at step %d (%.1f min done)", count_parameters(model), step, elapsed / 60)
     if args.export_only:
-        export(model, args.out, step, elapsed, history, args, cpu_s)
+        export(model, args.out, step, elapsed, history, args, cpu_s, init_note)
         return 0
 
     rng = np.random.default_rng(args.seed + step)
@@ -351,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if use_synth:
         t0 = time.time()
         while len(pool) < args.synth_pool:
-            case_or_none = _try_synth(synth_seed, rng)
+            case_or_none = _try_synth(synth_seed, rng, args.synth_boundary_ignore)
             synth_seed += 1
             if case_or_none is not None:
                 pool.append(case_or_none)
@@ -395,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         step += 1
         losses.append(loss.item())
         if pool and step % args.synth_refresh == 0:
-            fresh = _try_synth(synth_seed, rng)
+            fresh = _try_synth(synth_seed, rng, args.synth_boundary_ignore)
             synth_seed += 1
             if fresh is not None:
                 pool[int(rng.integers(len(pool)))] = fresh
@@ -418,11 +454,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             last_val = time.time()
         if time.time() - last_ckpt > 180:
             cpu_s, cpu_mark = cpu_s + time.process_time() - cpu_mark, time.process_time()
-            save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history})
+            save_checkpoint(
+                ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history, "init": init_note}
+            )
             last_ckpt = time.time()
     cpu_s += time.process_time() - cpu_mark
-    save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history})
-    export(model, args.out, step, elapsed, history, args, cpu_s)
+    save_checkpoint(
+        ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history, "init": init_note}
+    )
+    export(model, args.out, step, elapsed, history, args, cpu_s, init_note)
     return 0
 
 
@@ -434,6 +474,7 @@ def export(
     history: list[dict[str, Any]],
     args: argparse.Namespace,
     cpu_s: float | None = None,
+    init_note: str | None = None,
 ) -> Path:
     """Write ``<out>/spine_semantic.onnx`` + a draft card (metrics are filled by benchmarks/spine.py)."""
     import torch
@@ -463,7 +504,8 @@ def export(
         "labels": {str(i): {"name": n, "spineps_value": v} for i, (n, v) in enumerate(C.NET_CLASSES)},
         "training_data": TRAINING_DATA,
         "metrics": {},
-        "train_command": f"neurospine train spine --minutes {args.minutes:.0f}",
+        "train_command": f"neurospine train spine --minutes {args.minutes:.0f} --threads {args.threads}"
+        + (f" --init {args.init}" if args.init else ""),
         # process CPU time (all threads) when recorded; else the wall time of the training steps
         "train_cpu_minutes": round((cpu_s if cpu_s else elapsed) / 60, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -474,6 +516,9 @@ def export(
                 "batch": args.batch,
                 "patch": args.patch,
                 "unet": UNET_KW,
+                "warm_start": init_note,
+                "synth_fraction": args.synth_fraction,
+                "synth_boundary_ignore": args.synth_boundary_ignore,
                 "monitoring_history": history[-6:],
             }
         ),
