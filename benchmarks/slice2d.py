@@ -13,6 +13,8 @@ Sets (subject-wise held out; see ``neurospine.slice2d.data``):
 
 Dice is computed on the plane's own grid within the rows spanned by the reference labels (the sets
 leave vertebrae above/below unlabelled, e.g. T12 and S1 in VB3); full-image Dice is reported too.
+Over- vs under-segmentation per class on the same rows: pixel precision, recall and the mean outline
+offset (predicted minus reference pixels over the reference outline length, in pixels).
 Images whose stored spacing is a 1 mm placeholder (vesal, fewshot, X-ray) are run with unknown spacing,
 as a PNG would be. Radiomics: predicted body/disc instances matched to reference instances (IoU >= 0.5);
 Pearson r and Bland-Altman (mean difference, 95 % limits) per feature over all matched pairs.
@@ -41,7 +43,7 @@ from neurospine.slice2d import data as d
 from neurospine.slice2d.heights import body_measures, principal_frame
 from neurospine.slice2d.instances import build_instances
 from neurospine.slice2d.io2d import Plane2D, load_input, unknown_spacing_mm
-from neurospine.slice2d.radiomics import region_features
+from neurospine.slice2d.radiomics import image_binning, region_features
 from neurospine.slice2d.segment import MODEL_NAME, segment_plane
 
 log = logging.getLogger("benchmarks.slice2d")
@@ -217,11 +219,35 @@ def _ref_masks(case: Case, cls: int) -> list[npt.NDArray[np.bool_]]:
     return d.body_instances((case.ref == cls).astype(np.uint8))
 
 
+def over_under(pred: npt.NDArray[np.bool_], ref: npt.NDArray[np.bool_]) -> dict[str, float]:
+    """Over- vs under-segmentation of one class: pixel precision, recall and the mean outline offset.
+
+    ``outline_offset_px = (|pred| - |ref|) / (outline pixels of ref)``: about +1 when the prediction is
+    one pixel too wide all round, -1 when one pixel too narrow (NaN without reference pixels).
+    """
+    n_pred, n_ref = float(pred.sum()), float(ref.sum())
+    inter = float((pred & ref).sum())
+    outline = float((ref & ~ndimage.binary_erosion(ref)).sum())
+    return {
+        "precision": inter / n_pred if n_pred else math.nan,
+        "recall": inter / n_ref if n_ref else math.nan,
+        "outline_offset_px": (n_pred - n_ref) / outline if outline else math.nan,
+    }
+
+
 def _stats(x: list[float]) -> dict[str, float]:
     a = np.asarray([v for v in x if not math.isnan(v)])
     if a.size == 0:
         return {"n": 0}
     return {"n": int(a.size), "median": float(np.median(a)), "mean": float(a.mean()), "min": float(a.min())}
+
+
+def _over_under_stats(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    return {
+        f"{m}_{key}": _stats([r[f"{m}_{key}"] for r in rows if f"{m}_{key}" in r])
+        for key in ("body", "disc")
+        for m in ("precision", "recall", "outline_offset_px")
+    }
 
 
 def pearson_ba(p: list[float], r: list[float]) -> dict[str, float]:
@@ -300,15 +326,17 @@ def main(argv: list[str] | None = None) -> int:
             rec[f"dice_{key}"] = dice(out_cls[rows] == cls, c.ref[rows] == cls)
             rec[f"dice_{key}_full_image"] = dice(out_cls == cls, c.ref == cls)
             rec[f"dice_{key}_semantic"] = dice(sem.labels[rows] == cls, c.ref[rows] == cls)
+            rec.update({f"{k}_{key}": v for k, v in over_under(out_cls[rows] == cls, c.ref[rows] == cls).items()})
             pred_masks = [b.mask for b in (inst.bodies if cls == 1 else inst.discs)]
             ref_masks = _ref_masks(c, cls)
             pairs = _match(pred_masks, ref_masks)
             rec[f"n_{key}_ref"] = len(ref_masks)
             rec[f"n_{key}_matched"] = len(pairs)
             store = rad_pairs.setdefault(f"{c.group}_{key}", {k: ([], []) for k in RADIOMIC_KEYS})
+            binning = image_binning(c.plane.pixels)
             for i, j in pairs:
-                fp = region_features(c.plane.pixels, pred_masks[i])
-                fr = region_features(c.plane.pixels, ref_masks[j])
+                fp = region_features(c.plane.pixels, pred_masks[i], binning)
+                fr = region_features(c.plane.pixels, ref_masks[j], binning)
                 for k in RADIOMIC_KEYS:
                     store[k][0].append(fp[k])
                     store[k][1].append(fr[k])
@@ -324,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                 # the same features on the regions' cores (one-pixel erosion of both masks)
                 ep, er = ndimage.binary_erosion(pred_masks[i]), ndimage.binary_erosion(ref_masks[j])
                 if ep.sum() >= 10 and er.sum() >= 10:
-                    fpc = region_features(c.plane.pixels, ep)
-                    frc = region_features(c.plane.pixels, er)
+                    fpc = region_features(c.plane.pixels, ep, binning)
+                    frc = region_features(c.plane.pixels, er, binning)
                     core = rad_pairs.setdefault(f"core_{c.group}_{key}", {k: ([], []) for k in RADIOMIC_KEYS})
                     for k in RADIOMIC_KEYS:
                         core[k][0].append(fpc[k])
@@ -349,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             "dice_body": _stats([r["dice_body"] for r in rows_ if "dice_body" in r]),
             "dice_disc": _stats([r["dice_disc"] for r in rows_ if "dice_disc" in r]),
             "dice_body_full_image": _stats([r["dice_body_full_image"] for r in rows_ if "dice_body_full_image" in r]),
+            **_over_under_stats(rows_),
         }
     # pooled groups: MR from healthy-ish sets (vesal, tptbox, VB3, VB2, IVD discs), all CT
     for pooled_name, members in (
@@ -361,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             "dice_body": _stats([r["dice_body"] for r in rows_ if "dice_body" in r]),
             "dice_disc": _stats([r["dice_disc"] for r in rows_ if "dice_disc" in r]),
             "dice_body_full_image": _stats([r["dice_body_full_image"] for r in rows_ if "dice_body_full_image" in r]),
+            **_over_under_stats(rows_),
         }
     radiomics = {grp: {k: pearson_ba(*v) for k, v in feats.items()} for grp, feats in rad_pairs.items()}
     # pooled MR+CT bodies (the SpineTK claim is per structure across modalities)
@@ -432,6 +462,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['dice_disc'].get('median', float('nan')):.3f} |"
         )
     md += [
+        "",
+        "| group | median precision body | median recall body | outline offset body (px) | "
+        "median precision disc | median recall disc | outline offset disc (px) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for grp, s in summary.items():
+        cells = [
+            f"{s[f'{m}_{key}'].get('median', float('nan')):.3f}"
+            for key in ("body", "disc")
+            for m in ("precision", "recall", "outline_offset_px")
+        ]
+        md.append(f"| {grp} | " + " | ".join(cells) + " |")
+    md += [
+        "",
+        "Outline offset = (predicted - reference pixels) / reference outline pixels: + over-, - under-segmentation.",
         "",
         f"Time per slice ({args.threads} threads): segmentation median {timing['segment_plane_s_median']:.3f} s, "
         f"with instances {timing['segment_plus_instances_s_median']:.3f} s; machine load average "

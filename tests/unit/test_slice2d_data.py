@@ -66,3 +66,23 @@ def test_marginal_loss_prefers_bg_or_disc() -> None:
     assert l_body > l_bg + 1.0
     ignore = torch.full((1, 4, 4), d.IGNORE, dtype=torch.long)
     assert float(loss_fn(logits_for(1), ignore, ok)) == pytest.approx(float(loss_fn(logits_for(0), ignore, ok)))
+
+
+def test_synthetic_outline_band_is_ignored() -> None:
+    pytest.importorskip("torch")
+    from neurospine.slice2d.training import ignore_outline_band
+
+    t = np.zeros((12, 8), np.uint8)
+    t[2:6, 2:6] = d.BODY
+    t[6:8, 2:6] = d.DISC
+    out = ignore_outline_band(t, 1)
+    # interior pixels keep their labels, pixels one step inside or outside an outline are ignored
+    assert (out[3:5, 3:5] == d.BODY).all() and (out[2, 2:6] == d.IGNORE).all()  # 4x4 body: 2x2 core kept
+    assert out[3, 0] == d.BG and out[11, 7] == d.BG  # two pixels away from any outline
+    assert out[1, 3] == d.IGNORE and out[8, 3] == d.IGNORE  # just outside body / disc
+    assert (out[6:8, 2:6] == d.IGNORE).all()  # a 2-pixel disc is all outline
+    wide = np.zeros((12, 12), np.uint8)
+    wide[2:10, 2:10] = d.BODY
+    band = ignore_outline_band(wide, 1)
+    assert band[5, 5] == d.BODY and band[2, 5] == d.IGNORE and band[1, 5] == d.IGNORE and band[0, 5] == d.BG
+    assert ignore_outline_band(t, 0) is t

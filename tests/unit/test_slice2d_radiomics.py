@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from neurospine.slice2d.radiomics import discretise_fbn, first_order, region_features
+from neurospine.slice2d.radiomics import Binning, discretise_fbs, first_order, image_binning, region_features
 
 
 def test_first_order_hand_values() -> None:
@@ -34,21 +34,45 @@ def test_first_order_hand_values() -> None:
     assert f["rmad"] == pytest.approx(2.0 / 3.0)
 
 
-def test_fbn_bins_and_entropy() -> None:
-    x = np.array([0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 2.0, 4.0])
-    bins = discretise_fbn(x, 4)
-    # floor(4 * x / 4) + 1 = x + 1, and the maximum (4) lands in bin 4
-    assert bins.tolist() == [1, 1, 2, 2, 3, 3, 3, 4]
-    f = first_order(x, n_bins=4)
-    p = np.array([2, 2, 3, 1]) / 8
+def test_fbs_bins_and_entropy() -> None:
+    x = np.array([0.0, 0.4, 1.0, 1.9, 2.0, 2.5, 2.9, 4.0])
+    bw = Binning(origin=0.0, width=1.0)
+    # floor((x - 0) / 1) + 1; no upper bin limit (4.0 opens bin 5)
+    assert discretise_fbs(x, bw).tolist() == [1, 1, 2, 2, 3, 3, 3, 5]
+    f = first_order(x, bw)
+    p = np.array([2, 2, 3, 1]) / 8  # occupied bins only
     assert f["entropy"] == pytest.approx(float(-(p * np.log2(p)).sum()))
     assert f["uniformity"] == pytest.approx(float((p**2).sum()))
+    # below the origin: bins <= 0, still counted; width 2 merges pairs of unit bins
+    assert discretise_fbs(np.array([-0.5, -2.0, 3.9]), Binning(0.0, 2.0)).tolist() == [0, 0, 2]
+
+
+def test_image_binning_is_the_image_robust_range() -> None:
+    img = np.arange(1000, dtype=float)  # percentiles 0.5 / 99.5 at ranks 4.995 / 994.005
+    b = image_binning(img, n_bins=64)
+    assert b.origin == pytest.approx(4.995)
+    assert b.width == pytest.approx((994.005 - 4.995) / 64)
+    assert image_binning(np.full((3, 3), 5.0)) == Binning(5.0, 1.0)  # constant image: one bin
+
+
+def test_entropy_follows_the_image_scale_not_the_region_range() -> None:
+    # one extra extreme pixel changes only its own bin (region-range binning would re-bin every pixel)
+    img = np.concatenate([np.linspace(0.0, 100.0, 1001), [0.0] * 10])
+    bw = image_binning(img, n_bins=10)
+    core = np.array([40.0, 41.0, 42.0, 55.0, 56.0])
+    with_edge = np.append(core, 95.0)
+    bins_core = discretise_fbs(core, bw)
+    bins_edge = discretise_fbs(with_edge, bw)
+    assert bins_edge[:-1].tolist() == bins_core.tolist()
+    # bins of width ~10 from ~0: core -> 3 in one bin, 2 in another; with the edge pixel a third bin of 1
+    p = np.array([3, 2, 1]) / 6
+    assert first_order(with_edge, bw)["entropy"] == pytest.approx(float(-(p * np.log2(p)).sum()))
 
 
 def test_mean_positive_and_constant_region() -> None:
     f = first_order(np.array([-100.0, -50.0, 20.0, 40.0]))
     assert f["mean_positive"] == pytest.approx(30.0)
-    c = first_order(np.full(10, 7.0))
+    c = first_order(np.full(10, 7.0))  # own binning of a constant array: one bin
     assert c["skewness"] == 0.0 and c["kurtosis"] == 0.0 and c["entropy"] == 0.0 and c["uniformity"] == 1.0
 
 
@@ -58,6 +82,11 @@ def test_region_features_uses_mask_only() -> None:
     mask[1, 1:3] = True  # values 5, 6
     f = region_features(img, mask)
     assert f["n_pixels"] == 2 and f["mean"] == pytest.approx(5.5)
+    # default bins come from the whole image (0..15: percentiles 0.075 / 14.925, width 0.232): 5 and 6 apart
+    assert f["entropy"] == pytest.approx(1.0) and f["uniformity"] == pytest.approx(0.5)
+    # coarse bins of the same image put 5 and 6 together
+    g = region_features(img, mask, Binning(0.0, 8.0))
+    assert g["entropy"] == 0.0 and g["uniformity"] == pytest.approx(1.0)
     with pytest.raises(ValueError):
         region_features(img, mask[:3])
     empty = region_features(img, np.zeros((4, 4), bool))

@@ -22,7 +22,7 @@ from neurospine.slice2d.io2d import LoadedInput, Plane2D, canonical_slice_index,
 from neurospine.slice2d.modality import detect_modality
 from neurospine.slice2d.normalize import normalize_image
 from neurospine.slice2d.qc import write_overlay
-from neurospine.slice2d.radiomics import FEATURES, region_features
+from neurospine.slice2d.radiomics import FEATURES, image_binning, region_features
 from neurospine.slice2d.segment import MODEL_NAME, segment_plane
 from neurospine.slice2d.slice_choice import body_score, choose_slice
 
@@ -185,8 +185,9 @@ def _write_mask(loaded: LoadedInput, chosen: int | None, inst: Instances2D, path
 
 def radiomics_rows(plane: Plane2D, inst: Instances2D) -> list[dict[str, Any]]:
     rows = []
+    binning = image_binning(plane.pixels)  # one intensity scale for every region of the image
     for item in [*inst.bodies, *inst.discs]:
-        feats = region_features(plane.pixels, item.mask)
+        feats = region_features(plane.pixels, item.mask, binning)
         rows.append({"label": item.value, "name": item.name, "kind": item.kind, **{k: _r(feats[k]) for k in FEATURES}})
     return rows
 

@@ -11,19 +11,23 @@ Let ``x_1..x_N`` be the region's intensities, ``mu`` their mean:
 - ``mad = mean(|x - mu|)`` (mean absolute deviation), ``rmad`` the same on values within [p10, p90]
 - ``rms = sqrt(mean(x^2))``, ``energy = sum(x^2)``
 - ``mean_positive``: mean of the values > 0 (SpineTK "mean of positive pixels"; NaN if none)
-- ``entropy = -sum(p_k log2 p_k)`` and ``uniformity = sum(p_k^2)`` over a histogram with a **fixed bin
-  number of 32** between the region's minimum and maximum (IBSI FBN discretisation:
-  ``bin = floor(32 (x - min) / (max - min)) + 1``, the maximum falls in bin 32; a constant region is one bin).
+- ``entropy = -sum(p_k log2 p_k)`` and ``uniformity = sum(p_k^2)`` over the occupied bins of an IBSI
+  **fixed bin width** (FBS) discretisation, ``bin = floor((x - origin) / width) + 1``. The intensity scale
+  is the whole image's, not the region's: ``origin`` = the image's 0.5th percentile and ``width`` = (99.5th
+  - 0.5th percentile) / 64 (``image_binning``). Bins therefore stay put when a region gains or loses a
+  boundary pixel, unlike region-range (FBN) binning, where one extreme pixel re-bins the whole region.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-N_BINS = 32
+N_BINS_IMAGE = 64
+ROBUST_PERCENTILES = (0.5, 99.5)
 FEATURES: tuple[str, ...] = (
     "n_pixels",
     "mean",
@@ -48,18 +52,43 @@ FEATURES: tuple[str, ...] = (
 )
 
 
-def discretise_fbn(values: npt.ArrayLike, n_bins: int = N_BINS) -> npt.NDArray[np.int64]:
-    """IBSI fixed-bin-number discretisation to 1..n_bins."""
+@dataclass(frozen=True)
+class Binning:
+    """Fixed-bin-width discretisation: bin 1 starts at ``origin``; every bin is ``width`` wide."""
+
+    origin: float
+    width: float
+
+
+def image_binning(image: npt.ArrayLike, n_bins: int = N_BINS_IMAGE) -> Binning:
+    """Bins from the image's robust intensity range: ``n_bins`` bins between its 0.5th and 99.5th percentiles.
+
+    Falls back to the full range when the percentiles coincide, and to width 1 for a constant image.
+    """
+    a = np.asarray(image, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return Binning(0.0, 1.0)
+    lo, hi = (float(v) for v in np.percentile(a, ROBUST_PERCENTILES))
+    if hi <= lo:
+        lo, hi = float(a.min()), float(a.max())
+    if hi <= lo:
+        return Binning(lo, 1.0)
+    return Binning(lo, (hi - lo) / n_bins)
+
+
+def discretise_fbs(values: npt.ArrayLike, binning: Binning) -> npt.NDArray[np.int64]:
+    """IBSI fixed-bin-width discretisation ``floor((x - origin) / width) + 1`` (values below origin get bins <= 0)."""
     x = np.asarray(values, dtype=np.float64)
-    lo, hi = float(x.min()), float(x.max())
-    if hi == lo:
-        return np.ones(x.shape, dtype=np.int64)
-    b = np.floor(n_bins * (x - lo) / (hi - lo)).astype(np.int64) + 1
-    return np.minimum(b, n_bins)
+    return np.floor((x - binning.origin) / binning.width).astype(np.int64) + 1
 
 
-def first_order(values: npt.ArrayLike, n_bins: int = N_BINS) -> dict[str, float]:
-    """The features listed in the module doc for the 1D array ``values`` (empty -> NaNs)."""
+def first_order(values: npt.ArrayLike, binning: Binning | None = None) -> dict[str, float]:
+    """The features listed in the module doc for the 1D array ``values`` (empty -> NaNs).
+
+    ``binning`` defaults to ``image_binning(values)`` (the values stand for the whole image); pass the
+    image's binning when ``values`` are one region of it.
+    """
     x = np.asarray(values, dtype=np.float64).ravel()
     n = int(x.size)
     if n == 0:
@@ -72,9 +101,8 @@ def first_order(values: npt.ArrayLike, n_bins: int = N_BINS) -> dict[str, float]
     p10, p25, p50, p75, p90 = (float(v) for v in np.percentile(x, [10, 25, 50, 75, 90]))
     inner = x[(x >= p10) & (x <= p90)]
     pos = x[x > 0]
-    bins = discretise_fbn(x, n_bins)
-    counts = np.bincount(bins, minlength=n_bins + 1)[1:]
-    p = counts[counts > 0] / n
+    _, counts = np.unique(discretise_fbs(x, binning or image_binning(x)), return_counts=True)
+    p = counts / n
     return {
         "n_pixels": float(n),
         "mean": mu,
@@ -99,10 +127,13 @@ def first_order(values: npt.ArrayLike, n_bins: int = N_BINS) -> dict[str, float]
     }
 
 
-def region_features(image: npt.ArrayLike, mask: npt.ArrayLike, n_bins: int = N_BINS) -> dict[str, float]:
-    """First-order features of ``image`` inside boolean ``mask`` (same shape)."""
+def region_features(image: npt.ArrayLike, mask: npt.ArrayLike, binning: Binning | None = None) -> dict[str, float]:
+    """First-order features of ``image`` inside boolean ``mask`` (same shape).
+
+    ``binning`` defaults to ``image_binning(image)``; compute it once per image when measuring many regions.
+    """
     img = np.asarray(image)
     m = np.asarray(mask, dtype=bool)
     if img.shape != m.shape:
         raise ValueError(f"image {img.shape} and mask {m.shape} differ")
-    return first_order(img[m], n_bins)
+    return first_order(img[m], binning or image_binning(img))

@@ -4,6 +4,11 @@ Data: real 2D/3D-slice samples from ``neurospine.slice2d.data`` (subject-wise sp
 when ``neurospine.synth`` is installed, synthetic MR/CT/X-ray slices. Loss: cross-entropy with a
 *marginal* term for pixels known only to be "background or disc" (sets without disc labels), plus soft
 Dice on bodies (all samples) and discs (samples with real or synthetic disc labels).
+
+Synthetic outlines follow the engine's drawing convention, not the manual convention of the real sets;
+``--synth-boundary-ignore N`` leaves a band of N pixels either side of every synthetic body and disc
+outline unlabelled so boundary positions are learned from real labels only. ``--init`` warm-starts from
+an exported ONNX model of the same architecture (its card's CPU minutes are carried into the new card).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from neurospine.slice2d import data as d
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "slice2d_unet"
-MODEL_VERSION = "0.1.0"
+MODEL_VERSION = "0.2.0"
 N_CLASSES = 3
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2, "max_channels": 128}
 GROUP_WEIGHTS = {
@@ -35,6 +40,7 @@ GROUP_WEIGHTS = {
     "fewshot_ct_sag": 0.12,
     "synth": 0.23,
 }
+SYNTH = "synth"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -54,6 +60,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--synth", type=int, default=60, help="synthetic slices per modality (0 = none)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--synth-weight",
+        type=float,
+        default=GROUP_WEIGHTS[SYNTH],
+        help="sampling weight of the synthetic group (real groups keep theirs)",
+    )
+    p.add_argument(
+        "--synth-boundary-ignore",
+        type=int,
+        default=0,
+        help="pixels either side of synthetic body/disc outlines left unlabelled (0 = none)",
+    )
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="warm start from this exported ONNX model (same architecture; ignored when resuming a checkpoint)",
+    )
     p.add_argument(
         "--export-dir",
         type=Path,
@@ -123,6 +147,21 @@ def synth_samples(n_per_modality: int, seed: int) -> list[d.Sample]:
     return out
 
 
+def ignore_outline_band(target: npt.NDArray[np.uint8], width: int) -> npt.NDArray[np.uint8]:
+    """``target`` with a band of ``width`` pixels either side of body and disc outlines set to ignore.
+
+    Uses the 3D spine model's in-slice band (a 2D target is one slice) for bodies and for discs separately,
+    so the body/disc interface is unlabelled as well as the outer outlines.
+    """
+    from neurospine.spine.training import boundary_band
+
+    if width <= 0:
+        return target
+    t3 = target[None]
+    band = boundary_band(t3, (d.BODY,), width) | boundary_band(t3, (d.DISC,), width)
+    return np.where(band[0], np.uint8(d.IGNORE), target).astype(np.uint8)
+
+
 # ---- augmentation ---------------------------------------------------------------------------
 
 
@@ -188,7 +227,7 @@ def loss_fn(logits: Any, target: Any, disc_ok: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from neurospine.nn.checkpoint import load_checkpoint, save_checkpoint
+    from neurospine.nn.checkpoint import load_checkpoint, load_weights_from_onnx, save_checkpoint
     from neurospine.nn.unet import UNet
 
     args = parse_args(list(argv or []))
@@ -210,12 +249,16 @@ def main(argv: list[str] | None = None) -> int:
             if syn:
                 d.save_samples(syn, scache)
         if scache.is_file():
-            samples += d.load_samples(scache)
+            syn_loaded = d.load_samples(scache)
+            for s in syn_loaded:
+                s.target = ignore_outline_band(s.target, args.synth_boundary_ignore)
+            samples += syn_loaded
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
         groups.setdefault(s.source, []).append(i)
     names = sorted(groups)
-    weights = np.array([GROUP_WEIGHTS.get(n, 0.1) for n in names])
+    group_weights = GROUP_WEIGHTS | {SYNTH: args.synth_weight}
+    weights = np.array([group_weights.get(n, 0.1) for n in names])
     weights = weights / weights.sum()
     log.info("samples per source: %s", {n: len(groups[n]) for n in names})
 
@@ -224,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ckpt = out / "checkpoint.pt"
     step, extra = load_checkpoint(ckpt, model, opt)
+    if step == 0 and args.init is not None:
+        n = load_weights_from_onnx(args.init, model)
+        extra["init"] = init_lineage(args.init)
+        log.info("warm start from %s (%d tensors): %s", args.init, n, extra["init"])
+    lineage: dict[str, Any] = dict(extra.get("init", {}))
     cpu_used = float(extra.get("cpu_seconds", 0.0))
     budget = args.minutes * 60.0
     if args.export_only:
@@ -234,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             steps=step,
             samples=samples,
             argv=list(argv or []),
+            lineage=lineage,
+            recipe=recipe_note(args),
         )
         return 0
     rng = np.random.default_rng(args.seed + step)
@@ -278,17 +328,57 @@ def main(argv: list[str] | None = None) -> int:
                 opt.param_groups[0]["lr"],
             )
         if used - last_ckpt >= args.checkpoint_minutes * 60:
-            save_checkpoint(ckpt, model, opt, step, {"cpu_seconds": used})
+            save_checkpoint(ckpt, model, opt, step, {"cpu_seconds": used, "init": lineage})
             last_ckpt = used
     cpu_total = cpu_used + (time.process_time() - t_cpu0)
-    save_checkpoint(ckpt, model, opt, step, {"cpu_seconds": cpu_total})
+    save_checkpoint(ckpt, model, opt, step, {"cpu_seconds": cpu_total, "init": lineage})
     export_dir = args.export_dir or (out / "export")
-    export(model, export_dir, cpu_minutes=cpu_total / 60.0, steps=step, samples=samples, argv=list(argv or []))
+    export(
+        model,
+        export_dir,
+        cpu_minutes=cpu_total / 60.0,
+        steps=step,
+        samples=samples,
+        argv=list(argv or []),
+        lineage=lineage,
+        recipe=recipe_note(args),
+    )
     return 0
 
 
+def recipe_note(args: argparse.Namespace) -> str:
+    """One sentence on the synthetic-data handling for the card."""
+    band = (
+        f"a {args.synth_boundary_ignore}-px band either side of synthetic body/disc outlines is ignored"
+        if args.synth_boundary_ignore > 0
+        else "synthetic outlines are used as labelled"
+    )
+    return f"Synthetic slices: sampling weight {args.synth_weight:g} of the group total; {band}. "
+
+
+def init_lineage(onnx_path: Path) -> dict[str, Any]:
+    """What a warm start came from: the model card beside the ONNX file (name, version, sha, CPU minutes)."""
+    from neurospine.models.registry import sha256_of
+
+    info: dict[str, Any] = {"file": onnx_path.name, "sha256": sha256_of(onnx_path)}
+    card = onnx_path.with_suffix(".json")
+    if card.is_file():
+        raw = json.loads(card.read_text(encoding="utf-8"))
+        for k in ("name", "version", "train_command", "train_cpu_minutes"):
+            info[k] = raw.get(k)
+    return info
+
+
 def export(
-    model: Any, export_dir: Path, *, cpu_minutes: float, steps: int, samples: list[d.Sample], argv: list[str]
+    model: Any,
+    export_dir: Path,
+    *,
+    cpu_minutes: float,
+    steps: int,
+    samples: list[d.Sample],
+    argv: list[str],
+    lineage: dict[str, Any] | None = None,
+    recipe: str = "",
 ) -> Path:
     import torch
 
@@ -302,6 +392,15 @@ def export(
     counts: dict[str, int] = {}
     for s in samples:
         counts[s.source] = counts.get(s.source, 0) + 1
+    init = lineage or {}
+    init_minutes = float(init.get("train_cpu_minutes") or 0.0)
+    warm = (
+        f"Warm-started from {init.get('name')} {init.get('version')} (sha256 {str(init.get('sha256'))[:12]}, "
+        f"{init_minutes:g} CPU-min, trained with `{init.get('train_command')}`); train_cpu_minutes is that "
+        f"plus {cpu_minutes:.2f} CPU-min of this fine-tuning run. "
+        if init
+        else ""
+    )
     card = {
         "name": MODEL_NAME,
         "version": MODEL_VERSION,
@@ -336,9 +435,12 @@ def export(
         ],
         "metrics": {},
         "train_command": "neurospine train slice2d " + " ".join(argv),
-        "train_cpu_minutes": round(cpu_minutes, 2),
+        "train_cpu_minutes": round(cpu_minutes + init_minutes, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "notes": f"{steps} steps of batch 8 (random 160x160 crops at 1.25 mm); samples per source {counts}. "
+        "notes": warm
+        + recipe
+        + f"{steps} steps{' in this run' if init else ''} of batch 8 (random 160x160 crops at 1.25 mm); "
+        f"samples per source {counts}. "
         "Body-only sets (VB2/VB3, fewshot CT) get pseudo-disc labels (gap between consecutive bodies; CT: "
         "marginal only) and a marginal bg-or-disc loss near the spine; rows above/below the annotated "
         "vertebrae are ignored. Augmentation: scale, aspect, rotation, anterior/posterior flip, random LUT / "
