@@ -57,6 +57,14 @@ def test_cli_fit_predict_recalibrate(shared_data, tmp_path):
         == 0
     )
     assert (tmp_path / "m2.npz").is_file() and (tmp_path / "m2.json").is_file()
+    assert "cross_fitted_local_mae_years" in json.loads((tmp_path / "m2.json").read_text())["notes"]
+    m3 = tmp_path / "m3"
+    args = ["brainage", "recalibrate", str(test), "--model", str(tmp_path / "m.npz"), "--out", str(m3)]
+    assert main([*args, "--mode", "features+linear"]) == 0
+    from neurospine.brainage.model import BrainAgeModel
+
+    site = BrainAgeModel.load(tmp_path / "m3.npz")
+    assert site.feature_offset is not None and site.meta["recalibration"]["mode"] == "features+linear"
 
 
 def test_cli_missing_columns_exit_2(shared_data, tmp_path, capsys):

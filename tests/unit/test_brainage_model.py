@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from neurospine.brainage.features import FeatureTable, apply_aliases, read_table
-from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_table, recalibrate_table
+from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_table
+from neurospine.brainage.recalibration import recalibrate_table
 from neurospine.errors import InputError
 
 FAST = FitConfig(hidden=(32, 16), max_epochs=150, patience=20, seed=0)

@@ -9,7 +9,8 @@
 """
 
 from neurospine.brainage.api import fit, load_model, predict, predict_t1_files, recalibrate
-from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_arrays, recalibrate_arrays
+from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_arrays
+from neurospine.brainage.recalibration import recalibrate_arrays
 
 __all__ = [
     "BrainAgeModel",

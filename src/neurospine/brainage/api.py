@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from neurospine.brainage.features import read_table
-from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_table, npz_path, recalibrate_table
+from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_table, npz_path
+from neurospine.brainage.recalibration import recalibrate_table
 from neurospine.errors import InputError
 
 log = logging.getLogger(__name__)

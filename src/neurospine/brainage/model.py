@@ -3,9 +3,12 @@
 Fit: the rows are split at random (by subject: one row per subject) into TRAIN, VAL (early stopping on
 the composite pinball loss with dropout off) and CAL (split-conformal calibration, never used to fit
 weights or choose the epoch). Feature z-scoring (mean/sd of TRAIN) and the age z-scoring are stored in
-the model. Prediction: ``passes`` MC-dropout forward passes -> mixture predictive distribution
-(:class:`quantiles.Predictive`) -> conformal intervals; a site recalibration (``offset + scale * age``)
-is applied when present.
+the model. A normative model of every feature against age (:mod:`harmonise`) is fitted on all the rows given
+and stored, so that ``recalibrate`` can remove a new site's feature offsets without removing age effects.
+Prediction: site feature offset subtracted (when present) -> ``passes`` MC-dropout forward passes ->
+mixture predictive distribution (:class:`quantiles.Predictive`) -> conformal intervals; a site output
+recalibration (``offset + scale * age``) is applied when present. Site adaptation itself lives in
+:mod:`recalibration`.
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ import numpy.typing as npt
 from neurospine.brainage import mlp
 from neurospine.brainage import quantiles as qmod
 from neurospine.brainage.features import FeatureTable, ages_of, candidate_features
+from neurospine.brainage.harmonise import NormativeModel
 from neurospine.errors import InputError
 
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: versions :meth:`BrainAgeModel.load` reads (1: no normative model, no feature harmonisation)
+READABLE_VERSIONS = (1, 2)
 DEFAULT_PASSES = 100
 MIN_FIT_ROWS = 60
-MIN_RECAL_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,16 @@ class BrainAgeModel:
     offset: float = 0.0
     scale: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
+    #: feature ~ age model of the training population (None for format-1 models)
+    normative: NormativeModel | None = None
+    #: per-feature site offset subtracted from every input row (set by feature harmonisation)
+    feature_offset: FloatArray | None = None
 
     # ------------------------------------------------------------ prediction
     def quantile_passes(self, x: FloatArray, passes: int, seed: int = 0) -> FloatArray:
-        """(T, n, K) quantiles in years (before the site recalibration)."""
+        """(T, n, K) quantiles in years (after the feature offset, before the output recalibration)."""
+        if self.feature_offset is not None:
+            x = x - self.feature_offset
         z = (x - self.x_mean) / self.x_sd
         rng = np.random.default_rng(seed)
         out = np.empty((passes, len(x), len(qmod.TAU_GRID)))
@@ -143,6 +154,14 @@ class BrainAgeModel:
             scale=np.array(self.scale),
             meta_json=np.array(json.dumps(self.meta, default=float)),
         )
+        if self.normative is not None:
+            arrays.update(
+                norm_knots=self.normative.knots_years,
+                norm_coef=self.normative.coef,
+                norm_sd=self.normative.resid_sd,
+            )
+        if self.feature_offset is not None:
+            arrays.update(feature_offset=self.feature_offset)
         with atomic_path(p) as tmp:
             with tmp.open("wb") as fh:
                 np.savez_compressed(fh, **arrays)
@@ -155,7 +174,7 @@ class BrainAgeModel:
             raise InputError(p, "model file not found", "give the .npz written by `neurospine brainage fit`")
         try:
             z = np.load(p, allow_pickle=False)
-            if int(z["format_version"]) != FORMAT_VERSION:
+            if int(z["format_version"]) not in READABLE_VERSIONS:
                 raise InputError(
                     p,
                     f"model format {int(z['format_version'])} is not supported",
@@ -164,6 +183,7 @@ class BrainAgeModel:
             if not np.allclose(z["tau_grid"], qmod.TAU_GRID) or not np.allclose(z["store_levels"], qmod.STORE_LEVELS):
                 raise InputError(p, "model was written with a different quantile grid", "refit the model")
             params = {k[len("param_") :]: z[k] for k in z.files if k.startswith("param_")}
+            norm = NormativeModel(z["norm_knots"], z["norm_coef"], z["norm_sd"]) if "norm_coef" in z.files else None
             return cls(
                 features=[str(f) for f in z["features"]],
                 x_mean=z["x_mean"],
@@ -176,6 +196,8 @@ class BrainAgeModel:
                 offset=float(z["offset"]),
                 scale=float(z["scale"]),
                 meta=json.loads(str(z["meta_json"])),
+                normative=norm,
+                feature_offset=z["feature_offset"] if "feature_offset" in z.files else None,
             )
         except (OSError, KeyError, ValueError) as e:
             raise InputError(
@@ -252,6 +274,7 @@ def fit_arrays(
         params=best[2],
         dropout=cfg.dropout,
         conformal=qmod.ConformalTable(np.zeros(0), np.zeros((0, len(qmod.STORE_LEVELS))), np.zeros(0)),
+        normative=NormativeModel.fit(x, y),
     )
     pc = model.predictive(x[ca], passes, seed=cfg.seed + 2)
     model.conformal = qmod.ConformalTable(y[ca].astype(np.float64), pc.quantiles, pc.sd)
@@ -291,80 +314,3 @@ def fit_table(
     if not keep.all():
         log.warning("%s: dropping %d rows with missing features", table.path, int((~keep).sum()))
     return fit_arrays(x[keep], y[keep], feats, cfg)
-
-
-# ---------------------------------------------------------------- site recalibration
-
-
-def _linear_map(m: FloatArray, y: FloatArray, mode: str) -> tuple[float, float]:
-    if mode == "offset":
-        return float(np.mean(y - m)), 1.0
-    b = float(np.cov(m, y, bias=True)[0, 1] / max(np.var(m), 1e-9))
-    b = float(np.clip(b, 0.5, 2.0))
-    return float(np.mean(y) - b * np.mean(m)), b
-
-
-def recalibrate_arrays(
-    model: BrainAgeModel, x: FloatArray, y: FloatArray, *, mode: str = "auto", passes: int = DEFAULT_PASSES
-) -> BrainAgeModel:
-    """Adapt ``model`` to a new site from local labelled controls.
-
-    The site map ``age ~ a + b * prediction`` is fitted on the local subjects (``mode='offset'``: b=1;
-    ``'linear'``: least squares, b clipped to [0.5, 2]; ``'auto'``: linear when the local ages spread
-    over sd >= 8 y and n >= 30, else offset). The conformal table is rebuilt from the local subjects with
-    leave-one-out site maps, so each local score comes from a map that did not see that subject.
-    """
-    n = len(y)
-    if n < MIN_RECAL_ROWS:
-        raise InputError(
-            None,
-            f"only {n} local subjects for recalibration",
-            f"give at least {MIN_RECAL_ROWS} (a few dozen is better) labelled local controls",
-        )
-    if mode == "auto":
-        mode = "linear" if (n >= 30 and float(np.std(y)) >= 8.0) else "offset"
-    if mode not in ("offset", "linear"):
-        raise InputError(None, f"unknown recalibration mode '{mode}'", "use offset, linear or auto")
-    base = model.predictive(x, passes, recalibrated=False)
-    a, b = _linear_map(base.median, y, mode)
-    qs, sds = np.empty_like(base.quantiles), np.empty(n)
-    for i in range(n):
-        others = np.arange(n) != i
-        ai, bi = _linear_map(base.median[others], y[others], mode)
-        qs[i] = ai + bi * base.quantiles[i]
-        sds[i] = bi * base.sd[i]
-    meta = dict(model.meta)
-    meta["recalibration"] = {
-        "mode": mode,
-        "n_local": n,
-        "offset": a,
-        "scale": b,
-        "calibration_split": "local subjects, leave-one-out site map",
-    }
-    return BrainAgeModel(
-        features=model.features,
-        x_mean=model.x_mean,
-        x_sd=model.x_sd,
-        y_mean=model.y_mean,
-        y_sd=model.y_sd,
-        params=model.params,
-        dropout=model.dropout,
-        conformal=qmod.ConformalTable(y.astype(np.float64), qs, sds),
-        offset=a,
-        scale=b,
-        meta=meta,
-    )
-
-
-def recalibrate_table(
-    model: BrainAgeModel,
-    table: FeatureTable,
-    *,
-    age_column: str = "age",
-    mode: str = "auto",
-    passes: int = DEFAULT_PASSES,
-) -> BrainAgeModel:
-    y = ages_of(table, age_column)
-    x = table.matrix(model.features)
-    keep = np.isfinite(x).all(axis=1)
-    return recalibrate_arrays(model, x[keep], y[keep], mode=mode, passes=passes)

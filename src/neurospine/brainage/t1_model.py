@@ -113,20 +113,36 @@ def export_card(
     train_ids: list[str],
     width: int,
     created: str,
+    recipe: str = "default",
+    train_command: str = "neurospine train brainage-t1 --out runs/brainage-t1 --minutes 25",
+    swa_epochs: int = 0,
 ) -> Path:
     """Write ``brainage_t1.json`` for a freshly exported ONNX file."""
     from neurospine.io import write_text_atomic
     from neurospine.models.registry import sha256_of
 
+    if recipe == "lowres":
+        net = (
+            "Small 3D ResNet working at 4 mm (the 2 mm input crop is 2x2x2 average-pooled inside the network; "
+            "stem at 4 mm, 3 stride-2 residual stages, global average pool)"
+        )
+        fit_note = (
+            f"{epochs} epochs with strong augmentation (rotation, scale, shift, L/R flip, gamma, bias field, "
+            f"noise) and AdamW weight decay; weights averaged over the last {swa_epochs} epochs (SWA), batch-norm "
+            "statistics re-estimated; no early stopping or model selection (VAL only calibrates the intervals)."
+        )
+    else:
+        net = "Small 3D ResNet"
+        fit_note = f"{epochs} epochs, best (early-stopping) epoch {best_epoch} by validation pinball loss."
     card = ModelCard(
         name=MODEL_NAME,
-        version="0.1.0",
+        version="0.2.0" if recipe == "lowres" else "0.1.0",
         task="brain age (years) from a raw T1w MRI, with calibrated intervals",
         file=onnx_path.name,
         sha256=sha256_of(onnx_path),
         framework="onnx",
         description=(
-            "Small 3D ResNet on raw, non-registered T1w (reoriented to RAS, 2 mm, intensity / median head "
+            f"{net} on raw, non-registered T1w (reoriented to RAS, 2 mm, intensity / median head "
             f"intensity, crop {CROP_SHAPE} from the vertex) with a Monte-Carlo-dropout composite-quantile head "
             f"({len(qmod.TAU_GRID)} monotone quantiles). Dropout masks are an ONNX input, so MC passes run at "
             "inference; intervals are split-conformal calibrated on the VAL subjects."
@@ -155,13 +171,12 @@ def export_card(
             }
         ],
         metrics=metrics,
-        train_command="neurospine train brainage-t1 --out runs/brainage-t1 --minutes 25",
+        train_command=train_command,
         train_cpu_minutes=round(train_cpu_minutes, 2),
         created=created,
         notes=(
-            f"{epochs} epochs, best (early-stopping) epoch {best_epoch} by validation pinball loss. One site, "
-            "~84 training subjects: expect large errors on other scanners; the paper's 2.8 y needs ~10k scans. "
-            "Model weights derived from CC BY-SA 3.0 data."
+            f"{fit_note} One site, {len(train_ids)} training subjects: expect large errors on other scanners; "
+            "the paper's 2.8 y needs ~10k scans. Model weights derived from CC BY-SA 3.0 data."
         ),
     )
     return write_text_atomic(folder / f"{MODEL_NAME}.json", card.to_json())

@@ -13,6 +13,9 @@ random-mask *input* (``mask``, shape ``(T, 2*HIDDEN)``, entries 0 or 1), so the 
 Monte-Carlo dropout at inference: the runtime feeds ``T`` random masks and gets ``T`` quantile functions
 from one trunk evaluation.
 
+``--recipe lowres`` (the shipped model since 0.2.0) trains a 4 mm network inside the same ONNX interface with
+strong augmentation and weight averaging instead of early stopping; see :mod:`t1_lowres`.
+
 Checkpoint/resume: ``<out>/ckpt.pt`` is written after every epoch (weights, optimiser, epoch, best
 state, CPU seconds used); rerunning the same command resumes.
 """
@@ -60,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mc", type=int, default=50, help="Monte-Carlo passes for evaluation")
+    p.add_argument(
+        "--recipe",
+        choices=("default", "lowres"),
+        default="default",
+        help="default: 2 mm network, early stopping on VAL; lowres: 4 mm network inside the same ONNX "
+        "interface, strong augmentation, weight averaging of the last epochs (see brainage.t1_lowres)",
+    )
+    p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default 1e-3; lowres 0.05)")
+    p.add_argument("--wall-minutes", type=float, default=None, help="stop training after this wall time")
     p.add_argument(
         "--export",
         type=Path,
@@ -251,8 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     mu, sd = float(ages[tr].mean()), float(ages[tr].std())
     y_std = ((ages - mu) / sd).astype(np.float32)
 
+    if args.recipe == "lowres":
+        from neurospine.brainage.training_t1_lowres import train_lowres
+
+        low_model, low_state = train_lowres(args, cache, tr, va, y_std)
+        return _finish(low_model, args, rows, ages, split, cache, mu, sd, low_state)
     model = build_model(args.width)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-3)
+    wd = 1e-3 if args.weight_decay is None else args.weight_decay
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=wd)
     ckpt_path = args.out / "ckpt.pt"
     state: dict[str, Any] = {
         "epoch": 0,
@@ -420,5 +438,19 @@ def _finish(
         train_ids=[rows[i]["id"] for i in tr],
         width=args.width,
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        recipe=args.recipe,
+        train_command=train_command(args),
+        swa_epochs=int(state.get("swa_n", 0)),
     )
     return 0
+
+
+def train_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run (data/export folders left at their defaults)."""
+    parts = ["neurospine train brainage-t1", f"--out {args.out}", f"--minutes {args.minutes:g}"]
+    if args.recipe != "default":
+        parts += [f"--recipe {args.recipe}", f"--width {args.width}", f"--lr {args.lr:g}", f"--batch {args.batch}"]
+        if args.weight_decay is not None:
+            parts.append(f"--weight-decay {args.weight_decay:g}")
+    parts.append(f"--seed {args.seed} --threads {args.threads}")
+    return " ".join(parts)

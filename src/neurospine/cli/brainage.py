@@ -57,14 +57,23 @@ def register(sub: Any) -> None:
     rc = bs.add_parser(
         "recalibrate",
         help="adapt a model to a new site with local labelled controls",
-        description="Fit a site map age = a + b * prediction on local labelled controls (a few dozen; "
-        "--mode offset keeps b = 1) and rebuild the conformal intervals from them (leave-one-out). Writes "
-        "MODEL2.npz + MODEL2.json. Example: neurospine brainage recalibrate local_controls.csv --out site_model",
+        description="Adapt a model to a new site from local labelled controls (20 or more): optionally remove "
+        "the site's per-feature offsets (mean residual of the controls against the model's normative "
+        "feature~age model, shrunk by empirical Bayes; modes features+*), fit a site map age = a + b * "
+        "prediction (offset: b = 1; linear: least squares) and rebuild the conformal intervals from the "
+        "controls with cross-fitted (leave-one-out) predictions. --mode auto (default) picks the mode with the "
+        "lowest leave-one-out MAE on the controls. Writes MODEL2.npz + MODEL2.json. Example: neurospine "
+        "brainage recalibrate local_controls.csv --out site_model",
     )
     rc.add_argument("features_csv", type=Path, metavar="FEATURES.csv")
     rc.add_argument("--model", type=Path, default=None, help="MODEL.npz (default: shipped brainage_features)")
     rc.add_argument("--age-column", default="age")
-    rc.add_argument("--mode", choices=("auto", "offset", "linear"), default="auto")
+    rc.add_argument(
+        "--mode",
+        choices=("auto", "none", "offset", "linear", "features+offset", "features+linear"),
+        default="auto",
+        help="site adaptation (default auto: chosen by leave-one-out MAE on the local controls)",
+    )
     rc.add_argument("--out", type=Path, required=True, metavar="MODEL2")
     rc.set_defaults(handler=_recalibrate)
 
