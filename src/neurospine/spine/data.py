@@ -138,15 +138,15 @@ def partial_target(labels_pir: npt.NDArray[np.integer], *, nothing_below: bool =
     return target
 
 
-def load_train_case(root: Path, folder: str, name: str) -> TrainCase:
+def load_train_case(root: Path, folder: str, name: str, *, nothing_below_l5: bool = False) -> TrainCase:
     img = load_volume(root / folder / f"{name}_img.nii.gz")
     lab = load_volume(root / folder / f"{name}_{_label_file(folder)}.nii.gz", check_intensity=False)
     img_pir, _ = reorient(img, CANONICAL)
     lab_pir, _ = reorient(lab, CANONICAL)
     image = (normalise_intensity(img_pir.data) * 255).astype(np.uint8)
     kind = "disc" if folder == IVD_DIR else "body"
-    # VB3 (L1-L5) and VB2 (T11-L5) end at L5: no vertebral body below their lowest label
-    target = partial_target(np.asarray(lab_pir.data), nothing_below=kind == "body")
+    # VB3 (L1-L5) and VB2 (T11-L5) end at L5: optionally, no vertebral body below their lowest label
+    target = partial_target(np.asarray(lab_pir.data), nothing_below=nothing_below_l5 and kind == "body")
     return TrainCase(name, kind, slice_major(image), slice_major(target), img_pir.spacing_mm)
 
 
@@ -155,7 +155,7 @@ def slice_major(arr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(np.transpose(arr, (2, 0, 1)))
 
 
-def train_cases(root: Path) -> list[TrainCase]:
+def train_cases(root: Path, *, nothing_below_l5: bool = False) -> list[TrainCase]:
     """Every real training case (VB3 and VB2 minus held-out, IVD minus held-out)."""
     out = []
     for folder, held in ((VB3_DIR, VB3_TEST), (VB2_DIR, VB2_TEST), (IVD_DIR, IVD_TEST)):
@@ -163,7 +163,7 @@ def train_cases(root: Path) -> list[TrainCase]:
             name = str(row["case"])
             if name in held:
                 continue
-            out.append(load_train_case(root, folder, name))
+            out.append(load_train_case(root, folder, name, nothing_below_l5=nothing_below_l5))
     log.info("loaded %d real training cases", len(out))
     return out
 

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("/work/runs/spine")
 MODEL_NAME = "spine_semantic"
-MODEL_VERSION = "0.3.0"
+MODEL_VERSION = "0.2.0"
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}
 
 
@@ -326,12 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=6)
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--synth-fraction", type=float, default=0.35, help="share of samples from the synthetic engine")
+    p.add_argument("--synth-fraction", type=float, default=0.5, help="share of samples from the synthetic engine")
     p.add_argument(
         "--synth-boundary-ignore",
         type=int,
-        default=1,
+        default=0,
         help="voxels either side of synthetic body/disc outlines left unlabelled (outline convention from real data)",
+    )
+    p.add_argument(
+        "--no-body-below-l5",
+        action="store_true",
+        help="teach 'no vertebral body' below the lowest labelled body (L5) of the real body sets (S1 is sacrum)",
     )
     p.add_argument("--init", type=Path, default=None, help="warm start from this ONNX model (same architecture)")
     p.add_argument("--synth-pool", type=int, default=16, help="synthetic volumes kept in memory")
@@ -372,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     rng = np.random.default_rng(args.seed + step)
-    real = D.train_cases(args.data)
+    real = D.train_cases(args.data, nothing_below_l5=args.no_body_below_l5)
     by_kind = {
         "vb3": [c for c in real if c.name.startswith("vb3")],
         "vb2": [c for c in real if c.name.startswith("vb2")],
@@ -519,6 +524,7 @@ def export(
                 "warm_start": init_note,
                 "synth_fraction": args.synth_fraction,
                 "synth_boundary_ignore": args.synth_boundary_ignore,
+                "no_body_below_l5": args.no_body_below_l5,
                 "monitoring_history": history[-6:],
             }
         ),
