@@ -156,3 +156,16 @@ def test_stacked_bodies_are_never_joined():
     seeds[5:35, 24:44, 5:35] = 2  # touching rows overlap by 6 of 20 rows only (tilted neighbours)
     _, n, joins = merge_side_by_side(seeds, 2)
     assert (n, joins) == (2, 0)
+
+
+def test_detached_fragment_is_not_glued_to_the_nearest_vertebra():
+    from neurospine.spine.instances import grow_labels
+
+    mask = np.zeros((20, 60, 20), dtype=bool)
+    mask[5:15, 5:25, 5:15] = True  # a body with its seed
+    mask[5:15, 40:44, 5:15] = True  # a piece across a disc gap, too small to hold a seed
+    seeds = np.zeros(mask.shape, dtype=np.int32)
+    seeds[8:12, 10:20, 8:12] = 1
+    lab = grow_labels(seeds, mask, SP, max_steps=2)
+    assert (lab[5:15, 5:25, 5:15] == 1).all()
+    assert (lab[:, 40:44] == 0).all()

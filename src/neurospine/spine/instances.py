@@ -239,8 +239,14 @@ def grow_labels(
         lab[new] = grown[new]
     rest = mask & (lab == 0)
     if rest.any() and (lab > 0).any():
-        pts = np.nonzero(rest)
-        lab[pts] = _nearest_label(lab, pts, spacing_mm)
+        # only pieces connected (inside the mask) to a grown body join it; a detached fragment (e.g. a
+        # piece of S1 across the L5-S1 disc) is not glued to the nearest vertebra
+        comp, _ = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 1))
+        attached = np.unique(comp[lab > 0])
+        rest &= np.isin(comp, attached[attached > 0])
+        if rest.any():
+            pts = np.nonzero(rest)
+            lab[pts] = _nearest_label(lab, pts, spacing_mm)
     return lab
 
 
