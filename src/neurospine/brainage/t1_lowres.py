@@ -100,18 +100,9 @@ def build_lowres_model(width: int, hidden: int, dropout_p: float) -> Any:
     import torch
     from torch import nn
 
-    class Block(nn.Module):
-        def __init__(self, cin: int, cout: int) -> None:
-            super().__init__()
-            self.c1 = nn.Conv3d(cin, cout, 3, stride=2, padding=1, bias=False)
-            self.b1 = nn.BatchNorm3d(cout)
-            self.c2 = nn.Conv3d(cout, cout, 3, padding=1, bias=False)
-            self.b2 = nn.BatchNorm3d(cout)
-            self.skip = nn.Sequential(nn.Conv3d(cin, cout, 1, stride=2, bias=False), nn.BatchNorm3d(cout))
+    from neurospine.brainage.training_t1 import residual_block_class
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            h = torch.relu(self.b1(self.c1(x)))
-            return torch.relu(self.b2(self.c2(h)) + self.skip(x))
+    Block = residual_block_class()
 
     class LowResBrainAgeCNN(nn.Module):
         def __init__(self) -> None:

@@ -144,7 +144,8 @@ def centre(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- model
 
 
-def build_model(width: int) -> Any:
+def residual_block_class() -> Any:
+    """The stride-2 residual block (conv-BN-ReLU, conv-BN, 1x1 projection skip) shared by both T1 recipes."""
     import torch
     from torch import nn
 
@@ -160,6 +161,15 @@ def build_model(width: int) -> Any:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             h = torch.relu(self.b1(self.c1(x)))
             return torch.relu(self.b2(self.c2(h)) + self.skip(x))
+
+    return Block
+
+
+def build_model(width: int) -> Any:
+    import torch
+    from torch import nn
+
+    Block = residual_block_class()
 
     class BrainAgeCNN(nn.Module):
         def __init__(self) -> None:

@@ -152,8 +152,8 @@ def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> Sp
     t = time.perf_counter()
     cls = clean_classes(raw, grid.spacing_mm)
     inst = build_instances(cls, grid.spacing_mm)
-    # sacrum voxels the instance phase did not accept as the column's sacrum are not sacrum
-    cls[(cls == C.SACRUM) & (inst.instances != SACRUM_TMP)] = C.BG
+    # sacrum voxels the instance phase left unassigned (not the column's sacrum) are not sacrum
+    cls[(cls == C.SACRUM) & (inst.instances == 0)] = C.BG
     values = to_spineps_values(cls)
     naming = name_instances(inst, cls, grid.spacing_mm)
     seg_vert, names = relabel(inst, naming)
