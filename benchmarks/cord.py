@@ -187,16 +187,6 @@ SYNTH_LEVEL_CASES: tuple[tuple[int, str, str, tuple[float, float, float]], ...] 
 )
 
 
-def _synth_truth_level(model: Any, s_mm: float) -> str:
-    """SCT convention on the engine's exact geometry: from the mid-disc above to the mid-disc below."""
-    disc_above = 0.0
-    for lev in model.levels:
-        if lev.s_top - disc_above / 2 <= s_mm < lev.s_bot + lev.disc_h / 2:
-            return str(lev.name)
-        disc_above = lev.disc_h
-    return ""
-
-
 def _synthetic_levels(threads: int) -> dict[str, Any]:
     """Estimated levels on fresh synthetic cases vs the engine's geometry, two ways: the projection alone
     (true vertebral bodies and cord) and the whole default pipeline (cord model + spine model + projection)."""
@@ -205,17 +195,14 @@ def _synthetic_levels(threads: int) -> dict[str, Any]:
     from neurospine.cord.morphometry import measure_cord
     from neurospine.io import save_volume
     from neurospine.synth import SynthConfig, generate_case
-    from neurospine.synth.case import _level_range, _orient, _sample_spine
+    from neurospine.synth.case import spine_model, vertebral_level_at
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed, levels, plane, spacing in SYNTH_LEVEL_CASES:
             cfg = SynthConfig(levels=levels, plane=plane, spacing_mm=spacing, fov_mm=(48.0, 140.0, None))
             case = generate_case(seed, cfg)
-            rng = np.random.default_rng(seed)  # the engine's model for this seed (same draws as generate_case)
-            model = _sample_spine(cfg, rng)
-            i0, i1 = _level_range(cfg.levels, model, rng)
-            model = _orient(model, i0, i1, cfg.pose_deg, rng)
+            model = spine_model(seed, cfg)
             inst, sem = np.asarray(case.instance.data), np.asarray(case.semantic.data)
             bodies = np.where((sem == 49) & (inst > 0) & (inst < 100), inst, 0)
             discs = np.where((inst > 100) & (inst < 200), inst, 0)
@@ -229,7 +216,7 @@ def _synthetic_levels(threads: int) -> dict[str, Any]:
                 w = soft[:, :, r.slice]
                 ctr = aff[:3, :3] @ np.array([(w * ii).sum() / w.sum(), (w * jj).sum() / w.sum(), r.slice])
                 sv, _, _ = model.centreline.canonical((ctr + aff[:3, 3])[None])
-                truth[r.slice] = _synth_truth_level(model, float(sv[0]))
+                truth[r.slice] = vertebral_level_at(model, float(sv[0]))
             judged = {k: v for k, v in truth.items() if v and v != "C1"}
             img = save_volume(case.image, Path(tmp) / f"synth-{seed}.nii.gz")
             t0 = time.perf_counter()

@@ -134,34 +134,15 @@ def test_empty_cord_gives_no_levels():
         paint_cord_levels(cord, bodies[:-1], discs)
 
 
-def _synth_model(seed: int, cfg):
-    """The synthetic engine's spine model for ``seed`` (same random draws as ``generate_case``)."""
-    from neurospine.synth.case import _level_range, _orient, _sample_spine
-
-    rng = np.random.default_rng(seed)
-    model = _sample_spine(cfg, rng)
-    i0, i1 = _level_range(cfg.levels, model, rng)
-    return _orient(model, i0, i1, cfg.pose_deg, rng)
-
-
-def _truth_level(model, s_mm: float) -> str:
-    """SCT convention on the engine's exact geometry: from the mid-disc above to the mid-disc below."""
-    disc_above = 0.0
-    for lev in model.levels:
-        if lev.s_top - disc_above / 2 <= s_mm < lev.s_bot + lev.disc_h / 2:
-            return str(lev.name)
-        disc_above = lev.disc_h
-    return ""
-
-
 @pytest.mark.parametrize(("seed", "levels"), [(3, "cervical"), (8, "T9-L2")])
 def test_synthetic_spine_levels_match_the_engine_geometry(seed, levels):
     from neurospine.labels import CRANIOCAUDAL_ORDER, VERTEBRA_IDS
     from neurospine.synth import SynthConfig, generate_case
+    from neurospine.synth.case import spine_model, vertebral_level_at
 
     cfg = SynthConfig(levels=levels, plane="isotropic", spacing_mm=(1.0, 1.0, 1.0))
     case = generate_case(seed, cfg)
-    model = _synth_model(seed, cfg)
+    model = spine_model(seed, cfg)
     assert dict(model.angles_deg) == case.meta["curvature_deg"]  # the reconstruction is the case's model
     inst, sem = np.asarray(case.instance.data), np.asarray(case.semantic.data)
     bodies = np.where((sem == 49) & (inst > 0) & (inst < 100), inst, 0)  # vertebral bodies (corpus)
@@ -176,7 +157,7 @@ def test_synthetic_spine_levels_match_the_engine_geometry(seed, levels):
         w = soft[:, :, r.slice]
         centre = aff[:3, :3] @ np.array([(w * ii).sum() / w.sum(), (w * jj).sum() / w.sum(), r.slice]) + aff[:3, 3]
         s, _, _ = model.centreline.canonical(centre[None])
-        truth = _truth_level(model, float(s[0]))
+        truth = vertebral_level_at(model, float(s[0]))
         if truth in ("", "C1") or not r.level:  # the atlas has no body: C1/C2 is not defined by discs
             continue
         total += 1

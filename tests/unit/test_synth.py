@@ -261,3 +261,17 @@ def test_soft_cord_csa_matches_the_true_csa_in_meta() -> None:
         assert abs(area - csa) / csa < 0.05, f"{name}: {area:.1f} vs {csa:.1f} mm2"
         checked += 1
     assert checked >= 3
+
+
+def test_spine_model_is_the_geometry_of_the_case_and_levels_follow_mid_discs():
+    from neurospine.synth import SynthConfig, generate_case
+    from neurospine.synth.case import spine_model, vertebral_level_at
+
+    cfg = SynthConfig(levels="T9-L2", plane="isotropic", spacing_mm=(2.0, 2.0, 2.0))
+    model = spine_model(11, cfg)
+    assert dict(model.angles_deg) == generate_case(11, cfg).meta["curvature_deg"]
+    a, b = model.levels[3], model.levels[4]
+    assert vertebral_level_at(model, (a.s_top + a.s_bot) / 2) == a.name
+    assert vertebral_level_at(model, a.s_bot + a.disc_h / 2 - 0.01) == a.name  # upper half of the disc below
+    assert vertebral_level_at(model, a.s_bot + a.disc_h / 2 + 0.01) == b.name  # lower half
+    assert vertebral_level_at(model, model.levels[0].s_top - 50.0) == ""

@@ -341,9 +341,7 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
     """One synthetic case, fully determined by ``seed`` and ``config`` (no disk access)."""
     cfg = config or SynthConfig()
     rng = np.random.default_rng(seed)
-    model = _sample_spine(cfg, rng)
-    i0, i1 = _level_range(cfg.levels, model, rng)
-    model = _orient(model, i0, i1, cfg.pose_deg, rng)
+    model, i0, i1 = _oriented_model(cfg, rng)
     plane, acq_spacing = _acquisition(cfg, rng)
     out_grid, render, thick, n_sub = _grids(cfg, plane, acq_spacing, model, i0, i1, rng)
     contrast = resolve_contrast(cfg.contrast, rng)
@@ -381,6 +379,30 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SynthCase:
         tissue=Volume(tissue, aff, src),
         meta=meta,
     )
+
+
+def _oriented_model(cfg: SynthConfig, rng: np.random.Generator) -> tuple[SpineModel, int, int]:
+    """The spine geometry of a case (first random draws of ``generate_case``) and its level range."""
+    model = _sample_spine(cfg, rng)
+    i0, i1 = _level_range(cfg.levels, model, rng)
+    return _orient(model, i0, i1, cfg.pose_deg, rng), i0, i1
+
+
+def spine_model(seed: int, config: SynthConfig | None = None) -> SpineModel:
+    """The exact spine geometry behind ``generate_case(seed, config)`` (same random draws), for ground truth
+    that the label maps do not carry, such as vertebral levels along the cord."""
+    return _oriented_model(config or SynthConfig(), np.random.default_rng(seed))[0]
+
+
+def vertebral_level_at(model: SpineModel, s_mm: float) -> str:
+    """Vertebral level at craniocaudal position ``s_mm`` by the SCT convention: a level runs from the middle of
+    the disc above its body to the middle of the disc below ("" outside the spine)."""
+    disc_above = 0.0
+    for lev in model.levels:
+        if lev.s_top - disc_above / 2 <= s_mm < lev.s_bot + lev.disc_h / 2:
+            return str(lev.name)
+        disc_above = lev.disc_h
+    return ""
 
 
 def _sample_spine(cfg: SynthConfig, rng: np.random.Generator) -> SpineModel:
