@@ -274,11 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     lineage: dict[str, Any] = dict(extra.get("init", {}))
     cpu_used = float(extra.get("cpu_seconds", 0.0))
     budget = args.minutes * 60.0
-    if args.export_only:
+
+    def export_now(cpu_seconds: float) -> int:
         export(
             model,
             args.export_dir or (out / "export"),
-            cpu_minutes=cpu_used / 60.0,
+            cpu_minutes=cpu_seconds / 60.0,
             steps=step,
             samples=samples,
             argv=list(argv or []),
@@ -286,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             recipe=recipe_note(args),
         )
         return 0
+
+    if args.export_only:
+        return export_now(cpu_used)
     rng = np.random.default_rng(args.seed + step)
     t_cpu0 = time.process_time()
     t_wall0 = time.monotonic()
@@ -332,18 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             last_ckpt = used
     cpu_total = cpu_used + (time.process_time() - t_cpu0)
     save_checkpoint(ckpt, model, opt, step, {"cpu_seconds": cpu_total, "init": lineage})
-    export_dir = args.export_dir or (out / "export")
-    export(
-        model,
-        export_dir,
-        cpu_minutes=cpu_total / 60.0,
-        steps=step,
-        samples=samples,
-        argv=list(argv or []),
-        lineage=lineage,
-        recipe=recipe_note(args),
-    )
-    return 0
+    return export_now(cpu_total)
 
 
 def recipe_note(args: argparse.Namespace) -> str:
