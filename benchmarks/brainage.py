@@ -169,12 +169,26 @@ def run_t1(passes: int, threads: int) -> dict[str, Any]:
     split = split_subjects(ages, 0)
     te, tr = split["test"], split["train"]
     preds, secs = [], []
+    levels = (0.5, 0.8, 0.95)
+    bounds: dict[float, list[tuple[float, float]]] = {c: [] for c in levels}
     for i in te:
         r = model.predict_image(rows[i]["file"], passes=passes)
         preds.append((r.age_pred, r.sd, r.lo95, r.hi95))
         secs.append(r.seconds)
+        pred = model.predictive_image(rows[i]["file"], passes=passes)
+        for c in levels:
+            lo, hi = model.conformal.interval(pred, c)
+            bounds[c].append((float(lo[0]), float(hi[0])))
     p = np.array(preds)
     y = ages[te]
+    intervals = {}
+    for c in levels:
+        b = np.array(bounds[c])
+        intervals[f"{c:.2f}"] = {
+            "coverage": float(np.mean((y >= b[:, 0]) & (y <= b[:, 1]))),
+            "width_years": float(np.mean(b[:, 1] - b[:, 0])),
+            "method": model.conformal.method(c),
+        }
     return {
         "split": "TEST subjects of training_t1.split_subjects(seed 0): 1 in 5 age-stratified, never trained on",
         "n_test": len(te),
@@ -187,6 +201,8 @@ def run_t1(passes: int, threads: int) -> dict[str, Any]:
         "reference_intensity_histogram_baseline_mae_years": 9.5,
         "coverage_95": float(np.mean((y >= p[:, 2]) & (y <= p[:, 3]))),
         "width_95_years": float(np.mean(p[:, 3] - p[:, 2])),
+        "n_calibration": model.conformal.n,
+        "intervals": intervals,
         "seconds_per_subject_median": float(np.median(secs)),
         "seconds_per_subject_max": float(np.max(secs)),
         "card_metrics": json.loads((shipped_dir() / "brainage_t1.json").read_text())["metrics"],
@@ -225,6 +241,30 @@ def plot_calibration(curve: dict[str, Any], path: Path) -> Path:
     d.text((5, m - 20), "empirical", fill="black")
     img.save(path)
     return path
+
+
+def t1_markdown(t1: dict[str, Any]) -> list[str]:
+    """The raw-T1 CNN section (also the whole report of a ``--skip-features`` run)."""
+    lines = ["## Raw T1 CNN (IXI, held-out TEST split)", ""]
+    if "mae_years" not in t1:
+        return [*lines, str(t1)]
+    lines += [
+        f"MAE {t1['mae_years']:.2f} y (r {t1['r']:.3f}, n={t1['n_test']}) vs predict-the-train-mean "
+        f"{t1['baseline_predict_train_mean_mae_years']:.2f} y and the 9.5 y intensity-histogram reference; "
+        f"{t1['seconds_per_subject_median']:.2f} s/subject median at {t1['threads']} threads "
+        f"({t1['mc_passes']} MC passes).",
+    ]
+    if "intervals" in t1:
+        lines += [
+            "",
+            f"Intervals on TEST, calibrated on {t1['n_calibration']} VAL subjects:",
+            "",
+            "| nominal | coverage | mean width (y) | calibration |",
+            "|---|---|---|---|",
+        ]
+        for level, v in t1["intervals"].items():
+            lines.append(f"| {level} | {v['coverage']:.2f} | {v['width_years']:.1f} | {v['method']} |")
+    return lines
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -271,18 +311,7 @@ def markdown(res: dict[str, Any]) -> str:
             f"{r['baseline_mae_local20_mean']:.2f} | "
             + (f"{r['mae_site_in_training_4fold']:.2f} |" if "mae_site_in_training_4fold" in r else "- |")
         )
-    t1 = res["t1"]
-    lines += ["", "## Raw T1 CNN (IXI, held-out TEST split)", ""]
-    if "mae_years" in t1:
-        lines += [
-            f"MAE {t1['mae_years']:.2f} y (r {t1['r']:.3f}, n={t1['n_test']}) vs predict-the-train-mean "
-            f"{t1['baseline_predict_train_mean_mae_years']:.2f} y and the 9.5 y intensity-histogram reference; "
-            f"95 % coverage {t1['coverage_95']:.2f} (width {t1['width_95_years']:.1f} y); "
-            f"{t1['seconds_per_subject_median']:.2f} s/subject median at {t1['threads']} threads "
-            f"({t1['mc_passes']} MC passes)."
-        ]
-    else:
-        lines.append(str(t1))
+    lines += ["", *t1_markdown(res["t1"])]
     lines += [
         "",
         f"Features prediction runtime: {res['features_seconds_per_subject'] * 1000:.2f} ms/subject "
@@ -312,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         res["features_seconds_per_subject"] = features_runtime(data, load_model())
     res["t1"] = run_t1(args.t1_passes, args.threads)
     res["peak_rss_mb"] = peak_rss_mb()
-    md = markdown(res) if not args.skip_features else json.dumps(res["t1"], indent=1)
+    t1_only = "\n".join(["# Brain-age benchmark, raw T1 part", "", *t1_markdown(res["t1"])])
+    md = markdown(res) if not args.skip_features else t1_only
     write_results("brainage" if not args.skip_features else "brainage_t1", res, threads=args.threads, markdown=md)
     return 0
 

@@ -115,3 +115,32 @@ def test_conformal_coverage_on_synthetic_data():
         got = np.mean((y_new >= lo) & (y_new <= hi))
         assert raw < cov - 0.15  # the raw intervals really were too narrow
         assert cov - 0.03 <= got <= cov + 0.04
+
+
+def test_small_calibration_sets_fall_back_to_normal_theory_with_nominal_coverage():
+    """12 calibration subjects cannot give a conformal 95 % interval; the fallback still covers ~95 %."""
+    from statistics import NormalDist
+
+    rng = np.random.default_rng(5)
+    z = np.array([NormalDist().inv_cdf(float(t)) for t in qmod.STORE_LEVELS])
+
+    def make(n):
+        mu = rng.uniform(20, 80, n)
+        y = mu + rng.normal(0, 5.0, n)
+        return y, qmod.Predictive(mu, np.full(n, 2.0), mu[:, None] + 2.0 * z[None, :])
+
+    y_new, p_new = make(2000)
+    covered, widths = [], []
+    for _ in range(200):
+        y_cal, p_cal = make(12)
+        table = qmod.ConformalTable(y_cal, p_cal.quantiles, p_cal.sd)
+        assert table.method(0.95) == "normal-theory"
+        assert table.method(0.8) == "conformal"
+        lo, hi = table.interval(p_new, 0.95)
+        covered.append(np.mean((y_new >= lo) & (y_new <= hi)))
+        widths.append(np.mean(hi - lo))
+    assert 0.93 <= np.mean(covered) <= 0.97
+    # the true 95 % interval is 2 * 1.96 * 5 = 19.6 wide; the old worst-case fallback was far wider
+    assert np.median(widths) < 26.0
+    with pytest.raises(ValueError, match="conformal"):
+        table.correction(0.95)

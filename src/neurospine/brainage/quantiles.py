@@ -170,6 +170,13 @@ class ConformalTable:
     ``max(lo_i - y_i, y_i - hi_i) / sd_i``; the calibrated interval of a new subject is
     ``[lo - c*sd, hi + c*sd]`` with ``c`` the ``ceil((n+1)(1-a))/n`` empirical quantile of the scores
     (Romano et al. 2019, with sd scaling). ``c`` may be negative (the raw intervals were too wide).
+
+    Split-conformal needs ``n >= (1-a)/a`` subjects (19 for 95 %). Below that the needed order
+    statistic does not exist and :meth:`interval` falls back to the normal-theory prediction interval
+    of the standardised residuals ``r = (y - median) / sd``: ``median + sd * (mean_r +- t * sd_r *
+    sqrt(1 + 1/n))`` with ``t`` the ``(1 + coverage)/2`` Student-t quantile on ``n-1`` degrees of freedom
+    (exact coverage for Gaussian residuals, no finite-sample guarantee otherwise; :meth:`method` tells
+    which applies).
     """
 
     ages: FloatArray
@@ -185,11 +192,34 @@ class ConformalTable:
         lo, hi = pred.raw_interval(coverage)
         scores = np.maximum(lo - self.ages, self.ages - hi) / np.maximum(self.sd, 1e-6)
         k = int(np.ceil((self.n + 1) * coverage))
-        if k > self.n:  # too few calibration subjects for this level: widen to the worst case seen
-            return float(scores.max() * 1.5 + 1.0)
+        if k > self.n:
+            raise ValueError(
+                f"{self.n} calibration subjects cannot give a conformal {coverage:.0%} correction "
+                f"(needs {int(np.ceil(coverage / (1.0 - coverage)))}); use interval()"
+            )
         return float(np.sort(scores)[k - 1])
 
+    def _residual_bounds(self, coverage: float) -> tuple[float, float]:
+        """Normal-theory prediction interval of a new standardised residual (small ``n``)."""
+        from scipy.stats import t as student_t
+
+        if self.n < 2:
+            raise ValueError(f"a {coverage:.0%} interval needs at least 2 calibration subjects, got {self.n}")
+        median = self.quantiles[:, int(np.argmin(np.abs(STORE_LEVELS - 0.5)))]
+        r = (self.ages - median) / np.maximum(self.sd, 1e-6)
+        half = float(student_t.ppf(0.5 + coverage / 2.0, self.n - 1)) * float(np.std(r, ddof=1))
+        half *= float(np.sqrt(1.0 + 1.0 / self.n))
+        centre = float(np.mean(r))
+        return centre - half, centre + half
+
+    def method(self, coverage: float) -> str:
+        """How :meth:`correction` is obtained at this level: ``conformal`` or ``normal-theory``."""
+        return "conformal" if int(np.ceil((self.n + 1) * coverage)) <= self.n else "normal-theory"
+
     def interval(self, pred: Predictive, coverage: float) -> tuple[FloatArray, FloatArray]:
+        if self.method(coverage) == "normal-theory":
+            r_lo, r_hi = self._residual_bounds(coverage)
+            return pred.median + r_lo * pred.sd, pred.median + r_hi * pred.sd
         lo, hi = pred.raw_interval(coverage)
         c = self.correction(coverage)
         lo_c, hi_c = lo - c * pred.sd, hi + c * pred.sd

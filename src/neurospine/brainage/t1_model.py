@@ -64,13 +64,17 @@ class T1BrainAge:
         out: np.ndarray = np.asarray(q, dtype=np.float64) * self.age_sd + self.age_mean
         return out
 
-    def predict_image(self, path: str | Path, *, passes: int = DEFAULT_PASSES, seed: int = 0) -> T1Prediction:
+    def predictive_image(self, path: str | Path, *, passes: int = DEFAULT_PASSES, seed: int = 0) -> qmod.Predictive:
+        """The pooled MC predictive distribution (uncalibrated) of one T1w image."""
         from neurospine.io import load_volume
 
-        t0 = time.perf_counter()
         x = preprocess_t1(load_volume(path))
         q = self.passes(x, passes, np.random.default_rng(seed))
-        pred = qmod.Predictive.from_passes(q[:, None, :])
+        return qmod.Predictive.from_passes(q[:, None, :])
+
+    def predict_image(self, path: str | Path, *, passes: int = DEFAULT_PASSES, seed: int = 0) -> T1Prediction:
+        t0 = time.perf_counter()
+        pred = self.predictive_image(path, passes=passes, seed=seed)
         lo, hi = self.conformal.interval(pred, 0.95)
         return T1Prediction(
             str(path), float(pred.median[0]), float(pred.sd[0]), float(lo[0]), float(hi[0]), time.perf_counter() - t0
@@ -145,7 +149,8 @@ def export_card(
             f"{net} on raw, non-registered T1w (reoriented to RAS, 2 mm, intensity / median head "
             f"intensity, crop {CROP_SHAPE} from the vertex) with a Monte-Carlo-dropout composite-quantile head "
             f"({len(qmod.TAU_GRID)} monotone quantiles). Dropout masks are an ONNX input, so MC passes run at "
-            "inference; intervals are split-conformal calibrated on the VAL subjects."
+            "inference; intervals are calibrated on the VAL subjects: split-conformal at levels the VAL size allows "
+            "(n >= coverage/(1-coverage)), else a normal-theory prediction interval of the standardised residuals."
         ),
         inputs={
             "image": [1, 1, *CROP_SHAPE],
