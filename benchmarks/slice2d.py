@@ -17,7 +17,10 @@ Over- vs under-segmentation per class on the same rows: pixel precision, recall 
 offset (predicted minus reference pixels over the reference outline length, in pixels).
 Images whose stored spacing is a 1 mm placeholder (vesal, fewshot, X-ray) are run with unknown spacing,
 as a PNG would be. Radiomics: predicted body/disc instances matched to reference instances (IoU >= 0.5);
-Pearson r and Bland-Altman (mean difference, 95 % limits) per feature over all matched pairs.
+Pearson r and Bland-Altman (mean difference, 95 % limits) per feature over all matched pairs, with the
+package's default setting (IBSI re-segmentation, ``DEFAULT_OUTLIER_SIGMA``) and, for comparison, r with
+no re-segmentation, on 1-pixel-eroded regions, and eroded + re-segmented (both masks treated alike).
+Discs: the instances after the off-column disc filter; per case the number of discs it dropped.
 """
 
 from __future__ import annotations
@@ -43,11 +46,18 @@ from neurospine.slice2d import data as d
 from neurospine.slice2d.heights import body_measures, principal_frame
 from neurospine.slice2d.instances import build_instances
 from neurospine.slice2d.io2d import Plane2D, load_input, unknown_spacing_mm
-from neurospine.slice2d.radiomics import image_binning, region_features
+from neurospine.slice2d.radiomics import DEFAULT_OUTLIER_SIGMA, image_binning, region_features
 from neurospine.slice2d.segment import MODEL_NAME, segment_plane
 
 log = logging.getLogger("benchmarks.slice2d")
 
+#: Radiomics settings compared: name -> (erode both masks by 1 pixel, outlier_sigma).
+RADIOMIC_SETTINGS: dict[str, tuple[bool, float | None]] = {
+    "no_resegmentation": (False, None),
+    "outlier_3sd": (False, 3.0),
+    "eroded_1px": (True, None),
+    "eroded_1px_outlier_3sd": (True, 3.0),
+}
 RADIOMIC_KEYS = (
     "skewness",
     "kurtosis",
@@ -309,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         inst = build_instances(sem.labels, sem.probs, c.plane.spacing_mm)
         dt_all = time.perf_counter() - t
         times_all.append(dt_all)
+        n_discs_unfiltered = len(
+            build_instances(sem.labels, sem.probs, c.plane.spacing_mm, filter_off_column=False).discs
+        )
         # the user's output: instance map after post-processing (1..99 bodies, >= 100 discs)
         out_cls = np.where(inst.label_map >= 100, 2, np.where(inst.label_map > 0, 1, 0))
         rows = _rows(c.ref)
@@ -317,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             "group": c.group,
             "seconds": round(dt, 4),
             "n_bodies_pred": len(inst.bodies),
+            "n_discs_pred": len(inst.discs),
+            "n_discs_dropped_off_column": n_discs_unfiltered - len(inst.discs),
             "shape": list(c.plane.shape),
             "spacing_mm": [round(s, 4) for s in c.plane.spacing_mm],
         }
@@ -335,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             store = rad_pairs.setdefault(f"{c.group}_{key}", {k: ([], []) for k in RADIOMIC_KEYS})
             binning = image_binning(c.plane.pixels)
             for i, j in pairs:
-                fp = region_features(c.plane.pixels, pred_masks[i], binning)
-                fr = region_features(c.plane.pixels, ref_masks[j], binning)
+                fp = region_features(c.plane.pixels, pred_masks[i], binning, outlier_sigma=DEFAULT_OUTLIER_SIGMA)
+                fr = region_features(c.plane.pixels, ref_masks[j], binning, outlier_sigma=DEFAULT_OUTLIER_SIGMA)
                 for k in RADIOMIC_KEYS:
                     store[k][0].append(fp[k])
                     store[k][1].append(fr[k])
@@ -349,15 +364,19 @@ def main(argv: list[str] | None = None) -> int:
                         height_pairs.setdefault(hk, ([], []))
                         height_pairs[hk][0].append(hp[hk])
                         height_pairs[hk][1].append(hr[hk])
-                # the same features on the regions' cores (one-pixel erosion of both masks)
+                # the alternatives: re-segmentation off/on, on the whole regions and on their cores
+                # (one-pixel erosion of both masks; pairs where a core has < 10 pixels are left out)
                 ep, er = ndimage.binary_erosion(pred_masks[i]), ndimage.binary_erosion(ref_masks[j])
-                if ep.sum() >= 10 and er.sum() >= 10:
-                    fpc = region_features(c.plane.pixels, ep, binning)
-                    frc = region_features(c.plane.pixels, er, binning)
-                    core = rad_pairs.setdefault(f"core_{c.group}_{key}", {k: ([], []) for k in RADIOMIC_KEYS})
+                for setting, (eroded, sigma) in RADIOMIC_SETTINGS.items():
+                    mp, mr = (ep, er) if eroded else (pred_masks[i], ref_masks[j])
+                    if mp.sum() < 10 or mr.sum() < 10:
+                        continue
+                    fpc = region_features(c.plane.pixels, mp, binning, outlier_sigma=sigma)
+                    frc = region_features(c.plane.pixels, mr, binning, outlier_sigma=sigma)
+                    alt = rad_pairs.setdefault(f"{setting}:{c.group}_{key}", {k: ([], []) for k in RADIOMIC_KEYS})
                     for k in RADIOMIC_KEYS:
-                        core[k][0].append(fpc[k])
-                        core[k][1].append(frc[k])
+                        alt[k][0].append(fpc[k])
+                        alt[k][1].append(frc[k])
         per_case.append(rec)
         if c.group == "xray" or c.name in ("vesal-15", "tpt-ct", "vb1-02", "vb3-27"):
             write_overlay(
@@ -392,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
             "dice_body_full_image": _stats([r["dice_body_full_image"] for r in rows_ if "dice_body_full_image" in r]),
             **_over_under_stats(rows_),
         }
-    radiomics = {grp: {k: pearson_ba(*v) for k, v in feats.items()} for grp, feats in rad_pairs.items()}
+    radiomics: dict[str, Any] = {
+        grp: {k: pearson_ba(*v) for k, v in feats.items()} for grp, feats in rad_pairs.items() if ":" not in grp
+    }
     # pooled MR+CT bodies (the SpineTK claim is per structure across modalities)
     pooled: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in RADIOMIC_KEYS}
     for grp, feats in rad_pairs.items():
@@ -401,13 +422,15 @@ def main(argv: list[str] | None = None) -> int:
                 pooled[k][0].extend(feats[k][0])
                 pooled[k][1].extend(feats[k][1])
     radiomics["pooled_mr_ct"] = {k: pearson_ba(*v) for k, v in pooled.items()}
-    pooled_core: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in RADIOMIC_KEYS}
-    for grp, feats in rad_pairs.items():
-        if grp.startswith(("core_mr_", "core_ct_")):
-            for k in RADIOMIC_KEYS:
-                pooled_core[k][0].extend(feats[k][0])
-                pooled_core[k][1].extend(feats[k][1])
-    radiomics["pooled_mr_ct_core_eroded_1px"] = {k: pearson_ba(*v) for k, v in pooled_core.items()}
+    radiomics["setting"] = {"outlier_sigma": DEFAULT_OUTLIER_SIGMA, "eroded": False}  # of "pooled_mr_ct"
+    for setting in RADIOMIC_SETTINGS:
+        pooled_alt: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in RADIOMIC_KEYS}
+        for grp, feats in rad_pairs.items():
+            if grp.startswith((f"{setting}:mr_", f"{setting}:ct_")):
+                for k in RADIOMIC_KEYS:
+                    pooled_alt[k][0].extend(feats[k][0])
+                    pooled_alt[k][1].extend(feats[k][1])
+        radiomics[f"pooled_mr_ct_{setting}"] = {k: pearson_ba(*v) for k, v in pooled_alt.items()}
     timing = {
         "segment_plane_s_median": float(np.median(times[1:] if len(times) > 1 else times)),
         "segment_plane_s_max": float(np.max(times)),
@@ -493,18 +516,26 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for hk, v in heights.items():
         md.append(f"| {hk} | {v.get('n', 0)} | {v['mae']:.3f} | {v.get('pearson_r', float('nan')):.3f} |")
+    dropped = sum(r["n_discs_dropped_off_column"] for r in per_case)
     md += [
+        f"Off-column disc filter (instances): {dropped} disc component(s) dropped over {len(per_case)} images "
+        + str({r["case"]: r["n_discs_dropped_off_column"] for r in per_case if r["n_discs_dropped_off_column"]}),
         "",
-        "| radiomics (pooled MR+CT bodies+discs) | n | Pearson r | BA mean diff | BA limits | r on 1-px-eroded cores |",
-        "|---|---|---|---|---|---|",
+        f"Radiomics setting used (package default): IBSI re-segmentation outlier_sigma = {DEFAULT_OUTLIER_SIGMA} "
+        "(region pixels beyond mean +- that many sd left out), whole regions. Pearson r of the alternatives "
+        "on the same matched pairs (both masks treated alike; eroded: pairs whose cores keep >= 10 pixels).",
+        "",
+        "| radiomics (pooled MR+CT bodies+discs) | n | Pearson r (used) | BA mean diff | BA limits | "
+        "r no re-seg. | r 3 sd re-seg. | r eroded 1 px | r eroded + 3 sd |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    core_r = radiomics["pooled_mr_ct_core_eroded_1px"]
+    alt_r = [radiomics[f"pooled_mr_ct_{setting}"] for setting in RADIOMIC_SETTINGS]
     for k, v in radiomics["pooled_mr_ct"].items():
         if "pearson_r" in v:
-            r_core = core_r.get(k, {}).get("pearson_r", float("nan"))
+            cells = " | ".join(f"{a.get(k, {}).get('pearson_r', float('nan')):.3f}" for a in alt_r)
             md.append(
                 f"| {k} | {v['n']} | {v['pearson_r']:.3f} | {v['ba_mean_diff']:.4g} | "
-                f"[{v['ba_loa_low']:.4g}, {v['ba_loa_high']:.4g}] | {r_core:.3f} |"
+                f"[{v['ba_loa_low']:.4g}, {v['ba_loa_high']:.4g}] | {cells} |"
             )
     path = write_results("slice2d", payload, threads=args.threads, markdown="\n".join(md) + "\n")
     log.info("wrote %s", path)
@@ -528,6 +559,7 @@ def _update_card(summary: dict[str, Any], radiomics: dict[str, Any], timing: dic
             for g, s in summary.items()
         },
         "radiomics_pooled_pearson_r": {k: v.get("pearson_r") for k, v in radiomics["pooled_mr_ct"].items()},
+        "radiomics_outlier_sigma": radiomics["setting"]["outlier_sigma"],
         "seconds_per_slice_median": timing["segment_plane_s_median"],
         "threads": timing["threads"],
         "source": "python -m benchmarks.slice2d (benchmarks/results/slice2d.json)",

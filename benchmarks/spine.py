@@ -300,6 +300,13 @@ def markdown(p: dict[str, Any]) -> str:
         "of the Dice with the matched predicted body (corpus + endplates; Hungarian matching; unmatched = 0).",
         "",
     ]
+    model = p.get("model", {})
+    if model:
+        lines += [
+            f"Model {model.get('name')} {model.get('version')} (sha256 {model.get('sha256')}); outline logit offsets "
+            f"(fitted on training cases): {model.get('logit_bias') or 'none'}.",
+            "",
+        ]
     if "vb2" in p:
         lines += [
             "| set | mean per-body Dice | cases |",
@@ -362,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="accuracy only, no timing runs")
     ap.add_argument("--timing-only", action="store_true")
     ap.add_argument("--update-card", type=Path, help="write the metrics into this model card JSON")
+    ap.add_argument(
+        "--results-name",
+        default="spine",
+        help="results file stem in benchmarks/results (e.g. spine_candidate_X for a model that is not shipped)",
+    )
     args = ap.parse_args(argv)
     payload: dict[str, Any] = {}
     previous = Path(__file__).resolve().parent / "results" / "spine.json"
@@ -380,8 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     from neurospine.models import load_card
 
     card = load_card("spine_semantic")
-    payload["model"] = {"name": card.name, "version": card.version, "sha256": card.sha256[:12]}
-    write_results("spine", payload, threads=THREADS, markdown=markdown(payload))
+    payload["model"] = {
+        "name": card.name,
+        "version": card.version,
+        "sha256": card.sha256[:12],
+        "logit_bias": card.inputs.get("logit_bias"),
+    }
+    write_results(args.results_name, payload, threads=THREADS, markdown=markdown(payload))
     if args.update_card and not args.timing_only:
         raw = json.loads(args.update_card.read_text())
         raw["metrics"] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ Outputs in --out:
                              labels) when --lowest-level names the most inferior body; otherwise
                              positional ids 1..N from the top (flagged in the JSON summary).
   <stem>_slice2d.png         overlay for visual QC
-  <stem>_radiomics.csv       IBSI first-order features per body/disc (docs/radiomics.md)
+  <stem>_radiomics.csv       IBSI first-order features per body/disc (docs/radiomics.md), after IBSI
+                             re-segmentation: pixels beyond mean +- 3 sd of the region are left out
+                             (--outlier-sigma; 0 = keep every pixel)
   <stem>_heights.csv         anterior/middle/posterior heights (mm), wedge ratio, disc heights
 
 Example: neurospine slice2d sub-01_T2w.nii.gz --out results/ --lowest-level S1
@@ -53,6 +56,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--lowest-level", default=None, help="level of the most inferior body in view (e.g. S1, L5): names all levels"
     )
+    p.add_argument(
+        "--outlier-sigma",
+        type=float,
+        default=None,
+        metavar="S",
+        help="radiomics: leave out region pixels beyond mean +- S sd (IBSI re-segmentation; default 3, 0 = off)",
+    )
     p.add_argument("--threads", type=int, default=2, help="CPU threads for inference (default 2)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=_run)
@@ -62,9 +72,15 @@ def _run(args: argparse.Namespace) -> int:
     from neurospine.errors import InputError
     from neurospine.labels import VERTEBRA_IDS
     from neurospine.slice2d.api import run_file
+    from neurospine.slice2d.radiomics import DEFAULT_OUTLIER_SIGMA
 
     if args.lowest_level is not None and args.lowest_level.upper() not in VERTEBRA_IDS:
         raise InputError(None, f"unknown level '{args.lowest_level}'", "use a level name such as S1, L5 or T12")
+    sigma = DEFAULT_OUTLIER_SIGMA if args.outlier_sigma is None else args.outlier_sigma
+    if sigma is not None and not (sigma >= 0 and math.isfinite(sigma)):
+        raise InputError(
+            None, f"--outlier-sigma {sigma} is not a finite number >= 0", "use e.g. 3, or 0 for no filtering"
+        )
     res = run_file(
         args.image,
         args.out,
@@ -72,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
         modality=args.modality,
         slice_index=args.slice_index,
         lowest_level=args.lowest_level,
+        outlier_sigma=sigma or None,
     )
     summary = {
         "input": res.input_path,
@@ -80,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         "slice": res.extra.get("slice_input"),
         "slice_how": res.extra.get("slice_how"),
         "modality_how": res.extra.get("modality_how"),
+        "radiomics_outlier_sigma": res.extra.get("radiomics_outlier_sigma"),
         "timings_s": res.timings_s,
         "warnings": res.warnings,
     }

@@ -22,7 +22,7 @@ from neurospine.slice2d.io2d import LoadedInput, Plane2D, canonical_slice_index,
 from neurospine.slice2d.modality import detect_modality
 from neurospine.slice2d.normalize import normalize_image
 from neurospine.slice2d.qc import write_overlay
-from neurospine.slice2d.radiomics import FEATURES, image_binning, region_features
+from neurospine.slice2d.radiomics import DEFAULT_OUTLIER_SIGMA, FEATURES, image_binning, region_features
 from neurospine.slice2d.segment import MODEL_NAME, segment_plane
 from neurospine.slice2d.slice_choice import body_score, choose_slice
 
@@ -39,6 +39,7 @@ def run_file(
     modality: str | None = None,
     slice_index: int | None = None,
     lowest_level: str | None = None,
+    outlier_sigma: float | None = DEFAULT_OUTLIER_SIGMA,
 ) -> TaskResult:
     """Segment vertebral bodies and discs on one 2D image or one sagittal slice of a 3D volume.
 
@@ -46,7 +47,8 @@ def run_file(
     default: automatic choice). ``lowest_level`` (e.g. ``"S1"``) names the most inferior body in view and
     so all levels; without it ids are positional. Outputs in ``out_dir``: ``<stem>_slice2d_msk.nii.gz``
     (3D input: a volume on the input grid with only the chosen slice filled; 2D input: the input's grid),
-    ``<stem>_slice2d.png``, ``<stem>_radiomics.csv``, ``<stem>_heights.csv``.
+    ``<stem>_slice2d.png``, ``<stem>_radiomics.csv``, ``<stem>_heights.csv``. ``outlier_sigma``: radiomics
+    re-segmentation (drop region pixels beyond mean +- that many sd; None = keep all; docs/radiomics.md).
     """
     from neurospine.inference.onnx import onnx_session
     from neurospine.models import load_card
@@ -122,7 +124,7 @@ def run_file(
     png_path = out / f"{stem}_slice2d.png"
     title = f"{stem}  {mod}" + (f"  slice {input_slice_index(loaded, chosen)}" if chosen is not None else "")
     write_overlay(png_path, normalize_image(plane.pixels, mod), inst, plane.spacing_mm, title)
-    rad_rows = radiomics_rows(plane, inst)
+    rad_rows = radiomics_rows(plane, inst, outlier_sigma=outlier_sigma)
     h_rows, lordosis = height_rows(plane, inst)
     rad_path = write_text_atomic(out / f"{stem}_radiomics.csv", _csv(rad_rows))
     h_path = write_text_atomic(out / f"{stem}_heights.csv", _csv(h_rows))
@@ -154,6 +156,7 @@ def run_file(
             "slice_how": choice_how,
             "spacing_mm": plane.spacing_mm,
             "spacing_known": plane.spacing_known,
+            "radiomics_outlier_sigma": outlier_sigma,
         },
     )
 
@@ -183,11 +186,13 @@ def _write_mask(loaded: LoadedInput, chosen: int | None, inst: Instances2D, path
         nib.save(img, str(tmp))
 
 
-def radiomics_rows(plane: Plane2D, inst: Instances2D) -> list[dict[str, Any]]:
+def radiomics_rows(
+    plane: Plane2D, inst: Instances2D, *, outlier_sigma: float | None = DEFAULT_OUTLIER_SIGMA
+) -> list[dict[str, Any]]:
     rows = []
     binning = image_binning(plane.pixels)  # one intensity scale for every region of the image
     for item in [*inst.bodies, *inst.discs]:
-        feats = region_features(plane.pixels, item.mask, binning)
+        feats = region_features(plane.pixels, item.mask, binning, outlier_sigma=outlier_sigma)
         rows.append({"label": item.value, "name": item.name, "kind": item.kind, **{k: _r(feats[k]) for k in FEATURES}})
     return rows
 

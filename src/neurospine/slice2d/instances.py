@@ -2,7 +2,11 @@
 
 Bodies: connected components of the body class after removing pixels where the disc probability is
 high (this cuts bodies merged across a thin disc), then grown back inside the body mask. Discs:
-connected components of the disc class. Small components are dropped (areas in mm^2).
+connected components of the disc class. Small components are dropped (areas in mm^2), and so are disc
+components that do not lie on the column of bodies: farther than ``DISC_NEAR_MM`` from every body, or
+with a centroid off the line through the centroids of the two bodies around it by more than
+``DISC_OFF_AXIS_FRACTION`` of those bodies' mean depth across that line (``discs_on_column``: a blob in
+the spinal canal or in front of the column is not between two bodies).
 
 Ids follow ``neurospine.labels``: vertebra ids for bodies and ``100 + id of the vertebra above`` for
 discs. Levels are only known from an anchor: ``lowest_level`` (e.g. ``"S1"`` when the most inferior
@@ -29,6 +33,10 @@ LINK_MM = 20.0
 MIN_BODY_FRACTION = 0.2
 #: Discs farther than this (mm) from every kept body are dropped.
 DISC_NEAR_MM = 6.0
+#: Discs whose centroid lies farther than this fraction of the neighbouring bodies' mean depth (extent
+#: across the column axis) from the line through their centroids are dropped. Bodies span about +-0.5
+#: of their depth around that line, so 0.5 = the centroid is outside the column's front-back extent.
+DISC_OFF_AXIS_FRACTION = 0.5
 #: A body larger than this multiple of the median body area is checked for a waist to cut at.
 OVERSIZE = 1.8
 #: ... and cut where its width drops below this fraction of its median width.
@@ -231,6 +239,45 @@ def _near_union(
     return out
 
 
+def discs_on_column(
+    discs: list[npt.NDArray[np.bool_]],
+    bodies: list[npt.NDArray[np.bool_]],
+    spacing_mm: tuple[float, float],
+    fraction: float = DISC_OFF_AXIS_FRACTION,
+) -> list[bool]:
+    """For each disc: does its centroid lie within the front-back extent of the bodies around it?
+
+    The column runs roughly along the image rows (as elsewhere in this module). For a disc, the two
+    bodies consecutive along the rows whose centroids bracket the disc's centroid row (the first or last
+    two bodies for a disc beyond the ends) define the local column axis, the line through their centroids
+    (mm). The disc is kept when its centroid's distance from that line is at most ``fraction`` x the
+    mean depth of the two bodies, a body's depth being the extent of its pixel centres across the axis.
+    With fewer than two bodies there is no axis and every disc is kept.
+    """
+    if len(bodies) < 2:
+        return [True] * len(discs)
+    sp = np.asarray(spacing_mm, dtype=np.float64)
+    pts = [np.argwhere(m).astype(np.float64) * sp for m in bodies]
+    cents = np.array([p.mean(axis=0) for p in pts])
+    order = np.argsort(cents[:, 0], kind="stable")
+    pts = [pts[i] for i in order]
+    cents = cents[order]
+    out = []
+    for m in discs:
+        c = np.argwhere(m).astype(np.float64).mean(axis=0) * sp
+        i = int(np.clip(np.searchsorted(cents[:, 0], c[0]) - 1, 0, len(cents) - 2))
+        axis = cents[i + 1] - cents[i]
+        length = float(np.hypot(axis[0], axis[1]))
+        if length == 0.0:
+            out.append(True)
+            continue
+        normal = np.array([-axis[1], axis[0]]) / length
+        depths = [float(np.ptp(pts[k] @ normal)) for k in (i, i + 1)]
+        offset = abs(float((c - cents[i]) @ normal))
+        out.append(offset <= fraction * float(np.mean(depths)))
+    return out
+
+
 def _centroid(m: npt.NDArray[np.bool_]) -> tuple[float, float]:
     pts = np.argwhere(m)
     return float(pts[:, 0].mean()), float(pts[:, 1].mean())
@@ -242,8 +289,12 @@ def build_instances(
     spacing_mm: tuple[float, float],
     *,
     lowest_level: str | None = None,
+    filter_off_column: bool = True,
 ) -> Instances2D:
-    """Instances from semantic ``labels`` (0/1/2) and probabilities (3, H, W)."""
+    """Instances from semantic ``labels`` (0/1/2) and probabilities (3, H, W).
+
+    ``filter_off_column``: drop disc components off the column of bodies (``discs_on_column``).
+    """
     px_mm2 = spacing_mm[0] * spacing_mm[1]
     bodies = split_bodies(labels == 1, probs[2], int(np.ceil(MIN_BODY_MM2 / px_mm2)))
     discs = _components(labels == 2, int(np.ceil(MIN_DISC_MM2 / px_mm2)))
@@ -257,6 +308,9 @@ def build_instances(
             union |= m
         near = _near_union(discs, union, spacing_mm, DISC_NEAR_MM)
         discs = [m for m, ok in zip(discs, near, strict=True) if ok]
+        if filter_off_column:
+            on = discs_on_column(discs, bodies, spacing_mm)
+            discs = [m for m, ok in zip(discs, on, strict=True) if ok]
     bodies.sort(key=lambda m: _centroid(m)[0])
     discs.sort(key=lambda m: _centroid(m)[0])
     body_rows = [_centroid(m)[0] for m in bodies]

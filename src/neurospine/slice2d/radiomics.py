@@ -16,6 +16,14 @@ Let ``x_1..x_N`` be the region's intensities, ``mu`` their mean:
   is the whole image's, not the region's: ``origin`` = the image's 0.5th percentile and ``width`` = (99.5th
   - 0.5th percentile) / 64 (``image_binning``). Bins therefore stay put when a region gains or loses a
   boundary pixel, unlike region-range (FBN) binning, where one extreme pixel re-bins the whole region.
+
+Optional re-segmentation (IBSI "intensity outlier filtering", ``outlier_sigma``): before any feature is
+computed, the region's pixels with ``|x - mu| > outlier_sigma * sd`` are dropped, ``mu`` and ``sd`` (population,
+divisor N) being those of the whole region; every feature except ``n_pixels`` is then computed on the kept
+pixels, and ``n_outliers`` counts the dropped ones (``n_pixels`` stays the region's size, IBSI's
+"morphological mask"). The default is ``DEFAULT_OUTLIER_SIGMA`` = 3; ``None`` keeps every pixel
+(``n_outliers = 0``). A constant region keeps all its pixels; a region of 10 pixels or fewer cannot
+have a value beyond 3 sd (``|x - mu| <= sd * sqrt(N - 1)``). See ``docs/radiomics.md`` for the measurements behind the default.
 """
 
 from __future__ import annotations
@@ -28,8 +36,11 @@ import numpy.typing as npt
 
 N_BINS_IMAGE = 64
 ROBUST_PERCENTILES = (0.5, 99.5)
+#: Default ``outlier_sigma`` of ``region_features`` / ``first_order`` (IBSI's mean +- 3 sd; None = off).
+DEFAULT_OUTLIER_SIGMA: float | None = 3.0
 FEATURES: tuple[str, ...] = (
     "n_pixels",
+    "n_outliers",
     "mean",
     "median",
     "sd",
@@ -83,16 +94,37 @@ def discretise_fbs(values: npt.ArrayLike, binning: Binning) -> npt.NDArray[np.in
     return np.floor((x - binning.origin) / binning.width).astype(np.int64) + 1
 
 
-def first_order(values: npt.ArrayLike, binning: Binning | None = None) -> dict[str, float]:
+def resegment_outliers(values: npt.ArrayLike, outlier_sigma: float) -> npt.NDArray[np.float64]:
+    """IBSI intensity outlier filtering: the values within ``mean +- outlier_sigma * sd`` (bounds included).
+
+    ``mean`` and ``sd`` (population, divisor N) are the input values'. An empty input stays empty.
+    """
+    if not outlier_sigma > 0:
+        raise ValueError(f"outlier_sigma must be > 0, got {outlier_sigma}")
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        return x
+    mu, sd = float(x.mean()), float(x.std())
+    return x[np.abs(x - mu) <= outlier_sigma * sd]
+
+
+def first_order(
+    values: npt.ArrayLike, binning: Binning | None = None, *, outlier_sigma: float | None = DEFAULT_OUTLIER_SIGMA
+) -> dict[str, float]:
     """The features listed in the module doc for the 1D array ``values`` (empty -> NaNs).
 
-    ``binning`` defaults to ``image_binning(values)`` (the values stand for the whole image); pass the
-    image's binning when ``values`` are one region of it.
+    ``binning`` defaults to ``image_binning(values)`` (the values stand for the whole image, before any
+    re-segmentation); pass the image's binning when ``values`` are one region of it. ``outlier_sigma``:
+    drop values farther than that many standard deviations from the mean first (``resegment_outliers``).
     """
-    x = np.asarray(values, dtype=np.float64).ravel()
+    x_all = np.asarray(values, dtype=np.float64).ravel()
+    n_all = int(x_all.size)
+    if n_all == 0:
+        return {k: (0.0 if k in ("n_pixels", "n_outliers") else math.nan) for k in FEATURES}
+    if binning is None:
+        binning = image_binning(x_all)
+    x = x_all if outlier_sigma is None else resegment_outliers(x_all, outlier_sigma)
     n = int(x.size)
-    if n == 0:
-        return {k: (0.0 if k == "n_pixels" else math.nan) for k in FEATURES}
     mu = float(x.mean())
     dev = x - mu
     m2 = float(np.mean(dev**2))
@@ -101,10 +133,11 @@ def first_order(values: npt.ArrayLike, binning: Binning | None = None) -> dict[s
     p10, p25, p50, p75, p90 = (float(v) for v in np.percentile(x, [10, 25, 50, 75, 90]))
     inner = x[(x >= p10) & (x <= p90)]
     pos = x[x > 0]
-    _, counts = np.unique(discretise_fbs(x, binning or image_binning(x)), return_counts=True)
+    _, counts = np.unique(discretise_fbs(x, binning), return_counts=True)
     p = counts / n
     return {
-        "n_pixels": float(n),
+        "n_pixels": float(n_all),
+        "n_outliers": float(n_all - n),
         "mean": mu,
         "median": p50,
         "sd": math.sqrt(m2),
@@ -127,13 +160,20 @@ def first_order(values: npt.ArrayLike, binning: Binning | None = None) -> dict[s
     }
 
 
-def region_features(image: npt.ArrayLike, mask: npt.ArrayLike, binning: Binning | None = None) -> dict[str, float]:
+def region_features(
+    image: npt.ArrayLike,
+    mask: npt.ArrayLike,
+    binning: Binning | None = None,
+    *,
+    outlier_sigma: float | None = DEFAULT_OUTLIER_SIGMA,
+) -> dict[str, float]:
     """First-order features of ``image`` inside boolean ``mask`` (same shape).
 
     ``binning`` defaults to ``image_binning(image)``; compute it once per image when measuring many regions.
+    ``outlier_sigma``: IBSI re-segmentation of the region (see the module doc); None keeps every pixel.
     """
     img = np.asarray(image)
     m = np.asarray(mask, dtype=bool)
     if img.shape != m.shape:
         raise ValueError(f"image {img.shape} and mask {m.shape} differ")
-    return first_order(img[m], binning or image_binning(img))
+    return first_order(img[m], binning or image_binning(img), outlier_sigma=outlier_sigma)

@@ -24,7 +24,7 @@ from neurospine.spine import classes as C
 from neurospine.spine.instances import SACRUM_TMP, InstanceResult, build_instances
 from neurospine.spine.naming import BodyInfo, Naming, disc_above_top, name_levels
 from neurospine.spine.preprocess import ModelGrid, check_input, to_model_grid
-from neurospine.spine.semantic import clean_classes, predict_classes_cropped, to_spineps_values
+from neurospine.spine.semantic import clean_classes, logit_bias_vector, predict_classes_cropped, to_spineps_values
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,8 @@ def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> Sp
     grid = to_model_grid(vol, inplane_mm=float(card.inputs.get("inplane_mm", 1.0)))
     timings["preprocess"] = time.perf_counter() - t
     t = time.perf_counter()
-    raw = predict_classes_cropped(session, grid.image, grid.spacing_mm)
+    bias = logit_bias_vector(card.inputs.get("logit_bias"))
+    raw = predict_classes_cropped(session, grid.image, grid.spacing_mm, logit_bias=bias)
     timings["semantic_model"] = time.perf_counter() - t
     t = time.perf_counter()
     cls = clean_classes(raw, grid.spacing_mm)

@@ -8,6 +8,8 @@ spinal midline (canal/cord/spinous process), which a sagittal 2D model cannot kn
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import cc3d
@@ -46,8 +48,34 @@ def _pad(x: npt.NDArray[np.float32], multiple: int) -> tuple[npt.NDArray[np.floa
     return x, (h, w)
 
 
+def logit_bias_vector(spec: Mapping[str, float] | None) -> npt.NDArray[np.float32] | None:
+    """Per-class logit offsets from a model card's ``inputs.logit_bias`` ({class name: offset})."""
+    if not spec:
+        return None
+    names = [n for n, _ in C.NET_CLASSES]
+    unknown = sorted(set(spec) - set(names))
+    if unknown:
+        raise ValueError(f"logit_bias names unknown classes {unknown}; known: {names}")
+    out = np.zeros(C.N_CLASSES, dtype=np.float32)
+    for name, value in spec.items():
+        out[names.index(name)] = float(value)
+    return out
+
+
+def _argmax(logits: npt.NDArray[np.float32], bias: npt.NDArray[np.float32] | None) -> npt.NDArray[np.uint8]:
+    """Class per pixel of (B, C, H, W) logits, after adding the per-class ``bias``."""
+    if bias is not None:
+        logits = logits + bias[None, :, None, None]
+    return np.argmax(logits, axis=1).astype(np.uint8)
+
+
 def predict_classes(
-    session: Any, image: npt.NDArray[np.float32], lr_spacing_mm: float, *, batch: int = 4
+    session: Any,
+    image: npt.NDArray[np.float32],
+    lr_spacing_mm: float,
+    *,
+    batch: int = 4,
+    logit_bias: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Argmax class map (P, I, R) of ``image`` (model grid, intensities in [0, 1])."""
     offset = neighbour_offset(lr_spacing_mm)
@@ -59,9 +87,7 @@ def predict_classes(
         x = np.stack([stack_slices(image, r, offset) for r in rs], axis=0).astype(np.float32)
         x, (h, w) = _pad(x, PAD_MULTIPLE)
         logits = session.run(None, {input_name: x})[0]
-        out[:, :, rs[0] : rs[-1] + 1] = np.transpose(np.argmax(logits[:, :, :h, :w], axis=1), (1, 2, 0)).astype(
-            np.uint8
-        )
+        out[:, :, rs[0] : rs[-1] + 1] = np.transpose(_argmax(logits[:, :, :h, :w], logit_bias), (1, 2, 0))
     return out
 
 
@@ -73,39 +99,68 @@ CROP_MARGIN_MM = (30.0, 30.0, 15.0)
 LOCATE_STRIDE_MM = 6.0
 
 
-def _predict_slices(
+def slice_logits(
     session: Any, image: npt.NDArray[np.float32], slices: list[int], offset: int, box: tuple[slice, slice], batch: int
-) -> dict[int, npt.NDArray[np.uint8]]:
+) -> dict[int, npt.NDArray[np.float32]]:
+    """Raw logits (C, h, w) of the sagittal ``slices`` inside the in-plane ``box``."""
     input_name = session.get_inputs()[0].name
-    out: dict[int, npt.NDArray[np.uint8]] = {}
+    out: dict[int, npt.NDArray[np.float32]] = {}
     for start in range(0, len(slices), batch):
         rs = slices[start : start + batch]
         x = np.stack([stack_slices(image, r, offset)[:, box[0], box[1]] for r in rs], axis=0).astype(np.float32)
         x, (h, w) = _pad(x, PAD_MULTIPLE)
-        logits = session.run(None, {input_name: x})[0]
-        labels = np.argmax(logits[:, :, :h, :w], axis=1).astype(np.uint8)
+        logits = np.asarray(session.run(None, {input_name: x})[0], dtype=np.float32)
         for k, r in enumerate(rs):
-            out[r] = labels[k]
+            out[r] = logits[k, :, :h, :w]
     return out
 
 
-def predict_classes_cropped(
-    session: Any, image: npt.NDArray[np.float32], spacing_mm: tuple[float, float, float], *, batch: int = 4
-) -> npt.NDArray[np.uint8]:
-    """Two passes: every ``LOCATE_STRIDE_MM`` slice on the whole field of view locates the spine (connected
-    groups of spine classes at least 10 % of the largest); then every slice of the spine's box (plus margins) is
-    predicted. Falls back to the whole image when pass 1 finds nothing."""
+def _predict_slices(
+    session: Any,
+    image: npt.NDArray[np.float32],
+    slices: list[int],
+    offset: int,
+    box: tuple[slice, slice],
+    batch: int,
+    bias: npt.NDArray[np.float32] | None = None,
+) -> dict[int, npt.NDArray[np.uint8]]:
+    out: dict[int, npt.NDArray[np.uint8]] = {}
+    for start in range(0, len(slices), batch):
+        logits = slice_logits(session, image, slices[start : start + batch], offset, box, batch)
+        for r, lg in logits.items():
+            out[r] = _argmax(lg[None], bias)[0]
+    return out
+
+
+@dataclass(frozen=True)
+class SpineBox:
+    """Where the network runs in pass 2: an in-plane box (P, I) and a range of sagittal slices."""
+
+    box: tuple[slice, slice]
+    slices: range
+
+
+def locate_spine(
+    session: Any,
+    image: npt.NDArray[np.float32],
+    spacing_mm: tuple[float, float, float],
+    *,
+    batch: int = 4,
+    logit_bias: npt.NDArray[np.float32] | None = None,
+) -> tuple[SpineBox | None, dict[int, npt.NDArray[np.uint8]]]:
+    """Pass 1: every ``LOCATE_STRIDE_MM`` slice on the whole field of view; the box around the connected
+    groups of spine classes at least 10 % of the largest (plus margins), or None when nothing is found.
+    Also returns the pass-1 class maps (reused by pass 2)."""
     n_r = image.shape[2]
     offset = neighbour_offset(spacing_mm[2])
     stride = max(1, round(LOCATE_STRIDE_MM / spacing_mm[2]))
     full = (slice(0, image.shape[0]), slice(0, image.shape[1]))
     first = list(range(stride // 2, n_r, stride)) or [n_r // 2]
-    coarse = _predict_slices(session, image, first, offset, full, batch)
+    coarse = _predict_slices(session, image, first, offset, full, batch, logit_bias)
     stack = np.stack([coarse[r] for r in first], axis=2)
     spine = np.isin(stack, _LOCATOR)
-    out = np.zeros(image.shape, dtype=np.uint8)
     if not spine.any():
-        return predict_classes(session, image, spacing_mm[2], batch=batch)
+        return None, coarse
     lab = cc3d.connected_components(spine.astype(np.uint8), connectivity=26)
     sizes = np.bincount(lab.ravel())
     sizes[0] = 0
@@ -118,14 +173,32 @@ def predict_classes_cropped(
     r_sel = [first[k] for k in np.unique(pts[2])]
     lo_r = max(0, int(min(r_sel) - stride - CROP_MARGIN_MM[2] / spacing_mm[2]))
     hi_r = min(n_r, int(max(r_sel) + stride + CROP_MARGIN_MM[2] / spacing_mm[2]) + 1)
-    box = (slice(lo_p, hi_p), slice(lo_i, hi_i))
-    for r in first:
-        if lo_r <= r < hi_r:
-            out[box[0], box[1], r] = coarse[r][box[0], box[1]]
-    todo = [r for r in range(lo_r, hi_r) if r not in coarse]
-    for r, lab2d in _predict_slices(session, image, todo, offset, box, batch).items():
+    return SpineBox((slice(lo_p, hi_p), slice(lo_i, hi_i)), range(lo_r, hi_r)), coarse
+
+
+def predict_classes_cropped(
+    session: Any,
+    image: npt.NDArray[np.float32],
+    spacing_mm: tuple[float, float, float],
+    *,
+    batch: int = 4,
+    logit_bias: npt.NDArray[np.float32] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Two passes: :func:`locate_spine`, then every slice of the spine's box is predicted. Falls back to the
+    whole image when pass 1 finds nothing. ``logit_bias`` is added to the logits before the argmax."""
+    found, coarse = locate_spine(session, image, spacing_mm, batch=batch, logit_bias=logit_bias)
+    if found is None:
+        return predict_classes(session, image, spacing_mm[2], batch=batch, logit_bias=logit_bias)
+    box = found.box
+    out = np.zeros(image.shape, dtype=np.uint8)
+    for r, lab2d in coarse.items():
+        if r in found.slices:
+            out[box[0], box[1], r] = lab2d[box[0], box[1]]
+    todo = [r for r in found.slices if r not in coarse]
+    offset = neighbour_offset(spacing_mm[2])
+    for r, lab2d in _predict_slices(session, image, todo, offset, box, batch, logit_bias).items():
         out[box[0], box[1], r] = lab2d
-    log.debug("spine box P %d-%d I %d-%d R %d-%d of %s", lo_p, hi_p, lo_i, hi_i, lo_r, hi_r, image.shape)
+    log.debug("spine box %s slices %s of %s", box, found.slices, image.shape)
     return out
 
 

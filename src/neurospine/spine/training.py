@@ -344,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validate-every", type=float, default=15.0, help="minutes between monitoring validations")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export-only", action="store_true", help="export the checkpoint to ONNX and stop")
+    p.add_argument(
+        "--calibrate-only",
+        action="store_true",
+        help="fit the outline logit offsets of the run's exported model on the real training cases and stop",
+    )
+    p.add_argument("--no-calibrate", action="store_true", help="skip the outline calibration after export")
     return p
 
 
@@ -356,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.calibrate_only:
+        _calibrate(args)
+        return 0
     torch.set_num_threads(max(1, args.threads))
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "checkpoint.pt"
@@ -374,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("model %d parameters; resume at step %d (%.1f min done)", count_parameters(model), step, elapsed / 60)
     if args.export_only:
         export(model, args.out, step, elapsed, history, args, cpu_s, init_note)
+        if not args.no_calibrate:
+            _calibrate(args)
         return 0
 
     rng = np.random.default_rng(args.seed + step)
@@ -468,7 +479,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history, "init": init_note}
     )
     export(model, args.out, step, elapsed, history, args, cpu_s, init_note)
+    if not args.no_calibrate:
+        _calibrate(args)
     return 0
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    from neurospine.spine.calibration import calibrate_run
+
+    onnx_path, card_path = args.out / f"{MODEL_NAME}.onnx", args.out / f"{MODEL_NAME}.json"
+    if not onnx_path.is_file() or not card_path.is_file():
+        raise SystemExit(f"{args.out}: no exported {MODEL_NAME}.onnx/.json to calibrate; train or --export-only first")
+    t = time.perf_counter()
+    res = calibrate_run(onnx_path, card_path, args.data, threads=args.threads)
+    log.info("outline calibration %s written into %s (%.0f s)", res["logit_bias"], card_path, time.perf_counter() - t)
 
 
 def export(
