@@ -518,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         md.append(f"| {hk} | {v.get('n', 0)} | {v['mae']:.3f} | {v.get('pearson_r', float('nan')):.3f} |")
     dropped = sum(r["n_discs_dropped_off_column"] for r in per_case)
     md += [
+        "",
         f"Off-column disc filter (instances): {dropped} disc component(s) dropped over {len(per_case)} images "
         + str({r["case"]: r["n_discs_dropped_off_column"] for r in per_case if r["n_discs_dropped_off_column"]}),
         "",

@@ -17,13 +17,14 @@ Let ``x_1..x_N`` be the region's intensities, ``mu`` their mean:
   - 0.5th percentile) / 64 (``image_binning``). Bins therefore stay put when a region gains or loses a
   boundary pixel, unlike region-range (FBN) binning, where one extreme pixel re-bins the whole region.
 
-Optional re-segmentation (IBSI "intensity outlier filtering", ``outlier_sigma``): before any feature is
+Re-segmentation (IBSI "intensity outlier filtering", ``outlier_sigma``, on by default): before any feature is
 computed, the region's pixels with ``|x - mu| > outlier_sigma * sd`` are dropped, ``mu`` and ``sd`` (population,
 divisor N) being those of the whole region; every feature except ``n_pixels`` is then computed on the kept
 pixels, and ``n_outliers`` counts the dropped ones (``n_pixels`` stays the region's size, IBSI's
 "morphological mask"). The default is ``DEFAULT_OUTLIER_SIGMA`` = 3; ``None`` keeps every pixel
 (``n_outliers = 0``). A constant region keeps all its pixels; a region of 10 pixels or fewer cannot
-have a value beyond 3 sd (``|x - mu| <= sd * sqrt(N - 1)``). See ``docs/radiomics.md`` for the measurements behind the default.
+have a value beyond 3 sd (``|x - mu| <= sd * sqrt(N - 1)``). ``docs/radiomics.md`` gives the
+measurements behind the default.
 """
 
 from __future__ import annotations
