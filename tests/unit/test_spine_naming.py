@@ -120,3 +120,31 @@ def test_bottom_anchors_need_a_body_deep_enough_to_be_l5():
     assert nm.anchor == "positional"  # the disc pattern of a neck is not the lumbosacral junction
     nm = name_levels([CERVICAL] * 4, sacrum_mm3=40000, sacrum_below=True)  # "sacrum" fired on neck tissue
     assert nm.anchor != "S1" and any("too small to be L5" in f for f in nm.flags)
+
+
+def test_small_pieces_above_the_sacrum_are_sacral_segments_not_lumbar_bodies():
+    from dataclasses import replace
+
+    piece = BodyInfo(17.0, 30.0, 0.0, 5000.0, disc_below_mm3=700.0)
+    bodies = [replace(THORACIC, volume_mm3=30000.0)] + [LUMBAR] * 5 + [piece]
+    nm = name_levels(bodies, sacrum_mm3=40000, sacrum_below=True)
+    assert names(nm.levels) == ["T12", "L1", "L2", "L3", "L4", "L5", "S1"]
+    assert nm.anchor == "S1" and any("sacral segments" in f for f in nm.flags)
+
+
+def test_small_pieces_override_a_last_disc_that_lies_too_low():
+    # the S1-S2 remnant was segmented as a full disc: the disc pattern alone would call the S1 piece L5
+    bodies = [
+        *_lumbar_with_discs(6, 0),
+        BodyInfo(30.0, 31.0, 0.0, 9000.0, disc_below_mm3=9000.0),
+        BodyInfo(25.0, 28.0, 0.0, 3000.0, disc_below_mm3=200.0),
+    ]
+    nm = name_levels(bodies, sacrum_mm3=0, sacrum_below=False)
+    assert names(nm.levels) == ["T12", "L1", "L2", "L3", "L4", "L5", "S1", "S1"]
+    assert nm.anchor == "last-disc" and nm.confidence <= 0.6
+
+
+def test_a_small_lowest_body_cut_by_the_field_of_view_is_not_taken_for_sacrum():
+    cut = BodyInfo(10.0, 35.0, 0.0, 9000.0, touches_fov_bottom=True)
+    nm = name_levels([LUMBAR] * 5 + [cut], sacrum_mm3=40000, sacrum_below=True)
+    assert names(nm.levels)[-1] == "L5" and not any("sacral segments" in f for f in nm.flags)
