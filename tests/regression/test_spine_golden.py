@@ -13,9 +13,11 @@ import pytest
 from neurospine.io import load_volume
 from neurospine.models import list_cards, load_card
 
-GOLDEN_SHA256_PREFIX = "c8e5485c43e8"
-GOLDEN_BODIES_FOUND = 9  # 7 labelled T11-L5 + unlabelled bodies above/below in the field of view
-GOLDEN_MEAN_PER_BODY_DICE = 0.8576
+GOLDEN_SHA256_PREFIX = "289d4ea1cec1"
+GOLDEN_BODIES_FOUND = 8  # 7 labelled T11-L5 + unlabelled bodies above/below in the field of view
+GOLDEN_MEAN_PER_BODY_DICE = 0.8702
+#: the labelled bodies, superior to inferior, and the names the pipeline must give them
+GOLDEN_LEVELS = ["T11", "T12", "L1", "L2", "L3", "L4", "L5"]
 TOLERANCE = 0.01
 
 pytestmark = [
@@ -40,3 +42,11 @@ def test_vb2_10_golden(shared_data):
     scores = body_scores(seg, ref)
     assert scores["bodies_found"] == GOLDEN_BODIES_FOUND
     assert abs(scores["mean_per_body_dice"] - GOLDEN_MEAN_PER_BODY_DICE) <= TOLERANCE
+    from benchmarks.spine import predicted_names
+
+    from neurospine.spine.data import load_eval_case, manifest
+
+    row = next(r for r in manifest(shared_data, "fcs_vb2_chu_lumbar_t2") if r["case"] == "vb2-10")
+    order = load_eval_case(shared_data, "fcs_vb2_chu_lumbar_t2", row).ids_superior_to_inferior
+    got = predicted_names(scores["pairs"])
+    assert [got[r] for r in order] == GOLDEN_LEVELS

@@ -6,6 +6,13 @@ marginal (partial-label) cross-entropy + Dice over *groups* of classes: a real c
 versus "anything else" (or "disc" versus "anything else"), so unlabelled structures are never taught as
 background. Training is time-budgeted (``--minutes``), checkpointed every few minutes and resumable.
 Runs with 1 thread by default (shared machine). Imports torch; runtime code never imports this module.
+
+The shipped model (0.3.0) is two stages: stage 1 from scratch with the defaults (the former 0.2.0, 85
+minutes at 2 threads), then stage 2 warm-started from it (``--init``) with ``--lr 0.001 --synth-fraction 0.35
+--synth-boundary-ignore 1 --no-body-below-l5`` for 60 minutes at 1 thread; the exact command is in the model
+card (``train_command``). After every export the outline calibration (:mod:`neurospine.spine.calibration`)
+fits the body/disc logit offsets on the real training cases and writes them into the card
+(``--no-calibrate`` skips it, ``--calibrate-only`` redoes it for a run folder).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("/work/runs/spine")
 MODEL_NAME = "spine_semantic"
-MODEL_VERSION = "0.2.0"
+MODEL_VERSION = "0.3.0"
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}
 
 
@@ -495,6 +502,27 @@ def _calibrate(args: argparse.Namespace) -> None:
     log.info("outline calibration %s written into %s (%.0f s)", res["logit_bias"], card_path, time.perf_counter() - t)
 
 
+def train_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run (every recipe flag that differs from the default)."""
+    defaults = build_parser().parse_args([])
+    parts = ["neurospine train spine", f"--minutes {args.minutes:g}", f"--threads {args.threads}"]
+    for flag, attr in (
+        ("--lr", "lr"),
+        ("--batch", "batch"),
+        ("--patch", "patch"),
+        ("--synth-fraction", "synth_fraction"),
+        ("--synth-boundary-ignore", "synth_boundary_ignore"),
+        ("--seed", "seed"),
+    ):
+        if getattr(args, attr) != getattr(defaults, attr):
+            parts.append(f"{flag} {getattr(args, attr):g}")
+    if args.no_body_below_l5:
+        parts.append("--no-body-below-l5")
+    if args.init is not None:
+        parts.append(f"--init {args.init}")
+    return " ".join(parts)
+
+
 def export(
     model: Any,
     out: Path,
@@ -533,8 +561,7 @@ def export(
         "labels": {str(i): {"name": n, "spineps_value": v} for i, (n, v) in enumerate(C.NET_CLASSES)},
         "training_data": TRAINING_DATA,
         "metrics": {},
-        "train_command": f"neurospine train spine --minutes {args.minutes:.0f} --threads {args.threads}"
-        + (f" --init {args.init}" if args.init else ""),
+        "train_command": train_command(args),
         # process CPU time (all threads) when recorded; else the wall time of the training steps
         "train_cpu_minutes": round((cpu_s if cpu_s else elapsed) / 60, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

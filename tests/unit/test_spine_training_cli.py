@@ -1,0 +1,20 @@
+"""The spine training command records a command line that reproduces the run."""
+
+from __future__ import annotations
+
+from neurospine.spine.training import build_parser, train_command
+
+
+def test_train_command_lists_every_non_default_recipe_flag():
+    argv = ["--minutes", "55", "--lr", "3e-4", "--init", "run/a.onnx", "--synth-fraction", "0.35"]
+    argv += ["--synth-boundary-ignore", "1", "--no-body-below-l5", "--seed", "3"]
+    cmd = train_command(build_parser().parse_args(argv))
+    assert cmd.startswith("neurospine train spine --minutes 55 --threads 1")
+    for part in ("--lr 0.0003", "--synth-fraction 0.35", "--synth-boundary-ignore 1", "--seed 3"):
+        assert part in cmd
+    assert "--no-body-below-l5" in cmd and cmd.endswith("--init run/a.onnx")
+    # defaults are not repeated, and re-parsing the command gives the same recipe
+    plain = train_command(build_parser().parse_args([]))
+    assert "--lr" not in plain and "--init" not in plain
+    again = build_parser().parse_args(cmd.split()[3:])
+    assert again.lr == 3e-4 and again.no_body_below_l5 and again.seed == 3
