@@ -13,29 +13,18 @@ from neurospine.spine import calibration as K
 from neurospine.spine import classes as C
 from neurospine.spine.data import EvalCase
 from neurospine.spine.semantic import logit_bias_vector, predict_classes
+from tests.unit.test_spine_support import save_conv1x1
 
 
 def _body_model(folder):
     """1x1 conv: corpus logit 10 x - 3 (corpus where the normalised intensity > 0.3), background 0."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
     from neurospine.inference.onnx import session_for_file
 
     slope = np.zeros((C.N_CLASSES, 3, 1, 1), dtype=np.float32)
     bias = np.full(C.N_CLASSES, -100.0, dtype=np.float32)
     bias[C.BG] = 0.0
     slope[C.CORPUS, 1, 0, 0], bias[C.CORPUS] = 10.0, -3.0
-    node = helper.make_node("Conv", ["input", "w", "b"], ["output"], kernel_shape=[1, 1])
-    graph = helper.make_graph(
-        [node],
-        "body",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", C.N_CLASSES, "h", "w"])],
-        initializer=[numpy_helper.from_array(slope, "w"), numpy_helper.from_array(bias, "b")],
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(folder / "m.onnx"))
+    save_conv1x1(folder / "m.onnx", slope, bias)
     return session_for_file(folder / "m.onnx", threads=1)
 
 

@@ -148,3 +148,9 @@ def test_a_small_lowest_body_cut_by_the_field_of_view_is_not_taken_for_sacrum():
     cut = BodyInfo(10.0, 35.0, 0.0, 9000.0, touches_fov_bottom=True)
     nm = name_levels([LUMBAR] * 5 + [cut], sacrum_mm3=40000, sacrum_below=True)
     assert names(nm.levels)[-1] == "L5" and not any("sacral segments" in f for f in nm.flags)
+
+
+def test_positional_fallback_uses_the_whole_column_not_only_its_lowest_piece():
+    piece = BodyInfo(12.0, 20.0, 0.0, 3000.0)  # a fragment at the bottom of a lumbar column
+    nm = name_levels([LUMBAR] * 4 + [piece], sacrum_mm3=0, sacrum_below=False)
+    assert nm.positional and names(nm.levels) == ["L1", "L2", "L3", "L4", "L5"]

@@ -40,11 +40,25 @@ def lumbar_phantom(axcodes: str = "RAS", lr_mm: float = 3.0) -> Volume:
     return out
 
 
-def write_threshold_model(folder: Path) -> None:
-    """Write ``spine_semantic.onnx`` + card (tiny threshold model) into ``folder``."""
+def save_conv1x1(path: Path, slope: np.ndarray, bias: np.ndarray) -> None:
+    """A 1x1-convolution ONNX model (3 input channels -> ``N_CLASSES`` logits) written to ``path``."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
+    node = helper.make_node("Conv", ["input", "w", "b"], ["output"], kernel_shape=[1, 1])
+    graph = helper.make_graph(
+        [node],
+        "conv1x1",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", C.N_CLASSES, "h", "w"])],
+        initializer=[numpy_helper.from_array(slope, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def write_threshold_model(folder: Path) -> None:
+    """Write ``spine_semantic.onnx`` + card (tiny threshold model) into ``folder``."""
     from neurospine.models.registry import sha256_of
 
     slope = np.zeros((C.N_CLASSES, 3, 1, 1), dtype=np.float32)
@@ -52,17 +66,7 @@ def write_threshold_model(folder: Path) -> None:
     for cls, a, b in ((C.BG, 0.0, 0.0), (C.DISC, 10.0, -3.0), (C.CORPUS, 20.0, -9.0), (C.SACRUM, 30.0, -17.0)):
         slope[cls, 1, 0, 0] = a
         bias[cls] = b
-    node = helper.make_node("Conv", ["input", "w", "b"], ["output"], kernel_shape=[1, 1])
-    graph = helper.make_graph(
-        [node],
-        "threshold",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", C.N_CLASSES, "h", "w"])],
-        initializer=[numpy_helper.from_array(slope, "w"), numpy_helper.from_array(bias, "b")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(folder / "spine_semantic.onnx"))
+    save_conv1x1(folder / "spine_semantic.onnx", slope, bias)
     card = {
         "name": "spine_semantic",
         "version": "0.0.1-test",

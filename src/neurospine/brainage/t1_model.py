@@ -120,8 +120,9 @@ def export_card(
     recipe: str = "default",
     train_command: str = "neurospine train brainage-t1 --out runs/brainage-t1 --minutes 25",
     swa_epochs: int = 0,
+    members: int = 1,
 ) -> Path:
-    """Write ``brainage_t1.json`` for a freshly exported ONNX file."""
+    """Write ``brainage_t1.json`` for a freshly exported ONNX file (``members`` > 1: a merged deep ensemble)."""
     from neurospine.io import write_text_atomic
     from neurospine.models.registry import sha256_of
 
@@ -138,9 +139,20 @@ def export_card(
     else:
         net = "Small 3D ResNet"
         fit_note = f"{epochs} epochs, best (early-stopping) epoch {best_epoch} by validation pinball loss."
+    version = "0.2.0" if recipe == "lowres" else "0.1.0"
+    if members > 1:
+        version = "0.3.0"
+        net = (
+            f"Deep ensemble of {members} networks merged into one ONNX graph (MC passes pooled over members), "
+            f"each a {net[0].lower()}{net[1:]}"
+        )
+        fit_note = (
+            f"{members} members trained with the same recipe and split but different seeds (train_command lists "
+            "them), then merged by neurospine.brainage.t1_ensemble; intervals re-calibrated on VAL for the ensemble."
+        )
     card = ModelCard(
         name=MODEL_NAME,
-        version="0.2.0" if recipe == "lowres" else "0.1.0",
+        version=version,
         task="brain age (years) from a raw T1w MRI, with calibrated intervals",
         file=onnx_path.name,
         sha256=sha256_of(onnx_path),

@@ -60,7 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--width", type=int, default=12, help="channels of the first stage")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="initialisation / augmentation seed")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the TRAIN/VAL/TEST split (keep 0: the shipped model's TEST subjects are never trained on)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mc", type=int, default=50, help="Monte-Carlo passes for evaluation")
     p.add_argument(
@@ -266,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = read_ages(args.data)
     ages = np.array([r["age"] for r in rows])
-    split = split_subjects(ages, args.seed)
+    split = split_subjects(ages, args.split_seed)
     log.info("subjects: train %d val %d test %d", *(len(split[k]) for k in ("train", "val", "test")))
     cache = build_cache(rows, args.out)
     tr, va = split["train"], split["val"]
@@ -402,7 +408,7 @@ def _finish(
     y = ages[te]
     err = p_test.median - y
     metrics: dict[str, Any] = {
-        "split": f"held-out TEST subjects (age-stratified 1 in 5, seed {args.seed}), never used for training "
+        "split": f"held-out TEST subjects (age-stratified 1 in 5, seed {args.split_seed}), never used for training "
         "or selection",
         "n_train": len(tr),
         "n_val_calibration": len(va),
@@ -463,4 +469,6 @@ def train_command(args: argparse.Namespace) -> str:
         if args.weight_decay is not None:
             parts.append(f"--weight-decay {args.weight_decay:g}")
     parts.append(f"--seed {args.seed} --threads {args.threads}")
+    if args.split_seed:
+        parts.append(f"--split-seed {args.split_seed}")
     return " ".join(parts)

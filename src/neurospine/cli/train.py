@@ -15,11 +15,12 @@ TRAINERS: dict[str, str] = {
     "cord": "neurospine.cord.training",
     "slice2d": "neurospine.slice2d.training",
     "brainage-t1": "neurospine.brainage.training_t1",
+    "brainage-t1-ensemble": "neurospine.brainage.t1_ensemble",
     "brainage-features": "neurospine.brainage.training_features",
 }
 
 #: tasks whose trainer needs only numpy
-NUMPY_ONLY: frozenset[str] = frozenset({"brainage-features"})
+NUMPY_ONLY: frozenset[str] = frozenset({"brainage-features", "brainage-t1-ensemble"})
 
 
 def register(sub: Any) -> None:

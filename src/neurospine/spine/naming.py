@@ -187,8 +187,10 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
         return Naming(levels + sacral_tail, bottom_name, bottom_conf, flags)
     if has_c2:
         return Naming(_chain("C2", n, upward=False), "C2", 0.85, flags)
-    # positional fallback
-    lumbar_like = bodies[-1].depth_mm >= LUMBAR_MIN_DEPTH_MM
+    # positional fallback: lumbar-like when the column's median body is as deep as a lumbar one (the lowest body
+    # alone may be a small piece cut by the field of view or a sacral fragment)
+    depths = sorted(b.depth_mm for b in bodies)
+    lumbar_like = depths[len(depths) // 2] >= LUMBAR_MIN_DEPTH_MM
     if lumbar_like:
         flags.append("no sacrum or C2 found: lowest vertebra assumed to be L5 (positional)")
         return Naming(_chain("L5", n, upward=True), "positional", 0.3, flags)
