@@ -86,7 +86,7 @@ def test_shipped_onnx_mc_passes_differ(shared_data):
     img = sorted((shared_data / "ixi_t1_2mm" / "t1").glob("*.nii.gz"))[3]
     x = preprocess_t1(load_volume(img))
     q = model.passes(x, 8, np.random.default_rng(0))
-    assert q.shape == (8, len(model.card.inputs["tau_grid"]))
+    assert q.shape == (8 * model.members, len(model.card.inputs["tau_grid"]))
     assert np.ptp(q[:, q.shape[1] // 2]) > 0.01  # dropout active in onnxruntime: passes differ
     # quantiles never cross; adjacent ones may be equal in float32 when a softplus increment is below one ulp
     assert (np.diff(q, axis=1) >= 0).all() and (q[:, -1] - q[:, 0] > 1.0).all()

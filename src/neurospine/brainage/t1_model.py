@@ -50,6 +50,8 @@ class T1BrainAge:
         self.conformal = qmod.ConformalTable(z["ages"], z["quantiles"], z["sd"])
         self.hidden2 = int(card.inputs.get("mask_width", 128))
         self.dropout_p = float(card.inputs.get("dropout_p", 0.2))
+        #: networks merged in the ONNX graph: ``T`` masks give ``T * members`` passes
+        self.members = int(card.inputs.get("ensemble_members", 1))
 
     @classmethod
     def shipped(cls, *, threads: int = 2) -> T1BrainAge:
@@ -58,7 +60,7 @@ class T1BrainAge:
         return cls(load_card(MODEL_NAME), threads=threads)
 
     def passes(self, image: np.ndarray, passes: int, rng: np.random.Generator) -> np.ndarray:
-        """(T, K) quantiles in years for one preprocessed image."""
+        """(T * members, K) quantiles in years for one preprocessed image (every member sees the T masks)."""
         mask = (rng.random((passes, self.hidden2)) >= self.dropout_p).astype(np.float32)
         (q,) = self.session.run(None, {"image": image[None, None].astype(np.float32), "mask": mask})
         out: np.ndarray = np.asarray(q, dtype=np.float64) * self.age_sd + self.age_mean
@@ -177,6 +179,7 @@ def export_card(
             "calibration_file": calib_path.name,
             "calibration_sha256": sha256_of(calib_path),
             "first_stage_channels": width,
+            "ensemble_members": members,
         },
         labels={"output": "quantiles of (age - age_mean) / age_sd at tau_grid, per MC pass"},
         training_data=[
