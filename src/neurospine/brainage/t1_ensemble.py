@@ -84,11 +84,6 @@ def predictive(
     return qmod.Predictive.from_passes(np.stack(out, axis=1))
 
 
-def pinball_years(y: np.ndarray, pred: qmod.Predictive) -> float:
-    q = qmod.interp_quantiles(pred.quantiles, qmod.TAU_GRID, qmod.STORE_LEVELS)
-    return float(qmod.pinball_loss(y[:, None], q, qmod.TAU_GRID[None, :]).mean())
-
-
 def _parser() -> argparse.ArgumentParser:
     from neurospine.brainage.training_t1 import DEFAULT_DATA
 
@@ -103,9 +98,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from neurospine.brainage.t1_model import CALIB_SUFFIX, export_card
+    from neurospine.brainage.t1_model import export_card
     from neurospine.brainage.t1_preprocess import preprocess_t1
-    from neurospine.brainage.training_t1 import read_ages, split_subjects
+    from neurospine.brainage.training_t1 import (
+        heldout_metrics,
+        pinball_years,
+        read_ages,
+        save_calibration,
+        split_subjects,
+    )
     from neurospine.io import load_volume
 
     args = _parser().parse_args(argv)
@@ -138,33 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     val_pinball = pinball_years(ages[va], p_val)
     log.info("VAL pinball: ensemble %.3f y, members %s", val_pinball, [round(v, 3) for v in members_val])
     conf = qmod.ConformalTable(ages[va], p_val.quantiles, p_val.sd)
-    calib_path = args.export / f"{MODEL_NAME}{CALIB_SUFFIX}"
-    tmpc = args.export / f".{MODEL_NAME}.calib.tmp.npz"
-    np.savez(tmpc, ages=conf.ages, quantiles=conf.quantiles, sd=conf.sd, age_mean=mu, age_sd=sd)
-    tmpc.replace(calib_path)
+    calib_path = save_calibration(args.export, conf, mu, sd)
     p_test = predictive(session, [load[i] for i in te], mu=mu, sd=sd, passes=args.mc)
-    y = ages[te]
-    metrics: dict[str, Any] = {
-        "split": f"held-out TEST subjects (age-stratified 1 in 5, seed {args.split_seed}), never used for training "
-        "or selection",
-        "n_train": len(tr),
-        "n_val_calibration": len(va),
-        "n_test": len(te),
-        "ensemble_members": len(args.members),
-        "val_pinball_years_ensemble": val_pinball,
-        "val_pinball_years_members": members_val,
-        "mae_years": float(np.abs(p_test.median - y).mean()),
-        "r": float(np.corrcoef(p_test.median, y)[0, 1]),
-        "baseline_predict_train_mean_mae_years": float(np.abs(ages[tr].mean() - y).mean()),
-        "mean_sd_years": float(p_test.sd.mean()),
-        "mc_passes": args.mc * len(args.members),
-        "pinball_years": pinball_years(y, p_test),
-    }
-    for cov in qmod.REPORT_LEVELS:
-        lo, hi = conf.interval(p_test, cov)
-        metrics[f"coverage_{int(cov * 100)}"] = float(np.mean((y >= lo) & (y <= hi)))
-        metrics[f"width_{int(cov * 100)}_years"] = float(np.mean(hi - lo))
-        metrics[f"interval_method_{int(cov * 100)}"] = conf.method(cov)
+    metrics = heldout_metrics(ages, split, p_test, conf, split_seed=args.split_seed)
+    metrics.update(
+        ensemble_members=len(args.members),
+        val_pinball_years_ensemble=val_pinball,
+        val_pinball_years_members=members_val,
+        mc_passes=args.mc * len(args.members),
+    )
     log.info("TEST metrics %s", json.dumps(metrics))
     command = (
         " && ".join(c["train_command"] for c in cards)

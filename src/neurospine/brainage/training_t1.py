@@ -372,7 +372,7 @@ def _finish(
 ) -> int:
     import torch
 
-    from neurospine.brainage.t1_model import CALIB_SUFFIX, export_card
+    from neurospine.brainage.t1_model import export_card
     from neurospine.models.registry import shipped_dir
 
     rng = np.random.default_rng(12345)
@@ -401,35 +401,10 @@ def _finish(
     va, te, tr = split["val"], split["test"], split["train"]
     p_val, p_test = predict(va), predict(te)
     conf = qmod.ConformalTable(ages[va], p_val.quantiles, p_val.sd)
-    calib_path = export / f"{MODEL_NAME}{CALIB_SUFFIX}"
-    tmpc = export / f".{MODEL_NAME}.calib.tmp.npz"
-    np.savez(tmpc, ages=conf.ages, quantiles=conf.quantiles, sd=conf.sd, age_mean=mu, age_sd=sd)
-    tmpc.replace(calib_path)
+    calib_path = save_calibration(export, conf, mu, sd)
     y = ages[te]
-    err = p_test.median - y
-    metrics: dict[str, Any] = {
-        "split": f"held-out TEST subjects (age-stratified 1 in 5, seed {args.split_seed}), never used for training "
-        "or selection",
-        "n_train": len(tr),
-        "n_val_calibration": len(va),
-        "n_test": len(te),
-        "mae_years": float(np.abs(err).mean()),
-        "r": float(np.corrcoef(p_test.median, y)[0, 1]),
-        "baseline_predict_train_mean_mae_years": float(np.abs(ages[tr].mean() - y).mean()),
-        "mean_sd_years": float(p_test.sd.mean()),
-        "mc_passes": args.mc,
-    }
-    for cov in qmod.REPORT_LEVELS:
-        lo, hi = conf.interval(p_test, cov)
-        metrics[f"coverage_{int(cov * 100)}"] = float(np.mean((y >= lo) & (y <= hi)))
-        metrics[f"width_{int(cov * 100)}_years"] = float(np.mean(hi - lo))
-    metrics["pinball_years"] = float(
-        qmod.pinball_loss(
-            y[:, None],
-            qmod.interp_quantiles(p_test.quantiles, qmod.TAU_GRID, qmod.STORE_LEVELS),
-            qmod.TAU_GRID[None, :],
-        ).mean()
-    )
+    metrics = heldout_metrics(ages, split, p_test, conf, split_seed=args.split_seed)
+    metrics["mc_passes"] = args.mc
     log.info("TEST metrics %s", json.dumps(metrics))
     with (args.out / "split.json").open("w", encoding="utf-8") as fh:
         json.dump({k: [rows[i]["id"] for i in v] for k, v in split.items()}, fh, indent=1)
@@ -459,6 +434,54 @@ def _finish(
         swa_epochs=int(state.get("swa_n", 0)),
     )
     return 0
+
+
+def save_calibration(export: Path, conf: qmod.ConformalTable, mu: float, sd: float) -> Path:
+    """Write ``brainage_t1_calib.npz`` (VAL ages, quantiles, sds and the age standardisation) atomically."""
+    from neurospine.brainage.t1_model import CALIB_SUFFIX
+
+    calib_path = export / f"{MODEL_NAME}{CALIB_SUFFIX}"
+    tmpc = export / f".{MODEL_NAME}.calib.tmp.npz"
+    np.savez(tmpc, ages=conf.ages, quantiles=conf.quantiles, sd=conf.sd, age_mean=mu, age_sd=sd)
+    tmpc.replace(calib_path)
+    return calib_path
+
+
+def pinball_years(y: np.ndarray, pred: qmod.Predictive) -> float:
+    """Mean pinball loss (years) of ``pred`` over the network's quantile grid."""
+    q = qmod.interp_quantiles(pred.quantiles, qmod.TAU_GRID, qmod.STORE_LEVELS)
+    return float(qmod.pinball_loss(y[:, None], q, qmod.TAU_GRID[None, :]).mean())
+
+
+def heldout_metrics(
+    ages: np.ndarray,
+    split: dict[str, np.ndarray],
+    p_test: qmod.Predictive,
+    conf: qmod.ConformalTable,
+    *,
+    split_seed: int,
+) -> dict[str, Any]:
+    """TEST metrics written into the card: MAE, r, baseline, interval coverage/width per level, pinball."""
+    va, te, tr = split["val"], split["test"], split["train"]
+    y = ages[te]
+    metrics: dict[str, Any] = {
+        "split": f"held-out TEST subjects (age-stratified 1 in 5, seed {split_seed}), never used for training "
+        "or selection",
+        "n_train": len(tr),
+        "n_val_calibration": len(va),
+        "n_test": len(te),
+        "mae_years": float(np.abs(p_test.median - y).mean()),
+        "r": float(np.corrcoef(p_test.median, y)[0, 1]),
+        "baseline_predict_train_mean_mae_years": float(np.abs(ages[tr].mean() - y).mean()),
+        "mean_sd_years": float(p_test.sd.mean()),
+    }
+    for cov in qmod.REPORT_LEVELS:
+        lo, hi = conf.interval(p_test, cov)
+        metrics[f"coverage_{int(cov * 100)}"] = float(np.mean((y >= lo) & (y <= hi)))
+        metrics[f"width_{int(cov * 100)}_years"] = float(np.mean(hi - lo))
+        metrics[f"interval_method_{int(cov * 100)}"] = conf.method(cov)
+    metrics["pinball_years"] = pinball_years(y, p_test)
+    return metrics
 
 
 def train_command(args: argparse.Namespace) -> str:
