@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     payload: dict[str, Any] = {}
-    previous = Path(__file__).resolve().parent / "results" / "spine.json"
+    previous = Path(__file__).resolve().parent / "results" / f"{args.results_name}.json"
     if args.timing_only and previous.is_file():  # keep the accuracy part of the last full run
         old = json.loads(previous.read_text(encoding="utf-8"))
         payload.update({k: old[k] for k in ("vb2", "vb1", "vb3", "ivd", "tptbox") if k in old})
@@ -414,7 +414,9 @@ def main(argv: list[str] | None = None) -> int:
             "tptbox_mri_pq_vertebrae": payload["tptbox"]["pq_vertebrae"]["pq"],
             "measured_by": "python -m benchmarks.spine (held-out cases listed in neurospine.spine.data)",
         }
-        args.update_card.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+        from neurospine.io import write_text_atomic
+
+        write_text_atomic(args.update_card, json.dumps(raw, indent=2) + "\n")
     return 0
 
 

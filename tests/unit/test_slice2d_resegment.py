@@ -131,8 +131,14 @@ def test_discs_on_column_threshold_and_tilt() -> None:
     assert discs_on_column([disc(80)], body[:1], (1.0, 1.0)) == [True]
 
 
-def test_cli_rejects_negative_outlier_sigma(tmp_path) -> None:
+def test_cli_rejects_negative_outlier_sigma(tmp_path, capsys) -> None:
+    from PIL import Image
+
     from neurospine.cli.main import main
 
-    code = main(["slice2d", str(tmp_path / "x.png"), "--out", str(tmp_path / "o"), "--outlier-sigma", "-1"])
+    img = tmp_path / "x.png"
+    Image.fromarray(np.full((64, 64), 120, dtype=np.uint8)).save(img)
+    code = main(["slice2d", str(img), "--out", str(tmp_path / "o"), "--outlier-sigma", "-1"])
     assert code == 2
+    assert "outlier-sigma" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

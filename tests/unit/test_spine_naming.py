@@ -154,3 +154,9 @@ def test_positional_fallback_uses_the_whole_column_not_only_its_lowest_piece():
     piece = BodyInfo(12.0, 20.0, 0.0, 3000.0)  # a fragment at the bottom of a lumbar column
     nm = name_levels([LUMBAR] * 4 + [piece], sacrum_mm3=0, sacrum_below=False)
     assert nm.positional and names(nm.levels) == ["L1", "L2", "L3", "L4", "L5"]
+
+
+def test_a_shallow_sacral_piece_does_not_block_the_sacrum_anchor():
+    piece = BodyInfo(15.0, 20.0, 0.0, 5000.0)  # shallower than any L5: a partial sacral body
+    nm = name_levels([THORACIC, *[LUMBAR] * 5, piece], sacrum_mm3=40000, sacrum_below=True)
+    assert names(nm.levels) == ["T12", "L1", "L2", "L3", "L4", "L5", "S1"] and nm.anchor == "S1"

@@ -195,7 +195,7 @@ class ConformalTable:
         if k > self.n:
             raise ValueError(
                 f"{self.n} calibration subjects cannot give a conformal {coverage:.0%} correction "
-                f"(needs {int(np.ceil(coverage / (1.0 - coverage)))}); use interval()"
+                f"(needs {min_conformal_n(coverage)}); use interval()"
             )
         return float(np.sort(scores)[k - 1])
 
@@ -226,3 +226,11 @@ class ConformalTable:
         mid = pred.median
         # a negative correction must not cross the median
         return np.minimum(lo_c, mid), np.maximum(hi_c, mid)
+
+
+def min_conformal_n(coverage: float) -> int:
+    """Fewest calibration subjects for which a split-conformal interval at ``coverage`` exists."""
+    n = 1
+    while int(np.ceil((n + 1) * coverage)) > n:
+        n += 1
+    return n

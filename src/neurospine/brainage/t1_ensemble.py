@@ -71,14 +71,21 @@ def _session(path: Path, threads: int) -> Any:
 
 
 def predictive(
-    session: Any, images: list[np.ndarray], *, mu: float, sd: float, passes: int, seed: int = 12345
+    session: Any,
+    images: list[np.ndarray],
+    *,
+    mu: float,
+    sd: float,
+    passes: int,
+    seed: int = 12345,
+    dropout_p: float = 0.2,
 ) -> qmod.Predictive:
     """Pooled predictive distributions (years) of preprocessed images (one run per image)."""
     rng = np.random.default_rng(seed)
     width = int(session.get_inputs()[1].shape[1])
     out = []
     for x in images:
-        mask = (rng.random((passes, width)) >= 0.2).astype(np.float32)
+        mask = (rng.random((passes, width)) >= dropout_p).astype(np.float32)
         (q,) = session.run(None, {"image": x[None, None].astype(np.float32), "mask": mask})
         out.append(np.asarray(q, dtype=np.float64) * sd + mu)
     return qmod.Predictive.from_passes(np.stack(out, axis=1))
@@ -118,20 +125,33 @@ def main(argv: list[str] | None = None) -> int:
     if len(mus) != 1 or len(sds) != 1:
         raise SystemExit("members were trained on different splits (age_mean/age_sd differ); use one --split-seed")
     mu, sd = float(cards[0]["inputs"]["age_mean"]), float(cards[0]["inputs"]["age_sd"])
+    drop = float(cards[0]["inputs"].get("dropout_p", 0.2))
+    if any(float(c["inputs"].get("dropout_p", 0.2)) != drop for c in cards):
+        raise SystemExit("members use different dropout rates; merge networks trained with the same recipe")
     rows = read_ages(args.data)
     ages = np.array([r["age"] for r in rows])
     split = split_subjects(ages, args.split_seed)
     va, te, tr = split["val"], split["test"], split["train"]
+    if abs(float(ages[tr].mean()) - mu) > 1e-6 or abs(float(ages[tr].std()) - sd) > 1e-6:
+        raise SystemExit(
+            f"the members' age standardisation ({mu:.4f}, {sd:.4f}) is not that of the TRAIN subjects of split seed "
+            f"{args.split_seed}: pass the --split-seed the members were trained with"
+        )
     load = {i: preprocess_t1(load_volume(rows[i]["file"])) for i in [*va.tolist(), *te.tolist()]}
     args.export.mkdir(parents=True, exist_ok=True)
     onnx_path = merge_parallel([m / f"{MODEL_NAME}.onnx" for m in args.members], args.export / f"{MODEL_NAME}.onnx")
     session = _session(onnx_path, args.threads)
-    p_val = predictive(session, [load[i] for i in va], mu=mu, sd=sd, passes=args.mc)
+    p_val = predictive(session, [load[i] for i in va], mu=mu, sd=sd, passes=args.mc, dropout_p=drop)
     members_val = [
         pinball_years(
             ages[va],
             predictive(
-                _session(m / f"{MODEL_NAME}.onnx", args.threads), [load[i] for i in va], mu=mu, sd=sd, passes=args.mc
+                _session(m / f"{MODEL_NAME}.onnx", args.threads),
+                [load[i] for i in va],
+                mu=mu,
+                sd=sd,
+                passes=args.mc,
+                dropout_p=drop,
             ),
         )
         for m in args.members
@@ -140,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("VAL pinball: ensemble %.3f y, members %s", val_pinball, [round(v, 3) for v in members_val])
     conf = qmod.ConformalTable(ages[va], p_val.quantiles, p_val.sd)
     calib_path = save_calibration(args.export, conf, mu, sd)
-    p_test = predictive(session, [load[i] for i in te], mu=mu, sd=sd, passes=args.mc)
+    p_test = predictive(session, [load[i] for i in te], mu=mu, sd=sd, passes=args.mc, dropout_p=drop)
     metrics = heldout_metrics(ages, split, p_test, conf, split_seed=args.split_seed)
     metrics.update(
         ensemble_members=len(args.members),
@@ -153,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         " && ".join(c["train_command"] for c in cards)
         + " && neurospine train brainage-t1-ensemble --members "
         + " ".join(f"<export of run {k + 1}>" for k in range(len(cards)))
-        + " --export <folder>"
+        + f" --export <folder> --split-seed {args.split_seed} --mc {args.mc}"
     )
     export_card(
         args.export,

@@ -137,8 +137,10 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
         rest = name_levels(bodies[1:], sacrum_mm3=sacrum_mm3, sacrum_below=sacrum_below, c2_top=True)
         return Naming([VERTEBRA_IDS["C1"], *rest.levels], rest.anchor, rest.confidence, rest.flags)
     flags: list[str] = []
-    has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25 and bodies[-1].depth_mm >= L5_MIN_DEPTH_MM
-    if sacrum_below and not has_s1 and bodies[-1].depth_mm < L5_MIN_DEPTH_MM:
+    # the body that would be L5 under a sacrum anchor: above any small sacral pieces at the bottom
+    l5_candidate = bodies[n - 1 - small_bottom_bodies(bodies)]
+    has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25 and l5_candidate.depth_mm >= L5_MIN_DEPTH_MM
+    if sacrum_below and not has_s1 and l5_candidate.depth_mm < L5_MIN_DEPTH_MM:
         flags.append("a sacrum-like structure below a body too small to be L5: not used as the S1 anchor")
     bottom_conf = 0.95 if sacrum_mm3 >= SACRUM_MIN_MM3 else 0.75
     bottom_name = "S1"
@@ -153,7 +155,7 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
                 bottom_conf = 0.55
                 flags.append("the body taken as S1 is cut by the field of view (it could be a cut L5)")
             tail = small_bottom_bodies(bodies)
-            if tail != n - k - 1 and tail > 0:
+            if tail != n - k - 1 and tail > 0 and bodies[n - 1 - tail].depth_mm >= L5_MIN_DEPTH_MM:
                 flags.append(f"L5 put above the {tail} small sacral piece(s) at the bottom, not at the last full disc")
                 k = n - 1 - tail
                 bottom_conf = min(bottom_conf, 0.6)

@@ -512,6 +512,8 @@ def train_command(args: argparse.Namespace) -> str:
         ("--patch", "patch"),
         ("--synth-fraction", "synth_fraction"),
         ("--synth-boundary-ignore", "synth_boundary_ignore"),
+        ("--synth-pool", "synth_pool"),
+        ("--synth-refresh", "synth_refresh"),
         ("--seed", "seed"),
     ):
         if getattr(args, attr) != getattr(defaults, attr):
@@ -541,6 +543,10 @@ def export(
     model.eval()
     example = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
     onnx_path = out / f"{MODEL_NAME}.onnx"
+    card_path = out / f"{MODEL_NAME}.json"
+    command = train_command(args)
+    if args.export_only and card_path.is_file():  # re-export: the training command of the run stays
+        command = str(json.loads(card_path.read_text(encoding="utf-8")).get("train_command", command))
     sha = export_onnx(model, example, onnx_path)
     card = {
         "name": MODEL_NAME,
@@ -561,7 +567,7 @@ def export(
         "labels": {str(i): {"name": n, "spineps_value": v} for i, (n, v) in enumerate(C.NET_CLASSES)},
         "training_data": TRAINING_DATA,
         "metrics": {},
-        "train_command": train_command(args),
+        "train_command": command,
         # process CPU time (all threads) when recorded; else the wall time of the training steps
         "train_cpu_minutes": round((cpu_s if cpu_s else elapsed) / 60, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -580,7 +586,9 @@ def export(
             }
         ),
     }
-    (out / f"{MODEL_NAME}.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    from neurospine.io import write_text_atomic
+
+    write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
     log.info("exported %s (sha256 %s)", onnx_path, sha[:12])
     return onnx_path
 
