@@ -16,7 +16,8 @@ leave vertebrae above/below unlabelled, e.g. T12 and S1 in VB3); full-image Dice
 Over- vs under-segmentation per class on the same rows: pixel precision, recall and the mean outline
 offset (predicted minus reference pixels over the reference outline length, in pixels).
 Images whose stored spacing is a 1 mm placeholder (vesal, fewshot, X-ray) are run with unknown spacing,
-as a PNG would be. Radiomics: predicted body/disc instances matched to reference instances (IoU >= 0.5);
+as a PNG would be. Segmentation applies the card's outline calibration (``inputs.logit_bias`` per
+modality). Radiomics: predicted body/disc instances matched to reference instances (IoU >= 0.5);
 Pearson r and Bland-Altman (mean difference, 95 % limits) per feature over all matched pairs, with the
 package's default setting (IBSI re-segmentation, ``DEFAULT_OUTLIER_SIGMA``) and, for comparison, r with
 no re-segmentation, on 1-pixel-eroded regions, and eroded + re-segmented (both masks treated alike).
@@ -47,7 +48,7 @@ from neurospine.slice2d.heights import body_measures, principal_frame
 from neurospine.slice2d.instances import build_instances
 from neurospine.slice2d.io2d import Plane2D, load_input, unknown_spacing_mm
 from neurospine.slice2d.radiomics import DEFAULT_OUTLIER_SIGMA, image_binning, region_features
-from neurospine.slice2d.segment import MODEL_NAME, segment_plane
+from neurospine.slice2d.segment import MODEL_NAME, card_logit_bias, segment_plane
 
 log = logging.getLogger("benchmarks.slice2d")
 
@@ -313,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         # warm-up excluded from timing
         t = time.perf_counter()
-        sem = segment_plane(session, c.plane, c.modality)
+        sem = segment_plane(session, c.plane, c.modality, card_logit_bias(card.inputs, c.modality))
         dt = time.perf_counter() - t
         times.append(dt)
         inst = build_instances(sem.labels, sem.probs, c.plane.spacing_mm)

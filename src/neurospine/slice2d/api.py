@@ -23,7 +23,7 @@ from neurospine.slice2d.modality import detect_modality
 from neurospine.slice2d.normalize import normalize_image
 from neurospine.slice2d.qc import write_overlay
 from neurospine.slice2d.radiomics import DEFAULT_OUTLIER_SIGMA, FEATURES, image_binning, region_features
-from neurospine.slice2d.segment import MODEL_NAME, segment_plane
+from neurospine.slice2d.segment import MODEL_NAME, card_logit_bias, segment_plane
 from neurospine.slice2d.slice_choice import body_score, choose_slice
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def run_file(
     mod, how = detect_modality(
         np.asarray(probe), is_volume=loaded.kind == "volume", dicom_modality=loaded.modality_tag, override=modality
     )
+    bias = card_logit_bias(card.inputs, mod)
     t1 = time.perf_counter()
     chosen: int | None = None
     choice_how = ""
@@ -85,7 +86,7 @@ def run_file(
 
             def score(k: int) -> tuple[int, float]:
                 pl = loaded.slice_plane(k)
-                sem = segment_plane(session, pl, mod)
+                sem = segment_plane(session, pl, mod, bias)
                 inst = build_instances(sem.labels, sem.probs, pl.spacing_mm)
                 px_mm2 = pl.spacing_mm[0] * pl.spacing_mm[1]
                 return body_score([float(b.mask.sum()) * px_mm2 for b in inst.bodies])
@@ -100,7 +101,7 @@ def run_file(
         plane = loaded.plane
     timings["slice_choice_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    sem = segment_plane(session, plane, mod)
+    sem = segment_plane(session, plane, mod, bias)
     inst = build_instances(sem.labels, sem.probs, plane.spacing_mm, lowest_level=lowest_level)
     timings["segment_s"] = time.perf_counter() - t2
     if not plane.spacing_known:

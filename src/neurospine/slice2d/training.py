@@ -9,6 +9,8 @@ Synthetic outlines follow the engine's drawing convention, not the manual conven
 ``--synth-boundary-ignore N`` leaves a band of N pixels either side of every synthetic body and disc
 outline unlabelled so boundary positions are learned from real labels only. ``--init`` warm-starts from
 an exported ONNX model of the same architecture (its card's CPU minutes are carried into the new card).
+After every export the outline calibration (:mod:`neurospine.slice2d.calibration`: per-class logit offsets
+fitted on the real training slices) is written into the card; ``--calibrate-only`` redoes just that.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from neurospine.slice2d import data as d
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "slice2d_unet"
-MODEL_VERSION = "0.2.0"
+MODEL_VERSION = "0.2.1"
 N_CLASSES = 3
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2, "max_channels": 128}
 GROUP_WEIGHTS = {
@@ -86,6 +88,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--checkpoint-minutes", type=float, default=2.0)
     p.add_argument("--export-only", action="store_true", help="export the current checkpoint and stop (no training)")
+    p.add_argument(
+        "--calibrate-only",
+        action="store_true",
+        help="refit the outline calibration (per-class logit offsets on the real training slices) of the "
+        "exported model in the export folder and write it into its card (no training)",
+    )
     return p.parse_args(argv)
 
 
@@ -224,19 +232,40 @@ def loss_fn(logits: Any, target: Any, disc_ok: Any) -> Any:
 # ---- main -----------------------------------------------------------------------------------
 
 
+def calibrate_export(export_dir: Path, root: Path, threads: int) -> int:
+    """Outline calibration of ``export_dir``'s model, written into its card (:mod:`.calibration`)."""
+    from neurospine.slice2d.calibration import calibrate_run
+
+    onnx_path = export_dir / f"{MODEL_NAME}.onnx"
+    if not onnx_path.is_file():
+        log.error("no exported model at %s: train or --export-only first", onnx_path)
+        return 2
+    result = calibrate_run(onnx_path, onnx_path.with_suffix(".json"), root, threads=threads)
+    log.info("logit_bias written into %s: %s", onnx_path.with_suffix(".json"), result["logit_bias"])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(argv or []))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)  # progress lines even when the CLI configured WARNING
+    root = args.data or _default_data()
+    export_dir: Path = args.export_dir or (args.out / "export")
+    if args.calibrate_only:
+        return calibrate_export(export_dir, root, args.threads)
+    return train(args, list(argv or []), root, export_dir)
+
+
+def train(args: argparse.Namespace, argv: list[str], root: Path, export_dir: Path) -> int:
+    """Train (or resume), export, then calibrate the exported model."""
     import torch
 
     from neurospine.nn.checkpoint import load_checkpoint, load_weights_from_onnx, save_checkpoint
     from neurospine.nn.unet import UNet
 
-    args = parse_args(list(argv or []))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    log.setLevel(logging.INFO)  # progress lines even when the CLI configured WARNING
     torch.set_num_threads(max(1, args.threads))
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    root = args.data or _default_data()
     cache = out / "train_real.npz"
     if not cache.is_file():
         log.info("building the real-data cache from %s", root)
@@ -278,15 +307,15 @@ def main(argv: list[str] | None = None) -> int:
     def export_now(cpu_seconds: float) -> int:
         export(
             model,
-            args.export_dir or (out / "export"),
+            export_dir,
             cpu_minutes=cpu_seconds / 60.0,
             steps=step,
             samples=samples,
-            argv=list(argv or []),
+            argv=argv,
             lineage=lineage,
             recipe=recipe_note(args),
         )
-        return 0
+        return calibrate_export(export_dir, root, args.threads)
 
     if args.export_only:
         return export_now(cpu_used)
@@ -402,7 +431,7 @@ def export(
         "sha256": sha,
         "framework": "onnx",
         "description": "2D U-Net: background / vertebral body / intervertebral disc on sagittal MR, CT slices "
-        "and lateral radiographs (one model for all modalities).",
+        "and lateral radiographs (one model for all modalities; outline calibration in inputs.logit_bias).",
         "inputs": {
             "channels": 1,
             "layout": "NCHW, rows superior->inferior, cols anterior->posterior",
