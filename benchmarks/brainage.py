@@ -274,8 +274,12 @@ def markdown(res: dict[str, Any]) -> str:
     lines = [
         "# Brain age benchmark",
         "",
-        f"## Features MCCQR, {res['features_cv']['repeats']}x{res['features_cv']['folds']}-fold subject-wise CV "
+        f"## Features model, {res['features_cv']['repeats']}x{res['features_cv']['folds']}-fold subject-wise CV "
         f"(OpenNeuro + fcon1000, {res['n_subjects']} subjects, {res['n_features']} features)",
+        "",
+        "Model as fitted by `FitConfig()` defaults (what `brainage_features` ships): MCCQR network on "
+        "log-volumes + thickness, its median blended with an RBF kernel ridge median "
+        f"(weight {FitConfig().kernel_weight:g}), conformal intervals on the blended distribution.",
         "",
         "| MAE (y) | r | bias slope | pinball (y) | cov50 | w50 | cov80 | w80 | cov95 | w95 |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -2,13 +2,18 @@
 
 Fit: the rows are split at random (by subject: one row per subject) into TRAIN, VAL (early stopping on
 the composite pinball loss with dropout off) and CAL (split-conformal calibration, never used to fit
-weights or choose the epoch). Feature z-scoring (mean/sd of TRAIN) and the age z-scoring are stored in
-the model. A normative model of every feature against age (:mod:`harmonise`) is fitted on all the rows given
-and stored, so that ``recalibrate`` can remove a new site's feature offsets without removing age effects.
-Prediction: site feature offset subtracted (when present) -> ``passes`` MC-dropout forward passes ->
-mixture predictive distribution (:class:`quantiles.Predictive`) -> conformal intervals; a site output
-recalibration (``offset + scale * age``) is applied when present. Site adaptation itself lives in
-:mod:`recalibration`.
+weights or choose the epoch). Volume-like columns (:func:`volume_mask`) are log-transformed first
+(``log(max(v, 1))``; format 3), so that head size and site effects on volumes are additive. Feature
+z-scoring (mean/sd of TRAIN) and the age z-scoring are stored in the model. A normative model of every
+(transformed) feature against age (:mod:`harmonise`) is fitted on all the rows given and stored, so that
+``recalibrate`` can remove a new site's feature offsets without removing age effects. A kernel ridge
+regressor (:mod:`kernel_ridge`, fitted on TRAIN + VAL) is stored next to the network (format 3).
+Prediction: log transform -> site feature offset subtracted (when present) -> ``passes`` MC-dropout
+forward passes -> mixture predictive distribution (:class:`quantiles.Predictive`) -> the whole
+distribution shifted so that its median becomes ``(1 - w) * network median + w * kernel ridge`` (``w`` =
+``kernel_weight``) -> conformal intervals (the CAL table is computed on the blended distribution); a site
+output recalibration (``offset + scale * age``) is applied when present. Site adaptation itself lives
+in :mod:`recalibration`.
 """
 
 from __future__ import annotations
@@ -26,14 +31,16 @@ from neurospine.brainage import mlp
 from neurospine.brainage import quantiles as qmod
 from neurospine.brainage.features import FeatureTable, ages_of, candidate_features
 from neurospine.brainage.harmonise import NormativeModel
+from neurospine.brainage.kernel_ridge import KernelRidge
 from neurospine.errors import InputError
 
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
-FORMAT_VERSION = 2
-#: versions :meth:`BrainAgeModel.load` reads (1: no normative model, no feature harmonisation)
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+#: versions :meth:`BrainAgeModel.load` reads (1: no normative model, no feature harmonisation;
+#: 2: no log-volumes, no kernel ridge member)
+READABLE_VERSIONS = (1, 2, 3)
 DEFAULT_PASSES = 100
 MIN_FIT_ROWS = 60
 
@@ -53,6 +60,12 @@ class FitConfig:
     #: weight subjects by the inverse density of their age (10-year bins, capped at 5x) so that rare ages
     #: (usually the old) are not shrunk towards the mean
     age_balance: bool = False
+    #: log-transform volume-like columns (:func:`volume_mask`) before everything else
+    log_volumes: bool = True
+    #: weight of the kernel ridge median in the blended median (0: network only, no kernel ridge stored)
+    kernel_weight: float = 0.5
+    kernel_lambda: float = 0.1
+    kernel_gamma: float = 0.5
 
 
 @dataclass
@@ -72,13 +85,29 @@ class BrainAgeModel:
     normative: NormativeModel | None = None
     #: per-feature site offset subtracted from every input row (set by feature harmonisation)
     feature_offset: FloatArray | None = None
+    #: columns that are log-transformed (``log(max(v, 1))``) on input (None for format-1/2 models)
+    log_mask: npt.NDArray[np.bool_] | None = None
+    #: kernel ridge member on the z-scored features and its weight in the blended median
+    kernel: KernelRidge | None = None
+    kernel_weight: float = 0.0
 
     # ------------------------------------------------------------ prediction
-    def quantile_passes(self, x: FloatArray, passes: int, seed: int = 0) -> FloatArray:
-        """(T, n, K) quantiles in years (after the feature offset, before the output recalibration)."""
+    def model_space(self, x: FloatArray) -> FloatArray:
+        """Input features as the model sees them before the site offset (log-volumes where set)."""
+        return log_transform(x, self.log_mask)
+
+    def standardised(self, x: FloatArray) -> FloatArray:
+        """z-scored model-space features with the site feature offset (when present) removed."""
+        xm = self.model_space(x)
         if self.feature_offset is not None:
-            x = x - self.feature_offset
-        z = (x - self.x_mean) / self.x_sd
+            xm = xm - self.feature_offset
+        z: FloatArray = (xm - self.x_mean) / self.x_sd
+        return z
+
+    def quantile_passes(self, x: FloatArray, passes: int, seed: int = 0) -> FloatArray:
+        """(T, n, K) network quantiles in years (after the feature offset, before the output recalibration;
+        without the kernel ridge blend)."""
+        z = self.standardised(x)
         rng = np.random.default_rng(seed)
         out = np.empty((passes, len(x), len(qmod.TAU_GRID)))
         for t in range(passes):
@@ -90,6 +119,9 @@ class BrainAgeModel:
         self, x: FloatArray, passes: int = DEFAULT_PASSES, seed: int = 0, recalibrated: bool = True
     ) -> qmod.Predictive:
         pred = qmod.Predictive.from_passes(self.quantile_passes(x, passes, seed))
+        if self.kernel is not None and self.kernel_weight > 0:
+            shift = self.kernel_weight * (self.kernel.predict(self.standardised(x)) - pred.median)
+            pred = qmod.Predictive(pred.median + shift, pred.sd, pred.quantiles + shift[:, None])
         return pred.affine(self.offset, self.scale) if recalibrated else pred
 
     def predict_table(
@@ -162,6 +194,16 @@ class BrainAgeModel:
             )
         if self.feature_offset is not None:
             arrays.update(feature_offset=self.feature_offset)
+        if self.log_mask is not None:
+            arrays.update(log_mask=self.log_mask)
+        if self.kernel is not None:
+            arrays.update(
+                kernel_support=self.kernel.support,
+                kernel_alpha=self.kernel.alpha,
+                kernel_gamma=np.array(self.kernel.gamma),
+                kernel_y_mean=np.array(self.kernel.y_mean),
+                kernel_weight=np.array(self.kernel_weight),
+            )
         with atomic_path(p) as tmp:
             with tmp.open("wb") as fh:
                 np.savez_compressed(fh, **arrays)
@@ -184,6 +226,11 @@ class BrainAgeModel:
                 raise InputError(p, "model was written with a different quantile grid", "refit the model")
             params = {k[len("param_") :]: z[k] for k in z.files if k.startswith("param_")}
             norm = NormativeModel(z["norm_knots"], z["norm_coef"], z["norm_sd"]) if "norm_coef" in z.files else None
+            kernel = (
+                KernelRidge(z["kernel_support"], z["kernel_alpha"], float(z["kernel_gamma"]), float(z["kernel_y_mean"]))
+                if "kernel_support" in z.files
+                else None
+            )
             return cls(
                 features=[str(f) for f in z["features"]],
                 x_mean=z["x_mean"],
@@ -198,11 +245,34 @@ class BrainAgeModel:
                 meta=json.loads(str(z["meta_json"])),
                 normative=norm,
                 feature_offset=z["feature_offset"] if "feature_offset" in z.files else None,
+                log_mask=z["log_mask"].astype(bool) if "log_mask" in z.files else None,
+                kernel=kernel,
+                kernel_weight=float(z["kernel_weight"]) if kernel is not None else 0.0,
             )
         except (OSError, KeyError, ValueError) as e:
             raise InputError(
                 p, f"not a neurospine brain-age model ({e})", "give the .npz written by `neurospine brainage fit`"
             ) from e
+
+
+def volume_mask(features: list[str], x: FloatArray) -> npt.NDArray[np.bool_]:
+    """Columns treated as volumes (log-transformed): the name is not a thickness (``*_thickness``), a
+    ratio (``*-to-*``) or a defect count (``*Holes``), and the training values are >= 0 with median > 1."""
+    by_name = np.array(
+        [not (f.endswith("_thickness") or "-to-" in f or f.endswith("Holes")) for f in features], dtype=bool
+    )
+    by_value = (x >= 0).all(axis=0) & (np.median(x, axis=0) > 1.0)
+    out: npt.NDArray[np.bool_] = by_name & by_value
+    return out
+
+
+def log_transform(x: FloatArray, mask: npt.NDArray[np.bool_] | None) -> FloatArray:
+    """``log(max(v, 1))`` in the ``mask`` columns (a copy; ``x`` itself when ``mask`` is None)."""
+    if mask is None or not mask.any():
+        return x
+    out = np.array(x, dtype=np.float64, copy=True)
+    out[:, mask] = np.log(np.maximum(out[:, mask], 1.0))
+    return out
 
 
 def npz_path(path: str | Path) -> Path:
@@ -233,6 +303,8 @@ def fit_arrays(
         raise InputError(None, f"only {len(x)} subjects to fit on", f"give at least {MIN_FIT_ROWS} labelled subjects")
     split = split_rows(len(x), cfg)
     tr, va, ca = split["train"], split["val"], split["cal"]
+    log_mask = volume_mask(features, x[tr]) if cfg.log_volumes else None
+    x_raw, x = x, log_transform(x, log_mask)
     x_mean = x[tr].mean(axis=0)
     x_sd = x[tr].std(axis=0)
     x_sd = np.where(x_sd > 0, x_sd, 1.0)
@@ -275,8 +347,13 @@ def fit_arrays(
         dropout=cfg.dropout,
         conformal=qmod.ConformalTable(np.zeros(0), np.zeros((0, len(qmod.STORE_LEVELS))), np.zeros(0)),
         normative=NormativeModel.fit(x, y),
+        log_mask=log_mask,
     )
-    pc = model.predictive(x[ca], passes, seed=cfg.seed + 2)
+    if cfg.kernel_weight > 0:
+        fit_rows = np.concatenate([tr, va])
+        model.kernel = KernelRidge.fit(z[fit_rows], y[fit_rows], cfg.kernel_lambda, cfg.kernel_gamma)
+        model.kernel_weight = cfg.kernel_weight
+    pc = model.predictive(x_raw[ca], passes, seed=cfg.seed + 2)
     model.conformal = qmod.ConformalTable(y[ca].astype(np.float64), pc.quantiles, pc.sd)
     model.meta = {
         "config": asdict(cfg),
@@ -287,6 +364,7 @@ def fit_arrays(
         "best_epoch": best[1],
         "best_val_pinball_years": best[0] * y_sd,
         "calibration_split": f"random {cfg.cal_fraction:.0%} of subjects (seed {cfg.seed})",
+        "n_log_features": int(log_mask.sum()) if log_mask is not None else 0,
     }
     return model
 

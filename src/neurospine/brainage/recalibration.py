@@ -3,8 +3,9 @@
 Two optional steps, then a conformal step:
 
 1. *feature harmonisation* (needs the model's normative feature ~ age model, see :mod:`harmonise`): the
-   empirical-Bayes-shrunk mean residual of the local controls per feature is the site's feature offset,
-   subtracted from every subject of the site before prediction;
+   empirical-Bayes-shrunk mean residual of the local controls per feature is the site's feature offset
+   (in the model's feature space, i.e. on log-volumes for format-3 models), subtracted from every subject
+   of the site before prediction (by the network and the kernel ridge member alike);
 2. *output map* ``age = a + b * prediction`` fitted on the local controls (``offset``: b = 1;
    ``linear``: least squares, b clipped to [0.5, 2]);
 3. the conformal table is rebuilt from the local controls with *cross-fitted* predictions: each local
@@ -71,8 +72,8 @@ def _cross_fitted(
         others = np.setdiff1d(np.arange(n), held)
         harm = None
         if need_features and base.normative is not None:
-            off = site_offset(base.normative, x[others], y[others]).offset
-            harm = base.predictive(x - off, passes, recalibrated=False)
+            off = site_offset(base.normative, base.model_space(x[others]), y[others]).offset
+            harm = replace(base, feature_offset=off).predictive(x, passes, recalibrated=False)
         for m in modes:
             p = harm if m.startswith("features+") else raw
             assert p is not None
@@ -116,9 +117,9 @@ def recalibrate_arrays(
     pred = base.predictive(x, passes, recalibrated=False)
     if chosen.startswith("features+"):
         assert base.normative is not None
-        so = site_offset(base.normative, x, y)
+        so = site_offset(base.normative, base.model_space(x), y)
         feature_offset = so.offset
-        pred = base.predictive(x - so.offset, passes, recalibrated=False)
+        pred = replace(base, feature_offset=so.offset).predictive(x, passes, recalibrated=False)
         harm_info = {
             "shrinkage": so.shrinkage,
             "tau2_sd_units": so.tau2,

@@ -22,7 +22,7 @@ import numpy as np
 from neurospine.brainage import quantiles as qmod
 from neurospine.brainage.datasets import DEFAULT_DIR, load_pooled
 from neurospine.brainage.evaluation import summarise
-from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_arrays
+from neurospine.brainage.model import FORMAT_VERSION, BrainAgeModel, FitConfig, fit_arrays
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "brainage_features"
@@ -45,7 +45,7 @@ def evaluate(model: BrainAgeModel, x: np.ndarray, y: np.ndarray) -> dict[str, An
     return summarise(y, model.predictive(x), model)
 
 
-CARD_VERSION = "0.2.0"
+CARD_VERSION = "0.3.0"
 
 
 def lodo_summary(benchmark_json: Path) -> dict[str, Any]:
@@ -68,8 +68,41 @@ def lodo_summary(benchmark_json: Path) -> dict[str, Any]:
     return out
 
 
+def describe(cfg: FitConfig) -> str:
+    """The card's description of a model fitted with ``cfg``."""
+    hidden = ", ".join(str(h) for h in cfg.hidden)
+    text = (
+        f"MC-dropout composite quantile regression (MCCQR): MLP ({hidden}) ReLU, dropout {cfg.dropout}, "
+        f"{len(qmod.TAU_GRID)} monotone quantile outputs (cumulative softplus), pinball loss, Adam, early "
+        "stopping on a validation pinball loss; 100 MC passes at prediction; split-conformal intervals "
+        "(computed on the final, blended predictive distribution)."
+    )
+    if cfg.log_volumes:
+        text += " Volume columns enter as log(max(v, 1)) (thickness, ratios and SurfaceHoles unchanged)."
+    if cfg.kernel_weight > 0:
+        text += (
+            f" The median is blended: {1 - cfg.kernel_weight:g} x network + {cfg.kernel_weight:g} x RBF kernel "
+            f"ridge (lambda {cfg.kernel_lambda:g}, gamma {cfg.kernel_gamma:g}/n_features, on the z-scored "
+            "features of the network's train+validation subjects); the network's MC distribution is shifted "
+            "to that median."
+        )
+    text += (
+        " Feature z-scoring and a normative feature~age model of the training subjects (piecewise-linear in "
+        "age, used by `recalibrate` to remove a new site's feature offsets) are stored in the .npz "
+        f"(format {FORMAT_VERSION})."
+    )
+    return text
+
+
 def write_card(
-    folder: Path, npz: Path, *, features: list[str], metrics: dict[str, Any], cpu_minutes: float, meta: dict[str, Any]
+    folder: Path,
+    npz: Path,
+    *,
+    features: list[str],
+    metrics: dict[str, Any],
+    cpu_minutes: float,
+    meta: dict[str, Any],
+    cfg: FitConfig,
 ) -> Path:
     from neurospine.io import write_text_atomic
     from neurospine.models.card import ModelCard
@@ -82,14 +115,7 @@ def write_card(
         file=npz.name,
         sha256=sha256_of(npz),
         framework="numpy-npz",
-        description=(
-            "MC-dropout composite quantile regression (MCCQR): MLP 2x(128, 64) ReLU, dropout 0.2, "
-            f"{len(qmod.TAU_GRID)} monotone quantile outputs (cumulative softplus), pinball loss, Adam, "
-            "early stopping on a validation pinball loss; 100 MC passes at prediction; split-conformal "
-            "intervals. Feature z-scoring and a normative feature~age model of the training subjects "
-            "(piecewise-linear in age, used by `recalibrate` to remove a new site's feature offsets) are "
-            "stored in the .npz (format 2)."
-        ),
+        description=describe(cfg),
         inputs={
             "features": features,
             "n_features": len(features),
@@ -108,15 +134,18 @@ def write_card(
             },
         ],
         metrics=metrics,
-        train_command="python -m neurospine.brainage.training_features",
+        train_command="neurospine train brainage-features --benchmark-json benchmarks/results/brainage.json",
         train_cpu_minutes=round(cpu_minutes, 2),
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         notes=(
             "Trained partly on fcon1000, whose data are for NON-COMMERCIAL research use: the weights inherit "
             "that restriction. In-distribution only: a new scanner/site/FreeSurfer version shifts predictions "
             "by years; run `neurospine brainage recalibrate` with 20+ local labelled controls first (feature "
-            "harmonisation + output map, chosen by leave-one-out on the controls). 0.2.0 = same network "
-            "weights and conformal table as 0.1.0 (same data, split and seed), plus the normative model. "
+            "harmonisation + output map, chosen by leave-one-out on the controls). The kernel ridge member "
+            "stores the z-scored features of its training subjects (and, implicitly, their ages) in the .npz: "
+            "the file redistributes derived data of the training sets under their terms. 0.3.0 vs 0.2.0: "
+            "log-volumes and the kernel ridge blend (same data, split and seed; decision rule in "
+            "benchmarks/results/brainage_features_decision_0.3.0.md). "
             f"Fit details: {meta}"
         ),
     )
@@ -144,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.process_time()
     data = load_pooled(args.data)
     tr, te = heldout_split(data.dataset, args.seed)
-    model = fit_arrays(data.x[tr], data.age[tr], data.features, FitConfig(seed=args.seed))
+    cfg = FitConfig(seed=args.seed)
+    model = fit_arrays(data.x[tr], data.age[tr], data.features, cfg)
     cpu = (time.process_time() - t0) / 60
     metrics: dict[str, Any] = {
         "split": f"held-out TEST = random {TEST_FRACTION:.0%} of subjects per dataset "
@@ -161,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("TEST %s", metrics["test_all"])
     folder = args.export or shipped_dir()
     npz = model.save(folder / MODEL_NAME)
-    write_card(folder, npz, features=data.features, metrics=metrics, cpu_minutes=cpu, meta=model.meta)
+    write_card(folder, npz, features=data.features, metrics=metrics, cpu_minutes=cpu, meta=model.meta, cfg=cfg)
     return 0
 
 
