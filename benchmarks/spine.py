@@ -364,6 +364,23 @@ def markdown(p: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def card_metrics(payload: dict[str, Any]) -> dict[str, Any]:
+    """The held-out figures a model card carries, from one benchmark payload."""
+    return {
+        "vb2_heldout_mean_per_body_dice": payload["vb2"]["mean_per_body_dice"],
+        "vb1_all_mean_per_body_dice": payload["vb1"]["mean_per_body_dice"],
+        "vb1_mean_per_body_dice_without_lowest_body": payload["vb1"]["mean_per_body_dice_without_lowest"],
+        "vb3_heldout_L1_L5_naming_accuracy": payload["vb3"]["naming_accuracy"],
+        "vb2_heldout_T11_L5_naming_accuracy": payload["vb2"].get("naming_accuracy"),
+        "vb3_heldout_mean_per_body_dice": payload["vb3"]["mean_per_body_dice"],
+        "ivd_heldout_disc_dice": payload["ivd"]["mean_binary_dice"],
+        "ivd_heldout_disc_name_accuracy": payload["ivd"]["disc_name_accuracy"],
+        "tptbox_mri_mean_structure_dice": payload["tptbox"]["mean_dice_present"],
+        "tptbox_mri_pq_vertebrae": payload["tptbox"]["pq_vertebrae"]["pq"],
+        "measured_by": "python -m benchmarks.spine (held-out cases listed in neurospine.spine.data)",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="accuracy only, no timing runs")
@@ -401,19 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     write_results(args.results_name, payload, threads=THREADS, markdown=markdown(payload))
     if args.update_card and not args.timing_only:
         raw = json.loads(args.update_card.read_text())
-        raw["metrics"] = {
-            "vb2_heldout_mean_per_body_dice": payload["vb2"]["mean_per_body_dice"],
-            "vb1_all_mean_per_body_dice": payload["vb1"]["mean_per_body_dice"],
-            "vb1_mean_per_body_dice_without_lowest_body": payload["vb1"]["mean_per_body_dice_without_lowest"],
-            "vb3_heldout_L1_L5_naming_accuracy": payload["vb3"]["naming_accuracy"],
-            "vb2_heldout_T11_L5_naming_accuracy": payload["vb2"].get("naming_accuracy"),
-            "vb3_heldout_mean_per_body_dice": payload["vb3"]["mean_per_body_dice"],
-            "ivd_heldout_disc_dice": payload["ivd"]["mean_binary_dice"],
-            "ivd_heldout_disc_name_accuracy": payload["ivd"]["disc_name_accuracy"],
-            "tptbox_mri_mean_structure_dice": payload["tptbox"]["mean_dice_present"],
-            "tptbox_mri_pq_vertebrae": payload["tptbox"]["pq_vertebrae"]["pq"],
-            "measured_by": "python -m benchmarks.spine (held-out cases listed in neurospine.spine.data)",
-        }
+        raw["metrics"] = card_metrics(payload)
         from neurospine.io import write_text_atomic
 
         write_text_atomic(args.update_card, json.dumps(raw, indent=2) + "\n")

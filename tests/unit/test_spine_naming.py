@@ -160,3 +160,23 @@ def test_a_shallow_sacral_piece_does_not_block_the_sacrum_anchor():
     piece = BodyInfo(15.0, 20.0, 0.0, 5000.0)  # shallower than any L5: a partial sacral body
     nm = name_levels([THORACIC, *[LUMBAR] * 5, piece], sacrum_mm3=40000, sacrum_below=True)
     assert names(nm.levels) == ["T12", "L1", "L2", "L3", "L4", "L5", "S1"] and nm.anchor == "S1"
+
+
+def test_a_small_adult_lumbar_column_keeps_its_sacrum_anchor():
+    # lumbar bodies 26-28 mm deep with an L5 of 23 mm (a small adult): the column is lumbar-sized, so the
+    # sacrum right below anchors L5; a neck column (bodies 16 mm deep) with the same sacrum still does not
+    small_lumbar = [BodyInfo(27.0, d, 0.0, 23000.0) for d in (26.0, 28.0, 28.0, 26.0, 23.0)]
+    nm = name_levels(small_lumbar, sacrum_mm3=80000, sacrum_below=True)
+    assert nm.anchor == "S1"
+    assert names(nm.levels) == ["L1", "L2", "L3", "L4", "L5"]
+    nm = name_levels([CERVICAL] * 4 + [BodyInfo(14.0, 23.0, 0.0, 4000.0)], sacrum_mm3=80000, sacrum_below=True)
+    assert nm.anchor != "S1"
+
+
+def test_a_shallow_sacral_piece_under_deep_lumbar_bodies_is_not_taken_for_l5():
+    from neurospine.spine.naming import deep_enough_for_l5
+
+    column = [BodyInfo(30.0, d, 0.0, 35000.0) for d in (33.0, 35.0, 38.0, 38.0, 36.0, 36.0)]
+    piece = BodyInfo(20.0, 21.0, 0.0, 30000.0)  # as big as a body in volume, but 21 mm deep
+    assert not deep_enough_for_l5(piece, [*column, piece])
+    assert deep_enough_for_l5(BodyInfo(27.0, 23.0, 0.0, 22000.0), [BodyInfo(27.0, 27.0, 0.0, 23000.0)] * 4)

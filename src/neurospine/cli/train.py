@@ -12,6 +12,7 @@ from neurospine.errors import InputError
 #: task name -> module with ``main(argv: list[str]) -> int``
 TRAINERS: dict[str, str] = {
     "spine": "neurospine.spine.training",
+    "spine-body": "neurospine.spine.body_training",
     "cord": "neurospine.cord.training",
     "slice2d": "neurospine.slice2d.training",
     "brainage-t1": "neurospine.brainage.training_t1",

@@ -24,7 +24,13 @@ from neurospine.spine import classes as C
 from neurospine.spine.instances import SACRUM_TMP, InstanceResult, build_instances
 from neurospine.spine.naming import BodyInfo, Naming, disc_above_top, name_levels
 from neurospine.spine.preprocess import ModelGrid, check_input, to_model_grid
-from neurospine.spine.semantic import clean_classes, logit_bias_vector, predict_classes_cropped, to_spineps_values
+from neurospine.spine.semantic import (
+    BodyRefiner,
+    clean_classes,
+    logit_bias_vector,
+    predict_classes_cropped,
+    to_spineps_values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,16 @@ def _session(name: str, sha256: str, threads: int) -> Any:
     from neurospine.models import load_card
 
     return onnx_session(load_card(name), threads=threads)
+
+
+def body_refiner(spec: Any, threads: int) -> BodyRefiner | None:
+    """The refiner named by a semantic card's ``inputs.body_refiner`` ({"model": name, "weight": w}), if any."""
+    from neurospine.models import load_card
+
+    if not spec:
+        return None
+    card = load_card(str(spec["model"]))
+    return BodyRefiner(_session(card.name, card.sha256, int(threads)), float(spec.get("weight", 1.0)))
 
 
 @dataclass
@@ -148,7 +164,8 @@ def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> Sp
     timings["preprocess"] = time.perf_counter() - t
     t = time.perf_counter()
     bias = logit_bias_vector(card.inputs.get("logit_bias"))
-    raw = predict_classes_cropped(session, grid.image, grid.spacing_mm, logit_bias=bias)
+    refiner = body_refiner(card.inputs.get("body_refiner"), threads)
+    raw = predict_classes_cropped(session, grid.image, grid.spacing_mm, logit_bias=bias, refiner=refiner)
     timings["semantic_model"] = time.perf_counter() - t
     t = time.perf_counter()
     cls = clean_classes(raw, grid.spacing_mm)

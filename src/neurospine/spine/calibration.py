@@ -30,14 +30,14 @@ import numpy.typing as npt
 from neurospine.spine import classes as C
 from neurospine.spine import data as D
 from neurospine.spine.preprocess import ModelGrid, to_model_grid
-from neurospine.spine.semantic import locate_spine, logit_bias_vector, neighbour_offset, slice_logits
+from neurospine.spine.semantic import BodyRefiner, locate_spine, logit_bias_vector, neighbour_offset, slice_logits
 
 log = logging.getLogger(__name__)
 
 #: class groups that get one offset each (names as in :data:`classes.NET_CLASSES`)
 GROUPS: dict[str, tuple[str, ...]] = {"body": ("corpus", "endplate"), "disc": ("disc",)}
 #: candidate offsets (added to the group's logits); 0 = uncalibrated
-OFFSETS: tuple[float, ...] = tuple(float(x) for x in np.round(np.arange(0.0, -3.01, -0.25), 2))
+OFFSETS: tuple[float, ...] = tuple(float(x) for x in np.round(np.arange(0.0, -5.01, -0.25), 2))
 #: the labelled region of a case: reference bounding box grown by this many voxels (input grid)
 REGION_MARGIN_VOX = 2
 
@@ -68,7 +68,9 @@ def labelled_region(reference: npt.NDArray[np.bool_], margin_vox: int = REGION_M
     return region
 
 
-def case_logits(session: Any, case: D.EvalCase, *, inplane_mm: float = 1.0, batch: int = 4) -> CaseLogits:
+def case_logits(
+    session: Any, case: D.EvalCase, *, inplane_mm: float = 1.0, batch: int = 4, refiner: BodyRefiner | None = None
+) -> CaseLogits:
     grid = to_model_grid(case.image, inplane_mm=inplane_mm)
     found, _ = locate_spine(session, grid.image, grid.spacing_mm, batch=batch)
     if found is None:
@@ -77,7 +79,7 @@ def case_logits(session: Any, case: D.EvalCase, *, inplane_mm: float = 1.0, batc
     else:
         box, slices = found.box, list(found.slices)
     offset = neighbour_offset(grid.spacing_mm[2])
-    raw = slice_logits(session, grid.image, slices, offset, box, batch)
+    raw = slice_logits(session, grid.image, slices, offset, box, batch, refiner)
     ref = np.asarray(case.labels.data) > 0
     return CaseLogits(
         case.name, grid, box, {r: v.astype(np.float16) for r, v in raw.items()}, ref, labelled_region(ref)
@@ -125,9 +127,15 @@ def calibration_cases(root: Path) -> dict[str, list[D.EvalCase]]:
 
 
 def calibrate(
-    session: Any, cases: dict[str, list[D.EvalCase]], *, offsets: Sequence[float] = OFFSETS, inplane_mm: float = 1.0
+    session: Any,
+    cases: dict[str, list[D.EvalCase]],
+    *,
+    offsets: Sequence[float] = OFFSETS,
+    inplane_mm: float = 1.0,
+    refiner: BodyRefiner | None = None,
 ) -> dict[str, Any]:
-    """Fit one offset per group; returns ``logit_bias`` ({class name: offset}) and the Dice tables."""
+    """Fit one offset per group on the (refiner-fused) logits; returns ``logit_bias`` ({class name: offset})
+    and the Dice tables."""
     bias: dict[str, float] = {}
     tables: dict[str, dict[str, float]] = {}
     for group, group_cases in cases.items():
@@ -135,7 +143,7 @@ def calibrate(
             continue
         scores: dict[float, list[float]] = {o: [] for o in offsets}
         for case in group_cases:
-            cl = case_logits(session, case, inplane_mm=inplane_mm)
+            cl = case_logits(session, case, inplane_mm=inplane_mm, refiner=refiner)
             for o in offsets:
                 scores[o].append(region_dice(group_mask(cl, group, o), cl))
             log.info("calibration %s %s: Dice at 0 %.4f", group, case.name, scores[offsets[0]][-1])
@@ -176,7 +184,13 @@ def calibrate_run(onnx_path: Path, card_path: Path, root: Path, *, threads: int 
     from neurospine.inference.onnx import session_for_file
 
     session = session_for_file(onnx_path, threads=threads)
-    inplane = float(json.loads(card_path.read_text(encoding="utf-8")).get("inputs", {}).get("inplane_mm", 1.0))
-    result = calibrate(session, calibration_cases(root), inplane_mm=inplane)
+    inputs = json.loads(card_path.read_text(encoding="utf-8")).get("inputs", {})
+    inplane = float(inputs.get("inplane_mm", 1.0))
+    refiner = None
+    if inputs.get("body_refiner"):
+        from neurospine.spine.api import body_refiner
+
+        refiner = body_refiner(inputs["body_refiner"], threads)
+    result = calibrate(session, calibration_cases(root), inplane_mm=inplane, refiner=refiner)
     write_into_card(card_path, result)
     return result

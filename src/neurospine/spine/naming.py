@@ -29,6 +29,8 @@ LUMBAR_MIN_DEPTH_MM = 28.0
 #: a body taken as L5 by a bottom anchor must be at least this deep (mm): adult cervical bodies are about
 #: 15-19 mm deep, upper thoracic 20-25, L5 30-37; a "last disc" above cervical bodies is not the L5-S1 disc
 L5_MIN_DEPTH_MM = 24.0
+#: ... or, in a lumbar-sized column (median body at least L5_MIN_DEPTH_MM deep), this fraction of its median depth
+L5_RELATIVE_DEPTH = 0.85
 #: when a bottom anchor shows the lumbosacral junction, bodies at the bottom of the column smaller than this
 #: fraction of the median body volume are sacral pieces (the fused, tilted S1-S3 bodies are found only in part
 #: by the semantic model), not L5. Chosen on the real *training* cases (VB2/VB3): L5 found right in 25/26 with
@@ -90,7 +92,7 @@ def last_disc_anchor(bodies: list[BodyInfo]) -> int | None:
 
     The sacral segments are fused: a vertebra-like body with no real disc below it sits under the L5-S1
     disc. Needs: at least 3 discs, the candidate's disc at least ``LAST_DISC_RATIO`` of the median disc and
-    every body below it without such a disc, and the candidate deep enough to be L5 (``L5_MIN_DEPTH_MM``).
+    every body below it without such a disc, and the candidate deep enough to be L5 (:func:`deep_enough_for_l5`).
     When the only body below is cut by the field of view it may be an L5 cut below the L4-L5 disc rather than
     S1: ``name_levels`` lowers the confidence and flags it.
     """
@@ -101,10 +103,23 @@ def last_disc_anchor(bodies: list[BodyInfo]) -> int | None:
     has_disc = [b.disc_below_mm3 >= full for b in bodies]
     for k in range(len(bodies) - 2, -1, -1):
         if has_disc[k]:
-            if any(has_disc[k + 1 :]) or bodies[k].depth_mm < L5_MIN_DEPTH_MM:
+            if any(has_disc[k + 1 :]) or not deep_enough_for_l5(bodies[k], bodies):
                 return None
             return k
     return None
+
+
+def deep_enough_for_l5(body: BodyInfo, bodies: list[BodyInfo]) -> bool:
+    """Whether ``body`` may be L5 under a bottom anchor: at least ``L5_MIN_DEPTH_MM`` deep, or, in a column
+    whose median body is that deep, at least ``L5_RELATIVE_DEPTH`` of the median. The second case keeps small
+    adults and adolescents (lumbar bodies 23-28 mm, L5 often the shallowest) while a cervical column
+    (15-22 mm) still fails, and so does a partly found sacral piece under deep lumbar bodies (16-22 mm
+    under 30-40 mm on the training cases)."""
+    if body.depth_mm >= L5_MIN_DEPTH_MM:
+        return True
+    depths = sorted(b.depth_mm for b in bodies)
+    median = depths[len(depths) // 2]
+    return median >= L5_MIN_DEPTH_MM and body.depth_mm >= L5_RELATIVE_DEPTH * median
 
 
 def small_bottom_bodies(bodies: list[BodyInfo]) -> int:
@@ -139,8 +154,9 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
     flags: list[str] = []
     # the body that would be L5 under a sacrum anchor: above any small sacral pieces at the bottom
     l5_candidate = bodies[n - 1 - small_bottom_bodies(bodies)]
-    has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25 and l5_candidate.depth_mm >= L5_MIN_DEPTH_MM
-    if sacrum_below and not has_s1 and l5_candidate.depth_mm < L5_MIN_DEPTH_MM:
+    l5_sized = deep_enough_for_l5(l5_candidate, bodies)
+    has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25 and l5_sized
+    if sacrum_below and not has_s1 and not l5_sized:
         flags.append("a sacrum-like structure below a body too small to be L5: not used as the S1 anchor")
     bottom_conf = 0.95 if sacrum_mm3 >= SACRUM_MIN_MM3 else 0.75
     bottom_name = "S1"
@@ -155,7 +171,7 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
                 bottom_conf = 0.55
                 flags.append("the body taken as S1 is cut by the field of view (it could be a cut L5)")
             tail = small_bottom_bodies(bodies)
-            if tail != n - k - 1 and tail > 0 and bodies[n - 1 - tail].depth_mm >= L5_MIN_DEPTH_MM:
+            if tail != n - k - 1 and tail > 0 and deep_enough_for_l5(bodies[n - 1 - tail], bodies):
                 flags.append(f"L5 put above the {tail} small sacral piece(s) at the bottom, not at the last full disc")
                 k = n - 1 - tail
                 bottom_conf = min(bottom_conf, 0.6)
@@ -163,7 +179,7 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
             sacral_tail = [VERTEBRA_IDS["S1"]] * (n - k - 1)
     elif bodies:
         tail = small_bottom_bodies(bodies)
-        if tail and bodies[n - 1 - tail].depth_mm >= L5_MIN_DEPTH_MM:
+        if tail and deep_enough_for_l5(bodies[n - 1 - tail], bodies):
             presacral = bodies[: n - tail]
             sacral_tail = [VERTEBRA_IDS["S1"]] * tail
             bottom_conf = min(bottom_conf, 0.7)

@@ -62,6 +62,35 @@ def logit_bias_vector(spec: Mapping[str, float] | None) -> npt.NDArray[np.float3
     return out
 
 
+#: network classes that make up the vertebral body (the refiner's positive class)
+BODY_CLASSES = (C.CORPUS, C.ENDPLATE)
+
+
+@dataclass(frozen=True)
+class BodyRefiner:
+    """A binary vertebral-body network on the same 2.5D input; its log-odds (body minus not-body), times
+    ``weight``, are added to the semantic model's corpus and endplate logits (a product of the two experts)."""
+
+    session: Any
+    weight: float = 1.0
+
+
+def _run(session: Any, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return np.asarray(session.run(None, {session.get_inputs()[0].name: x})[0], dtype=np.float32)
+
+
+def network_logits(
+    session: Any, x: npt.NDArray[np.float32], refiner: BodyRefiner | None = None
+) -> npt.NDArray[np.float32]:
+    """Logits (B, C, H, W) of a padded input batch, with the refiner's body log-odds fused in when given."""
+    logits = _run(session, x)
+    if refiner is not None:
+        body = _run(refiner.session, x)
+        margin = body[:, 1] - body[:, 0]
+        logits[:, list(BODY_CLASSES)] += refiner.weight * margin[:, None]
+    return logits
+
+
 def _argmax(logits: npt.NDArray[np.float32], bias: npt.NDArray[np.float32] | None) -> npt.NDArray[np.uint8]:
     """Class per pixel of (B, C, H, W) logits, after adding the per-class ``bias``."""
     if bias is not None:
@@ -76,17 +105,17 @@ def predict_classes(
     *,
     batch: int = 4,
     logit_bias: npt.NDArray[np.float32] | None = None,
+    refiner: BodyRefiner | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Argmax class map (P, I, R) of ``image`` (model grid, intensities in [0, 1])."""
     offset = neighbour_offset(lr_spacing_mm)
-    input_name = session.get_inputs()[0].name
     n = image.shape[2]
     out = np.zeros(image.shape, dtype=np.uint8)
     for start in range(0, n, batch):
         rs = list(range(start, min(n, start + batch)))
         x = np.stack([stack_slices(image, r, offset) for r in rs], axis=0).astype(np.float32)
         x, (h, w) = _pad(x, PAD_MULTIPLE)
-        logits = session.run(None, {input_name: x})[0]
+        logits = network_logits(session, x, refiner)
         out[:, :, rs[0] : rs[-1] + 1] = np.transpose(_argmax(logits[:, :, :h, :w], logit_bias), (1, 2, 0))
     return out
 
@@ -100,16 +129,21 @@ LOCATE_STRIDE_MM = 6.0
 
 
 def slice_logits(
-    session: Any, image: npt.NDArray[np.float32], slices: list[int], offset: int, box: tuple[slice, slice], batch: int
+    session: Any,
+    image: npt.NDArray[np.float32],
+    slices: list[int],
+    offset: int,
+    box: tuple[slice, slice],
+    batch: int,
+    refiner: BodyRefiner | None = None,
 ) -> dict[int, npt.NDArray[np.float32]]:
-    """Raw logits (C, h, w) of the sagittal ``slices`` inside the in-plane ``box``."""
-    input_name = session.get_inputs()[0].name
+    """Logits (C, h, w) of the sagittal ``slices`` inside the in-plane ``box`` (refiner fused when given)."""
     out: dict[int, npt.NDArray[np.float32]] = {}
     for start in range(0, len(slices), batch):
         rs = slices[start : start + batch]
         x = np.stack([stack_slices(image, r, offset)[:, box[0], box[1]] for r in rs], axis=0).astype(np.float32)
         x, (h, w) = _pad(x, PAD_MULTIPLE)
-        logits = np.asarray(session.run(None, {input_name: x})[0], dtype=np.float32)
+        logits = network_logits(session, x, refiner)
         for k, r in enumerate(rs):
             out[r] = logits[k, :, :h, :w]
     return out
@@ -123,10 +157,11 @@ def _predict_slices(
     box: tuple[slice, slice],
     batch: int,
     bias: npt.NDArray[np.float32] | None = None,
+    refiner: BodyRefiner | None = None,
 ) -> dict[int, npt.NDArray[np.uint8]]:
     out: dict[int, npt.NDArray[np.uint8]] = {}
     for start in range(0, len(slices), batch):
-        logits = slice_logits(session, image, slices[start : start + batch], offset, box, batch)
+        logits = slice_logits(session, image, slices[start : start + batch], offset, box, batch, refiner)
         for r, lg in logits.items():
             out[r] = _argmax(lg[None], bias)[0]
     return out
@@ -183,20 +218,24 @@ def predict_classes_cropped(
     *,
     batch: int = 4,
     logit_bias: npt.NDArray[np.float32] | None = None,
+    refiner: BodyRefiner | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Two passes: :func:`locate_spine`, then every slice of the spine's box is predicted. Falls back to the
-    whole image when pass 1 finds nothing. ``logit_bias`` is added to the logits before the argmax."""
+    whole image when pass 1 finds nothing. ``logit_bias`` is added to the logits before the argmax. The
+    body ``refiner`` runs in pass 2 only (pass 1 just locates the spine), so with a refiner every slice of the
+    box is predicted again."""
     found, coarse = locate_spine(session, image, spacing_mm, batch=batch, logit_bias=logit_bias)
     if found is None:
-        return predict_classes(session, image, spacing_mm[2], batch=batch, logit_bias=logit_bias)
+        return predict_classes(session, image, spacing_mm[2], batch=batch, logit_bias=logit_bias, refiner=refiner)
     box = found.box
     out = np.zeros(image.shape, dtype=np.uint8)
-    for r, lab2d in coarse.items():
+    reuse = {} if refiner is not None else coarse
+    for r, lab2d in reuse.items():
         if r in found.slices:
             out[box[0], box[1], r] = lab2d[box[0], box[1]]
-    todo = [r for r in found.slices if r not in coarse]
+    todo = [r for r in found.slices if r not in reuse]
     offset = neighbour_offset(spacing_mm[2])
-    for r, lab2d in _predict_slices(session, image, todo, offset, box, batch, logit_bias).items():
+    for r, lab2d in _predict_slices(session, image, todo, offset, box, batch, logit_bias, refiner).items():
         out[box[0], box[1], r] = lab2d
     log.debug("spine box %s slices %s of %s", box, found.slices, image.shape)
     return out

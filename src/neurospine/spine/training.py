@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("/work/runs/spine")
 MODEL_NAME = "spine_semantic"
-MODEL_VERSION = "0.3.0"
+MODEL_VERSION = "0.4.0"
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}
 
 
@@ -357,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit the outline logit offsets of the run's exported model on the real training cases and stop",
     )
     p.add_argument("--no-calibrate", action="store_true", help="skip the outline calibration after export")
+    p.add_argument(
+        "--body-refiner",
+        default=None,
+        metavar="MODEL",
+        help="with --calibrate-only: fuse this body-refiner model (e.g. spine_body, from `neurospine train "
+        "spine-body`; found like any model, NEUROSPINE_MODELS_DIR adds a folder) into the run's model, recording "
+        "it in the card (inputs.body_refiner, version MODEL_VERSION) before the calibration",
+    )
     return p
 
 
@@ -497,9 +505,30 @@ def _calibrate(args: argparse.Namespace) -> None:
     onnx_path, card_path = args.out / f"{MODEL_NAME}.onnx", args.out / f"{MODEL_NAME}.json"
     if not onnx_path.is_file() or not card_path.is_file():
         raise SystemExit(f"{args.out}: no exported {MODEL_NAME}.onnx/.json to calibrate; train or --export-only first")
+    if args.body_refiner:
+        attach_refiner(card_path, args)
     t = time.perf_counter()
     res = calibrate_run(onnx_path, card_path, args.data, threads=args.threads)
     log.info("outline calibration %s written into %s (%.0f s)", res["logit_bias"], card_path, time.perf_counter() - t)
+
+
+def attach_refiner(card_path: Path, args: argparse.Namespace) -> None:
+    """Record ``args.body_refiner`` in the run's card: inputs, version, description and training command."""
+    from neurospine.io import write_text_atomic
+    from neurospine.models import load_card
+
+    refiner = load_card(args.body_refiner)  # fails clearly when the refiner cannot be found
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card.setdefault("inputs", {})["body_refiner"] = {"model": refiner.name, "weight": 1.0}
+    card["version"] = MODEL_VERSION
+    note = f" Body refiner {refiner.name} {refiner.version} (sha256 {refiner.sha256[:12]}) fused into the body logits."
+    if note.strip() not in card.get("description", ""):
+        card["description"] = str(card.get("description", "")) + note
+    step = f"neurospine train spine --out {args.out} --calibrate-only --body-refiner {args.body_refiner}"
+    command = str(card.get("train_command", ""))
+    if step not in command:
+        card["train_command"] = f"{command} && {refiner.train_command} && {step}" if command else step
+    write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
 
 
 def train_command(args: argparse.Namespace) -> str:
