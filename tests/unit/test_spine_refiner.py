@@ -69,15 +69,30 @@ def test_a_confident_refiner_moves_the_body_outline(tmp_path):
 
 
 def test_the_cropped_path_predicts_every_box_slice_with_the_refiner(tmp_path):
+    from neurospine.spine.semantic import LOCATE_STRIDE_MM
+
     sem, ref = _semantic(tmp_path), _refiner(tmp_path, 0.6)
     img = np.zeros((80, 120, 30), dtype=np.float32)
-    img[30:50, 20:100, 10:20] = np.linspace(0.35, 0.55, 20, dtype=np.float32)[:, None, None]  # body to sem only
+    img[30:50, 20:100, 6:24] = np.linspace(0.35, 0.55, 20, dtype=np.float32)[:, None, None]  # body to sem only
     img[30:50, 20:100, 12:18] = 1.0  # body to both
+    pass1 = set(range(int(LOCATE_STRIDE_MM) // 2, 30, int(LOCATE_STRIDE_MM)))
+    semantic_only = {r for r in range(6, 24) if not 10 <= r <= 19}  # channels r-3, r, r+3 all below 0.6
+    assert pass1 & semantic_only, "the phantom must put a semantic-only slice where pass 1 predicts"
     plain = predict_classes_cropped(sem, img, (1.0, 1.0, 1.0)) == C.CORPUS
     fused = predict_classes_cropped(sem, img, (1.0, 1.0, 1.0), refiner=BodyRefiner(ref)) == C.CORPUS
-    assert plain[:, :, 10:20].any(axis=(0, 1)).all()
-    got = np.nonzero(fused.any(axis=(0, 1)))[0]
-    assert got.min() >= 11 and got.max() <= 18  # no pass-1 slice kept its refiner-free labels
+    assert plain[:, :, sorted(semantic_only)].any(axis=(0, 1)).all()
+    assert not fused[:, :, sorted(semantic_only)].any()  # no pass-1 slice kept its refiner-free labels
+
+
+def test_a_refiner_other_than_the_calibrated_one_is_refused():
+    from neurospine.errors import WeightsIntegrityError
+    from neurospine.models import load_card
+    from neurospine.spine.api import body_refiner
+
+    shipped = load_card("spine_body")
+    assert body_refiner({"model": "spine_body", "sha256": shipped.sha256}, 1) is not None
+    with pytest.raises(WeightsIntegrityError, match="calibrated together"):
+        body_refiner({"model": "spine_body", "sha256": "0" * 64}, 1)
 
 
 def test_binary_targets_of_real_and_synthetic_patches():
@@ -89,3 +104,14 @@ def test_binary_targets_of_real_and_synthetic_patches():
     assert binary_target(full, "full").tolist() == [[1, 1, 0, 0, D.IGNORE]]
     with pytest.raises(ValueError, match="no body target"):
         binary_target(body, "disc")
+
+
+def test_the_lumbar_card_pins_the_shipped_refiner_and_shares_the_semantic_network():
+    from neurospine.models import list_cards, load_card
+
+    if not any(c.name == "spine_semantic_lumbar" for c in list_cards()):
+        pytest.skip("lumbar variant not shipped")
+    lumbar, default, body = load_card("spine_semantic_lumbar"), load_card("spine_semantic"), load_card("spine_body")
+    assert lumbar.inputs["body_refiner"]["sha256"] == body.sha256
+    assert lumbar.sha256 == default.sha256 and lumbar.file == default.file
+    assert "body_refiner" not in default.inputs  # the default stays refiner-free (cervical bodies)

@@ -34,6 +34,12 @@ def register(sub: Any) -> None:
     p.add_argument("image", help="sagittal or isotropic spine MRI (NIfTI, NRRD/MHA or DICOM folder)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the model (default 2)")
+    p.add_argument(
+        "--model",
+        default="spine_semantic",
+        help="phase-1 model card (default spine_semantic, all regions). spine_semantic_lumbar adds the body refiner: "
+        "better vertebral bodies on lumbar/thoracolumbar MRI, but it misses cervical bodies",
+    )
     p.add_argument("--no-snapshot", action="store_true", help="skip the PNG snapshot")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=_run)
@@ -44,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from neurospine.spine.api import run_file
 
-    result = run_file(args.image, args.out, threads=args.threads, snapshot=not args.no_snapshot)
+    result = run_file(args.image, args.out, threads=args.threads, snapshot=not args.no_snapshot, model=args.model)
     if args.json:
         payload = {
             "outputs": {k: str(v) for k, v in result.outputs.items()},

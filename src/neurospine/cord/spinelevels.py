@@ -100,7 +100,7 @@ def estimate_levels(image: Volume, cord_soft: npt.NDArray[np.floating], *, threa
         return _none(f"the spine model failed ({e})", t0)
     naming = seg.naming
     anchor, conf = str(naming.anchor), float(naming.confidence)
-    models = {SEMANTIC_MODEL: seg.model_version}
+    models = dict(seg.models) or {SEMANTIC_MODEL: seg.model_version}
     if not any(naming.levels):
         est = _none(f"the spine model named no vertebra in this image (naming: {anchor})", t0, anchor, conf)
         est.models = models

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from neurospine.errors import WeightsIntegrityError
 from neurospine.io import Volume, load_volume, save_like, stem_of
 from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_IDS, VERTEBRA_NAMES
 from neurospine.results import TaskResult
@@ -69,6 +70,13 @@ def body_refiner(spec: Any, threads: int) -> BodyRefiner | None:
     if not spec:
         return None
     card = load_card(str(spec["model"]))
+    pinned = str(spec.get("sha256", ""))
+    if pinned and not card.sha256.startswith(pinned):
+        raise WeightsIntegrityError(
+            f"the semantic model's outline calibration was fitted with {card.name} sha256 {pinned[:12]}, but the "
+            f"{card.name} found is {card.version} (sha256 {card.sha256[:12]}); reinstall neurospine or point "
+            "NEUROSPINE_MODELS_DIR at a folder whose models were calibrated together"
+        )
     return BodyRefiner(_session(card.name, card.sha256, int(threads)), float(spec.get("weight", 1.0)))
 
 
@@ -87,6 +95,7 @@ class SpineSegmentation:
     names: dict[int, str]
     model_version: str
     timings_s: dict[str, float]
+    models: dict[str, str] = field(default_factory=dict)  # every model card used: name -> version
 
 
 def _sacrum_below(inst: InstanceResult, classes: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> bool:
@@ -165,6 +174,10 @@ def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> Sp
     t = time.perf_counter()
     bias = logit_bias_vector(card.inputs.get("logit_bias"))
     refiner = body_refiner(card.inputs.get("body_refiner"), threads)
+    models = {card.name: card.version}
+    if refiner is not None:
+        spec = card.inputs["body_refiner"]
+        models[str(spec["model"])] = str(spec.get("version", "?"))
     raw = predict_classes_cropped(session, grid.image, grid.spacing_mm, logit_bias=bias, refiner=refiner)
     timings["semantic_model"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -193,6 +206,7 @@ def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> Sp
         names,
         card.version,
         timings,
+        models,
     )
 
 
@@ -225,7 +239,7 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
     rows = O.structure_rows(seg.seg_vert_input, seg.semantic_input, vol)
     info = {
         "pipeline": "neurospine spine",
-        "models": {SEMANTIC_MODEL: seg.model_version},
+        "models": dict(seg.models),
         "naming": {
             "anchor": seg.naming.anchor,
             "confidence": round(seg.naming.confidence, 3),
@@ -271,7 +285,7 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         str(image_path),
         outputs,
         measures,
-        {SEMANTIC_MODEL: seg.model_version},
+        dict(seg.models),
         timings,
         warnings,
         {"naming": info["naming"], "split_bodies": seg.instances.split_bodies},

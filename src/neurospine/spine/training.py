@@ -92,11 +92,11 @@ def _slab(vol: npt.NDArray[np.generic], r: int, thick: int) -> npt.NDArray[np.fl
     return np.asarray(vol[lo:hi], dtype=np.float32).mean(axis=0)
 
 
-_FG_CACHE: dict[int, npt.NDArray[np.intp]] = {}
+_FG_CACHE: dict[tuple[str, tuple[int, ...]], npt.NDArray[np.intp]] = {}
 
 
 def _fg_slices(case: D.TrainCase) -> npt.NDArray[np.intp]:
-    key = id(case.target)
+    key = (case.name, case.target.shape)  # names are unique (synthetic: by seed); ids of freed arrays are reused
     if key not in _FG_CACHE:
         t = case.target
         fg = (t == 0) if case.kind != "full" else ((t > 0) & (t != D.IGNORE))
@@ -519,7 +519,12 @@ def attach_refiner(card_path: Path, args: argparse.Namespace) -> None:
 
     refiner = load_card(args.body_refiner)  # fails clearly when the refiner cannot be found
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    card.setdefault("inputs", {})["body_refiner"] = {"model": refiner.name, "weight": 1.0}
+    card.setdefault("inputs", {})["body_refiner"] = {
+        "model": refiner.name,
+        "version": refiner.version,
+        "sha256": refiner.sha256,
+        "weight": 1.0,
+    }
     card["version"] = MODEL_VERSION
     note = f" Body refiner {refiner.name} {refiner.version} (sha256 {refiner.sha256[:12]}) fused into the body logits."
     if note.strip() not in card.get("description", ""):
