@@ -13,20 +13,10 @@ from neurospine.spine.semantic import BodyRefiner, network_logits, predict_class
 
 
 def _conv1x1(path: Path, slope: np.ndarray, bias: np.ndarray):
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
     from neurospine.inference.onnx import session_for_file
+    from tests.unit.test_spine_support import save_conv1x1
 
-    node = helper.make_node("Conv", ["input", "w", "b"], ["output"], kernel_shape=[1, 1])
-    graph = helper.make_graph(
-        [node],
-        "conv1x1",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", slope.shape[0], "h", "w"])],
-        initializer=[numpy_helper.from_array(slope, "w"), numpy_helper.from_array(bias, "b")],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    save_conv1x1(path, slope, bias)
     return session_for_file(path, threads=1)
 
 

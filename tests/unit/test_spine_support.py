@@ -41,7 +41,7 @@ def lumbar_phantom(axcodes: str = "RAS", lr_mm: float = 3.0) -> Volume:
 
 
 def save_conv1x1(path: Path, slope: np.ndarray, bias: np.ndarray) -> None:
-    """A 1x1-convolution ONNX model (3 input channels -> ``N_CLASSES`` logits) written to ``path``."""
+    """A 1x1-convolution ONNX model (3 input channels -> ``slope.shape[0]`` logits) written to ``path``."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -50,7 +50,7 @@ def save_conv1x1(path: Path, slope: np.ndarray, bias: np.ndarray) -> None:
         [node],
         "conv1x1",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", C.N_CLASSES, "h", "w"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", slope.shape[0], "h", "w"])],
         initializer=[numpy_helper.from_array(slope, "w"), numpy_helper.from_array(bias, "b")],
     )
     path.parent.mkdir(parents=True, exist_ok=True)

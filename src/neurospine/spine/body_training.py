@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy.typing as npt
 
 from neurospine.spine import classes as C
 from neurospine.spine import data as D
+from neurospine.spine import training as T
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,7 @@ MODEL_VERSION = "0.1.0"
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}
 
 TRAINING_DATA: list[dict[str, str]] = [
-    {
-        "name": "fcs_vb3_myosegmentum_lumbar (MyoSegmenTUM spine, Burian et al. 2019, via fastcleverseg)",
-        "licence": "data: open access, licence not verified; repo GPL-3.0",
-        "use": "vertebral bodies L1-L5 (partial labels); held out: " + ", ".join(D.VB3_TEST),
-    },
-    {
-        "name": "fcs_vb2_chu_lumbar_t2 (Chu et al. 2015, via fastcleverseg)",
-        "licence": "data: Zenodo 22304, licence not verified; repo GPL-3.0",
-        "use": "vertebral bodies T11-L5 (partial labels); held out: " + ", ".join(D.VB2_TEST),
-    },
+    *(row for row in T.TRAINING_DATA if row["name"].startswith(("fcs_vb3", "fcs_vb2"))),
     {
         "name": "neurospine.synth (synthetic engine, this repository)",
         "licence": "Apache-2.0 (project code)",
@@ -118,16 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
 def train_command(args: argparse.Namespace) -> str:
     defaults = build_parser().parse_args([])
     parts = ["neurospine train spine-body", f"--minutes {args.minutes:g}", f"--threads {args.threads}"]
-    for flag, attr in (
-        ("--lr", "lr"),
-        ("--batch", "batch"),
-        ("--patch", "patch"),
-        ("--synth-fraction", "synth_fraction"),
-        ("--keep-contrast", "keep_contrast"),
-        ("--seed", "seed"),
-    ):
-        if getattr(args, attr) != getattr(defaults, attr):
-            parts.append(f"{flag} {getattr(args, attr):g}")
+    parts += T.recipe_flags(
+        args,
+        defaults,
+        (
+            ("--lr", "lr"),
+            ("--batch", "batch"),
+            ("--patch", "patch"),
+            ("--synth-fraction", "synth_fraction"),
+            ("--keep-contrast", "keep_contrast"),
+            ("--seed", "seed"),
+        ),
+    )
     return " ".join(parts)
 
 
@@ -136,7 +129,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from neurospine.nn.checkpoint import load_checkpoint, save_checkpoint
     from neurospine.nn.unet import UNet, count_parameters
-    from neurospine.spine.training import _try_synth, sample_patch, synth_available
 
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -160,9 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     real = [c for c in D.train_cases(args.data, nothing_below_l5=True) if c.kind == "body"]
     pool: list[D.TrainCase] = []
     synth_seed = 300_000 + step * 7 + args.seed
-    if synth_available() and args.synth_fraction > 0:
+    if T.synth_available() and args.synth_fraction > 0:
         while len(pool) < args.synth_pool:
-            got = _try_synth(synth_seed, rng, 0)
+            got = T._try_synth(synth_seed, rng, 0)
             synth_seed += 1
             if got is not None:
                 pool.append(got)
@@ -172,14 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     model.train()
     while elapsed < budget:
         t_step = time.time()
-        lr = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget))))
+        lr = T.cosine_lr(args.lr, elapsed, budget)
         for g in opt.param_groups:
             g["lr"] = lr
         xs, ts = [], []
         for _ in range(args.batch):
             synthetic = bool(pool) and rng.random() < args.synth_fraction
             case = pool[int(rng.integers(len(pool)))] if synthetic else real[int(rng.integers(len(real)))]
-            s = sample_patch(case, rng, args.patch)
+            s = T.sample_patch(case, rng, args.patch)
             xs.append(augment_real(s.image, rng, 0.5 if synthetic else args.keep_contrast))
             ts.append(binary_target(s.target, s.kind))
         x = torch.from_numpy(np.stack(xs))
@@ -192,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         step += 1
         losses.append(loss.item())
         if pool and step % args.synth_refresh == 0:
-            fresh = _try_synth(synth_seed, rng, 0)
+            fresh = T._try_synth(synth_seed, rng, 0)
             synth_seed += 1
             if fresh is not None:
                 pool[int(rng.integers(len(pool)))] = fresh
@@ -240,13 +232,7 @@ def export(model: Any, out: Path, step: int, elapsed: float, args: argparse.Name
         "framework": "onnx",
         "description": "Vertebral-body refiner: binary 2.5D U-Net on sagittal slices, the same input as "
         "spine_semantic; its log-odds are added to the semantic model's corpus/endplate logits.",
-        "inputs": {
-            "orientation": "PIR",
-            "inplane_mm": 1.0,
-            "channels": "slices r-d, r, r+d (d ~ 3 mm)",
-            "intensity": "percentile 0.5-99.5 -> [0, 1]",
-            "pad_multiple": 16,
-        },
+        "inputs": dict(T.MODEL_INPUTS),
         "labels": {"0": {"name": "not_body"}, "1": {"name": "vertebral_body"}},
         "training_data": TRAINING_DATA,
         "metrics": {},

@@ -108,15 +108,13 @@ def predict_classes(
     refiner: BodyRefiner | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Argmax class map (P, I, R) of ``image`` (model grid, intensities in [0, 1])."""
-    offset = neighbour_offset(lr_spacing_mm)
-    n = image.shape[2]
+    full = (slice(0, image.shape[0]), slice(0, image.shape[1]))
+    labels = _predict_slices(
+        session, image, list(range(image.shape[2])), neighbour_offset(lr_spacing_mm), full, batch, logit_bias, refiner
+    )
     out = np.zeros(image.shape, dtype=np.uint8)
-    for start in range(0, n, batch):
-        rs = list(range(start, min(n, start + batch)))
-        x = np.stack([stack_slices(image, r, offset) for r in rs], axis=0).astype(np.float32)
-        x, (h, w) = _pad(x, PAD_MULTIPLE)
-        logits = network_logits(session, x, refiner)
-        out[:, :, rs[0] : rs[-1] + 1] = np.transpose(_argmax(logits[:, :, :h, :w], logit_bias), (1, 2, 0))
+    for r, lab2d in labels.items():
+        out[:, :, r] = lab2d
     return out
 
 

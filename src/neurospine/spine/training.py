@@ -71,6 +71,26 @@ TRAINING_DATA: list[dict[str, str]] = [
 ]
 
 
+#: how both spine networks read their input (recorded in their model cards)
+MODEL_INPUTS: dict[str, Any] = {
+    "orientation": "PIR",
+    "inplane_mm": 1.0,
+    "channels": "slices r-d, r, r+d (d ~ 3 mm)",
+    "intensity": "percentile 0.5-99.5 -> [0, 1]",
+    "pad_multiple": 16,
+}
+
+
+def cosine_lr(base: float, elapsed_s: float, budget_s: float) -> float:
+    """Cosine decay over the time budget, down to 2 % of ``base``."""
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed_s / budget_s))))
+
+
+def recipe_flags(args: argparse.Namespace, defaults: argparse.Namespace, flags: Sequence[tuple[str, str]]) -> list[str]:
+    """``--flag value`` for every recipe option that differs from its default."""
+    return [f"{flag} {getattr(args, attr):g}" for flag, attr in flags if getattr(args, attr) != getattr(defaults, attr)]
+
+
 @dataclass
 class Sample:
     image: npt.NDArray[np.float32]  # (3, P, P)
@@ -433,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model.train()
     while elapsed < budget:
         t_step = time.time()
-        lr = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget))))
+        lr = cosine_lr(args.lr, elapsed, budget)
         for g in opt.param_groups:
             g["lr"] = lr
         samples = []
@@ -540,18 +560,20 @@ def train_command(args: argparse.Namespace) -> str:
     """The command line that reproduces this run (every recipe flag that differs from the default)."""
     defaults = build_parser().parse_args([])
     parts = ["neurospine train spine", f"--minutes {args.minutes:g}", f"--threads {args.threads}"]
-    for flag, attr in (
-        ("--lr", "lr"),
-        ("--batch", "batch"),
-        ("--patch", "patch"),
-        ("--synth-fraction", "synth_fraction"),
-        ("--synth-boundary-ignore", "synth_boundary_ignore"),
-        ("--synth-pool", "synth_pool"),
-        ("--synth-refresh", "synth_refresh"),
-        ("--seed", "seed"),
-    ):
-        if getattr(args, attr) != getattr(defaults, attr):
-            parts.append(f"{flag} {getattr(args, attr):g}")
+    parts += recipe_flags(
+        args,
+        defaults,
+        (
+            ("--lr", "lr"),
+            ("--batch", "batch"),
+            ("--patch", "patch"),
+            ("--synth-fraction", "synth_fraction"),
+            ("--synth-boundary-ignore", "synth_boundary_ignore"),
+            ("--synth-pool", "synth_pool"),
+            ("--synth-refresh", "synth_refresh"),
+            ("--seed", "seed"),
+        ),
+    )
     if args.no_body_below_l5:
         parts.append("--no-body-below-l5")
     if args.init is not None:
@@ -591,13 +613,7 @@ def export(
         "framework": "onnx",
         "description": "Phase-1 semantic spine model: 2.5D U-Net on sagittal slices (3 slices as channels), "
         f"{C.N_CLASSES} classes (left/right merged, split at the midline afterwards).",
-        "inputs": {
-            "orientation": "PIR",
-            "inplane_mm": 1.0,
-            "channels": "slices r-d, r, r+d (d ~ 3 mm)",
-            "intensity": "percentile 0.5-99.5 -> [0, 1]",
-            "pad_multiple": 16,
-        },
+        "inputs": dict(MODEL_INPUTS),
         "labels": {str(i): {"name": n, "spineps_value": v} for i, (n, v) in enumerate(C.NET_CLASSES)},
         "training_data": TRAINING_DATA,
         "metrics": {},
