@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from neurospine.inference.offsets import logit_offsets
 from neurospine.slice2d.io2d import MODEL_PIXEL_MM, Plane2D, model_shape, resize2d
 from neurospine.slice2d.normalize import normalize_image
 
@@ -44,15 +45,8 @@ def softmax(x: npt.NDArray[np.float32], axis: int = 0) -> npt.NDArray[np.float32
 
 def bias_vector(spec: Mapping[str, float] | None) -> npt.NDArray[np.float32] | None:
     """Per-channel offsets from ``{class name: offset}`` (None when empty or all zero)."""
-    if not spec:
-        return None
-    unknown = sorted(set(spec) - set(CLASS_NAMES))
-    if unknown:
-        raise ValueError(f"logit_bias names unknown classes {unknown}; known: {list(CLASS_NAMES)}")
-    out = np.zeros(len(CLASS_NAMES), dtype=np.float32)
-    for name, value in spec.items():
-        out[CLASS_NAMES.index(name)] = float(value)
-    return out if np.any(out != 0) else None
+    out = logit_offsets(spec, CLASS_NAMES)
+    return out if out is not None and np.any(out != 0) else None
 
 
 def card_logit_bias(inputs: Mapping[str, Any], modality: str) -> dict[str, float]:

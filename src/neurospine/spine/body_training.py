@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_OUT = Path("/work/runs/spine-body")
 MODEL_NAME = "spine_body"
 MODEL_VERSION = "0.1.0"
-UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}
+UNET_KW: dict[str, Any] = T.UNET_KW  # the same U-Net as the semantic model: both read the same input
 
 TRAINING_DATA: list[dict[str, str]] = [
     *(row for row in T.TRAINING_DATA if row["name"].startswith(("fcs_vb3", "fcs_vb2"))),
@@ -150,14 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed + step)
     real = [c for c in D.train_cases(args.data, nothing_below_l5=True) if c.kind == "body"]
-    pool: list[D.TrainCase] = []
-    synth_seed = 300_000 + step * 7 + args.seed
+    pool = T.SynthPool(300_000 + step * 7 + args.seed)
     if T.synth_available() and args.synth_fraction > 0:
-        while len(pool) < args.synth_pool:
-            got = T._try_synth(synth_seed, rng, 0)
-            synth_seed += 1
-            if got is not None:
-                pool.append(got)
+        pool.fill(args.synth_pool, rng)
     budget = args.minutes * 60.0
     last_ckpt = time.time()
     losses: list[float] = []
@@ -169,8 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             g["lr"] = lr
         xs, ts = [], []
         for _ in range(args.batch):
-            synthetic = bool(pool) and rng.random() < args.synth_fraction
-            case = pool[int(rng.integers(len(pool)))] if synthetic else real[int(rng.integers(len(real)))]
+            synthetic = bool(pool.cases) and rng.random() < args.synth_fraction
+            case = pool.pick(rng) if synthetic else real[int(rng.integers(len(real)))]
             s = T.sample_patch(case, rng, args.patch)
             xs.append(augment_real(s.image, rng, 0.5 if synthetic else args.keep_contrast))
             ts.append(binary_target(s.target, s.kind))
@@ -183,11 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         opt.step()
         step += 1
         losses.append(loss.item())
-        if pool and step % args.synth_refresh == 0:
-            fresh = T._try_synth(synth_seed, rng, 0)
-            synth_seed += 1
-            if fresh is not None:
-                pool[int(rng.integers(len(pool)))] = fresh
+        if pool.cases and step % args.synth_refresh == 0:
+            pool.refresh(rng)
         elapsed += time.time() - t_step
         if step % 50 == 0:
             log.info(

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from neurospine.inference.offsets import logit_offsets
 from neurospine.spine import classes as C
 
 log = logging.getLogger(__name__)
@@ -50,16 +51,7 @@ def _pad(x: npt.NDArray[np.float32], multiple: int) -> tuple[npt.NDArray[np.floa
 
 def logit_bias_vector(spec: Mapping[str, float] | None) -> npt.NDArray[np.float32] | None:
     """Per-class logit offsets from a model card's ``inputs.logit_bias`` ({class name: offset})."""
-    if not spec:
-        return None
-    names = [n for n, _ in C.NET_CLASSES]
-    unknown = sorted(set(spec) - set(names))
-    if unknown:
-        raise ValueError(f"logit_bias names unknown classes {unknown}; known: {names}")
-    out = np.zeros(C.N_CLASSES, dtype=np.float32)
-    for name, value in spec.items():
-        out[names.index(name)] = float(value)
-    return out
+    return logit_offsets(spec, [n for n, _ in C.NET_CLASSES])
 
 
 #: network classes that make up the vertebral body (the refiner's positive class)

@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +258,35 @@ def _try_synth(seed: int, rng: np.random.Generator, boundary_ignore: int = 0) ->
         return None
 
 
+@dataclass
+class SynthPool:
+    """Synthetic training volumes kept in memory; seeds are consumed in order, one volume replaced at a time."""
+
+    next_seed: int
+    boundary_ignore: int = 0
+    cases: list[D.TrainCase] = field(default_factory=list)
+
+    def _draw(self, rng: np.random.Generator) -> D.TrainCase | None:
+        case = _try_synth(self.next_seed, rng, self.boundary_ignore)
+        self.next_seed += 1
+        return case
+
+    def fill(self, size: int, rng: np.random.Generator) -> None:
+        while len(self.cases) < size:
+            case = self._draw(rng)
+            if case is not None:
+                self.cases.append(case)
+
+    def refresh(self, rng: np.random.Generator) -> None:
+        """Replace one random volume by a fresh one (no change when the engine fails on that seed)."""
+        fresh = self._draw(rng)
+        if fresh is not None:
+            self.cases[int(rng.integers(len(self.cases)))] = fresh
+
+    def pick(self, rng: np.random.Generator) -> D.TrainCase:
+        return self.cases[int(rng.integers(len(self.cases)))]
+
+
 # ---- loss -----------------------------------------------------------------------------------------
 
 
@@ -433,16 +462,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     monitor = [c for c in D.eval_cases(args.data, "vb2")[:1]]
     monitor += [c for c in D.eval_cases(args.data, "vb1") if c.name == "vb1-06"]
     use_synth = synth_available() and args.synth_fraction > 0
-    pool: list[D.TrainCase] = []
-    synth_seed = 100_000 + step * 7 + args.seed
+    pool = SynthPool(100_000 + step * 7 + args.seed, args.synth_boundary_ignore)
     if use_synth:
         t0 = time.time()
-        while len(pool) < args.synth_pool:
-            case_or_none = _try_synth(synth_seed, rng, args.synth_boundary_ignore)
-            synth_seed += 1
-            if case_or_none is not None:
-                pool.append(case_or_none)
-        log.info("synthetic pool of %d volumes in %.1f s", len(pool), time.time() - t0)
+        pool.fill(args.synth_pool, rng)
+        log.info("synthetic pool of %d volumes in %.1f s", len(pool.cases), time.time() - t0)
     else:
         log.warning("synthetic engine not available: training on real partial labels only")
 
@@ -458,8 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             g["lr"] = lr
         samples = []
         for _ in range(args.batch):
-            if pool and rng.random() < args.synth_fraction:
-                case = pool[int(rng.integers(len(pool)))]
+            if pool.cases and rng.random() < args.synth_fraction:
+                case = pool.pick(rng)
             else:
                 kinds = list(real_weights)
                 kind = kinds[
@@ -481,11 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         opt.step()
         step += 1
         losses.append(loss.item())
-        if pool and step % args.synth_refresh == 0:
-            fresh = _try_synth(synth_seed, rng, args.synth_boundary_ignore)
-            synth_seed += 1
-            if fresh is not None:
-                pool[int(rng.integers(len(pool)))] = fresh
+        if pool.cases and step % args.synth_refresh == 0:
+            pool.refresh(rng)
         elapsed += time.time() - t_step
         if step % 50 == 0:
             log.info(
