@@ -27,7 +27,7 @@ DEFAULT_OUT = Path("/work/runs/cord")
 SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "models" / "weights"
 MODEL_NAME = "cord_softseg"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -53,6 +53,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--synth-train", type=int, default=48, help="synthetic training cases")
     p.add_argument("--synth-val", type=int, default=6, help="synthetic held-out validation cases")
+    p.add_argument(
+        "--contrasts",
+        default=",".join(_CONTRASTS),
+        help="comma-separated synthetic contrasts, cycled by seed (repeat a name to draw it more often)",
+    )
     p.add_argument("--real-weight", type=float, default=0.25, help="share of patches drawn from real volumes")
     p.add_argument("--shared-data", type=Path, default=SHARED_DATA)
     p.add_argument("--batch", type=int, default=16)
@@ -76,7 +81,7 @@ _CONTRASTS = ("t2w", "t1w", "t2sw", "random", "stir", "random", "t2w")
 _LEVELS = ("C1-C7", "C2-T2", "C3-C7", "C1-T1", "T6-T12", "T10-L2", "C2-C6")
 
 
-def synth_case(seed: int) -> TrainVolume:
+def synth_case(seed: int, contrasts: tuple[str, ...] = _CONTRASTS) -> TrainVolume:
     """One synthetic case: plane, contrast, levels and slice thickness vary with the seed (CT excluded:
     the cord is not visible on CT)."""
     from neurospine.cord.data import from_volumes
@@ -84,7 +89,7 @@ def synth_case(seed: int) -> TrainVolume:
 
     rng = np.random.default_rng(seed)
     plane = _PLANES[seed % len(_PLANES)]
-    contrast = _CONTRASTS[seed % len(_CONTRASTS)]
+    contrast = contrasts[seed % len(contrasts)]
     levels = _LEVELS[int(rng.integers(len(_LEVELS)))]
     inplane = float(rng.uniform(0.45, 1.0))
     if plane == "axial":
@@ -99,16 +104,17 @@ def synth_case(seed: int) -> TrainVolume:
     return from_volumes(f"synth-{seed}", f"synth-{seed}", case.image, case.cord_soft, case.canal_soft)
 
 
-def build_synth(out: Path, seeds: list[int]) -> list[TrainVolume]:
+def build_synth(out: Path, seeds: list[int], contrasts: tuple[str, ...] = _CONTRASTS) -> list[TrainVolume]:
     vols = []
+    tag = "" if contrasts == _CONTRASTS else "-" + "-".join(contrasts)
     for s in seeds:
-        path = out / "cache" / f"synth-{s}.npz"
+        path = out / "cache" / f"synth-{s}{tag}.npz"
         if path.is_file():
             vols.append(load_cache(path, f"synth-{s}", f"synth-{s}"))
             continue
         t0 = time.time()
         try:
-            v = synth_case(s)
+            v = synth_case(s, contrasts)
         except (ValueError, RuntimeError, IndexError) as e:  # an engine failure must not stop training
             log.warning("synth case %d failed (%s: %s); skipped", s, type(e).__name__, e)
             continue
@@ -162,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     synth_train: list[TrainVolume] = []
     synth_val: list[TrainVolume] = []
     if args.synth_train > 0:
-        synth_train = build_synth(out, [1000 + i for i in range(args.synth_train)])
+        contrasts = tuple(c.strip() for c in str(args.contrasts).split(",") if c.strip())
+        synth_train = build_synth(out, [1000 + i for i in range(args.synth_train)], contrasts)
         synth_val = build_synth(out, [90000 + i for i in range(args.synth_val)])
     data_minutes = (time.time() - t_data) / 60.0
     vols = synth_train + real
@@ -299,7 +306,8 @@ def export(model: Any, args: argparse.Namespace, info: dict[str, Any]) -> Path:
             "note": "sct_testing_data results: benchmarks/results/cord.json",
         },
         train_command=f"neurospine train cord --minutes {args.minutes:g} --synth-train {args.synth_train} "
-        f"--synth-val {args.synth_val} --seed {args.seed}",
+        f"--synth-val {args.synth_val} --seed {args.seed}"
+        + ("" if args.contrasts == ",".join(_CONTRASTS) else f" --contrasts {args.contrasts}"),
         train_cpu_minutes=round(float(info["train_minutes"]) + float(info["data_minutes"]), 1),
         created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         notes=json.dumps({k: v for k, v in info.items() if k != "val_soft_dice_synthetic"}),

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("/work/runs/spine-body")
 MODEL_NAME = "spine_body"
-MODEL_VERSION = "0.1.0"
+MODEL_VERSION = "0.2.0"
 UNET_KW: dict[str, Any] = T.UNET_KW  # the same U-Net as the semantic model: both read the same input
 
 TRAINING_DATA: list[dict[str, str]] = [
@@ -101,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-contrast", type=float, default=0.4, help="share of real samples left unchanged")
     p.add_argument("--synth-pool", type=int, default=8, help="synthetic volumes kept in memory")
     p.add_argument("--synth-refresh", type=int, default=40, help="replace one synthetic volume every N steps")
+    p.add_argument(
+        "--synth-regions",
+        default=",".join(T.SYNTH_LEVELS),
+        help="comma-separated fields of view the synthetic volumes are drawn from (uniformly)",
+    )
+    p.add_argument(
+        "--synth-boundary-ignore",
+        type=int,
+        default=0,
+        help="ignore a band this many voxels wide around synthetic body outlines (outline learned from real labels)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export-only", action="store_true", help="export the checkpoint to ONNX and stop")
     return p
@@ -118,6 +129,8 @@ def train_command(args: argparse.Namespace) -> str:
             ("--patch", "patch"),
             ("--synth-fraction", "synth_fraction"),
             ("--keep-contrast", "keep_contrast"),
+            ("--synth-regions", "synth_regions"),
+            ("--synth-boundary-ignore", "synth_boundary_ignore"),
             ("--seed", "seed"),
         ),
     )
@@ -150,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed + step)
     real = [c for c in D.train_cases(args.data, nothing_below_l5=True) if c.kind == "body"]
-    pool = T.SynthPool(300_000 + step * 7 + args.seed)
+    regions = tuple(r.strip() for r in str(args.synth_regions).split(",") if r.strip())
+    pool = T.SynthPool(300_000 + step * 7 + args.seed, args.synth_boundary_ignore, regions)
     if T.synth_available() and args.synth_fraction > 0:
         pool.fill(args.synth_pool, rng)
     budget = args.minutes * 60.0
@@ -240,6 +254,8 @@ def export(model: Any, out: Path, step: int, elapsed: float, args: argparse.Name
                 "unet": UNET_KW,
                 "synth_fraction": args.synth_fraction,
                 "keep_contrast": args.keep_contrast,
+                "synth_regions": args.synth_regions,
+                "synth_boundary_ignore": args.synth_boundary_ignore,
             }
         ),
     }

@@ -88,7 +88,11 @@ def cosine_lr(base: float, elapsed_s: float, budget_s: float) -> float:
 
 def recipe_flags(args: argparse.Namespace, defaults: argparse.Namespace, flags: Sequence[tuple[str, str]]) -> list[str]:
     """``--flag value`` for every recipe option that differs from its default."""
-    return [f"{flag} {getattr(args, attr):g}" for flag, attr in flags if getattr(args, attr) != getattr(defaults, attr)]
+
+    def text(value: Any) -> str:
+        return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+    return [f"{flag} {text(getattr(args, a))}" for flag, a in flags if getattr(args, a) != getattr(defaults, a)]
 
 
 @dataclass
@@ -210,16 +214,19 @@ def boundary_band(target: npt.NDArray[np.uint8], classes: Sequence[int], width: 
     return np.asarray(outer & ~inner, dtype=bool)
 
 
-def synth_case(seed: int, rng: np.random.Generator, boundary_ignore: int = 0) -> D.TrainCase:
+def synth_case(
+    seed: int, rng: np.random.Generator, boundary_ignore: int = 0, regions: Sequence[str] = SYNTH_LEVELS
+) -> D.TrainCase:
     """One synthetic whole- or part-spine volume on the model grid with full labels.
 
-    ``boundary_ignore`` > 0 marks a band that wide around vertebral bodies and discs as unknown."""
+    ``boundary_ignore`` > 0 marks a band that wide around vertebral bodies and discs as unknown; the
+    field of view is drawn uniformly from ``regions`` (names understood by ``SynthConfig.levels``)."""
     from neurospine.io import Volume, reorient
     from neurospine.io.resample import grid_for_spacing, resample_to_grid
     from neurospine.spine.preprocess import CANONICAL, normalise_intensity
     from neurospine.synth import SynthConfig, generate_case
 
-    levels = SYNTH_LEVELS[int(rng.integers(len(SYNTH_LEVELS)))]
+    levels = regions[int(rng.integers(len(regions)))]
     lr_mm = float(rng.choice([1.0, 2.0, 3.0, 4.0]))
     contrast = "random" if rng.random() < 0.6 else "any"
     cfg = SynthConfig(
@@ -250,9 +257,11 @@ def synth_case(seed: int, rng: np.random.Generator, boundary_ignore: int = 0) ->
     )
 
 
-def _try_synth(seed: int, rng: np.random.Generator, boundary_ignore: int = 0) -> D.TrainCase | None:
+def _try_synth(
+    seed: int, rng: np.random.Generator, boundary_ignore: int = 0, regions: Sequence[str] = SYNTH_LEVELS
+) -> D.TrainCase | None:
     try:
-        return synth_case(seed, rng, boundary_ignore)
+        return synth_case(seed, rng, boundary_ignore, regions)
     except Exception as e:  # the engine is young: skip a failing seed, keep training
         log.warning("synthetic case %d failed (%s); skipped", seed, e)
         return None
@@ -264,10 +273,11 @@ class SynthPool:
 
     next_seed: int
     boundary_ignore: int = 0
+    regions: tuple[str, ...] = SYNTH_LEVELS
     cases: list[D.TrainCase] = field(default_factory=list)
 
     def _draw(self, rng: np.random.Generator) -> D.TrainCase | None:
-        case = _try_synth(self.next_seed, rng, self.boundary_ignore)
+        case = _try_synth(self.next_seed, rng, self.boundary_ignore, self.regions)
         self.next_seed += 1
         return case
 
