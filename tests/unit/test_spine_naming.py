@@ -180,3 +180,63 @@ def test_a_shallow_sacral_piece_under_deep_lumbar_bodies_is_not_taken_for_l5():
     piece = BodyInfo(20.0, 21.0, 0.0, 30000.0)  # as big as a body in volume, but 21 mm deep
     assert not deep_enough_for_l5(piece, [*column, piece])
     assert deep_enough_for_l5(BodyInfo(27.0, 23.0, 0.0, 22000.0), [BodyInfo(27.0, 27.0, 0.0, 23000.0)] * 4)
+
+
+# ---- thoracic-like columns: weak bottom anchors refused, depth-profile fallback ------------------------
+
+
+def _profile_column(start: str, n: int, scale: float = 1.0) -> list[BodyInfo]:
+    from neurospine.spine.naming import REFERENCE_DEPTH_MM
+
+    names_ = [name for name, _ in REFERENCE_DEPTH_MM]
+    i = names_.index(start)
+    wobble = [1.0, 1.03, 0.97, 1.02, 0.98, 1.0] * 4  # measurement noise of a few percent
+    return [
+        BodyInfo(0.8 * d * scale, d * scale * wobble[k], float(k), 700.0 * d * scale, 900.0)
+        for k, (_, d) in enumerate(REFERENCE_DEPTH_MM[i : i + n])
+    ]
+
+
+def test_depth_profile_finds_the_top_of_a_thoracic_column():
+    """Within one level: with a free per-subject scale, a one-level shift of a steadily rising profile costs
+    about as much as a few percent of measurement noise (that is why the result stays flagged positional)."""
+    from neurospine.spine.naming import REFERENCE_DEPTH_MM
+
+    order = [name for name, _ in REFERENCE_DEPTH_MM]
+    for start, scale in (("T3", 1.0), ("T6", 0.9), ("T1", 1.1), ("C6", 1.0)):
+        col = _profile_column(start, 10, scale)
+        nm = name_levels(col, sacrum_mm3=0, sacrum_below=False, c2_top=False)
+        assert abs(order.index(names(nm.levels)[0]) - order.index(start)) <= 1, (start, scale, names(nm.levels))
+        assert nm.positional and "depth profile" in nm.flags[-1]
+
+
+def test_depth_profile_exact_without_noise():
+    from neurospine.spine.naming import REFERENCE_DEPTH_MM, fit_depth_profile
+
+    col = [BodyInfo(20.0, d, float(k)) for k, (_, d) in enumerate(REFERENCE_DEPTH_MM[8:18])]
+    fit = fit_depth_profile(col)
+    assert fit is not None and REFERENCE_DEPTH_MM[fit[0]][0] == "T3" and fit[1] > 0
+    assert fit_depth_profile(col[:5]) is None  # too few bodies to fit
+
+
+def test_flat_cervical_column_keeps_the_c2_assumption():
+    nm = name_levels([CERVICAL] * 6, sacrum_mm3=0, sacrum_below=False, c2_top=False)
+    assert names(nm.levels)[0] == "C2" and nm.positional
+
+
+def test_last_disc_pattern_refused_under_a_thoracic_column():
+    # T4-T12 with a full disc below every body but the last, which the field of view cuts (no disc below)
+    col = _profile_column("T4", 9)
+    col[-1] = BodyInfo(col[-1].height_mm, col[-1].depth_mm, 8.0, col[-1].volume_mm3, 0.0, True)
+    nm = name_levels(col, sacrum_mm3=0, sacrum_below=False, c2_top=False)
+    assert nm.positional and any("last-disc pattern" in f for f in nm.flags)
+    assert names(nm.levels)[0] == "T4"
+
+
+def test_small_sacrum_refused_under_a_thoracic_column_but_not_under_a_lumbar_one():
+    col = _profile_column("T6", 11)
+    small = 0.5 * sorted(b.volume_mm3 for b in col)[len(col) // 2]
+    nm = name_levels(col, sacrum_mm3=small, sacrum_below=True, c2_top=False)
+    assert nm.positional and any("sacrum smaller" in f for f in nm.flags)
+    lumbar = name_levels([LUMBAR] * 5, sacrum_mm3=0.5 * LUMBAR.volume_mm3, sacrum_below=True)
+    assert lumbar.anchor == "S1" and names(lumbar.levels) == ["L1", "L2", "L3", "L4", "L5"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from neurospine.labels import CRANIOCAUDAL_ORDER, VERTEBRA_IDS
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,23 @@ L5_RELATIVE_DEPTH = 0.85
 #: by the semantic model), not L5. Chosen on the real *training* cases (VB2/VB3): L5 found right in 25/26 with
 #: the outline-calibrated 0.2.0 model, against 19/26 for the disc pattern alone (0.7 gave the same).
 SACRAL_VOLUME_RATIO = 0.6
+#: typical adult mid-sagittal vertebral-body depth (mm), C2 to L5, from the published morphometry ranges (about
+#: 15 mm through the cervical spine, growing steadily through the thoracic spine, 33-37 mm in the lumbar spine).
+#: Only the positional fallback uses it, and only its shape matters (a per-subject scale is fitted).
+REFERENCE_DEPTH_MM: tuple[tuple[str, float], ...] = (
+    ("C2", 15.0), ("C3", 15.0), ("C4", 15.3), ("C5", 15.6), ("C6", 16.0), ("C7", 16.5),
+    ("T1", 17.0), ("T2", 18.5), ("T3", 20.0), ("T4", 21.5), ("T5", 23.0), ("T6", 24.5),
+    ("T7", 26.0), ("T8", 27.5), ("T9", 28.5), ("T10", 29.5), ("T11", 31.0), ("T12", 32.0),
+    ("L1", 33.5), ("L2", 34.5), ("L3", 35.5), ("L4", 35.5), ("L5", 35.0),
+)  # fmt: skip
+#: a column whose body depth rises at least this much from its top to its bottom third spans the thoracic spine
+#: (real lumbar columns of the VB2/VB3/IVD training cases: 0.85-1.04; synthetic thoracic fields of view
+#: 1.22-1.79). In such a column a weak bottom anchor (the last-disc pattern, or a sacrum smaller than the median
+#: body) is refused: a body cut by the field of view shows the same pattern (8 of 9 such anchors were false on
+#: fresh synthetic thoracic scans), and the positional fallback fits the depth profile instead of assuming C2.
+PROFILE_MIN_RISE = 1.2
+#: per-subject size factor allowed in the profile fit
+PROFILE_SCALE_RANGE = (0.8, 1.25)
 
 
 @dataclass(frozen=True)
@@ -158,12 +177,20 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
     has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25 and l5_sized
     if sacrum_below and not has_s1 and not l5_sized:
         flags.append("a sacrum-like structure below a body too small to be L5: not used as the S1 anchor")
+    vols = sorted(b.volume_mm3 for b in bodies)
+    rising = _depth_rise(bodies) >= PROFILE_MIN_RISE
+    if has_s1 and rising and sacrum_mm3 < vols[n // 2]:
+        has_s1 = False
+        flags.append("a sacrum smaller than a vertebral body under a thoracic-like column: not used as the S1 anchor")
     bottom_conf = 0.95 if sacrum_mm3 >= SACRUM_MIN_MM3 else 0.75
     bottom_name = "S1"
     sacral_tail: list[int] = []
     presacral = bodies
     if not has_s1:
         k = last_disc_anchor(bodies)
+        if k is not None and rising:
+            flags.append("last-disc pattern under a thoracic-like column not used (a body cut by the field of view)")
+            k = None
         if k is not None:
             has_s1, bottom_conf, bottom_name = True, 0.7, "last-disc"
             flags.append("sacrum found from the disc pattern (last full disc = L5-S1), not from a sacrum label")
@@ -212,8 +239,50 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
     if lumbar_like:
         flags.append("no sacrum or C2 found: lowest vertebra assumed to be L5 (positional)")
         return Naming(_chain("L5", n, upward=True), "positional", 0.3, flags)
+    fit = fit_depth_profile(bodies) if rising else None
+    if fit is not None:
+        start = REFERENCE_DEPTH_MM[fit[0]][0]
+        flags.append(f"no sacrum or C2 found: top vertebra taken as {start} from the body-depth profile (positional)")
+        return Naming(_chain(start, n, upward=False), "positional", 0.25, flags)
     flags.append("no sacrum or C2 found: top vertebra assumed to be C2 (positional)")
     return Naming(_chain("C2", n, upward=False), "positional", 0.2, flags)
+
+
+def _depth_rise(bodies: list[BodyInfo]) -> float:
+    """Median depth of the bottom third over that of the top third of the column."""
+    d = [b.depth_mm for b in bodies if b.depth_mm > 0]
+    if len(d) < 6:
+        return 1.0
+    k = len(d) // 3
+    top, bottom = sorted(d[:k]), sorted(d[-k:])
+    return bottom[len(bottom) // 2] / max(top[len(top) // 2], 1e-6)
+
+
+def fit_depth_profile(bodies: list[BodyInfo]) -> tuple[int, float] | None:
+    """Which level the top body is, from the shape of the column's depth profile.
+
+    For every start level with the whole column inside C2-L5, the body depths are compared with
+    ``REFERENCE_DEPTH_MM`` in log space after fitting a per-subject scale (limited to ``PROFILE_SCALE_RANGE``);
+    the worst-fitting body is ignored (a body cut by the field of view). Returns the index of the best start
+    in ``REFERENCE_DEPTH_MM`` and the margin (mean absolute log residual of the second-best start minus the
+    best; larger = clearer), or None when the column has fewer than 6 measured bodies.
+    """
+    d = np.array([b.depth_mm for b in bodies], dtype=float)
+    if len(d) < 6 or np.any(d <= 0):
+        return None
+    ref = np.log([v for _, v in REFERENCE_DEPTH_MM])
+    logd = np.log(d)
+    lo, hi = np.log(PROFILE_SCALE_RANGE[0]), np.log(PROFILE_SCALE_RANGE[1])
+    costs = []
+    for start in range(len(ref) - len(d) + 1):
+        diff = logd - ref[start : start + len(d)]
+        res = np.sort(np.abs(diff - float(np.clip(np.median(diff), lo, hi))))[:-1]
+        costs.append(float(res.mean()))
+    if not costs:
+        return None
+    order = np.argsort(costs)
+    margin = costs[int(order[1])] - costs[int(order[0])] if len(costs) > 1 else 1.0
+    return int(order[0]), float(margin)
 
 
 def disc_above_top(top_level: int) -> int:
