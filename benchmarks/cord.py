@@ -706,10 +706,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="write the summary into the model card's metrics (sct_testing_data is held out)",
     )
+    ap.add_argument(
+        "--results-name",
+        default="cord",
+        help="results file stem in benchmarks/results (e.g. cord_candidate_X for a model that is not shipped)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     payload = run(args.data, args.threads)
-    path = write_results("cord", payload, threads=args.threads, markdown=markdown(payload))
+    path = write_results(args.results_name, payload, threads=args.threads, markdown=markdown(payload))
     print(markdown(payload))
     print(f"written {path}")
     if args.update_card:
