@@ -240,3 +240,9 @@ def test_small_sacrum_refused_under_a_thoracic_column_but_not_under_a_lumbar_one
     assert nm.positional and any("sacrum smaller" in f for f in nm.flags)
     lumbar = name_levels([LUMBAR] * 5, sacrum_mm3=0.5 * LUMBAR.volume_mm3, sacrum_below=True)
     assert lumbar.anchor == "S1" and names(lumbar.levels) == ["L1", "L2", "L3", "L4", "L5"]
+
+
+def test_cervicothoracic_column_starting_near_c2_keeps_the_c2_assumption():
+    col = _profile_column("C3", 13)  # C3-T8: rises like the thoracic spine, but starts in the upper neck
+    nm = name_levels(col, sacrum_mm3=0, sacrum_below=False, c2_top=False)
+    assert names(nm.levels)[0] == "C2" and nm.positional and "assumed to be C2" in nm.flags[-1]

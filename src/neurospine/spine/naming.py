@@ -53,6 +53,8 @@ REFERENCE_DEPTH_MM: tuple[tuple[str, float], ...] = (
 #: body) is refused: a body cut by the field of view shows the same pattern (8 of 9 such anchors were false on
 #: fresh synthetic thoracic scans), and the positional fallback fits the depth profile instead of assuming C2.
 PROFILE_MIN_RISE = 1.2
+#: profile fits starting at or above this index of ``REFERENCE_DEPTH_MM`` (C4) fall back to the C2-top assumption
+PROFILE_C2_REACH = 2
 #: per-subject size factor allowed in the profile fit
 PROFILE_SCALE_RANGE = (0.8, 1.25)
 
@@ -240,7 +242,9 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
         flags.append("no sacrum or C2 found: lowest vertebra assumed to be L5 (positional)")
         return Naming(_chain("L5", n, upward=True), "positional", 0.3, flags)
     fit = fit_depth_profile(bodies) if rising else None
-    if fit is not None:
+    # a fit that puts the top within two levels of C2 keeps the C2 assumption: the fit is only good to about one
+    # level, and a field of view that starts in the upper cervical spine nearly always includes C2
+    if fit is not None and fit[0] > PROFILE_C2_REACH:
         start = REFERENCE_DEPTH_MM[fit[0]][0]
         flags.append(f"no sacrum or C2 found: top vertebra taken as {start} from the body-depth profile (positional)")
         return Naming(_chain(start, n, upward=False), "positional", 0.25, flags)
