@@ -23,7 +23,7 @@ from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_IDS, VERTEB
 from neurospine.results import TaskResult
 from neurospine.spine import classes as C
 from neurospine.spine.instances import SACRUM_TMP, InstanceResult, build_instances
-from neurospine.spine.naming import BodyInfo, Naming, disc_above_top, name_levels
+from neurospine.spine.naming import SACRUM_MIN_MM3, BodyInfo, Naming, disc_above_top, name_levels
 from neurospine.spine.preprocess import ModelGrid, check_input, to_model_grid
 from neurospine.spine.semantic import (
     BodyRefiner,
@@ -131,6 +131,24 @@ def name_instances(
     return name_levels(bodies, sacrum_mm3=sacrum_mm3, sacrum_below=_sacrum_below(inst, classes, spacing_mm))
 
 
+def drop_unused_sacrum(
+    inst: InstanceResult, classes: npt.NDArray[np.uint8], naming: Naming, spacing_mm: tuple[float, float, float]
+) -> None:
+    """Remove a small sacrum that the naming did not accept as the S1 anchor (in place, with a flag).
+
+    A sacrum under cervical bodies or a cut body at the bottom of a thoracic field of view is a false
+    positive of the semantic model; a real sacrum is either accepted as the anchor or large. Sacral bodies
+    named from the disc pattern keep their S1 instance label."""
+    sacrum_mm3 = inst.sacrum_voxels * float(np.prod(spacing_mm))
+    if not inst.sacrum_voxels or naming.anchor in ("S1", "S1+C2") or sacrum_mm3 >= SACRUM_MIN_MM3:
+        return
+    where = inst.instances == SACRUM_TMP
+    classes[where & (classes == C.SACRUM)] = C.BG
+    inst.instances[where] = 0
+    inst.sacrum_voxels = 0
+    naming.flags.append(f"a small sacrum-like region ({sacrum_mm3:.0f} mm3) not used as the anchor was removed")
+
+
 def relabel(inst: InstanceResult, naming: Naming) -> tuple[npt.NDArray[np.int16], dict[int, str]]:
     """Temporary instance ids (1..N, 100+k, 200+k) -> SPINEPS level ids (20 = L1, 120, 220, 26)."""
     n = len(inst.vertebrae)
@@ -185,8 +203,9 @@ def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> Sp
     inst = build_instances(cls, grid.spacing_mm)
     # sacrum voxels the instance phase left unassigned (not the column's sacrum) are not sacrum
     cls[(cls == C.SACRUM) & (inst.instances == 0)] = C.BG
-    values = to_spineps_values(cls)
     naming = name_instances(inst, cls, grid.spacing_mm)
+    drop_unused_sacrum(inst, cls, naming, grid.spacing_mm)
+    values = to_spineps_values(cls)
     seg_vert, names = relabel(inst, naming)
     timings["instances_naming"] = time.perf_counter() - t
     t = time.perf_counter()
