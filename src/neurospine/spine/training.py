@@ -400,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="voxels either side of synthetic body/disc outlines left unlabelled (outline convention from real data)",
     )
     p.add_argument(
+        "--synth-regions",
+        default=",".join(SYNTH_LEVELS),
+        help="comma-separated fields of view the synthetic volumes are drawn from (uniformly; repeat to weight)",
+    )
+    p.add_argument(
         "--no-body-below-l5",
         action="store_true",
         help="teach 'no vertebral body' below the lowest labelled body (L5) of the real body sets (S1 is sacrum)",
@@ -472,7 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     monitor = [c for c in D.eval_cases(args.data, "vb2")[:1]]
     monitor += [c for c in D.eval_cases(args.data, "vb1") if c.name == "vb1-06"]
     use_synth = synth_available() and args.synth_fraction > 0
-    pool = SynthPool(100_000 + step * 7 + args.seed, args.synth_boundary_ignore)
+    regions = tuple(r.strip() for r in str(args.synth_regions).split(",") if r.strip())
+    pool = SynthPool(100_000 + step * 7 + args.seed, args.synth_boundary_ignore, regions)
     if use_synth:
         t0 = time.time()
         pool.fill(args.synth_pool, rng)
@@ -600,6 +606,7 @@ def train_command(args: argparse.Namespace) -> str:
             ("--patch", "patch"),
             ("--synth-fraction", "synth_fraction"),
             ("--synth-boundary-ignore", "synth_boundary_ignore"),
+            ("--synth-regions", "synth_regions"),
             ("--synth-pool", "synth_pool"),
             ("--synth-refresh", "synth_refresh"),
             ("--seed", "seed"),
