@@ -27,7 +27,7 @@ DEFAULT_OUT = Path("/work/runs/cord")
 SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "models" / "weights"
 MODEL_NAME = "cord_softseg"
-VERSION = "1.1.0"
+VERSION = "1.0.0"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
