@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("/work/runs/spine")
 MODEL_NAME = "spine_semantic"
-MODEL_VERSION = "0.5.0"
+MODEL_VERSION = "0.4.0"
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}
 
 
