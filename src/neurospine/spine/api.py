@@ -23,7 +23,7 @@ from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_IDS, VERTEB
 from neurospine.results import TaskResult
 from neurospine.spine import classes as C
 from neurospine.spine.instances import SACRUM_TMP, InstanceResult, build_instances
-from neurospine.spine.naming import SACRUM_MIN_MM3, BodyInfo, Naming, disc_above_top, name_levels
+from neurospine.spine.naming import L5_MIN_DEPTH_MM, SACRUM_MIN_MM3, BodyInfo, Naming, disc_above_top, name_levels
 from neurospine.spine.preprocess import ModelGrid, check_input, to_model_grid
 from neurospine.spine.semantic import (
     BodyRefiner,
@@ -134,13 +134,17 @@ def name_instances(
 def drop_unused_sacrum(
     inst: InstanceResult, classes: npt.NDArray[np.uint8], naming: Naming, spacing_mm: tuple[float, float, float]
 ) -> None:
-    """Remove a small sacrum that the naming did not accept as the S1 anchor (in place, with a flag).
+    """Remove a small sacrum the naming did not accept as the S1 anchor, under a column of bodies too small to
+    include L5 (in place, with a flag).
 
-    A sacrum under cervical bodies or a cut body at the bottom of a thoracic field of view is a false
-    positive of the semantic model; a real sacrum is either accepted as the anchor or large. Sacral bodies
-    named from the disc pattern keep their S1 instance label."""
+    A sacrum under cervical or upper-thoracic bodies is a false positive of the semantic model. Under
+    lumbar-sized bodies a small sacrum may be a real sliver at the edge of the field of view and is kept;
+    so is a large one. Sacral bodies named from the disc pattern keep their S1 instance label."""
     sacrum_mm3 = inst.sacrum_voxels * float(np.prod(spacing_mm))
     if not inst.sacrum_voxels or naming.anchor in ("S1", "S1+C2") or sacrum_mm3 >= SACRUM_MIN_MM3:
+        return
+    depths = sorted(v.depth_mm for v in inst.vertebrae)
+    if depths and depths[len(depths) // 2] >= L5_MIN_DEPTH_MM:
         return
     where = inst.instances == SACRUM_TMP
     classes[where & (classes == C.SACRUM)] = C.BG
