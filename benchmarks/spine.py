@@ -223,11 +223,13 @@ def _region(level_id: int) -> str:
 def bench_synthetic_regions() -> dict[str, Any]:
     """Bodies found, Dice and names on fresh synthetic scans, summarised by spinal region."""
     from neurospine.metrics import match_instances
+    from neurospine.spine.instances import MIN_BODY_MM3
     from neurospine.synth import SynthConfig, generate_case
 
     rows = []
     per_region: dict[str, list[float]] = {"cervical": [], "thoracic": [], "lumbar": []}
     named: dict[str, int] = {"cervical": 0, "thoracic": 0, "lumbar": 0}
+    visible: dict[str, list[float]] = {"cervical": [], "thoracic": [], "lumbar": []}
     for seed, levels in SYNTH_REGION_CASES:
         cfg = SynthConfig(levels=levels, contrast="random", spacing_mm=(1.0, 1.0, 2.0), plane="sagittal")
         case = generate_case(seed, cfg)
@@ -238,9 +240,13 @@ def bench_synthetic_regions() -> dict[str, Any]:
         m = match_instances(np.asarray(seg.body_input), truth, method="hungarian", threshold=0.1)
         by = {p.ref_id: p for p in m.pairs}
         ids = [int(v) for v in np.unique(truth) if v]
+        vox_mm3 = float(np.prod(case.image.spacing_mm))
+        sizes = np.bincount(truth.ravel(), minlength=30)
         for i in ids:
             per_region[_region(i)].append(by[i].dice if i in by else 0.0)
             named[_region(i)] += int(i in by and by[i].pred_id == i)
+            if sizes[i] * vox_mm3 >= MIN_BODY_MM3:  # enough of the body inside the field of view to be found
+                visible[_region(i)].append(by[i].dice if i in by else 0.0)
         dices = [by[i].dice if i in by else 0.0 for i in ids]
         row = {
             "seed": seed,
@@ -260,6 +266,8 @@ def bench_synthetic_regions() -> dict[str, Any]:
             "found": int(sum(1 for v in d if v > 0)),
             "mean_body_dice": round(float(np.mean(d)), 4) if d else None,
             "named_right": named[region],
+            "bodies_visible": len(visible[region]),
+            "found_visible": int(sum(1 for v in visible[region] if v > 0)),
         }
         for region, d in per_region.items()
     }
@@ -425,11 +433,14 @@ def markdown(p: dict[str, Any]) -> str:
             f"Seeds {SYNTH_REGION_CASES[0][0]}-{SYNTH_REGION_CASES[-1][0]}, random contrast, 1x1x2 mm sagittal; "
             f"mean body Dice over all bodies {sy['mean_body_dice']}.",
             "",
-            "| region | bodies | found | mean body Dice | named right |",
-            "|---|---|---|---|---|",
+            "| region | bodies | found | mean body Dice | named right | bodies >= 400 mm3 in view | of those found |",
+            "|---|---|---|---|---|---|---|",
         ]
         for region, v in sy["by_region"].items():
-            lines.append(f"| {region} | {v['bodies']} | {v['found']} | {v['mean_body_dice']} | {v['named_right']} |")
+            lines.append(
+                f"| {region} | {v['bodies']} | {v['found']} | {v['mean_body_dice']} | {v['named_right']} | "
+                f"{v.get('bodies_visible', '')} | {v.get('found_visible', '')} |"
+            )
         lines += ["", "| seed | field of view | bodies | found | Dice | named right | anchor |"]
         lines += ["|---|---|---|---|---|---|---|"]
         for r in sy["cases"]:
@@ -481,6 +492,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="accuracy only, no timing runs")
     ap.add_argument("--timing-only", action="store_true")
+    ap.add_argument(
+        "--synthetic-only",
+        action="store_true",
+        help="rerun only the synthetic by-region check; keep the rest of the last run with this results name",
+    )
     ap.add_argument("--update-card", type=Path, help="write the metrics into this model card JSON")
     ap.add_argument(
         "--results-name",
@@ -490,18 +506,22 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     payload: dict[str, Any] = {}
     previous = Path(__file__).resolve().parent / "results" / f"{args.results_name}.json"
-    if args.timing_only and previous.is_file():  # keep the accuracy part of the last full run
+    partial = args.timing_only or args.synthetic_only
+    if partial and previous.is_file():  # keep the other parts of the last run
         old = json.loads(previous.read_text(encoding="utf-8"))
-        payload.update({k: old[k] for k in ("vb2", "vb1", "vb3", "ivd", "tptbox", "synthetic") if k in old})
-        payload["accuracy_measured_utc"] = old.get("date_utc")
-    if not args.timing_only:
+        keep = ("vb2", "vb1", "vb3", "ivd", "tptbox") + (("synthetic",) if args.timing_only else ("timing",))
+        payload.update({k: old[k] for k in keep if k in old})
+        payload["accuracy_measured_utc"] = old.get("accuracy_measured_utc", old.get("date_utc"))
+    if args.synthetic_only:
+        payload["synthetic"] = bench_synthetic_regions()
+    elif not args.timing_only:
         payload["vb2"] = bench_bodies("vb2", name_levels=True)
         payload["vb1"] = bench_bodies("vb1", drop_lowest=True)
         payload["vb3"] = bench_naming_vb3()
         payload["ivd"] = bench_discs()
         payload["tptbox"] = bench_tptbox()
         payload["synthetic"] = bench_synthetic_regions()
-    if not args.quick:
+    if not args.quick and not args.synthetic_only:
         payload["timing"] = bench_timing()
     from neurospine.models import load_card
 
@@ -513,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         "logit_bias": card.inputs.get("logit_bias"),
     }
     write_results(args.results_name, payload, threads=THREADS, markdown=markdown(payload))
-    if args.update_card and not args.timing_only:
+    if args.update_card and not partial:
         raw = json.loads(args.update_card.read_text())
         raw["metrics"] = card_metrics(payload)
         from neurospine.io import write_text_atomic
