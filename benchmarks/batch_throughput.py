@@ -216,7 +216,7 @@ def kill_resume(work: Path, trials: int) -> dict[str, Any]:
         kill_resume_trial(ds, out, options=["sleep_s=0.15"], jobs=jobs, kills=0)
         full_s[jobs] = time.perf_counter() - t0
         shutil.rmtree(out, ignore_errors=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for t in range(trials):
         out = work / f"crash-out-{t}"
         shutil.rmtree(out, ignore_errors=True)

@@ -352,7 +352,7 @@ def run(data: Path, threads: int) -> dict[str, Any]:
                 continue
             seconds = time.perf_counter() - t0
             image = load_volume(img)
-            pred = load_volume(res.outputs["cord_mask"], check_intensity=False).data > 0
+            pred = np.asarray(load_volume(res.outputs["cord_mask"], check_intensity=False).data) > 0
             soft = load_volume(res.outputs["cord_soft"], check_intensity=False)
             ours = measure_cord(soft)
             ours_rows[case] = ours.slices

@@ -10,7 +10,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -38,9 +38,9 @@ def _load() -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[
     import nibabel as nib
 
     def arr(name: str) -> np.ndarray:
-        return np.asarray(nib.load(root / name).dataobj)
+        return np.asarray(cast(nib.Nifti1Image, nib.load(root / name)).dataobj)
 
-    zooms = nib.load(root / "panoptica-semantic_ref.nii.gz").header.get_zooms()[:3]
+    zooms = cast(nib.Nifti1Image, nib.load(root / "panoptica-semantic_ref.nii.gz")).header.get_zooms()[:3]
     return (
         "panoptica spine examples (label_only_refs)",
         arr("panoptica-semantic_pred.nii.gz"),

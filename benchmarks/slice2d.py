@@ -33,7 +33,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -93,8 +93,9 @@ def _unknown(plane: Plane2D) -> Plane2D:
     return Plane2D(plane.pixels, (s, s), spacing_known=False, orientation_known=plane.orientation_known)
 
 
-def _ipl(path: Path) -> npt.NDArray[np.generic]:
-    img = nib.load(str(path))
+def _ipl(path: Path) -> npt.NDArray[Any]:
+    """The image array reoriented to IPL, in the dtype stored in the file."""
+    img = cast(nib.Nifti1Image, nib.load(str(path)))
     return np.asarray(reorient(Volume(np.asarray(img.dataobj), img.affine), "IPL")[0].data)
 
 
@@ -103,7 +104,8 @@ def vesal_cases(root: Path) -> list[Case]:
     for i in sorted(d.VESAL_TEST):
         loaded = load_input(root / "vesal_mri2d" / f"vesal-{i:02d}_img.nii.gz")
         assert loaded.plane is not None
-        lab = np.asarray(nib.load(str(root / "vesal_mri2d" / f"vesal-{i:02d}_discvert.nii.gz")).dataobj)[:, :, 0]
+        lab_img = cast(nib.Nifti1Image, nib.load(str(root / "vesal_mri2d" / f"vesal-{i:02d}_discvert.nii.gz")))
+        lab = np.asarray(lab_img.dataobj)[:, :, 0]
         ref = np.zeros(lab.shape, np.uint8)
         ref[lab == 2] = 1
         ref[lab == 1] = 2
@@ -193,7 +195,8 @@ def xray_cases(root: Path) -> list[Case]:
     for name in ("xr-normal-lat", "xr-damaged-lat"):
         loaded = load_input(root / "spineproject_xray" / f"{name}_img.nii.gz")
         assert loaded.plane is not None
-        lab = np.asarray(nib.load(str(root / "spineproject_xray" / f"{name}_vert.nii.gz")).dataobj)[:, :, 0]
+        lab_img = cast(nib.Nifti1Image, nib.load(str(root / "spineproject_xray" / f"{name}_vert.nii.gz")))
+        lab = np.asarray(lab_img.dataobj)[:, :, 0]
         # remove speckle (components < 0.2 % of the labelled area)
         cc, n = ndimage.label(lab > 0)
         sizes = ndimage.sum_labels(lab > 0, cc, index=np.arange(1, n + 1))
@@ -534,10 +537,10 @@ def main(argv: list[str] | None = None) -> int:
     alt_r = [radiomics[f"pooled_mr_ct_{setting}"] for setting in RADIOMIC_SETTINGS]
     for k, v in radiomics["pooled_mr_ct"].items():
         if "pearson_r" in v:
-            cells = " | ".join(f"{a.get(k, {}).get('pearson_r', float('nan')):.3f}" for a in alt_r)
+            alt_cells = " | ".join(f"{a.get(k, {}).get('pearson_r', float('nan')):.3f}" for a in alt_r)
             md.append(
                 f"| {k} | {v['n']} | {v['pearson_r']:.3f} | {v['ba_mean_diff']:.4g} | "
-                f"[{v['ba_loa_low']:.4g}, {v['ba_loa_high']:.4g}] | {cells} |"
+                f"[{v['ba_loa_low']:.4g}, {v['ba_loa_high']:.4g}] | {alt_cells} |"
             )
     path = write_results("slice2d", payload, threads=args.threads, markdown="\n".join(md) + "\n")
     log.info("wrote %s", path)

@@ -10,6 +10,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -55,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     results: dict[str, Any] = {}
     for name, cfg in configs.items():
-        results[name] = _measure(lambda s, c=cfg: generate_case(s, c), n)
+        results[name] = _measure(partial(generate_case, config=cfg), n)
         results[name]["shape"] = list(generate_case(0, cfg).image.shape)
     for mod in ("mr", "ct", "xray"):
-        results[f"slice2d_{mod}"] = _measure(lambda s, m=mod: generate_slice2d(s, m), max(4, n // 2))
+        results[f"slice2d_{mod}"] = _measure(partial(generate_slice2d, modality=mod), max(4, n // 2))
     tpt = SHARED_DATA / "tptbox_samples" / "tpt-mri_subreg.nii.gz"
     if tpt.exists():
         from neurospine.io import load_volume
