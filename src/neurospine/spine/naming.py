@@ -3,7 +3,9 @@
 Input: vertebrae ordered top to bottom with body measurements, whether a sacrum sits right below the
 lowest one and whether the top one looks like C2 (tall body with the dens, small cervical depth).
 Output: a level id (``neurospine.labels`` numbering, L1 = 20, S1 = 26) per vertebra, the anchor used,
-a confidence in [0, 1] and flags. Without any anchor the naming is *positional* (flagged).
+a confidence in [0, 1] and flags. Without any anchor the naming is *positional* (flagged): the lowest body is
+L5 in a lumbar-sized column, the top body is placed by the shape of the column's depth profile when the column
+rises like the thoracic spine, and is C2 otherwise.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ REFERENCE_DEPTH_MM: tuple[tuple[str, float], ...] = (
 #: body) is refused: a body cut by the field of view shows the same pattern (8 of 9 such anchors were false on
 #: fresh synthetic thoracic scans), and the positional fallback fits the depth profile instead of assuming C2.
 PROFILE_MIN_RISE = 1.2
-#: profile fits starting at or above this index of ``REFERENCE_DEPTH_MM`` (C4) fall back to the C2-top assumption
+#: a profile fit whose top is at most this index of ``REFERENCE_DEPTH_MM`` (C2, C3 or C4) keeps the C2-top assumption
 PROFILE_C2_REACH = 2
 #: per-subject size factor allowed in the profile fit
 PROFILE_SCALE_RANGE = (0.8, 1.25)
