@@ -185,25 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             ts.append(binary_target(s.target, s.kind))
         x = torch.from_numpy(np.stack(xs))
         t = torch.from_numpy(np.stack(ts).astype(np.int64))
-        loss = body_loss(model(x), t)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+        losses.append(T.optimiser_step(model, opt, body_loss(model(x), t)))
         step += 1
-        losses.append(loss.item())
         if pool.cases and step % args.synth_refresh == 0:
             pool.refresh(rng)
         elapsed += time.time() - t_step
-        if step % 50 == 0:
-            log.info(
-                "step %d  loss %.4f  lr %.2e  %.1f/%.0f min",
-                step,
-                float(np.mean(losses[-50:])),
-                lr,
-                elapsed / 60,
-                args.minutes,
-            )
+        T.log_progress(step, losses, lr, elapsed, args.minutes)
         if time.time() - last_ckpt > 180:
             cpu_s, cpu_mark = cpu_s + time.process_time() - cpu_mark, time.process_time()
             save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s})

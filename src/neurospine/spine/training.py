@@ -86,6 +86,24 @@ def cosine_lr(base: float, elapsed_s: float, budget_s: float) -> float:
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed_s / budget_s))))
 
 
+def optimiser_step(model: Any, opt: Any, loss: Any) -> float:
+    """Backward pass, gradient clipping at norm 5, one optimiser step; returns the loss value."""
+    import torch
+
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+    return float(loss.item())
+
+
+def log_progress(step: int, losses: Sequence[float], lr: float, elapsed_s: float, minutes: float) -> None:
+    """Every 50 steps: mean loss of the last 50, learning rate, time used of the budget."""
+    if step % 50 == 0:
+        mean_loss = float(np.mean(losses[-50:]))
+        log.info("step %d  loss %.4f  lr %.2e  %.1f/%.0f min", step, mean_loss, lr, elapsed_s / 60, minutes)
+
+
 def recipe_flags(args: argparse.Namespace, defaults: argparse.Namespace, flags: Sequence[tuple[str, str]]) -> list[str]:
     """``--flag value`` for every recipe option that differs from its default."""
 
@@ -514,25 +532,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         t = torch.from_numpy(np.stack([s.target for s in samples]).astype(np.int64))
         member = torch.from_numpy(np.stack([membership(s.kind) for s in samples]))
         dmask = torch.from_numpy(np.stack([dice_mask(s.kind) for s in samples]))
-        loss = group_loss(model(x), t, member, dmask)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+        losses.append(optimiser_step(model, opt, group_loss(model(x), t, member, dmask)))
         step += 1
-        losses.append(loss.item())
         if pool.cases and step % args.synth_refresh == 0:
             pool.refresh(rng)
         elapsed += time.time() - t_step
-        if step % 50 == 0:
-            log.info(
-                "step %d  loss %.4f  lr %.2e  %.1f/%.0f min",
-                step,
-                float(np.mean(losses[-50:])),
-                lr,
-                elapsed / 60,
-                args.minutes,
-            )
+        log_progress(step, losses, lr, elapsed, args.minutes)
         if time.time() - last_val > args.validate_every * 60:
             scores = validate(model, monitor)
             history.append(
