@@ -9,8 +9,10 @@
 * estimated levels (``run_file`` without ``--levels``: whole-spine model + projection along the cord) on
   sct-t2 and sct-t1 vs the manual ``cordlevels`` mask (matched by scanner coordinate): share of slices
   with the right level, the same up to a constant naming shift (geometry alone), boundary error, and
-  per-level CSA with the estimated levels vs the manual mask's CSA with the manual levels; the same
-  on fresh synthetic cases against the engine's exact geometry;
+  per-level CSA with the estimated levels vs the manual mask's CSA with the manual levels; the share right
+  is also given against the same regions named by SCT's ``vertcenters`` points, which disagree with
+  ``cordlevels`` by one level on this subject; the same on fresh synthetic cases against the engine's
+  exact geometry;
 * where the CSA gap to the manual masks comes from (in-plane area vs angle correction, which voxels
   differ, equivalent boundary offset) and the soft-area calibration on fresh synthetic cases.
 
@@ -121,6 +123,9 @@ def _estimated_levels(
             for v in np.unique(data)
             if v
         }
+    # the same cordlevels regions named by the vertcenters point lying in each (the two files disagree by one
+    # level on this subject; both are reported, neither is preferred by the code)
+    by_centre = {m: c.removeprefix("vertcenters ") for c, m in out.get("reference_check", {}).items() if m}
     for case in LEVEL_CASES:
         rows = est_rows.get(case)
         if rows is None or case not in manual_rows:
@@ -128,6 +133,8 @@ def _estimated_levels(
         pairs = [(float(r["position_mm"]), r["level"], float(r["csa_mm2"])) for r in rows]
         judged = [(z, lv, manual_by_z[round(z)]) for z, lv, _ in pairs if round(z) in manual_by_z]
         right = sum(lv == m for _, lv, m in judged)
+        judged_c = [(lv, by_centre[m]) for _, lv, m in judged if m in by_centre]
+        right_c = sum(lv == m for lv, m in judged_c)
         named = [(lv, m) for _, lv, m in judged if lv]
         shifts = {k: sum(_rank(lv) + k == _rank(m) for lv, m in named) for k in range(-2, 3)}
         best_shift = max(shifts, key=lambda k: shifts[k])
@@ -169,6 +176,8 @@ def _estimated_levels(
             "slices_with_manual_level": len(judged),
             "slices_with_estimated_level": len(named),
             "right_fraction": round(right / len(judged), 4) if judged else None,
+            "slices_with_vertcenters_level": len(judged_c),
+            "right_fraction_vs_vertcenters": round(right_c / len(judged_c), 4) if judged_c else None,
             "best_naming_shift": best_shift if named else None,
             "right_fraction_after_shift": round(shifts[best_shift] / len(judged), 4) if named else None,
             "boundary_error_mm": bound_err,
@@ -583,8 +592,9 @@ def _estimated_levels_md(est: dict[str, Any]) -> list[str]:
         "(sct-t2 grid; sct-t1 matched by scanner coordinate):",
         "",
         "| image | source | naming anchor (conf.) | slices right | right after best naming shift | "
+        "right vs the same regions named by vertcenters | "
         "manual boundary: distance to the nearest estimated one (mm) | levels s |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     cases = {k: v for k, v in est.items() if k != "reference_check"}
     for case, e in cases.items():
@@ -599,8 +609,10 @@ def _estimated_levels_md(est: dict[str, Any]) -> list[str]:
             else f"{100 * e['right_fraction_after_shift']:.0f} % (shift {e['best_naming_shift']:+d})"
         )
         conf = "" if e["confidence"] is None else f" ({e['confidence']:.2f})"
+        by_c = e.get("right_fraction_vs_vertcenters")
+        centred = "n/a" if by_c is None else f"{100 * by_c:.0f} % of {e['slices_with_vertcenters_level']}"
         lines.append(
-            f"| {case} | {e['source']} | {e['anchor'] or 'n/a'}{conf} | {right} | {shifted} | "
+            f"| {case} | {e['source']} | {e['anchor'] or 'n/a'}{conf} | {right} | {shifted} | {centred} | "
             f"{_fmt_bounds(e['boundary_error_mm'])} | {e['levels_seconds']} |"
         )
     lines += [
@@ -620,7 +632,18 @@ def _estimated_levels_md(est: dict[str, Any]) -> list[str]:
     ref = est.get("reference_check")
     if ref:
         pairs = ", ".join(f"{k} lies in cordlevels {v or 'nothing'}" for k, v in ref.items())
-        lines += ["", f"Reference check (two manual level files of sct-t2): {pairs}."]
+        lines += [
+            "",
+            f"Reference check (two manual level files of sct-t2): {pairs}.",
+            "",
+            "The two files disagree by one level. Anatomy favours the vertcenters names: sct-t1 reaches about 20 mm "
+            "higher than sct-t2, and there the body above the one cordlevels calls C2 has an intervertebral disc "
+            "below it, none above it inside the field of view, and is 20 mm tall for 15 mm deep; the first "
+            "intervertebral disc of the spine is C2/C3, so that body is C2 and the cordlevels names are one level "
+            "too high up the spine. The 'right vs vertcenters' column renames each cordlevels region by the "
+            "vertcenters point inside it (regions without a point are not judged). The per-level CSA tables keep "
+            "the cordlevels names.",
+        ]
     return lines
 
 
