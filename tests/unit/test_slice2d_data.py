@@ -86,3 +86,19 @@ def test_synthetic_outline_band_is_ignored() -> None:
     band = ignore_outline_band(wide, 1)
     assert band[5, 5] == d.BODY and band[2, 5] == d.IGNORE and band[1, 5] == d.IGNORE and band[0, 5] == d.BG
     assert ignore_outline_band(t, 0) is t
+
+
+def test_keep_modalities_filters_and_rejects_unknown_names() -> None:
+    from neurospine.slice2d.training import keep_modalities, parse_args
+
+    px = np.zeros((4, 4), np.float32)
+    tgt = np.zeros((4, 4), np.uint8)
+    samples = [d.Sample(px, tgt, f"s{i}", "src", m, False) for i, m in enumerate(("mr", "ct", "xray", "mr"))]
+    assert [s.subject for s in keep_modalities(samples, "mr")] == ["s0", "s3"]
+    assert [s.subject for s in keep_modalities(samples, " CT, xray ")] == ["s1", "s2"]
+    assert len(keep_modalities(samples, "mr,ct,xray")) == 4
+    with pytest.raises(ValueError, match="pet"):
+        keep_modalities(samples, "mr,pet")
+    with pytest.raises(SystemExit):
+        parse_args(["--modalities", ""])
+    assert parse_args(["--modalities", "mr"]).modalities == "mr"

@@ -86,6 +86,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="where to write the ONNX + card (default: OUT/export; set NEUROSPINE_MODELS_DIR to it to use the model)",
     )
+    p.add_argument(
+        "--modalities",
+        default="mr,ct,xray",
+        help="comma-separated modalities to train on (real and synthetic samples of the others are left out; "
+        "e.g. 'mr' for an MR-only model to compare with the joint one)",
+    )
     p.add_argument("--checkpoint-minutes", type=float, default=2.0)
     p.add_argument("--export-only", action="store_true", help="export the current checkpoint and stop (no training)")
     p.add_argument(
@@ -94,7 +100,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="refit the outline calibration (per-class logit offsets on the real training slices) of the "
         "exported model in the export folder and write it into its card (no training)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        keep_modalities([], args.modalities)
+    except ValueError as e:
+        p.error(str(e))
+    return args
 
 
 def _default_data() -> Path:
@@ -153,6 +164,17 @@ def synth_samples(n_per_modality: int, seed: int) -> list[d.Sample]:
                 )
             )
     return out
+
+
+def keep_modalities(samples: list[d.Sample], modalities: str) -> list[d.Sample]:
+    """The samples whose modality is in the comma-separated ``modalities`` (an unknown name is an error)."""
+    wanted = {m.strip().lower() for m in modalities.split(",") if m.strip()}
+    unknown = wanted - {"mr", "ct", "xray"}
+    if unknown or not wanted:
+        raise ValueError(
+            f"--modalities: unknown or empty {sorted(unknown)}; use a comma-separated subset of mr,ct,xray"
+        )
+    return [s for s in samples if s.modality in wanted]
 
 
 def ignore_outline_band(target: npt.NDArray[np.uint8], width: int) -> npt.NDArray[np.uint8]:
@@ -282,6 +304,7 @@ def train(args: argparse.Namespace, argv: list[str], root: Path, export_dir: Pat
             for s in syn_loaded:
                 s.target = ignore_outline_band(s.target, args.synth_boundary_ignore)
             samples += syn_loaded
+    samples = keep_modalities(samples, args.modalities)
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
         groups.setdefault(s.source, []).append(i)
@@ -375,7 +398,8 @@ def recipe_note(args: argparse.Namespace) -> str:
         if args.synth_boundary_ignore > 0
         else "synthetic outlines are used as labelled"
     )
-    return f"Synthetic slices: sampling weight {args.synth_weight:g} of the group total; {band}. "
+    only = "" if set(args.modalities.split(",")) == {"mr", "ct", "xray"} else f"Trained on {args.modalities} only. "
+    return f"{only}Synthetic slices: sampling weight {args.synth_weight:g} of the group total; {band}. "
 
 
 def init_lineage(onnx_path: Path) -> dict[str, Any]:
