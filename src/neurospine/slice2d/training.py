@@ -398,7 +398,8 @@ def recipe_note(args: argparse.Namespace) -> str:
         if args.synth_boundary_ignore > 0
         else "synthetic outlines are used as labelled"
     )
-    only = "" if set(args.modalities.split(",")) == {"mr", "ct", "xray"} else f"Trained on {args.modalities} only. "
+    wanted = sorted({m.strip().lower() for m in args.modalities.split(",") if m.strip()})
+    only = "" if wanted == ["ct", "mr", "xray"] else f"Trained on {', '.join(wanted)} only. "
     return f"{only}Synthetic slices: sampling weight {args.synth_weight:g} of the group total; {band}. "
 
 
