@@ -18,3 +18,10 @@ def test_train_command_lists_every_non_default_recipe_flag():
     assert "--lr" not in plain and "--init" not in plain
     again = build_parser().parse_args(cmd.split()[3:])
     assert again.lr == 3e-4 and again.no_body_below_l5 and again.seed == 3
+
+
+def test_version_option_defaults_to_the_reproduced_version() -> None:
+    from neurospine.spine.training import MODEL_VERSION, build_parser
+
+    assert build_parser().parse_args([]).version == MODEL_VERSION
+    assert build_parser().parse_args(["--version", "0.8.0"]).version == "0.8.0"

@@ -428,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="teach 'no vertebral body' below the lowest labelled body (L5) of the real body sets (S1 is sacrum)",
     )
     p.add_argument("--init", type=Path, default=None, help="warm start from this ONNX model (same architecture)")
+    p.add_argument(
+        "--version",
+        default=MODEL_VERSION,
+        help="version written into the exported card (name a candidate run so it cannot be mistaken for a shipped "
+        "model; the default is the version the documented commands reproduce)",
+    )
     p.add_argument("--synth-pool", type=int, default=16, help="synthetic volumes kept in memory")
     p.add_argument("--synth-refresh", type=int, default=30, help="replace one synthetic volume every N steps")
     p.add_argument("--validate-every", type=float, default=15.0, help="minutes between monitoring validations")
@@ -445,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="with --calibrate-only: fuse this body-refiner model (e.g. spine_body, from `neurospine train "
         "spine-body`; found like any model, NEUROSPINE_MODELS_DIR adds a folder) into the run's model, recording "
-        "it in the card (inputs.body_refiner, version MODEL_VERSION) before the calibration",
+        "it in the card (inputs.body_refiner, version --version) before the calibration",
     )
     return p
 
@@ -587,7 +593,7 @@ def attach_refiner(card_path: Path, args: argparse.Namespace) -> None:
         "sha256": refiner.sha256,
         "weight": 1.0,
     }
-    card["version"] = MODEL_VERSION
+    card["version"] = args.version
     note = f" Body refiner {refiner.name} {refiner.version} (sha256 {refiner.sha256[:12]}) fused into the body logits."
     if note.strip() not in card.get("description", ""):
         card["description"] = str(card.get("description", "")) + note
@@ -649,7 +655,7 @@ def export(
     sha = export_onnx(model, example, onnx_path)
     card = {
         "name": MODEL_NAME,
-        "version": MODEL_VERSION,
+        "version": args.version,
         "task": "spine",
         "file": onnx_path.name,
         "sha256": sha,
