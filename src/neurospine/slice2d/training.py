@@ -166,9 +166,14 @@ def synth_samples(n_per_modality: int, seed: int) -> list[d.Sample]:
     return out
 
 
+def parse_modalities(modalities: str) -> list[str]:
+    """The sorted, lower-cased names in a comma-separated ``--modalities`` value."""
+    return sorted({m.strip().lower() for m in modalities.split(",") if m.strip()})
+
+
 def keep_modalities(samples: list[d.Sample], modalities: str) -> list[d.Sample]:
     """The samples whose modality is in the comma-separated ``modalities`` (an unknown name is an error)."""
-    wanted = {m.strip().lower() for m in modalities.split(",") if m.strip()}
+    wanted = set(parse_modalities(modalities))
     unknown = wanted - {"mr", "ct", "xray"}
     if unknown or not wanted:
         raise ValueError(
@@ -398,7 +403,7 @@ def recipe_note(args: argparse.Namespace) -> str:
         if args.synth_boundary_ignore > 0
         else "synthetic outlines are used as labelled"
     )
-    wanted = sorted({m.strip().lower() for m in args.modalities.split(",") if m.strip()})
+    wanted = parse_modalities(args.modalities)
     only = "" if wanted == ["ct", "mr", "xray"] else f"Trained on {', '.join(wanted)} only. "
     return f"{only}Synthetic slices: sampling weight {args.synth_weight:g} of the group total; {band}. "
 
