@@ -102,3 +102,40 @@ def test_keep_modalities_filters_and_rejects_unknown_names() -> None:
     with pytest.raises(SystemExit):
         parse_args(["--modalities", ""])
     assert parse_args(["--modalities", "mr"]).modalities == "mr"
+
+
+def test_group_weight_overrides_and_errors() -> None:
+    from neurospine.slice2d.training import GROUP_WEIGHTS, parse_args, sampling_weights
+
+    args = parse_args(["--group-weight", "vesal_mri2d=0.5", "--group-weight", "fewshot_ct_sag=0"])
+    names = ["fcs_vb2_chu_lumbar_t2", "fewshot_ct_sag", "synth", "vesal_mri2d"]
+    w = sampling_weights(names, args)
+    raw = np.array([GROUP_WEIGHTS["fcs_vb2_chu_lumbar_t2"], 0.0, GROUP_WEIGHTS["synth"], 0.5])
+    assert w == pytest.approx(raw / raw.sum())
+    default = sampling_weights(names, parse_args([]))
+    assert default[3] < w[3] and default[1] > 0
+    for bad in ("vesal_mri2d", "nosuchset=0.3", "vesal_mri2d=abc", "vesal_mri2d=-1", "vesal_mri2d=nan"):
+        with pytest.raises(SystemExit):
+            parse_args(["--group-weight", bad])
+    with pytest.raises(SystemExit):
+        parse_args(["--disc-dice-weight", "-0.1"])
+
+
+def test_disc_dice_weight_scales_only_the_disc_term() -> None:
+    import torch
+
+    from neurospine.slice2d.training import loss_fn
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 16, 16)
+    target = torch.randint(0, 3, (2, 16, 16))
+    ok = torch.tensor([True, True])
+    base = loss_fn(logits, target, ok, 0.0)
+    half = loss_fn(logits, target, ok, 0.5)
+    one = loss_fn(logits, target, ok, 1.0)
+    assert float(one - base) == pytest.approx(2 * float(half - base), rel=1e-5)
+    assert float(half - base) > 0
+    no_disc = torch.tensor([False, False])
+    assert float(loss_fn(logits, target, no_disc, 1.0) - loss_fn(logits, target, no_disc, 0.0)) == pytest.approx(
+        0.0, abs=1e-6
+    )

@@ -43,6 +43,7 @@ GROUP_WEIGHTS = {
     "synth": 0.23,
 }
 SYNTH = "synth"
+DISC_DICE_WEIGHT = 0.5
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -92,6 +93,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="comma-separated modalities to train on (real and synthetic samples of the others are left out; "
         "e.g. 'mr' for an MR-only model to compare with the joint one)",
     )
+    p.add_argument(
+        "--group-weight",
+        action="append",
+        default=[],
+        metavar="SOURCE=W",
+        help="sampling weight of one real source (repeatable; e.g. vesal_mri2d=0.45; defaults "
+        + ", ".join(f"{k} {v:g}" for k, v in GROUP_WEIGHTS.items() if k != SYNTH)
+        + "; the synthetic group is set by --synth-weight)",
+    )
+    p.add_argument(
+        "--disc-dice-weight",
+        type=float,
+        default=DISC_DICE_WEIGHT,
+        help="weight of the disc soft-Dice term of the loss (bodies have weight 1)",
+    )
     p.add_argument("--checkpoint-minutes", type=float, default=2.0)
     p.add_argument("--export-only", action="store_true", help="export the current checkpoint and stop (no training)")
     p.add_argument(
@@ -103,9 +119,40 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     try:
         keep_modalities([], args.modalities)
+        parse_group_weights(args.group_weight)
     except ValueError as e:
         p.error(str(e))
+    if args.disc_dice_weight < 0:
+        p.error("--disc-dice-weight must be >= 0")
     return args
+
+
+def parse_group_weights(items: list[str]) -> dict[str, float]:
+    """``SOURCE=W`` overrides of the real sources' sampling weights (unknown source or bad weight: error)."""
+    out: dict[str, float] = {}
+    real = sorted(k for k in GROUP_WEIGHTS if k != SYNTH)
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in real:
+            raise ValueError(f"--group-weight {item!r}: use SOURCE=W with SOURCE one of {', '.join(real)}")
+        try:
+            w = float(value)
+        except ValueError:
+            raise ValueError(f"--group-weight {item!r}: the weight is not a number") from None
+        if not (w >= 0.0 and math.isfinite(w)):
+            raise ValueError(f"--group-weight {item!r}: the weight must be a finite number >= 0")
+        out[name] = w
+    return out
+
+
+def sampling_weights(names: list[str], args: argparse.Namespace) -> npt.NDArray[np.float64]:
+    """Normalised sampling probability of each sample group (real sources, then the synthetic group)."""
+    table = GROUP_WEIGHTS | parse_group_weights(args.group_weight) | {SYNTH: args.synth_weight}
+    w = np.array([table.get(n, 0.1) for n in names], dtype=np.float64)
+    if w.sum() <= 0:
+        raise ValueError("all sampling weights are zero")
+    return w / w.sum()
 
 
 def _default_data() -> Path:
@@ -232,7 +279,7 @@ def augment(
 # ---- loss -----------------------------------------------------------------------------------
 
 
-def loss_fn(logits: Any, target: Any, disc_ok: Any) -> Any:
+def loss_fn(logits: Any, target: Any, disc_ok: Any, disc_dice_weight: float = DISC_DICE_WEIGHT) -> Any:
     import torch
     import torch.nn.functional as F
 
@@ -253,7 +300,7 @@ def loss_fn(logits: Any, target: Any, disc_ok: Any) -> Any:
     disc_t = (t == d.DISC).float()
     inter_d = (prob[:, 2] * disc_t * valid * w).sum()
     dice_disc = 1 - (2 * inter_d + 1) / ((prob[:, 2] * valid * w).sum() + (disc_t * w).sum() + 1)
-    return ce + dice_body + 0.5 * dice_disc
+    return ce + dice_body + disc_dice_weight * dice_disc
 
 
 # ---- main -----------------------------------------------------------------------------------
@@ -314,10 +361,11 @@ def train(args: argparse.Namespace, argv: list[str], root: Path, export_dir: Pat
     for i, s in enumerate(samples):
         groups.setdefault(s.source, []).append(i)
     names = sorted(groups)
-    group_weights = GROUP_WEIGHTS | {SYNTH: args.synth_weight}
-    weights = np.array([group_weights.get(n, 0.1) for n in names])
-    weights = weights / weights.sum()
+    weights = sampling_weights(names, args)
     log.info("samples per source: %s", {n: len(groups[n]) for n in names})
+    log.info(
+        "sampling probability per source: %s", {n: round(float(w), 3) for n, w in zip(names, weights, strict=True)}
+    )
 
     torch.manual_seed(args.seed)
     model = UNet(1, N_CLASSES, **UNET_KW)
@@ -374,7 +422,7 @@ def train(args: argparse.Namespace, argv: list[str], root: Path, export_dir: Pat
         x = torch.from_numpy(np.stack(imgs)[:, None])
         y = torch.from_numpy(np.stack(tgts).astype(np.int64))
         ok = torch.tensor(oks)
-        loss = loss_fn(model(x), y, ok)
+        loss = loss_fn(model(x), y, ok, args.disc_dice_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -405,7 +453,10 @@ def recipe_note(args: argparse.Namespace) -> str:
     )
     wanted = parse_modalities(args.modalities)
     only = "" if wanted == ["ct", "mr", "xray"] else f"Trained on {', '.join(wanted)} only. "
-    return f"{only}Synthetic slices: sampling weight {args.synth_weight:g} of the group total; {band}. "
+    custom = parse_group_weights(args.group_weight)
+    real = f"Real sources re-weighted: {', '.join(f'{k} {v:g}' for k, v in sorted(custom.items()))}. " if custom else ""
+    disc = f"Disc soft-Dice weight {args.disc_dice_weight:g}. " if args.disc_dice_weight != DISC_DICE_WEIGHT else ""
+    return f"{only}{real}{disc}Synthetic slices: sampling weight {args.synth_weight:g} of the group total; {band}. "
 
 
 def init_lineage(onnx_path: Path) -> dict[str, Any]:
