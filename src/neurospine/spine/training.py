@@ -81,9 +81,16 @@ MODEL_INPUTS: dict[str, Any] = {
 }
 
 
-def cosine_lr(base: float, elapsed_s: float, budget_s: float) -> float:
-    """Cosine decay over the time budget, down to 2 % of ``base``."""
-    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed_s / budget_s))))
+def cosine_lr(base: float, elapsed: float, budget: float) -> float:
+    """Cosine decay over the budget (seconds or steps, the same unit for both), down to 2 % of ``base``."""
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget))))
+
+
+def budget_spent(step: int, elapsed_s: float, args: argparse.Namespace) -> bool:
+    """Whether training should stop: the step budget when ``--steps`` is given, else the time budget."""
+    if args.steps is not None:
+        return bool(step >= args.steps)
+    return bool(elapsed_s >= args.minutes * 60.0)
 
 
 def optimiser_step(model: Any, opt: Any, loss: Any) -> float:
@@ -97,11 +104,16 @@ def optimiser_step(model: Any, opt: Any, loss: Any) -> float:
     return float(loss.item())
 
 
-def log_progress(step: int, losses: Sequence[float], lr: float, elapsed_s: float, minutes: float) -> None:
-    """Every 50 steps: mean loss of the last 50, learning rate, time used of the budget."""
+def log_progress(
+    step: int, losses: Sequence[float], lr: float, elapsed_s: float, minutes: float, steps: int | None = None
+) -> None:
+    """Every 50 steps: mean loss of the last 50, learning rate, budget used (steps, or minutes)."""
     if step % 50 == 0:
         mean_loss = float(np.mean(losses[-50:]))
-        log.info("step %d  loss %.4f  lr %.2e  %.1f/%.0f min", step, mean_loss, lr, elapsed_s / 60, minutes)
+        if steps is not None:
+            log.info("step %d/%d  loss %.4f  lr %.2e  %.1f min", step, steps, mean_loss, lr, elapsed_s / 60)
+        else:
+            log.info("step %d  loss %.4f  lr %.2e  %.1f/%.0f min", step, mean_loss, lr, elapsed_s / 60, minutes)
 
 
 def recipe_flags(args: argparse.Namespace, defaults: argparse.Namespace, flags: Sequence[tuple[str, str]]) -> list[str]:
@@ -406,6 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folder (checkpoint, log, exported model)")
     p.add_argument("--data", type=Path, default=D.shared_root(), help="shared data folder (fcs_* sets)")
     p.add_argument("--minutes", type=float, default=50.0, help="training wall-time budget (resumed runs continue)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training budget in optimiser steps instead of --minutes (the learning-rate schedule follows the step "
+        "count, so the same command trains the same amount on an idle or a loaded machine)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=6)
     p.add_argument("--patch", type=int, default=128)
@@ -463,7 +482,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from neurospine.nn.checkpoint import load_checkpoint, load_weights_from_onnx, save_checkpoint
     from neurospine.nn.unet import UNet, count_parameters
 
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.steps is not None and args.steps < 1:
+        parser.error("--steps must be a positive number of optimiser steps")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.calibrate_only:
         _calibrate(args)
@@ -515,9 +537,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     last_val = time.time()
     losses: list[float] = []
     model.train()
-    while elapsed < budget:
+    while not budget_spent(step, elapsed, args):
         t_step = time.time()
-        lr = cosine_lr(args.lr, elapsed, budget)
+        lr = cosine_lr(args.lr, step, args.steps) if args.steps is not None else cosine_lr(args.lr, elapsed, budget)
         for g in opt.param_groups:
             g["lr"] = lr
         samples = []
@@ -543,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if pool.cases and step % args.synth_refresh == 0:
             pool.refresh(rng)
         elapsed += time.time() - t_step
-        log_progress(step, losses, lr, elapsed, args.minutes)
+        log_progress(step, losses, lr, elapsed, args.minutes, args.steps)
         if time.time() - last_val > args.validate_every * 60:
             scores = validate(model, monitor)
             history.append(
@@ -607,7 +629,8 @@ def attach_refiner(card_path: Path, args: argparse.Namespace) -> None:
 def train_command(args: argparse.Namespace) -> str:
     """The command line that reproduces this run (every recipe flag that differs from the default)."""
     defaults = build_parser().parse_args([])
-    parts = ["neurospine train spine", f"--minutes {args.minutes:g}", f"--threads {args.threads}"]
+    budget = f"--steps {args.steps}" if args.steps is not None else f"--minutes {args.minutes:g}"
+    parts = ["neurospine train spine", budget, f"--threads {args.threads}"]
     parts += recipe_flags(
         args,
         defaults,
