@@ -139,3 +139,10 @@ def test_disc_dice_weight_scales_only_the_disc_term() -> None:
     assert float(loss_fn(logits, target, no_disc, 1.0) - loss_fn(logits, target, no_disc, 0.0)) == pytest.approx(
         0.0, abs=1e-6
     )
+
+
+def test_version_option_names_the_exported_card() -> None:
+    from neurospine.slice2d.training import MODEL_VERSION, parse_args
+
+    assert parse_args([]).version == MODEL_VERSION
+    assert parse_args(["--version", "0.4.0"]).version == "0.4.0"

@@ -108,6 +108,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=DISC_DICE_WEIGHT,
         help="weight of the disc soft-Dice term of the loss (bodies have weight 1)",
     )
+    p.add_argument(
+        "--version",
+        default=MODEL_VERSION,
+        help="version written into the exported card (name a candidate run so it cannot be mistaken for the "
+        "shipped model; the default is the shipped version)",
+    )
     p.add_argument("--checkpoint-minutes", type=float, default=2.0)
     p.add_argument("--export-only", action="store_true", help="export the current checkpoint and stop (no training)")
     p.add_argument(
@@ -390,6 +396,7 @@ def train(args: argparse.Namespace, argv: list[str], root: Path, export_dir: Pat
             argv=argv,
             lineage=lineage,
             recipe=recipe_note(args),
+            version=args.version,
         )
         return calibrate_export(export_dir, root, args.threads)
 
@@ -482,6 +489,7 @@ def export(
     argv: list[str],
     lineage: dict[str, Any] | None = None,
     recipe: str = "",
+    version: str = MODEL_VERSION,
 ) -> Path:
     import torch
 
@@ -506,7 +514,7 @@ def export(
     )
     card = {
         "name": MODEL_NAME,
-        "version": MODEL_VERSION,
+        "version": version,
         "task": "slice2d",
         "file": onnx_path.name,
         "sha256": sha,
