@@ -4,7 +4,7 @@ Data: the synthetic engine (all 14 structures, random contrast) plus real partia
 (``spine.data``: VB3/VB2 bodies, IVD discs; held-out cases excluded; VB1 never used). The loss is a
 marginal (partial-label) cross-entropy + Dice over *groups* of classes: a real case only says "body"
 versus "anything else" (or "disc" versus "anything else"), so unlabelled structures are never taught as
-background. Training is time-budgeted (``--minutes``), checkpointed every few minutes and resumable.
+background. Training is budgeted in time (``--minutes``) or in steps (``--steps``), checkpointed every few minutes and resumable.
 Runs with 1 thread by default (shared machine). Imports torch; runtime code never imports this module.
 
 The shipped model (0.3.0) is two stages: stage 1 from scratch with the defaults (the former 0.2.0, 85
@@ -86,11 +86,16 @@ def cosine_lr(base: float, elapsed: float, budget: float) -> float:
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget))))
 
 
-def budget_spent(step: int, elapsed_s: float, args: argparse.Namespace) -> bool:
-    """Whether training should stop: the step budget when ``--steps`` is given, else the time budget."""
+def budget_used(step: int, elapsed_s: float, args: argparse.Namespace) -> float:
+    """Share of the training budget used: steps of ``--steps`` when given, else seconds of ``--minutes``."""
     if args.steps is not None:
-        return bool(step >= args.steps)
-    return bool(elapsed_s >= args.minutes * 60.0)
+        return step / args.steps
+    return elapsed_s / (args.minutes * 60.0)
+
+
+def budget_spent(step: int, elapsed_s: float, args: argparse.Namespace) -> bool:
+    """Whether training should stop (the budget is used up)."""
+    return budget_used(step, elapsed_s, args) >= 1.0
 
 
 def optimiser_step(model: Any, opt: Any, loss: Any) -> float:
@@ -532,14 +537,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         log.warning("synthetic engine not available: training on real partial labels only")
 
-    budget = args.minutes * 60.0
     last_ckpt = time.time()
     last_val = time.time()
     losses: list[float] = []
     model.train()
     while not budget_spent(step, elapsed, args):
         t_step = time.time()
-        lr = cosine_lr(args.lr, step, args.steps) if args.steps is not None else cosine_lr(args.lr, elapsed, budget)
+        lr = cosine_lr(args.lr, budget_used(step, elapsed, args), 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
         samples = []
