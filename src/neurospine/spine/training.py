@@ -4,8 +4,9 @@ Data: the synthetic engine (all 14 structures, random contrast) plus real partia
 (``spine.data``: VB3/VB2 bodies, IVD discs; held-out cases excluded; VB1 never used). The loss is a
 marginal (partial-label) cross-entropy + Dice over *groups* of classes: a real case only says "body"
 versus "anything else" (or "disc" versus "anything else"), so unlabelled structures are never taught as
-background. Training is budgeted in time (``--minutes``) or in steps (``--steps``), checkpointed every few minutes and resumable.
-Runs with 1 thread by default (shared machine). Imports torch; runtime code never imports this module.
+background. Training is budgeted in time (``--minutes``) or in steps (``--steps``), checkpointed every few
+minutes and resumable. Runs with 1 thread by default (shared machine). Imports torch; runtime code never
+imports this module.
 
 The shipped model (0.3.0) is two stages: stage 1 from scratch with the defaults (the former 0.2.0, 85
 minutes at 2 threads), then stage 2 warm-started from it (``--init``) with ``--lr 0.001 --synth-fraction 0.35
