@@ -62,6 +62,35 @@ def sample_window(
     return out.astype(np.float32)
 
 
+def slab_weights(spacing_mm: float, slab_mm: float) -> FloatArray:
+    """Weights over neighbouring slices ``-n..n`` that average a slab ``slab_mm`` thick centred on a slice.
+
+    Each native slice covers ``[j*s - s/2, j*s + s/2]``; its weight is its overlap with
+    ``[-slab/2, slab/2]``, normalised to sum 1. A slab no thicker than one slice gives ``[1.0]``.
+    """
+    if spacing_mm <= 0:
+        raise ValueError(f"slice spacing must be positive, got {spacing_mm}")
+    half = 0.5 * max(slab_mm, spacing_mm)
+    n = math.ceil(half / spacing_mm - 0.5 - 1e-9)
+    j = np.arange(-n, n + 1, dtype=np.float64)
+    lo = np.maximum(j * spacing_mm - 0.5 * spacing_mm, -half)
+    hi = np.minimum(j * spacing_mm + 0.5 * spacing_mm, half)
+    w = np.clip(hi - lo, 0.0, None)
+    return (w / w.sum()).astype(np.float32)
+
+
+def slab_average(data: npt.NDArray[np.floating], spacing_mm: float, slab_mm: float) -> FloatArray:
+    """Each axial slice (last axis) replaced by the mean of a ``slab_mm`` slab centred on it (edges replicated).
+
+    Inputs whose slices are already ``slab_mm`` or more apart are returned unchanged (as float32).
+    """
+    a = np.asarray(data, dtype=np.float32)
+    w = slab_weights(spacing_mm, slab_mm)
+    if w.size == 1:
+        return a
+    return ndimage.correlate1d(a, w, axis=-1, mode="nearest").astype(np.float32)
+
+
 def block_mean(fine: FloatArray, factors: tuple[int, int]) -> FloatArray:
     """Average ``(C, H*fx, W*fy)`` blocks back to ``(C, H, W)``."""
     fx, fy = factors

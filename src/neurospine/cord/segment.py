@@ -20,6 +20,7 @@ from neurospine.cord.crop import (
     normalize_patch,
     predict_batched,
     sample_window,
+    slab_average,
     window_for,
 )
 from neurospine.io import Volume, reorient
@@ -38,6 +39,8 @@ class SegmentOptions:
     coarse_spacing_mm: float = 1.0
     window_mm: float = 36.0  # <= 0: no crop (whole slices)
     threshold: float = 0.5
+    #: > 0: the fine pass sees each thin axial slice averaged over a slab this thick (mm) centred on it
+    slab_mm: float = 0.0
 
     @classmethod
     def from_card(cls, card: ModelCard, **overrides: Any) -> SegmentOptions:
@@ -104,6 +107,7 @@ def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | 
     cord = np.zeros(data.shape, dtype=np.float32)
     canal = np.zeros(data.shape, dtype=np.float32)
     if det.any:
+        fine_input = slab_average(data, sp[2], opt.slab_mm) if opt.slab_mm > 0 else data
         factors = fine_factors((sp[0], sp[1]), opt.fine_spacing_mm)
         patches, windows = [], []
         # every slice gets the fine pass (centres extrapolated beyond the detected range): a partial
@@ -115,7 +119,7 @@ def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | 
                 start, size = window_for(centre, (sp[0], sp[1]), opt.window_mm)
             else:
                 start, size = (0, 0), (data.shape[0], data.shape[1])
-            patches.append(normalize_patch(sample_window(data[:, :, k], start, size, factors)))
+            patches.append(normalize_patch(sample_window(fine_input[:, :, k], start, size, factors)))
             windows.append((start, size))
         probs = predict_batched(predict, patches, batch=16 if crop else 2)
         for k, prob, (start, size) in zip(range(k_lo, k_hi), probs, windows, strict=True):

@@ -27,7 +27,7 @@ DEFAULT_OUT = Path("/work/runs/cord")
 SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "models" / "weights"
 MODEL_NAME = "cord_softseg"
-VERSION = "1.0.0"
+VERSION = "1.2.0"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -283,7 +283,9 @@ def export(model: Any, args: argparse.Namespace, info: dict[str, Any]) -> Path:
             "coarse_spacing_mm": 1.0,
             "window_mm": 36.0,
             "threshold": 0.5,
-            "input": "one axial slice (N,1,H,W), H and W multiples of 8, percentile 1-99 scaled per patch",
+            "slab_mm": 3.0,
+            "input": "one axial slice (N,1,H,W), H and W multiples of 8, percentile 1-99 scaled per patch; "
+            "axial slices thinner than slab_mm are averaged over a slab_mm slab centred on them first",
             "output": "logits (N,2,H,W); sigmoid gives fractions",
         },
         labels={"0": "spinal cord (soft fraction)", "1": "spinal canal (soft fraction)"},
