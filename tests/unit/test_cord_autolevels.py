@@ -199,3 +199,112 @@ def _anterior(cord: Volume) -> np.ndarray:
     v = np.array([0.0, math.cos(th), -math.sin(th)])
     world = np.indices(cord.shape).reshape(3, -1).T @ cord.affine[:3, :3].T + cord.affine[:3, 3]
     return (world @ v).reshape(cord.shape)
+
+
+def _whole_vertebrae(cord: Volume, bodies: np.ndarray, along: np.ndarray, arch_front_mm: float) -> np.ndarray:
+    """``bodies`` plus posterior elements (same ids) from ``arch_front_mm`` in front of the cord centre
+    (negative: behind it) to 25 mm behind it, 10 mm lower than their bodies along the cord."""
+    ant = _anterior(cord)
+    lr = (np.indices(cord.shape)[0] * cord.affine[0, 0] + cord.affine[0, 3]).astype(float)
+    segvert = bodies.copy()
+    for lvl, lo, hi in BODIES:
+        post = (ant <= arch_front_mm) & (ant >= -25.0) & (np.abs(lr) <= 8.0)
+        segvert[post & (along >= lo - 10.0) & (along <= hi - 10.0) & (segvert == 0)] = lvl
+    return segvert
+
+
+@pytest.mark.parametrize("with_discs", [True, False])
+def test_segvert_mask_whose_arches_touch_the_cord_is_projected(with_discs):
+    """Regression (sct-t1): a seg-vert mask whose posterior elements reach into the cord segmentation
+    was taken for a cord-by-level mask, and the slice vote on the few arch voxels lost a level."""
+    from neurospine.cord.levels import is_cord_by_level, vertebra_ids
+    from neurospine.cord.spinelevels import levels_from_mask
+
+    cord, bodies, discs, _along = tilted_phantom()
+    segvert = _whole_vertebrae(cord, bodies, _along, arch_front_mm=-2.5)  # arches 1.5 mm into the cord
+    if with_discs:
+        segvert = np.where(discs > 0, discs, segvert).astype(np.int16)
+    on_cord = cord.data >= 0.5
+    assert np.count_nonzero((vertebra_ids(segvert) > 0) & on_cord) > 50  # the arches overlap the cord
+    assert not is_cord_by_level(segvert, on_cord, spacing_mm=cord.spacing_mm)
+
+    given = levels_from_mask(segvert, cord.data, cord)
+    assert given.source == "mask" and given.mask is not None
+    cos_t = math.cos(math.radians(TILT_DEG))
+    assert [s.level for s in given.spans] == [3, 4, 5]
+    assert given.spans[0].lower_mm == pytest.approx(13.0 * cos_t, abs=0.6)
+    assert given.spans[1].lower_mm == pytest.approx(-7.0 * cos_t, abs=0.6)
+    morph = measure_cord(cord, levels=cord.with_data(given.mask), level_gap_mm=0.0)
+    assert [lv.level for lv in morph.per_level()] == ["C3", "C4", "C5"]
+
+
+def test_cord_by_level_mask_is_used_as_is():
+    from neurospine.cord.levels import is_cord_by_level
+    from neurospine.cord.spinelevels import levels_from_mask
+
+    cord, _bodies, _discs, along = tilted_phantom()
+    level_at = np.vectorize(expected_level)(along).astype(np.int16)
+    on_cord = cord.data >= 0.5
+    exact = np.where(on_cord, level_at, 0).astype(np.int16)
+    # painted on a wider cord segmentation (radius 5 mm against 4 mm): 36% of it lies off this cord
+    wider = np.zeros(cord.shape, bool)
+    wider[2:-2, 2:-2, :] = True
+    wider &= np.asarray(_radial(cord) <= 5.0)
+    wide = np.where(wider, level_at, 0).astype(np.int16)
+    # covering a part of the cord only (C4 alone)
+    partial = np.where(exact == 4, exact, 0).astype(np.int16)
+    for mask in (exact, wide, partial):
+        assert is_cord_by_level(mask, on_cord, spacing_mm=cord.spacing_mm)
+        given = levels_from_mask(mask, cord.data, cord)
+        assert given.source == "mask" and given.mask is None and given.spans == []
+    morph = measure_cord(cord, levels=cord.with_data(exact), level_gap_mm=0.0)
+    assert [lv.level for lv in morph.per_level()] == ["C3", "C4", "C5"]
+
+
+def test_is_cord_by_level_rules():
+    from neurospine.cord.levels import has_disc_or_endplate_ids, is_cord_by_level, on_cord_fraction
+
+    shape = (12, 12, 10)
+    cord = np.zeros(shape, bool)
+    cord[5:7, 5:7, :] = True
+    painted = np.where(cord, 3, 0).astype(np.int16)
+    assert is_cord_by_level(painted, cord) and on_cord_fraction(painted, cord) == 1.0
+    # a disc or endplate id makes it a seg-vert mask, wherever its voxels are
+    for extra in (104, 203):
+        with_id = painted.copy()
+        with_id[0, 0, 0] = extra
+        assert has_disc_or_endplate_ids(with_id) and not is_cord_by_level(with_id, cord)
+    assert not has_disc_or_endplate_ids(np.array([0, 3, 100, 150, 300]))  # not a known disc or endplate id
+    # touching the cord is not enough: most of the vertebra lies beside it
+    vert = np.zeros(shape, np.int16)
+    vert[0:5, :, :] = 3
+    vert[5, 5, 0:3] = 3
+    assert 0.0 < on_cord_fraction(vert, cord) < 0.05 and not is_cord_by_level(vert, cord, spacing_mm=(1, 1, 1))
+    # a mask painted one voxel wider than the cord: off the cord voxel-wise, on it within the tolerance
+    wide = np.zeros(shape, np.int16)
+    wide[4:8, 4:8, :] = 2
+    assert on_cord_fraction(wide, cord) == 0.25 and not is_cord_by_level(wide, cord)
+    assert is_cord_by_level(wide, cord, spacing_mm=(1.0, 1.0, 1.0))
+    assert not is_cord_by_level(wide, cord, spacing_mm=(2.0, 2.0, 1.0))  # one voxel off is 2 mm off
+    assert not is_cord_by_level(np.zeros(shape, np.int16), cord)
+
+
+def test_slice_vote_of_a_segvert_mask_touching_the_cord_uses_whole_slices():
+    """The fallback vote (no body in front of the cord) is not restricted to the cord for a seg-vert mask."""
+    shape = (20, 20, 20)
+    cord = np.zeros(shape, bool)
+    cord[8:12, 8:12, :] = True
+    vert = np.zeros(shape, np.int16)
+    vert[0:6, 2:18, 0:10] = 4  # body of C4 (lower slices)
+    vert[0:6, 2:18, 10:20] = 3  # body of C3
+    vert[9:12, 10:18, 5:10] = 3  # C3's arch slopes caudally and reaches into the cord
+    pos = np.arange(20, dtype=float)
+    out = levels_per_slice(vert, cord, pos, max_gap_mm=0.0)
+    assert list(out) == [4] * 10 + [3] * 10
+
+
+def _radial(cord: Volume) -> np.ndarray:
+    th = math.radians(TILT_DEG)
+    u = np.array([0.0, math.sin(th), math.cos(th)])
+    world = np.indices(cord.shape).reshape(3, -1).T @ cord.affine[:3, :3].T + cord.affine[:3, 3]
+    return np.linalg.norm(world - np.outer(world @ u, u), axis=1).reshape(cord.shape)

@@ -20,12 +20,14 @@ EPILOG = """outputs (in --out, <stem> = input file name without .nii.gz):
   <stem>_qc-cord.png            axial mosaic with the cord contour and a sagittal view
 All images are written on the input grid. Exit code 4 when no cord is found (the QC image is still written).
 
-levels: from --levels (levels_source=mask; a seg-vert mask is projected along the cord from the vertebral
-bodies, a cord-by-level mask is used as it is); else, for sagittal or near-isotropic images, estimated with
-the whole-spine model (levels_source=estimated; each cord slice takes the level of the vertebral body it
-lies opposite to, between the mid-discs above and below, measured along the cord; levels_positional=1
-when the spine naming had no C2 or sacrum anchor); thick axial images get none (levels_source=none,
-with a warning). --no-auto-levels skips the estimate.
+levels: from --levels (levels_source=mask; a seg-vert mask, i.e. one with disc 100+X or endplate 200+X ids
+or with most of its voxels off the cord, is projected along the cord from the vertebral bodies; a
+cord-by-level mask, most of its voxels on the cord, is used as it is; levels_positional is always 0 then,
+as whether the mask's names were anchored cannot be known from the mask); else, for sagittal or
+near-isotropic images, estimated with the whole-spine model (levels_source=estimated; each cord slice
+takes the level of the vertebral body it lies opposite to, between the mid-discs above and below, measured
+along the cord; levels_positional=1 when the spine naming had no C2 or sacrum anchor); thick axial images
+get none (levels_source=none, with a warning). --no-auto-levels skips the estimate.
 
 example:
   neurospine cord sub-01_T2w.nii.gz --out results/ --levels sub-01_seg-vert_msk.nii.gz
@@ -50,8 +52,12 @@ def register(sub: Any) -> None:
         type=Path,
         default=None,
         metavar="VERT_MASK",
-        help="vertebral level mask: a seg-vert mask (vertebra ids 1..26, e.g. from `neurospine spine`) "
-        "or a cord-by-level mask (cord voxels labelled 2=C2, 3=C3, ...)",
+        help="vertebral level mask: a seg-vert mask (vertebra ids 1..28, discs 100+X, endplates 200+X, e.g. the "
+        "_seg-vert_msk output of `neurospine spine`; projected along the cord from the vertebral bodies) or a "
+        "cord-by-level mask (cord voxels labelled 2=C2, 3=C3, ...; used as is). A mask with disc or endplate ids, "
+        "or with most of its labelled voxels off the cord, is read as seg-vert. levels_positional in the CSVs is "
+        "0 with --levels: whether the mask's level names rest on an anchor (C2 or the sacrum) or only on "
+        "position cannot be known from a mask, so check them yourself",
     )
     p.add_argument(
         "--no-auto-levels",

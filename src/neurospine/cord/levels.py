@@ -10,22 +10,38 @@ A ``seg-vert`` mask given with ``--levels`` is first projected along the cord fr
 bodies (:mod:`neurospine.cord.spinelevels`, :mod:`neurospine.cord.autolevels`), which turns it into a
 cord-by-level mask; the slice-wise vote below is the fallback when no body lies in front of the cord.
 
-For each slice the level is the most frequent vertebra id in that slice (restricted to the cord
-when the mask overlaps the cord, which handles the cord-by-level kind). Discs and endplates are left
-out (``200+X`` holds the endplates on both sides of disc ``100+X``, so it does not belong to X alone);
-slices without a vertebra (discs, endplates, gaps) take the level of the nearest labelled slice within
-``max_gap_mm``.
+Which kind a mask is (:func:`is_cord_by_level`): a mask holding disc (``100+X``) or endplate (``200+X``)
+ids is a ``seg-vert`` mask; otherwise it is cord-by-level only when most of its vertebra voxels lie on
+the cord (within ``ON_CORD_TOLERANCE_MM``). Touching the cord is not enough: the posterior elements
+of a ``seg-vert`` mask often reach into a cord segmentation (a few hundred voxels of arcus on a real
+T1w case) while nearly all of the mask lies outside it.
+
+For each slice the level is the most frequent vertebra id in that slice (restricted to the cord for a
+cord-by-level mask). Discs and endplates are left out (``200+X`` holds the endplates on both sides of
+disc ``100+X``, so it does not belong to X alone); slices without a vertebra (discs, endplates, gaps)
+take the level of the nearest labelled slice within ``max_gap_mm``.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
-from neurospine.labels import DISC_OFFSET, VERTEBRA_NAMES
+from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_NAMES
 
 #: Slices further than this from any labelled slice get no level.
 MAX_GAP_MM = 8.0
+#: A mask without disc or endplate ids is cord-by-level when at least this share of its vertebra voxels
+#: lie on the cord (a real cord-by-level mask: 0.94 exactly on, 1.00 within 1 mm; a real seg-vert
+#: mask whose arches touch the cord: 0.05 on, 0.07 within 1 mm).
+CORD_BY_LEVEL_MIN_ON_CORD = 0.5
+#: Vertebra voxels this close to the cord count as on it (a mask painted on another cord segmentation,
+#: or resampled onto the image grid). Used when the voxel spacing is known.
+ON_CORD_TOLERANCE_MM = 1.0
 
 
 def vertebra_ids(mask: npt.NDArray[np.generic]) -> npt.NDArray[np.int32]:
@@ -36,6 +52,62 @@ def vertebra_ids(mask: npt.NDArray[np.generic]) -> npt.NDArray[np.int32]:
     return np.where(known, out, 0).astype(np.int32)
 
 
+def has_disc_or_endplate_ids(mask: npt.NDArray[np.generic]) -> bool:
+    """Whether ``mask`` holds a disc (``100+X``) or endplate (``200+X``) id of a known vertebra X."""
+    raw = np.asarray(mask)
+    high = np.unique(raw[raw > DISC_OFFSET]).astype(np.int64)
+    return any(
+        int(v) - offset in VERTEBRA_NAMES for v in high for offset in (DISC_OFFSET, ENDPLATE_OFFSET) if v > offset
+    )
+
+
+def _near(cord: npt.NDArray[np.bool_], spacing_mm: Sequence[float], tolerance_mm: float) -> npt.NDArray[np.bool_]:
+    """Voxels within ``tolerance_mm`` of ``cord`` (distances computed in a box around the cord only)."""
+    out = np.zeros(cord.shape, dtype=bool)
+    idx = np.nonzero(cord)
+    if idx[0].size == 0:
+        return out
+    box: list[slice] = []
+    for i, n, sp in zip(idx, cord.shape, spacing_mm, strict=True):
+        pad = math.ceil(tolerance_mm / float(sp)) + 1
+        box.append(slice(max(int(i.min()) - pad, 0), min(int(i.max()) + pad + 1, n)))
+    dist = ndimage.distance_transform_edt(~cord[tuple(box)], sampling=[float(sp) for sp in spacing_mm])
+    out[tuple(box)] = np.asarray(dist) <= tolerance_mm
+    return out
+
+
+def on_cord_fraction(
+    mask: npt.NDArray[np.generic],
+    cord: npt.NDArray[np.bool_],
+    *,
+    spacing_mm: Sequence[float] | None = None,
+    tolerance_mm: float = ON_CORD_TOLERANCE_MM,
+) -> float:
+    """Share of the vertebra voxels of ``mask`` on ``cord`` (within ``tolerance_mm`` when ``spacing_mm`` is given)."""
+    labelled = vertebra_ids(mask) > 0
+    n = int(np.count_nonzero(labelled))
+    if n == 0:
+        return 0.0
+    near = np.asarray(cord, dtype=bool)
+    if spacing_mm is not None and tolerance_mm > 0:
+        near = _near(near, spacing_mm, tolerance_mm)
+    return float(np.count_nonzero(labelled & near)) / n
+
+
+def is_cord_by_level(
+    mask: npt.NDArray[np.generic],
+    cord: npt.NDArray[np.bool_],
+    *,
+    spacing_mm: Sequence[float] | None = None,
+    tolerance_mm: float = ON_CORD_TOLERANCE_MM,
+) -> bool:
+    """Whether ``mask`` is a cord-by-level mask (else a ``seg-vert`` mask): see the module docstring."""
+    if has_disc_or_endplate_ids(mask):
+        return False
+    frac = on_cord_fraction(mask, cord, spacing_mm=spacing_mm, tolerance_mm=tolerance_mm)
+    return frac >= CORD_BY_LEVEL_MIN_ON_CORD
+
+
 def levels_per_slice(
     level_mask: npt.NDArray[np.generic],
     cord: npt.NDArray[np.bool_] | None,
@@ -44,10 +116,11 @@ def levels_per_slice(
     axis: int = 2,
     max_gap_mm: float = MAX_GAP_MM,
 ) -> npt.NDArray[np.int32]:
-    """Level id per slice along ``axis`` (0 = unknown). ``cord`` (same shape) restricts the vote."""
+    """Level id per slice along ``axis`` (0 = unknown). ``cord`` (same shape) restricts the vote when
+    ``level_mask`` is a cord-by-level mask (:func:`is_cord_by_level`)."""
     ids = np.moveaxis(vertebra_ids(level_mask), axis, 0)
     cord_s = None if cord is None else np.moveaxis(np.asarray(cord, dtype=bool), axis, 0)
-    use_cord = cord_s is not None and bool(np.any((ids > 0) & cord_s))
+    use_cord = cord_s is not None and is_cord_by_level(np.moveaxis(np.asarray(level_mask), axis, 0), cord_s)
     n = ids.shape[0]
     out = np.zeros(n, dtype=np.int32)
     for k in range(n):
