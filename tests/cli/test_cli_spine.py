@@ -62,3 +62,22 @@ def test_cli_spine_help_explains_outputs(capsys):
         main(["spine", "--help"])
     out = capsys.readouterr().out
     assert "_seg-vert_msk.nii.gz" in out and "Example" in out
+
+
+def test_cli_spine_extra_vertebra_option(tmp_path, threshold_model, capsys, monkeypatch):
+    import neurospine.spine.api as api
+
+    seen: dict[str, object] = {}
+    real = api.run_file
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "run_file", spy)
+    img = save_volume(lumbar_phantom(), tmp_path / "x.nii.gz")
+    assert main(["spine", str(img), "--out", str(tmp_path / "o"), "--no-snapshot", "--extra-vertebra", "t13"]) == 0
+    assert seen["extra_vertebra"] == "t13"
+    with pytest.raises(SystemExit):
+        main(["spine", str(img), "--out", str(tmp_path / "o"), "--extra-vertebra", "t11"])
+    assert "--extra-vertebra" in capsys.readouterr().err

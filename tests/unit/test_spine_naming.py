@@ -246,3 +246,59 @@ def test_cervicothoracic_column_starting_near_c2_keeps_the_c2_assumption():
     col = _profile_column("C3", 13)  # C3-T8: rises like the thoracic spine, but starts in the upper neck
     nm = name_levels(col, sacrum_mm3=0, sacrum_below=False, c2_top=False)
     assert names(nm.levels)[0] == "C2" and nm.positional and "assumed to be C2" in nm.flags[-1]
+
+
+# ---- 24 presacral vertebrae: L6 or T13 (no rib information in the pipeline) ------------------------------
+
+
+def test_24_presacral_vertebrae_default_to_l6_and_are_flagged_as_undecidable():
+    from neurospine.spine.naming import EXTRA_VERTEBRA_FLAG
+
+    nm = name_levels([C1, *column(n_lumbar=6)], sacrum_mm3=40000, sacrum_below=True)
+    assert names(nm.levels)[-7:] == ["T12", "L1", "L2", "L3", "L4", "L5", "L6"]
+    assert any(f.startswith(EXTRA_VERTEBRA_FLAG) for f in nm.flags)
+    assert nm.uncertain_levels == [VERTEBRA_IDS[f"L{i}"] for i in range(1, 7)]
+
+
+def test_24_presacral_vertebrae_named_t13_when_the_user_says_so():
+    nm = name_levels([C1, *column(n_thoracic=13)], sacrum_mm3=40000, sacrum_below=True, extra_vertebra="t13")
+    expected = ["C1", *(f"C{i}" for i in range(2, 8)), *(f"T{i}" for i in range(1, 14)), "L1", "L2", "L3", "L4", "L5"]
+    assert names(nm.levels) == expected
+    assert nm.levels[19] == 28 and nm.anchor == "S1+C2" and nm.uncertain_levels == []
+    assert any("named T13 as the user chose" in f for f in nm.flags)
+    assert not any("cannot be told apart" in f for f in nm.flags)
+
+
+def test_24_presacral_vertebrae_named_l6_when_the_user_says_so():
+    nm = name_levels(column(n_lumbar=6), sacrum_mm3=40000, sacrum_below=True, extra_vertebra="l6")
+    assert names(nm.levels)[-2:] == ["L5", "L6"] and nm.uncertain_levels == []
+    assert any("named L6 as the user chose" in f for f in nm.flags)
+
+
+def test_extra_vertebra_option_leaves_23_and_22_alone():
+    for extra in (None, "t13", "l6"):
+        std = name_levels(column(), sacrum_mm3=40000, sacrum_below=True, extra_vertebra=extra)
+        assert names(std.levels)[-6:] == ["T12", "L1", "L2", "L3", "L4", "L5"] and 28 not in std.levels
+        short = name_levels(column(n_thoracic=11), sacrum_mm3=40000, sacrum_below=True, extra_vertebra=extra)
+        assert names(short.levels)[-6:] == ["T11", "L1", "L2", "L3", "L4", "L5"]
+
+
+def test_unknown_extra_vertebra_choice_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="extra_vertebra"):
+        name_levels(column(), sacrum_mm3=40000, sacrum_below=True, extra_vertebra="t11")
+
+
+# ---- why a sacrum did not anchor: the positional messages say which ---------------------------------------
+
+
+def test_positional_message_tells_a_too_small_sacrum_from_no_sacrum():
+    small = name_levels([LUMBAR] * 4, sacrum_mm3=1361.0, sacrum_below=True)
+    assert small.positional
+    assert "a sacrum was found but too small to anchor (1361 mm3 < 2000 mm3)" in small.flags[-1]
+    assert "no sacrum found" not in small.flags[-1]
+    none = name_levels([LUMBAR] * 4, sacrum_mm3=0.0, sacrum_below=False)
+    assert none.flags[-1].startswith("no sacrum found and no C2")
+    away = name_levels([LUMBAR] * 4, sacrum_mm3=30000.0, sacrum_below=False)
+    assert "a sacrum was found (30000 mm3) but not right below the lowest vertebra" in away.flags[-1]

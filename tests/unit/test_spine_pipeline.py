@@ -120,3 +120,18 @@ def test_empty_prediction_writes_empty_outputs(tmp_path, threshold_model):
     result = run_file(img, tmp_path / "o", threads=1)
     assert result.measures["n_vertebrae"] == 0
     assert load_volume(result.outputs["instances"], check_intensity=False).shape == vol.shape
+
+
+def test_extra_vertebra_option_is_recorded_and_checked(tmp_path, threshold_model):
+    img = tmp_path / "phantom.nii.gz"
+    save_volume(lumbar_phantom(), img)
+    result = run_file(img, tmp_path / "o", threads=1, snapshot=False, extra_vertebra="T13")
+    ctd = json.loads(result.outputs["centroids"].read_text())
+    assert ctd[0]["info"]["naming"]["extra_vertebra"] == "t13"
+    # five lumbar vertebrae over the sacrum: the option only acts on 24 presacral vertebrae
+    assert result.measures["levels"] == "L1 L2 L3 L4 L5 S1"
+    rows = list(csv.DictReader(result.outputs["table"].open()))
+    assert all(r["naming_flag"] == "0" for r in rows)
+    assert {r["centroid_of"] for r in rows} == {"vertebral body", "disc", "sacrum"}
+    with pytest.raises(InputError, match="extra_vertebra"):
+        run_file(img, tmp_path / "o", threads=1, extra_vertebra="t11")

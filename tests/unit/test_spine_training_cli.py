@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from neurospine.spine.training import build_parser, train_command
 
 
@@ -55,3 +57,28 @@ def test_non_positive_step_budget_is_refused() -> None:
 
     with pytest.raises(SystemExit):
         main(["--steps", "0"])
+
+
+@pytest.mark.slow
+def test_train_spine_resumes_from_its_checkpoint(shared_data, tmp_path, caplog) -> None:
+    """Run 1 stops after 2 steps; run 2 with ``--steps 3`` resumes at step 2 and does one more step."""
+    import json
+    import logging
+
+    from neurospine.cli.main import main
+
+    out = tmp_path / "run"
+    tiny = ["--out", str(out), "--data", str(shared_data), "--batch", "1", "--patch", "32"]
+    tiny += ["--synth-fraction", "0", "--no-calibrate", "--threads", "1"]
+    caplog.set_level(logging.INFO, logger="neurospine")
+    assert main(["train", "spine", "--steps", "2", *tiny]) == 0
+    assert "resume at step 0" in caplog.text and (out / "checkpoint.pt").is_file()
+    assert "synthetic engine not available" not in caplog.text and "synthetic samples off" in caplog.text
+    assert json.loads(json.loads((out / "spine_semantic.json").read_text())["notes"])["steps"] == 2
+    caplog.clear()
+    assert main(["train", "spine", "--steps", "3", *tiny]) == 0
+    assert "resume at step 2" in caplog.text
+    card = json.loads((out / "spine_semantic.json").read_text())
+    assert json.loads(card["notes"])["steps"] == 3 and card["train_command"].startswith(
+        "neurospine train spine --steps 3"
+    )

@@ -15,10 +15,16 @@ Outputs in DIR (<stem> = input file name without extension), all on the input's 
   <stem>_seg-spine_msk.nii.gz   semantic mask (26, 41-49, 60, 61, 62, 100)
   <stem>_seg-vert_msk.nii.gz    instances: vertebrae by level (C2=2 ... L5=24, L6=25, T13=28, S1=26),
                                 discs 100+X, endplates 200+X
-  <stem>_seg-spine_ctd.json     centroids (VerSe/TPTBox JSON, PIR voxel coordinates) + model versions and
-                                naming confidence
+  <stem>_seg-spine_ctd.json     vertebral-body centroids (VerSe/TPTBox JSON, PIR voxel coordinates) + model
+                                versions, naming confidence and flags
   <stem>_seg-spine_snp.png      QC snapshot: mid-sagittal slice with overlay and level names
-  <stem>_spine.csv              level, volume_mm3, centroid (RAS mm), naming (anchored or positional)
+  <stem>_spine.csv              level, volume_mm3, centroid (RAS mm; of the vertebral body for vertebrae, as in
+                                the JSON; centroid_of says which), naming (anchored or positional), naming_flag
+                                (1 = level name uncertain) and naming_note
+
+24 vertebrae between C2 and S1: the extra one is named L6 and flagged, because ribs are not segmented and an
+L6 cannot be told from a rib-bearing T13; --extra-vertebra t13 names it T13 (C1..T12, T13=28, L1..L5) when you
+know it carries ribs.
 
 Example: neurospine spine sub-01_T2w.nii.gz --out derivatives/spine
 """
@@ -40,6 +46,13 @@ def register(sub: Any) -> None:
         help="phase-1 model card (default spine_semantic, all regions). spine_semantic_lumbar adds the body refiner: "
         "better vertebral bodies on lumbar/thoracolumbar MRI, but it misses cervical bodies",
     )
+    p.add_argument(
+        "--extra-vertebra",
+        choices=("l6", "t13"),
+        default=None,
+        help="name of the extra vertebra when 24 lie between C2 and S1 (default: L6, flagged as undecidable "
+        "without rib information); t13 when it carries ribs",
+    )
     p.add_argument("--no-snapshot", action="store_true", help="skip the PNG snapshot")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=_run)
@@ -50,7 +63,14 @@ def _run(args: argparse.Namespace) -> int:
 
     from neurospine.spine.api import run_file
 
-    result = run_file(args.image, args.out, threads=args.threads, snapshot=not args.no_snapshot, model=args.model)
+    result = run_file(
+        args.image,
+        args.out,
+        threads=args.threads,
+        snapshot=not args.no_snapshot,
+        model=args.model,
+        extra_vertebra=args.extra_vertebra,
+    )
     if args.json:
         payload = {
             "outputs": {k: str(v) for k, v in result.outputs.items()},

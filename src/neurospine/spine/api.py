@@ -17,13 +17,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from neurospine.errors import WeightsIntegrityError
+from neurospine.errors import InputError, WeightsIntegrityError
 from neurospine.io import Volume, load_volume, save_like, stem_of
 from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_IDS, VERTEBRA_NAMES
 from neurospine.results import TaskResult
 from neurospine.spine import classes as C
 from neurospine.spine.instances import SACRUM_TMP, InstanceResult, build_instances
-from neurospine.spine.naming import L5_MIN_DEPTH_MM, SACRUM_MIN_MM3, BodyInfo, Naming, disc_above_top, name_levels
+from neurospine.spine.naming import (
+    EXTRA_VERTEBRA_CHOICES,
+    EXTRA_VERTEBRA_FLAG,
+    L5_MIN_DEPTH_MM,
+    SACRUM_MIN_MM3,
+    BodyInfo,
+    Naming,
+    disc_above_top,
+    name_levels,
+)
 from neurospine.spine.preprocess import ModelGrid, check_input, to_model_grid
 from neurospine.spine.semantic import (
     BodyRefiner,
@@ -110,7 +119,10 @@ def _sacrum_below(inst: InstanceResult, classes: npt.NDArray[np.uint8], spacing_
 
 
 def name_instances(
-    inst: InstanceResult, classes: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]
+    inst: InstanceResult,
+    classes: npt.NDArray[np.uint8],
+    spacing_mm: tuple[float, float, float],
+    extra_vertebra: str | None = None,
 ) -> Naming:
     vox = float(np.prod(spacing_mm))
     n = len(inst.vertebrae)
@@ -128,7 +140,12 @@ def name_instances(
         for v in inst.vertebrae
     ]
     sacrum_mm3 = inst.sacrum_voxels * float(np.prod(spacing_mm))
-    return name_levels(bodies, sacrum_mm3=sacrum_mm3, sacrum_below=_sacrum_below(inst, classes, spacing_mm))
+    return name_levels(
+        bodies,
+        sacrum_mm3=sacrum_mm3,
+        sacrum_below=_sacrum_below(inst, classes, spacing_mm),
+        extra_vertebra=extra_vertebra,
+    )
 
 
 def drop_unused_sacrum(
@@ -182,8 +199,12 @@ def relabel(inst: InstanceResult, naming: Naming) -> tuple[npt.NDArray[np.int16]
     return out, names
 
 
-def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> SpineSegmentation:
-    """Run both phases and naming on a loaded volume (no files written)."""
+def segment(
+    vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL, extra_vertebra: str | None = None
+) -> SpineSegmentation:
+    """Run both phases and naming on a loaded volume (no files written).
+
+    ``extra_vertebra`` ("l6", "t13" or None): name of the 24th presacral vertebra, see ``naming.name_levels``."""
     from neurospine.models import load_card
 
     timings: dict[str, float] = {}
@@ -207,7 +228,7 @@ def segment(vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL) -> Sp
     inst = build_instances(cls, grid.spacing_mm)
     # sacrum voxels the instance phase left unassigned (not the column's sacrum) are not sacrum
     cls[(cls == C.SACRUM) & (inst.instances == 0)] = C.BG
-    naming = name_instances(inst, cls, grid.spacing_mm)
+    naming = name_instances(inst, cls, grid.spacing_mm, extra_vertebra)
     drop_unused_sacrum(inst, cls, naming, grid.spacing_mm)
     values = to_spineps_values(cls)
     seg_vert, names = relabel(inst, naming)
@@ -243,18 +264,32 @@ def body_levels(inst: InstanceResult, naming: Naming) -> npt.NDArray[np.int16]:
     return lut[np.asarray(inst.body, dtype=np.int64)]
 
 
+def uncertain_notes(naming: Naming) -> dict[int, str]:
+    """CSV notes for the ``seg-vert`` labels whose names rest on an unresolved choice (vertebrae and their discs)."""
+    notes: dict[int, str] = {}
+    for level in naming.uncertain_levels:
+        notes[level] = notes[DISC_OFFSET + level] = EXTRA_VERTEBRA_FLAG
+    return notes
+
+
 def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, **options: Any) -> TaskResult:
     """Segment the spine in ``image_path`` and write the five outputs into ``out_dir``.
 
-    Options: ``model`` (card name, default ``spine_semantic``), ``snapshot`` (bool, default True).
+    Options: ``model`` (card name, default ``spine_semantic``), ``snapshot`` (bool, default True),
+    ``extra_vertebra`` ("l6" or "t13": what to call the extra vertebra when 24 presacral vertebrae lie between
+    C2 and S1; default None = L6, flagged as undecidable without rib information).
     Returns a :class:`~neurospine.results.TaskResult` with output paths, per-level measures, model
     versions, timings and naming warnings.
     """
     from neurospine.spine import outputs as O
 
     t0 = time.perf_counter()
+    extra = options.get("extra_vertebra")
+    if extra is not None and str(extra).lower() not in EXTRA_VERTEBRA_CHOICES:
+        raise InputError(None, f"extra_vertebra={extra!r} is not a known choice", "use 'l6', 't13' or leave it unset")
+    extra_vertebra = None if extra is None else str(extra).lower()
     vol = load_volume(image_path)
-    seg = segment(vol, threads=threads, model=str(options.get("model", SEMANTIC_MODEL)))
+    seg = segment(vol, threads=threads, model=str(options.get("model", SEMANTIC_MODEL)), extra_vertebra=extra_vertebra)
     paths = output_paths(image_path, out_dir)
     t = time.perf_counter()
     save_like(seg.semantic_input, vol, paths["semantic"])
@@ -268,12 +303,13 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
             "confidence": round(seg.naming.confidence, 3),
             "positional": seg.naming.positional,
             "flags": seg.naming.flags,
+            "extra_vertebra": extra_vertebra,
         },
         "source": str(image_path),
         "centroid": "vertebral body (corpus) centre of mass; sacrum for S1",
     }
     O.write_centroids(paths["centroids"], rows, vol, info)
-    O.write_table(paths["table"], rows, positional=seg.naming.positional)
+    O.write_table(paths["table"], rows, positional=seg.naming.positional, notes=uncertain_notes(seg.naming))
     outputs = dict(paths)
     if options.get("snapshot", True):
         title = f"{stem_of(image_path)}  naming: {seg.naming.anchor} ({seg.naming.confidence:.2f})"

@@ -3,9 +3,18 @@
 Input: vertebrae ordered top to bottom with body measurements, whether a sacrum sits right below the
 lowest one and whether the top one looks like C2 (tall body with the dens, small cervical depth).
 Output: a level id (``neurospine.labels`` numbering, L1 = 20, S1 = 26) per vertebra, the anchor used,
-a confidence in [0, 1] and flags. Without any anchor the naming is *positional* (flagged): the lowest body is
+a confidence in [0, 1] and flags.
+
+24 presacral vertebrae between C2 and S1 are named with an L6 unless the caller says the extra vertebra is a
+T13 (``extra_vertebra``): the semantic model labels lumbar transverse and thoracic costal processes alike
+(43/44) and ribs are not segmented (the synthetic engine paints them as unlabelled tissue), so the pipeline has
+no evidence that tells a rib-bearing T13 from an L6. Without the caller's choice the case is flagged
+(:data:`EXTRA_VERTEBRA_FLAG`) and the L1-L6 names are listed as uncertain.
+
+Without any anchor the naming is *positional* (flagged): the lowest body is
 L5 in a lumbar-sized column, the top body is placed by the shape of the column's depth profile when the column
-rises like the thoracic spine, and is C2 otherwise.
+rises like the thoracic spine, and is C2 otherwise. The flag says why no sacrum anchored it (none found, not
+right below the lowest vertebra, too small, ...).
 """
 
 from __future__ import annotations
@@ -24,8 +33,13 @@ STANDARD_C2_TO_L5 = 23
 #: C2: body + dens at least this tall relative to its depth, and a small (cervical) depth
 C2_HEIGHT_OVER_DEPTH = 1.35
 C2_MAX_DEPTH_MM = 22.0
-#: sacrum volume (mm^3) from which it is trusted as an anchor
+#: sacrum volume (mm^3) from which it is trusted as an anchor with full confidence
 SACRUM_MIN_MM3 = 8000.0
+#: smallest sacrum (mm^3, model grid) used as an anchor at all (with lower confidence)
+SACRUM_ANCHOR_MIN_MM3 = SACRUM_MIN_MM3 * 0.25
+#: the caller's names for the 24th presacral vertebra (C2 and S1 both anchored); ``None`` = not known (L6, flagged)
+EXTRA_VERTEBRA_CHOICES = ("l6", "t13")
+EXTRA_VERTEBRA_FLAG = "24 presacral vertebrae: L6 or T13 cannot be told apart without rib information"
 #: a disc at least this fraction of the median disc volume counts as a full (mobile) disc
 LAST_DISC_RATIO = 0.35
 #: lumbar bodies are at least this deep (mm); used only by the positional fallback
@@ -79,6 +93,8 @@ class Naming:
     anchor: str  # "S1", "C2", "S1+C2" or "positional"
     confidence: float
     flags: list[str] = field(default_factory=list)
+    #: level ids whose name rests on an unresolved choice (L1-L6 of an unconfirmed L6/T13 case)
+    uncertain_levels: list[int] = field(default_factory=list)
 
     @property
     def positional(self) -> bool:
@@ -160,32 +176,62 @@ def small_bottom_bodies(bodies: list[BodyInfo]) -> int:
     return len(bodies) - 1 - k
 
 
-def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool, c2_top: bool | None = None) -> Naming:
+def name_levels(
+    bodies: list[BodyInfo],
+    *,
+    sacrum_mm3: float,
+    sacrum_below: bool,
+    c2_top: bool | None = None,
+    extra_vertebra: str | None = None,
+) -> Naming:
     """Name ``bodies`` (top to bottom). ``sacrum_below``: a sacrum touches the lowest body from below.
 
     Bottom anchors: the sacrum class right below the lowest body (S1), else the last full disc (bodies
     under it are sacral segments and are named S1). Top anchor: C2 (tall body with the dens), with C1 above
-    it when its remnant is found. Both ends: the count between them decides L6 / 11 thoracic variants.
+    it when its remnant is found. Both ends: the count between them decides L6 / T13 / 11 thoracic variants.
+    ``extra_vertebra`` ("l6" or "t13", see :data:`EXTRA_VERTEBRA_CHOICES`) names the 24th presacral vertebra
+    when the caller knows it (from the ribs on another image); ``None`` names it L6 and flags the case.
     """
+    if extra_vertebra is not None and extra_vertebra not in EXTRA_VERTEBRA_CHOICES:
+        raise ValueError(f"extra_vertebra must be one of {EXTRA_VERTEBRA_CHOICES} or None, not {extra_vertebra!r}")
     n = len(bodies)
     if n == 0:
         return Naming([], "none", 0.0, ["no vertebra found"])
     c1 = n >= 2 and looks_like_c1(bodies[0], bodies[1])
     if c1:
-        rest = name_levels(bodies[1:], sacrum_mm3=sacrum_mm3, sacrum_below=sacrum_below, c2_top=True)
-        return Naming([VERTEBRA_IDS["C1"], *rest.levels], rest.anchor, rest.confidence, rest.flags)
+        rest = name_levels(
+            bodies[1:], sacrum_mm3=sacrum_mm3, sacrum_below=sacrum_below, c2_top=True, extra_vertebra=extra_vertebra
+        )
+        return Naming(
+            [VERTEBRA_IDS["C1"], *rest.levels], rest.anchor, rest.confidence, rest.flags, rest.uncertain_levels
+        )
     flags: list[str] = []
     # the body that would be L5 under a sacrum anchor: above any small sacral pieces at the bottom
     l5_candidate = bodies[n - 1 - small_bottom_bodies(bodies)]
     l5_sized = deep_enough_for_l5(l5_candidate, bodies)
-    has_s1 = sacrum_below and sacrum_mm3 >= SACRUM_MIN_MM3 * 0.25 and l5_sized
-    if sacrum_below and not has_s1 and not l5_sized:
+    big_enough = sacrum_mm3 >= SACRUM_ANCHOR_MIN_MM3
+    has_s1 = sacrum_below and big_enough and l5_sized
+    if sacrum_below and not l5_sized:
         flags.append("a sacrum-like structure below a body too small to be L5: not used as the S1 anchor")
     vols = sorted(b.volume_mm3 for b in bodies)
     rising = _depth_rise(bodies) >= PROFILE_MIN_RISE
-    if has_s1 and rising and sacrum_mm3 < vols[n // 2]:
+    thoracic_refused = has_s1 and rising and sacrum_mm3 < vols[n // 2]
+    if thoracic_refused:
         has_s1 = False
         flags.append("a sacrum smaller than a vertebral body under a thoracic-like column: not used as the S1 anchor")
+    # why no sacrum label anchors the naming, for the messages of the positional fallbacks below
+    if sacrum_mm3 <= 0:
+        sacrum_status = "no sacrum found"
+    elif not sacrum_below:
+        sacrum_status = f"a sacrum was found ({sacrum_mm3:.0f} mm3) but not right below the lowest vertebra"
+    elif not big_enough:
+        sacrum_status = (
+            f"a sacrum was found but too small to anchor ({sacrum_mm3:.0f} mm3 < {SACRUM_ANCHOR_MIN_MM3:.0f} mm3)"
+        )
+    elif not l5_sized:
+        sacrum_status = "a sacrum-like structure was found below a body too small to be L5"
+    else:
+        sacrum_status = "a sacrum smaller than a vertebral body was found under a thoracic-like column"
     bottom_conf = 0.95 if sacrum_mm3 >= SACRUM_MIN_MM3 else 0.75
     bottom_name = "S1"
     sacral_tail: list[int] = []
@@ -222,8 +268,21 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
         if m == STANDARD_C2_TO_L5:
             return Naming(_chain("C2", m, upward=False) + sacral_tail, both, 0.99 if not sacral_tail else 0.9, flags)
         if m == STANDARD_C2_TO_L5 + 1:
-            flags.append("24 presacral vertebrae (C2-L5 expected 23): extra vertebra named L6")
-            return Naming(_chain("C2", m, upward=False, lumbar=6) + sacral_tail, both, 0.85, flags)
+            if extra_vertebra is None:
+                flags.append(
+                    f"{EXTRA_VERTEBRA_FLAG}; the extra one is named L6 (C2-L5 expected 23; --extra-vertebra t13 "
+                    "when the ribs show a T13)"
+                )
+                levels = _chain("C2", m, upward=False, lumbar=6)
+                uncertain = [VERTEBRA_IDS[f"L{i}"] for i in range(1, 7)]
+                return Naming(levels + sacral_tail, both, 0.85, flags, uncertain)
+            name = extra_vertebra.upper()
+            flags.append(f"24 presacral vertebrae (C2-L5 expected 23): extra vertebra named {name} as the user chose")
+            if extra_vertebra == "t13":
+                levels = _chain("C2", m, upward=False, thoracic=13)
+            else:
+                levels = _chain("C2", m, upward=False, lumbar=6)
+            return Naming(levels + sacral_tail, both, 0.9, flags)
         if m == STANDARD_C2_TO_L5 - 1:
             flags.append("22 presacral vertebrae (C2-L5 expected 23): 11 thoracic vertebrae assumed")
             return Naming(_chain("C2", m, upward=False, thoracic=11) + sacral_tail, both, 0.8, flags)
@@ -241,16 +300,18 @@ def name_levels(bodies: list[BodyInfo], *, sacrum_mm3: float, sacrum_below: bool
     depths = sorted(b.depth_mm for b in bodies)
     lumbar_like = depths[len(depths) // 2] >= LUMBAR_MIN_DEPTH_MM
     if lumbar_like:
-        flags.append("no sacrum or C2 found: lowest vertebra assumed to be L5 (positional)")
+        flags.append(f"{sacrum_status} and no C2: lowest vertebra assumed to be L5 (positional)")
         return Naming(_chain("L5", n, upward=True), "positional", 0.3, flags)
     fit = fit_depth_profile(bodies) if rising else None
     # a fit that puts the top within two levels of C2 keeps the C2 assumption: the fit is only good to about one
     # level, and a field of view that starts in the upper cervical spine nearly always includes C2
     if fit is not None and fit[0] > PROFILE_C2_REACH:
         start = REFERENCE_DEPTH_MM[fit[0]][0]
-        flags.append(f"no sacrum or C2 found: top vertebra taken as {start} from the body-depth profile (positional)")
+        flags.append(
+            f"{sacrum_status} and no C2: top vertebra taken as {start} from the body-depth profile (positional)"
+        )
         return Naming(_chain(start, n, upward=False), "positional", 0.25, flags)
-    flags.append("no sacrum or C2 found: top vertebra assumed to be C2 (positional)")
+    flags.append(f"{sacrum_status} and no C2: top vertebra assumed to be C2 (positional)")
     return Naming(_chain("C2", n, upward=False), "positional", 0.2, flags)
 
 

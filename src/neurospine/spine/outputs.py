@@ -4,6 +4,13 @@ Centroids follow the VerSe convention read by TPTBox: a list whose first element
 ``direction`` (here ``P, I, R``) and ``zoom``; then one ``{"label", "X", "Y", "Z"}`` per vertebra in voxel
 coordinates of the input image reoriented to PIR (input resolution). World (RAS mm) coordinates are
 added under ``"ras_mm"``.
+
+Centroids are those of the vertebral *body* (corpus + endplates, SPINEPS/TPTBox ``ctd`` convention), in the JSON
+and in the CSV alike; the sacrum's is that of the whole sacrum and a disc's that of the whole disc. The CSV
+column ``centroid_of`` says which, per row ("vertebral body", "sacrum", "disc", or "whole vertebra" for a
+vertebra without body voxels, which the JSON leaves out). ``naming_flag`` is 1 on rows whose level name is
+uncertain: every row of a positional naming, and the L1-L6 vertebrae and discs of a 24-vertebra column whose
+extra vertebra (L6 or T13) was not given by the user; ``naming_note`` says why.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import csv
 import io
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +47,7 @@ class StructureRow:
     volume_mm3: float
     centroid_ras_mm: tuple[float, float, float]
     body_centroid_vox: tuple[float, float, float] | None  # input voxel coordinates (corpus centroid)
+    body_centroid_ras_mm: tuple[float, float, float] | None = None  # the same in world (RAS mm) coordinates
 
 
 def structure_rows(
@@ -72,8 +81,14 @@ def structure_rows(
             level = f"unnamed_{lab}"
         ras = ref.world_coords(np.array(com))[0]
         body = (float(bcom[0]), float(bcom[1]), float(bcom[2])) if np.all(np.isfinite(bcom)) else None
+        body_ras = None
+        if body is not None:
+            b = ref.world_coords(np.array(body))[0]
+            body_ras = (float(b[0]), float(b[1]), float(b[2]))
         rows.append(
-            StructureRow(lab, level, kind, float(cnt) * vox, (float(ras[0]), float(ras[1]), float(ras[2])), body)
+            StructureRow(
+                lab, level, kind, float(cnt) * vox, (float(ras[0]), float(ras[1]), float(ras[2])), body, body_ras
+            )
         )
     return rows
 
@@ -119,20 +134,42 @@ CSV_COLUMNS = (
     "centroid_x_mm",
     "centroid_y_mm",
     "centroid_z_mm",
+    "centroid_of",
     "naming",
     "naming_flag",
+    "naming_note",
 )
 
+POSITIONAL_NOTE = "positional naming: no sacrum or C2 anchor used (see the naming flags in the ctd JSON)"
 
-def write_table(path: Path, rows: list[StructureRow], *, positional: bool) -> Path:
-    """CSV: one row per vertebra, sacrum and disc (endplates are in the mask, not the table)."""
+
+def table_centroid(row: StructureRow) -> tuple[tuple[float, float, float], str]:
+    """The CSV centroid of a row (RAS mm) and what it is the centroid of: the vertebral body for a vertebra
+    (as in the ctd JSON), the whole sacrum or disc, the whole vertebra only when no body voxel was found."""
+    if row.kind == "vertebra":
+        if row.body_centroid_ras_mm is not None:
+            return row.body_centroid_ras_mm, "vertebral body"
+        return row.centroid_ras_mm, "whole vertebra"
+    return row.centroid_ras_mm, row.kind
+
+
+def write_table(
+    path: Path, rows: list[StructureRow], *, positional: bool, notes: Mapping[int, str] | None = None
+) -> Path:
+    """CSV: one row per vertebra, sacrum and disc (endplates are in the mask, not the table).
+
+    Centroids in RAS mm: the vertebral body's for vertebrae (as in the ctd JSON), see :func:`table_centroid`.
+    ``notes`` (label -> text) marks rows whose level name is uncertain (``naming_flag`` 1); under a positional
+    naming every row is flagged."""
+    notes = notes or {}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for row in rows:
         if row.kind == "endplate":
             continue
-        x, y, z = row.centroid_ras_mm
+        (x, y, z), centroid_of = table_centroid(row)
+        note = POSITIONAL_NOTE if positional else notes.get(row.label, "")
         w.writerow(
             [
                 row.level,
@@ -142,8 +179,10 @@ def write_table(path: Path, rows: list[StructureRow], *, positional: bool) -> Pa
                 f"{x:.2f}",
                 f"{y:.2f}",
                 f"{z:.2f}",
+                centroid_of,
                 "positional" if positional else "anchored",
-                int(positional),
+                int(bool(note)),
+                note,
             ]
         )
     return write_text_atomic(path, buf.getvalue())

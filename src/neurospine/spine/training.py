@@ -535,6 +535,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.time()
         pool.fill(args.synth_pool, rng)
         log.info("synthetic pool of %d volumes in %.1f s", len(pool.cases), time.time() - t0)
+    elif args.synth_fraction <= 0:
+        log.info(
+            "synthetic samples off (--synth-fraction %g): training on real partial labels only", args.synth_fraction
+        )
     else:
         log.warning("synthetic engine not available: training on real partial labels only")
 
