@@ -1,6 +1,7 @@
 """Benchmark of ``neurospine slice2d`` on held-out real data (never seen in training).
 
-Run from the repository root: ``python -m benchmarks.slice2d [--threads 2] [--update-card]``.
+Run from the repository root: ``python -m benchmarks.slice2d [--threads 2] [--update-card]``;
+``--modality-only`` runs only the modality-detection table (seconds, no model).
 
 Sets (subject-wise held out; see ``neurospine.slice2d.data``):
 - MR, bodies + discs: ``vesal_mri2d`` 15-19 (2D slices); ``tptbox_samples`` MRI (mid-sagittal, SPINEPS
@@ -15,9 +16,15 @@ Dice is computed on the plane's own grid within the rows spanned by the referenc
 leave vertebrae above/below unlabelled, e.g. T12 and S1 in VB3); full-image Dice is reported too.
 Over- vs under-segmentation per class on the same rows: pixel precision, recall and the mean outline
 offset (predicted minus reference pixels over the reference outline length, in pixels).
-Images whose stored spacing is a 1 mm placeholder (vesal, fewshot, X-ray) are run with unknown spacing,
-as a PNG would be. Segmentation applies the card's outline calibration (``inputs.logit_bias`` per
-modality). Radiomics: predicted body/disc instances matched to reference instances (IoU >= 0.5);
+Images whose stored spacing is a 1 mm placeholder (vesal, fewshot) are run with unknown spacing, as a PNG
+would be. X-ray images go through the CLI's own path: ``load_input`` (whose stored 2 mm spacing on ~1400
+pixels is implausible, so the pixel size is treated as unknown exactly as for a PNG) and the CLI's
+modality detection (``api.input_modality``), not a benchmark-only override.
+Modality detection (``slice2d_modality.{json,md}``): the 2D rule of ``neurospine.slice2d.modality`` on
+every vesal slice, the four radiographs, the middle sagittal slice of every fcs_vb*/fcs_ivd volume and
+the tptbox/fewshot volumes (each slice treated as a 2D image without metadata).
+Segmentation applies the card's outline calibration (``inputs.logit_bias`` per modality). Radiomics:
+predicted body/disc instances matched to reference instances (IoU >= 0.5);
 Pearson r and Bland-Altman (mean difference, 95 % limits) per feature over all matched pairs, with the
 package's default setting (IBSI re-segmentation, ``DEFAULT_OUTLIER_SIGMA``) and, for comparison, r with
 no re-segmentation, on 1-pixel-eroded regions, and eroded + re-segmented (both masks treated alike).
@@ -40,13 +47,15 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+import neurospine.slice2d.data as d
 from benchmarks.common import SHARED_DATA, peak_rss_mb, write_results
 from neurospine.io import Volume, reorient
 from neurospine.metrics.overlap import dice
-from neurospine.slice2d import data as d
+from neurospine.slice2d.api import input_modality
 from neurospine.slice2d.heights import body_measures, principal_frame
 from neurospine.slice2d.instances import build_instances
 from neurospine.slice2d.io2d import Plane2D, load_input, unknown_spacing_mm
+from neurospine.slice2d.modality import guess_modality, image_signs
 from neurospine.slice2d.radiomics import DEFAULT_OUTLIER_SIGMA, image_binning, region_features
 from neurospine.slice2d.segment import MODEL_NAME, card_logit_bias, segment_plane
 
@@ -191,18 +200,107 @@ def fewshot_case(root: Path, case: str) -> Case | None:
 
 
 def xray_cases(root: Path) -> list[Case]:
+    """The lateral radiographs as the CLI sees them: its loader (spacing rule) and its modality detection."""
     out = []
     for name in ("xr-normal-lat", "xr-damaged-lat"):
         loaded = load_input(root / "spineproject_xray" / f"{name}_img.nii.gz")
         assert loaded.plane is not None
+        modality = input_modality(loaded).modality
         lab_img = cast(nib.Nifti1Image, nib.load(str(root / "spineproject_xray" / f"{name}_vert.nii.gz")))
         lab = np.asarray(lab_img.dataobj)[:, :, 0]
         # remove speckle (components < 0.2 % of the labelled area)
         cc, n = ndimage.label(lab > 0)
         sizes = ndimage.sum_labels(lab > 0, cc, index=np.arange(1, n + 1))
         keep = np.isin(cc, 1 + np.flatnonzero(sizes >= 0.02 * sizes.max()))
-        out.append(Case(name, "xray", _unknown(loaded.plane), keep.astype(np.uint8), True, False, "xray"))
+        out.append(Case(name, "xray", loaded.plane, keep.astype(np.uint8), True, False, modality))
     return out
+
+
+def modality_cases(root: Path) -> list[tuple[str, str, Path]]:
+    """``(name, true modality, image)`` for the modality-detection table."""
+    out: list[tuple[str, str, Path]] = []
+    for f in sorted((root / "spineproject_xray").glob("*_img.nii.gz")):
+        out.append((f.name[: -len("_img.nii.gz")], "xray", f))
+    for f in sorted((root / "vesal_mri2d").glob("*_img.nii.gz")):
+        out.append((f.name[: -len("_img.nii.gz")], "mr", f))
+    for folder in (
+        "fcs_vb1_zukic_lumbar_mri",
+        "fcs_vb2_chu_lumbar_t2",
+        "fcs_vb3_myosegmentum_lumbar",
+        "fcs_ivd_fmrp_lumbar_t2",
+    ):
+        for f in sorted((root / folder).glob("*_img.nii.gz")):
+            out.append((f.name[: -len("_img.nii.gz")], "mr", f))
+    out.append(("tpt-mri", "mr", root / "tptbox_samples" / "tpt-mri_img.nii.gz"))
+    out.append(("tpt-ct", "ct", root / "tptbox_samples" / "tpt-ct_img.nii.gz"))
+    for f in sorted((root / "fewshot_ct_sag").glob("*_img.nii.gz")):
+        out.append((f.name[: -len("_img.nii.gz")], "ct", f))
+    return [c for c in out if c[2].exists()]
+
+
+def modality_table(root: Path) -> dict[str, Any]:
+    """Detected vs true modality, each image (or a volume's middle sagittal slice) taken as a 2D image.
+
+    2D files go through ``api.input_modality`` exactly as in the CLI; for a volume the middle sagittal
+    slice is given to the 2D rule with the volume's in-plane spacing, as if it had been exported as a 2D
+    NIfTI (the CLI itself would call any 3D volume without HU MR).
+    """
+    rows: list[dict[str, Any]] = []
+    for name, truth, f in modality_cases(root):
+        loaded = load_input(f)
+        if loaded.kind == "volume":
+            plane = loaded.slice_plane(loaded.n_slices() // 2)
+            g = guess_modality(plane.pixels, is_volume=False, spacing_mm=plane.spacing_mm)
+            source = "middle sagittal slice of a volume"
+        else:
+            assert loaded.plane is not None
+            plane = loaded.plane
+            g = input_modality(loaded)
+            source = "2D file"
+        signs = image_signs(plane.pixels)
+        rows.append(
+            {
+                "case": name,
+                "true": truth,
+                "detected": g.modality,
+                "certain": g.certain,
+                "source": source,
+                "shape": list(plane.shape),
+                "skewness": round(signs.skewness, 3),
+                "bright_column_fraction": round(signs.bright_column_fraction, 3),
+                "how": g.how,
+            }
+        )
+    labels = ("mr", "ct", "xray")
+    confusion = {t: {p: sum(r["true"] == t and r["detected"] == p for r in rows) for p in labels} for t in labels}
+    uncertain = {t: sum(r["true"] == t and not r["certain"] for r in rows) for t in labels}
+    return {"confusion_true_by_detected": confusion, "uncertain_by_true": uncertain, "per_case": rows}
+
+
+def modality_markdown(table: dict[str, Any]) -> str:
+    conf, unc = table["confusion_true_by_detected"], table["uncertain_by_true"]
+    md = [
+        "# slice2d modality detection (2D rule, no metadata)",
+        "",
+        "Each 2D file through `api.input_modality` (as the CLI); for volumes the middle sagittal slice is",
+        "given to the 2D rule as if exported as a 2D image. CT with HU values is caught by the HU rule.",
+        "",
+        "| true \\ detected | mr | ct | xray | flagged uncertain |",
+        "|---|---|---|---|---|",
+    ]
+    for t in ("mr", "ct", "xray"):
+        md.append(f"| {t} | {conf[t]['mr']} | {conf[t]['ct']} | {conf[t]['xray']} | {unc[t]} |")
+    md += [
+        "",
+        "| case | true | detected | certain | shape | skewness | bright column | how |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table["per_case"]:
+        md.append(
+            f"| {r['case']} | {r['true']} | {r['detected']} | {r['certain']} | {r['shape'][0]}x{r['shape'][1]} | "
+            f"{r['skewness']:.2f} | {r['bright_column_fraction']:.2f} | {r['how']} |"
+        )
+    return "\n".join(md) + "\n"
 
 
 def _rows(ref: npt.NDArray[np.uint8]) -> slice:
@@ -285,8 +383,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--update-card", action="store_true", help="write the held-out metrics into the shipped model card")
     ap.add_argument("--png-dir", type=Path, default=Path("benchmarks/results/slice2d_png"))
+    ap.add_argument(
+        "--modality-only", action="store_true", help="only the modality-detection table (no model; seconds)"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    table = modality_table(SHARED_DATA)
+    log.info("modality confusion (true -> detected): %s", table["confusion_true_by_detected"])
+    write_results("slice2d_modality", table, threads=args.threads, markdown=modality_markdown(table))
+    if args.modality_only:
+        return 0
     from neurospine.inference.onnx import onnx_session
     from neurospine.models import load_card
     from neurospine.slice2d.normalize import normalize_image
@@ -338,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             "n_discs_dropped_off_column": n_discs_unfiltered - len(inst.discs),
             "shape": list(c.plane.shape),
             "spacing_mm": [round(s, 4) for s in c.plane.spacing_mm],
+            "spacing_known": c.plane.spacing_known,
+            "modality": c.modality,
         }
         for cls, key, has in ((1, "body", c.has_bodies), (2, "disc", c.has_discs)):
             if not has:

@@ -110,14 +110,14 @@ def test_card_offset_applied_at_inference(tmp_path, monkeypatch) -> None:
     onnx_path = write_tiny_model(folder)
     monkeypatch.setenv("NEUROSPINE_MODELS_DIR", str(folder))
     img, _lab = phantom_plane()
-    Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "ph.png")  # a PNG is taken as X-ray
+    Image.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "ph.png")  # run as X-ray (--modality xray)
     card_path = onnx_path.with_suffix(".json")
     card = json.loads(card_path.read_text(encoding="utf-8"))
 
     card["inputs"] = {"logit_bias": {"mr": {"vertebral_body": -30.0}}}  # another modality: no effect
     card_path.write_text(json.dumps(card), encoding="utf-8")
-    assert run_file(tmp_path / "ph.png", tmp_path / "a", threads=1).measures["n_bodies"] == 4
+    assert run_file(tmp_path / "ph.png", tmp_path / "a", threads=1, modality="xray").measures["n_bodies"] == 4
 
     card["inputs"] = {"logit_bias": {"xray": {"vertebral_body": -30.0}}}  # bodies can no longer win
     card_path.write_text(json.dumps(card), encoding="utf-8")
-    assert run_file(tmp_path / "ph.png", tmp_path / "b", threads=1).measures["n_bodies"] == 0
+    assert run_file(tmp_path / "ph.png", tmp_path / "b", threads=1, modality="xray").measures["n_bodies"] == 0

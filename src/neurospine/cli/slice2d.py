@@ -17,20 +17,32 @@ as DICOM, PNG/JPEG, or a 2D NIfTI. For a 3D volume the sagittal slice showing th
 is chosen automatically (slices within 15 mm of the left-right centre; mid-sagittal if none shows a
 body); --slice N forces slice N along the image's stored left-right voxel axis (0-based).
 Modality: --modality, else the DICOM Modality tag, else CT if intensities look like HU, else MR for 3D
-volumes and X-ray for 2D images. PNG/JPEG images carry no orientation or pixel size: they are taken as
-displayed (top = superior, left = anterior) with the longest side assumed to span 320 mm.
+volumes. A 2D image without metadata is told by its size and intensities: radiograph-sized (longest side
+>= 1000 px, or pixels <= 0.25 mm) -> X-ray; smaller with a mostly dark histogram or a bright fluid (CSF)
+column -> MR. Where these disagree, or a small image shows no MR sign (a downsized radiograph, a CT slice
+without HU and an MR slice without bright fluid look alike), the guess is reported as uncertain in the
+log and the JSON warnings: give --modality mr|ct|xray, which overrides every rule.
+Pixel size: PNG/JPEG images carry none, and a 2D NIfTI/DICOM whose stored pixel size is implausible
+(field of view over 1 m, e.g. a 1 or 2 mm placeholder on a 2800-pixel radiograph, or exactly 1 mm on
+>= 768 pixels) is treated the same: the longest side is assumed to span 320 mm and heights are not in
+true mm. --pixel-mm MM sets the in-plane pixel size of any 2D input. PNG/JPEG images carry no
+orientation: they are taken as displayed (top = superior, left = anterior).
 
 Outputs in --out:
   <stem>_slice2d_msk.nii.gz  body and disc instances. 3D input: a volume on the input's exact grid with
                              only the chosen slice filled. 2D input: the input's grid (PNG/DICOM: rows x
-                             cols x 1). Ids: vertebra ids and 100+id for the disc below (neurospine
+                             cols x 1). Ids: vertebra ids and 100+id for the disc below (none below S1; neurospine
                              labels) when --lowest-level names the most inferior body; otherwise
                              positional ids 1..N from the top (flagged in the JSON summary).
   <stem>_slice2d.png         overlay for visual QC
   <stem>_radiomics.csv       IBSI first-order features per body/disc (docs/radiomics.md), after IBSI
                              re-segmentation: pixels beyond mean +- 3 sd of the region are left out
                              (--outlier-sigma; 0 = keep every pixel)
-  <stem>_heights.csv         anterior/middle/posterior heights (mm), wedge ratio, disc heights
+  <stem>_heights.csv         anterior/middle/posterior heights (mm), wedge ratio, disc heights; with
+                             anchored levels one more row, name lumbar_lordosis_L1_S1 (or _L1_L5 when S1
+                             is not found), kind angle: column lordosis_deg = Cobb angle between the L1
+                             superior endplate and the S1 superior (else L5 inferior) endplate, degrees,
+                             positive = lordotic (definition also in column lordosis_definition)
 
 Example: neurospine slice2d sub-01_T2w.nii.gz --out results/ --lowest-level S1
 """
@@ -45,7 +57,19 @@ def register(sub: Any) -> None:
     )
     p.add_argument("image", type=Path, help="3D volume, DICOM folder/file, PNG/JPEG or 2D NIfTI")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
-    p.add_argument("--modality", choices=("mr", "ct", "xray"), default=None, help="override modality detection")
+    p.add_argument(
+        "--modality",
+        choices=("mr", "ct", "xray"),
+        default=None,
+        help="override modality detection (2D images without metadata may be guessed wrongly; see above)",
+    )
+    p.add_argument(
+        "--pixel-mm",
+        type=float,
+        default=None,
+        metavar="MM",
+        help="2D input: in-plane pixel size in mm (square pixels), replacing the stored, missing or placeholder one",
+    )
     p.add_argument(
         "--slice",
         dest="slice_index",
@@ -89,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         slice_index=args.slice_index,
         lowest_level=args.lowest_level,
         outlier_sigma=sigma or None,
+        pixel_mm=args.pixel_mm,
     )
     summary = {
         "input": res.input_path,
@@ -97,6 +122,8 @@ def _run(args: argparse.Namespace) -> int:
         "slice": res.extra.get("slice_input"),
         "slice_how": res.extra.get("slice_how"),
         "modality_how": res.extra.get("modality_how"),
+        "spacing_mm": res.extra.get("spacing_mm"),
+        "spacing_known": res.extra.get("spacing_known"),
         "radiomics_outlier_sigma": res.extra.get("radiomics_outlier_sigma"),
         "timings_s": res.timings_s,
         "warnings": res.warnings,

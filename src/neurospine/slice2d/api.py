@@ -18,8 +18,15 @@ from neurospine.io import Volume, atomic_path, save_like, stem_of, write_text_at
 from neurospine.results import TaskResult
 from neurospine.slice2d import heights as hgt
 from neurospine.slice2d.instances import Instances2D, build_instances
-from neurospine.slice2d.io2d import LoadedInput, Plane2D, canonical_slice_index, input_slice_index, load_input
-from neurospine.slice2d.modality import detect_modality
+from neurospine.slice2d.io2d import (
+    ASSUMED_FOV_MM,
+    LoadedInput,
+    Plane2D,
+    canonical_slice_index,
+    input_slice_index,
+    load_input,
+)
+from neurospine.slice2d.modality import ModalityGuess, guess_modality
 from neurospine.slice2d.normalize import normalize_image
 from neurospine.slice2d.qc import write_overlay
 from neurospine.slice2d.radiomics import DEFAULT_OUTLIER_SIGMA, FEATURES, image_binning, region_features
@@ -29,6 +36,11 @@ from neurospine.slice2d.slice_choice import body_score, choose_slice
 log = logging.getLogger(__name__)
 
 TASK = "slice2d"
+#: Text of the ``lordosis_definition`` column of ``<stem>_heights.csv``.
+LORDOSIS_DEFINITION = (
+    "Cobb angle in the image plane between the L1 superior endplate and the {lower} endplate "
+    "(lines fitted to the middle 80 % of each endplate); degrees, positive = lordotic"
+)
 
 
 def run_file(
@@ -40,6 +52,7 @@ def run_file(
     slice_index: int | None = None,
     lowest_level: str | None = None,
     outlier_sigma: float | None = DEFAULT_OUTLIER_SIGMA,
+    pixel_mm: float | None = None,
 ) -> TaskResult:
     """Segment vertebral bodies and discs on one 2D image or one sagittal slice of a 3D volume.
 
@@ -49,6 +62,8 @@ def run_file(
     (3D input: a volume on the input grid with only the chosen slice filled; 2D input: the input's grid),
     ``<stem>_slice2d.png``, ``<stem>_radiomics.csv``, ``<stem>_heights.csv``. ``outlier_sigma``: radiomics
     re-segmentation (drop region pixels beyond mean +- that many sd; None = keep all; docs/radiomics.md).
+    ``pixel_mm``: in-plane pixel size (mm) of a 2D input, replacing the stored one (or the one assumed when
+    the file has none or an implausible one, see :mod:`neurospine.slice2d.io2d`).
     """
     from neurospine.inference.onnx import onnx_session
     from neurospine.models import load_card
@@ -57,16 +72,17 @@ def run_file(
     t0 = time.perf_counter()
     path = Path(image_path)
     out = Path(out_dir)
-    loaded = load_input(path)
+    loaded = load_input(path, pixel_mm=pixel_mm)
     timings["load_s"] = time.perf_counter() - t0
     warnings: list[str] = []
     card = load_card(MODEL_NAME)
     session = onnx_session(card, threads=threads)
 
-    probe = loaded.canonical.data if loaded.canonical is not None else loaded.plane.pixels  # type: ignore[union-attr]
-    mod, how = detect_modality(
-        np.asarray(probe), is_volume=loaded.kind == "volume", dicom_modality=loaded.modality_tag, override=modality
-    )
+    guess = input_modality(loaded, modality)
+    mod, how = guess.modality, guess.how
+    if not guess.certain:
+        log.warning("%s: modality uncertain, taken as %s (%s); give --modality to override", path, mod, how)
+        warnings.append(f"modality uncertain, taken as {mod} ({how}); give --modality mr|ct|xray to override")
     bias = card_logit_bias(card.inputs, mod)
     t1 = time.perf_counter()
     chosen: int | None = None
@@ -105,9 +121,10 @@ def run_file(
     inst = build_instances(sem.labels, sem.probs, plane.spacing_mm, lowest_level=lowest_level)
     timings["segment_s"] = time.perf_counter() - t2
     if not plane.spacing_known:
+        why = f" ({plane.spacing_note})" if plane.spacing_note else ""
         warnings.append(
-            f"pixel spacing unknown: assumed {plane.spacing_mm[0]:.3f} mm (longest side = 320 mm); "
-            "heights are not in true mm"
+            f"pixel spacing unknown{why}: assumed {plane.spacing_mm[0]:.3f} mm (longest side = "
+            f"{ASSUMED_FOV_MM:.0f} mm); heights are not in true mm; give --pixel-mm to set it"
         )
     if not plane.orientation_known:
         warnings.append("orientation unknown: image taken as displayed (top = superior, left = anterior)")
@@ -157,8 +174,26 @@ def run_file(
             "slice_how": choice_how,
             "spacing_mm": plane.spacing_mm,
             "spacing_known": plane.spacing_known,
+            "spacing_note": plane.spacing_note,
             "radiomics_outlier_sigma": outlier_sigma,
         },
+    )
+
+
+def input_modality(loaded: LoadedInput, override: str | None = None) -> ModalityGuess:
+    """The modality of a loaded input as ``run_file`` decides it (``override`` = ``--modality``)."""
+    if loaded.canonical is not None:
+        return guess_modality(
+            np.asarray(loaded.canonical.data), is_volume=True, dicom_modality=loaded.modality_tag, override=override
+        )
+    assert loaded.plane is not None
+    plane = loaded.plane
+    return guess_modality(
+        plane.pixels,
+        is_volume=False,
+        dicom_modality=loaded.modality_tag,
+        override=override,
+        spacing_mm=plane.spacing_mm if plane.spacing_known else None,
     )
 
 
@@ -237,10 +272,20 @@ def height_rows(plane: Plane2D, inst: Instances2D) -> tuple[list[dict[str, Any]]
             }
         )
     lordosis = None
-    if inst.naming == "anchored" and "L1" in angles:
-        lower = angles["S1"][0] if "S1" in angles else (angles["L5"][1] if "L5" in angles else math.nan)
+    if inst.naming == "anchored" and "L1" in angles and ("S1" in angles or "L5" in angles):
+        lower, lower_txt = (angles["S1"][0], "S1 superior") if "S1" in angles else (angles["L5"][1], "L5 inferior")
         val = hgt.lordosis_deg(angles["L1"][0], lower)
         lordosis = None if math.isnan(val) else val
+        if lordosis is not None:
+            rows.append(
+                {
+                    "label": "",
+                    "name": f"lumbar_lordosis_L1_{lower_txt.split()[0]}",
+                    "kind": "angle",
+                    "lordosis_deg": _r(lordosis),
+                    "lordosis_definition": LORDOSIS_DEFINITION.format(lower=lower_txt),
+                }
+            )
     return rows, lordosis
 
 

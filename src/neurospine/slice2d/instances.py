@@ -11,7 +11,9 @@ the spinal canal or in front of the column is not between two bodies).
 Ids follow ``neurospine.labels``: vertebra ids for bodies and ``100 + id of the vertebra above`` for
 discs. Levels are only known from an anchor: ``lowest_level`` (e.g. ``"S1"`` when the most inferior
 body in view is S1). Without one, bodies get positional ids 1..N from superior to inferior (flagged
-``positional``; they are not C1..).
+``positional``; they are not C1..). With anchored levels a disc component below a sacral body (S1 and
+lower) is dropped: the sacrum is fused and has no disc below it; the disc below the lowest body in view
+is named after the next level of the standard column (``L5-S1`` when S1 is not segmented).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ WAIST = 0.75
 
 #: Standard column used to name levels from an anchor (no T13/L6).
 STANDARD_LEVELS: tuple[int, ...] = (*range(1, 8), *range(8, 20), *range(20, 25), 26, 29, 30, 31, 32)
+#: Sacrum and coccyx: fused, no intervertebral disc below them (S1..S6, Cocc).
+SACRAL_IDS: frozenset[int] = frozenset((26, 27, 29, 30, 31, 32, 33))
 
 
 @dataclass
@@ -344,6 +348,8 @@ def build_instances(
             v_above = _previous_id(ids[0], naming)
         else:
             v_above = len(used) + 1
+        if naming == "anchored" and v_above in SACRAL_IDS:
+            continue  # no disc below the sacrum: a disc-like blob there is not created
         value = DISC_OFFSET + v_above
         if value in used:  # two disc pieces between the same bodies: merge them
             prev = next(d for d in out.discs if d.value == value)
@@ -354,13 +360,19 @@ def build_instances(
         used.add(value)
         below = [i for i, br in enumerate(body_rows) if br > r]
         if naming == "anchored" and v_above in VERTEBRA_NAMES:
-            low = VERTEBRA_NAMES[ids[below[0]]] if below else "?"
+            low = VERTEBRA_NAMES.get(ids[below[0]] if below else _next_id(v_above), "?")
             name = f"{VERTEBRA_NAMES[v_above]}-{low}"
         else:
             name = f"disc{v_above}"
         out.discs.append(Instance(value, "disc", name, m, _centroid(m)))
         out.label_map[m] = value
     return out
+
+
+def _next_id(v: int) -> int:
+    """The level below ``v`` in the standard column (``v`` is not sacral)."""
+    i = STANDARD_LEVELS.index(v) if v in STANDARD_LEVELS else -1
+    return STANDARD_LEVELS[i + 1] if 0 <= i < len(STANDARD_LEVELS) - 1 else 0
 
 
 def _previous_id(v: int, naming: str) -> int:

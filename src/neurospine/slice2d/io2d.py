@@ -5,12 +5,19 @@ Canonical layout: ``pixels[row, col]``, rows superior -> inferior, columns anter
 sagittal slice ``data[:, :, k]`` is already canonical. 2D NIfTI files are flipped/transposed into the
 layout using their affine. PNG/JPEG images carry no orientation: they are taken as displayed (top =
 superior, left = anterior) and flagged ``orientation_known=False``.
+
+Pixel size of 2D images: PNG/JPEG carry none. A 2D NIfTI or DICOM whose stored pixel size is implausible
+(:func:`implausible_spacing`: not a positive number, a field of view over ``MAX_PLAUSIBLE_FOV_MM``, or
+exactly 1 mm -- the usual placeholder -- on an image of at least ``PLACEHOLDER_MIN_SIDE_PX`` pixels) is
+treated the same way: the pixel size is unknown and the longest side is assumed to span
+``ASSUMED_FOV_MM``. ``load_input(..., pixel_mm=)`` (``--pixel-mm``) sets the in-plane pixel size of any
+2D input instead.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,10 @@ FloatArray = npt.NDArray[np.float32]
 MODEL_PIXEL_MM = 1.25
 #: When the pixel size is unknown, the longest image side is assumed to span this many mm.
 ASSUMED_FOV_MM = 320.0
+#: A 2D image whose stored pixel size gives a longer field of view than this (mm) has a placeholder spacing.
+MAX_PLAUSIBLE_FOV_MM = 1000.0
+#: Exactly 1 mm pixels on a 2D image with a side of at least this many pixels is taken as a placeholder.
+PLACEHOLDER_MIN_SIDE_PX = 768
 #: Orientation of reoriented 3D volumes (axis0 -> inferior, axis1 -> posterior, axis2 -> left).
 CANONICAL_3D = "IPL"
 
@@ -52,6 +63,7 @@ class Plane2D:
     transpose: bool = False
     flip_rows: bool = False
     flip_cols: bool = False
+    spacing_note: str = ""  # where the pixel size came from when it is not simply the file's
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -144,12 +156,67 @@ def unknown_spacing_mm(shape: tuple[int, int]) -> float:
     return ASSUMED_FOV_MM / float(max(shape))
 
 
+def implausible_spacing(shape: tuple[int, int], spacing_mm: tuple[float, float]) -> str | None:
+    """Why the stored pixel size of a 2D image cannot be its real one (None when it is plausible)."""
+    sp = (float(spacing_mm[0]), float(spacing_mm[1]))
+    if not all(np.isfinite(s) and s > 0 for s in sp):
+        return f"stored pixel size {sp[0]:g} x {sp[1]:g} mm is not a positive number"
+    fov = (shape[0] * sp[0], shape[1] * sp[1])
+    size = f"stored pixel size {sp[0]:g} x {sp[1]:g} mm on {shape[0]} x {shape[1]} pixels"
+    if max(fov) > MAX_PLAUSIBLE_FOV_MM:
+        return f"{size} gives a {fov[0]:.0f} x {fov[1]:.0f} mm field of view (over {MAX_PLAUSIBLE_FOV_MM:.0f} mm)"
+    if sp == (1.0, 1.0) and max(shape) >= PLACEHOLDER_MIN_SIDE_PX:
+        return f"{size}: exactly 1 mm is the usual placeholder and no scanner makes pixels that size"
+    return None
+
+
+def _checked_spacing(
+    p: Path, shape: tuple[int, int], spacing_mm: tuple[float, float]
+) -> tuple[tuple[float, float], bool, str]:
+    """``(spacing, known, note)``: the stored spacing, or the assumed one when it is implausible."""
+    why = implausible_spacing(shape, spacing_mm)
+    if why is None:
+        return (float(spacing_mm[0]), float(spacing_mm[1])), True, ""
+    s = unknown_spacing_mm(shape)
+    log.warning("%s: %s; pixel size treated as unknown (give --pixel-mm to set it)", p, why)
+    return (s, s), False, why
+
+
+def with_pixel_mm(loaded: LoadedInput, pixel_mm: float) -> LoadedInput:
+    """``loaded`` with the in-plane pixel size of its 2D image set to ``pixel_mm`` (square pixels).
+
+    A 2D NIfTI keeps its own affine for the output mask (the mask lies on the input's grid); PNG/JPEG and
+    DICOM masks are written with the given pixel size.
+    """
+    if loaded.kind != "image2d" or loaded.plane is None:
+        raise InputError(
+            loaded.path,
+            "--pixel-mm was given for a 3D volume",
+            "omit --pixel-mm: a volume's voxel size comes from its header (correct the header if it is wrong)",
+        )
+    v = float(pixel_mm)
+    if not (np.isfinite(v) and 0.0 < v <= 10.0):
+        raise InputError(
+            loaded.path, f"--pixel-mm {pixel_mm} is not a pixel size in mm", "give e.g. 0.15 (0 < mm <= 10)"
+        )
+    plane = replace(loaded.plane, spacing_mm=(v, v), spacing_known=True, spacing_note=f"given: {v:g} mm")
+    affine = loaded.affine2d if loaded.file_format == "nifti2d" else _affine_2d(v, v)
+    return replace(loaded, plane=plane, affine2d=affine)
+
+
 # ---- loaders --------------------------------------------------------------------------------
 
 
-def load_input(path: str | Path) -> LoadedInput:
-    """Load a 3D volume (NIfTI/NRRD/MHA/DICOM folder) or a 2D image (NIfTI, DICOM, PNG, JPEG)."""
-    p = Path(path)
+def load_input(path: str | Path, *, pixel_mm: float | None = None) -> LoadedInput:
+    """Load a 3D volume (NIfTI/NRRD/MHA/DICOM folder) or a 2D image (NIfTI, DICOM, PNG, JPEG).
+
+    ``pixel_mm``: in-plane pixel size (mm) of a 2D input, replacing the stored or assumed one.
+    """
+    loaded = _load_input(Path(path))
+    return loaded if pixel_mm is None else with_pixel_mm(loaded, pixel_mm)
+
+
+def _load_input(p: Path) -> LoadedInput:
     if not p.exists():
         raise InputError(p, "file not found", "check the path")
     low = p.name.lower()
@@ -216,7 +283,8 @@ def _load_bitmap(p: Path) -> LoadedInput:
         raise InputError(p, f"cannot read the image ({e})", "re-export it as PNG or JPEG") from e
     pix = _check_2d(p, arr)
     sp = unknown_spacing_mm((pix.shape[0], pix.shape[1]))
-    plane = Plane2D(pix, (sp, sp), spacing_known=False, orientation_known=False)
+    note = "PNG/JPEG images carry no pixel size"
+    plane = Plane2D(pix, (sp, sp), spacing_known=False, orientation_known=False, spacing_note=note)
     return LoadedInput(
         p, "image2d", plane=plane, original_shape2d=pix.shape, affine2d=_affine_2d(sp, sp), file_format="bitmap"
     )
@@ -270,13 +338,14 @@ def _load_nifti_any(p: Path) -> LoadedInput:
     flip_rows = world[row_ax] == 2 and sign[row_ax] > 0
     flip_cols = (world[col_ax] == 1 and sign[col_ax] > 0) or (world[col_ax] == 0 and sign[col_ax] > 0)
     pix = _check_2d(p, to_canonical(np.asarray(arr2d, dtype=np.float32), transpose, flip_rows, flip_cols))
-    sp = (float(zooms[row_ax]), float(zooms[col_ax]))
+    sp, known, note = _checked_spacing(p, (pix.shape[0], pix.shape[1]), (float(zooms[row_ax]), float(zooms[col_ax])))
     orientation_known = world[row_ax] == 2
     plane = Plane2D(
         pix,
         sp,
-        spacing_known=True,
+        spacing_known=known,
         orientation_known=orientation_known,
+        spacing_note=note,
         transpose=transpose,
         flip_rows=flip_rows,
         flip_cols=flip_cols,
@@ -326,12 +395,11 @@ def _load_dicom_file(p: Path) -> LoadedInput:
     spacing = getattr(ds, "PixelSpacing", None) or getattr(ds, "ImagerPixelSpacing", None)
     pix = _check_2d(p, arr)
     if spacing is not None and len(spacing) == 2 and float(spacing[0]) > 0 and float(spacing[1]) > 0:
-        sp = (float(spacing[0]), float(spacing[1]))
-        known = True
+        sp, known, note = _checked_spacing(p, (pix.shape[0], pix.shape[1]), (float(spacing[0]), float(spacing[1])))
     else:
         s = unknown_spacing_mm((pix.shape[0], pix.shape[1]))
-        sp, known = (s, s), False
-    plane = Plane2D(pix, sp, spacing_known=known, orientation_known=False)
+        sp, known, note = (s, s), False, "no PixelSpacing in the DICOM file"
+    plane = Plane2D(pix, sp, spacing_known=known, orientation_known=False, spacing_note=note)
     return LoadedInput(
         p,
         "image2d",
@@ -364,13 +432,14 @@ def _load_dicom_sitk(p: Path) -> LoadedInput:
         arr = arr.max() - arr
     sx, sy = image.GetSpacing()[:2]
     pix = _check_2d(p, arr)
-    plane = Plane2D(pix, (float(sy), float(sx)), spacing_known=True, orientation_known=False)
+    sp, known, note = _checked_spacing(p, (pix.shape[0], pix.shape[1]), (float(sy), float(sx)))
+    plane = Plane2D(pix, sp, spacing_known=known, orientation_known=False, spacing_note=note)
     return LoadedInput(
         p,
         "image2d",
         plane=plane,
         original_shape2d=pix.shape,
-        affine2d=_affine_2d(float(sy), float(sx)),
+        affine2d=_affine_2d(*sp),
         modality_tag=modality,
         file_format="dicom",
     )
