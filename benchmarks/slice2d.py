@@ -29,6 +29,11 @@ Pearson r and Bland-Altman (mean difference, 95 % limits) per feature over all m
 package's default setting (IBSI re-segmentation, ``DEFAULT_OUTLIER_SIGMA``) and, for comparison, r with
 no re-segmentation, on 1-pixel-eroded regions, and eroded + re-segmented (both masks treated alike).
 Discs: the instances after the off-column disc filter; per case the number of discs it dropped.
+Lumbar lordosis (L1 superior to L5 inferior endplate, ``heights.lumbar_lordosis``): on the same mid-sagittal
+planes of the held-out VB3/VB2 cases, from the reference bodies (VB3 ids 1..5 = L1..L5; VB2's seven bodies
+T11..L5, named superior to inferior) and from the predicted instances named after the reference body they match
+(IoU >= 0.5; predicted discs named by the bodies around them, so the CLI's disc check applies); plus the
+reference value on every VB3/VB2 volume (training cases too: the measure's plausibility on manual masks).
 """
 
 from __future__ import annotations
@@ -52,8 +57,8 @@ from benchmarks.common import SHARED_DATA, peak_rss_mb, write_results
 from neurospine.io import Volume, reorient
 from neurospine.metrics.overlap import dice
 from neurospine.slice2d.api import input_modality
-from neurospine.slice2d.heights import body_measures, principal_frame
-from neurospine.slice2d.instances import build_instances
+from neurospine.slice2d.heights import ColumnBody, body_measures, lumbar_lordosis, principal_frame
+from neurospine.slice2d.instances import Instances2D, build_instances
 from neurospine.slice2d.io2d import Plane2D, load_input, unknown_spacing_mm
 from neurospine.slice2d.modality import guess_modality, image_signs
 from neurospine.slice2d.radiomics import DEFAULT_OUTLIER_SIGMA, image_binning, region_features
@@ -331,6 +336,75 @@ def _ref_masks(case: Case, cls: int) -> list[npt.NDArray[np.bool_]]:
     return d.body_instances((case.ref == cls).astype(np.uint8))
 
 
+LUMBAR = ("L1", "L2", "L3", "L4", "L5")
+
+
+def _column(masks: list[npt.NDArray[np.bool_]], names: list[str]) -> list[ColumnBody]:
+    return [
+        ColumnBody(n, m, (float(ndimage.center_of_mass(m)[0]), float(ndimage.center_of_mass(m)[1])))
+        for n, m in zip(names, masks, strict=True)
+    ]
+
+
+def reference_lumbar_column(case: str, inst2d: npt.NDArray[np.int32]) -> list[ColumnBody] | None:
+    """The reference bodies of a VB3 (L1..L5) or VB2 (T11..L5) plane, superior to inferior (None if not 5/7)."""
+    vals = [int(v) for v in np.unique(inst2d) if v != 0]
+    masks = sorted((inst2d == v for v in vals), key=lambda m: float(np.argwhere(m)[:, 0].mean()))
+    if case.startswith("vb3") and len(masks) == 5:
+        return _column(masks, list(LUMBAR))
+    if case.startswith("vb2") and len(masks) == 7:
+        return _column(masks, ["T11", "T12", *LUMBAR])
+    return None
+
+
+def lordosis_pred_vs_ref(case: Case, inst: Instances2D, ref_col: list[ColumnBody]) -> dict[str, Any]:
+    """L1-L5 lordosis from the reference bodies and from the predicted instances named by their match."""
+    sp = case.plane.spacing_mm
+    ref = lumbar_lordosis(ref_col, sp)
+    pred_masks = [b.mask for b in inst.bodies]
+    names = {i: ref_col[j].name for i, j in _match(pred_masks, [b.mask for b in ref_col])}
+    pred_col = [ColumnBody(names.get(i, f"other{i}"), b.mask, b.centroid_rc) for i, b in enumerate(inst.bodies)]
+    rows = [b.centroid_rc[0] for b in pred_col]
+    discs = set()
+    for dsc in inst.discs:
+        above = [k for k, r in enumerate(rows) if r < dsc.centroid_rc[0]]
+        below = [k for k, r in enumerate(rows) if r > dsc.centroid_rc[0]]
+        if above and below:
+            discs.add(f"{pred_col[above[-1]].name}-{pred_col[below[0]].name}")
+    pred = lumbar_lordosis(pred_col, sp, discs)
+    return {
+        "case": case.name,
+        "ref_deg": ref.deg,
+        "ref_levels": f"L1-{ref.lower}" if ref.lower else "",
+        "ref_note": ref.note,
+        "pred_deg": pred.deg,
+        "pred_levels": f"L1-{pred.lower}" if pred.lower else "",
+        "pred_note": pred.note,
+        "ref_endplates_deg": ref.endplates,
+        "pred_endplates_deg": pred.endplates,
+    }
+
+
+def reference_lordosis_all(root: Path) -> list[dict[str, Any]]:
+    """Reference L1-L5 lordosis on the mid-sagittal plane of every VB3/VB2 volume (manual masks only)."""
+    out: list[dict[str, Any]] = []
+    for folder in ("fcs_vb3_myosegmentum_lumbar", "fcs_vb2_chu_lumbar_t2"):
+        for lab_file in sorted((root / folder).glob("*_vertbody.nii.gz")):
+            case = lab_file.name[: -len("_vertbody.nii.gz")]
+            img = cast(nib.Nifti1Image, nib.load(str(lab_file)))
+            vol = reorient(Volume(np.asarray(img.dataobj), img.affine), "IPL")[0]
+            lab = np.asarray(vol.data)
+            k = d._best_slice(lab > 0)
+            col = reference_lumbar_column(case, lab[:, :, k].astype(np.int32))
+            if col is None:
+                continue
+            res = lumbar_lordosis(col, (vol.spacing_mm[0], vol.spacing_mm[1]))
+            out.append(
+                {"case": case, "ref_deg": res.deg, "levels": f"L1-{res.lower}" if res.lower else "", "note": res.note}
+            )
+    return out
+
+
 def over_under(pred: npt.NDArray[np.bool_], ref: npt.NDArray[np.bool_]) -> dict[str, float]:
     """Over- vs under-segmentation of one class: pixel precision, recall and the mean outline offset.
 
@@ -419,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     times: list[float] = []
     times_all: list[float] = []
     height_pairs: dict[str, tuple[list[float], list[float]]] = {}
+    lordosis_rows: list[dict[str, Any]] = []
     args.png_dir.mkdir(parents=True, exist_ok=True)
     for c in cases:
         # warm-up excluded from timing
@@ -489,6 +564,10 @@ def main(argv: list[str] | None = None) -> int:
                     for k in RADIOMIC_KEYS:
                         alt[k][0].append(fpc[k])
                         alt[k][1].append(frc[k])
+        if c.group in ("mr_vb3", "mr_vb2") and c.ref_instances is not None:
+            ref_col = reference_lumbar_column(c.name, c.ref_instances)
+            if ref_col is not None:
+                lordosis_rows.append(lordosis_pred_vs_ref(c, inst, ref_col))
         per_case.append(rec)
         if c.group == "xray" or c.name in ("vesal-15", "tpt-ct", "vb1-02", "vb3-27"):
             write_overlay(
@@ -575,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
                 "slice": res.extra.get("slice_input"),
                 "slice_how": res.extra.get("slice_how"),
             }
+    lordosis = lordosis_summary(lordosis_rows, reference_lordosis_all(root))
     payload = {
         "model": card.summary(),
         "summary": summary,
@@ -582,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         "timing": timing,
         "heights_pred_vs_ref_bodies_known_spacing": heights,
         "pipeline": pipeline,
+        "lumbar_lordosis_l1_l5": lordosis,
         "peak_rss_mb": peak_rss_mb(),
         "per_case": per_case,
     }
@@ -650,11 +731,76 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {k} | {v['n']} | {v['pearson_r']:.3f} | {v['ba_mean_diff']:.4g} | "
                 f"[{v['ba_loa_low']:.4g}, {v['ba_loa_high']:.4g}] | {alt_cells} |"
             )
+    md += lordosis_markdown(lordosis)
     path = write_results("slice2d", payload, threads=args.threads, markdown="\n".join(md) + "\n")
     log.info("wrote %s", path)
     if args.update_card:
         _update_card(summary, radiomics, timing)
     return 0
+
+
+def lordosis_summary(held_out: list[dict[str, Any]], ref_all: list[dict[str, Any]]) -> dict[str, Any]:
+    both = [r for r in held_out if r["ref_deg"] is not None and r["pred_deg"] is not None]
+    diff = np.asarray([r["pred_deg"] - r["ref_deg"] for r in both], float)
+
+    def rng(vals: list[float]) -> list[float]:
+        return [float(min(vals)), float(max(vals))] if vals else []
+
+    ref_vals = [r["ref_deg"] for r in ref_all if r["ref_deg"] is not None]
+    return {
+        "held_out_per_case": held_out,
+        "held_out_n": len(held_out),
+        "held_out_n_both_measured": len(both),
+        "held_out_ref_range_deg": rng([r["ref_deg"] for r in held_out if r["ref_deg"] is not None]),
+        "held_out_pred_range_deg": rng([r["pred_deg"] for r in held_out if r["pred_deg"] is not None]),
+        "pred_minus_ref_mean_deg": float(diff.mean()) if diff.size else math.nan,
+        "pred_vs_ref_mean_abs_diff_deg": float(np.abs(diff).mean()) if diff.size else math.nan,
+        "pred_vs_ref_max_abs_diff_deg": float(np.abs(diff).max()) if diff.size else math.nan,
+        "reference_all_volumes": ref_all,
+        "reference_all_n": len(ref_all),
+        "reference_all_n_measured": len(ref_vals),
+        "reference_all_range_deg": rng(ref_vals),
+        "reference_all_median_deg": float(np.median(ref_vals)) if ref_vals else math.nan,
+    }
+
+
+def lordosis_markdown(lo: dict[str, Any]) -> list[str]:
+    def f(v: float | None) -> str:
+        return "withheld" if v is None else f"{v:.1f}"
+
+    md = [
+        "",
+        "## Lumbar lordosis L1-L5 (L1 superior to L5 inferior endplate), predicted vs reference masks",
+        "",
+        "Mid-sagittal plane of each held-out VB3/VB2 case (reference bodies named L1..L5; predicted bodies named "
+        "after the reference body they match, IoU >= 0.5). Withheld = the guards of `heights.lumbar_lordosis` "
+        "refused an endplate (reason given).",
+        "",
+        "| case | reference (deg) | predicted (deg) | pred - ref | note |",
+        "|---|---|---|---|---|",
+    ]
+    for r in lo["held_out_per_case"]:
+        dd = "" if r["ref_deg"] is None or r["pred_deg"] is None else f"{r['pred_deg'] - r['ref_deg']:+.1f}"
+        notes = [(who, r[f"{who}_note"]) for who in ("ref", "pred")]
+        # the reference sets stop at L5: "S1 not in view" is the expected reason for L1-L5 and left out
+        note = "; ".join(f"{who}: {n}" for who, n in notes if n and n != "S1 not in view")
+        md.append(f"| {r['case']} | {f(r['ref_deg'])} | {f(r['pred_deg'])} | {dd} | {note} |")
+    rr, pr = lo["held_out_ref_range_deg"], lo["held_out_pred_range_deg"]
+    ra = lo["reference_all_range_deg"]
+    md += [
+        "",
+        f"Held out: {lo['held_out_n_both_measured']}/{lo['held_out_n']} measured on both; reference "
+        f"{rr[0]:.1f}..{rr[1]:.1f} deg, predicted {pr[0]:.1f}..{pr[1]:.1f} deg; pred - ref mean "
+        f"{lo['pred_minus_ref_mean_deg']:+.1f} deg, mean |pred - ref| {lo['pred_vs_ref_mean_abs_diff_deg']:.1f} deg "
+        f"(max {lo['pred_vs_ref_max_abs_diff_deg']:.1f}).",
+        "",
+        f"Reference masks of every VB3/VB2 volume (manual, supine MRI): {lo['reference_all_n_measured']}/"
+        f"{lo['reference_all_n']} measured, {ra[0]:.1f}..{ra[1]:.1f} deg, median "
+        f"{lo['reference_all_median_deg']:.1f} deg"
+        + "".join(f"; {r['case']} withheld ({r['note']})" for r in lo["reference_all_volumes"] if r["ref_deg"] is None)
+        + ".",
+    ]
+    return md
 
 
 def _update_card(summary: dict[str, Any], radiomics: dict[str, Any], timing: dict[str, Any]) -> None:

@@ -39,8 +39,12 @@ TASK = "slice2d"
 #: Text of the ``lordosis_definition`` column of ``<stem>_heights.csv``.
 LORDOSIS_DEFINITION = (
     "Cobb angle in the image plane between the L1 superior endplate and the {lower} endplate "
-    "(lines fitted to the middle 80 % of each endplate); degrees, positive = lordotic"
+    "(lines fitted in mm to the middle 80 % of each endplate boundary); degrees, positive = lordotic"
 )
+#: ``lordosis_definition`` of a withheld angle (the reason is in ``lordosis_note``).
+LORDOSIS_WITHHELD = "not measured: no reliable L1 superior and S1 superior / L5 inferior endplate (see lordosis_note)"
+#: Levels whose presence (anchored naming) makes the heights CSV carry a lordosis row, measured or not.
+_LUMBAR_SACRAL = frozenset({"L1", "L2", "L3", "L4", "L5", "S1"})
 
 
 def run_file(
@@ -157,6 +161,12 @@ def run_file(
     if lordosis is not None:
         measures["lordosis_deg"] = round(lordosis, 2)
     for r in h_rows:
+        if r["kind"] == "angle":
+            if r["lordosis_note"]:
+                measures["lordosis_note"] = r["lordosis_note"]
+            if r["lordosis_deg"] == "":
+                warnings.append(f"lumbar lordosis not measured: {r['lordosis_note']}")
+    for r in h_rows:
         if r["kind"] == "body":
             measures[f"wedge_ratio_{r['name']}"] = r["wedge_ratio"]
     return TaskResult(
@@ -237,15 +247,9 @@ def height_rows(plane: Plane2D, inst: Instances2D) -> tuple[list[dict[str, Any]]
     sp = plane.spacing_mm
     frames = hgt.neighbour_frames([b.centroid_rc for b in inst.bodies], sp)
     rows: list[dict[str, Any]] = []
-    angles: dict[str, tuple[float, float]] = {}
     for b, fr in zip(inst.bodies, frames, strict=True):
         m = hgt.body_measures(b.mask, sp, fr)
         rows.append({"label": b.value, "name": b.name, "kind": "body", **{k: _r(v) for k, v in m.items()}})
-        frame = hgt.principal_frame(b.mask, sp)  # endplates follow the body's own axes
-        angles[b.name] = (
-            hgt.endplate_angle_deg(b.mask, sp, frame, "superior"),
-            hgt.endplate_angle_deg(b.mask, sp, frame, "inferior"),
-        )
     body_rows = [b.centroid_rc for b in inst.bodies]
     for dsc in inst.discs:
         # frame from the bodies around the disc
@@ -272,18 +276,34 @@ def height_rows(plane: Plane2D, inst: Instances2D) -> tuple[list[dict[str, Any]]
             }
         )
     lordosis = None
-    if inst.naming == "anchored" and "L1" in angles and ("S1" in angles or "L5" in angles):
-        lower, lower_txt = (angles["S1"][0], "S1 superior") if "S1" in angles else (angles["L5"][1], "L5 inferior")
-        val = hgt.lordosis_deg(angles["L1"][0], lower)
-        lordosis = None if math.isnan(val) else val
-        if lordosis is not None:
+    if inst.naming == "anchored" and _LUMBAR_SACRAL & {b.name for b in inst.bodies}:
+        column = [hgt.ColumnBody(b.name, b.mask, b.centroid_rc) for b in inst.bodies]
+        # no disc found at all: the disc class is not usable here, so the disc check is off
+        discs = {d.name for d in inst.discs} or None
+        res = hgt.lumbar_lordosis(column, sp, discs)
+        if res.deg is not None:
+            lordosis = res.deg
+            which = "S1 superior" if res.lower == "S1" else "L5 inferior"
             rows.append(
                 {
                     "label": "",
-                    "name": f"lumbar_lordosis_L1_{lower_txt.split()[0]}",
+                    "name": f"lumbar_lordosis_L1_{res.lower}",
                     "kind": "angle",
                     "lordosis_deg": _r(lordosis),
-                    "lordosis_definition": LORDOSIS_DEFINITION.format(lower=lower_txt),
+                    "lordosis_definition": LORDOSIS_DEFINITION.format(lower=which),
+                    "lordosis_note": res.note,
+                }
+            )
+        else:
+            log.info("lumbar lordosis withheld: %s", res.note)
+            rows.append(
+                {
+                    "label": "",
+                    "name": "lumbar_lordosis",
+                    "kind": "angle",
+                    "lordosis_deg": "",
+                    "lordosis_definition": LORDOSIS_WITHHELD,
+                    "lordosis_note": res.note,
                 }
             )
     return rows, lordosis
