@@ -42,7 +42,10 @@ Outputs in --out:
                              anchored levels one more row, name lumbar_lordosis_L1_S1 (or _L1_L5 when S1
                              is not found), kind angle: column lordosis_deg = Cobb angle between the L1
                              superior endplate and the S1 superior (else L5 inferior) endplate, degrees,
-                             positive = lordotic (definition also in column lordosis_definition)
+                             positive = lordotic (definition also in column lordosis_definition). A
+                             body cut by the image edge, split or of implausible size is not used as an
+                             endplate: the angle falls back to L1-L5, or the row is named lumbar_lordosis
+                             with an empty lordosis_deg; column lordosis_note says why
 
 Example: neurospine slice2d sub-01_T2w.nii.gz --out results/ --lowest-level S1
 """
