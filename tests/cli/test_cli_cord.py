@@ -57,7 +57,7 @@ def test_cli_cord_help_mentions_outputs(capsys):
     except SystemExit as e:
         assert e.code == 0
     out = capsys.readouterr().out
-    assert "_csa.csv" in out and "--levels" in out
+    assert "_csa.csv" in out and "--levels" in out and "below_conus_level" in out
 
 
 def _csv_rows(path):

@@ -153,4 +153,19 @@ def test_per_level_aggregation():
     assert text[1].startswith("C2,10,") and text[1].endswith(",none,0")
     marked = replace(morph, levels_source="estimated", levels_positional=True)
     assert marked.per_level_csv(with_total=True).splitlines()[-1].startswith("all,20,")
-    assert all(line.endswith(",estimated,1") for line in marked.csv().splitlines()[1:])
+    assert all(line.endswith(",estimated,1,0") for line in marked.csv().splitlines()[1:])  # C2/C3: not flagged
+
+
+def test_below_conus_flag_by_level_name():
+    from neurospine.cord.conus import below_conus, flag_text, flag_warning
+
+    assert [flag_text(n) for n in ("C3", "T12", "L1", "L2", "L3", "L4", "L5", "L6", "S1", "")] == [
+        *["0"] * 4,
+        *["1"] * 5,
+        "",
+    ]
+    assert below_conus("") is None and below_conus("L2") is False
+    args = {"csv_name": "a_csa.csv", "perlevel_name": "a_csa_perlevel.csv", "qc": "a_qc-cord.png"}
+    assert flag_warning("a.nii.gz", ["L1", "L2", ""], positional=False, **args) is None
+    msg = flag_warning("a.nii.gz", ["L2", "L5", "L3", ""], positional=True, **args)
+    assert msg is not None and msg.startswith("a.nii.gz: 2 of 4 cord slices lie at L3/L5") and "positional" in msg

@@ -92,6 +92,29 @@ def test_levels_mask_gives_per_level_rows(tmp_path):
     assert [r["level"] for r in per] == ["C2", "C3", "all"]
     assert {r["levels_source"] for r in per} == {"mask"}
     assert "csa_mm2_C2" in res.measures and res.measures["levels_source"] == "mask"
+    rows = list(csv.DictReader(res.outputs["csa"].open()))
+    assert {r["below_conus_level"] for r in rows} == {"0"} and per[-1]["n_slices"] == str(len(rows))
+    assert res.measures["n_slices_below_conus_level"] == 0 and not res.warnings
+
+
+def test_lumbar_slices_below_the_conus_are_flagged_and_left_out(tmp_path):
+    vol, truth = cylinder_image("LAS", (0.5, 0.5, 3.0), (80, 70, 12))
+    lev = np.zeros(vol.shape, np.uint8)
+    for k0, level_id in ((0, 23), (3, 22), (6, 21), (9, 20)):  # L4, L3, L2, L1 (LAS: axis 2 is superior)
+        lev[:, :, k0 : k0 + 3][truth[:, :, k0 : k0 + 3]] = level_id
+    img_p = _save(vol, tmp_path, "img.nii.gz")
+    lev_p = save_volume(vol.with_data(lev), tmp_path / "levels.nii.gz", is_label=True)
+    res = run_file(img_p, tmp_path / "out", levels=lev_p, predictor=threshold_predictor)
+    rows = list(csv.DictReader(res.outputs["csa"].open()))
+    assert {(r["level"], r["below_conus_level"]) for r in rows} == {("L1", "0"), ("L2", "0"), ("L3", "1"), ("L4", "1")}
+    per = list(csv.DictReader(res.outputs["csa_perlevel"].open()))
+    assert [r["level"] for r in per] == ["L1", "L2", "all"] and per[-1]["n_slices"] == "6"
+    assert "csa_mm2_L3" not in res.measures and res.measures["n_slices_below_conus_level"] == 6
+    kept = [float(r["csa_mm2"]) for r in rows if r["below_conus_level"] == "0"]
+    assert res.measures["csa_mm2_mean"] == pytest.approx(np.mean(kept), abs=1e-3)
+    conus = [w for w in res.warnings if "conus" in w]
+    assert len(conus) == 1 and "6 of 12" in conus[0] and "L3/L4" in conus[0]
+    assert str(img_p) in conus[0] and "img_csa.csv" in conus[0] and "QC image" in conus[0]
 
 
 def test_segvert_levels_mask_is_projected_along_the_cord(tmp_path):

@@ -14,9 +14,11 @@ EPILOG = """outputs (in --out, <stem> = input file name without .nii.gz):
   <stem>_seg-canal_msk.nii.gz   binary spinal canal mask (includes the cord)
   <stem>_csa.csv                per slice: slice, position_mm, csa_mm2 (angle-corrected), angle_deg,
                                 ap_mm, rl_mm, eccentricity, orientation_deg, level, levels_source,
-                                levels_positional
+                                levels_positional, below_conus_level (1 = level L3 or lower, where the
+                                'cord' is likely cauda equina; 0 = above; empty = level unknown)
   <stem>_csa_perlevel.csv       level, n_slices, csa_mm2_mean, csa_mm2_sd, levels_source,
-                                levels_positional (plus an 'all' row)
+                                levels_positional (plus an 'all' row); slices with below_conus_level=1
+                                are left out (no row for L3 and below, not in 'all'), with a warning
   <stem>_qc-cord.png            axial mosaic with the cord contour and a sagittal view
 All images are written on the input grid. Exit code 4 when no cord is found (the QC image is still written).
 
@@ -95,7 +97,9 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         m = res.measures
-        sys.stdout.write(f"cord: {m.get('n_slices')} slices, mean CSA {m.get('csa_mm2_mean')} mm2 -> {args.out}\n")
+        mean = m.get("csa_mm2_mean")
+        csa = "n/a (every slice is at L3 or lower)" if mean is None else f"{mean} mm2"
+        sys.stdout.write(f"cord: {m.get('n_slices')} slices, mean CSA {csa} -> {args.out}\n")
         for w in res.warnings:
             sys.stdout.write(f"warning: {w}\n")
     return 0

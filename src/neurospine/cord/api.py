@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from neurospine.cord.conus import flag_warning
 from neurospine.cord.levels import level_name
 from neurospine.cord.morphometry import measure_cord
 from neurospine.cord.segment import MODEL_NAME, CordSegmentation, SegmentOptions, onnx_predictor, segment_volume
@@ -79,7 +80,9 @@ def run_file(
     ``levels`` is a vertebral level mask (``seg-vert`` or cord-by-level) that names slices in the
     CSV and gives per-level CSA. Without it and with ``auto_levels``, levels are estimated with the
     whole-spine model when it can read the image (:mod:`neurospine.cord.spinelevels`); the CSVs and the
-    result say where the levels came from (``levels_source``: mask, estimated or none).
+    result say where the levels came from (``levels_source``: mask, estimated or none). Slices at L3 or
+    lower (below where the conus usually ends; :mod:`neurospine.cord.conus`) are flagged in the CSV, left
+    out of the per-level CSV, the ``all`` row and ``csa_mm2_mean``, and named in one warning.
     ``options``: ``model`` (card name), ``fine_spacing_mm``,
     ``coarse_spacing_mm``, ``window_mm``, ``threshold``, ``bandwidth_mm``, ``predictor`` (a callable
     replacing the ONNX model, for tests). Raises ``NoStructureFoundError`` (after writing the QC
@@ -152,10 +155,22 @@ def run_file(
     warnings: list[str] = list(provenance.warnings)
     if level_vol is not None and not any(r.level for r in morph.slices):
         warnings.append("the level mask names no slice that holds cord; per-level CSA is empty")
+    conus = flag_warning(
+        str(image_path),
+        [r.level for r in morph.slices],
+        csv_name=paths["csa"].name,
+        perlevel_name=paths["csa_perlevel"].name,
+        qc=str(paths["qc"]),
+        positional=provenance.positional,
+    )
+    if conus is not None:
+        warnings.append(conus)
+    kept = morph.cord_slices()  # slices at L3 or lower are left out of the summaries
     measures: dict[str, float | int | str | None] = {
         "cord_volume_mm3": round(cord_mm3, 2),
         "n_slices": len(morph.slices),
-        "csa_mm2_mean": round(float(np.mean([r.csa_mm2 for r in morph.slices])), 3),
+        "n_slices_below_conus_level": len(morph.slices) - len(kept),
+        "csa_mm2_mean": round(float(np.mean([r.csa_mm2 for r in kept])), 3) if kept else None,
         "levels_source": provenance.source,
         "levels_positional": int(provenance.positional),
     }

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from neurospine.cord.centerline import DEFAULT_BANDWIDTH_MM, fit_centerline
+from neurospine.cord.conus import FLAG_COLUMN, below_conus, flag_text
 from neurospine.cord.levels import MAX_GAP_MM, level_name, levels_per_slice
 from neurospine.errors import GeometryError
 from neurospine.io import Volume, reorient
@@ -43,6 +44,7 @@ CSV_COLUMNS = (
     "level",
     "levels_source",
     "levels_positional",
+    FLAG_COLUMN,
 )
 PERLEVEL_COLUMNS = ("level", "n_slices", "csa_mm2_mean", "csa_mm2_sd", "levels_source", "levels_positional")
 
@@ -71,26 +73,37 @@ class LevelMeasure:
 @dataclass(frozen=True)
 class Morphometry:
     """Per-slice measures; ``levels_source`` (``mask``, ``estimated`` or ``none``) says where the level
-    names come from and ``levels_positional`` that an estimate rests on positional (unanchored) naming."""
+    names come from and ``levels_positional`` that an estimate rests on positional (unanchored) naming.
+
+    Slices at L3 or lower (:mod:`neurospine.cord.conus`) are flagged in :meth:`csv` and left out of every
+    summary: :meth:`per_level`, :meth:`per_level_csv` (levels and the ``all`` row) and :meth:`cord_slices`.
+    """
 
     slices: list[SliceMeasure] = field(default_factory=list)
     levels_source: str = "none"
     levels_positional: bool = False
 
+    def cord_slices(self) -> list[SliceMeasure]:
+        """The slices not flagged as below the conus (slices without a level are kept)."""
+        return [r for r in self.slices if not below_conus(r.level)]
+
     def per_level(self) -> list[LevelMeasure]:
-        return aggregate_levels(self.slices)
+        return aggregate_levels(self.cord_slices())
 
     def _provenance(self) -> dict[str, object]:
         return {"levels_source": self.levels_source, "levels_positional": int(self.levels_positional)}
 
     def csv(self) -> str:
-        return _to_csv(CSV_COLUMNS, [{**asdict(r), **self._provenance()} for r in self.slices])
+        rows = [{**asdict(r), **self._provenance(), FLAG_COLUMN: flag_text(r.level)} for r in self.slices]
+        return _to_csv(CSV_COLUMNS, rows)
 
     def per_level_csv(self, *, with_total: bool = False) -> str:
-        """Per-level rows (cranial first), optionally followed by an ``all`` row over every slice."""
+        """Per-level rows (cranial first), optionally followed by an ``all`` row over every slice; slices
+        below the conus are left out (no row for their levels, no ``all`` row when no other slice is left)."""
         rows = self.per_level()
-        if with_total and self.slices:
-            csa = np.array([r.csa_mm2 for r in self.slices])
+        kept = self.cord_slices()
+        if with_total and kept:
+            csa = np.array([r.csa_mm2 for r in kept])
             sd = float(csa.std(ddof=1)) if csa.size > 1 else 0.0
             rows.append(LevelMeasure("all", int(csa.size), float(csa.mean()), sd))
         return _to_csv(PERLEVEL_COLUMNS, [{**asdict(r), **self._provenance()} for r in rows])
