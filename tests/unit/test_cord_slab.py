@@ -55,3 +55,40 @@ def test_slab_reduces_noise_and_keeps_the_cylinder_area():
         errs[slab] = float(np.abs(area / ref - 1.0).mean())
     assert errs[3.0] < errs[0.0]
     assert errs[3.0] < 0.15
+
+
+def test_canal_gap_of_a_slice_is_bridged_but_not_a_long_one():
+    from neurospine.cord.segment import _bridge_slices
+
+    mask = np.zeros((5, 5, 20), dtype=bool)
+    mask[2, 2, [0, 1, 2, 4, 5, 19]] = True  # one-slice gap at 3, long gap 6..18
+    bridged = _bridge_slices(mask, 1.0)
+    assert bridged[2, 2, 3]  # the one-slice gap is closed (reach 3 slices at 1 mm)
+    assert not bridged[2, 2, 12]  # the middle of the long gap stays open
+    thick = _bridge_slices(mask, 7.5)  # thick slices: still at least one slice either side
+    assert thick[2, 2, 3] and not thick[2, 2, 12]
+
+
+def test_detection_follows_the_canal_below_the_cord():
+    from neurospine.cord.crop import _centres_from_canal
+
+    zd, h, w = 6, 20, 20
+    cord = np.zeros((zd, h, w), dtype=bool)
+    canal = np.zeros((zd, h, w), dtype=np.float32)
+    for d in range(zd):
+        col = 5 + 2 * d  # the canal drifts along the columns
+        canal[d, 8:12, col - 2 : col + 2] = 1.0
+        if d < 3:  # cord only in the upper three detection slices
+            cord[d, 9:11, col - 1 : col + 1] = True
+    ks = np.arange(zd) * 3
+    found = np.zeros(ks[-1] + 1, dtype=bool)
+    found[ks[:3]] = True
+    centres = np.full((ks[-1] + 1, 2), np.nan)
+    _centres_from_canal(canal >= 0.5, canal, cord, ks, found, centres, (1.0, 1.0))
+    for d in range(3, zd):
+        assert centres[ks[d]] == pytest.approx((9.5, 5 + 2 * d - 0.5))
+    assert np.isnan(centres[ks[:3], 0]).all()  # cord slices are left to the cord
+    # a canal that does not touch the kept cord is not followed
+    centres2 = np.full_like(centres, np.nan)
+    _centres_from_canal(canal >= 0.5, canal, np.zeros_like(cord), ks, found, centres2, (1.0, 1.0))
+    assert np.isnan(centres2).all()

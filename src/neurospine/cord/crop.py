@@ -145,7 +145,11 @@ def detect_cord(
     slice_step_mm: float = 3.0,
 ) -> Detection:
     """Whole-slice pass at coarse spacing on slices about ``slice_step_mm`` apart; keep the largest
-    3D cord component; centre per slice (interpolated between the detection slices)."""
+    3D cord component; centre per slice (interpolated between the detection slices).
+
+    Detection slices without cord (below the conus, or past a gap) take their centre from the canal
+    component that contains the kept cord, so the segmentation windows follow the canal down a lumbar
+    scan instead of staying where the cord ended."""
     sx, sy = spacing_mm[0], spacing_mm[1]
     target = max(coarse_spacing_mm, min(sx, sy))
     z = data.shape[2]
@@ -154,7 +158,9 @@ def detect_cord(
     if ks[-1] != z - 1:
         ks = np.append(ks, z - 1)
     slices = [normalize_patch(resample_slice(data[:, :, k], (sx, sy), target)) for k in ks]
-    probs = np.stack([p[0] for p in predict_batched(predict, slices, batch=8)])  # (Zd, Hc, Wc)
+    outputs = predict_batched(predict, slices, batch=8)
+    probs = np.stack([p[0] for p in outputs])  # (Zd, Hc, Wc)
+    canal = np.stack([p[1] for p in outputs]) if outputs[0].shape[0] > 1 else None
     binary = probs >= threshold
     labels, n = ndimage.label(binary, structure=np.ones((3, 3, 3), dtype=bool))
     centres = np.full((z, 2), np.nan)
@@ -164,17 +170,15 @@ def detect_cord(
         keep = labels == (int(np.argmax(mass)) + 1)
         scale = (data.shape[0] / probs.shape[1], data.shape[1] / probs.shape[2])
         for d, k in enumerate(ks):
-            w = np.where(keep[d], probs[d], 0.0)
-            total = float(w.sum())
-            if total <= 0:
-                continue
-            ii, jj = np.nonzero(w)
-            ci = float((w[ii, jj] * ii).sum() / total)
-            cj = float((w[ii, jj] * jj).sum() / total)
-            centres[k] = ((ci + 0.5) * scale[0] - 0.5, (cj + 0.5) * scale[1] - 0.5)
-            found[k] = True
-    if found.any():
-        idx = np.flatnonzero(found)
+            c = _weighted_centre(np.where(keep[d], probs[d], 0.0), scale)
+            if c is not None:
+                centres[k] = c
+                found[k] = True
+        if canal is not None:
+            _centres_from_canal(canal >= threshold, canal, keep, ks, found, centres, scale)
+    located = found | ~np.isnan(centres[:, 0])
+    if located.any():
+        idx = np.flatnonzero(located)
         for a in range(2):
             centres[:, a] = np.interp(np.arange(z), idx, centres[idx, a])
         if idx.size >= 3:
@@ -182,6 +186,44 @@ def detect_cord(
                 centres[idx, a] = ndimage.median_filter(centres[idx, a], size=3, mode="nearest")
                 centres[:, a] = np.interp(np.arange(z), idx, centres[idx, a])
     return Detection(centres, found, probs.astype(np.float32), step)
+
+
+def _weighted_centre(w: npt.NDArray[np.floating], scale: tuple[float, float]) -> tuple[float, float] | None:
+    """Probability-weighted centre of a coarse 2D map, in native pixel coordinates (None when empty)."""
+    total = float(w.sum())
+    if total <= 0:
+        return None
+    ii, jj = np.nonzero(w)
+    ci = float((w[ii, jj] * ii).sum() / total)
+    cj = float((w[ii, jj] * jj).sum() / total)
+    return ((ci + 0.5) * scale[0] - 0.5, (cj + 0.5) * scale[1] - 0.5)
+
+
+def _centres_from_canal(
+    canal_bin: npt.NDArray[np.bool_],
+    canal_prob: FloatArray,
+    cord_keep: npt.NDArray[np.bool_],
+    ks: npt.NDArray[np.intp],
+    found: npt.NDArray[np.bool_],
+    centres: npt.NDArray[np.float64],
+    scale: tuple[float, float],
+) -> None:
+    """Fill ``centres`` (in place) of detection slices without cord from the canal component(s) that
+    contain the kept cord component (nothing happens when the canal does not touch it)."""
+    labels, n = ndimage.label(canal_bin | cord_keep, structure=np.ones((3, 3, 3), dtype=bool))
+    if n == 0:
+        return
+    ids = np.unique(labels[cord_keep])
+    ids = ids[ids > 0]
+    if ids.size == 0:
+        return
+    follow = np.isin(labels, ids)
+    for d, k in enumerate(ks):
+        if found[k] or not follow[d].any():
+            continue
+        c = _weighted_centre(np.where(follow[d], canal_prob[d], 0.0), scale)
+        if c is not None:
+            centres[k] = c
 
 
 def window_for(

@@ -89,6 +89,17 @@ def _largest_component(mask: npt.NDArray[np.bool_], weights: npt.NDArray[np.floa
     return labels == (int(np.argmax(mass)) + 1)
 
 
+#: canal pieces at most this far apart along the slice axis count as connected
+CANAL_GAP_MM = 3.0
+
+
+def _bridge_slices(mask: npt.NDArray[np.bool_], slice_mm: float) -> npt.NDArray[np.bool_]:
+    """``mask`` dilated along the last (slice) axis by up to ``CANAL_GAP_MM`` (at least one slice)."""
+    reach = max(1, round(CANAL_GAP_MM / max(slice_mm, 1e-6)))
+    line = np.ones((1, 1, 2 * reach + 1), dtype=bool)
+    return np.asarray(ndimage.binary_dilation(mask, structure=line), dtype=bool)
+
+
 def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | None = None) -> CordSegmentation:
     """Detect the cord, segment it slice by slice in a window around it, return results on the input grid."""
     opt = options or SegmentOptions()
@@ -139,9 +150,11 @@ def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | 
         cord = np.where(support, cord, 0.0).astype(np.float32)
     canal_bin = (canal >= opt.threshold) | cord_bin
     if canal_bin.any() and cord_bin.any():
-        labels, _ = ndimage.label(canal_bin, structure=np.ones((3, 3, 3), dtype=bool))
+        # canal pieces separated from the cord's canal by a short gap along the cord (a slice or two the
+        # network missed, e.g. around the conus) still belong to it
+        labels, _ = ndimage.label(_bridge_slices(canal_bin, sp[2]), structure=np.ones((3, 3, 3), dtype=bool))
         keep = np.unique(labels[cord_bin])
-        canal_bin = np.isin(labels, keep[keep > 0])
+        canal_bin = canal_bin & np.isin(labels, keep[keep > 0])
     elif not cord_bin.any():
         canal_bin = _largest_component(canal_bin, canal) if canal_bin.any() else canal_bin
     return CordSegmentation(
