@@ -57,16 +57,25 @@ def test_slab_reduces_noise_and_keeps_the_cylinder_area():
     assert errs[3.0] < 0.15
 
 
-def test_canal_gap_of_a_slice_is_bridged_but_not_a_long_one():
+def _pieces_after_bridge(gap_slices: int, slice_mm: float) -> int:
+    from scipy import ndimage
+
     from neurospine.cord.segment import _bridge_slices
 
-    mask = np.zeros((5, 5, 20), dtype=bool)
-    mask[2, 2, [0, 1, 2, 4, 5, 19]] = True  # one-slice gap at 3, long gap 6..18
-    bridged = _bridge_slices(mask, 1.0)
-    assert bridged[2, 2, 3]  # the one-slice gap is closed (reach 3 slices at 1 mm)
-    assert not bridged[2, 2, 12]  # the middle of the long gap stays open
-    thick = _bridge_slices(mask, 7.5)  # thick slices: still at least one slice either side
-    assert thick[2, 2, 3] and not thick[2, 2, 12]
+    mask = np.zeros((3, 3, 30 + gap_slices), dtype=bool)
+    mask[1, 1, :10] = True
+    mask[1, 1, 10 + gap_slices :] = True
+    return int(ndimage.label(_bridge_slices(mask, slice_mm))[1])
+
+
+@pytest.mark.parametrize(
+    ("slice_mm", "bridged", "kept_apart"),
+    [(1.0, 2, 3), (0.5, 6, 7), (1.5, 2, 3), (7.5, 2, 3)],  # gaps (slices) up to about CANAL_GAP_MM
+)
+def test_canal_gaps_up_to_the_documented_length_are_bridged(slice_mm, bridged, kept_apart):
+    assert _pieces_after_bridge(1, slice_mm) == 1
+    assert _pieces_after_bridge(bridged, slice_mm) == 1
+    assert _pieces_after_bridge(kept_apart, slice_mm) == 2
 
 
 def test_detection_follows_the_canal_below_the_cord():

@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
         type=Path,
         default=None,
         metavar="VERT_MASK",
-        help="vertebral level mask: a seg-vert mask (vertebra ids 1..28, discs 100+X, endplates 200+X, e.g. the "
+        help="vertebral level mask: a seg-vert mask (vertebra ids 1..33, discs 100+X, endplates 200+X, e.g. the "
         "_seg-vert_msk output of `neurospine spine`; projected along the cord from the vertebral bodies) or a "
         "cord-by-level mask (cord voxels labelled 2=C2, 3=C3, ...; used as is). A mask with disc or endplate ids, "
         "or with most of its labelled voxels off the cord, is read as seg-vert. levels_positional in the CSVs is "

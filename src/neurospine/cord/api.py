@@ -171,6 +171,10 @@ def run_file(
         "n_slices": len(morph.slices),
         "n_slices_below_conus_level": len(morph.slices) - len(kept),
         "csa_mm2_mean": round(float(np.mean([r.csa_mm2 for r in kept])), 3) if kept else None,
+        # every segmented slice, as before the below-conus rule (for tables that mix versions)
+        "csa_mm2_mean_all_slices": (
+            round(float(np.mean([r.csa_mm2 for r in morph.slices])), 3) if morph.slices else None
+        ),
         "levels_source": provenance.source,
         "levels_positional": int(provenance.positional),
     }

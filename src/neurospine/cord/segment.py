@@ -89,13 +89,15 @@ def _largest_component(mask: npt.NDArray[np.bool_], weights: npt.NDArray[np.floa
     return labels == (int(np.argmax(mass)) + 1)
 
 
-#: canal pieces at most this far apart along the slice axis count as connected
+#: canal pieces separated by a gap of about this length along the slice axis count as connected
 CANAL_GAP_MM = 3.0
 
 
 def _bridge_slices(mask: npt.NDArray[np.bool_], slice_mm: float) -> npt.NDArray[np.bool_]:
-    """``mask`` dilated along the last (slice) axis by up to ``CANAL_GAP_MM`` (at least one slice)."""
-    reach = max(1, round(CANAL_GAP_MM / max(slice_mm, 1e-6)))
+    """``mask`` dilated along the last (slice) axis by ``reach`` slices on each side, so that pieces with up
+    to ``2 * reach`` missing slices between them touch, ``reach = max(1, floor(CANAL_GAP_MM / (2 * slice)))``:
+    gaps up to 2 mm at 1 mm slices, 3 mm at 0.5 or 1.5 mm; thick slices: two missing slices at most."""
+    reach = max(1, int(CANAL_GAP_MM / (2.0 * max(slice_mm, 1e-6)) + 1e-6))
     line = np.ones((1, 1, 2 * reach + 1), dtype=bool)
     return np.asarray(ndimage.binary_dilation(mask, structure=line), dtype=bool)
 
@@ -151,7 +153,7 @@ def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | 
     canal_bin = (canal >= opt.threshold) | cord_bin
     if canal_bin.any() and cord_bin.any():
         # canal pieces separated from the cord's canal by a short gap along the cord (a slice or two the
-        # network missed, e.g. around the conus) still belong to it
+        # network missed, e.g. around the conus; see _bridge_slices) still belong to it
         labels, _ = ndimage.label(_bridge_slices(canal_bin, sp[2]), structure=np.ones((3, 3, 3), dtype=bool))
         keep = np.unique(labels[cord_bin])
         canal_bin = canal_bin & np.isin(labels, keep[keep > 0])

@@ -17,7 +17,8 @@ differs between a radiograph and a tomographic (MR) slice:
 
 Bit depth does not help here: exported radiographs and MR slices are both often 8-bit. Decision for a
 2D image: radiograph-sized -> X-ray unless both MR signs are present (then MR, uncertain), uncertain when
-one MR sign is present; smaller -> MR if any MR sign is present, else X-ray flagged as uncertain (a
+one MR sign is present; smaller -> MR if both MR signs are present, MR flagged as uncertain with one
+sign (a cropped radiograph's bony column can pass for fluid), else X-ray flagged as uncertain (a
 downsized radiograph, an 8-bit CT slice without HU and an MR slice without bright fluid look alike).
 CT is recognised only from HU values or the DICOM tag. ``--modality`` overrides every rule.
 Measured on shared/data: ``benchmarks/results/slice2d_modality.md``.
@@ -149,8 +150,10 @@ def _guess_2d(a: npt.NDArray[np.generic], spacing_mm: tuple[float, float] | None
             return ModalityGuess("mr", f"{size_txt} but MR-like ({signs.describe()})", certain=False)
         return ModalityGuess("xray", f"{size_txt}, one MR sign ({signs.describe()})", certain=False)
     size_txt = f"slice-sized ({size})"
-    if n >= 1:
+    if n == 2:
         return ModalityGuess("mr", f"{size_txt}, MR-like ({signs.describe()})")
+    if n == 1:  # one sign: a cropped radiograph's bony column can pass for the fluid column
+        return ModalityGuess("mr", f"{size_txt}, one MR sign ({signs.describe()})", certain=False)
     return ModalityGuess(
         "xray",
         f"{size_txt}, no MR signs ({signs.describe()}): a downsized radiograph, a CT slice without HU "

@@ -5,7 +5,7 @@ Centroids follow the VerSe convention read by TPTBox: a list whose first element
 coordinates of the input image reoriented to PIR (input resolution). World (RAS mm) coordinates are
 added under ``"ras_mm"``.
 
-Centroids are those of the vertebral *body* (corpus + endplates, SPINEPS/TPTBox ``ctd`` convention), in the JSON
+Centroids are those of the vertebral *body* (corpus voxels, SPINEPS/TPTBox ``ctd`` convention), in the JSON
 and in the CSV alike; the sacrum's is that of the whole sacrum and a disc's that of the whole disc. The CSV
 column ``centroid_of`` says which, per row ("vertebral body", "sacrum", "disc", or "whole vertebra" for a
 vertebra without body voxels, which the JSON leaves out). ``naming_flag`` is 1 on rows whose level name is
@@ -134,9 +134,10 @@ CSV_COLUMNS = (
     "centroid_x_mm",
     "centroid_y_mm",
     "centroid_z_mm",
-    "centroid_of",
     "naming",
     "naming_flag",
+    # added in this version: appended so that readers by position keep working
+    "centroid_of",
     "naming_note",
 )
 
@@ -179,9 +180,9 @@ def write_table(
                 f"{x:.2f}",
                 f"{y:.2f}",
                 f"{z:.2f}",
-                centroid_of,
                 "positional" if positional else "anchored",
                 int(bool(note)),
+                centroid_of,
                 note,
             ]
         )
