@@ -308,3 +308,21 @@ def _radial(cord: Volume) -> np.ndarray:
     u = np.array([0.0, math.sin(th), math.cos(th)])
     world = np.indices(cord.shape).reshape(3, -1).T @ cord.affine[:3, :3].T + cord.affine[:3, 3]
     return np.linalg.norm(world - np.outer(world @ u, u), axis=1).reshape(cord.shape)
+
+
+def test_slice_vote_uses_the_same_tolerance_as_the_mask_classification():
+    """A cord-by-level mask painted one voxel wider than the cord is cord-by-level once the spacing is known
+    (1 mm tolerance, as in ``levels_from_mask``), so the per-slice vote is restricted to the cord voxels."""
+    from neurospine.cord.levels import levels_per_slice
+
+    shape = (12, 12, 6)
+    cord = np.zeros(shape, bool)
+    cord[5:7, 5:7, :] = True
+    mask = np.zeros(shape, np.int16)
+    mask[4:8, 4:8, :] = 4  # the one-voxel ring (12 voxels a slice) says C4 ...
+    mask[5:7, 5:7, :] = 3  # ... the cord itself (4 voxels) says C3
+    pos = np.arange(shape[2], dtype=float)
+    with_spacing = levels_per_slice(mask, cord, pos, axis=2, max_gap_mm=0.0, spacing_mm=(1.0, 1.0, 1.0))
+    assert (with_spacing == 3).all()  # cord-by-level within 1 mm: the cord voxels vote
+    voxelwise = levels_per_slice(mask, cord, pos, axis=2, max_gap_mm=0.0)
+    assert (voxelwise == 4).all()  # without a spacing only 25 % is on the cord: whole-slice vote

@@ -115,12 +115,21 @@ def levels_per_slice(
     *,
     axis: int = 2,
     max_gap_mm: float = MAX_GAP_MM,
+    spacing_mm: Sequence[float] | None = None,
 ) -> npt.NDArray[np.int32]:
     """Level id per slice along ``axis`` (0 = unknown). ``cord`` (same shape) restricts the vote when
-    ``level_mask`` is a cord-by-level mask (:func:`is_cord_by_level`)."""
+    ``level_mask`` is a cord-by-level mask (:func:`is_cord_by_level`, with its distance tolerance when the voxel
+    ``spacing_mm`` of the arrays is given, as in :func:`neurospine.cord.spinelevels.levels_from_mask`)."""
     ids = np.moveaxis(vertebra_ids(level_mask), axis, 0)
     cord_s = None if cord is None else np.moveaxis(np.asarray(cord, dtype=bool), axis, 0)
-    use_cord = cord_s is not None and is_cord_by_level(np.moveaxis(np.asarray(level_mask), axis, 0), cord_s)
+    sp = (
+        None
+        if spacing_mm is None
+        else [float(spacing_mm[axis])] + [float(v) for i, v in enumerate(spacing_mm) if i != axis]
+    )
+    use_cord = cord_s is not None and is_cord_by_level(
+        np.moveaxis(np.asarray(level_mask), axis, 0), cord_s, spacing_mm=sp
+    )
     n = ids.shape[0]
     out = np.zeros(n, dtype=np.int32)
     for k in range(n):

@@ -200,7 +200,14 @@ def measure_cord(
         all_pos = np.array(
             [normal @ (aff[:3, :3] @ np.array([0.0, 0.0, float(k)]) + aff[:3, 3]) for k in range(soft.shape[2])]
         )
-        level_ids = levels_per_slice(lev_ras.data, soft >= present_threshold, all_pos, axis=2, max_gap_mm=level_gap_mm)
+        level_ids = levels_per_slice(
+            lev_ras.data,
+            soft >= present_threshold,
+            all_pos,
+            axis=2,
+            max_gap_mm=level_gap_mm,
+            spacing_mm=lev_ras.spacing_mm,
+        )
     inv_in = np.linalg.inv(mask.affine)
     s_axis = superior_axis(mask.affine)
     rows: list[SliceMeasure] = []
