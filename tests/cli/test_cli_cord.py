@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from neurospine.cli.main import main
 from neurospine.io import Volume, save_volume
@@ -129,3 +130,29 @@ def test_cli_cord_estimates_levels_with_the_shipped_models(tmp_path, capsys):
     rows = _csv_rows(tmp_path / "out" / "synth_T2w_csa.csv")
     assert sum(bool(r["level"]) for r in rows) >= 0.8 * len(rows)
     assert all(f"csa_mm2_{n}" in m for n in named) and level_name(20) == "L1"
+
+
+def test_cli_cord_slab_option_reaches_the_segmentation(tmp_path, monkeypatch, capsys):
+    """--slab-mm 0 reproduces the slab-free result; a bad value is an argparse error (exit 2), not a traceback."""
+    from neurospine.cord import segment as seg_mod
+
+    seen: list[float] = []
+    real = seg_mod.segment_volume
+
+    def spy(image, predict, options=None):
+        seen.append(options.slab_mm)
+        return real(image, predict, options)
+
+    monkeypatch.setattr("neurospine.cord.api.segment_volume", spy)
+    _write_onnx_model(tmp_path / "models", random=False)
+    monkeypatch.setenv("NEUROSPINE_MODELS_DIR", str(tmp_path / "models"))
+    vol, _ = cylinder_image("RAS", (0.9, 0.9, 0.9), (30, 30, 40))
+    img = save_volume(vol, tmp_path / "iso.nii.gz")
+    assert main(["cord", str(img), "--out", str(tmp_path / "a"), "--threads", "1", "--slab-mm", "0"]) == 0
+    assert main(["cord", str(img), "--out", str(tmp_path / "b"), "--threads", "1", "--slab-mm", "2.5"]) == 0
+    assert seen == [0.0, 2.5]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["cord", str(img), "--out", str(tmp_path / "c"), "--slab-mm", "-1"])
+    assert exc.value.code == 2
+    assert "thickness >= 0" in capsys.readouterr().err

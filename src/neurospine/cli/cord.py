@@ -67,10 +67,29 @@ def register(sub: Any) -> None:
         help="without --levels, do not estimate vertebral levels with the whole-spine model (by default they are "
         "estimated when the image is sagittal or near-isotropic; thick axial images get no levels)",
     )
+    p.add_argument(
+        "--slab-mm",
+        type=_non_negative_mm,
+        default=None,
+        metavar="MM",
+        help="axial slices thinner than this are averaged over a slab this thick, centred on each slice, before "
+        "segmentation (less noise on thin-slice 3D scans; default from the model card: 3.0; 0 turns it off, "
+        "as in cord_softseg 1.0.0)",
+    )
     p.add_argument("--threads", type=int, default=2, help="CPU threads for inference (default 2)")
     p.add_argument("--model", default="cord_softseg", help="model card name (default cord_softseg)")
     p.add_argument("--json", action="store_true", help="print the result (outputs, measures, timings) as JSON")
     p.set_defaults(handler=_run)
+
+
+def _non_negative_mm(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of millimetres") from None
+    if not value >= 0.0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"{text} mm: give a thickness >= 0 (0 turns the slab off)")
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -83,6 +102,7 @@ def _run(args: argparse.Namespace) -> int:
         levels=args.levels,
         auto_levels=not args.no_auto_levels,
         model=args.model,
+        slab_mm=args.slab_mm,
     )
     if args.json:
         payload = {

@@ -84,9 +84,9 @@ def run_file(
     lower (below where the conus usually ends; :mod:`neurospine.cord.conus`) are flagged in the CSV, left
     out of the per-level CSV, the ``all`` row and ``csa_mm2_mean``, and named in one warning.
     ``options``: ``model`` (card name), ``fine_spacing_mm``,
-    ``coarse_spacing_mm``, ``window_mm``, ``threshold``, ``bandwidth_mm``, ``predictor`` (a callable
-    replacing the ONNX model, for tests). Raises ``NoStructureFoundError`` (after writing the QC
-    image) when no cord is found.
+    ``coarse_spacing_mm``, ``window_mm``, ``threshold``, ``slab_mm`` (0: no slab), ``bandwidth_mm``,
+    ``predictor`` (a callable replacing the ONNX model, for tests). Raises ``NoStructureFoundError``
+    (after writing the QC image) when no cord is found.
     """
     from neurospine.cord.qc import write_qc
 
