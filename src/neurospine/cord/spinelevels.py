@@ -134,8 +134,8 @@ def estimate_levels(image: Volume, cord_soft: npt.NDArray[np.floating], *, threa
     warnings += [f"spine naming: {flag}" for flag in naming.flags]
     if anchor == "positional":
         warnings.append(
-            "the spine naming found no anchor (neither C2 nor the sacrum): level names are positional and may be "
-            "shifted; check the QC image or give --levels VERT_MASK"
+            "the spine naming used no anchor (C2 or the sacrum; see the spine naming note for why): level names "
+            "are positional and may be shifted; check the QC image or give --levels VERT_MASK"
         )
     log.info("cord levels estimated from the spine model: %s (anchor %s, %.2f)", names, anchor, conf)
     return LevelEstimate(mask, "estimated", anchor, conf, spans, warnings, time.perf_counter() - t0, models)
