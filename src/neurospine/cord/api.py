@@ -165,16 +165,13 @@ def run_file(
     )
     if conus is not None:
         warnings.append(conus)
-    kept = morph.cord_slices()  # slices at L3 or lower are left out of the summaries
     measures: dict[str, float | int | str | None] = {
         "cord_volume_mm3": round(cord_mm3, 2),
         "n_slices": len(morph.slices),
-        "n_slices_below_conus_level": len(morph.slices) - len(kept),
-        "csa_mm2_mean": round(float(np.mean([r.csa_mm2 for r in kept])), 3) if kept else None,
+        "n_slices_below_conus_level": len(morph.slices) - len(morph.cord_slices()),
+        "csa_mm2_mean": morph.mean_csa_mm2(),  # slices at L3 or lower are left out of the summaries
         # every segmented slice, as before the below-conus rule (for tables that mix versions)
-        "csa_mm2_mean_all_slices": (
-            round(float(np.mean([r.csa_mm2 for r in morph.slices])), 3) if morph.slices else None
-        ),
+        "csa_mm2_mean_all_slices": morph.mean_csa_mm2(all_slices=True),
         "levels_source": provenance.source,
         "levels_positional": int(provenance.positional),
     }

@@ -94,6 +94,20 @@ def on_cord_fraction(
     return float(np.count_nonzero(labelled & near)) / n
 
 
+def classify_level_mask(
+    mask: npt.NDArray[np.generic],
+    cord: npt.NDArray[np.bool_],
+    *,
+    spacing_mm: Sequence[float] | None = None,
+    tolerance_mm: float = ON_CORD_TOLERANCE_MM,
+) -> tuple[bool, str]:
+    """Whether ``mask`` is a cord-by-level mask (else a ``seg-vert`` mask), and why: see the module docstring."""
+    if has_disc_or_endplate_ids(mask):
+        return False, "it holds disc/endplate ids"
+    frac = on_cord_fraction(mask, cord, spacing_mm=spacing_mm, tolerance_mm=tolerance_mm)
+    return frac >= CORD_BY_LEVEL_MIN_ON_CORD, f"{100 * frac:.0f}% of its voxels on the cord"
+
+
 def is_cord_by_level(
     mask: npt.NDArray[np.generic],
     cord: npt.NDArray[np.bool_],
@@ -102,10 +116,7 @@ def is_cord_by_level(
     tolerance_mm: float = ON_CORD_TOLERANCE_MM,
 ) -> bool:
     """Whether ``mask`` is a cord-by-level mask (else a ``seg-vert`` mask): see the module docstring."""
-    if has_disc_or_endplate_ids(mask):
-        return False
-    frac = on_cord_fraction(mask, cord, spacing_mm=spacing_mm, tolerance_mm=tolerance_mm)
-    return frac >= CORD_BY_LEVEL_MIN_ON_CORD
+    return classify_level_mask(mask, cord, spacing_mm=spacing_mm, tolerance_mm=tolerance_mm)[0]
 
 
 def levels_per_slice(

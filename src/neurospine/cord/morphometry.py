@@ -87,6 +87,11 @@ class Morphometry:
         """The slices not flagged as below the conus (slices without a level are kept)."""
         return [r for r in self.slices if not below_conus(r.level)]
 
+    def mean_csa_mm2(self, *, all_slices: bool = False) -> float | None:
+        """Mean CSA over the summarised slices (:meth:`cord_slices`), or over every slice; None when empty."""
+        rows = self.slices if all_slices else self.cord_slices()
+        return round(float(np.mean([r.csa_mm2 for r in rows])), 3) if rows else None
+
     def per_level(self) -> list[LevelMeasure]:
         return aggregate_levels(self.cord_slices())
 

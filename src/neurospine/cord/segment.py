@@ -120,7 +120,7 @@ def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | 
     cord = np.zeros(data.shape, dtype=np.float32)
     canal = np.zeros(data.shape, dtype=np.float32)
     if det.any:
-        fine_input = slab_average(data, sp[2], opt.slab_mm) if opt.slab_mm > 0 else data
+        fine_input = slab_average(data, sp[2], opt.slab_mm)  # unchanged unless slices are thinner
         factors = fine_factors((sp[0], sp[1]), opt.fine_spacing_mm)
         patches, windows = [], []
         # every slice gets the fine pass (centres extrapolated beyond the detected range): a partial

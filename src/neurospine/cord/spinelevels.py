@@ -23,13 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from neurospine.cord.autolevels import BODY_MIN_ANTERIOR_MM, LevelSpan, paint_cord_levels
-from neurospine.cord.levels import (
-    CORD_BY_LEVEL_MIN_ON_CORD,
-    has_disc_or_endplate_ids,
-    level_name,
-    on_cord_fraction,
-    vertebra_ids,
-)
+from neurospine.cord.levels import classify_level_mask, level_name, vertebra_ids
 from neurospine.cord.morphometry import PRESENT_THRESHOLD
 from neurospine.errors import InputError, NeuroSpineError
 from neurospine.io import Volume
@@ -81,15 +75,11 @@ def levels_from_mask(
     raw = np.asarray(level_mask)
     cord = np.asarray(cord_soft, dtype=np.float32)
     ids = vertebra_ids(raw)
-    with_discs = has_disc_or_endplate_ids(raw)
-    on_cord = 0.0 if with_discs else on_cord_fraction(raw, cord >= PRESENT_THRESHOLD, spacing_mm=image.spacing_mm)
-    if on_cord >= CORD_BY_LEVEL_MIN_ON_CORD:
-        log.info("level mask used as a cord-by-level mask (%.0f%% of its voxels on the cord)", 100 * on_cord)
+    by_level, why = classify_level_mask(raw, cord >= PRESENT_THRESHOLD, spacing_mm=image.spacing_mm)
+    if by_level:
+        log.info("level mask used as a cord-by-level mask (%s)", why)
         return LevelEstimate(None, "mask")  # cord-by-level mask: its own labels name the slices
-    log.info(
-        "level mask projected along the cord as a seg-vert mask (%s)",
-        "it holds disc/endplate ids" if with_discs else f"{100 * on_cord:.0f}% of its voxels on the cord",
-    )
+    log.info("level mask projected along the cord as a seg-vert mask (%s)", why)
     discs = np.where((raw > DISC_OFFSET) & (raw < ENDPLATE_OFFSET), raw, 0).astype(np.int16)
     mask, spans = paint_cord_levels(image.with_data(cord), ids, discs, min_anterior_mm=BODY_MIN_ANTERIOR_MM)
     if not np.any(mask):

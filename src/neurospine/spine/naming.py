@@ -268,21 +268,22 @@ def name_levels(
         if m == STANDARD_C2_TO_L5:
             return Naming(_chain("C2", m, upward=False) + sacral_tail, both, 0.99 if not sacral_tail else 0.9, flags)
         if m == STANDARD_C2_TO_L5 + 1:
-            if extra_vertebra is None:
-                flags.append(
-                    f"{EXTRA_VERTEBRA_FLAG}; the extra one is named L6 (C2-L5 expected 23; --extra-vertebra t13 "
-                    "when the ribs show a T13)"
-                )
-                levels = _chain("C2", m, upward=False, lumbar=6)
-                uncertain = [VERTEBRA_IDS[f"L{i}"] for i in range(1, 7)]
-                return Naming(levels + sacral_tail, both, 0.85, flags, uncertain)
-            name = extra_vertebra.upper()
-            flags.append(f"24 presacral vertebrae (C2-L5 expected 23): extra vertebra named {name} as the user chose")
             if extra_vertebra == "t13":
                 levels = _chain("C2", m, upward=False, thoracic=13)
             else:
                 levels = _chain("C2", m, upward=False, lumbar=6)
-            return Naming(levels + sacral_tail, both, 0.9, flags)
+            if extra_vertebra is not None:
+                flags.append(
+                    f"24 presacral vertebrae (C2-L5 expected 23): extra vertebra named {extra_vertebra.upper()} "
+                    "as the user chose"
+                )
+                return Naming(levels + sacral_tail, both, 0.9, flags)
+            flags.append(
+                f"{EXTRA_VERTEBRA_FLAG}; the extra one is named L6 (C2-L5 expected 23; --extra-vertebra t13 "
+                "when the ribs show a T13)"
+            )
+            uncertain = [VERTEBRA_IDS[f"L{i}"] for i in range(1, 7)]
+            return Naming(levels + sacral_tail, both, 0.85, flags, uncertain)
         if m == STANDARD_C2_TO_L5 - 1:
             flags.append("22 presacral vertebrae (C2-L5 expected 23): 11 thoracic vertebrae assumed")
             return Naming(_chain("C2", m, upward=False, thoracic=11) + sacral_tail, both, 0.8, flags)

@@ -109,10 +109,10 @@ def write_centroids(path: Path, rows: list[StructureRow], ref: Volume, info: dic
     zoom = [float(ref.spacing_mm[int(np.nonzero(fwd[:, 0] == k)[0][0])]) for k in range(3)]
     out: list[dict[str, Any]] = [{"direction": list(CTD_DIRECTION), "zoom": zoom, "info": info}]
     for row in rows:
-        if row.kind not in ("vertebra", "sacrum") or row.body_centroid_vox is None:
+        if row.kind not in ("vertebra", "sacrum") or row.body_centroid_vox is None or row.body_centroid_ras_mm is None:
             continue
         p, i, r = _to_pir_voxels(ref, np.array(row.body_centroid_vox))
-        ras = ref.world_coords(np.array(row.body_centroid_vox))[0]
+        ras = row.body_centroid_ras_mm
         out.append(
             {
                 "label": row.label,
