@@ -386,12 +386,13 @@ def reference_problem(bodies: list[ColumnBody], i: int, spacing_mm: tuple[float,
     return ""
 
 
-def _spine_direction(bodies: list[ColumnBody], i: int, spacing_mm: tuple[float, float]) -> npt.NDArray[np.float64]:
-    sp = np.asarray(spacing_mm)
-    a = np.asarray(bodies[max(0, i - 1)].centroid_rc) * sp
-    b = np.asarray(bodies[min(len(bodies) - 1, i + 1)].centroid_rc) * sp
-    d: npt.NDArray[np.float64] = b - a
-    return d
+def _cropped_to_mask(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """``mask`` cut to its bounding box (line fits do not depend on where the body lies in the image)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return mask
+    return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def lumbar_lordosis(
@@ -408,6 +409,7 @@ def lumbar_lordosis(
     idx = {b.name: i for i, b in enumerate(bodies)}
     if "L1" not in idx:
         return Lordosis(None, "", "L1 not in view", {})
+    frames = neighbour_frames([b.centroid_rc for b in bodies], spacing_mm)  # spine direction at each body
 
     def endplate(name: str, which: str) -> tuple[Endplate, str]:
         i = idx[name]
@@ -420,9 +422,11 @@ def lumbar_lordosis(
                 disc = f"{bodies[j].name}-{name}" if which == "superior" else f"{name}-{bodies[j].name}"
                 if disc not in disc_names:
                     return NO_ENDPLATE, f"no {disc} disc found next to the {name} {which} endplate"
-        direction = _spine_direction(bodies, i, spacing_mm) if len(bodies) > 1 else None
+        frame = frames[i]
+        direction = None if frame is None else frame.u
+        body = _cropped_to_mask(bodies[i].mask)  # the fits scan the mask: keep them off the rest of the image
         sides = ("superior",) if name.startswith("S") else ("superior", "inferior")
-        fits = {w: body_endplate(bodies[i].mask, spacing_mm, w, direction) for w in sides}
+        fits = {w: body_endplate(body, spacing_mm, w, direction) for w in sides}
         for w, fit in fits.items():
             if not fit.ok:
                 return fit, (
