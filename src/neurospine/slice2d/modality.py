@@ -34,6 +34,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from neurospine.errors import InputError
+from neurospine.slice2d.normalize import normalize_image
 
 log = logging.getLogger(__name__)
 
@@ -83,21 +84,14 @@ def image_signs(pixels: npt.ArrayLike) -> ImageSigns:
     a = np.asarray(pixels, dtype=np.float32)
     step = max(1, int(np.ceil(max(a.shape) / SIGN_SIDE_PX)))
     a = a[::step, ::step]
-    lo, hi = np.percentile(a, [0.5, 99.5])
-    if hi <= lo:
-        lo, hi = float(a.min()), float(a.max())
-    if hi <= lo:
+    x = normalize_image(a, "mr").astype(np.float64)  # the MR model's own scaling
+    if x.max() <= x.min():  # constant image
         return ImageSigns(0.0, 0.0)
-    x = np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float64)
     sd = float(x.std())
     skew = float(((x - x.mean()) ** 3).mean() / sd**3) if sd > 0 else 0.0
-    bright = x >= np.percentile(x, BRIGHT_PERCENTILE)
-    lab, n = ndimage.label(bright)
-    column = 0.0
-    for sl in ndimage.find_objects(lab)[:n]:
-        if sl is not None:
-            column = max(column, (sl[0].stop - sl[0].start) / x.shape[0])
-    return ImageSigns(skew, column)
+    lab, _ = ndimage.label(x >= np.percentile(x, BRIGHT_PERCENTILE))
+    tallest = max((sl[0].stop - sl[0].start for sl in ndimage.find_objects(lab)), default=0)
+    return ImageSigns(skew, tallest / x.shape[0])
 
 
 def guess_modality(
