@@ -21,14 +21,15 @@ import numpy as np
 
 from benchmarks.common import SHARED_DATA, write_results
 
-SETS = ("fcs_vb3_myosegmentum_lumbar", "fcs_vb2_chu_lumbar_t2", "fcs_vb1_zukic_lumbar_mri")
+
+def _sets() -> tuple[str, ...]:
+    from neurospine.spine import data as D
+
+    return (D.VB3_DIR, D.VB2_DIR, D.VB1_DIR)
 
 
-def _reference_centre(label_path: Path) -> tuple[float, float]:
-    """Left-right centroid (index along axis 2) of the labelled bodies, and the axis-2 spacing in mm."""
-    from neurospine.io import load_volume
-
-    vol = load_volume(label_path, check_intensity=False)
+def _reference_centre(vol: Any) -> tuple[float, float]:
+    """Left-right centroid (index along axis 2) of the labelled bodies of ``vol`` (IPL), and the axis-2 spacing."""
     lab = np.asarray(vol.data) > 0
     prof = lab.sum(axis=(0, 1)).astype(np.float64)
     spacing = float(vol.spacing_mm[2])
@@ -37,14 +38,14 @@ def _reference_centre(label_path: Path) -> tuple[float, float]:
 
 def run(data: Path, threads: int) -> dict[str, Any]:
     from neurospine.slice2d.api import run_file
+    from neurospine.spine import data as D
 
     rows = []
-    for folder in SETS:
-        for img in sorted((data / folder).glob("*_img.nii.gz")):
-            ref = img.with_name(img.name.replace("_img.nii.gz", "_vertbody.nii.gz"))
-            if not ref.is_file():
-                continue
-            centre, spacing = _reference_centre(ref)
+    for folder in _sets():
+        for row in D.manifest(data, folder):  # the cases with an image and a label file
+            case = D.load_eval_case(data, folder, row)
+            img = Path(case.image.source)
+            centre, spacing = _reference_centre(case.labels)
             with tempfile.TemporaryDirectory() as tmp:
                 res = run_file(img, tmp, threads=threads)
             chosen = res.extra.get("slice_input")
@@ -60,6 +61,8 @@ def run(data: Path, threads: int) -> dict[str, Any]:
             )
             logging.getLogger(__name__).info("%s", rows[-1])
     d = np.array([r["distance_mm"] for r in rows if r["distance_mm"] is not None], dtype=np.float64)
+    if d.size == 0:
+        raise SystemExit(f"no labelled 3D lumbar volume found under {data}")
     return {
         "cases": rows,
         "n": int(d.size),
