@@ -16,8 +16,8 @@ slices):
    regressed on the same profile on the central slices (best of +-3 mm superior-inferior shifts). The slope
    ``beta`` is 1 where the body/endplate/disc pattern is as strong as at the centre and about 0 where it is
    absent. The image edge of a body side is where ``beta`` first falls below 0.5 going outwards.
-3. Our prediction (``neurospine spine --threads 1 --no-snapshot`` on VB1, VB2 held-out and two VB3 held-out
-   cases; outputs cached in ``--pred-dir``, outside the repository, and reused unless ``--rerun``): the excess
+3. Our prediction (the pipeline's body map, ``SpineSegmentation.body_input`` as scored by ``benchmarks.spine``,
+   at 1 thread on VB1, VB2 held-out and two VB3 held-out cases): the excess
    voxels (predicted, not reference) of each matched body split by lateral position (beyond the reference's
    left-right range, on the reference's thin edge slices, on its core slices), by intensity (inside the
    reference bone's 5-95 % range; more likely bone than surrounding soft tissue by histogram; bone share
@@ -32,10 +32,6 @@ import argparse
 import itertools
 import json
 import logging
-import shutil
-import subprocess
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,8 +45,6 @@ from benchmarks.common import RESULTS_DIR, SHARED_DATA, write_results
 NAME = "spine_reference_check"
 THREADS = 1
 #: semantic values of the predicted vertebral body (corpus, endplates)
-BODY_VALUES = (49, 52, 53, 62)
-CORPUS = 49
 #: presence threshold on beta (fraction of the central body/disc pattern) that defines the image edge
 TAU = 0.5
 #: superior-inferior shifts searched when comparing a lateral profile with the central one (mm)
@@ -262,48 +256,15 @@ def image_edge(beta: F64, xc: int, step: int, tau: float = TAU) -> float | None:
 # 3. prediction
 
 
-def run_pipeline(case: Case, pred_dir: Path, rerun: bool) -> dict[str, Any]:
-    stem = case.image_path.name.removesuffix(".nii.gz")
-    sem = pred_dir / f"{stem}_seg-spine_msk.nii.gz"
-    info: dict[str, Any] = {}
-    if rerun or not sem.is_file():
-        t = time.perf_counter()
-        subprocess.run(
-            [
-                shutil.which("neurospine") or "neurospine",
-                "spine",
-                str(case.image_path),
-                "--out",
-                str(pred_dir),
-                "--threads",
-                str(THREADS),
-                "--no-snapshot",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        info["seconds"] = round(time.perf_counter() - t, 2)
-    ctd = json.loads((pred_dir / f"{stem}_seg-spine_ctd.json").read_text(encoding="utf-8"))
-    info["models"] = ctd[0].get("info", {}).get("models")
-    info["naming"] = ctd[0].get("info", {}).get("naming", {}).get("anchor")
-    info["semantic"] = str(sem)
-    info["instances"] = str(pred_dir / f"{stem}_seg-vert_msk.nii.gz")
-    return info
+def run_pipeline(case: Case) -> tuple[IntArr, dict[str, Any]]:
+    """The pipeline's own body map (``SpineSegmentation.body_input``, the one ``benchmarks.spine`` scores) and
+    its provenance, run in this process."""
+    from benchmarks.spine import run_case
+    from neurospine.io import load_volume
 
-
-def predicted_bodies(semantic: IntArr, vert: IntArr) -> IntArr:
-    """Body instances from the CLI outputs: body voxels (corpus + endplates) given to the nearest corpus
-    instance, as the pipeline's own body map does (nearest seed)."""
-    body = np.isin(semantic, BODY_VALUES)
-    seeds = np.where((semantic == CORPUS) & (vert > 0) & (vert < 100), vert, 0)
-    out = np.zeros(semantic.shape, dtype=np.int64)
-    if not seeds.any():
-        return out
-    idx = ndi.distance_transform_edt(seeds == 0, return_distances=False, return_indices=True)
-    nearest = seeds[tuple(idx)]
-    out[body] = nearest[body]
-    return out
+    seg, seconds = run_case(load_volume(case.image_path), threads=THREADS)
+    info = {"seconds": round(seconds, 2), "models": seg.models, "naming": seg.naming.anchor}
+    return np.asarray(seg.body_input, dtype=np.int64), info
 
 
 def _ring(ref_body: BoolArr, any_ref: BoolArr, slices: IntArr) -> BoolArr:
@@ -822,9 +783,9 @@ def markdown(p: dict[str, Any]) -> str:
         "",
         "Sets: VB1 all 6 cases (other sites/contrasts, pathology), VB2 held-out (4), VB3 held-out (5; the VB3",
         "labels of the other cases train the model). Stored grids are 1 mm isotropic IPL; axis 2 is left-right.",
-        f"Prediction: `neurospine spine --threads {THREADS}` (model {p.get('model')}) on VB1, VB2 and two VB3 cases",
-        f"({', '.join(PIPELINE_CASES.get('vb3', ()))}: 4 mm slices like VB1); body = semantic {list(BODY_VALUES)}",
-        "given to the nearest corpus instance; Hungarian matching on Dice (> 0.1), as in `benchmarks/spine.py`.",
+        f"Prediction: the spine pipeline at {THREADS} thread (model {p.get('model')}) on VB1, VB2 and two VB3 cases",
+        f"({', '.join(PIPELINE_CASES.get('vb3', ()))}: 4 mm slices like VB1); bodies = the pipeline's own body map",
+        "(`SpineSegmentation.body_input`, the map `benchmarks/spine.py` scores); Hungarian matching on Dice (> 0.1).",
         "A body side whose reference touches the first or last image slice is cut by the field of view and is left",
         "out of every per-side number.",
         "",
@@ -1020,18 +981,8 @@ def _share(pred: dict[str, Any], cats: tuple[str, ...]) -> float | None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument(
-        "--pred-dir",
-        type=Path,
-        default=Path(tempfile.gettempdir()) / "neurospine_spine_reference_check",
-        help="where the pipeline outputs are written and reused (outside the repository)",
-    )
-    ap.add_argument("--rerun", action="store_true", help="run the pipeline even when its outputs exist")
-    args = ap.parse_args(argv)
+    ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args.pred_dir.mkdir(parents=True, exist_ok=True)
-
-    from neurospine.io import load_volume
 
     per_set: dict[str, list[dict[str, Any]]] = {}
     by_name: dict[str, Case] = {}
@@ -1040,11 +991,8 @@ def main(argv: list[str] | None = None) -> None:
         per_set[set_name] = []
         for case in load_cases(set_name):
             if case.name in PIPELINE_CASES.get(set_name, ()) or set_name in PIPELINE_SETS:
-                case.pred_info = run_pipeline(case, args.pred_dir, args.rerun)
+                case.pred, case.pred_info = run_pipeline(case)
                 model = case.pred_info.get("models")
-                sem = np.asarray(load_volume(case.pred_info["semantic"], check_intensity=False).data)
-                vert = np.asarray(load_volume(case.pred_info["instances"], check_intensity=False).data)
-                case.pred = predicted_bodies(sem.astype(np.int64), vert.astype(np.int64))
             res = analyse_case(case)
             per_set[set_name].append(res)
             by_name[case.name] = case
