@@ -56,11 +56,11 @@ import neurospine.slice2d.data as d
 from benchmarks.common import SHARED_DATA, peak_rss_mb, write_results
 from neurospine.io import Volume, reorient
 from neurospine.metrics.overlap import dice
-from neurospine.slice2d.api import input_modality
+from neurospine.slice2d.api import input_modality, plane_modality
 from neurospine.slice2d.heights import ColumnBody, body_measures, lumbar_lordosis, principal_frame
 from neurospine.slice2d.instances import Instances2D, build_instances
 from neurospine.slice2d.io2d import Plane2D, load_input, unknown_spacing_mm
-from neurospine.slice2d.modality import guess_modality, image_signs
+from neurospine.slice2d.modality import image_signs
 from neurospine.slice2d.radiomics import DEFAULT_OUTLIER_SIGMA, image_binning, region_features
 from neurospine.slice2d.segment import MODEL_NAME, card_logit_bias, segment_plane
 
@@ -255,7 +255,7 @@ def modality_table(root: Path) -> dict[str, Any]:
         loaded = load_input(f)
         if loaded.kind == "volume":
             plane = loaded.slice_plane(loaded.n_slices() // 2)
-            g = guess_modality(plane.pixels, is_volume=False, spacing_mm=plane.spacing_mm)
+            g = plane_modality(plane)
             source = "middle sagittal slice of a volume"
         else:
             assert loaded.plane is not None

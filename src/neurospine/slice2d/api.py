@@ -197,11 +197,15 @@ def input_modality(loaded: LoadedInput, override: str | None = None) -> Modality
             np.asarray(loaded.canonical.data), is_volume=True, dicom_modality=loaded.modality_tag, override=override
         )
     assert loaded.plane is not None
-    plane = loaded.plane
+    return plane_modality(loaded.plane, dicom_modality=loaded.modality_tag, override=override)
+
+
+def plane_modality(plane: Plane2D, *, dicom_modality: str | None = None, override: str | None = None) -> ModalityGuess:
+    """The modality of one 2D plane (a 2D file, or a slice exported from a volume), as ``run_file`` decides it."""
     return guess_modality(
         plane.pixels,
         is_volume=False,
-        dicom_modality=loaded.modality_tag,
+        dicom_modality=dicom_modality,
         override=override,
         spacing_mm=plane.spacing_mm if plane.spacing_known else None,
     )
