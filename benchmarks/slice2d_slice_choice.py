@@ -44,7 +44,7 @@ def run(data: Path, threads: int) -> dict[str, Any]:
     for folder in _sets():
         for row in D.manifest(data, folder):  # the cases with an image and a label file
             case = D.load_eval_case(data, folder, row)
-            img = Path(case.image.source)
+            img = data / folder / f"{case.name}_img.nii.gz"  # the file load_eval_case read
             centre, spacing = _reference_centre(case.labels)
             with tempfile.TemporaryDirectory() as tmp:
                 res = run_file(img, tmp, threads=threads)
