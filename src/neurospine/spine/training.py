@@ -333,6 +333,57 @@ class SynthPool:
         return self.cases[int(rng.integers(len(self.cases)))]
 
 
+# ---- batches --------------------------------------------------------------------------------------
+
+REAL_WEIGHTS: dict[str, float] = {"vb3": 0.4, "vb2": 0.4, "ivd": 0.2}
+
+
+@dataclass
+class SampleMix:
+    """Where each training sample comes from: painted real label maps, the synthetic pool, or real cases."""
+
+    real: list[D.TrainCase]
+    by_kind: dict[str, list[D.TrainCase]]
+    pool: SynthPool
+    synth_fraction: float
+    paint: Any = None  # train_sources.PaintPool when real label maps are painted
+    paint_fraction: float = 0.0
+
+    def pick(self, rng: np.random.Generator) -> D.TrainCase:
+        if self.paint is not None and self.paint.cases and rng.random() < self.paint_fraction:
+            return self.paint.pick(rng)
+        if self.pool.cases and rng.random() < self.synth_fraction:
+            return self.pool.pick(rng)
+        kinds = list(REAL_WEIGHTS)
+        kind = kinds[int(rng.choice(len(kinds), p=np.array(list(REAL_WEIGHTS.values())) / sum(REAL_WEIGHTS.values())))]
+        group = self.by_kind[kind] or self.real
+        return group[int(rng.integers(len(group)))]
+
+    def after_step(self, step: int, rng: np.random.Generator, refresh_every: int) -> None:
+        """Replace one synthetic (and one painted) volume every ``refresh_every`` steps."""
+        if self.pool.cases and step % refresh_every == 0:
+            self.pool.refresh(rng)
+        if self.paint is not None and self.paint.cases and step % (refresh_every * 2) == 0:
+            self.paint.refresh(rng)
+
+
+def draw_batch(
+    rng: np.random.Generator, mix: SampleMix, batch: int, patch: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Images (B, 3, P, P), targets (B, P, P), group membership (B, G, C) and Dice masks (B, G) of one batch."""
+    samples = []
+    for _ in range(batch):
+        s = sample_patch(mix.pick(rng), rng, patch)
+        s.image = augment_intensity(s.image, rng, s.kind)
+        samples.append(s)
+    return (
+        np.stack([s.image for s in samples]),
+        np.stack([s.target for s in samples]).astype(np.int64),
+        np.stack([membership(s.kind) for s in samples]),
+        np.stack([dice_mask(s.kind) for s in samples]),
+    )
+
+
 # ---- loss -----------------------------------------------------------------------------------------
 
 
@@ -431,10 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="training budget in optimiser steps instead of --minutes (the learning-rate schedule follows the step "
         "count, so the same command trains the same amount on an idle or a loaded machine)",
     )
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch", type=int, default=6)
-    p.add_argument("--patch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
+    p.add_argument("--batch", type=int, default=6, help="patches per optimiser step")
+    p.add_argument("--patch", type=int, default=128, help="patch side in voxels (1 mm in-plane)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the cosine schedule (AdamW)")
     p.add_argument("--synth-fraction", type=float, default=0.5, help="share of samples from the synthetic engine")
     p.add_argument(
         "--synth-boundary-ignore",
@@ -459,10 +510,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="version written into the exported card (name a candidate run so it cannot be mistaken for a shipped "
         "model; the default is the version the documented commands reproduce)",
     )
+    p.add_argument(
+        "--labelmap-fraction",
+        type=float,
+        default=0.0,
+        help="share of samples painted SynthSeg-style on real label maps (spine.train_sources; 0 = off, as 0.3.0)",
+    )
+    p.add_argument("--labelmap-pool", type=int, default=6, help="painted label-map volumes kept in memory")
+    p.add_argument("--unet-base", type=int, default=UNET_KW["base"], help="channels of the first U-Net level")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (a GPU only makes training faster)")
+    p.add_argument(
+        "--workers", type=int, default=0, help="data-loading processes (0 = draw batches in the training process)"
+    )
+    p.add_argument(
+        "--pack", type=Path, default=None, help="read training arrays from this pack (--write-pack) instead of --data"
+    )
+    p.add_argument("--write-pack", type=Path, default=None, help="write the training arrays to this .npz and stop")
     p.add_argument("--synth-pool", type=int, default=16, help="synthetic volumes kept in memory")
     p.add_argument("--synth-refresh", type=int, default=30, help="replace one synthetic volume every N steps")
     p.add_argument("--validate-every", type=float, default=15.0, help="minutes between monitoring validations")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of sampling and synthetic volumes")
     p.add_argument("--export-only", action="store_true", help="export the checkpoint to ONNX and stop")
     p.add_argument(
         "--calibrate-only",
@@ -481,6 +548,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def unet_kw(args: argparse.Namespace) -> dict[str, Any]:
+    """Network shape: the shipped 0.3.0 shape unless ``--unet-base`` widens it."""
+    return {**UNET_KW, "base": int(getattr(args, "unet_base", UNET_KW["base"]))}
+
+
+def write_pack_only(args: argparse.Namespace) -> int:
+    """``--write-pack``: save the real training cases and label-map sources for a machine without shared data."""
+    from neurospine.spine.train_sources import load_labelmap_sources, write_pack
+
+    real = D.train_cases(args.data, nothing_below_l5=args.no_body_below_l5)
+    sources = load_labelmap_sources(args.data)
+    path = write_pack(args.write_pack, real, sources)
+    log.info(
+        "packed %d real cases and %d label maps into %s (%.1f MB)",
+        len(real),
+        len(sources),
+        path,
+        path.stat().st_size / 1e6,
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
@@ -496,10 +585,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.calibrate_only:
         _calibrate(args)
         return 0
+    if args.write_pack is not None:
+        return write_pack_only(args)
     torch.set_num_threads(max(1, args.threads))
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "checkpoint.pt"
-    model = UNet(3, C.N_CLASSES, **UNET_KW)
+    model = UNet(3, C.N_CLASSES, **unet_kw(args))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step, extra = load_checkpoint(ckpt, model, opt)
     if step == 0 and args.init is not None:
@@ -519,19 +610,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     rng = np.random.default_rng(args.seed + step)
-    real = D.train_cases(args.data, nothing_below_l5=args.no_body_below_l5)
+    paint_sources = None
+    if args.pack is not None:
+        from neurospine.spine.train_sources import read_pack
+
+        real, paint_sources = read_pack(args.pack)
+    else:
+        real = D.train_cases(args.data, nothing_below_l5=args.no_body_below_l5)
     by_kind = {
         "vb3": [c for c in real if c.name.startswith("vb3")],
         "vb2": [c for c in real if c.name.startswith("vb2")],
         "ivd": [c for c in real if c.name.startswith("ivd")],
     }
-    real_weights = {"vb3": 0.4, "vb2": 0.4, "ivd": 0.2}
-    monitor = [c for c in D.eval_cases(args.data, "vb2")[:1]]
-    monitor += [c for c in D.eval_cases(args.data, "vb1") if c.name == "vb1-06"]
+    monitor: list[D.EvalCase] = []
+    if args.pack is None:
+        monitor = [c for c in D.eval_cases(args.data, "vb2")[:1]]
+        monitor += [c for c in D.eval_cases(args.data, "vb1") if c.name == "vb1-06"]
     use_synth = synth_available() and args.synth_fraction > 0
     regions = tuple(r.strip() for r in str(args.synth_regions).split(",") if r.strip())
     pool = SynthPool(100_000 + step * 7 + args.seed, args.synth_boundary_ignore, regions)
-    if use_synth:
+    fast = args.device != "cpu" or args.workers > 0  # workers fill their own pools
+    if use_synth and not fast:
         t0 = time.time()
         pool.fill(args.synth_pool, rng)
         log.info("synthetic pool of %d volumes in %.1f s", len(pool.cases), time.time() - t0)
@@ -539,9 +638,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info(
             "synthetic samples off (--synth-fraction %g): training on real partial labels only", args.synth_fraction
         )
-    else:
+    elif not use_synth:
         log.warning("synthetic engine not available: training on real partial labels only")
 
+    mix = SampleMix(real, by_kind, pool, args.synth_fraction)
+    if args.labelmap_fraction > 0:
+        from neurospine.spine.train_sources import PaintPool, load_labelmap_sources
+
+        sources = paint_sources if paint_sources is not None else load_labelmap_sources(args.data)
+        log.info("painting real label maps: %s", ", ".join(src.name for src in sources))
+        mix.paint = PaintPool(sources, 500_000 + step * 7 + args.seed, [])
+        if not fast:
+            mix.paint.fill(args.labelmap_pool, rng)
+        mix.paint_fraction = args.labelmap_fraction
+    if fast:
+        from neurospine.spine.train_loop import run_fast
+
+        step, elapsed, cpu_s = run_fast(model, opt, mix, args, step, elapsed, history, init_note, ckpt, cpu_s)
+        export(model, args.out, step, elapsed, history, args, cpu_s, init_note)
+        if not args.no_calibrate:
+            _calibrate(args)
+        return 0
     last_ckpt = time.time()
     last_val = time.time()
     losses: list[float] = []
@@ -551,28 +668,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         lr = cosine_lr(args.lr, budget_used(step, elapsed, args), 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
-        samples = []
-        for _ in range(args.batch):
-            if pool.cases and rng.random() < args.synth_fraction:
-                case = pool.pick(rng)
-            else:
-                kinds = list(real_weights)
-                kind = kinds[
-                    int(rng.choice(len(kinds), p=np.array(list(real_weights.values())) / sum(real_weights.values())))
-                ]
-                group = by_kind[kind] or real
-                case = group[int(rng.integers(len(group)))]
-            s = sample_patch(case, rng, args.patch)
-            s.image = augment_intensity(s.image, rng, s.kind)
-            samples.append(s)
-        x = torch.from_numpy(np.stack([s.image for s in samples]))
-        t = torch.from_numpy(np.stack([s.target for s in samples]).astype(np.int64))
-        member = torch.from_numpy(np.stack([membership(s.kind) for s in samples]))
-        dmask = torch.from_numpy(np.stack([dice_mask(s.kind) for s in samples]))
+        arrays = draw_batch(rng, mix, args.batch, args.patch)
+        x, t, member, dmask = (torch.from_numpy(a) for a in arrays)
         losses.append(optimiser_step(model, opt, group_loss(model(x), t, member, dmask)))
         step += 1
-        if pool.cases and step % args.synth_refresh == 0:
-            pool.refresh(rng)
+        mix.after_step(step, rng, args.synth_refresh)
         elapsed += time.time() - t_step
         log_progress(step, losses, lr, elapsed, args.minutes, args.steps)
         if time.time() - last_val > args.validate_every * 60:
@@ -653,6 +753,10 @@ def train_command(args: argparse.Namespace) -> str:
             ("--synth-pool", "synth_pool"),
             ("--synth-refresh", "synth_refresh"),
             ("--seed", "seed"),
+            ("--labelmap-fraction", "labelmap_fraction"),
+            ("--labelmap-pool", "labelmap_pool"),
+            ("--unet-base", "unet_base"),
+            ("--workers", "workers"),
         ),
     )
     if args.no_body_below_l5:
@@ -708,7 +812,10 @@ def export(
                 "threads": args.threads,
                 "batch": args.batch,
                 "patch": args.patch,
-                "unet": UNET_KW,
+                "unet": unet_kw(args),
+                "device": args.device,
+                "workers": args.workers,
+                "labelmap_fraction": args.labelmap_fraction,
                 "warm_start": init_note,
                 "synth_fraction": args.synth_fraction,
                 "synth_boundary_ignore": args.synth_boundary_ignore,

@@ -1,0 +1,89 @@
+"""Painted real label maps, the training pack and the worker/device training path of `neurospine train spine`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurospine.io import Volume
+from neurospine.spine import classes as C
+from neurospine.spine import data as D
+
+
+def _toy_semantic() -> Volume:
+    """A small PIR SPINEPS map: two bodies with a disc between, arch, spinous process, canal and cord."""
+    sem = np.zeros((40, 60, 12), dtype=np.uint8)  # P, I, R
+    sem[5:20, 5:20, 2:10] = 49
+    sem[5:20, 20:25, 2:10] = 100
+    sem[5:20, 25:40, 2:10] = 49
+    sem[20:26, 5:40, 4:8] = 61
+    sem[21:25, 5:40, 5:7] = 60
+    sem[26:30, 5:40, 3:9] = 41
+    sem[30:38, 8:16, 5:7] = 42
+    aff = np.diag([-1.0, -1.0, 2.0, 1.0])  # P, I, R axes
+    return Volume(sem, aff)
+
+
+def test_labelmap_case_paints_every_labelled_class_on_the_model_grid() -> None:
+    from neurospine.spine.train_sources import LabelMapSource, labelmap_case
+
+    src = LabelMapSource("toy", _toy_semantic())
+    case = labelmap_case(src, 3, np.random.default_rng(0))
+    assert case.kind == "full" and case.image.dtype == np.uint8 and case.image.shape == case.target.shape
+    assert case.spacing_mm[:2] == (1.0, 1.0) and 2.0 <= case.spacing_mm[2] <= 4.0
+    present = set(np.unique(case.target).tolist())
+    assert {C.CORPUS, C.DISC, C.CANAL, C.ARCUS} <= present and D.IGNORE not in present
+    # the image is drawn from the labels: bone and disc differ in mean intensity
+    body = case.image[case.target == C.CORPUS].mean()
+    disc = case.image[case.target == C.DISC].mean()
+    assert abs(float(body) - float(disc)) > 1.0
+
+
+def test_pack_round_trip_keeps_cases_and_sources(tmp_path) -> None:
+    from neurospine.spine.train_sources import LabelMapSource, crop_case, read_pack, write_pack
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (20, 30, 40), dtype=np.uint8)  # R, P, I
+    target = np.full((20, 30, 40), D.IGNORE, dtype=np.uint8)
+    target[:, :, 10:30] = 1
+    target[8:12, 10:20, 15:25] = 0
+    case = D.TrainCase("vb3-01", "body", image, target, (1.0, 1.0, 1.0))
+    src = LabelMapSource("toy", _toy_semantic())
+    path = write_pack(tmp_path / "pack.xz", [case], [src])
+    real, sources = read_pack(path)
+    want = crop_case(case)
+    assert real[0].name == "vb3-01" and real[0].kind == "body" and real[0].spacing_mm == (1.0, 1.0, 2.0)
+    assert np.array_equal(real[0].image, want.image) and np.array_equal(real[0].target, want.target)
+    # every labelled voxel survives the crop (every other sagittal slice: slices 8 and 10 of 8-11)
+    assert (real[0].target == 0).sum() == (target[[8, 10]] == 0).sum()
+    assert sources[0].name == "toy" and np.array_equal(sources[0].semantic.data, src.semantic.data)
+    assert np.allclose(sources[0].semantic.affine, src.semantic.affine)
+
+
+def test_fast_path_trains_and_exports(tmp_path, monkeypatch) -> None:
+    """``--workers``/``--device`` path: two steps from a pack, on the CPU, export and card notes."""
+    pytest.importorskip("torch")
+    import json
+
+    from neurospine.spine import training as T
+    from neurospine.spine.train_sources import LabelMapSource, write_pack
+
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 255, (12, 64, 64), dtype=np.uint8)
+    target = np.ones((12, 64, 64), dtype=np.uint8)
+    target[4:8, 20:40, 20:40] = 0
+    pack = write_pack(
+        tmp_path / "pack.xz",
+        [D.TrainCase("vb3-01", "body", image, target, (1.0, 1.0, 1.0))],
+        [LabelMapSource("toy", _toy_semantic())],
+    )
+    out = tmp_path / "run"
+    argv = ["--pack", str(pack), "--out", str(out), "--steps", "2", "--batch", "2", "--patch", "32"]
+    argv += ["--synth-fraction", "0", "--labelmap-fraction", "0.5", "--labelmap-pool", "1", "--no-calibrate"]
+    argv += ["--unet-base", "8", "--device", "cpu"]
+    assert T.main(argv) == 0
+    card = json.loads((out / "spine_semantic.json").read_text())
+    notes = json.loads(card["notes"])
+    assert notes["steps"] == 2 and notes["unet"]["base"] == 8 and notes["labelmap_fraction"] == 0.5
+    assert "--unet-base 8" in card["train_command"] and "--labelmap-fraction 0.5" in card["train_command"]
+    assert (out / "spine_semantic.onnx").stat().st_size > 0
