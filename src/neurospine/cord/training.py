@@ -23,7 +23,7 @@ from neurospine.cord.data import PatchConfig, TrainVolume, load_cache, load_real
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUT = Path("/work/runs/cord")
+DEFAULT_OUT = Path("runs") / "cord"
 SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "models" / "weights"
 MODEL_NAME = "cord_softseg"

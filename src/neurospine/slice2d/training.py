@@ -48,7 +48,7 @@ DISC_DICE_WEIGHT = 0.5
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="neurospine train slice2d", description=__doc__)
-    p.add_argument("--out", type=Path, default=Path("/work/runs/slice2d"), help="run folder (checkpoints, caches)")
+    p.add_argument("--out", type=Path, default=Path("runs") / "slice2d", help="run folder (checkpoints, caches)")
     p.add_argument("--data", type=Path, default=None, help="folder of the shared data (default ../shared/data)")
     p.add_argument("--minutes", type=float, default=20.0, help="CPU-time budget in minutes (whole run, resumes count)")
     p.add_argument(

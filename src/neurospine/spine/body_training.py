@@ -34,7 +34,7 @@ from neurospine.spine import training as T
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUT = Path("/work/runs/spine-body")
+DEFAULT_OUT = Path("runs") / "spine-body"
 MODEL_NAME = "spine_body"
 MODEL_VERSION = "0.1.0"  # 0.2.0 (cervical synthetic regions) was tried and not shipped
 UNET_KW: dict[str, Any] = T.UNET_KW  # the same U-Net as the semantic model: both read the same input
