@@ -63,9 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with ages.csv and t1/ (ixi_t1_2mm)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folder (cache, checkpoint, log)")
     p.add_argument("--minutes", type=float, default=25.0, help="CPU-time budget for the training epochs")
-    p.add_argument("--max-epochs", type=int, default=400)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--max-epochs", type=int, default=400, help="cap on training epochs (default %(default)s)")
+    p.add_argument("--batch", type=int, default=8, help="training batch size (default %(default)s)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
     p.add_argument("--width", type=int, default=12, help="channels of the first stage")
     p.add_argument("--seed", type=int, default=0, help="initialisation / augmentation seed")
     p.add_argument(
@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="seed of the TRAIN/VAL/TEST split (keep 0: the shipped model's TEST subjects are never trained on)",
     )
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default %(default)s)")
     p.add_argument("--mc", type=int, default=50, help="Monte-Carlo passes for evaluation")
     p.add_argument(
         "--recipe",
