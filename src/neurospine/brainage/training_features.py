@@ -145,7 +145,7 @@ def write_card(
             "stores the z-scored features of its training subjects (and, implicitly, their ages) in the .npz: "
             "the file redistributes derived data of the training sets under their terms. 0.3.0 vs 0.2.0: "
             "log-volumes and the kernel ridge blend (same data, split and seed; decision rule in "
-            "benchmarks/results/brainage_features_decision_0.3.0.md). "
+            "docs/decisions/brainage_features_decision_0.3.0.md). "
             f"Fit details: {meta}"
         ),
     )
