@@ -42,10 +42,10 @@ HEADLINES: list[tuple[str, str, str, str, str]] = [
     ("cord", "cord", "across-contrast CSA CV", "summary.across_contrast_cv_mean", "{:.1%}"),
     ("cord", "cord", "largest per-level CSA error vs manual", "summary.per_level_abs_rel_err_max", "{:.1%}"),
     ("cord", "cord", "slowest image, s", "summary.seconds_max", "{:.2f}"),
-    ("slice2d", "slice2d", "MR body Dice (median, pooled)", "summary.MR_pooled_excl_vb1.dice_body", "{:.3f}"),
-    ("slice2d", "slice2d", "MR disc Dice (median, pooled)", "summary.MR_pooled_excl_vb1.dice_disc", "{:.3f}"),
-    ("slice2d", "slice2d", "CT body Dice (tptbox)", "summary.ct_tptbox.dice_body", "{:.3f}"),
-    ("slice2d", "slice2d", "X-ray body Dice", "summary.xray.dice_body", "{:.3f}"),
+    ("slice2d", "slice2d", "MR body Dice (median, pooled)", "summary.MR_pooled_excl_vb1.dice_body.median", "{:.3f}"),
+    ("slice2d", "slice2d", "MR disc Dice (median, pooled)", "summary.MR_pooled_excl_vb1.dice_disc.median", "{:.3f}"),
+    ("slice2d", "slice2d", "CT body Dice (tptbox, median)", "summary.ct_tptbox.dice_body.median", "{:.3f}"),
+    ("slice2d", "slice2d", "X-ray body Dice (median)", "summary.xray.dice_body.median", "{:.3f}"),
     (
         "slice2d",
         "slice2d",
@@ -60,7 +60,20 @@ HEADLINES: list[tuple[str, str, str, str, str]] = [
     ("brainage", "brainage_t1", "raw T1 CNN: TEST MAE, years", "t1.mae_years", "{:.2f}"),
     ("brainage", "brainage_t1", "raw T1 CNN: 95 % interval coverage", "t1.coverage_95", "{:.2f}"),
     ("brainage", "brainage_t1", "raw T1 CNN: seconds per image (median)", "t1.seconds_per_subject_median", "{:.2f}"),
-    ("batch", "batch_throughput", "overhead per spine case, %", "tasks.spine.overhead_pct", "{:.1f}"),
+    (
+        "batch",
+        "batch_throughput",
+        "in-run overhead per spine case, % (3 runs)",
+        "tasks.spine.in_run_overhead_pct",
+        "range:{:.2f}",
+    ),
+    (
+        "batch",
+        "batch_throughput",
+        "in-run overhead per brainage-t1 case, % (3 runs)",
+        "tasks.brainage-t1.in_run_overhead_pct",
+        "range:{:.1f}",
+    ),
     ("batch", "batch_throughput", "kill-and-resume: SIGKILLs", "kill_resume.totals.kills", "{:d}"),
     ("batch", "batch_throughput", "kill-and-resume: cases lost", "kill_resume.totals.lost", "{:d}"),
 ]
@@ -112,6 +125,16 @@ def provenance(record: dict[str, Any]) -> str:
     )
 
 
+def format_value(value: Any, form: str) -> str:
+    """``form`` applied to a number; ``range:<form>`` prints the span of a list of numbers."""
+    if form.startswith("range:"):
+        inner = form.removeprefix("range:")
+        if not isinstance(value, list) or not value:
+            raise TypeError(form)
+        return f"{inner.format(min(value))}-{inner.format(max(value))}"
+    return form.format(value)
+
+
 def headline_rows(records: dict[str, dict[str, Any]], tool: str | None = None) -> list[tuple[str, str, str, str]]:
     """(tool, figure, formatted value, record name) for the headline figures (of one tool)."""
     rows = []
@@ -123,7 +146,7 @@ def headline_rows(records: dict[str, dict[str, Any]], tool: str | None = None) -
             log.warning("benchmarks: record benchmarks/results/%s.json is missing", name)
             continue
         try:
-            text = form.format(lookup(record, dotted))
+            text = format_value(lookup(record, dotted), form)
         except (KeyError, ValueError, TypeError):
             log.warning("benchmarks: %s.json has no usable %s (update docs/gen_pages.py)", name, dotted)
             continue
@@ -137,13 +160,15 @@ def tool_page(page: str, tool: str, records: dict[str, dict[str, Any]]) -> str:
         log.warning("docs/%s has no <!-- figures --> line for the generated figures", page)
         return text
     depth = "../" * page.count("/")
-    table = ["| figure | value | record |", "|---|---|---|"]
+    table = ["| figure | value |", "|---|---|"]
+    used: dict[str, None] = {}
     for _t, what, value, name in headline_rows(records, tool):
-        table.append(f"| {what} | **{value}** | `{name}` ({provenance(records[name])}) |")
-    table += [
-        "",
-        f"Generated from `benchmarks/results/*.json` at build time; all records: [Benchmarks]({depth}benchmarks.md).",
-    ]
+        table.append(f"| {what} | **{value}** |")
+        used[name] = None
+    table.append("")
+    table += [f"Record `{name}`: {provenance(records[name])}." for name in used]
+    link = f"[Benchmarks]({depth}benchmarks.md)"
+    table += ["", f"Generated from `benchmarks/results/*.json` when the site is built; all records: {link}."]
     return text.replace("<!-- figures -->", "\n".join(table))
 
 
@@ -229,6 +254,27 @@ def decisions_index() -> str:
     return "\n".join(lines) + "\n"
 
 
+def labels_page() -> str:
+    """docs/labels.md with its ``<!-- labels:semantic -->`` / ``<!-- labels:instance -->`` tables filled in."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from neurospine.labels import all_label_rows
+
+    text = (ROOT / "docs" / "labels.md").read_text(encoding="utf-8")
+    for kind in ("semantic", "instance"):
+        marker = f"<!-- labels:{kind} -->"
+        if marker not in text:
+            log.warning("docs/labels.md has no %s line", marker)
+            continue
+        rows = ["| value | name | group |", "|---|---|---|"]
+        rows += [f"| {r.value} | {r.name} | {r.region} |" for r in all_label_rows(kind)]
+        if kind == "instance":
+            rows = ['??? note "All instance values"', "", *("    " + r for r in rows)]
+        text = text.replace(marker, "\n".join(rows))
+    return text
+
+
 def main() -> None:
     records = load_records()
     with mkdocs_gen_files.open("benchmarks.md", "w") as fh:
@@ -237,6 +283,8 @@ def main() -> None:
         fh.write(cards_page())
     with mkdocs_gen_files.open("decisions/index.md", "w") as fh:
         fh.write(decisions_index())
+    with mkdocs_gen_files.open("labels.md", "w") as fh:
+        fh.write(labels_page())
     for tool in dict.fromkeys(t for t, *_ in HEADLINES):
         page = "cohort.md" if tool == "batch" else f"tools/{tool}.md"
         with mkdocs_gen_files.open(page, "w") as fh:
