@@ -74,6 +74,14 @@ HEADLINES: list[tuple[str, str, str, str, str]] = [
         "tasks.brainage-t1.in_run_overhead_pct",
         "range:{:.1f}",
     ),
+    (
+        "evaluate",
+        "metrics_speed",
+        "semantic evaluation, every label, 512x512x17 voxels, s",
+        "results.3.median_s",
+        "{:.1f}",
+    ),
+    ("evaluate", "metrics_speed", "instance evaluation (CLI path), s", "results.6.median_s", "{:.1f}"),
     ("batch", "batch_throughput", "kill-and-resume: SIGKILLs", "kill_resume.totals.kills", "{:d}"),
     ("batch", "batch_throughput", "kill-and-resume: cases lost", "kill_resume.totals.lost", "{:d}"),
 ]
@@ -85,9 +93,12 @@ DETAIL_KEYS = {"cases", "per_case", "per_trial", "per_fold", "machine", "calibra
 def lookup(record: dict[str, Any], dotted: str) -> Any:
     value: Any = record
     for key in dotted.split("."):
-        if not isinstance(value, dict) or key not in value:
+        if isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        elif isinstance(value, dict) and key in value:
+            value = value[key]
+        else:
             raise KeyError(dotted)
-        value = value[key]
     return value
 
 
