@@ -5,7 +5,7 @@ of a slab centred on it. This benchmark measures its effect where the truth is k
 synthetic isotropic cases (seeds 71000-71011, never used to train or validate the cord model), with the
 engine's partial-volume cord as reference. Per case: fuzzy Dice (see ``_score``), the area ratio (predicted
 soft area over true partial-volume area, interior slices) and the per-slice noise (sd over slices of the per-slice area
-ratio). The decision rule that uses these numbers is ``benchmarks/results/cord_decision_slab.md``.
+ratio). The decision rule that uses these numbers is ``docs/decisions/cord_decision_slab.md``.
 
 Run: ``python -m benchmarks.cord_slab [--threads 2] [--slab-mm 3.0]``.
 """

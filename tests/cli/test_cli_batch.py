@@ -16,7 +16,7 @@ from neurospine.cli.main import main
 
 def test_help_explains_inputs_outputs_and_examples(capsys: pytest.CaptureFixture[str]) -> None:
     for cmd, words in (
-        ("batch", ("DATASET", "--tasks", "--jobs", "--scheduler", "derivatives", "example")),
+        ("batch", ("DATASET", "--tasks", "--jobs", "--scheduler", "derivatives", "Example")),
         ("table", ("csv", "parquet", "--marks", "Example")),
         ("report", ("HTML", "--marks", "Example")),
     ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,7 +59,9 @@ def test_cli_cord_help_mentions_outputs(capsys):
     except SystemExit as e:
         assert e.code == 0
     out = capsys.readouterr().out
-    assert "_csa.csv" in out and "--levels" in out and "below_conus_level" in out
+    assert "_csa.csv" in out and "--levels" in out and "docs/tools/cord.md" in out
+    page = (Path(__file__).resolve().parents[2] / "docs" / "tools" / "cord.md").read_text(encoding="utf-8")
+    assert "below_conus_level" in page and "levels_positional" in page  # the long explanations live in the docs
 
 
 def _csv_rows(path):

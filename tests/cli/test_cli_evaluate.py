@@ -6,6 +6,7 @@ import csv
 import gzip
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -129,7 +130,9 @@ def test_help_explains_inputs_outputs_and_example(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
     text = capsys.readouterr().out
-    assert "PRED" in text and "REF" in text and "--out" in text and "examples:" in text and "inf" in text
+    assert "PRED" in text and "REF" in text and "--out" in text and "examples:" in text and "ASSD" in text
+    page = (Path(__file__).resolve().parents[2] / "docs" / "tools" / "evaluate.md").read_text(encoding="utf-8")
+    assert "inf" in page and "--empty perfect" in page
 
 
 def test_console_entry_point_has_no_traceback(pair):

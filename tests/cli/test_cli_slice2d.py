@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,10 +24,12 @@ def test_help_mentions_inputs_outputs(capsys) -> None:
         "_radiomics.csv",
         "_heights.csv",
         "--slice",
-        "only the chosen slice",
         "Example",
+        "docs/tools/slice2d.md",
     ):
         assert word in text
+    page = (Path(__file__).resolve().parents[2] / "docs" / "tools" / "slice2d.md").read_text(encoding="utf-8")
+    assert "only the chosen slice" in page
 
 
 def test_cli_run_json(tmp_path, monkeypatch, capsys) -> None:

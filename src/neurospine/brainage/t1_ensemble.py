@@ -98,9 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=Path, nargs="+", required=True, help="folders with brainage_t1.onnx + card")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with ages.csv and t1/ (ixi_t1_2mm)")
     p.add_argument("--export", type=Path, required=True, help="folder for the ensemble's onnx/card/calibration")
-    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the TRAIN/VAL/TEST split (keep 0, as the members were trained)",
+    )
     p.add_argument("--mc", type=int, default=50, help="Monte-Carlo masks per member for evaluation")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default %(default)s)")
     return p
 
 

@@ -100,7 +100,7 @@ def build_lowres_model(width: int, hidden: int, dropout_p: float) -> Any:
     import torch
     from torch import nn
 
-    from neurospine.brainage.training_t1 import residual_block_class
+    from neurospine.brainage.t1_net import residual_block_class
 
     Block = residual_block_class()
 

@@ -145,7 +145,7 @@ def write_card(
             "stores the z-scored features of its training subjects (and, implicitly, their ages) in the .npz: "
             "the file redistributes derived data of the training sets under their terms. 0.3.0 vs 0.2.0: "
             "log-volumes and the kernel ridge blend (same data, split and seed; decision rule in "
-            "benchmarks/results/brainage_features_decision_0.3.0.md). "
+            "docs/decisions/brainage_features_decision_0.3.0.md). "
             f"Fit details: {meta}"
         ),
     )
@@ -159,9 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m neurospine.brainage.training_features",
         description="Fit and export the shipped brainage_features model with held-out metrics.",
     )
-    p.add_argument("--data", type=Path, default=DEFAULT_DIR)
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DIR,
+        help="folder of the feature tables (default: the shared brain-age data)",
+    )
     p.add_argument("--export", type=Path, default=None, help="output folder (default: package weights folder)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="initialisation and sampling seed (default %(default)s)")
     p.add_argument(
         "--benchmark-json",
         type=Path,

@@ -34,6 +34,17 @@ from typing import Any
 import numpy as np
 
 from neurospine.brainage import quantiles as qmod
+from neurospine.brainage.t1_net import (
+    CACHE_SHAPE,
+    DROPOUT_P,
+    HIDDEN,
+    SHIFT_VOX,
+    centre,
+    pinball_torch,
+    precise_bn,
+    random_mask,
+    residual_block_class,
+)
 from neurospine.brainage.t1_preprocess import CROP_SHAPE, preprocess_t1
 
 log = logging.getLogger(__name__)
@@ -41,10 +52,6 @@ log = logging.getLogger(__name__)
 DEFAULT_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "ixi_t1_2mm"
 DEFAULT_OUT = Path("runs") / "brainage-t1"
 MODEL_NAME = "brainage_t1"
-HIDDEN = 64
-DROPOUT_P = 0.2
-SHIFT_VOX = 4
-CACHE_SHAPE = (CROP_SHAPE[0] + 2 * SHIFT_VOX, CROP_SHAPE[1] + 2 * SHIFT_VOX, CROP_SHAPE[2] + 2 * SHIFT_VOX)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,9 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with ages.csv and t1/ (ixi_t1_2mm)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folder (cache, checkpoint, log)")
     p.add_argument("--minutes", type=float, default=25.0, help="CPU-time budget for the training epochs")
-    p.add_argument("--max-epochs", type=int, default=400)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--max-epochs", type=int, default=400, help="cap on training epochs (default %(default)s)")
+    p.add_argument("--batch", type=int, default=8, help="training batch size (default %(default)s)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
     p.add_argument("--width", type=int, default=12, help="channels of the first stage")
     p.add_argument("--seed", type=int, default=0, help="initialisation / augmentation seed")
     p.add_argument(
@@ -67,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="seed of the TRAIN/VAL/TEST split (keep 0: the shipped model's TEST subjects are never trained on)",
     )
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default %(default)s)")
     p.add_argument("--mc", type=int, default=50, help="Monte-Carlo passes for evaluation")
     p.add_argument(
         "--recipe",
@@ -140,35 +147,7 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(v, dtype=np.float32)
 
 
-def centre(x: np.ndarray) -> np.ndarray:
-    s = SHIFT_VOX
-    return np.ascontiguousarray(
-        x[s : s + CROP_SHAPE[0], s : s + CROP_SHAPE[1], s : s + CROP_SHAPE[2]], dtype=np.float32
-    )
-
-
 # ---------------------------------------------------------------- model
-
-
-def residual_block_class() -> Any:
-    """The stride-2 residual block (conv-BN-ReLU, conv-BN, 1x1 projection skip) shared by both T1 recipes."""
-    import torch
-    from torch import nn
-
-    class Block(nn.Module):
-        def __init__(self, cin: int, cout: int) -> None:
-            super().__init__()
-            self.c1 = nn.Conv3d(cin, cout, 3, stride=2, padding=1, bias=False)
-            self.b1 = nn.BatchNorm3d(cout)
-            self.c2 = nn.Conv3d(cout, cout, 3, padding=1, bias=False)
-            self.b2 = nn.BatchNorm3d(cout)
-            self.skip = nn.Sequential(nn.Conv3d(cin, cout, 1, stride=2, bias=False), nn.BatchNorm3d(cout))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            h = torch.relu(self.b1(self.c1(x)))
-            return torch.relu(self.b2(self.c2(h)) + self.skip(x))
-
-    return Block
 
 
 def build_model(width: int) -> Any:
@@ -198,18 +177,6 @@ def build_model(width: int) -> Any:
     return BrainAgeCNN()
 
 
-def pinball_torch(q: Any, y: Any) -> Any:
-    import torch
-
-    tau = torch.as_tensor(qmod.TAU_GRID, dtype=q.dtype)[None, :]
-    d = y[:, None] - q
-    return torch.maximum(tau * d, (tau - 1.0) * d).mean()
-
-
-def random_mask(n: int, rng: np.random.Generator) -> np.ndarray:
-    return (rng.random((n, 2 * HIDDEN)) >= DROPOUT_P).astype(np.float32)
-
-
 def mc_quantiles(model: Any, images: np.ndarray, mc: int, rng: np.random.Generator) -> np.ndarray:
     """(T, n, K) standardised quantiles with MC dropout masks (batch norm in eval mode)."""
     import torch
@@ -221,30 +188,6 @@ def mc_quantiles(model: Any, images: np.ndarray, mc: int, rng: np.random.Generat
             x = torch.from_numpy(centre(im))[None, None]
             out[:, i, :] = model(x, torch.from_numpy(random_mask(mc, rng))).numpy()
     return out
-
-
-def precise_bn(model: Any, images: np.ndarray, batch: int = 8) -> None:
-    """Re-estimate batch-norm statistics on un-augmented training images with the current weights.
-
-    With batches of 8 and a fast-moving network, the running averages lag behind the weights and the
-    eval-mode network drifts; exact population statistics make validation and export faithful.
-    """
-    import torch
-    from torch import nn
-
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm3d)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    keep = torch.full((1, 2 * HIDDEN), 1.0 - DROPOUT_P)
-    with torch.no_grad():
-        for b in range(0, len(images), batch):
-            x = torch.from_numpy(np.stack([centre(im) for im in images[b : b + batch]])[:, None])
-            model(x, keep.expand(len(x), -1))
-    for m in bns:
-        m.momentum = 0.1
-    model.eval()
 
 
 def val_pinball(model: Any, images: np.ndarray, y: np.ndarray) -> float:

@@ -27,7 +27,7 @@ DEFAULT_WEIGHT_DECAY = 0.05
 def _val_pinball_low(model: Any, images: np.ndarray, y: np.ndarray, hidden: int, dropout_p: float) -> float:
     import torch
 
-    from neurospine.brainage.training_t1 import pinball_torch
+    from neurospine.brainage.t1_net import pinball_torch
 
     model.eval()
     keep = torch.full((1, 2 * hidden), 1.0 - dropout_p)
@@ -42,7 +42,7 @@ def train_lowres(
     """Train (or resume) and return the weight-averaged model (batch norm re-estimated) and the run state."""
     import torch
 
-    from neurospine.brainage.training_t1 import DROPOUT_P, HIDDEN, pinball_torch, precise_bn, random_mask
+    from neurospine.brainage.t1_net import DROPOUT_P, HIDDEN, pinball_torch, precise_bn, random_mask
 
     wall0 = time.monotonic()
     lowc = np.stack([low.downsample2(c) for c in cache])  # padded 4 mm volumes

@@ -7,21 +7,7 @@ import json
 import sys
 from typing import Any
 
-EPILOG = """\
-outputs (in OUT/derivatives/neurospine/):
-  sub-*/[ses-*/]anat/<scan>/<task>/   each case's files + neurospine_manifest.json (provenance)
-  neurospine.sqlite3                  results database (runs, cases, measures, QC marks)
-  dataset_description.json            BIDS derivatives description
-
-Re-running the same command skips finished cases (same input sha256, task, options and model versions)
-and retries failed ones. Exit code 0 when every case is done or skipped, 1 when some failed (see
-`neurospine table OUT`), 2 for unusable arguments.
-
-examples:
-  neurospine batch /data/bids --out /data/bids --tasks spine,cord --suffix T2w --acq sag --jobs 2
-  neurospine batch 'scans/*.nii.gz' --out results --tasks info
-  neurospine batch /data/bids --out /scratch/out --tasks spine --scheduler tcp://10.0.0.5:8786
-"""
+from neurospine.cli.helpfmt import docs_line
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -40,34 +26,34 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "batch",
         help="run pipelines over a cohort (BIDS dataset, folder or glob); resumable",
-        description="Run one or more tasks on every scan of DATASET. Cases run in temporary folders and appear "
-        "atomically; a killed run resumes where it stopped. Tasks: " + ", ".join(task_names()) + ".",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run tasks on every scan of DATASET into OUT/derivatives/neurospine; rerunning resumes. "
+        "Tasks: "
+        + ", ".join(task_names())
+        + ". Example: neurospine batch bids/ --out bids/ --tasks spine,cord. "
+        + docs_line("cohort.md"),
     )
     p.add_argument(
         "dataset",
-        help="BIDS dataset folder (sub-*/[ses-*/]anat/*.nii.gz), a folder of images, "
-        "one image, or a quoted glob pattern",
+        help="BIDS dataset, folder of images, one image or a quoted glob",
     )
-    p.add_argument("--out", required=True, help="output folder (results go to OUT/derivatives/neurospine)")
-    p.add_argument("--tasks", required=True, help="comma-separated tasks, e.g. spine,cord (or package.module:function)")
-    p.add_argument("--suffix", help="only scans with this BIDS suffix, e.g. T2w")
-    p.add_argument("--acq", help="only scans with this acq- entity, e.g. sag")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--tasks", required=True, metavar="LIST", help="comma-separated tasks, e.g. spine,cord")
+    p.add_argument("--suffix", metavar="S", help="only scans with this BIDS suffix, e.g. T2w")
+    p.add_argument("--acq", metavar="A", help="only scans with this acq- entity, e.g. sag")
     p.add_argument("--subjects", nargs="+", metavar="SUB", help="only these subjects (with or without sub-)")
-    p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1: in this process)")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786); overrides --jobs")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads per case (default 1)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="local worker processes (default 1)")
+    p.add_argument("--scheduler", metavar="URL", help="Dask scheduler (tcp://host:8786) instead of --jobs")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="CPU threads per case (default 1)")
     p.add_argument(
         "--option",
         action="append",
         type=_option,
         default=[],
-        metavar="KEY=VALUE",
-        help="option passed to every task (value parsed as JSON when possible); repeatable",
+        metavar="K=V",
+        help="option for every task (JSON value if it parses); repeatable",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-retry-failed", action="store_true", help="keep failed cases failed instead of retrying")
+    p.add_argument("--no-retry-failed", action="store_true", help="do not retry failed cases")
     p.set_defaults(handler=_run)
 
 

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from neurospine.cli.helpfmt import docs_line
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -13,7 +15,7 @@ def register(sub: Any) -> None:
         help="brain age with calibrated intervals (FreeSurfer features or raw T1w)",
         description="Brain age (years) with Monte-Carlo-dropout composite quantile regression and "
         "split-conformal intervals. Sub-commands: fit, predict, recalibrate (feature tables) and t1 (raw T1w "
-        "images). Example: neurospine brainage predict features.csv --out pred.csv",
+        "images). Example: neurospine brainage predict features.csv --out pred.csv. " + docs_line("tools/brainage.md"),
     )
     bs = p.add_subparsers(dest="brainage_command", metavar="SUBCOMMAND")
 
@@ -22,11 +24,11 @@ def register(sub: Any) -> None:
         help="fit a feature model on a labelled CSV table",
         description="Fit an MCCQR brain-age model on a CSV table (one row per subject, an age column and "
         "numeric feature columns; identifiers sub_id/id/sex/site are ignored). Writes MODEL.npz (weights, "
-        "feature names, scaler, conformal table) and MODEL.json (card). 15 %% of rows calibrate the "
-        "intervals, 15 %% drive early stopping. Example: neurospine brainage fit train.csv --age-column age "
+        "feature names, scaler, conformal table) and MODEL.json (card). 15 % of rows calibrate the "
+        "intervals, 15 % drive early stopping. Example: neurospine brainage fit train.csv --age-column age "
         "--out my_model",
     )
-    f.add_argument("features_csv", type=Path, metavar="FEATURES.csv")
+    f.add_argument("features_csv", type=Path, metavar="FEATURES.csv", help="one row per subject: age + features")
     f.add_argument("--age-column", default="age", help="name of the age column (years; default: age)")
     f.add_argument("--out", type=Path, required=True, metavar="MODEL", help="output path (MODEL.npz + MODEL.json)")
     f.add_argument("--seed", type=int, default=0, help="seed of the row split and initialisation")
@@ -41,40 +43,38 @@ def register(sub: Any) -> None:
     pr = bs.add_parser(
         "predict",
         help="predict brain age for a CSV table of features",
-        description="Predict brain age for every row of FEATURES.csv. Feature columns are matched by name "
-        "(missing ones are listed in the error). Output CSV columns: id, age_pred, sd, lo95, hi95, gap, gap_z, "
-        "age, p_accelerated, lo50, hi50, lo80, hi80 (gap = age_pred - age, empty without an age column; "
-        "gap_z = gap / sd; p_accelerated = P(brain age > age)). Default model: the shipped brainage_features "
-        "(OpenNeuro + fcon1000; non-commercial). Example: neurospine brainage predict feats.csv --out pred.csv",
+        description="Predict brain age for every row of FEATURES.csv (columns matched by name). Writes id, "
+        "age_pred, sd, lo/hi 50/80/95 % bounds, and with ages gap, gap_z and p_accelerated. Default model: the "
+        "shipped brainage_features (non-commercial data). Example: neurospine brainage predict feats.csv "
+        "--out pred.csv. " + docs_line("tools/brainage.md"),
     )
-    pr.add_argument("features_csv", type=Path, metavar="FEATURES.csv")
+    pr.add_argument("features_csv", type=Path, metavar="FEATURES.csv", help="one row per subject, features by name")
     pr.add_argument("--model", type=Path, default=None, help="MODEL.npz (default: shipped brainage_features)")
-    pr.add_argument("--age-column", default="age")
-    pr.add_argument("--passes", type=int, default=100, help="Monte-Carlo dropout passes (default 100)")
-    pr.add_argument("--out", type=Path, required=True, metavar="PRED.csv")
+    pr.add_argument("--age-column", default="age", help="age column, if any, for gap and gap_z (default: age)")
+    pr.add_argument("--passes", type=int, default=100, metavar="N", help="Monte-Carlo dropout passes (default 100)")
+    pr.add_argument("--out", type=Path, required=True, metavar="PRED.csv", help="predictions CSV to write")
     pr.set_defaults(handler=_predict)
 
     rc = bs.add_parser(
         "recalibrate",
         help="adapt a model to a new site with local labelled controls",
-        description="Adapt a model to a new site from local labelled controls (20 or more): optionally remove "
-        "the site's per-feature offsets (mean residual of the controls against the model's normative "
-        "feature~age model, shrunk by empirical Bayes; modes features+*), fit a site map age = a + b * "
-        "prediction (offset: b = 1; linear: least squares) and rebuild the conformal intervals from the "
-        "controls with cross-fitted (leave-one-out) predictions. --mode auto (default) picks the mode with the "
-        "lowest leave-one-out MAE on the controls. Writes MODEL2.npz + MODEL2.json. Example: neurospine "
-        "brainage recalibrate local_controls.csv --out site_model",
+        description="Adapt a model to a new site from 20 or more local labelled controls: optionally remove "
+        "the site's per-feature offsets, map age = a + b * prediction, and rebuild the intervals from the "
+        "controls. --mode auto picks the mode with the lowest leave-one-out MAE. Writes MODEL2.npz + "
+        "MODEL2.json. Example: neurospine brainage recalibrate controls.csv --out site_model. "
+        + docs_line("tools/brainage.md"),
     )
-    rc.add_argument("features_csv", type=Path, metavar="FEATURES.csv")
+    rc.add_argument("features_csv", type=Path, metavar="FEATURES.csv", help="local controls: age + features")
     rc.add_argument("--model", type=Path, default=None, help="MODEL.npz (default: shipped brainage_features)")
-    rc.add_argument("--age-column", default="age")
+    rc.add_argument("--age-column", default="age", help="name of the age column (default: age)")
     rc.add_argument(
         "--mode",
         choices=("auto", "none", "offset", "linear", "features+offset", "features+linear"),
         default="auto",
-        help="site adaptation (default auto: chosen by leave-one-out MAE on the local controls)",
+        metavar="MODE",
+        help="auto (default), none, offset, linear, features+offset or features+linear",
     )
-    rc.add_argument("--out", type=Path, required=True, metavar="MODEL2")
+    rc.add_argument("--out", type=Path, required=True, metavar="MODEL2", help="output path (MODEL2.npz + MODEL2.json)")
     rc.set_defaults(handler=_recalibrate)
 
     t = bs.add_parser(
@@ -85,11 +85,11 @@ def register(sub: Any) -> None:
         "age_pred, sd, lo95, hi95 (+ age, gap, gap_z with --ages). Example: neurospine brainage t1 "
         "sub-01_T1w.nii.gz --out pred.csv --ages ages.csv",
     )
-    t.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    t.add_argument("--out", type=Path, required=True, metavar="PRED.csv")
+    t.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="raw T1w images (NIfTI, NRRD or DICOM folder)")
+    t.add_argument("--out", type=Path, required=True, metavar="PRED.csv", help="predictions CSV to write")
     t.add_argument("--ages", type=Path, default=None, help="CSV with columns id (image name without extension) and age")
-    t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--passes", type=int, default=50)
+    t.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads for the model (default 2)")
+    t.add_argument("--passes", type=int, default=50, metavar="N", help="Monte-Carlo dropout passes (default 50)")
     t.set_defaults(handler=_t1)
     p.set_defaults(handler=lambda a: _help(p))
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-HELP = """\
-Generate a synthetic sagittal whole-spine MRI with the built-in synthetic engine (nothing is downloaded)
-and run `neurospine spine` on it. Writes the scan, its reference label maps and all spine outputs into
-the output folder and prints where they went.
+from neurospine.cli.helpfmt import docs_line
 
-Example: neurospine demo --out ./neurospine-demo
-"""
+HELP = (
+    "Generate a synthetic sagittal whole-spine MRI with the built-in engine (nothing is downloaded) and run "
+    "`neurospine spine` on it. Writes the scan, its reference label maps and the spine outputs into --out (a "
+    "new temporary folder if not given) and prints where they went. " + docs_line("tools/spine.md")
+)
+EXAMPLE = "Example: neurospine demo --out ./neurospine-demo"
 
 
 def register(sub: Any) -> None:
@@ -20,23 +22,27 @@ def register(sub: Any) -> None:
         "demo",
         help="run the spine pipeline on a synthetic whole-spine scan (offline)",
         description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLE,
     )
-    p.add_argument("--out", default="neurospine-demo", help="output folder (default ./neurospine-demo)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: a new temporary folder)")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic scan")
     p.add_argument("--levels", default="whole", help="levels of the synthetic scan, e.g. whole, L1-S1, C2-T6")
     p.add_argument("--contrast", default="t2w", help="synthetic contrast: t2w, t1w, stir, random, ...")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads for the model (default 2)")
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    import tempfile
+
     from neurospine.spine.demo import run_demo
 
-    report = run_demo(args.out, seed=args.seed, levels=args.levels, contrast=args.contrast, threads=args.threads)
+    out = args.out if args.out is not None else tempfile.mkdtemp(prefix="neurospine-demo-")
+    report = run_demo(out, seed=args.seed, levels=args.levels, contrast=args.contrast, threads=args.threads)
     sys.stdout.write(f"demo: synthetic scan {report['image']}\n")
     sys.stdout.write(f"  truth: {', '.join(report['truth_levels'])}\n")
     sys.stdout.write(f"  found: {report['levels']} (naming {report['naming_anchor']}), {report['seconds']:.1f} s\n")
     for key, path in report["outputs"].items():
         sys.stdout.write(f"  {key:<10} {path}\n")
+    sys.stdout.write(f"demo: everything is in {Path(out).resolve()}\n")
     return 0

@@ -7,19 +7,11 @@ import math
 import sys
 from typing import Any
 
-_EPILOG = """\
-outputs:
-  CSV with one row per structure (semantic) or per instance plus one summary row per group
-  (instance): dice, iou, precision, recall, assd_mm, hd95_mm, hd_mm, volume_ref_mm3,
-  volume_pred_mm3, and for instances tp, fp, fn, rq, sq, pq (SQ = mean IoU of matched pairs).
-  Empty masks: both empty -> nan (or 1.0 / 0 mm with --empty perfect); one empty -> Dice 0 and
-  distances inf.
+from neurospine.cli.helpfmt import docs_line
 
+_EPILOG = """\
 examples:
-  neurospine evaluate sub-01_seg-spine.nii.gz ref/sub-01_seg-spine.nii.gz --out sub-01_eval.csv
-  neurospine evaluate pred_vert.nii.gz ref_vert.nii.gz --out vert.csv --mode instance --labels 20-25
-  neurospine evaluate pred_1mm.nii.gz ref.nii.gz --out eval.csv --resample
-"""
+  neurospine evaluate pred_vert.nii.gz ref_vert.nii.gz --out vert.csv --mode instance --labels 20-25"""
 
 
 def parse_labels(text: str) -> list[int]:
@@ -64,10 +56,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "evaluate",
         help="compare a predicted label map with a reference (Dice, ASSD, HD95 in mm, PQ)",
-        description="Compare a predicted label map PRED with a reference REF on the same grid and write "
-        "spacing-aware metrics (Dice, IoU, ASSD/HD95/HD in mm, volumes; PQ/SQ/RQ for instances) to a CSV.",
+        description="Score a label map PRED against a reference REF on the same grid: Dice, IoU, ASSD/HD95/HD "
+        "in mm, volumes, PQ for instances. " + docs_line("tools/evaluate.md"),
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("pred", metavar="PRED", help="predicted label map (NIfTI/NRRD/MHA or DICOM folder)")
     p.add_argument("ref", metavar="REF", help="reference label map on the same grid")
@@ -76,26 +67,32 @@ def register(sub: Any) -> None:
         "--mode",
         choices=("auto", "semantic", "instance"),
         default="auto",
-        help="semantic: one row per label; instance: match instances and score PQ; auto (default): instance "
-        "when SPINEPS instance ids (vertebrae 1-25, discs 101-199, endplates 201-299) are present",
+        metavar="MODE",
+        help="semantic, instance (matched, PQ) or auto (default: instance if SPINEPS ids)",
     )
-    p.add_argument("--labels", type=parse_labels, default=None, help="only these label values, e.g. 41,42,20-25")
+    p.add_argument(
+        "--labels", type=parse_labels, default=None, metavar="LIST", help="only these labels, e.g. 41,42,20-25"
+    )
     p.add_argument(
         "--resample",
         action="store_true",
-        help="resample PRED onto the grid of REF (nearest neighbour) when the grids differ",
+        help="resample PRED onto the grid of REF (nearest neighbour)",
     )
     p.add_argument(
-        "--empty", choices=("nan", "perfect"), default="nan", help="score when both masks are empty (default nan)"
+        "--empty",
+        choices=("nan", "perfect"),
+        default="nan",
+        metavar="AS",
+        help="both masks empty: nan (default) or perfect",
     )
     p.add_argument(
         "--match",
         choices=("iou", "hungarian", "label"),
         default="iou",
-        help="instance matching: iou (IoU > threshold, panoptic quality; default), hungarian (max total Dice, "
-        "Dice > threshold), label (same id = same instance)",
+        metavar="HOW",
+        help="iou (IoU > T, default), hungarian (max total Dice) or label (same id)",
     )
-    p.add_argument("--threshold", type=_threshold, default=0.5, help="matching threshold (default 0.5)")
+    p.add_argument("--threshold", type=_threshold, default=0.5, metavar="T", help="matching threshold (default 0.5)")
     p.add_argument("--no-distances", action="store_true", help="skip ASSD/HD95/HD (faster)")
     p.set_defaults(handler=_run)
 

@@ -6,16 +6,28 @@ import argparse
 import sys
 from typing import Any
 
+from neurospine.cli.helpfmt import docs_line
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "labels",
         help="print the SPINEPS label table or export it for ITK-SNAP / 3D Slicer",
         description="Label values of seg-spine (semantic) and seg-vert (instance) masks. "
-        "Example: neurospine labels --format itksnap --kind instance > vert.txt",
+        "Example: neurospine labels --format itksnap --kind instance > vert.txt. " + docs_line("labels.md"),
     )
-    p.add_argument("--format", choices=("table", "itksnap", "slicer"), default="table")
-    p.add_argument("--kind", choices=("semantic", "instance"), default="semantic")
+    p.add_argument(
+        "--format",
+        choices=("table", "itksnap", "slicer"),
+        default="table",
+        help="table (readable, default), itksnap (label description file) or slicer (colour table)",
+    )
+    p.add_argument(
+        "--kind",
+        choices=("semantic", "instance"),
+        default="semantic",
+        help="semantic (seg-spine structures, default) or instance (seg-vert: vertebrae, discs, endplates)",
+    )
     p.add_argument("--out", help="write to this file instead of standard output")
     p.set_defaults(handler=_run)
 

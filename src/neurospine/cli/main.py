@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from neurospine.cli.helpfmt import CommandParser
 from neurospine.errors import NeuroSpineError
 
 log = logging.getLogger("neurospine")
@@ -38,7 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     from neurospine import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="neurospine",
         description="Spine and brain MRI segmentation and biomarkers, on the CPU, with shipped models.",
     )

@@ -9,46 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DESCRIPTION = """\
-Segment vertebral bodies and intervertebral discs on one 2D image (MR, CT or X-ray) and measure them.
+from neurospine.cli.helpfmt import docs_line
 
-Input IMAGE: a 3D MR/CT volume (NIfTI, NRRD/MHA or a DICOM series folder), or a 2D image: a radiograph
-as DICOM, PNG/JPEG, or a 2D NIfTI. For a 3D volume the sagittal slice showing the most vertebral bodies
-is chosen automatically (slices within 15 mm of the left-right centre; mid-sagittal if none shows a
-body); --slice N forces slice N along the image's stored left-right voxel axis (0-based).
-Modality: --modality, else the DICOM Modality tag, else CT if intensities look like HU, else MR for 3D
-volumes. A 2D image without metadata is told by its size and intensities: radiograph-sized (longest side
->= 1000 px, or pixels <= 0.25 mm) -> X-ray; smaller with a mostly dark histogram or a bright fluid (CSF)
-column -> MR. Where these disagree, or a small image shows no MR sign (a downsized radiograph, a CT slice
-without HU and an MR slice without bright fluid look alike), the guess is reported as uncertain in the
-log and the JSON warnings: give --modality mr|ct|xray, which overrides every rule.
-Pixel size: PNG/JPEG images carry none, and a 2D NIfTI/DICOM whose stored pixel size is implausible
-(field of view over 1 m, e.g. a 1 or 2 mm placeholder on a 2800-pixel radiograph, or exactly 1 mm on
->= 768 pixels) is treated the same: the longest side is assumed to span 320 mm and heights are not in
-true mm. --pixel-mm MM sets the in-plane pixel size of any 2D input. PNG/JPEG images carry no
-orientation: they are taken as displayed (top = superior, left = anterior).
-
-Outputs in --out:
-  <stem>_slice2d_msk.nii.gz  body and disc instances. 3D input: a volume on the input's exact grid with
-                             only the chosen slice filled. 2D input: the input's grid (PNG/DICOM: rows x
-                             cols x 1). Ids: vertebra ids and 100+id for the disc below (none below S1; neurospine
-                             labels) when --lowest-level names the most inferior body; otherwise
-                             positional ids 1..N from the top (flagged in the JSON summary).
-  <stem>_slice2d.png         overlay for visual QC
-  <stem>_radiomics.csv       IBSI first-order features per body/disc (docs/radiomics.md), after IBSI
-                             re-segmentation: pixels beyond mean +- 3 sd of the region are left out
-                             (--outlier-sigma; 0 = keep every pixel)
-  <stem>_heights.csv         anterior/middle/posterior heights (mm), wedge ratio, disc heights; with
-                             anchored levels one more row, name lumbar_lordosis_L1_S1 (or _L1_L5 when S1
-                             is not found), kind angle: column lordosis_deg = Cobb angle between the L1
-                             superior endplate and the S1 superior (else L5 inferior) endplate, degrees,
-                             positive = lordotic (definition also in column lordosis_definition). A
-                             body cut by the image edge, split or of implausible size is not used as an
-                             endplate: the angle falls back to L1-L5, or the row is named lumbar_lordosis
-                             with an empty lordosis_deg; column lordosis_note says why
-
-Example: neurospine slice2d sub-01_T2w.nii.gz --out results/ --lowest-level S1
-"""
+DESCRIPTION = (
+    "Segment vertebral bodies and discs on one 2D image (MR, CT or X-ray) and measure them: IBSI radiomics, "
+    "heights and lumbar lordosis. A 3D volume gives its best sagittal slice; a 2D image is a DICOM, PNG/JPEG "
+    "or 2D NIfTI. Writes <stem>_slice2d_msk.nii.gz, <stem>_slice2d.png, <stem>_radiomics.csv and "
+    "<stem>_heights.csv. " + docs_line("tools/slice2d.md")
+)
+EXAMPLE = "Example: neurospine slice2d sub-01_T2w.nii.gz --out results/ --lowest-level S1"
 
 
 def register(sub: Any) -> None:
@@ -56,41 +25,45 @@ def register(sub: Any) -> None:
         "slice2d",
         help="2D body/disc segmentation, radiomics and heights (MR, CT, X-ray)",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLE,
     )
     p.add_argument("image", type=Path, help="3D volume, DICOM folder/file, PNG/JPEG or 2D NIfTI")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument(
         "--modality",
         choices=("mr", "ct", "xray"),
         default=None,
-        help="override modality detection (2D images without metadata may be guessed wrongly; see above)",
+        help="set the modality when the guess is flagged uncertain",
     )
     p.add_argument(
         "--pixel-mm",
         type=float,
         default=None,
         metavar="MM",
-        help="2D input: in-plane pixel size in mm (square pixels), replacing the stored, missing or placeholder one",
+        help="2D input: pixel size in mm when the file has none or a placeholder",
     )
     p.add_argument(
         "--slice",
         dest="slice_index",
+        metavar="N",
         type=int,
         default=None,
-        help="3D input: sagittal slice index along the stored left-right voxel axis",
+        help="3D input: sagittal slice index (stored left-right axis, 0-based)",
     )
     p.add_argument(
-        "--lowest-level", default=None, help="level of the most inferior body in view (e.g. S1, L5): names all levels"
+        "--lowest-level",
+        default=None,
+        metavar="LEVEL",
+        help="level of the lowest body in view (e.g. S1): names all levels",
     )
     p.add_argument(
         "--outlier-sigma",
         type=float,
         default=None,
         metavar="S",
-        help="radiomics: leave out region pixels beyond mean +- S sd (IBSI re-segmentation; default 3, 0 = off)",
+        help="radiomics: drop pixels beyond mean +- S sd (default 3; 0 = off)",
     )
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for inference (default 2)")
+    p.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads for inference (default 2)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=_run)
 

@@ -6,28 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-HELP = """\
-Segment the spine in a sagittal (or 3D isotropic) MRI: 14 SPINEPS structures, vertebra instances named
-by level, discs (100+X) and endplates (200+X), with X the vertebra above.
+from neurospine.cli.helpfmt import docs_line
 
-Input: a NIfTI/NRRD/MHA file or a DICOM series folder. Thick axial or coronal stacks are refused.
-Outputs in DIR (<stem> = input file name without extension), all on the input's exact grid:
-  <stem>_seg-spine_msk.nii.gz   semantic mask (26, 41-49, 60, 61, 62, 100)
-  <stem>_seg-vert_msk.nii.gz    instances: vertebrae by level (C2=2 ... L5=24, L6=25, T13=28, S1=26),
-                                discs 100+X, endplates 200+X
-  <stem>_seg-spine_ctd.json     vertebral-body centroids (VerSe/TPTBox JSON, PIR voxel coordinates) + model
-                                versions, naming confidence and flags
-  <stem>_seg-spine_snp.png      QC snapshot: mid-sagittal slice with overlay and level names
-  <stem>_spine.csv              level, volume_mm3, centroid (RAS mm; of the vertebral body for vertebrae, as in
-                                the JSON; centroid_of says which), naming (anchored or positional), naming_flag
-                                (1 = level name uncertain) and naming_note
-
-24 vertebrae between C2 and S1: the extra one is named L6 and flagged, because ribs are not segmented and an
-L6 cannot be told from a rib-bearing T13; --extra-vertebra t13 names it T13 (C1..T12, T13=28, L1..L5) when you
-know it carries ribs.
-
-Example: neurospine spine sub-01_T2w.nii.gz --out derivatives/spine
-"""
+HELP = (
+    "Segment the spine in a sagittal or isotropic MRI: 14 structures, vertebrae named by level, discs and "
+    "endplates. Writes <stem>_seg-spine_msk.nii.gz, _seg-vert_msk.nii.gz, _seg-spine_ctd.json, _snp.png and "
+    "_spine.csv into --out, on the input's grid. " + docs_line("tools/spine.md")
+)
+EXAMPLE = "Example: neurospine spine sub-01_T2w.nii.gz --out derivatives/spine"
 
 
 def register(sub: Any) -> None:
@@ -35,23 +21,22 @@ def register(sub: Any) -> None:
         "spine",
         help="whole-spine segmentation: structures, vertebra instances, level names",
         description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLE,
     )
     p.add_argument("image", help="sagittal or isotropic spine MRI (NIfTI, NRRD/MHA or DICOM folder)")
-    p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for the model (default 2)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads for the model (default 2)")
     p.add_argument(
         "--model",
         default="spine_semantic",
-        help="phase-1 model card (default spine_semantic, all regions). spine_semantic_lumbar adds the body refiner: "
-        "better vertebral bodies on lumbar/thoracolumbar MRI, but it misses cervical bodies",
+        metavar="NAME",
+        help="model card (default spine_semantic; spine_semantic_lumbar: lumbar only)",
     )
     p.add_argument(
         "--extra-vertebra",
         choices=("l6", "t13"),
         default=None,
-        help="name of the extra vertebra when 24 lie between C2 and S1 (default: L6, flagged as undecidable "
-        "without rib information); t13 when it carries ribs",
+        help="name of a 24th presacral vertebra (default l6, flagged)",
     )
     p.add_argument("--no-snapshot", action="store_true", help="skip the PNG snapshot")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from neurospine.cli.helpfmt import docs_line
+
 _EPILOG = """\
 outputs (in --out): synth-<seed>_img.nii.gz (image; MR scaled to about [0, 1], CT in HU),
   _seg-spine.nii.gz (SPINEPS semantic labels), _seg-vert.nii.gz (vertebra/disc/endplate instances),
@@ -13,7 +15,6 @@ outputs (in --out): synth-<seed>_img.nii.gz (image; MR scaled to about [0, 1], C
   and contact_sheet.png (mid-sagittal slices with the labels overlaid).
 example:
   neurospine synth --n 5 --contrast t2w --out synth_t2
-  neurospine synth --n 8 --contrast random --levels C2-T3 --plane sagittal --spacing 0.8 0.8 3 --out sag
 """
 
 
@@ -21,9 +22,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "synth",
         help="generate synthetic spine scans with SPINEPS labels (NIfTI + contact sheet)",
-        description="Generate synthetic spine images and label maps from seeds (deterministic, no input data).",
+        description="Generate synthetic spine images and label maps from seeds (deterministic, no input data). "
+        + docs_line("training.md"),
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--n", type=int, default=5, help="number of cases (default 5)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")

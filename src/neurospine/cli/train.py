@@ -7,6 +7,7 @@ import importlib
 import logging
 from typing import Any
 
+from neurospine.cli.helpfmt import docs_line
 from neurospine.errors import InputError
 
 #: task name -> module with ``main(argv: list[str]) -> int``
@@ -29,11 +30,12 @@ def register(sub: Any) -> None:
         "train",
         help="train (reproduce) a shipped model on this machine",
         description="Train one of the shipped models from scratch or resume from its checkpoint. Needs "
-        "`pip install 'neurospine[train]'`. Example: neurospine train spine --out runs/spine --minutes 45. "
-        "Run `neurospine train TASK --help` for the task's options.",
+        "`pip install 'neurospine[train]'`. Runs go to ./runs/<task> unless --out is given. Run `neurospine "
+        "train TASK --help` for the task's options. Example: neurospine train cord --minutes 25. "
+        + docs_line("training.md"),
     )
-    p.add_argument("task", choices=sorted(TRAINERS), help="which model to train")
-    p.add_argument("task_args", nargs=argparse.REMAINDER, help="options passed to the task's trainer")
+    p.add_argument("task", choices=sorted(TRAINERS), metavar="TASK", help="one of " + ", ".join(sorted(TRAINERS)))
+    p.add_argument("task_args", nargs=argparse.REMAINDER, metavar="...", help="options passed to the task's trainer")
     p.set_defaults(handler=_run)
 
 

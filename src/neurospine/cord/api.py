@@ -148,7 +148,14 @@ def run_file(
     timings["morphometry_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    write_qc(image, seg.cord_mask, seg.canal_mask, paths["qc"], title=f"{image.name}: red = cord, blue = canal")
+    write_qc(
+        image,
+        seg.cord_mask,
+        seg.canal_mask,
+        paths["qc"],
+        title=f"{image.name}: axial slices of the cord (left), sagittal view (right)",
+        slice_labels=[(r.position_mm, r.slice, r.level) for r in morph.slices],
+    )
     timings["qc_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 

@@ -1,14 +1,20 @@
-"""QC picture: axial mosaic of the cord with its contour, and a sagittal view (pillow, no matplotlib)."""
+"""QC picture: axial mosaic of the cord with its contour, and a sagittal view (pillow, no matplotlib).
+
+Each axial tile names its slice (the ``slice`` column of ``_csa.csv``) and level when known; the mosaic
+and the sagittal view carry orientation letters and a 10 mm scale bar, and a legend explains the colours.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw
+from PIL import Image
 from scipy import ndimage
 
+from neurospine import drawing as D
 from neurospine.io import Volume, atomic_path, reorient
 
 TILE_PX = 96
@@ -49,7 +55,8 @@ def _axial_tiles(
     cord: npt.NDArray[np.bool_],
     canal: npt.NDArray[np.bool_],
     sp: tuple[float, float, float],
-) -> list[npt.NDArray[np.uint8]]:
+) -> list[tuple[int, npt.NDArray[np.uint8]]]:
+    """(RAS slice index, tile) for up to ``MAX_TILES`` slices with cord, superior first."""
     ks = np.flatnonzero(cord.any(axis=(0, 1)))
     if ks.size > MAX_TILES:
         ks = ks[np.linspace(0, ks.size - 1, MAX_TILES).round().astype(int)]
@@ -64,7 +71,7 @@ def _axial_tiles(
         # display: anterior up, patient right on the left (radiological)
         rgb = np.flip(np.transpose(rgb, (1, 0, 2)), axis=0)
         tile = Image.fromarray(np.ascontiguousarray(rgb)).resize((TILE_PX, TILE_PX), Image.Resampling.NEAREST)
-        tiles.append(np.asarray(tile))
+        tiles.append((int(k), np.asarray(tile)))
     return tiles
 
 
@@ -90,6 +97,20 @@ def _sagittal(
     return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height_px), Image.Resampling.BILINEAR))
 
 
+def _tile_captions(ras: Volume, ks: Sequence[int], slice_labels: Sequence[tuple[float, int, str]] | None) -> list[str]:
+    """'sl 34 C3' per tile: the input slice and level of the nearest measured slice, else the height in mm."""
+    out = []
+    for k in ks:
+        z_mm = float((ras.affine @ np.array([0.0, 0.0, float(k), 1.0]))[2])
+        if slice_labels:
+            pos, index, level = min(slice_labels, key=lambda row: abs(row[0] - z_mm))
+            if abs(pos - z_mm) <= max(ras.spacing_mm[2], 1.0):
+                out.append(f"sl {index} {level}".strip())
+                continue
+        out.append(f"z {z_mm:+.0f} mm")
+    return out
+
+
 def write_qc(
     image: Volume,
     cord_mask: npt.NDArray[np.generic],
@@ -97,8 +118,13 @@ def write_qc(
     path: str | Path,
     *,
     title: str = "",
+    slice_labels: Sequence[tuple[float, int, str]] | None = None,
 ) -> Path:
-    """Write the QC PNG (axial mosaic left, sagittal view right, title on top)."""
+    """Write the QC PNG (axial mosaic left, sagittal view right, title on top, legend below).
+
+    ``slice_labels``: (position_mm, slice, level) of the measured slices (``Morphometry.slices``), to
+    caption each tile with its input slice index and level; without them tiles show their height in mm.
+    """
     ras, _ = reorient(image, "RAS")
     cord = np.asarray(reorient(image.with_data(np.asarray(cord_mask) > 0), "RAS")[0].data, dtype=bool)
     canal = (
@@ -109,22 +135,51 @@ def write_qc(
     img = np.asarray(ras.data, dtype=np.float32)
     sp = ras.spacing_mm
     tiles = _axial_tiles(img, cord, canal, sp)
+    captions = _tile_captions(ras, [k for k, _t in tiles], slice_labels)
     cols = 6
     rows = max(1, -(-len(tiles) // cols))
     mosaic = np.zeros((rows * TILE_PX, cols * TILE_PX, 3), dtype=np.uint8)
-    for n, t in enumerate(tiles):
+    for n, (_k, t) in enumerate(tiles):
         r, c = divmod(n, cols)
         mosaic[r * TILE_PX : (r + 1) * TILE_PX, c * TILE_PX : (c + 1) * TILE_PX] = t
     height = max(rows * TILE_PX, 4 * TILE_PX)
     sag = _sagittal(img, cord, canal, sp, height)
-    canvas = Image.new("RGB", (mosaic.shape[1] + sag.shape[1] + 8, height + 20), (0, 0, 0))
-    canvas.paste(Image.fromarray(mosaic), (0, 20))
-    canvas.paste(Image.fromarray(sag), (mosaic.shape[1] + 8, 20))
-    draw = ImageDraw.Draw(canvas)
-    text = title or ("no cord found" if not tiles else f"{len(tiles)} axial slices; red = cord, blue = canal")
-    draw.text((4, 4), text, fill=(255, 255, 255))
+    margin = D.FONT_PX + 6
+    top = 22 + margin
+    width = mosaic.shape[1] + sag.shape[1] + 5 * margin
+    canvas, draw = D.new_canvas(width, top + height + margin + 2 * (D.FONT_PX + 4) + 6)
+    x_mos = margin
+    canvas.paste(Image.fromarray(mosaic), (x_mos, top))
+    x_sag = x_mos + mosaic.shape[1] + 3 * margin
+    canvas.paste(Image.fromarray(sag), (x_sag, top))
+    for n, caption in enumerate(captions):
+        r, c = divmod(n, cols)
+        x0, y0 = x_mos + c * TILE_PX, top + r * TILE_PX
+        draw.rectangle((x0, y0, x0 + TILE_PX - 1, y0 + TILE_PX - 1), outline=(40, 40, 40))
+        D.outlined_text(draw, (x0 + 2, y0 + 1), caption, size=10)
+    if tiles:  # tiles: anterior up, patient right on the left (radiological); sagittal: superior up, anterior right
+        D.orientation_letters(
+            draw,
+            (0, top - margin, x_mos + cols * TILE_PX + margin, top + rows * TILE_PX + margin),
+            "A",
+            "P",
+            "R",
+            "L",
+        )
+        bar_px = round(10 * TILE_PX / WINDOW_MM)
+        D.scale_bar(draw, (x_mos + TILE_PX - 6 - bar_px, top + TILE_PX - 4), TILE_PX / WINDOW_MM)
+    sag_mm_per_px = img.shape[2] * sp[2] / height
+    D.orientation_letters(
+        draw, (x_sag - margin, top - margin, x_sag + sag.shape[1] + margin, top + height + margin), "S", "I", "P", "A"
+    )
+    D.scale_bar(draw, (x_sag + 4, top + height - 4), 1.0 / sag_mm_per_px)
+    text = title or ("no cord found" if not tiles else f"{len(tiles)} axial slices")
+    D.outlined_text(draw, (4, 4), text)
     if not tiles:
-        draw.text((4, 30), "NO CORD FOUND", fill=(255, 80, 80))
+        D.outlined_text(draw, (4, top + 10), "NO CORD FOUND", fill=(255, 80, 80))
+    note = "each tile: 'sl N LEVEL' = slice N of the input (as in _csa.csv) and its level, if known"
+    D.legend(draw, (4, top + height + margin), [("cord outline", [CORD_RGB]), ("canal outline", [CANAL_RGB])])
+    D.outlined_text(draw, (4, top + height + margin + D.FONT_PX + 4), note, size=10)
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
     return Path(path)

@@ -23,7 +23,7 @@ from neurospine.cord.data import PatchConfig, TrainVolume, load_cache, load_real
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUT = Path("/work/runs/cord")
+DEFAULT_OUT = Path("runs") / "cord"
 SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "models" / "weights"
 MODEL_NAME = "cord_softseg"
@@ -59,18 +59,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="comma-separated synthetic contrasts, cycled by seed (repeat a name to draw it more often)",
     )
     p.add_argument("--real-weight", type=float, default=0.25, help="share of patches drawn from real volumes")
-    p.add_argument("--shared-data", type=Path, default=SHARED_DATA)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--patch", type=int, default=64)
-    p.add_argument("--base", type=int, default=16)
-    p.add_argument("--depth", type=int, default=4)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--shared-data", type=Path, default=SHARED_DATA, help="shared data folder (default ../shared/data)")
+    p.add_argument("--batch", type=int, default=16, help="training batch size (default %(default)s)")
+    p.add_argument("--patch", type=int, default=64, help="training patch edge in voxels (default %(default)s)")
+    p.add_argument("--base", type=int, default=16, help="channels of the first U-Net stage (default %(default)s)")
+    p.add_argument("--depth", type=int, default=4, help="U-Net depth in stages (default %(default)s)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and sampling seed (default %(default)s)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default %(default)s)")
     p.add_argument("--val-every", type=int, default=250, help="steps between validations")
-    p.add_argument("--ckpt-minutes", type=float, default=3.0)
+    p.add_argument(
+        "--ckpt-minutes",
+        type=float,
+        default=3.0,
+        help="write a checkpoint every this many minutes (default %(default)s)",
+    )
     p.add_argument("--export-dir", type=Path, default=WEIGHTS_DIR, help="where the ONNX model and card go")
-    p.add_argument("--no-export", action="store_true")
+    p.add_argument("--no-export", action="store_true", help="train only; do not export ONNX and the model card")
     return p.parse_args(argv)
 
 

@@ -48,7 +48,7 @@ DISC_DICE_WEIGHT = 0.5
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="neurospine train slice2d", description=__doc__)
-    p.add_argument("--out", type=Path, default=Path("/work/runs/slice2d"), help="run folder (checkpoints, caches)")
+    p.add_argument("--out", type=Path, default=Path("runs") / "slice2d", help="run folder (checkpoints, caches)")
     p.add_argument("--data", type=Path, default=None, help="folder of the shared data (default ../shared/data)")
     p.add_argument("--minutes", type=float, default=20.0, help="CPU-time budget in minutes (whole run, resumes count)")
     p.add_argument(
@@ -57,12 +57,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="also stop after this much wall-clock time in this session (shared machines)",
     )
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--crop", type=int, default=160)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default %(default)s)")
+    p.add_argument("--batch", type=int, default=8, help="training batch size (default %(default)s)")
+    p.add_argument("--crop", type=int, default=160, help="training crop edge in pixels (default %(default)s)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
     p.add_argument("--synth", type=int, default=60, help="synthetic slices per modality (0 = none)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="initialisation and sampling seed (default %(default)s)")
     p.add_argument(
         "--synth-weight",
         type=float,
@@ -114,7 +114,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="version written into the exported card (name a candidate run so it cannot be mistaken for the "
         "shipped model; the default is the shipped version)",
     )
-    p.add_argument("--checkpoint-minutes", type=float, default=2.0)
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=2.0,
+        help="write a checkpoint every this many minutes (default %(default)s)",
+    )
     p.add_argument("--export-only", action="store_true", help="export the current checkpoint and stop (no training)")
     p.add_argument(
         "--calibrate-only",

@@ -312,8 +312,16 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
     O.write_table(paths["table"], rows, positional=seg.naming.positional, notes=uncertain_notes(seg.naming))
     outputs = dict(paths)
     if options.get("snapshot", True):
-        title = f"{stem_of(image_path)}  naming: {seg.naming.anchor} ({seg.naming.confidence:.2f})"
-        O.write_snapshot(paths["snapshot"], seg.grid.image, seg.seg_vert_model, seg.grid.spacing_mm, seg.names, title)
+        O.write_snapshot(
+            paths["snapshot"],
+            seg.grid.image,
+            seg.seg_vert_model,
+            seg.grid.spacing_mm,
+            seg.names,
+            f"{stem_of(image_path)}: mid-sagittal slice; right, the segmentation with level names",
+            naming_line=O.naming_sentence(seg.naming.anchor, seg.naming.confidence),
+            body_pir=np.isin(seg.classes, (C.CORPUS, C.ENDPLATE)),
+        )
     else:
         outputs.pop("snapshot")
     timings = dict(seg.timings_s)

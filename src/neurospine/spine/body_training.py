@@ -34,7 +34,7 @@ from neurospine.spine import training as T
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUT = Path("/work/runs/spine-body")
+DEFAULT_OUT = Path("runs") / "spine-body"
 MODEL_NAME = "spine_body"
 MODEL_VERSION = "0.1.0"  # 0.2.0 (cervical synthetic regions) was tried and not shipped
 UNET_KW: dict[str, Any] = T.UNET_KW  # the same U-Net as the semantic model: both read the same input
@@ -93,10 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folder (checkpoint, log, exported model)")
     p.add_argument("--data", type=Path, default=D.shared_root(), help="shared data folder (fcs_* sets)")
     p.add_argument("--minutes", type=float, default=35.0, help="training wall-time budget (resumed runs continue)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch", type=int, default=6)
-    p.add_argument("--patch", type=int, default=160)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default %(default)s)")
+    p.add_argument("--batch", type=int, default=6, help="training batch size (default %(default)s)")
+    p.add_argument("--patch", type=int, default=160, help="training patch edge in voxels (default %(default)s)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
     p.add_argument("--synth-fraction", type=float, default=0.2, help="share of samples from the synthetic engine")
     p.add_argument("--keep-contrast", type=float, default=0.4, help="share of real samples left unchanged")
     p.add_argument("--synth-pool", type=int, default=8, help="synthetic volumes kept in memory")
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="ignore a band this many voxels wide around synthetic body outlines (outline learned from real labels)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="initialisation and sampling seed (default %(default)s)")
     p.add_argument("--export-only", action="store_true", help="export the checkpoint to ONNX and stop")
     return p
 

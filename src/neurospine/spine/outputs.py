@@ -191,14 +191,77 @@ def write_table(
 
 def _colour(label: int) -> tuple[int, int, int]:
     if label >= ENDPLATE_OFFSET:
-        return (120, 220, 220)
+        return ENDPLATE_RGB
     if label > DISC_OFFSET:
-        return (60, 200, 90)
+        return DISC_RGB
     if label == 26:
-        return (230, 170, 60)
+        return SACRUM_RGB
     rng = np.random.default_rng(label * 7919)
     c = rng.integers(60, 256, 3)
     return (int(c[0]), int(c[1]), int(c[2]))
+
+
+DISC_RGB = (60, 200, 90)
+ENDPLATE_RGB = (120, 220, 220)
+SACRUM_RGB = (230, 170, 60)
+#: smallest snapshot height (px); a whole spine is about 600 mm tall
+SNAPSHOT_MIN_PX = 640
+
+
+def naming_sentence(anchor: str, confidence: float) -> str:
+    """How the level names were found, in plain words, for the snapshot and messages."""
+    conf = f"confidence {confidence:.2f}"
+    if anchor == "S1":
+        return f"Levels counted up from the sacrum; {conf}."
+    if anchor == "C2":
+        return f"Levels counted down from C2; {conf}."
+    if anchor == "S1+C2":
+        return f"Levels counted from the sacrum and C2, both in view; {conf}."
+    if anchor == "positional":
+        return f"No sacrum or C2 visible: levels are a guess from the column's shape ({conf}); check them."
+    return f"Levels named from {anchor}; {conf}."
+
+
+def _label_anchors(
+    lab_img: npt.NDArray[np.integer],
+    body_img: npt.NDArray[np.bool_] | None,
+    names: Mapping[int, str],
+    off_slice: Mapping[int, tuple[float, float]],
+) -> list[tuple[str, float, float, bool]]:
+    """(name, x, y, on_slice) at the centroid of each named vertebra's body on the slice (its largest piece).
+
+    A vertebra that does not cross the slice is placed at its 3D centroid (``off_slice``, in panel pixels)
+    and marked ``on_slice=False``.
+    """
+    out = []
+    for value, name in names.items():
+        if value <= 0 or value >= DISC_OFFSET:
+            continue
+        m = lab_img == value
+        if body_img is not None and (m & body_img).any():
+            m = m & body_img
+        if not m.any():
+            if value in off_slice:
+                out.append((name, *off_slice[value], False))
+            continue
+        comps, n = ndimage.label(m)
+        if n > 1:
+            sizes = np.bincount(comps.ravel())[1:]
+            m = comps == (int(np.argmax(sizes)) + 1)
+        ys, xs = np.nonzero(m)
+        out.append((name, float(xs.mean()), float(ys.mean()), True))
+    return out
+
+
+def _legend_items(present: list[int], off_slice: bool) -> list[tuple[str, list[tuple[int, int, int]]]]:
+    vert_colours = [_colour(v) for v in present if 0 < v < DISC_OFFSET and v != 26][:3] or [_colour(20)]
+    items: list[tuple[str, list[tuple[int, int, int]]]] = [("vertebra (one colour each)", vert_colours)]
+    if 26 in present:
+        items.append(("sacrum", [SACRUM_RGB]))
+    items += [("disc", [DISC_RGB]), ("endplate", [ENDPLATE_RGB])]
+    if off_slice:
+        items.append(("grey name: vertebra off this slice, at its centre", []))
+    return items
 
 
 def write_snapshot(
@@ -208,9 +271,20 @@ def write_snapshot(
     spacing_pir: tuple[float, float, float],
     names: dict[int, str],
     title: str,
+    *,
+    naming_line: str | None = None,
+    body_pir: npt.NDArray[np.bool_] | None = None,
 ) -> Path:
-    """Mid-sagittal image and the same slice with the instance overlay and level names (PNG)."""
+    """Mid-sagittal slice, plain and with the instance overlay, for a reader without the manual (PNG).
+
+    Header: ``title`` and ``naming_line`` (how the levels were named, :func:`naming_sentence`). Panels:
+    orientation letters (S/I/A/P), a 10 mm scale bar, level names at the vertebral-body centroids (moved
+    apart where they would overlap, with a leader line back to the body; ``body_pir`` marks body voxels,
+    else the whole vertebra is used). Footer: the colour legend.
+    """
     from PIL import Image, ImageDraw
+
+    from neurospine import drawing as D
 
     img = np.asarray(image_pir, dtype=np.float32)
     inst = np.asarray(inst_pir)
@@ -223,31 +297,69 @@ def write_snapshot(
     lo, hi = np.percentile(img, [0.5, 99.5])
     grey = np.clip((sl - lo) / max(hi - lo, 1e-6), 0, 1)
     lab = inst[:, :, r].T
-    # resample to square pixels, at least 512 px tall
+    # resample to square pixels, at least SNAPSHOT_MIN_PX tall
     sp_p, sp_i = spacing_pir[0], spacing_pir[1]
     height_mm, width_mm = lab.shape[0] * sp_i, lab.shape[1] * sp_p
-    scale = max(1.0, 512.0 / height_mm)
+    scale = max(1.0, SNAPSHOT_MIN_PX / height_mm)  # px per mm
     size = (max(1, round(width_mm * scale)), max(1, round(height_mm * scale)))
     base = Image.fromarray((grey * 255).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR).convert("RGB")
     lab_img = np.asarray(Image.fromarray(lab.astype(np.int32)).resize(size, Image.Resampling.NEAREST))
+    body_img = None
+    if body_pir is not None:
+        body_sl = np.asarray(body_pir)[:, :, r].T.astype(np.uint8)
+        body_img = np.asarray(Image.fromarray(body_sl).resize(size, Image.Resampling.NEAREST)) > 0
+    off_slice: dict[int, tuple[float, float]] = {}
+    for value in names:
+        if 0 < value < DISC_OFFSET and not (lab == value).any() and (inst == value).any():
+            c = ndimage.center_of_mass(inst == value)  # (P, I, R) voxels
+            off_slice[value] = ((c[0] + 0.5) * sp_p * scale, (c[1] + 0.5) * sp_i * scale)
     rgb = np.asarray(base, dtype=np.float32)
     over = rgb.copy()
-    for value in np.unique(lab_img):
-        if value == 0:
-            continue
-        over[lab_img == value] = 0.45 * rgb[lab_img == value] + 0.55 * np.array(_colour(int(value)))
+    present = [int(v) for v in np.unique(lab_img) if v != 0]
+    for value in present:
+        over[lab_img == value] = 0.45 * rgb[lab_img == value] + 0.55 * np.array(_colour(value))
     panel = Image.fromarray(over.astype(np.uint8))
-    draw = ImageDraw.Draw(panel)
-    for value, name in names.items():
-        m = lab_img == value
-        if not m.any():
-            continue
-        ys, xs = np.nonzero(m)
-        draw.text((int(xs.min()) + 2, int(ys.mean()) - 5), name, fill=(255, 255, 255))
-    canvas = Image.new("RGB", (size[0] * 2 + 10, size[1] + 22), (0, 0, 0))
-    canvas.paste(base, (0, 22))
-    canvas.paste(panel, (size[0] + 10, 22))
-    ImageDraw.Draw(canvas).text((4, 4), title[:120], fill=(255, 255, 255))
+
+    margin = D.FONT_PX + 6  # room for the orientation letters around each panel
+    gap = 2 * margin
+    width = max(2 * size[0] + gap + 2 * margin, 440)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    header = D.wrap_to_width(probe, title, width - 8)
+    n_title = len(header)
+    header += D.wrap_to_width(probe, naming_line or "", width - 8)
+    line_h = D.FONT_PX + 4
+    top = 4 + line_h * len(header) + 4 + margin
+    items = _legend_items(present, bool(off_slice))
+    foot = margin + 4 + D.legend(probe, (6, 0), items, max_x=width - 4) + 4
+    canvas, draw = D.new_canvas(width, top + size[1] + foot)
+    x_left = (width - (2 * size[0] + gap)) // 2
+    x_right = x_left + size[0] + gap
+    canvas.paste(base, (x_left, top))
+    canvas.paste(panel, (x_right, top))
+    guess = bool(naming_line) and str(naming_line).startswith("No sacrum")
+    for n, line in enumerate(header):
+        D.outlined_text(draw, (4, 4 + n * line_h), line, fill=D.YELLOW if n >= n_title and guess else D.WHITE)
+
+    # level names at body centroids, spread apart vertically
+    anchors = _label_anchors(lab_img, body_img, names, off_slice)
+    text_h = D.FONT_PX + 2
+    ys = D.spread_labels([y - text_h / 2 for _n, _x, y, _on in anchors], text_h, 0, size[1])
+    for (name, x, y, on_slice), ty in zip(anchors, ys, strict=True):
+        tw, _ = D.text_size(draw, name)
+        tx = min(max(x - tw / 2, 0), size[0] - tw)
+        cx, cy = x_right + x, top + y
+        colour = D.WHITE if on_slice else D.GREY
+        if abs(ty + text_h / 2 - y) > text_h / 2:
+            draw.line((cx, cy, x_right + tx + tw / 2, top + ty + text_h / 2), fill=colour, width=1)
+        draw.ellipse((cx - 2, cy - 2, cx + 2, cy + 2), fill=colour, outline=D.BLACK)
+        D.outlined_text(draw, (x_right + tx, top + ty), name, fill=colour)
+
+    for x0 in (x_left, x_right):
+        D.orientation_letters(
+            draw, (x0 - margin, top - margin, x0 + size[0] + margin, top + size[1] + margin), "S", "I", "A", "P"
+        )
+    D.scale_bar(draw, (x_left + 6, top + size[1] - 6), scale, 10.0)
+    D.legend(draw, (6, top + size[1] + margin + 4), items, max_x=width - 4)
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
     return path

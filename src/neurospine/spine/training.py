@@ -37,7 +37,7 @@ from neurospine.spine import data as D
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUT = Path("/work/runs/spine")
+DEFAULT_OUT = Path("runs") / "spine"
 MODEL_NAME = "spine_semantic"
 MODEL_VERSION = "0.4.0"
 UNET_KW: dict[str, Any] = {"base": 16, "depth": 5, "dims": 2}

@@ -1,6 +1,6 @@
 """Are the VB1 vertebral-body references laterally incomplete? Reference shape, image evidence, our excess.
 
-Run from the repository root: ``python -m benchmarks.spine_reference_check``. Writes
+Run from the repository root: ``python -m benchmarks.analyses.spine_reference_check``. Writes
 ``benchmarks/results/spine_reference_check.{md,json,png}``.
 
 The spine benchmark finds our bodies 8.1 mm wider (left-right) than the VB1 references and 2.3 mm wider than
