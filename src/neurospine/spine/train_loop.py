@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from neurospine.spine import training as T
+from neurospine.spine import train_batches as T
 
 log = logging.getLogger(__name__)
 
