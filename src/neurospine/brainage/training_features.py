@@ -91,11 +91,13 @@ def lodo_summary(benchmark_json: Path) -> dict[str, Any]:
     """Leave-one-dataset/site-out MAE (20 local controls) per held-out group from a brainage benchmark run."""
     res = json.loads(benchmark_json.read_text(encoding="utf-8"))
     out: dict[str, Any] = {}
-    if "features_cv" in res:
-        cv = res["features_cv"]["mean_over_folds"]
+    # benchmarks/brainage.py writes features_cv/features_lodo; benchmarks/brainage_regional.py writes cv (per
+    # candidate column set) and lodo of the chosen one
+    cv_run = res.get("features_cv") or res.get("cv", {}).get(res.get("chosen", ""))
+    if cv_run:
+        cv = cv_run["mean_over_folds"]
         out["cv"] = {
-            "protocol": f"{res['features_cv']['repeats']}x{res['features_cv']['folds']}-fold subject-wise CV, "
-            "all pooled subjects",
+            "protocol": f"{cv_run['repeats']}x{cv_run['folds']}-fold subject-wise CV, all pooled subjects",
             "mae_years": cv["mae_years"],
             "coverage_95": cv["coverage_95"],
         }
@@ -104,7 +106,7 @@ def lodo_summary(benchmark_json: Path) -> dict[str, Any]:
         "protocol": "model trained without the held-out group; 20 random local subjects recalibrate, the rest "
         "are evaluated; mean of 10 draws",
     }
-    for r in res.get("features_lodo", []):
+    for r in res.get("features_lodo", res.get("lodo", [])):
         out[r["held_out"]] = {
             "n": r["n_test"],
             "mae_raw_years": r["mae_no_recalibration"],
