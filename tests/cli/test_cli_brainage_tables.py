@@ -163,3 +163,18 @@ def test_t1_ages_without_an_id_column_is_exit_2(ixi_pair, tmp_path, capsys):
     args = ["brainage", "t1", str(images[0]), "--ages", str(ages), "--id-column", "scan", "--passes", "2"]
     rc = main([*args, "--threads", "1", "--out", str(out)])
     assert rc == 0 and float(_read(out)[0]["age"]) == pytest.approx(float(rows[0]["age"]))
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "expected"),
+    [("spine", "brainage_features", "spine_semantic"), ("cord", "brainage_t1", "cord_softseg")],
+)
+def test_a_model_name_of_another_task_is_exit_2_naming_the_right_ones(tmp_path, capsys, command, name, expected):
+    from neurospine.io import save_volume
+    from tests.conftest import make_volume
+
+    img = save_volume(make_volume((40, 48, 12), (1.0, 1.0, 3.0), "PIR"), tmp_path / "sub-01_T2w.nii.gz")
+    extra = ["--no-auto-levels"] if command == "cord" else []
+    rc = main([command, str(img), "--out", str(tmp_path / "o"), "--model", name, "--threads", "1", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and f"'{name}' is not a {command} model" in err and expected in err
