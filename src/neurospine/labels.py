@@ -208,11 +208,17 @@ def all_label_rows(kind: str = "semantic") -> list[LabelInfo]:
     raise ValueError(f"unknown label table {kind!r}; use one of {', '.join(TABLE_KINDS)}")
 
 
+def _read_only_note(kind: str) -> list[str]:
+    values = [str(r.value) for r in all_label_rows(kind) if not r.written]
+    return [f"# values {', '.join(values)}: in reference maps only, never written by neurospine"] if values else []
+
+
 def export_itksnap(kind: str = "semantic") -> str:
     """ITK-SNAP label description file text."""
     lines = [
         "# ITK-SnAP Label Description File",
         f"# neurospine labels, kind {kind}: {KIND_FILES[kind]}",
+        *_read_only_note(kind),
         "# IDX  -R-  -G-  -B-  -A--  VIS MSH  LABEL",
         '    0    0    0    0     0  0  0    "Clear Label"',
     ]
@@ -227,6 +233,7 @@ def export_slicer(kind: str = "semantic") -> str:
     lines = [
         "# 3D Slicer colour table exported by neurospine",
         f"# kind {kind}: {KIND_FILES[kind]}",
+        *_read_only_note(kind),
         "0 background 0 0 0 0",
     ]
     for row in all_label_rows(kind):
