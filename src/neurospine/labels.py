@@ -2,6 +2,18 @@
 
 Semantic values (``seg-spine``) and instance values (``seg-vert``) used by masks, tables, CLI help
 and colour tables. Values follow TPTBox ``Location`` and ``vert_constants``.
+
+The vertebral body: the spine pipeline (like SPINEPS' semantic output) writes the whole body as 49. TPTBox
+calls 49 ``Vertebra_Corpus_border`` and 50 ``Vertebra_Corpus`` because its subregion reference maps split
+the body into a rim (49) and an inner part (50); neurospine reads both as the body
+(``spine.classes.spineps_to_net``) and never writes 50. So the tables name 49 ``vertebra_corpus`` and 50
+``vertebra_corpus_inner`` (``written=False``, like the endplate halves 52/53 of reference maps).
+
+Tables (:data:`TABLE_KINDS`, ``neurospine labels --kind``), one per kind of mask file
+(:data:`KIND_FILES`): ``semantic`` and ``instance`` (spine; ``instance`` also for the slice2d mask with
+anchored level names), ``cord`` and ``canal`` (the binary masks of ``neurospine cord``, 1 = the structure)
+and ``positional`` (the slice2d mask without a level anchor: bodies 1..N from the top, ``100 + id`` for
+the disc below).
 """
 
 from __future__ import annotations
@@ -22,8 +34,8 @@ class Structure(IntEnum):
     SUP_ARTICULAR_R = 46
     INF_ARTICULAR_L = 47
     INF_ARTICULAR_R = 48
-    CORPUS_BORDER = 49
-    CORPUS = 50
+    CORPUS = 49  # the whole vertebral body as neurospine/SPINEPS write it (TPTBox: Vertebra_Corpus_border)
+    CORPUS_INNER = 50  # TPTBox Vertebra_Corpus: inner body of subregion reference maps; never written
     ENDPLATE_SUP = 52
     ENDPLATE_INF = 53
     CORD = 60
@@ -38,6 +50,8 @@ class LabelInfo:
     name: str
     region: str
     rgb: tuple[int, int, int]
+    #: False: a value of reference maps that neurospine reads but never writes
+    written: bool = True
 
 
 SEMANTIC_LABELS: tuple[LabelInfo, ...] = (
@@ -50,10 +64,10 @@ SEMANTIC_LABELS: tuple[LabelInfo, ...] = (
     LabelInfo(46, "superior_articular_right", "posterior", (60, 90, 190)),
     LabelInfo(47, "inferior_articular_left", "posterior", (200, 90, 200)),
     LabelInfo(48, "inferior_articular_right", "posterior", (170, 60, 170)),
-    LabelInfo(49, "vertebra_corpus_border", "corpus", (250, 230, 150)),
-    LabelInfo(50, "vertebra_corpus", "corpus", (245, 215, 110)),
-    LabelInfo(52, "endplate_superior", "endplate", (140, 230, 230)),
-    LabelInfo(53, "endplate_inferior", "endplate", (100, 200, 200)),
+    LabelInfo(49, "vertebra_corpus", "corpus", (245, 215, 110)),
+    LabelInfo(50, "vertebra_corpus_inner", "corpus", (250, 230, 150), written=False),
+    LabelInfo(52, "endplate_superior", "endplate", (140, 230, 230), written=False),
+    LabelInfo(53, "endplate_inferior", "endplate", (100, 200, 200), written=False),
     LabelInfo(60, "spinal_cord", "neural", (255, 255, 0)),
     LabelInfo(61, "spinal_canal", "neural", (60, 180, 255)),
     LabelInfo(62, "endplate", "endplate", (120, 220, 220)),
@@ -137,8 +151,32 @@ def _instance_rgb(value: int) -> tuple[int, int, int]:
     return base
 
 
+#: kinds of label table, one per kind of mask file
+TABLE_KINDS: tuple[str, ...] = ("semantic", "instance", "cord", "canal", "positional")
+#: the files each table describes (``<stem>`` = input name without extension)
+KIND_FILES: dict[str, str] = {
+    "semantic": "<stem>_seg-spine_msk.nii.gz (neurospine spine)",
+    "instance": "<stem>_seg-vert_msk.nii.gz (neurospine spine); <stem>_slice2d_msk.nii.gz with --lowest-level "
+    "(neurospine slice2d)",
+    "cord": "<stem>_seg-cord_msk.nii.gz (neurospine cord; binary)",
+    "canal": "<stem>_seg-canal_msk.nii.gz (neurospine cord; binary, includes the cord)",
+    "positional": "<stem>_slice2d_msk.nii.gz without --lowest-level (neurospine slice2d; positional ids from the top)",
+}
+#: positional slice2d ids go up to the number of bodies in view + 1 (a spine has at most 33 vertebrae)
+MAX_POSITIONAL = 40
+
+
+def positional_name(value: int) -> str:
+    """Name of a positional slice2d id: ``body3``, or ``disc3`` for ``103`` (the disc below body 3)."""
+    if 1 <= value <= MAX_POSITIONAL:
+        return f"body{value}"
+    if DISC_OFFSET < value <= DISC_OFFSET + MAX_POSITIONAL:
+        return f"disc{value - DISC_OFFSET}"
+    raise KeyError(f"{value} is not a positional slice2d label value")
+
+
 def all_label_rows(kind: str = "semantic") -> list[LabelInfo]:
-    """Rows of the semantic or instance table, for export and CLI help."""
+    """Rows of one table (:data:`TABLE_KINDS`), for export and CLI help."""
     if kind == "semantic":
         return list(SEMANTIC_LABELS)
     if kind == "instance":
@@ -156,13 +194,31 @@ def all_label_rows(kind: str = "semantic") -> list[LabelInfo]:
                 )
             )
         return sorted(rows, key=lambda r: r.value)
-    raise ValueError(f"unknown label table {kind!r}; use 'semantic' or 'instance'")
+    if kind == "cord":
+        return [LabelInfo(1, semantic_info(Structure.CORD).name, "neural", semantic_info(Structure.CORD).rgb)]
+    if kind == "canal":
+        return [LabelInfo(1, semantic_info(Structure.CANAL).name, "neural", semantic_info(Structure.CANAL).rgb)]
+    if kind == "positional":
+        rows = [LabelInfo(v, positional_name(v), "vertebra", _instance_rgb(v)) for v in range(1, MAX_POSITIONAL + 1)]
+        rows += [
+            LabelInfo(DISC_OFFSET + v, positional_name(DISC_OFFSET + v), "disc", _instance_rgb(DISC_OFFSET + v))
+            for v in range(1, MAX_POSITIONAL + 1)
+        ]
+        return rows
+    raise ValueError(f"unknown label table {kind!r}; use one of {', '.join(TABLE_KINDS)}")
+
+
+def _read_only_note(kind: str) -> list[str]:
+    values = [str(r.value) for r in all_label_rows(kind) if not r.written]
+    return [f"# values {', '.join(values)}: in reference maps only, never written by neurospine"] if values else []
 
 
 def export_itksnap(kind: str = "semantic") -> str:
     """ITK-SNAP label description file text."""
     lines = [
         "# ITK-SnAP Label Description File",
+        f"# neurospine labels, kind {kind}: {KIND_FILES[kind]}",
+        *_read_only_note(kind),
         "# IDX  -R-  -G-  -B-  -A--  VIS MSH  LABEL",
         '    0    0    0    0     0  0  0    "Clear Label"',
     ]
@@ -174,8 +230,24 @@ def export_itksnap(kind: str = "semantic") -> str:
 
 def export_slicer(kind: str = "semantic") -> str:
     """3D Slicer colour table (``.ctbl``/``.txt``) text."""
-    lines = ["# 3D Slicer colour table exported by neurospine", "0 background 0 0 0 0"]
+    lines = [
+        "# 3D Slicer colour table exported by neurospine",
+        f"# kind {kind}: {KIND_FILES[kind]}",
+        *_read_only_note(kind),
+        "0 background 0 0 0 0",
+    ]
     for row in all_label_rows(kind):
         r, g, b = row.rgb
         lines.append(f"{row.value} {row.name} {r} {g} {b} 255")
     return "\n".join(lines) + "\n"
+
+
+def export_json(kind: str = "semantic") -> str:
+    """JSON text: ``{"kind", "files", "labels": [{"value", "name", "region", "rgb", "written"}]}``."""
+    import json
+
+    rows = [
+        {"value": r.value, "name": r.name, "region": r.region, "rgb": list(r.rgb), "written": r.written}
+        for r in all_label_rows(kind)
+    ]
+    return json.dumps({"kind": kind, "files": KIND_FILES[kind], "labels": rows}, indent=1) + "\n"

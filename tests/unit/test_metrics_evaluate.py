@@ -29,7 +29,7 @@ def make_affine(spacing_mm, axcodes="RAS", origin=(0.0, 0.0, 0.0)):
 
 def semantic_pair():
     ref = np.zeros((40, 30, 8), dtype=np.uint8)
-    ref[5:25, 5:20, 2:6] = 50
+    ref[5:25, 5:20, 2:6] = 49  # the vertebral body as neurospine writes it
     ref[25:30, 5:20, 2:6] = 100
     pred = ref.copy()
     pred[5:7] = 0  # corpus loses 2 of 20 rows
@@ -40,7 +40,7 @@ def semantic_pair():
 def test_semantic_rows():
     pred, ref = semantic_pair()
     rows = evaluate_arrays(pred, ref, SP, mode="semantic")
-    assert [r["label"] for r in rows] == [50, 100]
+    assert [r["label"] for r in rows] == [49, 100]
     assert all(tuple(r) == COLUMNS for r in rows)
     corpus, disc = rows
     assert corpus["name"] == "vertebra_corpus" and disc["name"] == "intervertebral_disc"
@@ -55,7 +55,7 @@ def test_semantic_rows():
 
 def test_requested_absent_label_follows_policy():
     pred, ref = semantic_pair()
-    rows = evaluate_arrays(pred, ref, SP, mode="semantic", labels=[50, 60])
+    rows = evaluate_arrays(pred, ref, SP, mode="semantic", labels=[49, 60])
     cord = rows[1]
     assert cord["label"] == 60 and cord["name"] == "spinal_cord"
     assert math.isnan(cord["dice"]) and math.isnan(cord["hd95_mm"])

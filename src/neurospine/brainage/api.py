@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from neurospine.brainage.features import read_table
+from neurospine.brainage.features import FeatureTable, read_table
 from neurospine.brainage.model import BrainAgeModel, FitConfig, fit_table, npz_path
 from neurospine.brainage.recalibration import recalibrate_table
 from neurospine.errors import InputError
@@ -39,12 +39,20 @@ T1_COLUMNS = ("id", "age_pred", "sd", "lo95", "hi95", "age", "gap", "gap_z", "se
 
 
 def load_model(path: str | Path | None = None) -> BrainAgeModel:
-    """A feature model from ``path`` (.npz), or the shipped ``brainage_features`` (sha256-verified)."""
-    if path is None:
-        from neurospine.models.registry import load_card, weights_path
+    """A feature model from ``path`` (.npz) or a shipped model name (``neurospine models``), or the shipped
+    ``brainage_features`` (sha256-verified)."""
+    from neurospine.brainage.choice import resolve
 
-        return BrainAgeModel.load(weights_path(load_card(SHIPPED_FEATURES_MODEL)))
-    return BrainAgeModel.load(path)
+    return resolve(path)[0]
+
+
+def _model_for(table: FeatureTable, model: str | Path | BrainAgeModel | None) -> tuple[BrainAgeModel, str]:
+    if isinstance(model, BrainAgeModel):
+        return model, "given model"
+    from neurospine.brainage.choice import for_table
+
+    chosen = for_table(table, model)
+    return chosen.model, chosen.name
 
 
 def _fmt(v: Any) -> str:
@@ -66,7 +74,7 @@ def write_rows(path: str | Path, rows: list[dict[str, Any]], columns: Sequence[s
     return write_text_atomic(path, buf.getvalue())
 
 
-def _write_card(model: BrainAgeModel, npz: Path, *, source: str, kind: str) -> Path:
+def _write_card(model: BrainAgeModel, npz: Path, *, source: str, kind: str, base: str | None = None) -> Path:
     from neurospine.io import write_text_atomic
     from neurospine.models.card import ModelCard
     from neurospine.models.registry import sha256_of
@@ -78,7 +86,7 @@ def _write_card(model: BrainAgeModel, npz: Path, *, source: str, kind: str) -> P
         file=npz.name,
         sha256=sha256_of(npz),
         framework="numpy-npz",
-        description=f"{kind} by `neurospine brainage` on {source}",
+        description=f"{kind} by `neurospine brainage` on {source}" + (f" (base model: {base})" if base else ""),
         inputs={"features": model.features, "n_features": len(model.features)},
         training_data=[{"name": source, "licence": "as of the user's data"}],
         metrics={
@@ -114,9 +122,11 @@ def predict(
     age_column: str = "age",
     passes: int = 100,
 ) -> list[dict[str, Any]]:
-    """Predict every row of a table; write ``out`` (CSV, :data:`PRED_COLUMNS`) when given."""
+    """Predict every row of a table; write ``out`` (CSV, :data:`PRED_COLUMNS`) when given. ``model``: a model,
+    a MODEL.npz path or a shipped name; None = ``brainage_features``, or ``brainage_features_regional`` when
+    the table lacks some of its columns (:mod:`neurospine.brainage.choice`)."""
     table = read_table(features_csv)
-    m = model if isinstance(model, BrainAgeModel) else load_model(model)
+    m, _ = _model_for(table, model)
     rows = m.predict_table(table, age_column=age_column, passes=passes)
     if out is not None:
         write_rows(out, rows, PRED_COLUMNS)
@@ -131,22 +141,22 @@ def recalibrate(
     age_column: str = "age",
     mode: str = "auto",
 ) -> BrainAgeModel:
-    """Site adaptation from local labelled controls; writes ``out.npz`` + ``out.json``."""
+    """Site adaptation from local labelled controls; writes ``out.npz`` + ``out.json``. ``model`` as for
+    :func:`predict` (the same automatic choice without one)."""
     table = read_table(features_csv)
-    m = model if isinstance(model, BrainAgeModel) else load_model(model)
+    m, name = _model_for(table, model)
     new = recalibrate_table(m, table, age_column=age_column, mode=mode)
+    new.meta["recalibration"]["base_model"] = name
     npz = new.save(npz_path(out))
-    _write_card(new, npz, source=str(features_csv), kind="recalibrate")
+    _write_card(new, npz, source=str(features_csv), kind="recalibrate", base=name)
     return new
 
 
-def read_ages_csv(path: str | Path) -> dict[str, float]:
-    """``id,age`` CSV -> {id: age} (ids are image names without extension)."""
-    table = read_table(path)
-    if not table.has("age"):
-        raise InputError(path, "no 'age' column", "give a CSV with columns id and age")
-    ages = table.column("age")
-    return {sid: float(a) for sid, a in zip(table.ids, ages, strict=True) if math.isfinite(a)}
+def read_ages_csv(path: str | Path, id_column: str | None = None) -> dict[str, float]:
+    """Ages CSV -> {id: age}; the id column as in :mod:`neurospine.brainage.ages`."""
+    from neurospine.brainage.ages import read_ages
+
+    return dict(read_ages(path, id_column).ages)
 
 
 def predict_t1_files(
@@ -156,14 +166,21 @@ def predict_t1_files(
     ages_csv: str | Path | None = None,
     threads: int = 2,
     passes: int = 50,
+    id_column: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Brain age of raw T1w images with the shipped CNN; write ``out`` (CSV, :data:`T1_COLUMNS`)."""
+    """Brain age of raw T1w images with the shipped CNN; write ``out`` (CSV, :data:`T1_COLUMNS`). Ages from
+    ``ages_csv`` are matched to images as :mod:`neurospine.brainage.ages` describes (``id_column``: the CSV
+    column of the ids; default: id, sub_id, participant_id, ixi_id or subject_id)."""
     from neurospine.brainage.t1_model import predict_t1
 
     for im in images:
         if not Path(im).exists():
             raise InputError(im, "file not found", "check the path of the T1w image")
-    ages = read_ages_csv(ages_csv) if ages_csv is not None else None
+    ages = None
+    if ages_csv is not None:
+        from neurospine.brainage.ages import ages_for_images
+
+        ages = ages_for_images(ages_csv, images, id_column)
     rows = predict_t1(list(images), ages=ages, threads=threads, passes=passes)
     if out is not None:
         write_rows(out, rows, T1_COLUMNS)

@@ -36,6 +36,31 @@ ALIASES: dict[str, str] = {
     **{f"{h}_{old}_thickness": f"{h}_{new}_thickness" for h in ("lh", "rh") for old, new in _DESTRIEUX_RENAMES.items()},
 }
 
+#: Whole-brain summary measures of FreeSurfer's aseg.stats/aparc header ("# Measure" lines) and the surface
+#: defect counts: often left out of regional exports. ``brainage_features_regional`` needs none of them.
+GLOBAL_MEASURES: tuple[str, ...] = (
+    "BrainSegVol",
+    "BrainSegVolNotVent",
+    "lhCortexVol",
+    "rhCortexVol",
+    "CortexVol",
+    "lhCerebralWhiteMatterVol",
+    "rhCerebralWhiteMatterVol",
+    "CerebralWhiteMatterVol",
+    "SubCortGrayVol",
+    "TotalGrayVol",
+    "SupraTentorialVol",
+    "SupraTentorialVolNotVent",
+    "MaskVol",
+    "BrainSegVol-to-eTIV",
+    "MaskVol-to-eTIV",
+    "lhSurfaceHoles",
+    "rhSurfaceHoles",
+    "SurfaceHoles",
+    "EstimatedTotalIntraCranialVol",
+    "eTIV",
+)
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -58,19 +83,39 @@ class FeatureTable:
         r = np.asarray(rows, dtype=np.intp)
         return FeatureTable(self.path, [self.ids[i] for i in r], self.columns, self.values[r])
 
-    def matrix(self, names: list[str]) -> FloatArray:
-        """Columns ``names`` in that order; missing ones -> ``InputError`` listing all of them."""
-        missing = [n for n in names if n not in self.columns]
+    def missing(self, names: list[str]) -> list[str]:
+        """Those of ``names`` the table lacks: no such column, or a column without a single numeric value."""
+        out = []
+        for n in names:
+            if n not in self.columns or not np.isfinite(self.column(n)).any():
+                out.append(n)
+        return out
+
+    def matrix(self, names: list[str], *, fix: str | None = None) -> FloatArray:
+        """Columns ``names`` in that order; missing ones (:meth:`missing`) -> ``InputError`` listing all of them."""
+        missing = self.missing(names)
         if missing:
-            shown = ", ".join(missing[:20]) + (f" ... ({len(missing)} in all)" if len(missing) > 20 else "")
             raise InputError(
                 self.path,
-                f"{len(missing)} feature column(s) the model needs are missing: {shown}",
-                "export the same FreeSurfer measures (aparc.a2009s thickness + aseg volumes) with "
+                f"{len(missing)} feature column(s) the model needs are missing or empty: {list_names(missing)}",
+                fix
+                or "export the same FreeSurfer measures (aparc.a2009s thickness + aseg volumes) with "
                 "these column names, or refit with `neurospine brainage fit` on your table",
             )
         idx = [self.columns.index(n) for n in names]
         return self.values[:, idx]
+
+
+def list_names(names: list[str], limit: int = 25) -> str:
+    """``a, b, c`` (the first ``limit`` names, then how many in all)."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def regional_features(features: list[str]) -> list[str]:
+    """``features`` without the whole-brain summary measures (:data:`GLOBAL_MEASURES`)."""
+    drop = set(GLOBAL_MEASURES)
+    return [f for f in features if f not in drop]
 
 
 def _to_float(s: str) -> float:

@@ -160,4 +160,12 @@ def recalibrate_table(
     y = ages_of(table, age_column)
     x = table.matrix(model.features)
     keep = np.isfinite(x).all(axis=1)
+    if not keep.all():
+        bad = np.flatnonzero(~keep)
+        log.warning(
+            "%s: %d row(s) left out of the recalibration for empty or non-numeric features (e.g. %s)",
+            table.path,
+            len(bad),
+            ", ".join(table.ids[i] for i in bad[:5]),
+        )
     return recalibrate_arrays(model, x[keep], y[keep], mode=mode, passes=passes)

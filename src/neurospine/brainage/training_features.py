@@ -1,6 +1,11 @@
 """Train the shipped feature model ``brainage_features`` (numpy only; no torch needed).
 
-Run: ``python -m neurospine.brainage.training_features [--data DIR] [--export DIR]``.
+Run: ``python -m neurospine.brainage.training_features [--data DIR] [--export DIR] [--variant regional]``.
+
+``--variant regional`` fits ``brainage_features_regional``: the same recipe, data, split and seed on the
+columns that are not whole-brain summary measures (:func:`features.regional_features`), the model
+``predict`` and ``recalibrate`` fall back to when a table lacks those measures
+(``docs/decisions/brainage-regional.md``).
 
 A random 15 % of subjects (seed 0, stratified by dataset) is held out as TEST and never used; the model
 is fitted on the other 85 % (which :func:`model.fit_arrays` splits again into train / validation for early
@@ -13,6 +18,8 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,13 +27,45 @@ from typing import Any
 import numpy as np
 
 from neurospine.brainage import quantiles as qmod
-from neurospine.brainage.datasets import DEFAULT_DIR, load_pooled
+from neurospine.brainage.datasets import DEFAULT_DIR, Pooled, load_pooled
 from neurospine.brainage.evaluation import summarise
+from neurospine.brainage.features import GLOBAL_MEASURES, regional_features
 from neurospine.brainage.model import FORMAT_VERSION, BrainAgeModel, FitConfig, fit_arrays
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "brainage_features"
 TEST_FRACTION = 0.15
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One shipped feature model: its card name, version, columns kept and how to reproduce it."""
+
+    name: str
+    version: str
+    task: str
+    benchmark_json: str
+
+    def columns(self, features: list[str]) -> list[str]:
+        return regional_features(features) if self.name.endswith("_regional") else list(features)
+
+
+VARIANTS: dict[str, Variant] = {
+    "full": Variant(
+        MODEL_NAME,
+        "0.3.0",
+        "brain age (years) from FreeSurfer Destrieux thickness + aseg volumes, with calibrated intervals",
+        "benchmarks/results/brainage.json",
+    ),
+    "regional": Variant(
+        f"{MODEL_NAME}_regional",
+        "0.1.0",
+        "brain age (years) from FreeSurfer Destrieux thickness + aseg structure volumes, without whole-brain "
+        "measures (eTIV, BrainSegVol*, CortexVol, CerebralWhiteMatterVol, MaskVol, SurfaceHoles, ...), with "
+        "calibrated intervals",
+        "benchmarks/results/brainage_regional.json",
+    ),
+}
 
 
 def heldout_split(dataset: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,18 +84,29 @@ def evaluate(model: BrainAgeModel, x: np.ndarray, y: np.ndarray) -> dict[str, An
     return summarise(y, model.predictive(x), model)
 
 
-CARD_VERSION = "0.3.0"
+CARD_VERSION = VARIANTS["full"].version
 
 
 def lodo_summary(benchmark_json: Path) -> dict[str, Any]:
     """Leave-one-dataset/site-out MAE (20 local controls) per held-out group from a brainage benchmark run."""
     res = json.loads(benchmark_json.read_text(encoding="utf-8"))
-    out: dict[str, Any] = {
+    out: dict[str, Any] = {}
+    # benchmarks/brainage.py writes features_cv/features_lodo; benchmarks/brainage_regional.py writes cv (per
+    # candidate column set) and lodo of the chosen one
+    cv_run = res.get("features_cv") or res.get("cv", {}).get(res.get("chosen", ""))
+    if cv_run:
+        cv = cv_run["mean_over_folds"]
+        out["cv"] = {
+            "protocol": f"{cv_run['repeats']}x{cv_run['folds']}-fold subject-wise CV, all pooled subjects",
+            "mae_years": cv["mae_years"],
+            "coverage_95": cv["coverage_95"],
+        }
+    out |= {
         "source": f"benchmarks/results/{benchmark_json.name} (commit {res.get('commit')}, {res.get('date_utc')})",
         "protocol": "model trained without the held-out group; 20 random local subjects recalibrate, the rest "
         "are evaluated; mean of 10 draws",
     }
-    for r in res.get("features_lodo", []):
+    for r in res.get("features_lodo", res.get("lodo", [])):
         out[r["held_out"]] = {
             "n": r["n_test"],
             "mae_raw_years": r["mae_no_recalibration"],
@@ -103,15 +153,42 @@ def write_card(
     cpu_minutes: float,
     meta: dict[str, Any],
     cfg: FitConfig,
+    variant: Variant = VARIANTS["full"],
+    benchmark_json: Path | None = None,
 ) -> Path:
     from neurospine.io import write_text_atomic
     from neurospine.models.card import ModelCard
     from neurospine.models.registry import sha256_of
 
+    train_command = "neurospine train brainage-features"
+    if variant.name != MODEL_NAME:
+        train_command += f" --variant {next(k for k, v in VARIANTS.items() if v == variant)}"
+    train_command += f" --benchmark-json {benchmark_json.as_posix() if benchmark_json else variant.benchmark_json}"
+    notes = (
+        "Trained partly on fcon1000, whose data are for NON-COMMERCIAL research use: the weights inherit "
+        "that restriction. In-distribution only: a new scanner/site/FreeSurfer version shifts predictions "
+        "by years; run `neurospine brainage recalibrate` with 20+ local labelled controls first (feature "
+        "harmonisation + output map, chosen by leave-one-out on the controls). The kernel ridge member "
+        "stores the z-scored features of its training subjects (and, implicitly, their ages) in the .npz: "
+        "the file redistributes derived data of the training sets under their terms. "
+    )
+    if variant.name == MODEL_NAME:
+        notes += (
+            "0.3.0 vs 0.2.0: log-volumes and the kernel ridge blend (same data, split and seed; decision rule in "
+            "docs/decisions/brainage_features_decision_0.3.0.md). "
+        )
+    else:
+        dropped = [g for g in GLOBAL_MEASURES if g not in features]
+        notes += (
+            f"Reduced sibling of {MODEL_NAME} 0.3.0 (same recipe, data, split and seed) without the "
+            f"{len(dropped)} whole-brain measures {', '.join(dropped)}: `neurospine brainage predict|recalibrate` "
+            f"use it when a table lacks any of {MODEL_NAME}'s columns but has all of these; choice of columns "
+            "by a rule written before scoring: docs/decisions/brainage-regional.md. "
+        )
     card = ModelCard(
-        name=MODEL_NAME,
-        version=CARD_VERSION,
-        task="brain age (years) from FreeSurfer Destrieux thickness + aseg volumes, with calibrated intervals",
+        name=variant.name,
+        version=variant.version,
+        task=variant.task,
         file=npz.name,
         sha256=sha256_of(npz),
         framework="numpy-npz",
@@ -134,22 +211,12 @@ def write_card(
             },
         ],
         metrics=metrics,
-        train_command="neurospine train brainage-features --benchmark-json benchmarks/results/brainage.json",
+        train_command=train_command,
         train_cpu_minutes=round(cpu_minutes, 2),
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        notes=(
-            "Trained partly on fcon1000, whose data are for NON-COMMERCIAL research use: the weights inherit "
-            "that restriction. In-distribution only: a new scanner/site/FreeSurfer version shifts predictions "
-            "by years; run `neurospine brainage recalibrate` with 20+ local labelled controls first (feature "
-            "harmonisation + output map, chosen by leave-one-out on the controls). The kernel ridge member "
-            "stores the z-scored features of its training subjects (and, implicitly, their ages) in the .npz: "
-            "the file redistributes derived data of the training sets under their terms. 0.3.0 vs 0.2.0: "
-            "log-volumes and the kernel ridge blend (same data, split and seed; decision rule in "
-            "docs/decisions/brainage_features_decision_0.3.0.md). "
-            f"Fit details: {meta}"
-        ),
+        notes=notes + f"Fit details: {meta}",
     )
-    return write_text_atomic(folder / f"{MODEL_NAME}.json", card.to_json())
+    return write_text_atomic(folder / f"{variant.name}.json", card.to_json())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +224,15 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(
         prog="python -m neurospine.brainage.training_features",
-        description="Fit and export the shipped brainage_features model with held-out metrics.",
+        description="Fit and export a shipped feature model (brainage_features, or brainage_features_regional "
+        "with --variant regional) with held-out metrics.",
+    )
+    p.add_argument(
+        "--variant",
+        choices=sorted(VARIANTS),
+        default="full",
+        help="full: brainage_features (every column); regional: brainage_features_regional (no whole-brain "
+        "measures such as eTIV, CortexVol, MaskVol, SurfaceHoles)",
     )
     p.add_argument(
         "--data",
@@ -175,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    variant = VARIANTS[args.variant]
     t0 = time.process_time()
-    data = load_pooled(args.data)
+    data = select_columns(load_pooled(args.data), variant.columns)
     tr, te = heldout_split(data.dataset, args.seed)
     cfg = FitConfig(seed=args.seed)
     model = fit_arrays(data.x[tr], data.age[tr], data.features, cfg)
@@ -195,9 +271,26 @@ def main(argv: list[str] | None = None) -> int:
         metrics["site_adaptation_leave_one_site_out"] = lodo_summary(args.benchmark_json)
     log.info("TEST %s", metrics["test_all"])
     folder = args.export or shipped_dir()
-    npz = model.save(folder / MODEL_NAME)
-    write_card(folder, npz, features=data.features, metrics=metrics, cpu_minutes=cpu, meta=model.meta, cfg=cfg)
+    npz = model.save(folder / variant.name)
+    write_card(
+        folder,
+        npz,
+        features=data.features,
+        metrics=metrics,
+        cpu_minutes=cpu,
+        meta=model.meta,
+        cfg=cfg,
+        variant=variant,
+        benchmark_json=args.benchmark_json,
+    )
     return 0
+
+
+def select_columns(data: Pooled, columns: Callable[[list[str]], list[str]]) -> Pooled:
+    """``data`` restricted to ``columns(data.features)`` (in that order)."""
+    keep = columns(data.features)
+    idx = [data.features.index(f) for f in keep]
+    return replace(data, x=data.x[:, idx], features=keep)
 
 
 if __name__ == "__main__":

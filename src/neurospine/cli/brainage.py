@@ -8,6 +8,12 @@ from typing import Any
 
 from neurospine.cli.helpfmt import docs_line
 
+MODEL_HELP = (
+    "a MODEL.npz from fit/recalibrate, or a model name from `neurospine models` (brainage_features, "
+    "brainage_features_regional). Default: brainage_features, or brainage_features_regional when the table "
+    "lacks some of brainage_features' columns (e.g. eTIV, CortexVol, MaskVol); a warning names them"
+)
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -43,13 +49,15 @@ def register(sub: Any) -> None:
     pr = bs.add_parser(
         "predict",
         help="predict brain age for a CSV table of features",
-        description="Predict brain age for every row of FEATURES.csv (columns matched by name). Writes id, "
-        "age_pred, sd, lo/hi 50/80/95 % bounds, and with ages gap, gap_z and p_accelerated. Default model: the "
-        "shipped brainage_features (non-commercial data). Example: neurospine brainage predict feats.csv "
+        description="Predict brain age for every row of FEATURES.csv (columns matched by name; a column absent "
+        "or empty in every row is missing). Writes id, age_pred, sd, lo/hi 50/80/95 % bounds, and with ages gap, "
+        "gap_z and p_accelerated. Default model: the shipped brainage_features (non-commercial data), or "
+        "brainage_features_regional when the table lacks some of its columns; missing columns neither model can "
+        "do without are listed in the error (exit 2). Example: neurospine brainage predict feats.csv "
         "--out pred.csv. " + docs_line("tools/brainage.md"),
     )
     pr.add_argument("features_csv", type=Path, metavar="FEATURES.csv", help="one row per subject, features by name")
-    pr.add_argument("--model", type=Path, default=None, help="MODEL.npz (default: shipped brainage_features)")
+    pr.add_argument("--model", default=None, metavar="MODEL", help=MODEL_HELP)
     pr.add_argument("--age-column", default="age", help="age column, if any, for gap and gap_z (default: age)")
     pr.add_argument("--passes", type=int, default=100, metavar="N", help="Monte-Carlo dropout passes (default 100)")
     pr.add_argument("--out", type=Path, required=True, metavar="PRED.csv", help="predictions CSV to write")
@@ -60,12 +68,12 @@ def register(sub: Any) -> None:
         help="adapt a model to a new site with local labelled controls",
         description="Adapt a model to a new site from 20 or more local labelled controls: optionally remove "
         "the site's per-feature offsets, map age = a + b * prediction, and rebuild the intervals from the "
-        "controls. --mode auto picks the mode with the lowest leave-one-out MAE. Writes MODEL2.npz + "
-        "MODEL2.json. Example: neurospine brainage recalibrate controls.csv --out site_model. "
-        + docs_line("tools/brainage.md"),
+        "controls. --mode auto picks the mode with the lowest leave-one-out MAE. The model is chosen as for "
+        "predict. Writes MODEL2.npz + MODEL2.json. Example: neurospine brainage recalibrate controls.csv --out "
+        "site_model. " + docs_line("tools/brainage.md"),
     )
     rc.add_argument("features_csv", type=Path, metavar="FEATURES.csv", help="local controls: age + features")
-    rc.add_argument("--model", type=Path, default=None, help="MODEL.npz (default: shipped brainage_features)")
+    rc.add_argument("--model", default=None, metavar="MODEL", help=MODEL_HELP)
     rc.add_argument("--age-column", default="age", help="name of the age column (default: age)")
     rc.add_argument(
         "--mode",
@@ -87,7 +95,19 @@ def register(sub: Any) -> None:
     )
     t.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="raw T1w images (NIfTI, NRRD or DICOM folder)")
     t.add_argument("--out", type=Path, required=True, metavar="PRED.csv", help="predictions CSV to write")
-    t.add_argument("--ages", type=Path, default=None, help="CSV with columns id (image name without extension) and age")
+    t.add_argument(
+        "--ages",
+        type=Path,
+        default=None,
+        help="CSV with an id and an age column; an id matches the image name, its stem or the start of the stem "
+        "(sub-01 matches sub-01_T1w); each image without an age gets a warning",
+    )
+    t.add_argument(
+        "--id-column",
+        default=None,
+        metavar="NAME",
+        help="column of --ages with the ids (default: the first of id, sub_id, participant_id, ixi_id, subject_id)",
+    )
     t.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads for the model (default 2)")
     t.add_argument("--passes", type=int, default=50, metavar="N", help="Monte-Carlo dropout passes (default 50)")
     t.set_defaults(handler=_t1)
@@ -125,5 +145,12 @@ def _recalibrate(args: argparse.Namespace) -> int:
 def _t1(args: argparse.Namespace) -> int:
     from neurospine.brainage.api import predict_t1_files
 
-    predict_t1_files(args.images, out=args.out, ages_csv=args.ages, threads=args.threads, passes=args.passes)
+    predict_t1_files(
+        args.images,
+        out=args.out,
+        ages_csv=args.ages,
+        threads=args.threads,
+        passes=args.passes,
+        id_column=args.id_column,
+    )
     return 0

@@ -10,23 +10,26 @@ from neurospine.cli.helpfmt import docs_line
 
 
 def register(sub: Any) -> None:
+    from neurospine.labels import KIND_FILES, TABLE_KINDS
+
+    kinds = "; ".join(f"{k}: {v}" for k, v in KIND_FILES.items())
     p = sub.add_parser(
         "labels",
-        help="print the SPINEPS label table or export it for ITK-SNAP / 3D Slicer",
-        description="Label values of seg-spine (semantic) and seg-vert (instance) masks. "
+        help="print the label tables of the masks neurospine writes, or export them for ITK-SNAP / 3D Slicer",
+        description="Label values of the masks neurospine writes, one table per kind of mask. "
         "Example: neurospine labels --format itksnap --kind instance > vert.txt. " + docs_line("labels.md"),
     )
     p.add_argument(
         "--format",
-        choices=("table", "itksnap", "slicer"),
+        choices=("table", "itksnap", "slicer", "json"),
         default="table",
-        help="table (readable, default), itksnap (label description file) or slicer (colour table)",
+        help="table (readable, default), itksnap (label description file), slicer (colour table) or json",
     )
     p.add_argument(
         "--kind",
-        choices=("semantic", "instance"),
+        choices=TABLE_KINDS,
         default="semantic",
-        help="semantic (seg-spine structures, default) or instance (seg-vert: vertebrae, discs, endplates)",
+        help=f"which mask's table (default semantic): {kinds}",
     )
     p.add_argument("--out", help="write to this file instead of standard output")
     p.set_defaults(handler=_run)
@@ -40,6 +43,8 @@ def _run(args: argparse.Namespace) -> int:
         text = labels.export_itksnap(args.kind)
     elif args.format == "slicer":
         text = labels.export_slicer(args.kind)
+    elif args.format == "json":
+        text = labels.export_json(args.kind)
     else:
         text = "".join(f"{r.value}\t{r.name}\t{r.region}\n" for r in labels.all_label_rows(args.kind))
     if args.out:

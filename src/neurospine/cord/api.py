@@ -105,7 +105,7 @@ def run_file(
         from neurospine.inference.onnx import onnx_session
         from neurospine.models import load_card
 
-        card = load_card(str(options.get("model", MODEL_NAME)))
+        card = load_card(str(options.get("model", MODEL_NAME)), task="cord")
         predictor = onnx_predictor(onnx_session(card, threads=threads))
         seg_opt = SegmentOptions.from_card(card, **options)
         models[card.name] = card.version

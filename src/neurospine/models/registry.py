@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from neurospine.errors import ModelNotFoundError, WeightsIntegrityError
+from neurospine.errors import InputError, ModelNotFoundError, WeightsIntegrityError
 from neurospine.models.card import ModelCard
 
 ENV_MODELS_DIR = "NEUROSPINE_MODELS_DIR"
@@ -54,8 +54,18 @@ def _card_path(name: str) -> Path:
     )
 
 
-def load_card(name: str) -> ModelCard:
-    return ModelCard.from_json(_card_path(name))
+def load_card(name: str, task: str | None = None) -> ModelCard:
+    """The card of model ``name``; with ``task`` (e.g. ``"cord"``), a model made for another task (a name
+    from ``neurospine models`` given to the wrong command's ``--model``) is an ``InputError``."""
+    card = ModelCard.from_json(_card_path(name))
+    if task is not None and card.task != task:
+        fitting = sorted(c.name for c in list_cards() if c.task == task)
+        raise InputError(
+            None,
+            f"model '{name}' is not a {task} model (its task: {card.task})",
+            f"give --model one of {', '.join(fitting) or 'the ' + task + ' models'} (`neurospine models`)",
+        )
+    return card
 
 
 def sha256_of(path: Path) -> str:

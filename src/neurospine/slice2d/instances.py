@@ -320,19 +320,16 @@ def build_instances(
     body_rows = [_centroid(m)[0] for m in bodies]
     naming = "positional"
     ids: list[int]
+    first = 1
+    if discs and bodies and _centroid(discs[0])[0] < body_rows[0]:
+        first = 2  # positional: a disc above the top body needs a body id above it
+    ids = list(range(first, first + len(bodies)))
     if lowest_level is not None and bodies:
         lowest = VERTEBRA_IDS[lowest_level.upper()]
         pos = STANDARD_LEVELS.index(lowest)
         if pos + 1 >= len(bodies):
             ids = [STANDARD_LEVELS[pos - (len(bodies) - 1 - i)] for i in range(len(bodies))]
             naming = "anchored"
-        else:
-            ids = list(range(1, len(bodies) + 1))
-    else:
-        first = 1
-        if discs and bodies and _centroid(discs[0])[0] < body_rows[0]:
-            first = 2  # a disc above the top body needs a body id above it
-        ids = list(range(first, first + len(bodies)))
     out = Instances2D(np.zeros(labels.shape, np.int16), naming=naming)
     for m, v in zip(bodies, ids, strict=True):
         name = VERTEBRA_NAMES.get(v, f"body{v}") if naming == "anchored" else f"body{v}"
@@ -348,8 +345,8 @@ def build_instances(
             v_above = _previous_id(ids[0], naming)
         else:
             v_above = len(used) + 1
-        if naming == "anchored" and v_above in SACRAL_IDS:
-            continue  # no disc below the sacrum: a disc-like blob there is not created
+        if naming == "anchored" and (v_above in SACRAL_IDS or v_above not in VERTEBRA_NAMES):
+            continue  # no disc below the sacrum nor above C1: a disc-like blob there is not created
         value = DISC_OFFSET + v_above
         if value in used:  # two disc pieces between the same bodies: merge them
             prev = next(d for d in out.discs if d.value == value)

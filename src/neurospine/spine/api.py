@@ -210,7 +210,7 @@ def segment(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     check_input(vol)
-    card = load_card(model)
+    card = load_card(model, task="spine")
     session = _session(card.name, card.sha256, int(threads))
     grid = to_model_grid(vol, inplane_mm=float(card.inputs.get("inplane_mm", 1.0)))
     timings["preprocess"] = time.perf_counter() - t
