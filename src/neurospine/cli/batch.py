@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
+
+from neurospine.cli import common
 
 EPILOG = """\
 outputs (in OUT/derivatives/neurospine/):
@@ -15,7 +16,9 @@ outputs (in OUT/derivatives/neurospine/):
 
 Re-running the same command skips finished cases (same input sha256, task, options and model versions)
 and retries failed ones. Exit code 0 when every case is done or skipped, 1 when some failed (see
-`neurospine table OUT`), 2 for unusable arguments.
+`neurospine table OUT`), 2 for unusable arguments. Progress: a bar on a terminal, else one line per finished
+case on stderr (--no-progress: the lines even on a terminal; -q: neither). SIGTERM or a kill of this process
+stops every worker too.
 
 examples:
   neurospine batch /data/bids --out /data/bids --tasks spine,cord --suffix T2w --acq sag --jobs 2
@@ -50,14 +53,16 @@ def register(sub: Any) -> None:
         help="BIDS dataset folder (sub-*/[ses-*/]anat/*.nii.gz), a folder of images, "
         "one image, or a quoted glob pattern",
     )
-    p.add_argument("--out", required=True, help="output folder (results go to OUT/derivatives/neurospine)")
+    common.add_out(p, "output folder (results go to OUT/derivatives/neurospine)")
     p.add_argument("--tasks", required=True, help="comma-separated tasks, e.g. spine,cord (or package.module:function)")
     p.add_argument("--suffix", help="only scans with this BIDS suffix, e.g. T2w")
     p.add_argument("--acq", help="only scans with this acq- entity, e.g. sag")
     p.add_argument("--subjects", nargs="+", metavar="SUB", help="only these subjects (with or without sub-)")
-    p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1: in this process)")
+    p.add_argument(
+        "--jobs", type=common.positive_int, default=1, help="local worker processes (default 1: in this process)"
+    )
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786); overrides --jobs")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads per case (default 1)")
+    p.add_argument("--threads", type=common.positive_int, default=1, help="CPU threads per case (default 1)")
     p.add_argument(
         "--option",
         action="append",
@@ -66,7 +71,7 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="option passed to every task (value parsed as JSON when possible); repeatable",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: plain lines per finished case")
     p.add_argument("--no-retry-failed", action="store_true", help="keep failed cases failed instead of retrying")
     p.set_defaults(handler=_run)
 
@@ -74,9 +79,11 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from neurospine.batch import BatchConfig, run_batch
     from neurospine.errors import InputError
+    from neurospine.io.outdir import prepare_out_dir
 
     if args.jobs < 1 or args.threads < 1:
         raise InputError(None, "--jobs and --threads must be at least 1", "pass a positive number")
+    prepare_out_dir(args.out)
     config = BatchConfig(
         dataset=args.dataset,
         out_dir=args.out,
@@ -88,17 +95,18 @@ def _run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         threads=args.threads,
         options=dict(args.option),
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=common.progress_mode(args),
         retry_failed=not args.no_retry_failed,
     )
     s = run_batch(config)
     rate = s.done / s.wall_s * 60 if s.wall_s > 0 else 0.0
-    sys.stdout.write(
+    common.say(
+        args,
         f"{s.cases} cases: {s.done} done, {s.reused} already done, {s.skipped} skipped, {s.failed} failed "
-        f"in {s.wall_s:.1f} s ({rate:.1f} cases/min, {s.executor})\nresults: {s.derivatives}\n"
+        f"in {s.wall_s:.1f} s ({rate:.1f} cases/min, {s.executor})\nresults: {s.derivatives}",
     )
     for key, error in s.failures[:20]:
-        sys.stdout.write(f"  FAILED {key}: {error}\n")
+        common.say(args, f"  FAILED {key}: {error}")
     if len(s.failures) > 20:
-        sys.stdout.write(f"  ... {len(s.failures) - 20} more (neurospine table {args.out})\n")
+        common.say(args, f"  ... {len(s.failures) - 20} more (neurospine table {args.out})")
     return 1 if s.failed else 0

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from neurospine.cli import common
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -28,11 +30,11 @@ def register(sub: Any) -> None:
     )
     f.add_argument("features_csv", type=Path, metavar="FEATURES.csv")
     f.add_argument("--age-column", default="age", help="name of the age column (years; default: age)")
-    f.add_argument("--out", type=Path, required=True, metavar="MODEL", help="output path (MODEL.npz + MODEL.json)")
+    common.add_out(f, "output path (MODEL.npz + MODEL.json)", type=Path, metavar="MODEL")
     f.add_argument("--seed", type=int, default=0, help="seed of the row split and initialisation")
     f.add_argument(
         "--max-epochs",
-        type=int,
+        type=common.positive_int,
         default=None,
         help="cap on training epochs (default 600, early stopping usually ends sooner)",
     )
@@ -50,8 +52,8 @@ def register(sub: Any) -> None:
     pr.add_argument("features_csv", type=Path, metavar="FEATURES.csv")
     pr.add_argument("--model", type=Path, default=None, help="MODEL.npz (default: shipped brainage_features)")
     pr.add_argument("--age-column", default="age")
-    pr.add_argument("--passes", type=int, default=100, help="Monte-Carlo dropout passes (default 100)")
-    pr.add_argument("--out", type=Path, required=True, metavar="PRED.csv")
+    pr.add_argument("--passes", type=common.positive_int, default=100, help="Monte-Carlo dropout passes (default 100)")
+    common.add_out(pr, "predictions CSV (- for standard output)", metavar="PRED.csv")
     pr.set_defaults(handler=_predict)
 
     rc = bs.add_parser(
@@ -74,7 +76,7 @@ def register(sub: Any) -> None:
         default="auto",
         help="site adaptation (default auto: chosen by leave-one-out MAE on the local controls)",
     )
-    rc.add_argument("--out", type=Path, required=True, metavar="MODEL2")
+    common.add_out(rc, "output path (MODEL2.npz + MODEL2.json)", type=Path, metavar="MODEL2")
     rc.set_defaults(handler=_recalibrate)
 
     t = bs.add_parser(
@@ -86,10 +88,10 @@ def register(sub: Any) -> None:
         "sub-01_T1w.nii.gz --out pred.csv --ages ages.csv",
     )
     t.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    t.add_argument("--out", type=Path, required=True, metavar="PRED.csv")
+    common.add_out(t, "predictions CSV, one row per image (- for standard output)", metavar="PRED.csv")
     t.add_argument("--ages", type=Path, default=None, help="CSV with columns id (image name without extension) and age")
-    t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--passes", type=int, default=50)
+    t.add_argument("--threads", type=common.positive_int, default=2, help="CPU threads for the model (default 2)")
+    t.add_argument("--passes", type=common.positive_int, default=50, help="test-time passes (default 50)")
     t.set_defaults(handler=_t1)
     p.set_defaults(handler=lambda a: _help(p))
 
@@ -103,7 +105,9 @@ def _help(p: argparse.ArgumentParser) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     from neurospine.brainage.api import fit
+    from neurospine.brainage.model import npz_path
 
+    common.check_output_file(npz_path(args.out))
     fit(args.features_csv, age_column=args.age_column, out=args.out, seed=args.seed, max_epochs=args.max_epochs)
     return 0
 
@@ -111,13 +115,16 @@ def _fit(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from neurospine.brainage.api import predict
 
+    common.check_output_file(args.out)
     predict(args.features_csv, model=args.model, out=args.out, age_column=args.age_column, passes=args.passes)
     return 0
 
 
 def _recalibrate(args: argparse.Namespace) -> int:
     from neurospine.brainage.api import recalibrate
+    from neurospine.brainage.model import npz_path
 
+    common.check_output_file(npz_path(args.out))
     recalibrate(args.features_csv, model=args.model, out=args.out, age_column=args.age_column, mode=args.mode)
     return 0
 
@@ -125,5 +132,6 @@ def _recalibrate(args: argparse.Namespace) -> int:
 def _t1(args: argparse.Namespace) -> int:
     from neurospine.brainage.api import predict_t1_files
 
+    common.check_output_file(args.out)
     predict_t1_files(args.images, out=args.out, ages_csv=args.ages, threads=args.threads, passes=args.passes)
     return 0

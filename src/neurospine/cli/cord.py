@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
+
+from neurospine.cli import common
 
 EPILOG = """outputs (in --out, <stem> = input file name without .nii.gz):
   <stem>_seg-cord_soft.nii.gz   cord partial-volume fraction, float32 in [0, 1]
@@ -31,8 +31,12 @@ takes the level of the vertebral body it lies opposite to, between the mid-discs
 along the cord; levels_positional=1 when the spine naming had no C2 or sacrum anchor); thick axial images
 get none (levels_source=none, with a warning). --no-auto-levels skips the estimate.
 
+several images: each gets its own <stem>_* files; give --levels once per image, in the same order (or not
+at all). An --out that already holds outputs of an input's name is refused unless --overwrite.
+
 example:
-  neurospine cord sub-01_T2w.nii.gz --out results/ --levels sub-01_seg-vert_msk.nii.gz
+  neurospine cord sub-01_T2w.nii.gz -o results/ --levels sub-01_seg-vert_msk.nii.gz
+  neurospine cord sub-01_T2w.nii.gz sub-02_T2w.nii.gz -o results/
 """
 
 
@@ -47,11 +51,15 @@ def register(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("image", type=Path, help="input image (NIfTI, NRRD/MHA or DICOM folder)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created if needed)")
+    p.add_argument(
+        "images", nargs="+", type=Path, metavar="IMAGE", help="input image (NIfTI, NRRD/MHA or DICOM folder)"
+    )
+    common.add_out(p, "output folder (created if needed)", type=Path)
+    common.add_overwrite(p)
     p.add_argument(
         "--levels",
         type=Path,
+        action="append",
         default=None,
         metavar="VERT_MASK",
         help="vertebral level mask: a seg-vert mask (vertebra ids 1..33, discs 100+X, endplates 200+X, e.g. the "
@@ -76,7 +84,7 @@ def register(sub: Any) -> None:
         "segmentation (less noise on thin-slice 3D scans; default from the model card: 3.0; 0 turns it off, "
         "as in cord_softseg 1.0.0)",
     )
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for inference (default 2)")
+    p.add_argument("--threads", type=common.positive_int, default=2, help="CPU threads for inference (default 2)")
     p.add_argument("--model", default="cord_softseg", help="model card name (default cord_softseg)")
     p.add_argument("--json", action="store_true", help="print the result (outputs, measures, timings) as JSON")
     p.set_defaults(handler=_run)
@@ -93,33 +101,60 @@ def _non_negative_mm(text: str) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from neurospine.cord.api import run_file
+    from neurospine.cord.api import output_paths, run_file
+    from neurospine.errors import InputError
+    from neurospine.io import stem_of
 
-    res = run_file(
-        args.image,
+    levels: list[Path] = list(args.levels or [])
+    if levels and len(levels) != len(args.images):
+        raise InputError(
+            levels[0],
+            f"{len(levels)} --levels mask(s) for {len(args.images)} images",
+            "give --levels once per image, in the same order as the images, or leave it out",
+        )
+    level_of = dict(zip(args.images, levels, strict=False))
+
+    def one(image: Path, folder: Path) -> Any:
+        return run_file(
+            image,
+            folder,
+            threads=args.threads,
+            levels=level_of.get(image),
+            auto_levels=not args.no_auto_levels,
+            model=args.model,
+            slab_mm=args.slab_mm,
+        )
+
+    runs = common.run_per_image(
+        args,
+        args.images,
         args.out,
-        threads=args.threads,
-        levels=args.levels,
-        auto_levels=not args.no_auto_levels,
-        model=args.model,
-        slab_mm=args.slab_mm,
+        label="cord",
+        expected=lambda image, out: list(output_paths(stem_of(image), out).values()),
+        run_one=one,
     )
+    done = [r.result for r in runs if r.result is not None]
     if args.json:
-        payload = {
-            "task": res.task,
-            "input": res.input_path,
-            "outputs": {k: str(v) for k, v in res.outputs.items()},
-            "measures": res.measures,
-            "models": res.models,
-            "timings_s": res.timings_s,
-            "warnings": res.warnings,
-        }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-    else:
+        if done:
+            common.write_json([_payload(res) for res in done])
+        return common.exit_code(runs)
+    for res in done:
         m = res.measures
         mean = m.get("csa_mm2_mean")
         csa = "n/a (every slice is at L3 or lower)" if mean is None else f"{mean} mm2"
-        sys.stdout.write(f"cord: {m.get('n_slices')} slices, mean CSA {csa} -> {args.out}\n")
+        common.say(args, f"cord: {m.get('n_slices')} slices, mean CSA {csa} -> {args.out}")
         for w in res.warnings:
-            sys.stdout.write(f"warning: {w}\n")
-    return 0
+            common.say(args, f"warning: {w}")
+    return common.exit_code(runs)
+
+
+def _payload(res: Any) -> dict[str, Any]:
+    return {
+        "task": res.task,
+        "input": res.input_path,
+        "outputs": {k: str(v) for k, v in res.outputs.items()},
+        "measures": res.measures,
+        "models": res.models,
+        "timings_s": res.timings_s,
+        "warnings": res.warnings,
+    }

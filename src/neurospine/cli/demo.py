@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
+
+from neurospine.cli import common
 
 HELP = """\
 Generate a synthetic sagittal whole-spine MRI with the built-in synthetic engine (nothing is downloaded)
@@ -22,21 +23,23 @@ def register(sub: Any) -> None:
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", default="neurospine-demo", help="output folder (default ./neurospine-demo)")
+    common.add_out(p, "output folder (default ./neurospine-demo)", required=False, default="neurospine-demo")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic scan")
     p.add_argument("--levels", default="whole", help="levels of the synthetic scan, e.g. whole, L1-S1, C2-T6")
     p.add_argument("--contrast", default="t2w", help="synthetic contrast: t2w, t1w, stir, random, ...")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=common.positive_int, default=2, help="CPU threads for the model (default 2)")
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from neurospine.io.outdir import prepare_out_dir
     from neurospine.spine.demo import run_demo
 
+    prepare_out_dir(args.out)
     report = run_demo(args.out, seed=args.seed, levels=args.levels, contrast=args.contrast, threads=args.threads)
-    sys.stdout.write(f"demo: synthetic scan {report['image']}\n")
-    sys.stdout.write(f"  truth: {', '.join(report['truth_levels'])}\n")
-    sys.stdout.write(f"  found: {report['levels']} (naming {report['naming_anchor']}), {report['seconds']:.1f} s\n")
+    common.say(args, f"demo: synthetic scan {report['image']}")
+    common.say(args, f"  truth: {', '.join(report['truth_levels'])}")
+    common.say(args, f"  found: {report['levels']} (naming {report['naming_anchor']}), {report['seconds']:.1f} s")
     for key, path in report["outputs"].items():
-        sys.stdout.write(f"  {key:<10} {path}\n")
+        common.say(args, f"  {key:<10} {path}")
     return 0

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from neurospine.cli import common
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -16,7 +18,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--format", choices=("table", "itksnap", "slicer"), default="table")
     p.add_argument("--kind", choices=("semantic", "instance"), default="semantic")
-    p.add_argument("--out", help="write to this file instead of standard output")
+    common.add_out(p, "write to this file instead of standard output (- = standard output)", required=False)
     p.set_defaults(handler=_run)
 
 
@@ -31,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         text = "".join(f"{r.value}\t{r.name}\t{r.region}\n" for r in labels.all_label_rows(args.kind))
     if args.out:
+        common.check_output_file(args.out)
         write_text_atomic(args.out, text)
     else:
         sys.stdout.write(text)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
+
+from neurospine.cli import common
 
 DESCRIPTION = """\
 Segment vertebral bodies and intervertebral discs on one 2D image (MR, CT or X-ray) and measure them.
@@ -47,7 +47,10 @@ Outputs in --out:
                              endplate: the angle falls back to L1-L5, or the row is named lumbar_lordosis
                              with an empty lordosis_deg; column lordosis_note says why
 
-Example: neurospine slice2d sub-01_T2w.nii.gz --out results/ --lowest-level S1
+Several images can be given at once; every option applies to each of them. An --out that already holds
+outputs of an input's name is refused unless --overwrite.
+
+Example: neurospine slice2d sub-01_T2w.nii.gz -o results/ --lowest-level S1
 """
 
 
@@ -58,8 +61,11 @@ def register(sub: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("image", type=Path, help="3D volume, DICOM folder/file, PNG/JPEG or 2D NIfTI")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    p.add_argument(
+        "images", nargs="+", type=Path, metavar="IMAGE", help="3D volume, DICOM folder/file, PNG/JPEG or 2D NIfTI"
+    )
+    common.add_out(p, "output folder (created if missing)", type=Path)
+    common.add_overwrite(p)
     p.add_argument(
         "--modality",
         choices=("mr", "ct", "xray"),
@@ -68,7 +74,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--pixel-mm",
-        type=float,
+        type=common.positive_float,
         default=None,
         metavar="MM",
         help="2D input: in-plane pixel size in mm (square pixels), replacing the stored, missing or placeholder one",
@@ -76,7 +82,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--slice",
         dest="slice_index",
-        type=int,
+        type=common.non_negative_int,
         default=None,
         help="3D input: sagittal slice index along the stored left-right voxel axis",
     )
@@ -85,12 +91,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--outlier-sigma",
-        type=float,
+        type=common.non_negative_float,
         default=None,
         metavar="S",
         help="radiomics: leave out region pixels beyond mean +- S sd (IBSI re-segmentation; default 3, 0 = off)",
     )
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for inference (default 2)")
+    p.add_argument("--threads", type=common.positive_int, default=2, help="CPU threads for inference (default 2)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=_run)
 
@@ -98,7 +104,7 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from neurospine.errors import InputError
     from neurospine.labels import VERTEBRA_IDS
-    from neurospine.slice2d.api import run_file
+    from neurospine.slice2d.api import output_paths, run_file
     from neurospine.slice2d.radiomics import DEFAULT_OUTLIER_SIGMA
 
     if args.lowest_level is not None and args.lowest_level.upper() not in VERTEBRA_IDS:
@@ -108,17 +114,45 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(
             None, f"--outlier-sigma {sigma} is not a finite number >= 0", "use e.g. 3, or 0 for no filtering"
         )
-    res = run_file(
-        args.image,
+
+    def one(image: Path, folder: Path) -> Any:
+        return run_file(
+            image,
+            folder,
+            threads=args.threads,
+            modality=args.modality,
+            slice_index=args.slice_index,
+            lowest_level=args.lowest_level,
+            outlier_sigma=sigma or None,
+            pixel_mm=args.pixel_mm,
+        )
+
+    runs = common.run_per_image(
+        args,
+        args.images,
         args.out,
-        threads=args.threads,
-        modality=args.modality,
-        slice_index=args.slice_index,
-        lowest_level=args.lowest_level,
-        outlier_sigma=sigma or None,
-        pixel_mm=args.pixel_mm,
+        label="slice2d",
+        expected=lambda image, out: list(output_paths(image, out).values()),
+        run_one=one,
     )
-    summary = {
+    done = [r.result for r in runs if r.result is not None]
+    if args.json:
+        if done:
+            common.write_json([_summary(res) for res in done])
+        return common.exit_code(runs)
+    for res in done:
+        common.say(
+            args,
+            f"{res.measures['n_bodies']} bodies, {res.measures['n_discs']} discs "
+            f"({res.measures['modality']}); outputs in {args.out}",
+        )
+        for w in res.warnings:
+            common.say(args, f"note: {w}")
+    return common.exit_code(runs)
+
+
+def _summary(res: Any) -> dict[str, Any]:
+    return {
         "input": res.input_path,
         "outputs": {k: str(v) for k, v in res.outputs.items()},
         "measures": res.measures,
@@ -131,13 +165,3 @@ def _run(args: argparse.Namespace) -> int:
         "timings_s": res.timings_s,
         "warnings": res.warnings,
     }
-    if args.json:
-        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
-    else:
-        sys.stdout.write(
-            f"{res.measures['n_bodies']} bodies, {res.measures['n_discs']} discs "
-            f"({res.measures['modality']}); outputs in {args.out}\n"
-        )
-        for w in res.warnings:
-            sys.stdout.write(f"note: {w}\n")
-    return 0
