@@ -161,8 +161,11 @@ class _Stderr:
 _HANDLER_NAME = "neurospine-cli"
 
 
-def setup_logging(verbose: int, quiet: bool) -> None:
-    """Log to stderr: errors only with -q, warnings by default, -v info, -vv debug."""
+def setup_logging(verbose: int, quiet: bool) -> int:
+    """Log to stderr: errors only with -q, warnings by default, -v info, -vv debug.
+
+    Returns the ``neurospine`` logger's previous level, for :func:`restore_logging` after the command.
+    """
     level = (
         logging.ERROR if quiet else logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     )
@@ -174,7 +177,15 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.WARNING)
-    logging.getLogger("neurospine").setLevel(level)
+    ns = logging.getLogger("neurospine")
+    previous = ns.level
+    ns.setLevel(level)
+    return previous
+
+
+def restore_logging(previous: int) -> None:
+    """Put the ``neurospine`` logger's level back (main() may run many times in one process, as in tests)."""
+    logging.getLogger("neurospine").setLevel(previous)
 
 
 # -- output checks --------------------------------------------------------------------------------------------

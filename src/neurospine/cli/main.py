@@ -18,7 +18,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
-from neurospine.cli.common import OneLineParser, add_verbosity, add_verbosity_everywhere, setup_logging
+from neurospine.cli.common import (
+    OneLineParser,
+    add_verbosity,
+    add_verbosity_everywhere,
+    restore_logging,
+    setup_logging,
+)
 from neurospine.errors import NeuroSpineError
 
 log = logging.getLogger("neurospine")
@@ -88,10 +94,10 @@ def _sigterm_unwinds() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose, args.quiet)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
+    previous_level = setup_logging(args.verbose, args.quiet)
     try:
         with _sigterm_unwinds():
             return int(args.handler(args) or 0)
@@ -107,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `neurospine table DIR -o - | head`: the reader left; not an error of ours
         _silence_stdout()
         return 141
+    finally:
+        restore_logging(previous_level)
 
 
 def _silence_stdout() -> None:

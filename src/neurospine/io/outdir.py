@@ -44,7 +44,7 @@ def prepare_out_dir(path: str | Path) -> tuple[Path, bool]:
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as e:  # a parent is a file
+    except (FileExistsError, NotADirectoryError) as e:  # a parent is a file
         raise InputError(out, "cannot create the folder: a parent is a file", "give another folder") from e
     except OSError as e:
         raise InputError(out, f"cannot create the folder ({e.strerror or e})", "give a folder you can write to") from e
