@@ -78,12 +78,12 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from neurospine.batch import BatchConfig, run_batch
-    from neurospine.errors import InputError
-    from neurospine.io.outdir import prepare_out_dir
+    from neurospine.errors import InputError, NeuroSpineError
+    from neurospine.io.outdir import prepare_out_dir, remove_if_empty
 
     if args.jobs < 1 or args.threads < 1:
         raise InputError(None, "--jobs and --threads must be at least 1", "pass a positive number")
-    prepare_out_dir(args.out)
+    out_dir, created = prepare_out_dir(args.out)
     config = BatchConfig(
         dataset=args.dataset,
         out_dir=args.out,
@@ -98,7 +98,12 @@ def _run(args: argparse.Namespace) -> int:
         progress=common.progress_mode(args),
         retry_failed=not args.no_retry_failed,
     )
-    s = run_batch(config)
+    try:
+        s = run_batch(config)
+    except NeuroSpineError:
+        if created:
+            remove_if_empty(out_dir)  # refused before anything was written: leave no empty folder behind
+        raise
     rate = s.done / s.wall_s * 60 if s.wall_s > 0 else 0.0
     common.say(
         args,
