@@ -91,7 +91,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--outlier-sigma",
-        type=common.non_negative_float,
+        type=float,  # checked in the handler (an InputError: exit 2, one line)
         default=None,
         metavar="S",
         help="radiomics: leave out region pixels beyond mean +- S sd (IBSI re-segmentation; default 3, 0 = off)",
