@@ -268,7 +268,6 @@ def run_per_image(
         existing_outputs,
         prepare_out_dir,
         remove_if_empty,
-        staged_outputs,
         stem_lock,
     )
 
@@ -301,7 +300,7 @@ def run_per_image(
                         f"already exists: {len(found)} output(s) of '{stem}' from an earlier run are in this folder",
                         "pass --overwrite to replace them, or choose another -o/--out",
                     )
-            runs = list(_run_all(args, paths, out_dir, label, expected, run_one, keep_on, staged_outputs))
+            runs = list(_run_all(args, paths, out_dir, label, expected, run_one, keep_on))
     finally:
         if created and not any(r.error is None for r in runs):
             remove_if_empty(out_dir)
@@ -316,9 +315,9 @@ def _run_all(
     expected: Callable[[Path, Path], Sequence[Path]],
     run_one: Callable[[Path, Path], Any],
     keep_on: tuple[type[NeuroSpineError], ...],
-    staged_outputs: Any,
 ) -> Iterator[ImageRun]:
     from neurospine.io import stem_of
+    from neurospine.io.outdir import staged_outputs
     from neurospine.progress import Progress
 
     with Progress(label, len(paths), mode=progress_mode(args), announce=True) as bar:  # type: ignore[arg-type]
