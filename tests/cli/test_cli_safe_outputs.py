@@ -308,3 +308,18 @@ def test_no_cord_error_names_the_final_qc_path(tmp_path, monkeypatch, capsys):
     line = _one_error_line(capsys.readouterr().err)
     assert str(out / "flat_qc-cord.png") in line and ".neurospine-tmp" not in line
     assert sorted(p.name for p in out.iterdir()) == ["flat_qc-cord.png"]
+
+
+def test_brainage_predict_dash_is_stdout(shared_data, tmp_path, capsys, monkeypatch):
+    from neurospine.models.registry import shipped_dir
+    from tests.cli.test_cli_brainage import _subset
+
+    if not (shipped_dir() / "brainage_features.json").is_file():
+        pytest.skip("brainage_features not shipped in this checkout")
+    monkeypatch.chdir(tmp_path)
+    src = _subset(shared_data, tmp_path / "t.csv", [0, 90, 180])
+    assert main(["brainage", "predict", str(src), "-o", "-", "--passes", "5"]) == 0
+    cap = capsys.readouterr()
+    lines = cap.out.splitlines()
+    assert lines[0].startswith("id,age_pred,") and len(lines) == 4 and "Traceback" not in cap.err
+    assert not (tmp_path / "-").exists()

@@ -116,7 +116,8 @@ def _predict(args: argparse.Namespace) -> int:
     from neurospine.brainage.api import predict
 
     common.check_output_file(args.out)
-    predict(args.features_csv, model=args.model, out=args.out, age_column=args.age_column, passes=args.passes)
+    with common.progress_of(args, "brainage predict", Path(args.features_csv).name):
+        predict(args.features_csv, model=args.model, out=args.out, age_column=args.age_column, passes=args.passes)
     return 0
 
 
@@ -133,5 +134,6 @@ def _t1(args: argparse.Namespace) -> int:
     from neurospine.brainage.api import predict_t1_files
 
     common.check_output_file(args.out)
-    predict_t1_files(args.images, out=args.out, ages_csv=args.ages, threads=args.threads, passes=args.passes)
+    with common.progress_of(args, "brainage t1", f"{len(args.images)} image(s)"):
+        predict_t1_files(args.images, out=args.out, ages_csv=args.ages, threads=args.threads, passes=args.passes)
     return 0

@@ -343,6 +343,21 @@ def _run_all(
             yield run
 
 
+@contextlib.contextmanager
+def progress_of(args: argparse.Namespace, label: str, item: str) -> Iterator[None]:
+    """Progress of one long step (a spinner after ~2 s on a terminal, plain start/end lines elsewhere)."""
+    from neurospine.progress import Progress
+
+    with Progress(label, 1, mode=progress_mode(args), announce=True) as bar:  # type: ignore[arg-type]
+        bar.begin(item)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            bar.end(item, ok=ok)
+
+
 def exit_code(runs: Sequence[ImageRun]) -> int:
     """0 when every input succeeded, else the highest exit code among them."""
     return max((r.exit_code for r in runs), default=0)

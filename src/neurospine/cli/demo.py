@@ -36,7 +36,8 @@ def _run(args: argparse.Namespace) -> int:
     from neurospine.spine.demo import run_demo
 
     prepare_out_dir(args.out)
-    report = run_demo(args.out, seed=args.seed, levels=args.levels, contrast=args.contrast, threads=args.threads)
+    with common.progress_of(args, "demo", f"synthetic scan (seed {args.seed})"):
+        report = run_demo(args.out, seed=args.seed, levels=args.levels, contrast=args.contrast, threads=args.threads)
     common.say(args, f"demo: synthetic scan {report['image']}")
     common.say(args, f"  truth: {', '.join(report['truth_levels'])}")
     common.say(args, f"  found: {report['levels']} (naming {report['naming_anchor']}), {report['seconds']:.1f} s")
