@@ -98,20 +98,7 @@ class _Parsed(Exception):
     pass
 
 
-@pytest.mark.parametrize(
-    "task",
-    [
-        pytest.param(
-            t,
-            marks=pytest.mark.xfail(
-                strict=True, reason="spine/training.py: --threads/--batch/--patch/--lr/--seed lack help (lead's file)"
-            ),
-        )
-        if t == "spine"
-        else t
-        for t in sorted(TRAINERS)
-    ],
-)
+@pytest.mark.parametrize("task", sorted(TRAINERS))
 def test_trainer_options_have_help(task, monkeypatch):
     seen: dict[str, argparse.ArgumentParser] = {}
 
