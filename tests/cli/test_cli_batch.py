@@ -114,7 +114,9 @@ def test_failures_and_bad_input_exit_codes(tmp_path: Path, capsys: pytest.Captur
     assert "dataset not found" in capsys.readouterr().err
     assert main(["batch", str(ds), "--out", str(tmp_path / "o"), "--tasks", "info,bogus"]) == 2
     assert "unknown task 'bogus'" in capsys.readouterr().err
-    assert main(["batch", str(ds), "--out", str(tmp_path / "o"), "--tasks", "info", "--jobs", "0"]) == 2
+    with pytest.raises(SystemExit) as e:  # a usage error: one line, exit 2
+        main(["batch", str(ds), "--out", str(tmp_path / "o"), "--tasks", "info", "--jobs", "0"])
+    assert e.value.code == 2 and "--jobs" in capsys.readouterr().err
     assert main(["table", str(tmp_path / "nothing")]) == 2
     assert "no neurospine results database" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:

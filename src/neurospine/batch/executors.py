@@ -188,8 +188,39 @@ class SerialExecutor:
         pass
 
 
+#: Exit status of a worker that ended because the batch process that started it is gone.
+PARENT_GONE_EXIT = 75
+
+
+def exit_with_parent() -> None:
+    """Worker initializer: end this process as soon as the process that asked for it dies.
+
+    Workers are forked from the fork server, so they are not children of the batch process and a signal to it
+    (even SIGKILL) does not reach them; left alone they would wait for work forever, and with them the fork
+    server and the resource tracker. ``multiprocessing.parent_process().sentinel`` is the read end of a pipe
+    whose write end only the batch process holds: it turns readable (EOF) when that process is gone, however
+    it ended. A daemon thread waits on it and then exits the worker (and its running case) at once.
+    """
+    import multiprocessing
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(PARENT_GONE_EXIT)
+
+    threading.Thread(target=watch, name="neurospine-exit-with-parent", daemon=True).start()
+
+
 class ProcessExecutor:
     """``--jobs N`` worker processes (from a fork server, so no lock or thread state leaks into them).
+
+    Every worker exits when the batch process dies (:func:`exit_with_parent`), and :meth:`close` stops
+    running workers at once, so no process outlives an interrupted or killed batch.
 
     If a worker dies (segfault, out of memory, ``os._exit``) the pool breaks: the cases that had started
     are re-run one at a time in a fresh single-worker pool, so only the case that kills its worker again
@@ -209,7 +240,7 @@ class ProcessExecutor:
         # once; workers are forked from it, so starting (and restarting) them is cheap
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["neurospine.batch.executors", "neurospine.batch.tasks"])
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=exit_with_parent)
         return self._pool
 
     def _shutdown(self) -> None:
@@ -248,8 +279,16 @@ class ProcessExecutor:
         self._shutdown()
 
     def close(self) -> None:
+        """Stop at once (an interrupted run): cancel queued cases and end the workers, running cases included."""
         if self._pool is not None:
+            workers = list(getattr(self._pool, "_processes", {}).values())  # stdlib keeps no public handle
             self._pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers:
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            for proc in workers:
+                with contextlib.suppress(Exception):
+                    proc.join(timeout=5)
             self._pool = None
 
 

@@ -52,7 +52,8 @@ class BatchConfig:
     scheduler: str | None = None
     threads: int = 1
     options: Mapping[str, Any] = field(default_factory=dict)
-    progress: bool = True
+    #: True/"auto": a bar on a terminal, one plain line per finished case elsewhere; "plain"; False/"off"
+    progress: bool | str = True
     retry_failed: bool = True
 
 
@@ -194,47 +195,6 @@ def _retire(final: Path, trash_root: Path) -> Path | None:
     old = trash_root / uuid.uuid4().hex
     os.rename(final, old)
     return old
-
-
-class _Progress:
-    def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self._p: Any = None
-        self.failed = 0
-        if not enabled or total == 0:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._p = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        self._p.start()
-        self._task = self._p.add_task(label, total=total, failed=0)
-
-    def advance(self, failed: bool) -> None:
-        self.failed += int(failed)
-        if self._p is not None:
-            self._p.update(self._task, advance=1, failed=self.failed)
-
-    def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()
 
 
 def _record_unrun(
@@ -443,16 +403,21 @@ _Lookup = tuple[dict[str, Scan], dict[str, TaskSpec]]
 
 
 def _execute(
-    con: Any, executor: Any, jobs: list[CaseJob], lookup: _Lookup, root: Path, summary: BatchSummary, progress: bool
+    con: Any,
+    executor: Any,
+    jobs: list[CaseJob],
+    lookup: _Lookup,
+    root: Path,
+    summary: BatchSummary,
+    progress: bool | str,
 ) -> None:
-    bar = _Progress(progress, len(jobs), "neurospine batch")
+    from neurospine.progress import Progress
+
     trash = root / TRASH_DIR
-    try:
+    with Progress("batch", len(jobs), mode=progress, delay_s=0.0, transient=False) as bar:  # type: ignore[arg-type]
         for outcome in executor.run(jobs):
             _commit(con, outcome, lookup, root, trash, summary)
-            bar.advance(outcome.status == "failed")
-    finally:
-        bar.close()
+            bar.end(outcome.job.case_key, ok=outcome.status == "done", seconds=outcome.duration_s)
 
 
 def _commit(con: Any, oc: CaseOutcome, lookup: _Lookup, root: Path, trash: Path, summary: BatchSummary) -> None:

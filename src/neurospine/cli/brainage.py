@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from neurospine.cli import common
 from neurospine.cli.helpfmt import docs_line
 
 MODEL_HELP = (
@@ -36,11 +37,11 @@ def register(sub: Any) -> None:
     )
     f.add_argument("features_csv", type=Path, metavar="FEATURES.csv", help="one row per subject: age + features")
     f.add_argument("--age-column", default="age", help="name of the age column (years; default: age)")
-    f.add_argument("--out", type=Path, required=True, metavar="MODEL", help="output path (MODEL.npz + MODEL.json)")
+    common.add_out(f, "output path (MODEL.npz + MODEL.json)", type=Path, metavar="MODEL")
     f.add_argument("--seed", type=int, default=0, help="seed of the row split and initialisation")
     f.add_argument(
         "--max-epochs",
-        type=int,
+        type=common.positive_int,
         default=None,
         help="cap on training epochs (default 600, early stopping usually ends sooner)",
     )
@@ -59,8 +60,10 @@ def register(sub: Any) -> None:
     pr.add_argument("features_csv", type=Path, metavar="FEATURES.csv", help="one row per subject, features by name")
     pr.add_argument("--model", default=None, metavar="MODEL", help=MODEL_HELP)
     pr.add_argument("--age-column", default="age", help="age column, if any, for gap and gap_z (default: age)")
-    pr.add_argument("--passes", type=int, default=100, metavar="N", help="Monte-Carlo dropout passes (default 100)")
-    pr.add_argument("--out", type=Path, required=True, metavar="PRED.csv", help="predictions CSV to write")
+    pr.add_argument(
+        "--passes", type=common.positive_int, default=100, metavar="N", help="Monte-Carlo dropout passes (default 100)"
+    )
+    common.add_out(pr, "predictions CSV to write (- for standard output)", metavar="PRED.csv")
     pr.set_defaults(handler=_predict)
 
     rc = bs.add_parser(
@@ -82,7 +85,7 @@ def register(sub: Any) -> None:
         metavar="MODE",
         help="auto (default), none, offset, linear, features+offset or features+linear",
     )
-    rc.add_argument("--out", type=Path, required=True, metavar="MODEL2", help="output path (MODEL2.npz + MODEL2.json)")
+    common.add_out(rc, "output path (MODEL2.npz + MODEL2.json)", type=Path, metavar="MODEL2")
     rc.set_defaults(handler=_recalibrate)
 
     t = bs.add_parser(
@@ -94,7 +97,7 @@ def register(sub: Any) -> None:
         "sub-01_T1w.nii.gz --out pred.csv --ages ages.csv",
     )
     t.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="raw T1w images (NIfTI, NRRD or DICOM folder)")
-    t.add_argument("--out", type=Path, required=True, metavar="PRED.csv", help="predictions CSV to write")
+    common.add_out(t, "predictions CSV, one row per image (- for standard output)", metavar="PRED.csv")
     t.add_argument(
         "--ages",
         type=Path,
@@ -108,8 +111,12 @@ def register(sub: Any) -> None:
         metavar="NAME",
         help="column of --ages with the ids (default: the first of id, sub_id, participant_id, ixi_id, subject_id)",
     )
-    t.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads for the model (default 2)")
-    t.add_argument("--passes", type=int, default=50, metavar="N", help="Monte-Carlo dropout passes (default 50)")
+    t.add_argument(
+        "--threads", type=common.positive_int, default=2, metavar="N", help="CPU threads for the model (default 2)"
+    )
+    t.add_argument(
+        "--passes", type=common.positive_int, default=50, metavar="N", help="Monte-Carlo dropout passes (default 50)"
+    )
     t.set_defaults(handler=_t1)
     p.set_defaults(handler=lambda a: _help(p))
 
@@ -123,7 +130,9 @@ def _help(p: argparse.ArgumentParser) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     from neurospine.brainage.api import fit
+    from neurospine.brainage.model import npz_path
 
+    common.check_output_file(npz_path(args.out))
     fit(args.features_csv, age_column=args.age_column, out=args.out, seed=args.seed, max_epochs=args.max_epochs)
     return 0
 
@@ -131,13 +140,17 @@ def _fit(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from neurospine.brainage.api import predict
 
-    predict(args.features_csv, model=args.model, out=args.out, age_column=args.age_column, passes=args.passes)
+    common.check_output_file(args.out)
+    with common.progress_of(args, "brainage predict", Path(args.features_csv).name):
+        predict(args.features_csv, model=args.model, out=args.out, age_column=args.age_column, passes=args.passes)
     return 0
 
 
 def _recalibrate(args: argparse.Namespace) -> int:
     from neurospine.brainage.api import recalibrate
+    from neurospine.brainage.model import npz_path
 
+    common.check_output_file(npz_path(args.out))
     recalibrate(args.features_csv, model=args.model, out=args.out, age_column=args.age_column, mode=args.mode)
     return 0
 
@@ -145,12 +158,14 @@ def _recalibrate(args: argparse.Namespace) -> int:
 def _t1(args: argparse.Namespace) -> int:
     from neurospine.brainage.api import predict_t1_files
 
-    predict_t1_files(
-        args.images,
-        out=args.out,
-        ages_csv=args.ages,
-        threads=args.threads,
-        passes=args.passes,
-        id_column=args.id_column,
-    )
+    common.check_output_file(args.out)
+    with common.progress_of(args, "brainage t1", f"{len(args.images)} image(s)"):
+        predict_t1_files(
+            args.images,
+            out=args.out,
+            ages_csv=args.ages,
+            threads=args.threads,
+            passes=args.passes,
+            id_column=args.id_column,
+        )
     return 0

@@ -3,35 +3,37 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from neurospine.cli import common
 from neurospine.cli.helpfmt import docs_line
 
 EPILOG = """\
-Example: neurospine cord sub-01_T2w.nii.gz --out results/ --levels sub-01_seg-vert_msk.nii.gz"""
+Example: neurospine cord sub-01_T2w.nii.gz -o results/ --levels sub-01_seg-vert_msk.nii.gz"""
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "cord",
         help="spinal cord segmentation (any contrast) and CSA per slice and level",
-        description="Segment the spinal cord and canal in a 3D MRI of any contrast, axial or sagittal, and "
-        "measure the cross-sectional area per slice and per vertebral level. Writes cord/canal masks, "
-        "<stem>_csa.csv, <stem>_csa_perlevel.csv and a QC picture. Exit code 4 when no cord is found. "
-        + docs_line("tools/cord.md"),
+        description="Segment the spinal cord and canal in a 3D MRI of any contrast (axial or sagittal) and "
+        "measure the cross-sectional area per slice and level. Writes masks, <stem>_csa.csv, "
+        "_csa_perlevel.csv and a QC picture; exit code 4 when no cord is found. " + docs_line("tools/cord.md"),
         epilog=EPILOG,
     )
-    p.add_argument("image", type=Path, help="input image (NIfTI, NRRD/MHA or DICOM folder)")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument(
+        "images", nargs="+", type=Path, metavar="IMAGE", help="input images (NIfTI, NRRD/MHA or DICOM folder)"
+    )
+    common.add_out(p, "output folder (created if needed)", type=Path, metavar="DIR")
+    common.add_overwrite(p)
     p.add_argument(
         "--levels",
         type=Path,
+        action="append",
         default=None,
         metavar="VERT_MASK",
-        help="level mask: seg-vert (from neurospine spine) or cord-by-level",
+        help="level mask, once per image: seg-vert (neurospine spine) or cord-by-level",
     )
     p.add_argument(
         "--no-auto-levels",
@@ -45,7 +47,9 @@ def register(sub: Any) -> None:
         metavar="MM",
         help="average thin axial slices over a slab MM thick (default 3; 0 = off)",
     )
-    p.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads for inference (default 2)")
+    p.add_argument(
+        "--threads", type=common.positive_int, default=2, metavar="N", help="CPU threads for inference (default 2)"
+    )
     p.add_argument("--model", default="cord_softseg", metavar="NAME", help="model card name (default cord_softseg)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=_run)
@@ -62,33 +66,60 @@ def _non_negative_mm(text: str) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from neurospine.cord.api import run_file
+    from neurospine.cord.api import output_paths, run_file
+    from neurospine.errors import InputError
+    from neurospine.io import stem_of
 
-    res = run_file(
-        args.image,
+    levels: list[Path] = list(args.levels or [])
+    if levels and len(levels) != len(args.images):
+        raise InputError(
+            levels[0],
+            f"{len(levels)} --levels mask(s) for {len(args.images)} images",
+            "give --levels once per image, in the same order as the images, or leave it out",
+        )
+    level_of = dict(zip(args.images, levels, strict=False))
+
+    def one(image: Path, folder: Path) -> Any:
+        return run_file(
+            image,
+            folder,
+            threads=args.threads,
+            levels=level_of.get(image),
+            auto_levels=not args.no_auto_levels,
+            model=args.model,
+            slab_mm=args.slab_mm,
+        )
+
+    runs = common.run_per_image(
+        args,
+        args.images,
         args.out,
-        threads=args.threads,
-        levels=args.levels,
-        auto_levels=not args.no_auto_levels,
-        model=args.model,
-        slab_mm=args.slab_mm,
+        label="cord",
+        expected=lambda image, out: list(output_paths(stem_of(image), out).values()),
+        run_one=one,
     )
+    done = [r.result for r in runs if r.result is not None]
     if args.json:
-        payload = {
-            "task": res.task,
-            "input": res.input_path,
-            "outputs": {k: str(v) for k, v in res.outputs.items()},
-            "measures": res.measures,
-            "models": res.models,
-            "timings_s": res.timings_s,
-            "warnings": res.warnings,
-        }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-    else:
+        if done:
+            common.write_json([_payload(res) for res in done])
+        return common.exit_code(runs)
+    for res in done:
         m = res.measures
         mean = m.get("csa_mm2_mean")
         csa = "n/a (every slice is at L3 or lower)" if mean is None else f"{mean} mm2"
-        sys.stdout.write(f"cord: {m.get('n_slices')} slices, mean CSA {csa} -> {args.out}\n")
+        common.say(args, f"cord: {m.get('n_slices')} slices, mean CSA {csa} -> {args.out}")
         for w in res.warnings:
-            sys.stdout.write(f"warning: {w}\n")
-    return 0
+            common.say(args, f"warning: {w}")
+    return common.exit_code(runs)
+
+
+def _payload(res: Any) -> dict[str, Any]:
+    return {
+        "task": res.task,
+        "input": res.input_path,
+        "outputs": {k: str(v) for k, v in res.outputs.items()},
+        "measures": res.measures,
+        "models": res.models,
+        "timings_s": res.timings_s,
+        "warnings": res.warnings,
+    }

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from typing import Any
 
+from neurospine.cli import common
 from neurospine.cli.helpfmt import docs_line
 
-_EPILOG = """\
-examples:
-  neurospine evaluate pred_vert.nii.gz ref_vert.nii.gz --out vert.csv --mode instance --labels 20-25"""
+_EPILOG = "examples: neurospine evaluate pred.nii.gz ref.nii.gz -o vert.csv --mode instance --labels 20-25"
 
 
 def parse_labels(text: str) -> list[int]:
@@ -62,7 +60,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("pred", metavar="PRED", help="predicted label map (NIfTI/NRRD/MHA or DICOM folder)")
     p.add_argument("ref", metavar="REF", help="reference label map on the same grid")
-    p.add_argument("--out", required=True, metavar="CSV", help="CSV file to write (atomically)")
+    common.add_out(p, "CSV file to write (atomically; - for standard output)", metavar="CSV")
     p.add_argument(
         "--mode",
         choices=("auto", "semantic", "instance"),
@@ -108,6 +106,7 @@ def _fmt(v: Any) -> str:
 def _run(args: argparse.Namespace) -> int:
     from neurospine.metrics import evaluate_files
 
+    common.check_output_file(args.out)
     rows = evaluate_files(
         args.pred,
         args.ref,
@@ -123,14 +122,16 @@ def _run(args: argparse.Namespace) -> int:
     shown = [r for r in rows if r["level"] != "instance"]
     for r in shown:
         if r["level"] == "summary":
-            sys.stdout.write(
+            common.say(
+                args,
                 f"{r['name']:<26} PQ {_fmt(r['pq'])}  SQ {_fmt(r['sq'])}  RQ {_fmt(r['rq'])}  "
-                f"TP {r['tp']} FP {r['fp']} FN {r['fn']}\n"
+                f"TP {r['tp']} FP {r['fp']} FN {r['fn']}",
             )
         else:
-            sys.stdout.write(
+            common.say(
+                args,
                 f"{r['label']!s:>4} {r['name']:<26} Dice {_fmt(r['dice'])}  ASSD {_fmt(r['assd_mm'])} mm  "
-                f"HD95 {_fmt(r['hd95_mm'])} mm\n"
+                f"HD95 {_fmt(r['hd95_mm'])} mm",
             )
-    sys.stdout.write(f"wrote {len(rows)} rows to {args.out}\n")
+    common.say(args, f"wrote {len(rows)} rows to {'standard output' if common.to_stdout(args.out) else args.out}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from neurospine.cli import common
 from neurospine.cli.helpfmt import docs_line
 
 
@@ -31,7 +32,7 @@ def register(sub: Any) -> None:
         default="semantic",
         help=f"which mask's table (default semantic): {kinds}",
     )
-    p.add_argument("--out", help="write to this file instead of standard output")
+    common.add_out(p, "write to this file instead of standard output (- = standard output)", required=False)
     p.set_defaults(handler=_run)
 
 
@@ -48,6 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         text = "".join(f"{r.value}\t{r.name}\t{r.region}\n" for r in labels.all_label_rows(args.kind))
     if args.out:
+        common.check_output_file(args.out)
         write_text_atomic(args.out, text)
     else:
         sys.stdout.write(text)

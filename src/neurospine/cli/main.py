@@ -8,12 +8,23 @@ and returns an exit code. Heavy imports happen inside handlers so ``--help`` sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
-from neurospine.cli.helpfmt import CommandParser
+from neurospine.cli.common import (
+    OneLineParser,
+    add_verbosity,
+    add_verbosity_everywhere,
+    restore_logging,
+    setup_logging,
+)
 from neurospine.errors import NeuroSpineError
 
 log = logging.getLogger("neurospine")
@@ -39,12 +50,12 @@ COMMAND_MODULES: tuple[str, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     from neurospine import __version__
 
-    parser = CommandParser(
+    parser = OneLineParser(
         prog="neurospine",
         description="Spine and brain MRI segmentation and biomarkers, on the CPU, with shipped models.",
     )
     parser.add_argument("--version", action="version", version=f"neurospine {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    add_verbosity(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -55,29 +66,62 @@ def build_parser() -> argparse.ArgumentParser:
             log.debug("command module %s not present", name)
             continue
         module.register(sub)
+    add_verbosity_everywhere(parser)  # -q/-v on every command, after its own options
     return parser
 
 
-def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind (workers stopped, temporary files removed) and exit 143."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While a command runs, SIGTERM raises :class:`Terminated` so every ``finally`` runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
+    previous_level = setup_logging(args.verbose, args.quiet)
     try:
-        return int(args.handler(args) or 0)
+        with _sigterm_unwinds():
+            return int(args.handler(args) or 0)
     except NeuroSpineError as e:
         sys.stderr.write(f"neurospine: error: {e}\n")
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("neurospine: interrupted\n")
         return 130
+    except Terminated:
+        sys.stderr.write("neurospine: terminated (SIGTERM)\n")
+        return 143
+    except BrokenPipeError:  # `neurospine table DIR -o - | head`: the reader left; not an error of ours
+        _silence_stdout()
+        return 141
+    finally:
+        restore_logging(previous_level)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def run() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
+
+from neurospine.cli import common
 
 
 def register(sub: Any) -> None:
@@ -18,13 +19,18 @@ def register(sub: Any) -> None:
     )
     p.add_argument("dir", help="the --out folder of `neurospine batch` (or its derivatives/neurospine)")
     p.add_argument("--marks", help="QC marks JSON saved from the report; stored in the database and shown")
-    p.add_argument("--out", help="HTML file (default DIR/derivatives/neurospine/qc_report.html)")
+    common.add_out(
+        p, "HTML file, - for standard output (default DIR/derivatives/neurospine/qc_report.html)", required=False
+    )
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from neurospine.batch.report import write_report
 
+    if args.out is not None:
+        common.check_output_file(args.out)
     path = write_report(args.dir, args.out, marks_file=args.marks)
-    sys.stdout.write(f"{path}\n")
+    if not common.to_stdout(args.out):
+        common.say(args, f"{path}")
     return 0

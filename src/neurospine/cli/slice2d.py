@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
+from neurospine.cli import common
 from neurospine.cli.helpfmt import docs_line
 
 DESCRIPTION = (
-    "Segment vertebral bodies and discs on one 2D image (MR, CT or X-ray) and measure them: IBSI radiomics, "
-    "heights and lumbar lordosis. A 3D volume gives its best sagittal slice; a 2D image is a DICOM, PNG/JPEG "
-    "or 2D NIfTI. Writes <stem>_slice2d_msk.nii.gz, <stem>_slice2d.png, <stem>_radiomics.csv and "
-    "<stem>_heights.csv. " + docs_line("tools/slice2d.md")
+    "Segment vertebral bodies and discs on one 2D image (MR, CT or X-ray; a 3D volume gives its best sagittal "
+    "slice) and measure IBSI radiomics, heights and lumbar lordosis. Writes <stem>_slice2d_msk.nii.gz, "
+    "_slice2d.png, _radiomics.csv and _heights.csv. "
+    "Example: neurospine slice2d sub-01_T2w.nii.gz -o results/ --lowest-level S1. " + docs_line("tools/slice2d.md")
 )
-EXAMPLE = "Example: neurospine slice2d sub-01_T2w.nii.gz --out results/ --lowest-level S1"
 
 
 def register(sub: Any) -> None:
@@ -25,19 +23,22 @@ def register(sub: Any) -> None:
         "slice2d",
         help="2D body/disc segmentation, radiomics and heights (MR, CT, X-ray)",
         description=DESCRIPTION,
-        epilog=EXAMPLE,
     )
-    p.add_argument("image", type=Path, help="3D volume, DICOM folder/file, PNG/JPEG or 2D NIfTI")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument(
+        "images", nargs="+", type=Path, metavar="IMAGE", help="3D volume, DICOM folder/file, PNG/JPEG or 2D NIfTI"
+    )
+    common.add_out(p, "output folder (created if missing)", type=Path, metavar="DIR")
+    common.add_overwrite(p)
     p.add_argument(
         "--modality",
         choices=("mr", "ct", "xray"),
         default=None,
-        help="set the modality when the guess is flagged uncertain",
+        metavar="M",
+        help="mr, ct or xray: set the modality when the guess is flagged uncertain",
     )
     p.add_argument(
         "--pixel-mm",
-        type=float,
+        type=common.positive_float,
         default=None,
         metavar="MM",
         help="2D input: pixel size in mm when the file has none or a placeholder",
@@ -46,24 +47,26 @@ def register(sub: Any) -> None:
         "--slice",
         dest="slice_index",
         metavar="N",
-        type=int,
+        type=common.non_negative_int,
         default=None,
         help="3D input: sagittal slice index (stored left-right axis, 0-based)",
     )
     p.add_argument(
         "--lowest-level",
         default=None,
-        metavar="LEVEL",
+        metavar="L",
         help="level of the lowest body in view (e.g. S1): names all levels",
     )
     p.add_argument(
         "--outlier-sigma",
-        type=float,
+        type=float,  # checked in the handler (an InputError: exit 2, one line)
         default=None,
         metavar="S",
         help="radiomics: drop pixels beyond mean +- S sd (default 3; 0 = off)",
     )
-    p.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads for inference (default 2)")
+    p.add_argument(
+        "--threads", type=common.positive_int, default=2, metavar="N", help="CPU threads for inference (default 2)"
+    )
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=_run)
 
@@ -71,7 +74,7 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from neurospine.errors import InputError
     from neurospine.labels import VERTEBRA_IDS
-    from neurospine.slice2d.api import run_file
+    from neurospine.slice2d.api import output_paths, run_file
     from neurospine.slice2d.radiomics import DEFAULT_OUTLIER_SIGMA
 
     if args.lowest_level is not None and args.lowest_level.upper() not in VERTEBRA_IDS:
@@ -81,17 +84,45 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(
             None, f"--outlier-sigma {sigma} is not a finite number >= 0", "use e.g. 3, or 0 for no filtering"
         )
-    res = run_file(
-        args.image,
+
+    def one(image: Path, folder: Path) -> Any:
+        return run_file(
+            image,
+            folder,
+            threads=args.threads,
+            modality=args.modality,
+            slice_index=args.slice_index,
+            lowest_level=args.lowest_level,
+            outlier_sigma=sigma or None,
+            pixel_mm=args.pixel_mm,
+        )
+
+    runs = common.run_per_image(
+        args,
+        args.images,
         args.out,
-        threads=args.threads,
-        modality=args.modality,
-        slice_index=args.slice_index,
-        lowest_level=args.lowest_level,
-        outlier_sigma=sigma or None,
-        pixel_mm=args.pixel_mm,
+        label="slice2d",
+        expected=lambda image, out: list(output_paths(image, out).values()),
+        run_one=one,
     )
-    summary = {
+    done = [r.result for r in runs if r.result is not None]
+    if args.json:
+        if done:
+            common.write_json([_summary(res) for res in done])
+        return common.exit_code(runs)
+    for res in done:
+        common.say(
+            args,
+            f"{res.measures['n_bodies']} bodies, {res.measures['n_discs']} discs "
+            f"({res.measures['modality']}); outputs in {args.out}",
+        )
+        for w in res.warnings:
+            common.say(args, f"note: {w}")
+    return common.exit_code(runs)
+
+
+def _summary(res: Any) -> dict[str, Any]:
+    return {
         "input": res.input_path,
         "outputs": {k: str(v) for k, v in res.outputs.items()},
         "measures": res.measures,
@@ -104,13 +135,3 @@ def _run(args: argparse.Namespace) -> int:
         "timings_s": res.timings_s,
         "warnings": res.warnings,
     }
-    if args.json:
-        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
-    else:
-        sys.stdout.write(
-            f"{res.measures['n_bodies']} bodies, {res.measures['n_discs']} discs "
-            f"({res.measures['modality']}); outputs in {args.out}\n"
-        )
-        for w in res.warnings:
-            sys.stdout.write(f"note: {w}\n")
-    return 0

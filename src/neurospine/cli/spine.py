@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 from typing import Any
 
+from neurospine.cli import common
 from neurospine.cli.helpfmt import docs_line
 
 HELP = (
@@ -13,7 +14,7 @@ HELP = (
     "endplates. Writes <stem>_seg-spine_msk.nii.gz, _seg-vert_msk.nii.gz, _seg-spine_ctd.json, _snp.png and "
     "_spine.csv into --out, on the input's grid. " + docs_line("tools/spine.md")
 )
-EXAMPLE = "Example: neurospine spine sub-01_T2w.nii.gz --out derivatives/spine"
+EXAMPLE = "Example: neurospine spine sub-01_T2w.nii.gz -o derivatives/spine"
 
 
 def register(sub: Any) -> None:
@@ -23,9 +24,14 @@ def register(sub: Any) -> None:
         description=HELP,
         epilog=EXAMPLE,
     )
-    p.add_argument("image", help="sagittal or isotropic spine MRI (NIfTI, NRRD/MHA or DICOM folder)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    p.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads for the model (default 2)")
+    p.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="sagittal or isotropic spine MRI (NIfTI, NRRD/MHA or DICOM folder)"
+    )
+    common.add_out(p, "output folder (created if missing)", metavar="DIR")
+    common.add_overwrite(p)
+    p.add_argument(
+        "--threads", type=common.positive_int, default=2, metavar="N", help="CPU threads for the model (default 2)"
+    )
     p.add_argument(
         "--model",
         default="spine_semantic",
@@ -44,35 +50,51 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import json
+    from neurospine.spine.api import output_paths, run_file
 
-    from neurospine.spine.api import run_file
+    def one(image: Path, folder: Path) -> Any:
+        return run_file(
+            image,
+            folder,
+            threads=args.threads,
+            snapshot=not args.no_snapshot,
+            model=args.model,
+            extra_vertebra=args.extra_vertebra,
+        )
 
-    result = run_file(
-        args.image,
+    runs = common.run_per_image(
+        args,
+        args.images,
         args.out,
-        threads=args.threads,
-        snapshot=not args.no_snapshot,
-        model=args.model,
-        extra_vertebra=args.extra_vertebra,
+        label="spine",
+        expected=lambda image, out: list(output_paths(image, out).values()),
+        run_one=one,
     )
+    done = [r.result for r in runs if r.result is not None]
     if args.json:
-        payload = {
-            "outputs": {k: str(v) for k, v in result.outputs.items()},
-            "measures": result.measures,
-            "models": result.models,
-            "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()},
-            "warnings": result.warnings,
-        }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-        return 0
-    m = result.measures
-    sys.stdout.write(
-        f"spine: {m['n_vertebrae']} vertebrae [{m['levels']}], naming {m['naming_anchor']} "
-        f"(confidence {m['naming_confidence']}), {result.timings_s['total']:.1f} s\n"
-    )
-    for w in result.warnings:
-        sys.stdout.write(f"  note: {w}\n")
-    for key, path in result.outputs.items():
-        sys.stdout.write(f"  {key:<10} {path}\n")
-    return 0
+        if done:
+            common.write_json([_payload(res) for res in done])
+        return common.exit_code(runs)
+    for result in done:
+        m = result.measures
+        common.say(
+            args,
+            f"spine: {m['n_vertebrae']} vertebrae [{m['levels']}], naming {m['naming_anchor']} "
+            f"(confidence {m['naming_confidence']}), {result.timings_s['total']:.1f} s",
+        )
+        for w in result.warnings:
+            common.say(args, f"  note: {w}")
+        for key, path in result.outputs.items():
+            common.say(args, f"  {key:<10} {path}")
+    return common.exit_code(runs)
+
+
+def _payload(result: Any) -> dict[str, Any]:
+    return {
+        "input": result.input_path,
+        "outputs": {k: str(v) for k, v in result.outputs.items()},
+        "measures": result.measures,
+        "models": result.models,
+        "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()},
+        "warnings": result.warnings,
+    }

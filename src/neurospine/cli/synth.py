@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from neurospine.cli import common
 from neurospine.cli.helpfmt import docs_line
 
 _EPILOG = """\
@@ -13,8 +13,7 @@ outputs (in --out): synth-<seed>_img.nii.gz (image; MR scaled to about [0, 1], C
   _seg-spine.nii.gz (SPINEPS semantic labels), _seg-vert.nii.gz (vertebra/disc/endplate instances),
   _cord-soft / _canal-soft.nii.gz (partial-volume fractions), _tissue.nii.gz, _meta.json,
   and contact_sheet.png (mid-sagittal slices with the labels overlaid).
-example:
-  neurospine synth --n 5 --contrast t2w --out synth_t2
+Example: neurospine synth --n 5 --contrast t2w -o synth_t2
 """
 
 
@@ -26,8 +25,8 @@ def register(sub: Any) -> None:
         + docs_line("training.md"),
         epilog=_EPILOG,
     )
-    p.add_argument("--n", type=int, default=5, help="number of cases (default 5)")
-    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--n", type=common.positive_int, default=5, help="number of cases (default 5)")
+    common.add_out(p, "output folder (created if missing)")
     p.add_argument("--seed", type=int, default=0, help="first seed; case i uses seed+i (default 0)")
     p.add_argument("--contrast", default="t2w", help="t2w, t1w, stir, t2sw, ct, random or any (default t2w)")
     p.add_argument("--levels", default="random", help="e.g. L1-S1, C2-T3, whole, lumbar, random (default random)")
@@ -70,6 +69,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     except ValueError as e:  # every option is checked here, before anything is generated or written
         raise InputError(None, str(e), "see `neurospine synth --help` for valid values") from e
+    from neurospine.io.outdir import prepare_out_dir
+
+    prepare_out_dir(args.out)
     written, sheet = write_cases(args.out, args.n, cfg, first_seed=args.seed)
-    sys.stdout.write(f"wrote {len(written)} cases to {args.out}; contact sheet {sheet}\n")
+    common.say(args, f"wrote {len(written)} cases to {args.out}; contact sheet {sheet}")
     return 0

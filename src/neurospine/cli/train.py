@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
             "training needs PyTorch, which is not installed",
             "pip install 'neurospine[train]' (torch==2.13.0, CPU build)",
         ) from e
-    if not getattr(args, "verbose", 0):
+    if not getattr(args, "verbose", 0) and not getattr(args, "quiet", False):
         logging.getLogger("neurospine").setLevel(logging.INFO)  # training progress is the point of the command
     module = importlib.import_module(TRAINERS[args.task])
     return int(module.main(list(args.task_args)))

@@ -47,6 +47,21 @@ LORDOSIS_WITHHELD = "not measured: no reliable L1 superior and S1 superior / L5 
 _LUMBAR_SACRAL = frozenset({"L1", "L2", "L3", "L4", "L5", "S1"})
 
 
+#: Output key -> file name suffix after ``<stem>``.
+OUTPUT_SUFFIXES: dict[str, str] = {
+    "mask": "_slice2d_msk.nii.gz",
+    "overlay": "_slice2d.png",
+    "radiomics": "_radiomics.csv",
+    "heights": "_heights.csv",
+}
+
+
+def output_paths(image_path: str | Path, out_dir: str | Path) -> dict[str, Path]:
+    """Where ``run_file`` writes each output for ``image_path``."""
+    stem = stem_of(image_path)
+    return {key: Path(out_dir) / f"{stem}{suffix}" for key, suffix in OUTPUT_SUFFIXES.items()}
+
+
 def run_file(
     image_path: str | Path,
     out_dir: str | Path,
@@ -141,15 +156,16 @@ def run_file(
 
     stem = stem_of(path)
     out.mkdir(parents=True, exist_ok=True)
-    mask_path = out / f"{stem}_slice2d_msk.nii.gz"
+    paths = output_paths(path, out)
+    mask_path = paths["mask"]
     _write_mask(loaded, chosen, inst, mask_path)
-    png_path = out / f"{stem}_slice2d.png"
+    png_path = paths["overlay"]
     title = f"{stem}  {mod}" + (f"  slice {input_slice_index(loaded, chosen)}" if chosen is not None else "")
     write_overlay(png_path, normalize_image(plane.pixels, mod), inst, plane.spacing_mm, title)
     rad_rows = radiomics_rows(plane, inst, outlier_sigma=outlier_sigma)
     h_rows, lordosis = height_rows(plane, inst)
-    rad_path = write_text_atomic(out / f"{stem}_radiomics.csv", _csv(rad_rows))
-    h_path = write_text_atomic(out / f"{stem}_heights.csv", _csv(h_rows))
+    rad_path = write_text_atomic(paths["radiomics"], _csv(rad_rows))
+    h_path = write_text_atomic(paths["heights"], _csv(h_rows))
     timings["total_s"] = time.perf_counter() - t0
 
     measures: dict[str, float | int | str | None] = {
