@@ -2,7 +2,8 @@
 
 The rich display appears only once a run has lasted ``delay_s`` (a 1 s run draws nothing); when the
 stream is not a terminal (a log file, a pipe, a job scheduler) each item ends with one plain line
-(``12:00:03 neurospine spine: [2/5] sub-02_T2w.nii.gz done in 8.1 s``) instead.
+(``12:00:03 neurospine spine: [2/5] sub-02_T2w.nii.gz done in 8.1 s``) instead. A single announced item
+prints its start and end lines only when it lasts ``delay_s`` (a quick failure leaves just its error line).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Progress:
         self._closed = False
         self._current = ""
         self._started_at: dict[str, float] = {}
+        self._delay_s = delay_s
+        self._announced = False
         if self.mode == "rich":
             self._make_rich(transient)
             self._timer = threading.Timer(max(0.0, delay_s), self._show)
@@ -104,7 +107,13 @@ class Progress:
             with self._lock:
                 self._live.update(self._task, description=self._describe())
         elif self.mode == "plain" and self.announce:
-            self._line(f"[{self.done + 1}/{self.total}] {item} ...")
+            text = f"[{self.done + 1}/{self.total}] {item} ..."
+            if self.total == 1:  # one item: say it only once it has lasted delay_s (a quick run prints nothing)
+                self._timer = threading.Timer(max(0.0, self._delay_s), self._announce, args=(text,))
+                self._timer.daemon = True
+                self._timer.start()
+            else:
+                self._line(text)
 
     def end(self, item: str, *, ok: bool = True, seconds: float | None = None, note: str = "") -> None:
         self.done += 1
@@ -115,9 +124,20 @@ class Progress:
             with self._lock:
                 self._live.update(self._task, advance=1, failed=self.failed)
         elif self.mode == "plain":
+            if self.total == 1 and self.announce and not self._announced:
+                if self._timer is not None:
+                    self._timer.cancel()
+                return  # a single quick step: its start was never shown, so no end line either
             took = "" if seconds is None else f" in {seconds:.1f} s"
             status = "done" if ok else "FAILED"
             self._line(f"[{self.done}/{self.total}] {item} {status}{took}{f' ({note})' if note else ''}")
+
+    def _announce(self, text: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._announced = True
+        self._line(text)
 
     def close(self) -> None:
         with self._lock:

@@ -10,9 +10,7 @@ from neurospine.cli import common
 from neurospine.cli.helpfmt import docs_line
 
 MODEL_HELP = (
-    "a MODEL.npz from fit/recalibrate, or a model name from `neurospine models` (brainage_features, "
-    "brainage_features_regional). Default: brainage_features, or brainage_features_regional when the table "
-    "lacks some of brainage_features' columns (e.g. eTIV, CortexVol, MaskVol); a warning names them"
+    "MODEL.npz or a name from `neurospine models` (default: brainage_features, or _regional when columns are missing)"
 )
 
 

@@ -16,7 +16,7 @@ def register(sub: Any) -> None:
     kinds = "; ".join(f"{k}: {v}" for k, v in KIND_FILES.items())
     p = sub.add_parser(
         "labels",
-        help="print the label tables of the masks neurospine writes, or export them for ITK-SNAP / 3D Slicer",
+        help="label tables of the masks neurospine writes (text, JSON, ITK-SNAP, 3D Slicer)",
         description="Label values of the masks neurospine writes, one table per kind of mask. "
         "Example: neurospine labels --format itksnap --kind instance > vert.txt. " + docs_line("labels.md"),
     )
