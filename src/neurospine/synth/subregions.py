@@ -1,0 +1,417 @@
+"""SPINEPS sub-regions derived geometrically from whole-vertebra instance label maps (VerSe-style CT labels).
+
+``derive_subregions(vert)`` turns a map of whole-vertebra ids (1-7 C1-C7, 8-19 T1-T12, 20-25 L1-L6, 26 sacrum,
+28 T13; ids >= 100 are ignored) into a SPINEPS semantic map on the same grid, so CT label maps can feed the
+SynthSeg-style training generator. Method and measured agreement: ``docs/decisions/subregions-from-vertebrae.md``.
+
+Every vertebra gets its own frame in world (RAS) millimetres:
+
+- ``w`` (superior): the tangent of the line through the centroids of the vertebrae, pointing to the lower ids.
+- the canal: the vertebra's voxels are projected along ``w`` onto a 1 mm raster; the largest enclosed hole is
+  the vertebral foramen. Its centroid is the frame origin in the axial plane.
+- ``v`` (anterior): from the canal centre towards the vertebra's centroid (the body is the heavy part), kept
+  within 60 degrees of the world's anterior axis; ``u = v x w`` points to the patient's right, so the
+  left/right split follows the affine (43/45/47 left, 44/46/48 right, as ``spine.semantic`` writes them).
+
+The rules are in :func:`_classify`; they use only the canal outline (anterior wall, posterior wall, half
+width) and the pedicle height, so they scale with the vertebra. Everything runs on the vertebrae's own
+voxels and on the background voxels of their bounding boxes, never on whole-volume resampling.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from neurospine.io import Volume
+
+log = logging.getLogger(__name__)
+
+SACRUM_ID = 26
+#: vertebra ids from cranial to caudal (T13 = 28 sits between T12 and L1)
+ANATOMICAL_ORDER: tuple[int, ...] = (*range(1, 20), 28, *range(20, 27))
+#: raster step of the axial projections (mm)
+RASTER_MM = 1.0
+#: largest body-to-body gap still labelled as a disc (mm)
+MAX_DISC_GAP_MM = 15.0
+#: the body reaches this far behind the canal's anterior wall at the midline (concave posterior wall, mm)
+BODY_BEHIND_WALL_MM = 1.5
+
+# SPINEPS output values
+ARCUS, SPINOUS, COSTAL_L, SUP_ART_L, INF_ART_L, CORPUS, CANAL, DISC = 41, 42, 43, 45, 47, 49, 61, 100
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass
+class _Frame:
+    """One vertebra's frame: origin (canal centre, world mm) and unit axes u (right), v (anterior), w (up)."""
+
+    vid: int
+    origin: F64
+    u: F64
+    v: F64
+    w: F64
+    foramen: npt.NDArray[np.bool_] | None  # 2D raster over (u, v), or None when no enclosed hole was found
+    raster_lo: F64  # (u, v) of raster cell (0, 0)
+    ant_wall_mm: float = 8.0  # canal anterior wall (v), posterior wall (v) and half width (|u|)
+    post_wall_mm: float = -8.0
+    half_width_mm: float = 10.0
+
+    def local(self, xyz: F64) -> F64:
+        d = xyz - self.origin
+        return np.stack([d @ self.u, d @ self.v, d @ self.w], axis=1)
+
+
+def _unit(x: F64) -> F64:
+    return np.asarray(x / max(float(np.linalg.norm(x)), 1e-9), dtype=np.float64)
+
+
+def _world(affine: F64, ijk: npt.NDArray[np.integer] | F64) -> F64:
+    return np.asarray(ijk, dtype=np.float64) @ affine[:3, :3].T + affine[:3, 3]
+
+
+def _raster(uv: F64, lo: F64, shape: tuple[int, int]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    idx = np.floor((uv - lo) / RASTER_MM).astype(np.intp)
+    iu = np.clip(idx[:, 0], 0, shape[0] - 1)
+    iv = np.clip(idx[:, 1], 0, shape[1] - 1)
+    return iu, iv
+
+
+def _footprint(uv: F64, lo: F64, shape: tuple[int, int], close: int) -> npt.NDArray[np.bool_]:
+    img = np.zeros(shape, dtype=bool)
+    iu, iv = _raster(uv, lo, shape)
+    img[iu, iv] = True
+    if close > 0:
+        img = np.asarray(ndimage.binary_closing(img, iterations=close, border_value=0), dtype=bool)
+    return img
+
+
+def _largest_hole(img: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_] | None:
+    holes = np.asarray(ndimage.binary_fill_holes(img), dtype=bool) & ~img
+    lab, n = ndimage.label(holes)
+    if n == 0:
+        return None
+    sizes = np.bincount(lab.ravel())[1:]
+    best = int(np.argmax(sizes)) + 1
+    if sizes[best - 1] * RASTER_MM**2 < 20.0:  # smaller than ~5 mm across: not a canal
+        return None
+    return np.asarray(lab == best, dtype=bool)
+
+
+def _cranial_axes(centroids: dict[int, F64], world_up: F64) -> dict[int, F64]:
+    """Superior unit axis per vertebra from the centroid sequence (sacrum excluded when others exist)."""
+    mobile = [i for i in ANATOMICAL_ORDER if i in centroids and i != SACRUM_ID]
+    if len(mobile) < 2:
+        mobile = [i for i in ANATOMICAL_ORDER if i in centroids]
+    axes: dict[int, F64] = {}
+    for vid in centroids:
+        if len(mobile) < 2:
+            axes[vid] = world_up
+            continue
+        k = mobile.index(vid) if vid in mobile else len(mobile) - 1
+        above = centroids[mobile[max(k - 1, 0)]]
+        below = centroids[mobile[min(k + 1, len(mobile) - 1)]]
+        if k == 0:
+            above = centroids[mobile[0]]
+        if k >= len(mobile) - 1:
+            below = centroids[mobile[-1]]
+        w = _unit(above - below)
+        if float(w @ world_up) < 0.5:  # more than 60 degrees off the image's superior axis: distrust it
+            w = world_up
+        axes[vid] = w
+    return axes
+
+
+def _make_frame(vid: int, xyz: F64, w: F64, world_ant: F64) -> _Frame:
+    """Canal (largest hole of the projection along ``w``) and the anterior axis of one vertebra."""
+    a0 = _unit(world_ant - w * float(world_ant @ w))
+    u0 = np.cross(a0, w)
+    centroid = xyz.mean(axis=0)
+    d = xyz - centroid
+    uv = np.stack([d @ u0, d @ a0], axis=1)
+    lo = uv.min(axis=0) - 4.0
+    shape = (
+        int(np.ceil((uv[:, 0].max() - lo[0]) / RASTER_MM)) + 5,
+        int(np.ceil((uv[:, 1].max() - lo[1]) / RASTER_MM)) + 5,
+    )
+    hole = None
+    for close in (1, 2, 3, 5):
+        hole = _largest_hole(_footprint(uv, lo, shape, close))
+        if hole is not None:
+            break
+    if hole is None:
+        return _Frame(vid, centroid, u0, a0, w, None, lo)
+    cells = np.argwhere(hole).astype(np.float64) * RASTER_MM + lo + RASTER_MM / 2
+    c_uv = cells.mean(axis=0)
+    # anterior axis: canal centre -> vertebra centroid (the body outweighs the arch), near the world's anterior
+    to_body = -c_uv
+    ant = a0
+    if float(np.linalg.norm(to_body)) > 2.0:
+        cand = _unit(to_body[0] * u0 + to_body[1] * a0)
+        if float(cand @ a0) > 0.5:
+            ant = cand
+    u = np.cross(ant, w)
+    origin = centroid + c_uv[0] * u0 + c_uv[1] * a0
+    # re-express the foramen raster in the final (u, v) axes around the new origin
+    cell_world = centroid + np.outer(cells[:, 0], u0) + np.outer(cells[:, 1], a0)
+    rel = cell_world - origin
+    cuv = np.stack([rel @ u, rel @ ant], axis=1)
+    flo = cuv.min(axis=0) - 3.0
+    fshape = (
+        int(np.ceil((cuv[:, 0].max() - flo[0]) / RASTER_MM)) + 4,
+        int(np.ceil((cuv[:, 1].max() - flo[1]) / RASTER_MM)) + 4,
+    )
+    foramen = _footprint(cuv, flo, fshape, 1)
+    foramen = np.asarray(ndimage.binary_fill_holes(foramen), dtype=bool)
+    mid = np.abs(cuv[:, 0]) < 3.0
+    ant_wall = float(cuv[mid, 1].max()) + RASTER_MM / 2 if mid.any() else float(cuv[:, 1].max())
+    post_wall = float(cuv[mid, 1].min()) - RASTER_MM / 2 if mid.any() else float(cuv[:, 1].min())
+    half_width = float(np.abs(cuv[:, 0]).max()) + RASTER_MM / 2
+    return _Frame(vid, origin, u, ant, w, foramen, flo, ant_wall, post_wall, half_width)
+
+
+def _classify(loc: F64, fr: _Frame) -> npt.NDArray[np.uint8]:
+    """Sub-region value per vertebra voxel (local u, v, w in mm), left values for paired structures.
+
+    Rules (y_a / y_p: canal anterior / posterior wall, a: canal half width, all in the vertebra frame):
+    body: anterior of the canal's anterior wall (v > y_a). Posterior elements (the rest):
+    spinous: posterior of the laminae's midline junction (v < y_p - 5 mm) and within 0.6 a of the midline;
+    costal/transverse: lateral of the pedicles (|u| > 1.45 a) below the superior articular level;
+    superior articular: above the pedicle roof, lateral of 0.6 a, behind the pedicles' anterior half;
+    inferior articular: below the pedicle floor, posterior half of the canal depth and further back;
+    arcus: the rest (pedicles and laminae).
+    """
+    u, v, w = loc[:, 0], loc[:, 1], loc[:, 2]
+    ya, yp, a = fr.ant_wall_mm, fr.post_wall_mm, fr.half_width_mm
+    depth = max(ya - yp, 4.0)
+    out = np.full(len(loc), ARCUS, dtype=np.uint8)
+    body = v > ya - BODY_BEHIND_WALL_MM
+    post = ~body
+    au = np.abs(u)
+    mid_v = 0.5 * (ya + yp)
+    # pedicles: lateral walls of the canal, anterior half of its depth
+    ped = post & (au > 0.7 * a) & (au < 1.45 * a) & (v > mid_v)
+    if ped.sum() > 10:
+        p_lo, p_mid = (float(x) for x in np.percentile(w[ped], [5, 50]))
+    else:
+        p_lo, p_mid = float(np.percentile(w, 30)), float(np.percentile(w, 60))
+    costal = post & (au > 1.65 * a)
+    sup = post & (w > p_mid - 1.0) & (au > 0.75 * a) & (au <= 1.65 * a) & (v < mid_v)
+    inf = post & (w < p_lo - 3.0) & (v < yp + 3.0) & (au > 0.25 * a)
+    spin = post & (v < yp - 0.45 * depth) & (au < 0.75 * a)
+    out[costal] = COSTAL_L
+    out[sup] = SUP_ART_L
+    out[inf] = INF_ART_L
+    out[spin] = SPINOUS
+    out[body] = CORPUS
+    return out
+
+
+def derive_subregions(vert: Volume) -> Volume:
+    """SPINEPS semantic map (uint8, same grid) derived from a whole-vertebra instance map.
+
+    Output values: 49 corpus, 41 arcus, 42 spinous, 43/44 costal L/R, 45/46 superior articular L/R,
+    47/48 inferior articular L/R, 26 sacrum, 61 canal, 100 disc. Ids >= 100 in the input are ignored.
+    """
+    data = np.asarray(vert.data)
+    lab = np.where((data > 0) & (data < 100), data, 0).astype(np.int32)
+    out = np.zeros(lab.shape, dtype=np.uint8)
+    ids = [i for i in ANATOMICAL_ORDER if i in set(np.unique(lab).tolist())]
+    if not ids:
+        return vert.with_data(out)
+    aff = vert.affine
+    slices = ndimage.find_objects(lab)
+    points: dict[int, npt.NDArray[np.intp]] = {}
+    xyz: dict[int, F64] = {}
+    for vid in ids:
+        sl = slices[vid - 1]
+        assert sl is not None
+        sub = np.argwhere(lab[sl] == vid) + np.array([s.start for s in sl])
+        points[vid] = sub
+        xyz[vid] = _world(aff, sub)
+    centroids = {vid: xyz[vid].mean(axis=0) for vid in ids}
+    world_up, world_ant = np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0])
+    axes = _cranial_axes(centroids, world_up)
+
+    frames: dict[int, _Frame] = {}
+    for vid in ids:
+        if vid == SACRUM_ID:
+            continue
+        frames[vid] = _make_frame(vid, xyz[vid], axes[vid], world_ant)
+    _borrow_missing_canals(frames, centroids, xyz)
+
+    body_xyz: dict[int, F64] = {}
+    for vid in ids:
+        p = points[vid]
+        if vid == SACRUM_ID:
+            out[p[:, 0], p[:, 1], p[:, 2]] = SACRUM_ID
+            body_xyz[vid] = xyz[vid]
+            continue
+        fr = frames[vid]
+        loc = fr.local(xyz[vid])
+        vals = _classify(loc, fr)
+        paired = np.isin(vals, (COSTAL_L, SUP_ART_L, INF_ART_L)) & (loc[:, 0] > 0)
+        vals[paired] += 1
+        out[p[:, 0], p[:, 1], p[:, 2]] = vals
+        body_xyz[vid] = xyz[vid][vals == CORPUS]
+
+    _paint_canal(out, lab, aff, ids, frames, centroids, xyz)
+    _paint_discs(out, lab, aff, ids, frames, body_xyz)
+    return vert.with_data(out)
+
+
+def _borrow_missing_canals(frames: dict[int, _Frame], centroids: dict[int, F64], xyz: dict[int, F64]) -> None:
+    """A vertebra without an enclosed foramen (cropped, open arch) takes the nearest neighbour's canal."""
+    good = [vid for vid, f in frames.items() if f.foramen is not None]
+    if not good:
+        return
+    order = list(ANATOMICAL_ORDER)
+    for vid, fr in frames.items():
+        if fr.foramen is not None:
+            continue
+        src = frames[min(good, key=lambda g: abs(order.index(g) - order.index(vid)))]
+        offset = src.origin - centroids[src.vid]
+        # canal offset from the centroid in the source frame, re-expressed in this vertebra's axes
+        off_local = np.array([offset @ src.u, offset @ src.v, 0.0])
+        u = np.cross(src.v - fr.w * float(src.v @ fr.w), fr.w)
+        v = _unit(np.cross(fr.w, u))
+        u = _unit(u)
+        origin = centroids[vid] + off_local[0] * u + off_local[1] * v
+        frames[vid] = _Frame(
+            vid, origin, u, v, fr.w, src.foramen, src.raster_lo, src.ant_wall_mm, src.post_wall_mm, src.half_width_mm
+        )
+        log.debug("vertebra %d: no enclosed canal, borrowed the frame shape of %d", vid, src.vid)
+
+
+def _box(lab: npt.NDArray[np.int32], ids: list[int], margin: tuple[int, int, int]) -> tuple[slice, slice, slice]:
+    m = np.isin(lab, ids)
+    idx = [np.nonzero(m.any(axis=tuple(j for j in range(3) if j != ax)))[0] for ax in range(3)]
+    return tuple(  # type: ignore[return-value]
+        slice(max(int(ix[0]) - margin[ax], 0), min(int(ix[-1]) + margin[ax] + 1, lab.shape[ax]))
+        for ax, ix in enumerate(idx)
+    )
+
+
+def _paint_canal(
+    out: npt.NDArray[np.uint8],
+    lab: npt.NDArray[np.int32],
+    aff: F64,
+    ids: list[int],
+    frames: dict[int, _Frame],
+    centroids: dict[int, F64],
+    xyz: dict[int, F64],
+) -> None:
+    """Canal = background voxels inside each vertebra's foramen outline, between the mid-points to its neighbours."""
+    spacing = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
+    margin = tuple(int(np.ceil(12.0 / s)) for s in spacing)
+    mobile = [i for i in ids if i in frames and frames[i].foramen is not None]
+    for k, vid in enumerate(mobile):
+        fr = frames[vid]
+        assert fr.foramen is not None
+        sl = _box(lab, [vid], margin)  # type: ignore[arg-type]
+        bg = np.argwhere(out[sl] == 0) + np.array([s.start for s in sl])
+        if len(bg) == 0:
+            continue
+        loc = fr.local(_world(aff, bg))
+        own = fr.local(xyz[vid])[:, 2]
+        w_hi, w_lo = float(own.max()), float(own.min())
+        c_w = float((centroids[vid] - fr.origin) @ fr.w)
+        if k > 0:
+            w_hi = 0.5 * (c_w + float((centroids[mobile[k - 1]] - fr.origin) @ fr.w))
+        if k < len(mobile) - 1:
+            w_lo = 0.5 * (c_w + float((centroids[mobile[k + 1]] - fr.origin) @ fr.w))
+        iu = np.floor((loc[:, 0] - fr.raster_lo[0]) / RASTER_MM).astype(np.intp)
+        iv = np.floor((loc[:, 1] - fr.raster_lo[1]) / RASTER_MM).astype(np.intp)
+        inside = (iu >= 0) & (iv >= 0) & (iu < fr.foramen.shape[0]) & (iv < fr.foramen.shape[1])
+        hit = np.zeros(len(loc), dtype=bool)
+        hit[inside] = fr.foramen[iu[inside], iv[inside]]
+        hit &= (loc[:, 2] >= w_lo) & (loc[:, 2] <= w_hi)
+        p = bg[hit]
+        out[p[:, 0], p[:, 1], p[:, 2]] = CANAL
+
+
+def _paint_discs(
+    out: npt.NDArray[np.uint8],
+    lab: npt.NDArray[np.int32],
+    aff: F64,
+    ids: list[int],
+    frames: dict[int, _Frame],
+    body_xyz: dict[int, F64],
+) -> None:
+    """Disc = background between consecutive bodies: under the upper body's lower surface, over the lower body's top."""
+    spacing = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
+    margin = tuple(int(np.ceil(4.0 / s)) for s in spacing)
+    for up, low in itertools.pairwise(ids):
+        if not _adjacent(up, low) or up not in frames or len(body_xyz[up]) < 20 or len(body_xyz[low]) < 20:
+            continue
+        fr = frames[up]
+        w = fr.w if low not in frames else _unit(fr.w + frames[low].w)
+        u = _unit(fr.u - w * float(fr.u @ w))
+        v = np.cross(w, u)
+        origin = fr.origin
+        lu = np.stack([(body_xyz[up] - origin) @ u, (body_xyz[up] - origin) @ v, (body_xyz[up] - origin) @ w], axis=1)
+        ll = np.stack(
+            [(body_xyz[low] - origin) @ u, (body_xyz[low] - origin) @ v, (body_xyz[low] - origin) @ w], axis=1
+        )
+        lo = np.minimum(lu[:, :2].min(axis=0), ll[:, :2].min(axis=0)) - 3.0
+        hi = np.maximum(lu[:, :2].max(axis=0), ll[:, :2].max(axis=0)) + 3.0
+        shape = (int(np.ceil((hi[0] - lo[0]) / RASTER_MM)) + 1, int(np.ceil((hi[1] - lo[1]) / RASTER_MM)) + 1)
+        bottom = np.full(shape, np.inf)
+        top = np.full(shape, -np.inf)
+        iu, iv = _raster(lu[:, :2], lo, shape)
+        np.minimum.at(bottom, (iu, iv), lu[:, 2])
+        iu, iv = _raster(ll[:, :2], lo, shape)
+        np.maximum.at(top, (iu, iv), ll[:, 2])
+        fp_up = _solid(np.isfinite(bottom))
+        fp_low = _solid(np.isfinite(top))
+        fp = np.asarray(ndimage.binary_erosion(fp_up & fp_low, iterations=1), dtype=bool)
+        if fp.sum() < 20:
+            continue
+        bottom = _fill_nearest(bottom)
+        top = _fill_nearest(top)
+        gap = bottom - top
+        if float(np.median(gap[fp])) > MAX_DISC_GAP_MM:
+            log.debug("no disc between %d and %d: gap %.1f mm", up, low, float(np.median(gap[fp])))
+            continue
+        fp &= (gap > 0) & (gap < MAX_DISC_GAP_MM)
+        sl = _box(lab, [up, low], margin)  # type: ignore[arg-type]
+        bg = np.argwhere(out[sl] == 0) + np.array([s.start for s in sl])
+        if len(bg) == 0:
+            continue
+        rel = _world(aff, bg) - origin
+        cu, cv, cw = rel @ u, rel @ v, rel @ w
+        ju = np.floor((cu - lo[0]) / RASTER_MM).astype(np.intp)
+        jv = np.floor((cv - lo[1]) / RASTER_MM).astype(np.intp)
+        inside = (ju >= 0) & (jv >= 0) & (ju < shape[0]) & (jv < shape[1])
+        hit = np.zeros(len(bg), dtype=bool)
+        ju, jv = ju[inside], jv[inside]
+        hit[inside] = fp[ju, jv] & (cw[inside] <= bottom[ju, jv] + 0.5) & (cw[inside] >= top[ju, jv] - 0.5)
+        p = bg[hit]
+        out[p[:, 0], p[:, 1], p[:, 2]] = DISC
+
+
+def _adjacent(up: int, low: int) -> bool:
+    """True when no vertebra can sit between ``up`` and ``low`` (T13 and L6 are optional)."""
+    i, j = ANATOMICAL_ORDER.index(up), ANATOMICAL_ORDER.index(low)
+    return j > i and all(x in (28, 25) for x in ANATOMICAL_ORDER[i + 1 : j])
+
+
+def _fill_nearest(h: F64) -> F64:
+    """Cells without a value take the nearest cell's value."""
+    missing = ~np.isfinite(h)
+    if not missing.any() or missing.all():
+        return h
+    _, (iu, iv) = ndimage.distance_transform_edt(missing, return_indices=True)
+    return np.asarray(h[iu, iv], dtype=np.float64)
+
+
+def _solid(cells: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Closed and hole-filled footprint of a raster (bodies can be hollow rings in label maps)."""
+    closed = ndimage.binary_closing(cells, iterations=2, border_value=0)
+    return np.asarray(ndimage.binary_fill_holes(closed), dtype=bool)
