@@ -15,7 +15,7 @@ Every vertebra gets its own frame in world (RAS) millimetres:
 
 The rules are in :func:`_classify`; they use only the canal outline (anterior wall, posterior wall, half
 width) and the pedicle height, so they scale with the vertebra. Everything runs on the vertebrae's own
-voxels and on the background voxels of their bounding boxes, never on whole-volume resampling.
+voxels and on the background voxels near the canal and the discs, never on whole-volume resampling.
 """
 
 from __future__ import annotations
@@ -64,8 +64,7 @@ class _Frame:
     half_width_mm: float = 10.0
 
     def local(self, xyz: F64) -> F64:
-        d = xyz - self.origin
-        return np.stack([d @ self.u, d @ self.v, d @ self.w], axis=1)
+        return np.asarray((xyz - self.origin) @ np.stack([self.u, self.v, self.w], axis=1))
 
 
 def _unit(x: F64) -> F64:
@@ -128,11 +127,9 @@ def _cranial_axes(centroids: dict[int, F64], world_up: F64) -> dict[int, F64]:
     return axes
 
 
-def _make_frame(vid: int, xyz: F64, w: F64, world_ant: F64) -> _Frame:
-    """Canal (largest hole of the projection along ``w``) and the anterior axis of one vertebra."""
-    a0 = _unit(world_ant - w * float(world_ant @ w))
+def _project(xyz: F64, centroid: F64, w: F64, a0: F64) -> tuple[F64, F64, F64, tuple[int, int]]:
+    """(u, v) of the points in the plane normal to ``w`` (axes ``w x a0``-right and ``a0``) and a raster for them."""
     u0 = np.cross(a0, w)
-    centroid = xyz.mean(axis=0)
     d = xyz - centroid
     uv = np.stack([d @ u0, d @ a0], axis=1)
     lo = uv.min(axis=0) - 4.0
@@ -140,6 +137,47 @@ def _make_frame(vid: int, xyz: F64, w: F64, world_ant: F64) -> _Frame:
         int(np.ceil((uv[:, 0].max() - lo[0]) / RASTER_MM)) + 5,
         int(np.ceil((uv[:, 1].max() - lo[1]) / RASTER_MM)) + 5,
     )
+    return u0, uv, lo, shape
+
+
+def _rotate(x: F64, axis: F64, deg: float) -> F64:
+    """Rodrigues rotation of ``x`` about the unit ``axis``."""
+    t = np.deg2rad(deg)
+    return np.asarray(x * np.cos(t) + np.cross(axis, x) * np.sin(t) + axis * float(axis @ x) * (1 - np.cos(t)))
+
+
+def _best_axis(xyz: F64, centroid: F64, w: F64, a0: F64) -> F64:
+    """Tilt of ``w`` (up to 15 degrees sagittal, 10 coronal) whose projection shows the largest foramen.
+
+    Looking down the canal's own axis shows the whole hole; a tilted view hides part of it behind the arch.
+    """
+    u0 = np.cross(a0, w)
+    pts = xyz[:: max(1, len(xyz) // 12000)]
+
+    def area(cand: F64) -> int:
+        ca = _unit(a0 - cand * float(a0 @ cand))
+        _, uv, lo, shape = _project(pts, centroid, cand, ca)
+        hole = _largest_hole(_footprint(uv, lo, shape, 1))
+        return -1 if hole is None else int(hole.sum())
+
+    best, best_area = w, area(w)
+    for axis, angles in ((u0, (-15.0, -10.0, -5.0, 5.0, 10.0, 15.0)), (a0, (-10.0, -5.0, 5.0, 10.0))):
+        base = best
+        for deg in angles:
+            cand = _unit(_rotate(base, axis, deg))
+            got = area(cand)
+            if got > best_area + 1:
+                best, best_area = cand, got
+    return best
+
+
+def _make_frame(vid: int, xyz: F64, w_centroids: F64, world_ant: F64) -> _Frame:
+    """Canal (largest hole of the projection along ``w``) and the anterior axis of one vertebra."""
+    centroid = xyz.mean(axis=0)
+    a_ref = _unit(world_ant - w_centroids * float(world_ant @ w_centroids))
+    w = _best_axis(xyz, centroid, w_centroids, a_ref)
+    a0 = _unit(world_ant - w * float(world_ant @ w))
+    u0, uv, lo, shape = _project(xyz, centroid, w, a0)
     hole = None
     for close in (1, 2, 3, 5):
         hole = _largest_hole(_footprint(uv, lo, shape, close))
@@ -149,8 +187,9 @@ def _make_frame(vid: int, xyz: F64, w: F64, world_ant: F64) -> _Frame:
         return _Frame(vid, centroid, u0, a0, w, None, lo)
     cells = np.argwhere(hole).astype(np.float64) * RASTER_MM + lo + RASTER_MM / 2
     c_uv = cells.mean(axis=0)
-    # anterior axis: canal centre -> vertebra centroid (the body outweighs the arch), near the world's anterior
-    to_body = -c_uv
+    # anterior axis: canal centre -> centroid of the bone in front of the canal (the body), near the world's anterior
+    front = uv[:, 1] > cells[:, 1].max()
+    to_body = (uv[front].mean(axis=0) if front.sum() > 20 else uv.mean(axis=0)) - c_uv
     ant = a0
     if float(np.linalg.norm(to_body)) > 2.0:
         cand = _unit(to_body[0] * u0 + to_body[1] * a0)
@@ -222,16 +261,16 @@ def derive_subregions(vert: Volume) -> Volume:
     data = np.asarray(vert.data)
     lab = np.where((data > 0) & (data < 100), data, 0).astype(np.int32)
     out = np.zeros(lab.shape, dtype=np.uint8)
-    ids = [i for i in ANATOMICAL_ORDER if i in set(np.unique(lab).tolist())]
+    slices = ndimage.find_objects(lab)
+    boxes = {i + 1: sl for i, sl in enumerate(slices) if sl is not None}
+    ids = [i for i in ANATOMICAL_ORDER if i in boxes]
     if not ids:
         return vert.with_data(out)
     aff = vert.affine
-    slices = ndimage.find_objects(lab)
     points: dict[int, npt.NDArray[np.intp]] = {}
     xyz: dict[int, F64] = {}
     for vid in ids:
-        sl = slices[vid - 1]
-        assert sl is not None
+        sl = boxes[vid]
         sub = np.argwhere(lab[sl] == vid) + np.array([s.start for s in sl])
         points[vid] = sub
         xyz[vid] = _world(aff, sub)
@@ -261,7 +300,7 @@ def derive_subregions(vert: Volume) -> Volume:
         out[p[:, 0], p[:, 1], p[:, 2]] = vals
         body_xyz[vid] = xyz[vid][vals == CORPUS]
 
-    _paint_canal(out, lab, aff, ids, frames, centroids, xyz)
+    _paint_canal(out, aff, frames, centroids, xyz)
     _paint_discs(out, lab, aff, ids, frames, body_xyz)
     return vert.with_data(out)
 
@@ -289,36 +328,18 @@ def _borrow_missing_canals(frames: dict[int, _Frame], centroids: dict[int, F64],
         log.debug("vertebra %d: no enclosed canal, borrowed the frame shape of %d", vid, src.vid)
 
 
-def _box(lab: npt.NDArray[np.int32], ids: list[int], margin: tuple[int, int, int]) -> tuple[slice, slice, slice]:
-    m = np.isin(lab, ids)
-    idx = [np.nonzero(m.any(axis=tuple(j for j in range(3) if j != ax)))[0] for ax in range(3)]
-    return tuple(  # type: ignore[return-value]
-        slice(max(int(ix[0]) - margin[ax], 0), min(int(ix[-1]) + margin[ax] + 1, lab.shape[ax]))
-        for ax, ix in enumerate(idx)
-    )
-
-
 def _paint_canal(
     out: npt.NDArray[np.uint8],
-    lab: npt.NDArray[np.int32],
     aff: F64,
-    ids: list[int],
     frames: dict[int, _Frame],
     centroids: dict[int, F64],
     xyz: dict[int, F64],
 ) -> None:
     """Canal = background voxels inside each vertebra's foramen outline, between the mid-points to its neighbours."""
-    spacing = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
-    margin = tuple(int(np.ceil(12.0 / s)) for s in spacing)
-    mobile = [i for i in ids if i in frames and frames[i].foramen is not None]
+    mobile = [i for i in ANATOMICAL_ORDER if i in frames and frames[i].foramen is not None]
     for k, vid in enumerate(mobile):
         fr = frames[vid]
         assert fr.foramen is not None
-        sl = _box(lab, [vid], margin)  # type: ignore[arg-type]
-        bg = np.argwhere(out[sl] == 0) + np.array([s.start for s in sl])
-        if len(bg) == 0:
-            continue
-        loc = fr.local(_world(aff, bg))
         own = fr.local(xyz[vid])[:, 2]
         w_hi, w_lo = float(own.max()), float(own.min())
         c_w = float((centroids[vid] - fr.origin) @ fr.w)
@@ -326,14 +347,61 @@ def _paint_canal(
             w_hi = 0.5 * (c_w + float((centroids[mobile[k - 1]] - fr.origin) @ fr.w))
         if k < len(mobile) - 1:
             w_lo = 0.5 * (c_w + float((centroids[mobile[k + 1]] - fr.origin) @ fr.w))
-        iu = np.floor((loc[:, 0] - fr.raster_lo[0]) / RASTER_MM).astype(np.intp)
-        iv = np.floor((loc[:, 1] - fr.raster_lo[1]) / RASTER_MM).astype(np.intp)
-        inside = (iu >= 0) & (iv >= 0) & (iu < fr.foramen.shape[0]) & (iv < fr.foramen.shape[1])
-        hit = np.zeros(len(loc), dtype=bool)
-        hit[inside] = fr.foramen[iu[inside], iv[inside]]
-        hit &= (loc[:, 2] >= w_lo) & (loc[:, 2] <= w_hi)
-        p = bg[hit]
-        out[p[:, 0], p[:, 1], p[:, 2]] = CANAL
+        n_u, n_v = fr.foramen.shape
+        _paint_prism(
+            out,
+            aff,
+            (fr.origin, fr.u, fr.v, fr.w),
+            fr.raster_lo,
+            fr.foramen,
+            np.full((n_u, n_v), w_lo),
+            np.full((n_u, n_v), w_hi),
+            CANAL,
+        )
+
+
+def _paint_prism(
+    out: npt.NDArray[np.uint8],
+    aff: F64,
+    frame: tuple[F64, F64, F64, F64],
+    lo_uv: F64,
+    cells: npt.NDArray[np.bool_],
+    w_lo: F64,
+    w_hi: F64,
+    value: int,
+) -> None:
+    """Write ``value`` into background voxels whose (u, v) falls in a true raster cell and w in [w_lo, w_hi] there."""
+    if not cells.any():
+        return
+    origin, u, v, w = frame
+    basis = np.stack([u, v, w], axis=1)  # world offset -> (u, v, w)
+    iu, iv = np.nonzero(cells)
+    corners = []
+    for du in (0.0, 1.0):
+        for dv in (0.0, 1.0):
+            for wm in (w_lo[iu, iv], w_hi[iu, iv]):
+                loc = np.stack([lo_uv[0] + (iu + du) * RASTER_MM, lo_uv[1] + (iv + dv) * RASTER_MM, wm], axis=1)
+                corners.append(origin + loc @ basis.T)
+    pts = np.concatenate(corners)
+    ijk = (pts - aff[:3, 3]) @ np.linalg.inv(aff[:3, :3]).T
+    lo_i = np.maximum(np.floor(ijk.min(axis=0)).astype(int) - 1, 0)
+    hi_i = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 2, np.array(out.shape))
+    if np.any(hi_i <= lo_i):
+        return
+    sl = tuple(slice(int(a), int(b)) for a, b in zip(lo_i, hi_i, strict=True))
+    bg = np.argwhere(out[sl] == 0) + lo_i
+    if len(bg) == 0:
+        return
+    loc = (_world(aff, bg) - origin) @ basis
+    ju = np.floor((loc[:, 0] - lo_uv[0]) / RASTER_MM).astype(np.intp)
+    jv = np.floor((loc[:, 1] - lo_uv[1]) / RASTER_MM).astype(np.intp)
+    inside = (ju >= 0) & (jv >= 0) & (ju < cells.shape[0]) & (jv < cells.shape[1])
+    ju, jv = ju[inside], jv[inside]
+    hit = np.zeros(len(bg), dtype=bool)
+    lw = loc[inside, 2]
+    hit[inside] = cells[ju, jv] & (lw >= w_lo[ju, jv]) & (lw <= w_hi[ju, jv])
+    p = bg[hit]
+    out[p[:, 0], p[:, 1], p[:, 2]] = value
 
 
 def _paint_discs(
@@ -345,8 +413,6 @@ def _paint_discs(
     body_xyz: dict[int, F64],
 ) -> None:
     """Disc = background between consecutive bodies: under the upper body's lower surface, over the lower body's top."""
-    spacing = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
-    margin = tuple(int(np.ceil(4.0 / s)) for s in spacing)
     for up, low in itertools.pairwise(ids):
         if not _adjacent(up, low) or up not in frames or len(body_xyz[up]) < 20 or len(body_xyz[low]) < 20:
             continue
@@ -355,19 +421,27 @@ def _paint_discs(
         u = _unit(fr.u - w * float(fr.u @ w))
         v = np.cross(w, u)
         origin = fr.origin
-        lu = np.stack([(body_xyz[up] - origin) @ u, (body_xyz[up] - origin) @ v, (body_xyz[up] - origin) @ w], axis=1)
-        ll = np.stack(
-            [(body_xyz[low] - origin) @ u, (body_xyz[low] - origin) @ v, (body_xyz[low] - origin) @ w], axis=1
-        )
-        lo = np.minimum(lu[:, :2].min(axis=0), ll[:, :2].min(axis=0)) - 3.0
-        hi = np.maximum(lu[:, :2].max(axis=0), ll[:, :2].max(axis=0)) + 3.0
+        bu, bl = body_xyz[up] - origin, body_xyz[low] - origin
+        lo = np.minimum(_uv(bu, u, v).min(axis=0), _uv(bl, u, v).min(axis=0)) - 3.0
+        hi = np.maximum(_uv(bu, u, v).max(axis=0), _uv(bl, u, v).max(axis=0)) + 3.0
+        w_lo, w_hi = float((bl @ w).min()), float((bu @ w).max())
         shape = (int(np.ceil((hi[0] - lo[0]) / RASTER_MM)) + 1, int(np.ceil((hi[1] - lo[1]) / RASTER_MM)) + 1)
-        bottom = np.full(shape, np.inf)
-        top = np.full(shape, -np.inf)
-        iu, iv = _raster(lu[:, :2], lo, shape)
-        np.minimum.at(bottom, (iu, iv), lu[:, 2])
-        iu, iv = _raster(ll[:, :2], lo, shape)
-        np.maximum.at(top, (iu, iv), ll[:, 2])
+        gw = np.arange(w_lo, w_hi + RASTER_MM, RASTER_MM)
+        # both bodies sampled on a grid of the disc frame: columns along w give each body's facing surface
+        gu = lo[0] + RASTER_MM * (np.arange(shape[0]) + 0.5)
+        gv = lo[1] + RASTER_MM * (np.arange(shape[1]) + 0.5)
+        pts = (
+            origin + gu[:, None, None, None] * u + gv[None, :, None, None] * v + gw[None, None, :, None] * w
+        ).reshape(-1, 3)
+        ijk = (pts - aff[:3, 3]) @ np.linalg.inv(aff[:3, :3]).T
+        s_lab = ndimage.map_coordinates(lab, ijk.T, order=0, mode="constant", cval=0).reshape(*shape, len(gw))
+        s_out = ndimage.map_coordinates(out, ijk.T, order=0, mode="constant", cval=0).reshape(*shape, len(gw))
+        body_val = CORPUS if up != SACRUM_ID else SACRUM_ID
+        m_up = (s_lab == up) & (s_out == body_val)
+        m_low = (s_lab == low) & (s_out == (SACRUM_ID if low == SACRUM_ID else CORPUS))
+        has_up, has_low = m_up.any(axis=2), m_low.any(axis=2)
+        bottom = np.where(has_up, gw[np.argmax(m_up, axis=2)], np.inf)
+        top = np.where(has_low, gw[len(gw) - 1 - np.argmax(m_low[:, :, ::-1], axis=2)], -np.inf)
         fp_up = _solid(np.isfinite(bottom))
         fp_low = _solid(np.isfinite(top))
         fp = np.asarray(ndimage.binary_erosion(fp_up & fp_low, iterations=1), dtype=bool)
@@ -380,20 +454,11 @@ def _paint_discs(
             log.debug("no disc between %d and %d: gap %.1f mm", up, low, float(np.median(gap[fp])))
             continue
         fp &= (gap > 0) & (gap < MAX_DISC_GAP_MM)
-        sl = _box(lab, [up, low], margin)  # type: ignore[arg-type]
-        bg = np.argwhere(out[sl] == 0) + np.array([s.start for s in sl])
-        if len(bg) == 0:
-            continue
-        rel = _world(aff, bg) - origin
-        cu, cv, cw = rel @ u, rel @ v, rel @ w
-        ju = np.floor((cu - lo[0]) / RASTER_MM).astype(np.intp)
-        jv = np.floor((cv - lo[1]) / RASTER_MM).astype(np.intp)
-        inside = (ju >= 0) & (jv >= 0) & (ju < shape[0]) & (jv < shape[1])
-        hit = np.zeros(len(bg), dtype=bool)
-        ju, jv = ju[inside], jv[inside]
-        hit[inside] = fp[ju, jv] & (cw[inside] <= bottom[ju, jv] + 0.5) & (cw[inside] >= top[ju, jv] - 0.5)
-        p = bg[hit]
-        out[p[:, 0], p[:, 1], p[:, 2]] = DISC
+        _paint_prism(out, aff, (origin, u, v, w), lo, fp, top - 0.5, bottom + 0.5, DISC)
+
+
+def _uv(rel: F64, u: F64, v: F64) -> F64:
+    return np.stack([rel @ u, rel @ v], axis=1)
 
 
 def _adjacent(up: int, low: int) -> bool:
