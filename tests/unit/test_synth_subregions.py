@@ -87,8 +87,8 @@ def test_canal_fills_the_enclosed_hole_only(phantom_ras: tuple[Volume, npt.NDArr
     lab, cx = np.asarray(vol.data), 35.0
     ii, jj = np.meshgrid(np.arange(70.0), np.arange(70.0), indexing="ij")
     r = np.hypot(ii - cx, jj - cx)
-    canal = out == 61
-    assert canal.any()
+    canal = np.isin(out, (60, 61))  # canal content, cord included
+    assert (out == 61).any()
     # nowhere outside the foramen outline (raster tolerance 1.5 mm)
     assert r[np.nonzero(canal)[:2]].max() <= CANAL_R_MM + 1.5
     # at ring level of every vertebra the hole is (almost) all canal, and the canal runs through the discs
@@ -99,6 +99,23 @@ def test_canal_fills_the_enclosed_hole_only(phantom_ras: tuple[Volume, npt.NDArr
         assert canal[:, :, zc + 3][hole].mean() > 0.9
     z_levels = np.nonzero(canal.any(axis=(0, 1)))[0]
     assert z_levels.max() - z_levels.min() + 1 == len(z_levels)  # one continuous tube
+
+
+def test_cord_inside_the_canal_down_to_the_conus() -> None:
+    lab, cx = _phantom((18, 19, 20, 21))  # T11, T12, L1, L2
+    vol = Volume(lab, make_affine((1.0, 1.0, 1.0), "RAS"))
+    out = np.asarray(derive_subregions(vol).data)
+    cord = out == 60
+    assert cord.any()
+    ii, jj = np.nonzero(cord.any(axis=2))
+    assert np.hypot(ii - cx, jj - cx).max() < CANAL_R_MM  # a smaller tube inside the canal
+    # full width at T11, tapering through L1, gone at L2's level
+    nz = lab.shape[2]
+    z_of = {vid: int(nz - 12 - PITCH_MM / 2 - k * PITCH_MM) for k, vid in enumerate((18, 19, 20, 21))}
+    area = {vid: int(cord[:, :, z_of[vid] + 3].sum()) for vid in z_of}
+    assert area[18] > area[20] > 0 and area[21] == 0
+    canal_t11 = int(np.isin(out[:, :, z_of[18] + 3], (60, 61)).sum())
+    assert 0.15 * canal_t11 < area[18] < 0.6 * canal_t11
 
 
 def test_discs_only_between_adjacent_present_bodies(phantom_ras: tuple[Volume, npt.NDArray[np.uint8]]) -> None:

@@ -39,11 +39,16 @@ ANATOMICAL_ORDER: tuple[int, ...] = (*range(1, 20), 28, *range(20, 27))
 RASTER_MM = 1.0
 #: largest body-to-body gap still labelled as a disc (mm)
 MAX_DISC_GAP_MM = 15.0
+#: cord half axes as shares of the canal's half width / half depth, capped (mm)
+CORD_WIDTH_OF_CANAL = 0.5
+CORD_DEPTH_OF_CANAL = 0.5
+CORD_MAX_HALF_WIDTH_MM = 6.5
+CORD_MAX_HALF_DEPTH_MM = 4.0
 #: the body reaches this far behind the canal's anterior wall at the midline (concave posterior wall, mm)
 BODY_BEHIND_WALL_MM = 1.5
 
 # SPINEPS output values
-ARCUS, SPINOUS, COSTAL_L, SUP_ART_L, INF_ART_L, CORPUS, CANAL, DISC = 41, 42, 43, 45, 47, 49, 61, 100
+ARCUS, SPINOUS, COSTAL_L, SUP_ART_L, INF_ART_L, CORPUS, CORD, CANAL, DISC = 41, 42, 43, 45, 47, 49, 60, 61, 100
 
 F64 = npt.NDArray[np.float64]
 
@@ -361,6 +366,61 @@ def _borrow_missing_canals(frames: dict[int, _Frame], centroids: dict[int, F64],
         log.debug("vertebra %d: no enclosed canal, borrowed the frame shape of %d", vid, src.vid)
 
 
+def _signed_distance(cells: npt.NDArray[np.bool_]) -> F64:
+    """Signed distance (mm) to the raster outline: negative inside, positive outside."""
+    padded = np.pad(cells, 1)
+    inside = np.asarray(ndimage.distance_transform_edt(padded), dtype=np.float64)
+    outside = np.asarray(ndimage.distance_transform_edt(~padded), dtype=np.float64)
+    return ((outside - inside) * RASTER_MM)[1:-1, 1:-1] + np.where(cells, 0.5, -0.5) * RASTER_MM
+
+
+@dataclass
+class _CanalLevel:
+    """One vertebra's canal: frame, signed distance of its foramen, cord half axes (0 = no cord), centre height."""
+
+    fr: _Frame
+    sd: F64
+    cord_u_mm: float
+    cord_v_mm: float
+    centre_w: float
+
+    def lookup(self, loc: F64) -> F64:
+        """Signed distance to the foramen outline at each point (mm; outside the raster: far outside)."""
+        iu = np.floor((loc[:, 0] - self.fr.raster_lo[0]) / RASTER_MM).astype(np.intp)
+        iv = np.floor((loc[:, 1] - self.fr.raster_lo[1]) / RASTER_MM).astype(np.intp)
+        ok = (iu >= 0) & (iv >= 0) & (iu < self.sd.shape[0]) & (iv < self.sd.shape[1])
+        d = np.full(len(loc), 1e3)
+        d[ok] = self.sd[iu[ok], iv[ok]]
+        return d
+
+
+def _cord_fraction(vid: int) -> float:
+    """Cord size at a vertebra relative to the canal: whole cord down to T12/T13, the conus at L1, none below."""
+    if vid == 20:
+        return 0.6
+    return 1.0 if vid < 20 or vid == 28 else 0.0
+
+
+def _canal_levels(frames: dict[int, _Frame], centroids: dict[int, F64]) -> list[_CanalLevel]:
+    levels = []
+    for vid in ANATOMICAL_ORDER:
+        fr = frames.get(vid)
+        if fr is None or fr.foramen is None:
+            continue
+        depth = fr.ant_wall_mm - fr.post_wall_mm
+        f = _cord_fraction(vid)
+        levels.append(
+            _CanalLevel(
+                fr,
+                _signed_distance(fr.foramen),
+                f * min(CORD_WIDTH_OF_CANAL * fr.half_width_mm, CORD_MAX_HALF_WIDTH_MM),
+                f * min(CORD_DEPTH_OF_CANAL * depth / 2, CORD_MAX_HALF_DEPTH_MM),
+                float((centroids[vid] - fr.origin) @ fr.w),
+            )
+        )
+    return levels
+
+
 def _paint_canal(
     out: npt.NDArray[np.uint8],
     aff: F64,
@@ -368,29 +428,88 @@ def _paint_canal(
     centroids: dict[int, F64],
     xyz: dict[int, F64],
 ) -> None:
-    """Canal = background voxels inside each vertebra's foramen outline, between the mid-points to its neighbours."""
-    mobile = [i for i in ANATOMICAL_ORDER if i in frames and frames[i].foramen is not None]
-    for k, vid in enumerate(mobile):
-        fr = frames[vid]
-        assert fr.foramen is not None
-        own = fr.local(xyz[vid])[:, 2]
-        w_hi, w_lo = float(own.max()), float(own.min())
-        c_w = float((centroids[vid] - fr.origin) @ fr.w)
-        if k > 0:
-            w_hi = 0.5 * (c_w + float((centroids[mobile[k - 1]] - fr.origin) @ fr.w))
-        if k < len(mobile) - 1:
-            w_lo = 0.5 * (c_w + float((centroids[mobile[k + 1]] - fr.origin) @ fr.w))
-        n_u, n_v = fr.foramen.shape
-        _paint_prism(
-            out,
-            aff,
-            (fr.origin, fr.u, fr.v, fr.w),
-            fr.raster_lo,
-            fr.foramen,
-            np.full((n_u, n_v), w_lo),
-            np.full((n_u, n_v), w_hi),
-            CANAL,
-        )
+    """Canal (61) and cord (60) in the background voxels of the spinal canal.
+
+    At each vertebra's centre the canal is its foramen; between the centres of two neighbours the outline is
+    blended linearly (signed distances of both outlines, weighted by the height between the centres), so the
+    tube is continuous through the discs. Above the first and below the last vertebra it ends with the bone.
+    The cord is an ellipse around the canal centre (a share of the canal's width and depth), tapering to the
+    conus at L1 and absent below.
+    """
+    levels = _canal_levels(frames, centroids)
+    for k, lev in enumerate(levels):
+        own = lev.fr.local(xyz[lev.fr.vid])[:, 2]
+        first = k == 0 or not _adjacent(levels[k - 1].fr.vid, lev.fr.vid)
+        last = k == len(levels) - 1 or not _adjacent(lev.fr.vid, levels[k + 1].fr.vid)
+        ends = []
+        if first:
+            ends.append((lev.centre_w, float(own.max())))
+        if last:
+            ends.append((float(own.min()), lev.centre_w))
+        for w_lo, w_hi in ends:  # the vertebra's own outline beyond its centre, at an end of the column
+            idx, loc = _candidates(out, aff, [lev], [(w_lo, w_hi)])
+            keep = (loc[0][:, 2] >= w_lo) & (loc[0][:, 2] <= w_hi)
+            _write_canal(out, idx[keep], lev.lookup(loc[0][keep]), loc[0][keep], lev.cord_u_mm, lev.cord_v_mm)
+        if last:
+            continue
+        low = levels[k + 1]
+        b_in_a = float((centroids[low.fr.vid] - lev.fr.origin) @ lev.fr.w)
+        a_in_b = float((centroids[lev.fr.vid] - low.fr.origin) @ low.fr.w)
+        idx, (la, lb) = _candidates(out, aff, [lev, low], [(b_in_a, lev.centre_w), (low.centre_w, a_in_b)])
+        below_a = lev.centre_w - la[:, 2]
+        above_b = lb[:, 2] - low.centre_w
+        zone = (below_a >= 0) & (above_b >= 0)
+        idx, la, lb, below_a, above_b = idx[zone], la[zone], lb[zone], below_a[zone], above_b[zone]
+        t = (below_a / np.maximum(below_a + above_b, 1e-6))[:, None]
+        sd = (1 - t[:, 0]) * lev.lookup(la) + t[:, 0] * low.lookup(lb)
+        blend = (1 - t) * la + t * lb
+        cu = (1 - t[:, 0]) * lev.cord_u_mm + t[:, 0] * low.cord_u_mm
+        cv = (1 - t[:, 0]) * lev.cord_v_mm + t[:, 0] * low.cord_v_mm
+        _write_canal(out, idx, sd, blend, cu, cv)
+
+
+def _candidates(
+    out: npt.NDArray[np.uint8], aff: F64, levels: list[_CanalLevel], w_ranges: list[tuple[float, float]]
+) -> tuple[npt.NDArray[np.intp], list[F64]]:
+    """Background voxels in the box around the levels' foramen prisms (w ranges in each level's frame) and
+    their coordinates in every level's frame."""
+    corners = []
+    for lev, (w_lo, w_hi) in zip(levels, w_ranges, strict=True):
+        n_u, n_v = lev.sd.shape
+        for cu in (0.0, n_u * RASTER_MM):
+            for cv in (0.0, n_v * RASTER_MM):
+                for cw in (w_lo, w_hi):
+                    fr = lev.fr
+                    corners.append(
+                        fr.origin + (fr.raster_lo[0] + cu) * fr.u + (fr.raster_lo[1] + cv) * fr.v + cw * fr.w
+                    )
+    ijk = (np.array(corners) - aff[:3, 3]) @ np.linalg.inv(aff[:3, :3]).T
+    lo_i = np.maximum(np.floor(ijk.min(axis=0)).astype(int) - 1, 0)
+    hi_i = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 2, np.array(out.shape))
+    if np.any(hi_i <= lo_i):
+        return np.zeros((0, 3), dtype=np.intp), [np.zeros((0, 3)) for _ in levels]
+    sl = tuple(slice(int(a), int(b)) for a, b in zip(lo_i, hi_i, strict=True))
+    idx = np.argwhere(out[sl] == 0) + lo_i
+    world = _world(aff, idx)
+    return idx, [lev.fr.local(world) for lev in levels]
+
+
+def _write_canal(
+    out: npt.NDArray[np.uint8],
+    idx: npt.NDArray[np.intp],
+    sd: F64,
+    loc: F64,
+    cord_u: F64 | float,
+    cord_v: F64 | float,
+) -> None:
+    inside = sd <= 0
+    cu = np.broadcast_to(np.asarray(cord_u, dtype=np.float64), sd.shape)
+    cv = np.broadcast_to(np.asarray(cord_v, dtype=np.float64), sd.shape)
+    has_cord = (cu > 0.5) & (cv > 0.5)
+    rho = np.full(len(sd), np.inf)
+    rho[has_cord] = np.hypot(loc[has_cord, 0] / cu[has_cord], loc[has_cord, 1] / cv[has_cord])
+    p = idx[inside]
+    out[p[:, 0], p[:, 1], p[:, 2]] = np.where(rho[inside] <= 1.0, CORD, CANAL).astype(np.uint8)
 
 
 def _paint_prism(
@@ -472,21 +591,26 @@ def _paint_discs(
         body_val = CORPUS if up != SACRUM_ID else SACRUM_ID
         m_up = (s_lab == up) & (s_out == body_val)
         m_low = (s_lab == low) & (s_out == (SACRUM_ID if low == SACRUM_ID else CORPUS))
-        has_up, has_low = m_up.any(axis=2), m_low.any(axis=2)
+        has_up, has_low = _tall_columns(m_up), _tall_columns(m_low)
         bottom = np.where(has_up, gw[np.argmax(m_up, axis=2)], np.inf)
         top = np.where(has_low, gw[len(gw) - 1 - np.argmax(m_low[:, :, ::-1], axis=2)], -np.inf)
-        fp_up = _solid(np.isfinite(bottom))
-        fp_low = _solid(np.isfinite(top))
-        fp = np.asarray(ndimage.binary_erosion(fp_up & fp_low, iterations=1), dtype=bool)
+        fp_up = _solid(has_up)
+        fp_low = _solid(has_low)
+        # cells measured in both bodies (a hole inside the footprint is filled again below)
+        fp = np.asarray(ndimage.binary_erosion(fp_up & fp_low, iterations=1), dtype=bool) & has_up & has_low
         if fp.sum() < 20:
             continue
         bottom = _fill_nearest(bottom)
         top = _fill_nearest(top)
-        gap = bottom - top
-        if float(np.median(gap[fp])) > MAX_DISC_GAP_MM:
-            log.debug("no disc between %d and %d: gap %.1f mm", up, low, float(np.median(gap[fp])))
+        gap = np.asarray(ndimage.median_filter(bottom - top, size=3), dtype=np.float64)
+        median_gap = float(np.median(gap[fp]))
+        if median_gap > MAX_DISC_GAP_MM:
+            log.debug("no disc between %d and %d: gap %.1f mm", up, low, median_gap)
             continue
-        fp &= (gap > 0) & (gap < MAX_DISC_GAP_MM)
+        # rim cells gape wider than the median (rounded endplate edges); a cell far beyond it is where one
+        # "body" is really a pedicle base or the other body is missing
+        fp &= (gap > 0) & (gap < median_gap + max(5.0, 0.5 * median_gap))
+        fp = np.asarray(ndimage.binary_fill_holes(fp), dtype=bool)
         _paint_prism(out, aff, (origin, u, v, w), lo, fp, top - 0.5, bottom + 0.5, DISC)
 
 
@@ -507,6 +631,15 @@ def _fill_nearest(h: F64) -> F64:
         return h
     _, (iu, iv) = ndimage.distance_transform_edt(missing, return_indices=True)
     return np.asarray(h[iu, iv], dtype=np.float64)
+
+
+def _tall_columns(m: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Columns (last axis) holding at least half the median height of a body: the body proper, not the short
+    columns where a pedicle base or a lip was counted as body."""
+    height = m.sum(axis=2)
+    if not (height > 0).any():
+        return height > 0
+    return np.asarray(height >= 0.5 * float(np.median(height[height > 0])), dtype=bool)
 
 
 def _solid(cells: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
