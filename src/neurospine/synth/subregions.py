@@ -591,7 +591,7 @@ def _paint_discs(
         body_val = CORPUS if up != SACRUM_ID else SACRUM_ID
         m_up = (s_lab == up) & (s_out == body_val)
         m_low = (s_lab == low) & (s_out == (SACRUM_ID if low == SACRUM_ID else CORPUS))
-        has_up, has_low = _tall_columns(m_up), _tall_columns(m_low)
+        has_up, has_low = m_up.any(axis=2), m_low.any(axis=2)
         bottom = np.where(has_up, gw[np.argmax(m_up, axis=2)], np.inf)
         top = np.where(has_low, gw[len(gw) - 1 - np.argmax(m_low[:, :, ::-1], axis=2)], -np.inf)
         fp_up = _solid(has_up)
@@ -631,15 +631,6 @@ def _fill_nearest(h: F64) -> F64:
         return h
     _, (iu, iv) = ndimage.distance_transform_edt(missing, return_indices=True)
     return np.asarray(h[iu, iv], dtype=np.float64)
-
-
-def _tall_columns(m: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-    """Columns (last axis) holding at least half the median height of a body: the body proper, not the short
-    columns where a pedicle base or a lip was counted as body."""
-    height = m.sum(axis=2)
-    if not (height > 0).any():
-        return height > 0
-    return np.asarray(height >= 0.5 * float(np.median(height[height > 0])), dtype=bool)
 
 
 def _solid(cells: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
