@@ -157,7 +157,7 @@ def _best_axis(xyz: F64, centroid: F64, w: F64, a0: F64) -> F64:
     Looking down the canal's own axis shows the whole hole; a tilted view hides part of it behind the arch.
     """
     u0 = np.cross(a0, w)
-    pts = xyz[:: max(1, len(xyz) // 12000)]
+    pts = xyz[:: max(1, len(xyz) // 6000)]
 
     def area(cand: F64) -> int:
         ca = _unit(a0 - cand * float(a0 @ cand))
@@ -339,7 +339,8 @@ def derive_subregions(vert: Volume) -> Volume:
         body_xyz[vid] = xyz[vid][vals == CORPUS]
 
     _paint_canal(out, aff, frames, centroids, xyz)
-    _paint_discs(out, lab, aff, ids, frames, body_xyz)
+    body_lab = np.where((out == CORPUS) | (out == SACRUM_ID), lab, 0)
+    _paint_discs(out, body_lab, aff, ids, frames, body_xyz)
     return vert.with_data(out)
 
 
@@ -558,7 +559,7 @@ def _paint_prism(
 
 def _paint_discs(
     out: npt.NDArray[np.uint8],
-    lab: npt.NDArray[np.int32],
+    body_lab: npt.NDArray[np.int32],
     aff: F64,
     ids: list[int],
     frames: dict[int, _Frame],
@@ -576,7 +577,8 @@ def _paint_discs(
         bu, bl = body_xyz[up] - origin, body_xyz[low] - origin
         lo = np.minimum(_uv(bu, u, v).min(axis=0), _uv(bl, u, v).min(axis=0)) - 3.0
         hi = np.maximum(_uv(bu, u, v).max(axis=0), _uv(bl, u, v).max(axis=0)) + 3.0
-        w_lo, w_hi = float((bl @ w).min()), float((bu @ w).max())
+        # the facing surfaces lie between the two body centres
+        w_lo, w_hi = float((bl @ w).mean()), float((bu @ w).mean())
         shape = (int(np.ceil((hi[0] - lo[0]) / RASTER_MM)) + 1, int(np.ceil((hi[1] - lo[1]) / RASTER_MM)) + 1)
         gw = np.arange(w_lo, w_hi + RASTER_MM, RASTER_MM)
         # both bodies sampled on a grid of the disc frame: columns along w give each body's facing surface
@@ -586,11 +588,8 @@ def _paint_discs(
             origin + gu[:, None, None, None] * u + gv[None, :, None, None] * v + gw[None, None, :, None] * w
         ).reshape(-1, 3)
         ijk = (pts - aff[:3, 3]) @ np.linalg.inv(aff[:3, :3]).T
-        s_lab = ndimage.map_coordinates(lab, ijk.T, order=0, mode="constant", cval=0).reshape(*shape, len(gw))
-        s_out = ndimage.map_coordinates(out, ijk.T, order=0, mode="constant", cval=0).reshape(*shape, len(gw))
-        body_val = CORPUS if up != SACRUM_ID else SACRUM_ID
-        m_up = (s_lab == up) & (s_out == body_val)
-        m_low = (s_lab == low) & (s_out == (SACRUM_ID if low == SACRUM_ID else CORPUS))
+        s_body = ndimage.map_coordinates(body_lab, ijk.T, order=0, mode="constant", cval=0).reshape(*shape, len(gw))
+        m_up, m_low = s_body == up, s_body == low
         has_up, has_low = m_up.any(axis=2), m_low.any(axis=2)
         bottom = np.where(has_up, gw[np.argmax(m_up, axis=2)], np.inf)
         top = np.where(has_low, gw[len(gw) - 1 - np.argmax(m_low[:, :, ::-1], axis=2)], -np.inf)
