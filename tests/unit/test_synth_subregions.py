@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from neurospine.errors import InputError
 from neurospine.io import Volume, load_volume
 from neurospine.synth.subregions import derive_subregions
 from tests.conftest import make_affine
@@ -172,6 +173,25 @@ def test_sacrum_kept_whole_and_empty_input() -> None:
     assert np.array_equal(out == 26, lab == 26)
     empty = derive_subregions(Volume(np.zeros((8, 8, 8), dtype=np.int16), np.eye(4)))
     assert not np.asarray(empty.data).any()
+
+
+def test_bodies_only_map_is_all_body_with_discs() -> None:
+    """VB2-style maps (bodies, no arches): no canal to find, so every vertebra is body and the gaps are discs."""
+    lab, _ = _phantom((20, 21, 22))
+    lab[:, :43, :] = 0  # keep the elliptic bodies only
+    out = np.asarray(derive_subregions(Volume(lab, make_affine((1.0, 1.0, 1.0), "RAS"))).data)
+    assert np.array_equal(out == 49, lab > 0)
+    assert (out == 100).any() and not np.isin(out, (41, 42, 43, 44, 45, 46, 47, 48, 60, 61)).any()
+
+
+def test_non_integer_map_is_bad_input() -> None:
+    lab, _ = _phantom((20,))
+    image = lab.astype(np.float32) * 0.37
+    with pytest.raises(InputError, match="integer ids"):
+        derive_subregions(Volume(image, make_affine((1.0, 1.0, 1.0), "RAS"), source="ct.nii.gz"))
+    # whole-number floats (a label map saved as float) are fine
+    out = derive_subregions(Volume(lab.astype(np.float32), make_affine((1.0, 1.0, 1.0), "RAS")))
+    assert (np.asarray(out.data) == 49).any()
 
 
 def test_anisotropic_grid_matches_isotropic(phantom_ras: tuple[Volume, npt.NDArray[np.uint8]]) -> None:

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from neurospine.errors import InputError
 from neurospine.io import Volume
 
 log = logging.getLogger(__name__)
@@ -301,14 +302,26 @@ def derive_subregions(vert: Volume) -> Volume:
     """SPINEPS semantic map (uint8, same grid) derived from a whole-vertebra instance map.
 
     Output values: 49 corpus, 41 arcus, 42 spinous, 43/44 costal L/R, 45/46 superior articular L/R,
-    47/48 inferior articular L/R, 26 sacrum, 61 canal, 100 disc. Ids >= 100 in the input are ignored.
+    47/48 inferior articular L/R, 26 sacrum, 60 cord, 61 canal, 100 disc. Ids >= 100 in the input (discs,
+    endplates) are ignored. A map in which no vertebra encloses a canal (bodies only) comes back as body.
+    Raises :class:`InputError` for a map that is not made of integer ids.
     """
     data = np.asarray(vert.data)
+    if not np.issubdtype(data.dtype, np.integer):
+        if not np.issubdtype(data.dtype, np.floating) or not np.array_equal(data, np.round(data)):
+            raise InputError(
+                vert.source,
+                f"expected a vertebra label map of integer ids, got {data.dtype} values that are not whole numbers",
+                "pass the whole-vertebra instance mask (VerSe ids 1-28), not an image or a probability map",
+            )
     lab = np.where((data > 0) & (data < 100), data, 0).astype(np.int32)
     out = np.zeros(lab.shape, dtype=np.uint8)
     slices = ndimage.find_objects(lab)
     boxes = {i + 1: sl for i, sl in enumerate(slices) if sl is not None}
     ids = [i for i in ANATOMICAL_ORDER if i in boxes]
+    unknown = sorted(set(boxes) - set(ids))
+    if unknown:
+        log.warning("%s: ids %s are not VerSe vertebra ids (1-26, 28); left unlabelled", vert.name, unknown)
     if not ids:
         return vert.with_data(out)
     aff = vert.affine
@@ -329,6 +342,13 @@ def derive_subregions(vert: Volume) -> Volume:
             continue
         frames[vid] = _make_frame(vid, xyz[vid], axes[vid], world_ant)
     _borrow_missing_canals(frames, centroids, xyz)
+    if frames and all(f.foramen is None for f in frames.values()):
+        log.warning("%s: no vertebra encloses a canal (bodies only?); every vertebra labelled as body", vert.name)
+        for vid in ids:
+            p = points[vid]
+            out[p[:, 0], p[:, 1], p[:, 2]] = SACRUM_ID if vid == SACRUM_ID else CORPUS
+        _paint_discs(out, np.where(out > 0, lab, 0), aff, ids, frames, {vid: xyz[vid] for vid in ids})
+        return vert.with_data(out)
 
     body_xyz: dict[int, F64] = {}
     for vid in ids:
