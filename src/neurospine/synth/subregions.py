@@ -265,29 +265,32 @@ def _classify(loc: F64, fr: _Frame) -> npt.NDArray[np.uint8]:
     return out
 
 
+def _disk(radius_cells: int) -> npt.NDArray[np.bool_]:
+    r = np.arange(-radius_cells, radius_cells + 1)
+    return np.asarray(np.hypot(r[:, None], r[None, :]) <= radius_cells + 0.01, dtype=bool)
+
+
 def _body_mask(loc: F64, front: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     """Bone in front of the canal, minus what sticks out sideways from the body's own outline.
 
-    The outline is the axial footprint of the lower 40 % of that bone (no transverse process or pedicle
-    reaches there), grown by 2 mm; lateral wings at pedicle height (L5 transverse processes, cervical
-    transverse processes) fall outside it and go to the posterior-element rules. When that would remove
+    The outline is the axial footprint of that bone opened with a disk of 0.3 x its front-to-back depth
+    (3-10 mm), grown by 1.5 mm: the round body survives, thinner lateral wings (L5 transverse processes,
+    cervical transverse processes) fall outside and go to the posterior-element rules. When that would remove
     more than 15 % of the bone in front of the canal (a vertebra cut by the image border), nothing is removed.
     """
     if front.sum() < 50:
         return front
-    w = loc[front, 2]
-    w_lo, w_hi = (float(x) for x in np.percentile(w, [2, 98]))
-    low = front & (loc[:, 2] < w_lo + 0.4 * (w_hi - w_lo))
-    if low.sum() < 30:
-        return front
-    uv = loc[low, :2]
-    lo = uv.min(axis=0) - 5.0
+    uv = loc[front, :2]
+    depth = float(np.percentile(uv[:, 1], 98) - np.percentile(uv[:, 1], 2))
+    radius = round(float(np.clip(0.3 * depth, 3.0, 10.0)) / RASTER_MM)
+    lo = uv.min(axis=0) - radius - 3.0
     shape = (
-        int(np.ceil((uv[:, 0].max() - lo[0]) / RASTER_MM)) + 10,
-        int(np.ceil((uv[:, 1].max() - lo[1]) / RASTER_MM)) + 10,
+        int(np.ceil((uv[:, 0].max() - lo[0]) / RASTER_MM)) + 2 * radius + 6,
+        int(np.ceil((uv[:, 1].max() - lo[1]) / RASTER_MM)) + 2 * radius + 6,
     )
     outline = np.asarray(ndimage.binary_fill_holes(_footprint(uv, lo, shape, 1)), dtype=bool)
-    outline = np.asarray(ndimage.binary_dilation(outline, iterations=round(2.0 / RASTER_MM)), dtype=bool)
+    outline = np.asarray(ndimage.binary_opening(outline, structure=_disk(radius)), dtype=bool)
+    outline = np.asarray(ndimage.binary_dilation(outline, structure=_disk(round(1.5 / RASTER_MM))), dtype=bool)
     idx = np.floor((loc[:, :2] - lo) / RASTER_MM).astype(np.intp)
     inside = (idx[:, 0] >= 0) & (idx[:, 1] >= 0) & (idx[:, 0] < shape[0]) & (idx[:, 1] < shape[1])
     keep = np.zeros(len(loc), dtype=bool)
