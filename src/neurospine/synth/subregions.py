@@ -345,6 +345,7 @@ def derive_subregions(vert: Volume) -> Volume:
             continue
         frames[vid] = _make_frame(vid, xyz[vid], axes[vid], world_ant)
     _borrow_missing_canals(frames, centroids, xyz)
+    _replace_small_canals(frames)
     if frames and all(f.foramen is None for f in frames.values()):
         log.warning("%s: no vertebra encloses a canal (bodies only?); every vertebra labelled as body", vert.name)
         for vid in ids:
@@ -395,6 +396,48 @@ def _borrow_missing_canals(frames: dict[int, _Frame], centroids: dict[int, F64],
             vid, origin, u, v, fr.w, src.foramen, src.raster_lo, src.ant_wall_mm, src.post_wall_mm, src.half_width_mm
         )
         log.debug("vertebra %d: no enclosed canal, borrowed the frame shape of %d", vid, src.vid)
+
+
+def _replace_small_canals(frames: dict[int, _Frame]) -> None:
+    """A foramen under half the median area, or under 0.7 of the median width, of the others was mostly hidden
+    in the projection (a canal curved by strong lordosis at L5, a crooked arch): the vertebra keeps its own
+    frame but takes the outline and the wall positions of the nearest vertebra with a normal one."""
+    sizes = {vid: (int(f.foramen.sum()), f.half_width_mm) for vid, f in frames.items() if f.foramen is not None}
+    if len(sizes) < 3:
+        return
+    med_area = float(np.median([a for a, _ in sizes.values()]))
+    med_width = float(np.median([w for _, w in sizes.values()]))
+
+    def small(vid: int) -> bool:
+        return sizes[vid][0] < 0.5 * med_area or sizes[vid][1] < 0.7 * med_width
+
+    normal = [vid for vid in sizes if not small(vid)]
+    order = list(ANATOMICAL_ORDER)
+    for vid in sizes:
+        if not small(vid) or not normal:
+            continue
+        src = frames[min(normal, key=lambda g: abs(order.index(g) - order.index(vid)))]
+        fr = frames[vid]
+        frames[vid] = _Frame(
+            vid,
+            fr.origin,
+            fr.u,
+            fr.v,
+            fr.w,
+            src.foramen,
+            src.raster_lo,
+            src.ant_wall_mm,
+            src.post_wall_mm,
+            src.half_width_mm,
+        )
+        log.debug(
+            "vertebra %d: foramen %s against medians %.0f / %.1f mm; outline of %d",
+            vid,
+            sizes[vid],
+            med_area,
+            med_width,
+            src.vid,
+        )
 
 
 def _signed_distance(cells: npt.NDArray[np.bool_]) -> F64:
