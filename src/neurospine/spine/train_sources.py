@@ -66,13 +66,11 @@ def load_labelmap_sources(root: Path) -> list[LabelMapSource]:
             continue
         vol = load_volume(path, check_intensity=False)
         out.append(LabelMapSource(fname.split(".")[0], _as_pir(vol.with_data(np.asarray(vol.data).astype(np.uint8)))))
-    try:
-        from neurospine.synth.subregions import derive_subregions  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        derive_subregions = None
+    from neurospine.synth.subregions import derive_subregions
+
     for folder, fname in VERTEBRA_FILES:
         path = root / folder / fname
-        if derive_subregions is None or not path.is_file():
+        if not path.is_file():
             continue
         vert = load_volume(path, check_intensity=False)
         sem = derive_subregions(vert.with_data(np.asarray(vert.data).astype(np.int16)))
