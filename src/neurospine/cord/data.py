@@ -5,7 +5,8 @@ Sources (kept apart by subject; ``sct_testing_data`` is never used here, it is t
 * synthetic cases from ``neurospine.synth`` (random contrast, sagittal and axial acquisitions,
   anisotropic slices; soft partial-volume cord and canal targets);
 * real cord masks: the PAM50 template (``pam50_small_template``) and the SCT tutorial MT-on image
-  with its silver cord mask (``sct_tutorial_unlabeled``). Their binary masks become soft targets by
+  with its silver cord mask (``sct_tutorial_unlabeled``); since 2.0.0 also the training people of the
+  grey-matter challenge (``GMC_TRAIN``; ``GMC_HELDOUT`` is never trained on). Their binary masks become soft targets by
   linear interpolation when patches are resampled; they carry no canal target (channel weight 0).
 
 Patches imitate inference (``neurospine.cord.crop``): one axial slice, resampled to a random
@@ -64,6 +65,51 @@ REAL_SOURCES: tuple[tuple[str, str, str, str], ...] = (
     ("pam50_small_template", "pam50small_img.nii.gz", "pam50small_cordseg.nii.gz", "pam50-template"),
     ("sct_tutorial_unlabeled", "tut-sub05mton_img.nii.gz", "tut-sub05mton_cordseg.nii.gz", "spinegeneric-sub05"),
 )
+
+
+#: Spinal Cord Grey Matter Challenge (``gmchallenge_cord_t2star``: axial T2*w, 6 people, 6 sites, manual cord
+#: masks). Split by person, fixed before any candidate was scored (docs/decisions/cord-2.0.0.md). Held out:
+#: two sites, 9418 (UCL, Philips Achieva 3T) and 9709 (Milan, Siemens Avanto 1.5T, both sessions), one of
+#: each vendor and the only 1.5T scanner. Training: the other four people (four sites).
+GMC_FOLDER = "gmchallenge_cord_t2star"
+GMC_TRAIN: tuple[tuple[str, str], ...] = (
+    ("gmc-10062ses1", "gmc-10062"),  # CEITEC, Siemens Prisma 3T
+    ("gmc-10062ses2", "gmc-10062"),  # same person, second session
+    ("gmc-9584", "gmc-9584"),  # NWU, Siemens Prisma fit 3T
+    ("gmc-9604", "gmc-9604"),  # CHUM, Philips Achieva 3T
+    ("gmc-9669", "gmc-9669"),  # Juntendo, Siemens 3T
+)
+GMC_HELDOUT: tuple[tuple[str, str], ...] = (
+    ("gmc-9418", "gmc-9418"),  # UCL, Philips Achieva 3T
+    ("gmc-9709ses1", "gmc-9709"),  # Milan, Siemens Avanto 1.5T
+    ("gmc-9709ses2", "gmc-9709"),  # same person, second session
+)
+
+
+def gmc_paths(shared_data: Path, case: str) -> tuple[Path, Path]:
+    """Image and manual cord mask of one challenge session."""
+    folder = shared_data / GMC_FOLDER
+    return folder / f"{case}_img.nii.gz", folder / f"{case}_cordseg.nii.gz"
+
+
+def load_gmchallenge(shared_data: Path, cases: tuple[tuple[str, str], ...] = GMC_TRAIN) -> list[TrainVolume]:
+    """Challenge sessions with their manual cord masks as hard targets (no canal label: weight 0).
+
+    Refuses held-out sessions, so a held-out person can never reach training by a typo."""
+    held = {c for c, _ in GMC_HELDOUT}
+    out = []
+    for case, subject in cases:
+        if case in held:
+            raise ValueError(f"{case} is a held-out session of the cord split; it cannot be used for training")
+        ip, mp = gmc_paths(shared_data, case)
+        if not (ip.is_file() and mp.is_file()):
+            log.warning("challenge training session missing: %s", ip)
+            continue
+        img = load_volume(ip)
+        msk = load_volume(mp, check_intensity=False)
+        binary = msk.with_data((np.asarray(msk.data) > 0).astype(np.float32))
+        out.append(from_volumes(f"{GMC_FOLDER}/{case}", subject, img, binary))
+    return out
 
 
 def load_real(shared_data: Path) -> list[TrainVolume]:

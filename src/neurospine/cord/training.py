@@ -18,8 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from neurospine.cord.data import PatchConfig, TrainVolume, load_cache, load_real, sample_batch, save_cache
+from neurospine.cord.data import (
+    PatchConfig,
+    TrainVolume,
+    load_cache,
+    load_gmchallenge,
+    load_real,
+    sample_batch,
+    save_cache,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +67,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=",".join(_CONTRASTS),
         help="comma-separated synthetic contrasts, cycled by seed (repeat a name to draw it more often)",
     )
-    p.add_argument("--real-weight", type=float, default=0.25, help="share of patches drawn from real volumes")
+    p.add_argument(
+        "--real-weight",
+        type=float,
+        default=0.25,
+        help="share of patches drawn from the PAM50 template and the SCT tutorial silver mask",
+    )
+    p.add_argument(
+        "--gmc-weight",
+        type=float,
+        default=0.0,
+        help="share of patches drawn from the grey-matter challenge training people (cord.data.GMC_TRAIN; manual "
+        "cord masks as hard targets); 0 = not used",
+    )
+    p.add_argument(
+        "--init-onnx",
+        type=Path,
+        default=None,
+        help="start from the weights of a shipped ONNX cord model (fine-tuning) instead of random ones",
+    )
+    p.add_argument("--version", default=VERSION, help="version written on the exported model card")
+    p.add_argument("--cache", type=Path, default=None, help="synthetic case cache (default OUT/cache)")
     p.add_argument("--shared-data", type=Path, default=SHARED_DATA, help="shared data folder (default ../shared/data)")
     p.add_argument("--batch", type=int, default=16, help="training batch size (default %(default)s)")
     p.add_argument("--patch", type=int, default=64, help="training patch edge in voxels (default %(default)s)")
@@ -109,11 +138,11 @@ def synth_case(seed: int, contrasts: tuple[str, ...] = _CONTRASTS) -> TrainVolum
     return from_volumes(f"synth-{seed}", f"synth-{seed}", case.image, case.cord_soft, case.canal_soft)
 
 
-def build_synth(out: Path, seeds: list[int], contrasts: tuple[str, ...] = _CONTRASTS) -> list[TrainVolume]:
+def build_synth(cache: Path, seeds: list[int], contrasts: tuple[str, ...] = _CONTRASTS) -> list[TrainVolume]:
     vols = []
     tag = "" if contrasts == _CONTRASTS else "-" + "-".join(contrasts)
     for s in seeds:
-        path = out / "cache" / f"synth-{s}{tag}.npz"
+        path = cache / f"synth-{s}{tag}.npz"
         if path.is_file():
             vols.append(load_cache(path, f"synth-{s}", f"synth-{s}"))
             continue
@@ -130,6 +159,33 @@ def build_synth(out: Path, seeds: list[int], contrasts: tuple[str, ...] = _CONTR
 
 
 # ---- training ---------------------------------------------------------------------------------
+
+
+def mix_probabilities(
+    n_synth: int, n_real: int, n_gmc: int, real_weight: float, gmc_weight: float
+) -> npt.NDArray[np.float64]:
+    """Per-volume sampling probabilities: ``real_weight`` and ``gmc_weight`` shares for the two real groups
+    (split evenly inside each), the rest for the synthetic cases; a missing group's share goes to the others."""
+    shares = np.array([max(0.0, 1.0 - real_weight - gmc_weight), real_weight, gmc_weight], dtype=np.float64)
+    counts = np.array([n_synth, n_real, n_gmc])
+    shares[counts == 0] = 0.0
+    if shares.sum() <= 0:
+        shares = (counts > 0).astype(np.float64)
+    shares /= shares.sum()
+    return np.concatenate([np.full(n, sh / n) for n, sh in zip(counts, shares, strict=True) if n > 0])
+
+
+def load_onnx_weights(torch: Any, model: Any, path: Path) -> None:
+    """Copy the initializers of an exported cord model (named like the torch parameters) into ``model``."""
+    import onnx
+    from onnx import numpy_helper
+
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    state = model.state_dict()
+    missing = [k for k in state if k not in inits or tuple(inits[k].shape) != tuple(state[k].shape)]
+    if missing:
+        raise ValueError(f"{path}: no matching weights for {missing[:3]} (another architecture?)")
+    model.load_state_dict({k: torch.from_numpy(np.array(inits[k])) for k in state})
 
 
 def _loss(torch: Any, logits: Any, target: Any, weights: Any) -> Any:
@@ -170,29 +226,29 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t_data = time.time()
     real = load_real(args.shared_data) if args.real_weight > 0 else []
+    gmc = load_gmchallenge(args.shared_data) if args.gmc_weight > 0 else []
     synth_train: list[TrainVolume] = []
     synth_val: list[TrainVolume] = []
+    cache = args.cache or out / "cache"
     if args.synth_train > 0:
         contrasts = tuple(c.strip() for c in str(args.contrasts).split(",") if c.strip())
-        synth_train = build_synth(out, [1000 + i for i in range(args.synth_train)], contrasts)
-        synth_val = build_synth(out, [90000 + i for i in range(args.synth_val)])
+        synth_train = build_synth(cache, [1000 + i for i in range(args.synth_train)], contrasts)
+        synth_val = build_synth(cache, [90000 + i for i in range(args.synth_val)])
     data_minutes = (time.time() - t_data) / 60.0
-    vols = synth_train + real
+    vols = synth_train + real + gmc
     if not vols:
         log.error("no training data")
         return 1
-    if synth_train and real:
-        probs = np.array(
-            [(1 - args.real_weight) / len(synth_train)] * len(synth_train) + [args.real_weight / len(real)] * len(real)
-        )
-    else:
-        probs = np.full(len(vols), 1.0 / len(vols))
+    probs = mix_probabilities(len(synth_train), len(real), len(gmc), args.real_weight, args.gmc_weight)
     cfg = PatchConfig(size=args.patch)
     val_rng = np.random.default_rng(12345)
     val_src = synth_val or real
     val = sample_batch(val_src, val_rng, 128, cfg)
 
     model = UNet(1, 2, base=args.base, depth=args.depth, dims=2)
+    if args.init_onnx is not None and not (out / "ckpt.pt").is_file():
+        load_onnx_weights(torch, model, args.init_onnx)
+        log.info("initialised from %s", args.init_onnx)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     ckpt = out / "ckpt.pt"
     step, extra = load_checkpoint(ckpt, model, opt)
@@ -261,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             "data_minutes": data_minutes,
             "n_synth_train": len(synth_train),
             "n_synth_val": len(synth_val),
-            "real": [v.name for v in real],
+            "real": [v.name for v in real + gmc],
         },
     )
     return 0
@@ -278,7 +334,7 @@ def export(model: Any, args: argparse.Namespace, info: dict[str, Any]) -> Path:
     sha = export_onnx(model, torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)), onnx_path)
     card = ModelCard(
         name=MODEL_NAME,
-        version=VERSION,
+        version=str(args.version),
         task="cord",
         file=onnx_path.name,
         sha256=sha,
@@ -307,14 +363,32 @@ def export(model: Any, args: argparse.Namespace, info: dict[str, Any]) -> Path:
                 "licence": "MIT",
             },
             {"name": "SCT tutorial data sub-05 MT-on with silver cord mask", "licence": "MIT"},
-        ],
+        ]
+        + (
+            [
+                {
+                    "name": "Spinal Cord Grey Matter Challenge, axial T2*w with manual cord masks: training people "
+                    "10062 (2 sessions, CEITEC), 9584 (NWU), 9604 (CHUM), 9669 (Juntendo); 9418 (UCL) and 9709 "
+                    "(Milan, 2 sessions) held out (cord.data.GMC_TRAIN / GMC_HELDOUT)",
+                    "licence": "CC0-1.0",
+                    "n": str(sum(1 for v in info["real"] if v.startswith("gmchallenge"))),
+                }
+            ]
+            if any(v.startswith("gmchallenge") for v in info["real"])
+            else []
+        ),
         metrics={
             "val_soft_dice_synthetic_heldout": round(float(info["val_soft_dice_synthetic"]), 4),
             "note": "sct_testing_data results: benchmarks/results/cord.json",
         },
         train_command=f"neurospine train cord --minutes {args.minutes:g} --synth-train {args.synth_train} "
         f"--synth-val {args.synth_val} --seed {args.seed}"
-        + ("" if args.contrasts == ",".join(_CONTRASTS) else f" --contrasts {args.contrasts}"),
+        + ("" if args.contrasts == ",".join(_CONTRASTS) else f" --contrasts {args.contrasts}")
+        + (f" --real-weight {args.real_weight:g}" if args.real_weight != 0.25 else "")
+        + (f" --gmc-weight {args.gmc_weight:g}" if args.gmc_weight > 0 else "")
+        + (f" --lr {args.lr:g}" if args.lr != 2e-3 else "")
+        + (" --init-onnx cord_softseg-1.2.0.onnx" if args.init_onnx is not None else "")
+        + (f" --version {args.version}" if args.version != VERSION else ""),
         train_cpu_minutes=round(float(info["train_minutes"]) + float(info["data_minutes"]), 1),
         created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         notes=json.dumps({k: v for k, v in info.items() if k != "val_soft_dice_synthetic"}),
