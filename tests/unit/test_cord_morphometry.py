@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import replace
 
@@ -149,11 +151,52 @@ def test_per_level_aggregation():
     assert [p.n_slices for p in per] == [10, 10]
     assert per[0].csa_mm2_mean == pytest.approx(math.pi * 20, rel=0.01)
     text = morph.per_level_csv().splitlines()
-    assert text[0] == "level,n_slices,csa_mm2_mean,csa_mm2_sd,levels_source,levels_positional"
-    assert text[1].startswith("C2,10,") and text[1].endswith(",none,0")
+    # the original columns stay first, in their order; new ones are appended
+    assert text[0].startswith("level,n_slices,csa_mm2_mean,csa_mm2_sd,levels_source,levels_positional,")
+    assert text[1].startswith("C2,10,") and ",none,0," in text[1]
     marked = replace(morph, levels_source="estimated", levels_positional=True)
     assert marked.per_level_csv(with_total=True).splitlines()[-1].startswith("all,20,")
-    assert all(line.endswith(",estimated,1,0") for line in marked.csv().splitlines()[1:])  # C2/C3: not flagged
+    rows = list(csv.DictReader(io.StringIO(marked.csv())))
+    assert list(rows[0])[:12] == [
+        "slice",
+        "position_mm",
+        "csa_mm2",
+        "angle_deg",
+        "ap_mm",
+        "rl_mm",
+        "eccentricity",
+        "orientation_deg",
+        "level",
+        "levels_source",
+        "levels_positional",
+        "below_conus_level",
+    ]
+    assert all(
+        (r["levels_source"], r["levels_positional"], r["below_conus_level"]) == ("estimated", "1", "0") for r in rows
+    )
+
+
+def test_uncertainty_brackets_the_soft_area_and_canal_ratio():
+    """A soft disc with a 1-voxel linear rim: the 0.25 and 0.75 areas bracket the soft area by about the rim."""
+    vol = elliptic_cylinder(5.0, 4.0, 0.0, (0.5, 0.5, 1.0), (40, 40, 20))
+    canal = vol.with_data(
+        (elliptic_cylinder(7.0, 6.0, 0.0, (0.5, 0.5, 1.0), (40, 40, 20)).data >= 0.5).astype(np.uint8)
+    )
+    rows = _interior(measure_cord(vol, canal=canal).slices)
+    for r in rows:
+        assert r.csa_mm2_t75 < r.csa_mm2 < r.csa_mm2_t25
+        assert r.csa_mm2_uncertainty == pytest.approx(0.5 * (r.csa_mm2_t25 - r.csa_mm2_t75))
+        assert 0 < r.csa_mm2_uncertainty < 0.15 * r.csa_mm2
+        assert r.canal_area_mm2 == pytest.approx(math.pi * 42, rel=0.05)
+        assert r.cord_canal_ratio == pytest.approx(r.csa_mm2 / r.canal_area_mm2)
+    assert all(math.isnan(r.canal_area_mm2) for r in measure_cord(vol).slices)  # no canal given: left empty
+
+
+def test_inplane_area_is_the_uncorrected_csa_on_a_tilted_cord():
+    tilted = elliptic_cylinder(5.0, 4.0, 30.0, (0.5, 0.5, 1.0), (60, 60, 20))
+    for r in _interior(measure_cord(tilted).slices):
+        assert r.csa_mm2 == pytest.approx(r.csa_inplane_mm2 * math.cos(math.radians(r.angle_deg)), rel=1e-6)
+        assert r.csa_inplane_mm2 > 1.1 * r.csa_mm2  # cos 30 deg = 0.87
 
 
 def test_below_conus_flag_by_level_name():

@@ -141,7 +141,7 @@ def run_file(
     kw: dict[str, Any] = {} if bw is None else {"bandwidth_mm": float(bw)}
     if provenance.mask is not None:
         kw["level_gap_mm"] = 0.0  # a painted cord-by-level mask: no gap filling beyond the projected spans
-    morph = measure_cord(image.with_data(seg.cord_soft), levels=level_used, **kw)
+    morph = measure_cord(image.with_data(seg.cord_soft), levels=level_used, canal=image.with_data(seg.canal_mask), **kw)
     morph = replace(morph, levels_source=provenance.source, levels_positional=provenance.positional)
     write_text_atomic(paths["csa"], morph.csv())
     write_text_atomic(paths["csa_perlevel"], morph.per_level_csv(with_total=True))

@@ -8,6 +8,14 @@ For every axial slice that holds cord (mask >= ``present_threshold`` somewhere):
   right-left directions of the plane perpendicular to the cord (4 x the weighted standard deviation;
   exact for a uniform ellipse), after projecting the slice along the centreline tangent.
 * ``eccentricity`` and ``orientation_deg`` (major axis relative to right-left) of that ellipse.
+* appended columns (2.0.0; earlier columns unchanged): ``csa_inplane_mm2`` is the area in the image slice
+  before the angle correction (``csa_mm2 = csa_inplane_mm2 * cos(angle_deg)``); ``csa_mm2_t25`` and
+  ``csa_mm2_t75`` are the angle-corrected areas of the soft map thresholded at 0.25 and 0.75, and
+  ``csa_mm2_uncertainty`` half their difference (how much the area depends on where the cord edge is
+  drawn inside the partial-volume rim); ``canal_area_mm2`` is the angle-corrected area of the spinal
+  canal mask (cord included) when one is given, and ``cord_canal_ratio = csa_mm2 / canal_area_mm2``, the
+  cord's share of its canal: a per-slice normalisation that removes most between-person size differences
+  (as SCT's aSCOR); per level the ratio is averaged over the level's slices.
 
 Slices run along the image axis nearest to superior-inferior (exact reorientation, no resampling).
 ``slice`` in the output is the index along that axis of the *input* grid.
@@ -45,8 +53,26 @@ CSV_COLUMNS = (
     "levels_source",
     "levels_positional",
     FLAG_COLUMN,
+    "csa_inplane_mm2",
+    "csa_mm2_t25",
+    "csa_mm2_t75",
+    "csa_mm2_uncertainty",
+    "canal_area_mm2",
+    "cord_canal_ratio",
 )
-PERLEVEL_COLUMNS = ("level", "n_slices", "csa_mm2_mean", "csa_mm2_sd", "levels_source", "levels_positional")
+PERLEVEL_COLUMNS = (
+    "level",
+    "n_slices",
+    "csa_mm2_mean",
+    "csa_mm2_sd",
+    "levels_source",
+    "levels_positional",
+    "csa_mm2_uncertainty_mean",
+    "canal_area_mm2_mean",
+    "cord_canal_ratio_mean",
+)
+#: soft-map thresholds whose areas bracket the per-slice CSA (``csa_mm2_t25``, ``csa_mm2_t75``)
+UNCERTAINTY_THRESHOLDS = (0.25, 0.75)
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,12 @@ class SliceMeasure:
     eccentricity: float
     orientation_deg: float
     level: str = ""
+    csa_inplane_mm2: float = math.nan
+    csa_mm2_t25: float = math.nan
+    csa_mm2_t75: float = math.nan
+    csa_mm2_uncertainty: float = math.nan
+    canal_area_mm2: float = math.nan
+    cord_canal_ratio: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -68,6 +100,9 @@ class LevelMeasure:
     n_slices: int
     csa_mm2_mean: float
     csa_mm2_sd: float
+    csa_mm2_uncertainty_mean: float = math.nan
+    canal_area_mm2_mean: float = math.nan
+    cord_canal_ratio_mean: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -110,7 +145,7 @@ class Morphometry:
         if with_total and kept:
             csa = np.array([r.csa_mm2 for r in kept])
             sd = float(csa.std(ddof=1)) if csa.size > 1 else 0.0
-            rows.append(LevelMeasure("all", int(csa.size), float(csa.mean()), sd))
+            rows.append(LevelMeasure("all", int(csa.size), float(csa.mean()), sd, *_extra_means(kept)))
         return _to_csv(PERLEVEL_COLUMNS, [{**asdict(r), **self._provenance()} for r in rows])
 
 
@@ -178,6 +213,7 @@ def measure_cord(
     mask: Volume,
     *,
     levels: Volume | None = None,
+    canal: Volume | None = None,
     level_gap_mm: float = MAX_GAP_MM,
     bandwidth_mm: float = DEFAULT_BANDWIDTH_MM,
     present_threshold: float = PRESENT_THRESHOLD,
@@ -186,9 +222,13 @@ def measure_cord(
 
     ``level_gap_mm``: slices without a level take the level of the nearest named slice within this
     distance (meant for seg-vert masks, whose discs and gaps name no slice; 0 for cord-by-level masks).
+    ``canal``: a spinal canal mask on the same grid (values >= 0.5 count), for ``canal_area_mm2`` and
+    ``cord_canal_ratio``.
     """
     if levels is not None and not levels.same_grid(mask):
         raise GeometryError(levels.source, "the level mask is not on the cord mask's grid", "resample it first")
+    if canal is not None and not canal.same_grid(mask):
+        raise GeometryError(canal.source, "the canal mask is not on the cord mask's grid", "resample it first")
     data = np.clip(np.asarray(mask.data, dtype=np.float64), 0.0, 1.0)
     ras, _ = reorient(mask.with_data(data), "RAS")
     soft = np.asarray(ras.data, dtype=np.float64)
@@ -213,6 +253,9 @@ def measure_cord(
             max_gap_mm=level_gap_mm,
             spacing_mm=lev_ras.spacing_mm,
         )
+    canal_ras = None if canal is None else np.asarray(reorient(canal, "RAS")[0].data) >= 0.5
+    pixel_area_mm2 = float(np.linalg.norm(np.cross(aff[:3, 0], aff[:3, 1])))
+    lo_t, hi_t = UNCERTAINTY_THRESHOLDS
     inv_in = np.linalg.inv(mask.affine)
     s_axis = superior_axis(mask.affine)
     rows: list[SliceMeasure] = []
@@ -246,6 +289,9 @@ def measure_cord(
         elif orient <= -90.0:
             orient += 180.0
         in_idx = inv_in[:3, :3] @ cents[idx] + inv_in[:3, 3]
+        a_lo = float((w >= lo_t).sum()) * pixel_area_mm2 * cos_t
+        a_hi = float((w >= hi_t).sum()) * pixel_area_mm2 * cos_t
+        canal_mm2 = math.nan if canal_ras is None else float(canal_ras[:, :, k].sum()) * pixel_area_mm2 * cos_t
         rows.append(
             SliceMeasure(
                 slice=round(float(in_idx[s_axis])),
@@ -257,6 +303,12 @@ def measure_cord(
                 eccentricity=float(ecc),
                 orientation_deg=float(orient),
                 level=level_name(int(level_ids[k])),
+                csa_inplane_mm2=float(areas[idx]),
+                csa_mm2_t25=a_lo,
+                csa_mm2_t75=a_hi,
+                csa_mm2_uncertainty=0.5 * (a_lo - a_hi),
+                canal_area_mm2=canal_mm2,
+                cord_canal_ratio=float(csa) / canal_mm2 if canal_mm2 > 0 else math.nan,
             )
         )
     rows.sort(key=lambda r: r.slice)
@@ -267,14 +319,29 @@ def aggregate_levels(rows: list[SliceMeasure]) -> list[LevelMeasure]:
     """Mean and sample sd of ``csa_mm2`` per level (rows without a level are skipped), cranial first."""
     from neurospine.labels import CRANIOCAUDAL_ORDER, VERTEBRA_IDS
 
-    groups: dict[str, list[float]] = {}
+    groups: dict[str, list[SliceMeasure]] = {}
     for r in rows:
         if r.level:
-            groups.setdefault(r.level, []).append(r.csa_mm2)
+            groups.setdefault(r.level, []).append(r)
     rank = {v: i for i, v in enumerate(CRANIOCAUDAL_ORDER)}
     out = []
-    for name, vals in sorted(groups.items(), key=lambda kv: rank.get(VERTEBRA_IDS.get(kv[0], 0), 999)):
-        a = np.asarray(vals)
+    for name, members in sorted(groups.items(), key=lambda kv: rank.get(VERTEBRA_IDS.get(kv[0], 0), 999)):
+        a = np.asarray([r.csa_mm2 for r in members])
         sd = float(a.std(ddof=1)) if a.size > 1 else 0.0
-        out.append(LevelMeasure(name, int(a.size), float(a.mean()), sd))
+        out.append(LevelMeasure(name, int(a.size), float(a.mean()), sd, *_extra_means(members)))
     return out
+
+
+def _nanmean(values: list[float]) -> float:
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else math.nan
+
+
+def _extra_means(rows: list[SliceMeasure]) -> tuple[float, float, float]:
+    """Mean CSA uncertainty, canal area and cord/canal ratio of ``rows`` (nan where not measured)."""
+    return (
+        _nanmean([r.csa_mm2_uncertainty for r in rows]),
+        _nanmean([r.canal_area_mm2 for r in rows]),
+        _nanmean([r.cord_canal_ratio for r in rows]),
+    )

@@ -1,0 +1,130 @@
+"""Cord model on the Spinal Cord Grey Matter Challenge scans (axial T2*w, 6 people, 6 sites, manual cord masks).
+
+Every session is scored; the split is ``neurospine.cord.data.GMC_TRAIN`` / ``GMC_HELDOUT`` (by person), and
+only held-out scans enter the summary and the decision rule (docs/decisions/cord-2.0.0.md):
+
+* Dice of the binary cord mask (soft >= 0.5) vs the manual mask over the whole volume;
+* area ratio: mean soft in-plane area / mean manual in-plane area over the slices where the manual mask
+  has cord (RAS axial slices, the same slices for both, no angle correction for either);
+* seconds per image (``run_file`` wall time, model loading included) at ``--threads``.
+
+Run: ``python -m benchmarks.cord_gmc [--models-dir DIR --name cord_gmc_candidate_X]``; ``--models-dir`` points
+``NEUROSPINE_MODELS_DIR`` at a folder holding a candidate ``cord_softseg.onnx`` + card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import SHARED_DATA, write_results
+
+
+def score(soft: np.ndarray, binary: np.ndarray, manual: np.ndarray, spacing_mm: tuple[float, ...]) -> dict[str, Any]:
+    """Dice and same-slice area ratio of one RAS volume pair (axial slices along the last axis)."""
+    pred = binary > 0
+    ref = manual > 0
+    inter = float(np.logical_and(pred, ref).sum())
+    denom = float(pred.sum() + ref.sum())
+    pix = float(spacing_mm[0] * spacing_mm[1])
+    ks = np.flatnonzero(ref.any(axis=(0, 1)))
+    ours = float(soft[:, :, ks].sum()) * pix / max(ks.size, 1)
+    mask = float(ref[:, :, ks].sum()) * pix / max(ks.size, 1)
+    return {
+        "dice": round(2.0 * inter / denom, 4) if denom > 0 else None,
+        "slices": int(ks.size),
+        "ours_mm2": round(ours, 2),
+        "manual_mm2": round(mask, 2),
+        "area_ratio": round(ours / mask, 4) if mask > 0 else None,
+    }
+
+
+def run(data: Path, threads: int) -> dict[str, Any]:
+    from neurospine.cord.api import run_file
+    from neurospine.cord.data import GMC_HELDOUT, GMC_TRAIN, gmc_paths
+    from neurospine.io import load_volume, reorient
+    from neurospine.models import load_card
+
+    card = load_card("cord_softseg")
+    rows: dict[str, Any] = {}
+    roles = [(c, s, "held out") for c, s in GMC_HELDOUT] + [(c, s, "training") for c, s in GMC_TRAIN]
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, subject, role in roles:
+            img, msk = gmc_paths(data, case)
+            if not (img.is_file() and msk.is_file()):
+                continue
+            t0 = time.perf_counter()
+            res = run_file(img, Path(tmp) / case, threads=threads)
+            seconds = time.perf_counter() - t0
+            soft, _ = reorient(load_volume(res.outputs["cord_soft"], check_intensity=False), "RAS")
+            binary, _ = reorient(load_volume(res.outputs["cord_mask"], check_intensity=False), "RAS")
+            manual, _ = reorient(load_volume(msk, check_intensity=False), "RAS")
+            row = score(
+                np.asarray(soft.data, np.float64), np.asarray(binary.data), np.asarray(manual.data), soft.spacing_mm
+            )
+            rows[case] = {"person": subject, "role": role, **row, "seconds": round(seconds, 2)}
+    held = [r for r in rows.values() if r["role"] == "held out" and r["dice"] is not None]
+    summary = {
+        "held_out_scans": len(held),
+        "held_out_dice_mean": round(float(np.mean([r["dice"] for r in held])), 4) if held else None,
+        "held_out_dice_min": min(r["dice"] for r in held) if held else None,
+        "held_out_area_abs_err_median": round(float(np.median([abs(r["area_ratio"] - 1) for r in held])), 4)
+        if held
+        else None,
+        "seconds_max": max(r["seconds"] for r in rows.values()) if rows else None,
+    }
+    return {"model": f"{card.name} {card.version}", "sha256": card.sha256[:12], "cases": rows, "summary": summary}
+
+
+def markdown(p: dict[str, Any]) -> str:
+    lines = [
+        f"# Cord on the grey-matter challenge scans ({p['model']}, sha256 {p['sha256']})",
+        "",
+        "Axial T2*w, manual cord masks. Split by person (`neurospine.cord.data`): held out 9418 (UCL) and 9709 "
+        "(Milan, 1.5T, 2 sessions); training rows are the people a 2.0.0 candidate trains on (1.2.0 never saw "
+        "any of them). Area ratio = mean soft in-plane area / mean manual area over the slices where the manual "
+        "mask has cord.",
+        "",
+        "| scan | person | role | Dice | slices | ours soft (mm²) | manual (mm²) | area ratio | s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in p["cases"].items():
+        lines.append(
+            f"| {name} | {r['person']} | {r['role']} | {r['dice']} | {r['slices']} | {r['ours_mm2']} | "
+            f"{r['manual_mm2']} | {r['area_ratio']} | {r['seconds']} |"
+        )
+    s = p["summary"]
+    lines += [
+        "",
+        f"Held out ({s['held_out_scans']} scans): mean Dice {s['held_out_dice_mean']}, min {s['held_out_dice_min']}, "
+        f"median |area ratio - 1| {s['held_out_area_abs_err_median']}; slowest image {s['seconds_max']} s.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=SHARED_DATA)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models-dir", type=Path, default=None, help="folder with a candidate cord_softseg model")
+    ap.add_argument("--name", default="cord_gmc", help="results file stem in benchmarks/results")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.models_dir is not None:
+        os.environ["NEUROSPINE_MODELS_DIR"] = str(args.models_dir)
+    payload = run(args.data, args.threads)
+    md = markdown(payload)
+    path = write_results(args.name, payload, threads=args.threads, markdown=md)
+    logging.getLogger(__name__).info("%s\nwritten %s", md, path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
