@@ -258,12 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed + step)
     budget = args.minutes * 60.0
     log.info(
-        "start step %d, elapsed %.0fs of %.0fs, %d train vols (%d real), %d val",
+        "start step %d, elapsed %.0fs of %.0fs, %d train vols (%d real, %d challenge), %d val",
         step,
         elapsed,
         budget,
         len(vols),
         len(real),
+        len(gmc),
         len(synth_val),
     )
     last_ckpt = time.time()
