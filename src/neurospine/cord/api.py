@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from neurospine.cord.conus import flag_warning
+from neurospine.cord.disclevels import cervical_levels
 from neurospine.cord.levels import level_name
 from neurospine.cord.morphometry import measure_cord
 from neurospine.cord.segment import MODEL_NAME, CordSegmentation, SegmentOptions, onnx_predictor, segment_volume
@@ -63,7 +64,34 @@ def _levels(
     if not auto:
         return None, LevelEstimate(None, "none")
     est = estimate_levels(image, soft, threads=threads)
+    if est.mask is None:
+        est = _disc_fallback(image, soft, est)
     return (None if est.mask is None else image.with_data(est.mask)), est
+
+
+def _disc_fallback(image: Volume, soft: np.ndarray, est: LevelEstimate) -> LevelEstimate:
+    """When the spine model names nothing: cervical levels from the discs in front of the cord (positional)."""
+    t0 = time.perf_counter()
+    found = cervical_levels(image, soft)
+    if found.mask is None:
+        log.info("no disc-based cervical levels: %s", found.reason)
+        return est
+    names = " ".join(dict.fromkeys(level_name(int(v)) for v in np.unique(found.mask) if v))
+    warning = (
+        f"vertebral levels named from {len(found.discs_mm)} discs seen in front of the cord ({names}; spacing "
+        f"{found.period_mm:.0f} mm), because the whole-spine model named none; the naming is positional: the top "
+        "disc seen is taken as C2/C3, so the names are too high if the image starts below C2; check the QC image "
+        "or give --levels VERT_MASK"
+    )
+    return LevelEstimate(
+        found.mask.astype(np.int16),
+        "estimated",
+        "positional",
+        0.2,
+        warnings=[warning],
+        seconds=est.seconds + time.perf_counter() - t0,
+        models=est.models,
+    )
 
 
 def run_file(
