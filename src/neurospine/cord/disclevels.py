@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -143,7 +144,7 @@ def cervical_levels(image: Volume, cord_soft: npt.NDArray[np.floating]) -> DiscL
     disc_z = [float(z_of[k]) for k in top_first]
     bounds = [disc_z[0] + C2_SPAN_PERIODS * period, *disc_z, disc_z[-1] - period]
     levels = np.zeros(soft.shape[2], dtype=np.int16)
-    for n, (hi, lo) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+    for n, (hi, lo) in enumerate(pairwise(bounds)):
         if n >= len(CERVICAL_ORDER):
             break
         levels[(z_of <= hi) & (z_of > lo)] = VERTEBRA_IDS[CERVICAL_ORDER[n]]
