@@ -96,6 +96,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="initialisation and sampling seed (default %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default %(default)s)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device (cpu, cuda); on a GPU --minutes counts wall-clock minutes instead of CPU minutes",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes that sample training batches (and build missing synthetic cases); 0 = this process",
+    )
     p.add_argument("--val-every", type=int, default=250, help="steps between validations")
     p.add_argument(
         "--ckpt-minutes",
@@ -138,9 +149,22 @@ def synth_case(seed: int, contrasts: tuple[str, ...] = _CONTRASTS) -> TrainVolum
     return from_volumes(f"synth-{seed}", f"synth-{seed}", case.image, case.cord_soft, case.canal_soft)
 
 
-def build_synth(cache: Path, seeds: list[int], contrasts: tuple[str, ...] = _CONTRASTS) -> list[TrainVolume]:
+def _build_one(job: tuple[Path, int, tuple[str, ...]]) -> None:
+    cache, seed, contrasts = job
+    build_synth(cache, [seed], contrasts)
+
+
+def build_synth(
+    cache: Path, seeds: list[int], contrasts: tuple[str, ...] = _CONTRASTS, workers: int = 0
+) -> list[TrainVolume]:
     vols = []
     tag = "" if contrasts == _CONTRASTS else "-" + "-".join(contrasts)
+    missing = [s for s in seeds if not (cache / f"synth-{s}{tag}.npz").is_file()]
+    if workers > 1 and len(missing) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(workers) as pool:
+            pool.map(_build_one, [(cache, s, contrasts) for s in missing])
     for s in seeds:
         path = cache / f"synth-{s}{tag}.npz"
         if path.is_file():
@@ -199,11 +223,30 @@ def _loss(torch: Any, logits: Any, target: Any, weights: Any) -> Any:
     return 10.0 * mse + soft_dice
 
 
-def _val_dice(torch: Any, model: Any, val: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float:
+def _batch_stream(torch: Any, vols: list[TrainVolume], probs: Any, cfg: PatchConfig, args: Any, step: int) -> Any:
+    """Endless training batches: sampled here (``--workers 0``) or by worker processes, each with its own seed."""
+    if args.workers <= 0:
+        rng = np.random.default_rng(args.seed + step)
+        return iter(lambda: sample_batch(vols, rng, args.batch, cfg, probs), None)
+
+    class Stream(torch.utils.data.IterableDataset):  # type: ignore[misc]
+        def __iter__(self) -> Any:
+            info = torch.utils.data.get_worker_info()
+            rng = np.random.default_rng([args.seed, step, 0 if info is None else info.id])
+            while True:
+                yield sample_batch(vols, rng, args.batch, cfg, probs)
+
+    loader = torch.utils.data.DataLoader(
+        Stream(), batch_size=None, num_workers=args.workers, prefetch_factor=4, pin_memory=args.device != "cpu"
+    )
+    return iter(loader)
+
+
+def _val_dice(torch: Any, model: Any, val: tuple[np.ndarray, np.ndarray, np.ndarray], device: Any = "cpu") -> float:
     x, y, _ = val
     model.eval()
     with torch.no_grad():
-        prob = torch.sigmoid(model(torch.from_numpy(x))).numpy()
+        prob = torch.sigmoid(model(torch.from_numpy(x).to(device))).cpu().numpy()
     model.train()
     p, t = prob[:, 0], y[:, 0]
     inter = float((p * t).sum())
@@ -232,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.cache or out / "cache"
     if args.synth_train > 0:
         contrasts = tuple(c.strip() for c in str(args.contrasts).split(",") if c.strip())
-        synth_train = build_synth(cache, [1000 + i for i in range(args.synth_train)], contrasts)
-        synth_val = build_synth(cache, [90000 + i for i in range(args.synth_val)])
+        synth_train = build_synth(cache, [1000 + i for i in range(args.synth_train)], contrasts, args.workers)
+        synth_val = build_synth(cache, [90000 + i for i in range(args.synth_val)], workers=args.workers)
     data_minutes = (time.time() - t_data) / 60.0
     vols = synth_train + real + gmc
     if not vols:
@@ -245,17 +288,24 @@ def main(argv: list[str] | None = None) -> int:
     val_src = synth_val or real
     val = sample_batch(val_src, val_rng, 128, cfg)
 
+    device = torch.device(args.device)
+    wall_budget = device.type != "cpu"  # a GPU process's CPU time says nothing about its work
     model = UNet(1, 2, base=args.base, depth=args.depth, dims=2)
     if args.init_onnx is not None and not (out / "ckpt.pt").is_file():
         load_onnx_weights(torch, model, args.init_onnx)
         log.info("initialised from %s", args.init_onnx)
+    model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     ckpt = out / "ckpt.pt"
     step, extra = load_checkpoint(ckpt, model, opt)
+    for st in opt.state.values():  # a checkpoint is read onto the CPU
+        for k, v in st.items():
+            if torch.is_tensor(v) and k != "step":
+                st[k] = v.to(device)
+    batches = _batch_stream(torch, vols, probs, cfg, args, step)
     elapsed = float(extra.get("elapsed_s", 0.0))
     best = float(extra.get("best_val_dice", -1.0))
     history: list[dict[str, float]] = list(extra.get("history", []))
-    rng = np.random.default_rng(args.seed + step)
     budget = args.minutes * 60.0
     log.info(
         "start step %d, elapsed %.0fs of %.0fs, %d train vols (%d real, %d challenge), %d val",
@@ -270,24 +320,25 @@ def main(argv: list[str] | None = None) -> int:
     last_ckpt = time.time()
     wall_start = time.time()
     wall_cap = None if args.max_wall_minutes is None else args.max_wall_minutes * 60.0
-    t_prev = time.process_time()
+    clock = time.time if wall_budget else time.process_time
+    t_prev = clock()
     model.train()
     while elapsed < budget and (wall_cap is None or time.time() - wall_start < wall_cap):
         frac = elapsed / budget
         for g in opt.param_groups:
             g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
-        x, y, w = sample_batch(vols, rng, args.batch, cfg, probs)
-        loss = _loss(torch, model(torch.from_numpy(x)), torch.from_numpy(y), torch.from_numpy(w))
+        x, y, w = (torch.as_tensor(a).to(device, non_blocking=True) for a in next(batches))
+        loss = _loss(torch, model(x), y, w)
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
-        cpu_now = time.process_time()
+        cpu_now = clock()
         elapsed += cpu_now - t_prev
         t_prev = cpu_now
         now = time.time()
         if step % args.val_every == 0:
-            vd = _val_dice(torch, model, val)
+            vd = _val_dice(torch, model, val, device)
             history.append({"step": step, "elapsed_s": elapsed, "loss": float(loss.detach()), "val_dice": vd})
             log.info("step %d %.0fs loss %.4f val soft dice %.4f", step, elapsed, float(loss.detach()), vd)
             if vd > best:
@@ -296,13 +347,16 @@ def main(argv: list[str] | None = None) -> int:
         if now - last_ckpt > args.ckpt_minutes * 60:
             save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "best_val_dice": best, "history": history})
             last_ckpt = now
-            t_prev = time.process_time()
-    vd = _val_dice(torch, model, val)
+            t_prev = clock()
+    vd = _val_dice(torch, model, val, device)
     if vd > best:
         best = vd
         save_checkpoint(out / "best.pt", model, None, step, {"val_dice": vd})
     save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "best_val_dice": best, "history": history})
-    log.info("done: %d steps, %.1f CPU min, best val soft dice %.4f", step, elapsed / 60, best)
+    log.info(
+        "done: %d steps, %.1f %s min, best val soft dice %.4f", step, elapsed / 60, "wall" if wall_budget else "CPU", best
+    )
+    model.cpu()
     if elapsed < budget:
         log.info("wall-clock cap reached before the CPU budget; exporting the best checkpoint so far")
     if args.no_export:
@@ -319,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             "n_synth_train": len(synth_train),
             "n_synth_val": len(synth_val),
             "real": [v.name for v in real + gmc],
+            "device": args.device,
+            "budget_clock": "wall" if wall_budget else "process CPU",
         },
     )
     return 0
@@ -389,7 +445,9 @@ def export(model: Any, args: argparse.Namespace, info: dict[str, Any]) -> Path:
         + (f" --gmc-weight {args.gmc_weight:g}" if args.gmc_weight > 0 else "")
         + (f" --lr {args.lr:g}" if args.lr != 2e-3 else "")
         + (" --init-onnx cord_softseg-1.2.0.onnx" if args.init_onnx is not None else "")
-        + (f" --version {args.version}" if args.version != VERSION else ""),
+        + (f" --version {args.version}" if args.version != VERSION else "")
+        + (f" --batch {args.batch}" if args.batch != 16 else "")
+        + (f" --device {args.device} --workers {args.workers}" if args.device != "cpu" else ""),
         train_cpu_minutes=round(float(info["train_minutes"]) + float(info["data_minutes"]), 1),
         created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         notes=json.dumps({k: v for k, v in info.items() if k != "val_soft_dice_synthetic"}),
