@@ -354,7 +354,11 @@ def main(argv: list[str] | None = None) -> int:
         save_checkpoint(out / "best.pt", model, None, step, {"val_dice": vd})
     save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "best_val_dice": best, "history": history})
     log.info(
-        "done: %d steps, %.1f %s min, best val soft dice %.4f", step, elapsed / 60, "wall" if wall_budget else "CPU", best
+        "done: %d steps, %.1f %s min, best val soft dice %.4f",
+        step,
+        elapsed / 60,
+        "wall" if wall_budget else "CPU",
+        best,
     )
     model.cpu()
     if elapsed < budget:
