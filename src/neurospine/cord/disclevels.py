@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 
 BAND_ANTERIOR_MM = (8.0, 22.0)
 BAND_HALF_WIDTH_MM = 4.0
-#: smoothing of the profile's absolute derivative: merges a disc's two endplates into one peak
-ENERGY_SIGMA_MM = 2.0
+#: smoothing of the profile's absolute derivative (a box about one disc high, then a Gaussian): merges the
+#: edges of a disc and its endplates into one peak at the disc's middle
+ENERGY_BOX_MM = 7.0
+ENERGY_SIGMA_MM = 1.5
 #: detrending window (longer than a vertebra)
 TREND_MM = 25.0
 PERIOD_RANGE_MM = (12.0, 26.0)
@@ -95,7 +97,10 @@ def find_discs(profile: npt.NDArray[np.float64], slice_mm: float) -> tuple[npt.N
     good = np.isfinite(x)
     x = np.interp(np.arange(x.size), np.flatnonzero(good), x[good])
     x = ndimage.gaussian_filter1d(x, 0.7 / slice_mm)
-    energy = ndimage.gaussian_filter1d(np.abs(np.gradient(x, slice_mm)), ENERGY_SIGMA_MM / slice_mm)
+    energy = np.abs(np.gradient(x, slice_mm))
+    energy = ndimage.uniform_filter1d(energy, max(1, round(ENERGY_BOX_MM / slice_mm)), mode="nearest")
+    energy = ndimage.gaussian_filter1d(energy, ENERGY_SIGMA_MM / slice_mm)
+    smooth = energy.copy()
     energy = energy - ndimage.uniform_filter1d(energy, max(3, round(TREND_MM / slice_mm)), mode="nearest")
     sd = float(energy.std())
     if sd <= 0:
@@ -110,7 +115,20 @@ def find_discs(profile: npt.NDArray[np.float64], slice_mm: float) -> tuple[npt.N
     best = int(np.argmax(np.where(sel, ac, -np.inf)))
     period, corr = float(lags[best]), float(ac[best])
     peaks, _ = signal.find_peaks(energy, distance=max(1, int(0.6 * period / slice_mm)), prominence=MIN_PROMINENCE)
-    return (peaks + k0).astype(np.intp), period, corr
+    # each disc at the centroid of the (not detrended) energy within a quarter period of its peak: the trend
+    # removal pulls peaks near the ends of the profile outwards
+    half = max(1, round(0.25 * period / slice_mm))
+    refined = []
+    for pk in peaks:
+        c = int(pk)
+        for _ in range(3):  # a few mean-shift steps
+            lo, hi = max(0, c - half), min(smooth.size, c + half + 1)
+            w = smooth[lo:hi] - smooth[lo:hi].min()
+            if w.sum() <= 0:
+                break
+            c = round(float((w * np.arange(lo, hi)).sum() / w.sum()))
+        refined.append(c)
+    return (np.asarray(refined, dtype=np.intp) + k0).astype(np.intp), period, corr
 
 
 def cervical_levels(image: Volume, cord_soft: npt.NDArray[np.floating]) -> DiscLevels:
