@@ -6,7 +6,8 @@
   superior axis from the T2 ``cordlevels`` mask, mapped through scanner coordinates), coefficient of
   variation across contrasts; the same figure for the manual masks as a reference;
 * runtime per image (``run_file`` wall time including model loading) at 2 threads, peak memory;
-* estimated levels (``run_file`` without ``--levels``: whole-spine model + projection along the cord) on
+* estimated levels (``run_file`` without ``--levels``: whole-spine model + projection along the cord, or
+  the discs in front of the cord where the spine model names nothing) on
   sct-t2 and sct-t1 vs the manual ``cordlevels`` mask (matched by scanner coordinate): share of slices
   with the right level, the same up to a constant naming shift (geometry alone), boundary error, and
   per-level CSA with the estimated levels vs the manual mask's CSA with the manual levels; the share right
@@ -175,6 +176,8 @@ def _estimated_levels(
             "levels_seconds": cases[case]["timings_s"].get("levels_s"),
             "slices_with_manual_level": len(judged),
             "slices_with_estimated_level": len(named),
+            "cord_slices": len(pairs),
+            "named_fraction": round(sum(1 for _, lv, _ in pairs if lv) / len(pairs), 4) if pairs else None,
             "right_fraction": round(right / len(judged), 4) if judged else None,
             "slices_with_vertcenters_level": len(judged_c),
             "right_fraction_vs_vertcenters": round(right_c / len(judged_c), 4) if judged_c else None,
@@ -588,13 +591,14 @@ def _estimated_levels_md(est: dict[str, Any]) -> list[str]:
         return []
     lines = [
         "",
-        "Estimated levels (no --levels: whole-spine model + projection along the cord) vs the manual cordlevels "
-        "(sct-t2 grid; sct-t1 matched by scanner coordinate):",
+        "Estimated levels (no --levels: whole-spine model + projection along the cord; where the spine model "
+        "names nothing, the discs seen in front of the cord, top disc = C2/C3, positional) vs the manual "
+        "cordlevels (sct-t2 grid; sct-t1 matched by scanner coordinate):",
         "",
-        "| image | source | naming anchor (conf.) | slices right | right after best naming shift | "
+        "| image | source | naming anchor (conf.) | cord slices named | slices right | right after best naming shift | "
         "right vs the same regions named by vertcenters | "
         "manual boundary: distance to the nearest estimated one (mm) | levels s |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     cases = {k: v for k, v in est.items() if k != "reference_check"}
     for case, e in cases.items():
@@ -611,8 +615,10 @@ def _estimated_levels_md(est: dict[str, Any]) -> list[str]:
         conf = "" if e["confidence"] is None else f" ({e['confidence']:.2f})"
         by_c = e.get("right_fraction_vs_vertcenters")
         centred = "n/a" if by_c is None else f"{100 * by_c:.0f} % of {e['slices_with_vertcenters_level']}"
+        nf = e.get("named_fraction")
+        named_pct = "n/a" if nf is None else f"{100 * nf:.0f} % of {e['cord_slices']}"
         lines.append(
-            f"| {case} | {e['source']} | {e['anchor'] or 'n/a'}{conf} | {right} | {shifted} | {centred} | "
+            f"| {case} | {e['source']} | {e['anchor'] or 'n/a'}{conf} | {named_pct} | {right} | {shifted} | {centred} | "
             f"{_fmt_bounds(e['boundary_error_mm'])} | {e['levels_seconds']} |"
         )
     lines += [
