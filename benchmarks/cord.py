@@ -618,8 +618,8 @@ def _estimated_levels_md(est: dict[str, Any]) -> list[str]:
         nf = e.get("named_fraction")
         named_pct = "n/a" if nf is None else f"{100 * nf:.0f} % of {e['cord_slices']}"
         lines.append(
-            f"| {case} | {e['source']} | {e['anchor'] or 'n/a'}{conf} | {named_pct} | {right} | {shifted} | {centred} | "
-            f"{_fmt_bounds(e['boundary_error_mm'])} | {e['levels_seconds']} |"
+            f"| {case} | {e['source']} | {e['anchor'] or 'n/a'}{conf} | {named_pct} | {right} | {shifted} | "
+            f"{centred} | {_fmt_bounds(e['boundary_error_mm'])} | {e['levels_seconds']} |"
         )
     lines += [
         "",
