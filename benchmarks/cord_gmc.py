@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models-dir", type=Path, default=None, help="folder with a candidate cord_softseg model")
     ap.add_argument("--name", default="cord_gmc", help="results file stem in benchmarks/results")
+    ap.add_argument(
+        "--update-card",
+        action="store_true",
+        help="write the held-out figures into the shipped model card's metrics (only for the shipped model)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.models_dir is not None:
@@ -123,7 +128,33 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(payload)
     path = write_results(args.name, payload, threads=args.threads, markdown=md)
     logging.getLogger(__name__).info("%s\nwritten %s", md, path)
+    if args.update_card:
+        update_card(payload, args.name)
     return 0
+
+
+def update_card(payload: dict[str, Any], name: str) -> None:
+    """Held-out challenge figures into the shipped card (same sha256 only: a candidate is not the shipped one)."""
+    import json
+
+    from neurospine.models.registry import _card_path
+
+    path = _card_path("cord_softseg")
+    card = json.loads(path.read_text(encoding="utf-8"))
+    if not card["sha256"].startswith(payload["sha256"]):
+        raise SystemExit(f"{path} is not the model that was scored ({payload['sha256']}); card left alone")
+    held = {k: v for k, v in payload["cases"].items() if v["role"] == "held out"}
+    card.setdefault("metrics", {})["gmchallenge_t2star_heldout_sites"] = {
+        "dice_per_scan": {k: v["dice"] for k, v in held.items()},
+        "area_ratio_per_scan": {k: v["area_ratio"] for k, v in held.items()},
+        "dice_mean": payload["summary"]["held_out_dice_mean"],
+        "area_abs_rel_err_median": payload["summary"]["held_out_area_abs_err_median"],
+        "note": "people 9418 (UCL) and 9709 (Milan, 1.5T, 2 sessions), never trained on; "
+        f"source: benchmarks/results/{name}.json",
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
