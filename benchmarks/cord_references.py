@@ -121,7 +121,8 @@ def markdown(p: dict[str, Any]) -> str:
         lo, hi = p["held_out_challenge_ratio_range"]
         lines += [
             "",
-            f"On the held-out grey-matter challenge scans (two people, two sites, axial T2*w) the ratio spans {lo}-{hi}; "
+            f"On the held-out grey-matter challenge scans (two people, two sites, axial T2*w) the ratio spans "
+            f"{lo}-{hi}; "
             "the challenge rows are split by person as in `neurospine.cord.data` (a model that trained on the "
             "'challenge training person' rows would be scored on the held-out rows only).",
         ]
