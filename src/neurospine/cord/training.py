@@ -229,7 +229,7 @@ def _batch_stream(torch: Any, vols: list[TrainVolume], probs: Any, cfg: PatchCon
         rng = np.random.default_rng(args.seed + step)
         return iter(lambda: sample_batch(vols, rng, args.batch, cfg, probs), None)
 
-    class Stream(torch.utils.data.IterableDataset):  # type: ignore[misc]
+    class Stream(torch.utils.data.IterableDataset):
         def __iter__(self) -> Any:
             info = torch.utils.data.get_worker_info()
             rng = np.random.default_rng([args.seed, step, 0 if info is None else info.id])
