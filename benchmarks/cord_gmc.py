@@ -15,6 +15,7 @@ Run: ``python -m benchmarks.cord_gmc [--models-dir DIR --name cord_gmc_candidate
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import os
 import tempfile
@@ -69,6 +70,13 @@ def run(data: Path, threads: int) -> dict[str, Any]:
             row = score(
                 np.asarray(soft.data, np.float64), np.asarray(binary.data), np.asarray(manual.data), soft.spacing_mm
             )
+            per_slice = list(csv.DictReader(res.outputs["csa"].open()))
+            csa = [float(r["csa_mm2"]) for r in per_slice]
+            ratio = [float(r["cord_canal_ratio"]) for r in per_slice if r["cord_canal_ratio"]]
+            unc = [float(r["csa_mm2_uncertainty"]) for r in per_slice if r["csa_mm2_uncertainty"]]
+            row["csa_mm2_median"] = round(float(np.median(csa)), 2)
+            row["cord_canal_ratio_median"] = round(float(np.median(ratio)), 4) if ratio else None
+            row["csa_uncertainty_mm2_median"] = round(float(np.median(unc)), 2) if unc else None
             rows[case] = {
                 "person": subject,
                 "role": role,
@@ -88,7 +96,21 @@ def run(data: Path, threads: int) -> dict[str, Any]:
         "cpu_seconds_max": max(r["cpu_seconds"] for r in rows.values()) if rows else None,
         "load_average_end": round(os.getloadavg()[0], 2),
     }
+    # between-person spread (first session of each person): does the canal normalisation make people comparable?
+    first: dict[str, dict[str, Any]] = {}
+    for r in rows.values():
+        first.setdefault(r["person"], r)
+    people = list(first.values())
+    if len(people) > 2 and all(r["cord_canal_ratio_median"] for r in people):
+        summary["between_person_cv_csa"] = round(_cv([r["csa_mm2_median"] for r in people]), 4)
+        summary["between_person_cv_cord_canal_ratio"] = round(_cv([r["cord_canal_ratio_median"] for r in people]), 4)
+        summary["between_person_n"] = len(people)
     return {"model": f"{card.name} {card.version}", "sha256": card.sha256[:12], "cases": rows, "summary": summary}
+
+
+def _cv(values: list[float]) -> float:
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.std(ddof=1) / a.mean())
 
 
 def markdown(p: dict[str, Any]) -> str:
@@ -100,13 +122,15 @@ def markdown(p: dict[str, Any]) -> str:
         "any of them). Area ratio = mean soft in-plane area / mean manual area over the slices where the manual "
         "mask has cord.",
         "",
-        "| scan | person | role | Dice | slices | ours soft (mm²) | manual (mm²) | area ratio | s | CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| scan | person | role | Dice | slices | ours soft (mm²) | manual (mm²) | area ratio | s | CPU s | "
+        "CSA median (mm²) | CSA uncertainty median (mm²) | cord/canal median |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in p["cases"].items():
         lines.append(
             f"| {name} | {r['person']} | {r['role']} | {r['dice']} | {r['slices']} | {r['ours_mm2']} | "
-            f"{r['manual_mm2']} | {r['area_ratio']} | {r['seconds']} | {r.get('cpu_seconds', 'n/a')} |"
+            f"{r['manual_mm2']} | {r['area_ratio']} | {r['seconds']} | {r.get('cpu_seconds', 'n/a')} | "
+            f"{r.get('csa_mm2_median')} | {r.get('csa_uncertainty_mm2_median')} | {r.get('cord_canal_ratio_median')} |"
         )
     s = p["summary"]
     lines += [
@@ -116,6 +140,13 @@ def markdown(p: dict[str, Any]) -> str:
         f"{s.get('cpu_seconds_max', 'n/a')} s of CPU over all threads (load average {s.get('load_average_end')} "
         "at the end on 2 shared cores: on an idle machine a 2-thread run takes about the CPU seconds or less).",
     ]
+    if "between_person_cv_csa" in s:
+        lines += [
+            "",
+            f"Between people ({s['between_person_n']}, first session each; `_csa.csv` medians, angle-corrected): CV of "
+            f"the CSA {100 * s['between_person_cv_csa']:.1f} %, CV of the cord/canal ratio "
+            f"{100 * s['between_person_cv_cord_canal_ratio']:.1f} % (the canal is the model's own canal mask).",
+        ]
     return "\n".join(lines) + "\n"
 
 
