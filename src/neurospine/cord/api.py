@@ -64,18 +64,13 @@ def _levels(
     if not auto:
         return None, LevelEstimate(None, "none")
     est = estimate_levels(image, soft, threads=threads)
-    if est.mask is None or (DISCS_OVER_POSITIONAL and est.positional):
+    if est.mask is None:
         est = _disc_fallback(image, soft, est)
     return (None if est.mask is None else image.with_data(est.mask)), est
 
 
-#: a positional (unanchored) spine naming is replaced by the disc naming when that finds a cervical disc pattern
-DISCS_OVER_POSITIONAL = True
-
-
 def _disc_fallback(image: Volume, soft: np.ndarray, est: LevelEstimate) -> LevelEstimate:
-    """When the spine model names nothing (or only positionally): cervical levels from the discs in front of the
-    cord (positional too). ``est`` is returned unchanged when no disc pattern is found."""
+    """When the spine model names nothing: cervical levels from the discs in front of the cord (positional)."""
     t0 = time.perf_counter()
     found = cervical_levels(image, soft)
     if found.mask is None:
@@ -84,9 +79,7 @@ def _disc_fallback(image: Volume, soft: np.ndarray, est: LevelEstimate) -> Level
     names = " ".join(dict.fromkeys(level_name(int(v)) for v in np.unique(found.mask) if v))
     warning = (
         f"vertebral levels named from {len(found.discs_mm)} discs seen in front of the cord ({names}; spacing "
-        f"{found.period_mm:.0f} mm), because the whole-spine model named "
-        + ("none" if est.mask is None else "them only positionally")
-        + "; the naming is positional: the top "
+        f"{found.period_mm:.0f} mm), because the whole-spine model named none; the naming is positional: the top "
         "disc seen is taken as C2/C3, so the names are too high if the image starts below C2; check the QC image "
         "or give --levels VERT_MASK"
     )
