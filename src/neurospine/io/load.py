@@ -236,7 +236,11 @@ def _load_itk(p: Path) -> Volume:
     return _itk_to_volume(image, p)
 
 
-def _load_dicom_series(p: Path) -> Volume:
+def dicom_series_files(p: Path) -> list[str]:
+    """The files of the one DICOM series in folder ``p``, in the slice order the loader uses.
+
+    Slice ``k`` of the loaded volume (``data[:, :, k]``) comes from ``files[k]``; DICOM outputs that
+    reference the series (``io.dicomseg``) rely on this order."""
     import SimpleITK as sitk
 
     try:
@@ -249,9 +253,16 @@ def _load_dicom_series(p: Path) -> Volume:
         raise InputError(
             p, f"folder holds {len(series)} DICOM series", "put each series in its own folder (e.g. dcm2niix)"
         )
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(p), series[0])
+    files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(p), series[0]))
     if len(files) < 2:
         raise InputError(p, "the DICOM series has a single slice, a 3D volume is needed", "give the whole series")
+    return files
+
+
+def _load_dicom_series(p: Path) -> Volume:
+    import SimpleITK as sitk
+
+    files = dicom_series_files(p)
     try:
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(files)
