@@ -31,7 +31,9 @@ def _check(ds: Path, out: Path, res) -> None:  # type: ignore[no-untyped-def]
     root = out / "derivatives/neurospine"
     for key, status in res.cases.items():
         if status == "done":  # outputs whole: the mask decompresses completely and matches its input grid
-            mask = next((root / key).glob("*_fgmask.nii.gz"))
+            scan = key.rsplit("/", 2)[0]  # sub-X/[ses-Y/]anat/<stem>/selftest -> the flat anat folder
+            stem = key.rsplit("/", 2)[1].removesuffix("_T2w")
+            mask = root / scan / f"{stem}_mod-T2w_desc-selftest_fgmask.nii.gz"
             data = np.asarray(nib.load(str(mask)).dataobj)
             assert data.shape == (8, 32, 48)
 

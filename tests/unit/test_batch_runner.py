@@ -44,11 +44,14 @@ def test_run_layout_database_and_manifest(dataset: Path, tmp_path: Path) -> None
     desc = json.loads((root / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative" and desc["GeneratedBy"][0]["Name"] == "neurospine"
     assert desc["GeneratedBy"][0]["Version"]
-    case_dir = root / "sub-001/ses-1/anat/sub-001_ses-1_acq-sag_T2w/info"
-    manifest = json.loads((case_dir / "neurospine_manifest.json").read_text())
+    case_dir = root / "sub-001/ses-1/anat"  # BIDS derivatives: flat per scan
+    manifest = json.loads((case_dir / "sub-001_ses-1_acq-sag_mod-T2w_desc-info_provenance.json").read_text())
     assert manifest["task"] == "info" and len(manifest["input"]["sha256"]) == 64
     assert manifest["input"]["entities"] == {"sub": "001", "ses": "1", "acq": "sag"}
-    assert set(manifest["outputs"]) == {"foreground_mask", "snapshot"}
+    assert manifest["outputs"] == {
+        "foreground_mask": "sub-001_ses-1_acq-sag_mod-T2w_fgmask.nii.gz",
+        "snapshot": "sub-001_ses-1_acq-sag_mod-T2w_snapshot.png",
+    }
     assert manifest["neurospine_version"] and manifest["timings_s"]["total_s"] > 0
     mask = nib.load(str(case_dir / manifest["outputs"]["foreground_mask"]))
     src = nib.load(str(dataset / "sub-001/ses-1/anat/sub-001_ses-1_acq-sag_T2w.nii.gz"))
@@ -86,8 +89,7 @@ def test_resume_skips_done_and_reruns_changed(dataset: Path, tmp_path: Path) -> 
     con = _db(out)
     assert con.execute("SELECT COUNT(*) FROM cases").fetchone()[0] == 6  # updated in place, never duplicated
     # a deleted case folder is noticed and recomputed
-    case_dir = next((out / "derivatives/neurospine").glob("sub-001/ses-2/anat/*/info"))
-    (case_dir / "neurospine_manifest.json").unlink()
+    next((out / "derivatives/neurospine").glob("sub-001/ses-2/anat/*_desc-info_provenance.json")).unlink()
     s = run_batch(_cfg(dataset, out, retry_failed=False, options={"snapshot": False}))
     assert (s.done, s.reused) == (1, 5)
     assert verify_outputs(out).ok
@@ -110,7 +112,7 @@ def test_model_version_change_reruns(dataset: Path, tmp_path: Path, monkeypatch:
     con = _db(out)
     versions = {r[0] for r in con.execute("SELECT models_json FROM cases WHERE status='done'")}
     assert versions == {json.dumps({"fake-model": "1.1"})}
-    manifest = json.loads(next(out.rglob("neurospine_manifest.json")).read_text())
+    manifest = json.loads(next(out.rglob("*_provenance.json")).read_text())
     assert manifest["model_cards"][0]["version"] == "1.1"
 
 
@@ -183,7 +185,9 @@ def test_crash_between_rename_and_commit_is_healed(
     with pytest.raises(KeyboardInterrupt):
         run_batch(_cfg(dataset, out, retry_failed=False))
     interim = verify_outputs(out)
-    assert len(interim.problems) == 1 and "does not record as done" in interim.problems[0]
+    # the one case whose files are in place but not committed: its files are strays until the next start
+    assert interim.problems and all("no case recorded as done claims" in p for p in interim.problems)
+    assert len({p.split("_mod-")[0] for p in interim.problems}) == 1
     monkeypatch.setattr(dbmod, "upsert_case", real)
     s = run_batch(_cfg(dataset, out, retry_failed=False))
     assert s.done + s.reused == 5 and s.done >= 1
@@ -206,6 +210,7 @@ def test_brainage_t1_on_real_ixi_scans(shared_data: Path, tmp_path: Path) -> Non
     make_demo_dataset(tmp_path / "t2", n_subjects=1, shape=SHAPE)
     (ds / "sub-09/anat").mkdir(parents=True)
     (ds / "sub-09/anat/sub-09_acq-sag_T2w.nii.gz").symlink_to(tmp_path / "t2/sub-001/anat/sub-001_acq-sag_T2w.nii.gz")
+    (ds / "participants.tsv").write_text("participant_id\tage\tsex\nsub-00\t41.5\tF\nsub-01\tn/a\tM\n")
     s = run_batch(_cfg(ds, tmp_path / "out", tasks=["brainage-t1"]))
     assert (s.done, s.skipped, s.failed) == (2, 1, 0)
     con = _db(tmp_path / "out")
@@ -213,4 +218,21 @@ def test_brainage_t1_on_real_ixi_scans(shared_data: Path, tmp_path: Path) -> Non
     assert len(ages) == 2 and all(5 < a < 100 for a in ages)
     models = {r[0] for r in con.execute("SELECT models_json FROM cases WHERE status='done'")}
     assert len(models) == 1 and "brainage_t1" in next(iter(models))
+    # participants.tsv: sub-00's age gives the brain-age gap; sub-01 (age n/a) has none
+    measures = {
+        (r["subject"], r["name"]): r["value_num"]
+        for r in con.execute("SELECT c.subject, m.name, m.value_num FROM measures m JOIN cases c USING(case_id)")
+    }
+    assert measures[("00", "age_years")] == 41.5
+    assert measures[("00", "brain_age_gap_years")] == pytest.approx(measures[("00", "brain_age_years")] - 41.5)
+    assert ("01", "age_years") not in measures and ("01", "brain_age_gap_years") not in measures
+    root = tmp_path / "out/derivatives/neurospine"
+    assert (root / "sub-00/anat/sub-00_mod-T1w_desc-brainage_snp.png").is_file()  # T1 mid-slices for the report
+    from neurospine.batch.report import render_report
+
+    page = render_report(tmp_path / "out")
+    assert page.count('<img class=thumb src="data:image/png;base64,') == 2  # every brain-age row has its picture
     assert run_batch(_cfg(ds, tmp_path / "out", tasks=["brainage-t1"])).reused == 3
+    (ds / "participants.tsv").write_text("participant_id\tage\nsub-00\t41.5\nsub-01\t63\n")
+    s = run_batch(_cfg(ds, tmp_path / "out", tasks=["brainage-t1"]))
+    assert (s.done, s.reused) == (1, 2)  # a new age is a new result: only sub-01 runs again

@@ -214,7 +214,8 @@ def store_sha256(con: sqlite3.Connection, items: list[tuple[str, int, int, str]]
 
 def existing_cases(con: sqlite3.Connection) -> dict[str, sqlite3.Row]:
     rows = con.execute(
-        "SELECT case_key, input_sha256, task, options_sha256, models_json, status, output_dir FROM cases"
+        "SELECT case_key, run_id, input_sha256, task, options_sha256, models_json, status, output_dir, manifest "
+        "FROM cases"
     ).fetchall()
     return {str(r["case_key"]): r for r in rows}
 

@@ -1,12 +1,15 @@
 """``run_batch``: discover scans, skip finished cases, run the rest, move outputs into place, record.
 
+The output is a BIDS derivatives dataset (``batch.layout``): every case's files sit flat in
+``sub-*/[ses-*/]anat/`` with SPINEPS-style names and JSON sidecars.
+
 Crash safety, in order, for every case:
 1. a worker writes the outputs and manifest into ``.neurospine-tmp/<run>/<n>`` (invisible to readers);
-2. the parent renames that folder onto ``sub-*/[ses-*/]anat/<stem>/<task>`` (an older copy is first
-   renamed into the trash folder);
-3. the parent commits the case to the database; only then is the older copy deleted.
-A kill between steps leaves either nothing visible or a complete folder not yet marked done, which the
-next run re-computes and replaces. Leftover temporary and trash folders are removed at the next start.
+2. the parent journals the names it is about to install, moves the older copy's files into the trash
+   folder, renames the new files into the anat folder and writes the provenance file last;
+3. the parent commits the case to the database; only then are the older copy and the journal deleted.
+At the next start, the files of a journalled case the database does not hold are removed (the case is
+computed again); leftover temporary and trash folders are removed.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from neurospine.batch import db
+from neurospine.batch import db, layout
 from neurospine.batch.bids import Scan, discover
 from neurospine.batch.executors import CaseJob, CaseOutcome, make_executor
 from neurospine.batch.manifest import MANIFEST_NAME, file_sha256, options_sha256, utc_now
@@ -113,27 +116,19 @@ def _exclusive(root: Path) -> Iterator[None]:
 
 
 def write_dataset_description(root: Path, dataset: str) -> Path:
-    from neurospine import __version__
-    from neurospine.io import write_text_atomic
-
-    desc = {
-        "Name": "neurospine derivatives",
-        "BIDSVersion": "1.9.0",
-        "DatasetType": "derivative",
-        "GeneratedBy": [
-            {
-                "Name": "neurospine",
-                "Version": __version__,
-                "Description": "spine and brain MRI masks and biomarkers (CPU)",
-            }
-        ],
-        "SourceDatasets": [{"URL": Path(dataset).resolve().as_uri() if Path(dataset).exists() else str(dataset)}],
-    }
-    path = root / "dataset_description.json"
-    return write_text_atomic(path, json.dumps(desc, indent=2) + "\n")
+    """``dataset_description.json`` (and the other root files of the derivatives dataset)."""
+    layout.write_dataset_files(root, dataset, raw_link=Path(dataset).is_dir())
+    return root / "dataset_description.json"
 
 
-def _clean_leftovers(root: Path) -> None:
+def _clean_leftovers(root: Path, con: Any = None) -> None:
+    """Undo interrupted installs (needs the database), then remove temporary and trash folders."""
+    if con is not None:
+        committed = {
+            str(r["case_key"]): str(r["run_id"])
+            for r in con.execute("SELECT case_key, run_id FROM cases WHERE status='done'").fetchall()
+        }
+        layout.recover(root, root / TRASH_DIR, committed)
     for name in (TMP_DIR, TRASH_DIR):
         d = root / name
         if d.exists():
@@ -174,27 +169,6 @@ def _hash_inputs(con: Any, scans: Sequence[Scan]) -> dict[Path, str | InputError
             fresh.append((str(p), size, mtime, d))
     db.store_sha256(con, fresh)
     return out
-
-
-def _install(tmp: Path, final: Path, trash_root: Path) -> Path | None:
-    """Rename ``tmp`` onto ``final``; an existing ``final`` goes to the trash first (returned)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if final.exists():
-        trash_root.mkdir(parents=True, exist_ok=True)
-        old = trash_root / uuid.uuid4().hex
-        os.rename(final, old)
-    os.rename(tmp, final)
-    return old
-
-
-def _retire(final: Path, trash_root: Path) -> Path | None:
-    if not final.exists():
-        return None
-    trash_root.mkdir(parents=True, exist_ok=True)
-    old = trash_root / uuid.uuid4().hex
-    os.rename(final, old)
-    return old
 
 
 def _record_unrun(
@@ -284,9 +258,9 @@ def run_batch(config: BatchConfig) -> BatchSummary:
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     summary = BatchSummary(run_id, root, root / db.DB_NAME)
     with _exclusive(root):
-        _clean_leftovers(root)
-        write_dataset_description(root, str(config.dataset))
         con = db.connect(root / db.DB_NAME)
+        _clean_leftovers(root, con)
+        write_dataset_description(root, str(config.dataset))
         executor = make_executor(config.jobs, config.scheduler, config.threads)
         summary.executor = executor.name
         db.start_run(
@@ -311,8 +285,9 @@ def run_batch(config: BatchConfig) -> BatchSummary:
         )
         status = "interrupted"
         try:
-            jobs = _plan(con, scans, specs, options, config, run_id, root, summary)
-            lookup = ({str(s.path): s for s in scans}, {s.name: s for s in specs})
+            existing = db.existing_cases(con)
+            jobs = _plan(con, scans, specs, options, config, run_id, root, summary, existing)
+            lookup = ({str(s.path): s for s in scans}, {s.name: s for s in specs}, existing)
             _execute(con, executor, jobs, lookup, root, summary, config.progress)
             status = "finished"
         finally:
@@ -335,9 +310,10 @@ def _plan(
     run_id: str,
     root: Path,
     summary: BatchSummary,
+    existing: Mapping[str, Any],
 ) -> list[CaseJob]:
     hashes = _hash_inputs(con, scans)
-    existing = db.existing_cases(con)
+    ages = participant_ages(config.dataset)
     versions = VersionCheck()
     jobs: list[CaseJob] = []
     tmp_root = root / TMP_DIR / run_id
@@ -347,6 +323,11 @@ def _plan(
         for spec in specs:
             key = f"{scan.rel_dir.as_posix()}/{spec.name}"
             opt_sha = opt_shas[spec.name]
+            case_options = options
+            age = ages.get((scan.subject, scan.session)) or ages.get((scan.subject, None))
+            if spec.name in AGE_TASKS and age is not None and "age" not in options:
+                case_options = {**options, "age": age}  # the age is part of the result: changing it re-runs
+                opt_sha = options_sha256(spec.target, case_options)
             summary.cases += 1
             if isinstance(digest, InputError):
                 _record_unrun(con, scan, spec, key, run_id, "", options, opt_sha, "failed", "InputError", str(digest))
@@ -376,7 +357,7 @@ def _plan(
                     entities=dict(scan.entities),
                     task=spec.name,
                     task_target=spec.target,
-                    options=options,
+                    options=case_options,
                     options_sha256=opt_sha,
                     threads=config.threads,
                     tmp_dir=str(tmp_root / f"{len(jobs):06d}"),
@@ -394,12 +375,12 @@ def _still_valid(
         return not retry_failed
     if old["status"] == "skipped":
         return True
-    if not old["output_dir"] or not (root / old["output_dir"] / MANIFEST_NAME).is_file():
+    if not old["manifest"] or not (root / old["manifest"]).is_file():
         return False
     return versions.is_current(spec, json.loads(old["models_json"] or "{}"))
 
 
-_Lookup = tuple[dict[str, Scan], dict[str, TaskSpec]]
+_Lookup = tuple[dict[str, Scan], dict[str, TaskSpec], Mapping[str, Any]]
 
 
 def _execute(
@@ -423,8 +404,8 @@ def _execute(
 def _commit(con: Any, oc: CaseOutcome, lookup: _Lookup, root: Path, trash: Path, summary: BatchSummary) -> None:
     job = oc.job
     scan, spec = lookup[0][job.input_path], lookup[1][job.task]
-    rel_dir = job.case_key
-    final = root / rel_dir
+    previous = lookup[2].get(job.case_key)
+    old_manifest = str(previous["manifest"]) if previous is not None and previous["manifest"] else None
     opt_sha = job.options_sha256
     common = dict(
         models=oc.models,
@@ -443,8 +424,17 @@ def _commit(con: Any, oc: CaseOutcome, lookup: _Lookup, root: Path, trash: Path,
             error=f"the worker reported success but its folder {job.tmp_dir} is not visible here; "
             "the output folder must be on storage shared with the workers",
         )
+    journal: Path | None = None
+    old: Path | None = None
+    placed = None
     if oc.status == "done":
-        old = _install(Path(job.tmp_dir), final, trash)
+        try:
+            placed, journal = layout.install_case(
+                root, Path(job.tmp_dir), scan, MANIFEST_NAME, old_manifest, trash, scan.dataset_root is not None
+            )
+        except layout.OutputConflict as e:
+            oc = replace(oc, status="failed", error_type="OutputConflict", error=str(e))
+    if placed is not None:
         rec = _record_from(
             scan,
             spec,
@@ -454,15 +444,15 @@ def _commit(con: Any, oc: CaseOutcome, lookup: _Lookup, root: Path, trash: Path,
             job.options,
             opt_sha,
             status="done",
-            output_dir=rel_dir,
-            manifest=f"{rel_dir}/{MANIFEST_NAME}",
+            output_dir=placed.output_dir,
+            manifest=placed.manifest,
             measures=oc.measures,
             **common,
         )
         summary.done += 1
     else:
         shutil.rmtree(job.tmp_dir, ignore_errors=True)
-        old = _retire(final, trash)  # a stale older result must not sit beside a failed record
+        old = layout.retire_case(root, old_manifest, trash)  # a stale older result must not sit beside a failure
         rec = _record_from(
             scan,
             spec,
@@ -482,5 +472,48 @@ def _commit(con: Any, oc: CaseOutcome, lookup: _Lookup, root: Path, trash: Path,
         if oc.traceback and oc.error_type not in ("InputError", "GeometryError"):
             log.debug("%s traceback:\n%s", job.case_key, oc.traceback)
     db.upsert_case(con, rec)
+    if journal is not None:
+        layout.finish(journal)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+#: tasks that take the participant's age (``participants.tsv``) as option ``age``
+AGE_TASKS = ("brainage-t1",)
+
+
+def participant_ages(dataset: str | Path) -> dict[tuple[str, str | None], float]:
+    """Ages from a BIDS dataset's ``participants.tsv`` (and ``sub-*/sub-*_sessions.tsv`` per session).
+
+    Keys: (subject label, session label or None). Rows without a numeric age are left out."""
+    root = Path(dataset)
+    ages: dict[tuple[str, str | None], float] = {}
+    if not root.is_dir():
+        return ages
+    tables = [(root / "participants.tsv", "participant_id")]
+    tables += [(p, "session_id") for p in sorted(root.glob("sub-*/sub-*_sessions.tsv"))]
+    for table, id_col in tables:
+        if not table.is_file():
+            continue
+        lines = table.read_text(encoding="utf-8").splitlines()
+        if not lines:
+            continue
+        head = [h.strip() for h in lines[0].split("\t")]
+        if id_col not in head or "age" not in head:
+            continue
+        for line in lines[1:]:
+            cells = [c.strip() for c in line.split("\t")]
+            if len(cells) != len(head):
+                continue
+            row = dict(zip(head, cells, strict=True))
+            try:
+                age = float(row["age"])
+            except ValueError:
+                continue
+            if age != age:
+                continue
+            if id_col == "participant_id":
+                ages[(row[id_col].removeprefix("sub-"), None)] = age
+            else:
+                ages[(table.parent.name.removeprefix("sub-"), row[id_col].removeprefix("ses-"))] = age
+    return ages

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from neurospine.batch import info_task
+from neurospine.io import stem_of
 from neurospine.results import TaskResult
 
 TASK = "selftest"
@@ -38,8 +39,10 @@ def run_file(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = 4
-    for i in range(steps):  # partial files appear over time, like a real pipeline writing as it goes
-        (out_dir / f"partial_{i}.txt").write_text(f"step {i}\n", encoding="utf-8")
+    stem = stem_of(image_path)
+    partial = [out_dir / f"{stem}_step-{i}_partial.json" for i in range(steps)]
+    for i, path in enumerate(partial):  # partial files appear over time, like a real pipeline writing as it goes
+        path.write_text(f'{{"step": {i}}}\n', encoding="utf-8")
         time.sleep(float(sleep_s) / steps)
     res = info_task.run_file(image_path, out_dir, threads=threads, **options)
     models: dict[str, str] = {}
@@ -48,7 +51,7 @@ def run_file(
 
         models[model_card] = load_card(model_card).version
     outputs = dict(res.outputs)
-    outputs.update({f"partial_{i}": out_dir / f"partial_{i}.txt" for i in range(steps)})
+    outputs.update({f"partial_{i}": path for i, path in enumerate(partial)})
     return TaskResult(
         task=TASK,
         input_path=res.input_path,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neurospine.batch import db
-from neurospine.batch.manifest import MANIFEST_NAME, read_manifest
+from neurospine.batch.layout import case_files, read_json
 from neurospine.batch.runner import TMP_DIR, TRASH_DIR, database_path, derivatives_root
 
 
@@ -25,27 +25,25 @@ class VerifyReport:
         return not self.problems
 
 
-def _case_dirs(root: Path) -> set[str]:
-    """Every folder holding a manifest below the derivatives root (excluding temporary ones)."""
-    found = set()
-    for m in root.glob(f"sub-*/**/{MANIFEST_NAME}"):
-        rel = m.parent.relative_to(root).as_posix()
-        found.add(rel)
-    return found
+def _subject_files(root: Path) -> set[str]:
+    """Every file below the subject folders, relative to the derivatives root."""
+    return {p.relative_to(root).as_posix() for p in root.glob("sub-*/**/*") if p.is_file()}
 
 
 def verify_outputs(out_dir: str | Path) -> VerifyReport:
-    """Every done case has a complete folder whose manifest matches the database; no stray case folders."""
+    """Every done case has all its files and a provenance manifest matching the database; no stray files."""
     root = derivatives_root(out_dir)
     rep = VerifyReport()
     con = db.connect(database_path(out_dir), create=False)
     try:
-        rows = con.execute("SELECT case_key, status, input_sha256, output_dir, models_json FROM cases").fetchall()
+        rows = con.execute(
+            "SELECT case_key, status, input_sha256, output_dir, manifest, models_json FROM cases"
+        ).fetchall()
         n_meas = dict(con.execute("SELECT case_id, COUNT(*) FROM measures GROUP BY case_id").fetchall())
         ids = dict(con.execute("SELECT case_key, case_id FROM cases").fetchall())
     finally:
         con.close()
-    done_dirs = set()
+    claimed: set[str] = set()
     for r in rows:
         key, status = str(r["case_key"]), str(r["status"])
         if key in rep.cases:
@@ -53,11 +51,10 @@ def verify_outputs(out_dir: str | Path) -> VerifyReport:
         rep.cases[key] = status
         if status != "done":
             continue
-        case_dir = root / str(r["output_dir"])
-        done_dirs.add(str(r["output_dir"]))
-        manifest = read_manifest(case_dir)
+        path = root / str(r["manifest"])
+        manifest = read_json(path)
         if manifest is None:
-            rep.problems.append(f"{key}: done but {case_dir / MANIFEST_NAME} is missing or unreadable")
+            rep.problems.append(f"{key}: done but {path} is missing or unreadable")
             continue
         if manifest.get("input", {}).get("sha256") != r["input_sha256"]:
             rep.problems.append(f"{key}: manifest input sha256 differs from the database")
@@ -68,11 +65,13 @@ def verify_outputs(out_dir: str | Path) -> VerifyReport:
                 f"{key}: {n_meas.get(ids[key], 0)} measures in the database, "
                 f"{len(manifest.get('measures', {}))} in the manifest"
             )
-        for name, rel in manifest.get("outputs", {}).items():
-            p = Path(rel) if Path(rel).is_absolute() else case_dir / rel
+        case_dir = path.parent
+        for name in case_files(manifest):
+            p = Path(name) if Path(name).is_absolute() else case_dir / name
+            claimed.add(p.relative_to(root).as_posix() if not Path(name).is_absolute() else name)
             if not p.is_file() or p.stat().st_size == 0:
                 rep.problems.append(f"{key}: output {name} ({p}) missing or empty")
-    for stray in sorted(_case_dirs(root) - done_dirs):
-        rep.problems.append(f"{stray}: case folder on disk that the database does not record as done")
+    for stray in sorted(_subject_files(root) - claimed):
+        rep.problems.append(f"{stray}: file on disk that no case recorded as done claims")
     rep.leftovers = [str(p) for name in (TMP_DIR, TRASH_DIR) for p in (root / name).glob("*")]
     return rep
