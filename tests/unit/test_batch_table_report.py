@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import io
 import json
 import re
 import shutil
@@ -14,7 +16,7 @@ import pytest
 
 from neurospine.batch import BatchConfig, run_batch
 from neurospine.batch.demo import make_demo_dataset
-from neurospine.batch.report import render_report, write_report
+from neurospine.batch.report import human_number, render_report, write_report
 from neurospine.batch.table import cohort_rows, export_table, import_marks
 from neurospine.errors import InputError
 
@@ -99,22 +101,57 @@ def test_report_rows_and_escaping(tmp_path: Path) -> None:
     assert "x&lt;script&gt;alert(&quot;p&quot;)&lt;" in page
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
     assert page.count("<script") == 2  # the marks JSON and the page's own code, nothing injected
-    img = re.search(r'<img loading="lazy" src="([^"]+)"', page)
-    assert img is not None and "%3C" in img.group(1)  # the file name is URL-quoted in the link
-    snap = (
-        tmp_path
-        / "o/derivatives/neurospine"
-        / img.group(1)
-        .replace("%3C", "<")
-        .replace("%3E", ">")
-        .replace("%22", '"')
-        .replace("%28", "(")
-        .replace("%29", ")")
-    )
-    assert snap.is_file()
+    imgs = re.findall(r'<img class=thumb src="([^"]+)"', page)
+    assert len(imgs) == 1 and imgs[0].startswith("data:image/png;base64,")  # embedded: works when moved
+    png = base64.b64decode(imgs[0].split(",", 1)[1])
+    snap = next((tmp_path / "o/derivatives/neurospine").rglob("*_snapshot.png"))
+    assert png == snap.read_bytes()
+    assert "no picture (failed)" in page
+    assert 'src="sub-' not in page and "file:" not in page  # no link to a file beside the page
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (37130.4, "37,130"),
+        (3.713e04, "37,130"),
+        (1234567, "1,234,567"),
+        (123.456, "123.5"),
+        (12.3456, "12.35"),
+        (2.5, "2.5"),
+        (1.0, "1"),
+        (0.012345, "0.0123"),
+        (0.00012345, "0.000123"),
+        (-4.2e-7, "-0.00000042"),
+        (0.0, "0"),
+        (float("nan"), "n/a"),
+        (7, "7"),
+        ("T2w", "T2w"),
+    ],
+)
+def test_human_numbers(value: object, text: str) -> None:
+    assert human_number(value) == text
+    assert "e+" not in human_number(value) and "e-" not in human_number(value)
 
 
 def test_table_without_database(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no neurospine results database"):
         export_table(tmp_path, tmp_path / "x.csv")
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_large_pictures_are_scaled_down_when_embedded(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from neurospine.batch.report import MAX_SIDE_PX, data_uri
+
+    big = tmp_path / "big.png"
+    Image.fromarray((np.random.default_rng(0).random((1200, 2000)) * 255).astype(np.uint8)).save(big)
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((40, 60), np.uint8)).save(small)
+    for path, size in ((big, (MAX_SIDE_PX, 480)), (small, (60, 40))):
+        uri = data_uri(path)
+        assert uri is not None and uri.startswith("data:image/png;base64,")
+        assert Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).size == size
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    assert data_uri(tmp_path / "broken.png") is None and data_uri(tmp_path / "missing.png") is None

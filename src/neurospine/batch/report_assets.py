@@ -14,7 +14,13 @@ h1 { font-size: 18px; margin: 0 0 6px 0; }
 table { border-collapse: collapse; width: 100%; background: #fff; }
 th, td { border-bottom: 1px solid #eee; padding: 6px 8px; vertical-align: top; text-align: left; }
 th { background: #f3f3f3; position: sticky; top: 0; }
-td.snap img { max-width: 220px; max-height: 220px; display: block; background: #000; }
+td.snap img { max-width: 220px; max-height: 220px; display: block; background: #000; cursor: zoom-in; }
+.nopic { color: var(--muted); font-size: 12px; }
+.lightbox { position: fixed; inset: 0; background: rgba(0,0,0,.85); z-index: 10; display: flex;
+  flex-direction: column; align-items: center; justify-content: center; cursor: zoom-out; }
+.lightbox.hidden { display: none; }
+.lightbox img { max-width: 96vw; max-height: 90vh; image-rendering: pixelated; background: #000; }
+#lightbox-caption { color: #eee; margin-top: 6px; font-size: 13px; }
 .status { font-weight: 600; }
 .status-done { color: var(--ok); } .status-failed { color: var(--bad); } .status-skipped { color: var(--warn); }
 .err { color: var(--bad); max-width: 420px; white-space: pre-wrap; word-break: break-word; }
@@ -130,6 +136,22 @@ JS = r"""
   });
   document.getElementById("f-text").addEventListener("input", applyFilter);
   document.getElementById("save").addEventListener("click", save);
+
+  var box = document.getElementById("lightbox");
+  var boxImg = document.getElementById("lightbox-img");
+  function enlarge(img) {
+    boxImg.src = img.src;
+    boxImg.alt = img.alt;
+    document.getElementById("lightbox-caption").textContent = img.alt;
+    box.classList.remove("hidden");
+  }
+  function shrink() { box.classList.add("hidden"); boxImg.removeAttribute("src"); }
+  document.querySelectorAll("img.thumb").forEach(function (img) {
+    img.addEventListener("click", function () { enlarge(img); });
+    img.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { enlarge(img); } });
+  });
+  box.addEventListener("click", shrink);
+  document.addEventListener("keydown", function (e) { if (e.key === "Escape") { shrink(); } });
   window.neurospineQC = { marks: function () { return exportMarks(); }, save: save };
   updateCounts();
   applyFilter();

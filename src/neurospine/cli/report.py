@@ -12,8 +12,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "report",
         help="write the HTML QC report of a batch run (mark pass/fail/artifact)",
-        description="Write one self-contained HTML page (no internet needed) with a row per case: snapshot, "
-        "status, key measures and pass/fail/artifact marking. Marks are kept in the browser until 'Save marks' "
+        description="Write one self-contained HTML page (pictures embedded: it works when moved or mailed, no "
+        "internet needed) with a row per case: picture (click to enlarge), status, key measures and "
+        "pass/fail/artifact marking. Single runs write the same page with `neurospine spine|cord ... --qc DIR`. "
+        "Marks are kept in the browser until 'Save marks' "
         "downloads qc_marks.json; pass it back with --marks (or to `neurospine table --marks`). "
         "Example: neurospine report results --marks ~/Downloads/qc_marks.json",
     )
