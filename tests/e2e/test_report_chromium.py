@@ -43,6 +43,11 @@ FLAGS = [
     "--window-size=1400,1000",
 ]
 
+THUMB_WIDTHS = (
+    "Promise.all(Array.from(document.querySelectorAll('img.thumb'))"
+    ".map(i => i.decode().then(() => i.naturalWidth).catch(() => 0)))"
+)
+
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium not installed (apt-get update && apt-get install -y chromium)"
 )
@@ -188,10 +193,19 @@ def test_report_in_headless_chromium(browser, results: Path, tmp_path: Path) -> 
     assert len(keys) == 4 and "sub-004/anat/sub-004_acq-sag_T2w/info" in keys
     statuses = p.js("Array.from(document.querySelectorAll('tr.case')).map(tr => tr.dataset.status)")
     assert sorted(statuses) == ["done", "done", "done", "failed"]
-    images = p.js(
-        "Promise.all(Array.from(document.images).map(i => i.decode().then(() => i.naturalWidth).catch(() => 0)))"
-    )
+    images = p.js(THUMB_WIDTHS)
     assert len(images) == 3 and all(w > 0 for w in images)  # every done case shows its snapshot
+    assert p.js("document.querySelector('tr.case[data-status=failed] .nopic').textContent") == "no picture (failed)"
+    # click to enlarge, Escape to close
+    assert p.js("document.getElementById('lightbox').classList.contains('hidden')")
+    p.js("document.querySelector('img.thumb').click()")
+    assert not p.js("document.getElementById('lightbox').classList.contains('hidden')")
+    big = p.js("(() => { const i = document.getElementById('lightbox-img'); return i.decode().then(() => "
+               "[i.naturalWidth, i.getBoundingClientRect().width, document.querySelector('img.thumb')"
+               ".getBoundingClientRect().width]); })()")  # fmt: skip
+    assert big[0] > 0 and big[1] > big[2]  # shown larger than the thumbnail
+    p.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}))")
+    assert p.js("document.getElementById('lightbox').classList.contains('hidden')")
     assert p.js("document.querySelector('tr.case[data-status=failed] .err').textContent").count("corrupt") == 1
     seeded = "sub-004/anat/sub-004_acq-sag_T2w/info"
     assert (
@@ -245,6 +259,15 @@ def test_report_in_headless_chromium(browser, results: Path, tmp_path: Path) -> 
     }
     assert rows[target]["qc_mark"] == "fail" and rows[target]["qc_note"] == "cord <b>cut</b> off"
 
+    # a copy of the page alone, far from the results, still shows every picture
+    moved = tmp_path / "elsewhere" / "copy.html"
+    moved.parent.mkdir()
+    shutil.copy(page, moved)
+    p.call("Page.navigate", url=moved.as_uri())
+    p.wait_event("Page.loadEventFired")
+    widths = p.js(THUMB_WIDTHS)
+    assert len(widths) == 3 and all(w > 0 for w in widths)
+
     errors = [
         e
         for e in p.events
@@ -254,3 +277,27 @@ def test_report_in_headless_chromium(browser, results: Path, tmp_path: Path) -> 
     ]
     assert errors == []
     assert not [e for e in p.events if e.get("method") == "Page.javascriptDialogOpening"]  # no injected alert()
+
+
+def test_single_run_qc_page_in_headless_chromium(browser, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`neurospine spine ... --qc DIR`: the page loads, shows the run's picture, enlarges it, no console errors."""
+    from tests.unit.test_spine_support import lumbar_phantom, write_threshold_model
+
+    from neurospine.cli.main import main
+    from neurospine.io import save_volume
+
+    write_threshold_model(tmp_path / "models")
+    monkeypatch.setenv("NEUROSPINE_MODELS_DIR", str(tmp_path / "models"))
+    img = save_volume(lumbar_phantom("LAS"), tmp_path / "sub-01_T2w.nii.gz")
+    assert main(["spine", str(img), "--out", str(tmp_path / "out"), "--qc", str(tmp_path / "qc")]) == 0
+    _, p = browser
+    for domain in ("Runtime", "Log", "Page"):
+        p.call(f"{domain}.enable")
+    p.call("Page.navigate", url=(tmp_path / "qc" / "qc_report.html").as_uri())
+    p.wait_event("Page.loadEventFired")
+    assert p.js(THUMB_WIDTHS)[0] > 0
+    p.js("document.querySelector('img.thumb').click()")
+    assert not p.js("document.getElementById('lightbox').classList.contains('hidden')")
+    assert p.js("document.querySelector('tr.case').dataset.task") == "spine"
+    errors = [e for e in p.events if e.get("method") in ("Runtime.exceptionThrown", "Page.javascriptDialogOpening")]
+    assert errors == []

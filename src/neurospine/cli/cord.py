@@ -6,21 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from neurospine.cli import common
+from neurospine.cli import common, output_options
 from neurospine.cli.helpfmt import docs_line
-
-EPILOG = """\
-Example: neurospine cord sub-01_T2w.nii.gz -o results/ --levels sub-01_seg-vert_msk.nii.gz"""
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "cord",
         help="spinal cord segmentation (any contrast) and CSA per slice and level",
-        description="Segment the spinal cord and canal in a 3D MRI of any contrast (axial or sagittal) and "
-        "measure the cross-sectional area per slice and level. Writes masks, <stem>_csa.csv, "
-        "_csa_perlevel.csv and a QC picture; exit code 4 when no cord is found. " + docs_line("tools/cord.md"),
-        epilog=EPILOG,
+        description="Cord and canal masks, CSA per slice and level (<stem>_csa.csv, _csa_perlevel.csv) and a QC "
+        "picture from a 3D MRI of any contrast; exit 4 if no cord. " + docs_line("tools/cord.md"),
     )
     p.add_argument(
         "images", nargs="+", type=Path, metavar="IMAGE", help="input images (NIfTI, NRRD/MHA or DICOM folder)"
@@ -52,6 +47,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--model", default="cord_softseg", metavar="NAME", help="model card name (default cord_softseg)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
+    output_options.add_arguments(p, "masks")
     p.set_defaults(handler=_run)
 
 
@@ -79,8 +75,10 @@ def _run(args: argparse.Namespace) -> int:
         )
     level_of = dict(zip(args.images, levels, strict=False))
 
+    output_options.check(args, args.images)
+
     def one(image: Path, folder: Path) -> Any:
-        return run_file(
+        result = run_file(
             image,
             folder,
             threads=args.threads,
@@ -89,16 +87,18 @@ def _run(args: argparse.Namespace) -> int:
             model=args.model,
             slab_mm=args.slab_mm,
         )
+        return output_options.export(result, args)
 
     runs = common.run_per_image(
         args,
         args.images,
         args.out,
         label="cord",
-        expected=lambda image, out: list(output_paths(stem_of(image), out).values()),
+        expected=lambda image, out: output_options.expected(args, list(output_paths(stem_of(image), out).values())),
         run_one=one,
     )
     done = [r.result for r in runs if r.result is not None]
+    qc_page = output_options.record_qc(done, args)
     if args.json:
         if done:
             common.write_json([_payload(res) for res in done])
@@ -110,6 +110,8 @@ def _run(args: argparse.Namespace) -> int:
         common.say(args, f"cord: {m.get('n_slices')} slices, mean CSA {csa} -> {args.out}")
         for w in res.warnings:
             common.say(args, f"warning: {w}")
+    if qc_page is not None:
+        common.say(args, f"QC page: {qc_page}")
     return common.exit_code(runs)
 
 

@@ -7,14 +7,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from neurospine.cli import common
+from neurospine.cli import common, output_options
 from neurospine.cli.helpfmt import docs_line
 
 DESCRIPTION = (
-    "Segment vertebral bodies and discs on one 2D image (MR, CT or X-ray; a 3D volume gives its best sagittal "
-    "slice) and measure IBSI radiomics, heights and lumbar lordosis. Writes <stem>_slice2d_msk.nii.gz, "
-    "_slice2d.png, _radiomics.csv and _heights.csv. "
-    "Example: neurospine slice2d sub-01_T2w.nii.gz -o results/ --lowest-level S1. " + docs_line("tools/slice2d.md")
+    "Bodies and discs on one 2D image or slice: <stem>_slice2d_msk.nii.gz, _radiomics.csv, _heights.csv. "
+    "Example: neurospine slice2d x.png -o out/. " + docs_line("tools/slice2d.md")
 )
 
 
@@ -68,6 +66,7 @@ def register(sub: Any) -> None:
         "--threads", type=common.positive_int, default=2, metavar="N", help="CPU threads for inference (default 2)"
     )
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
+    output_options.add_arguments(p, "mask", qc=False)
     p.set_defaults(handler=_run)
 
 
@@ -85,8 +84,10 @@ def _run(args: argparse.Namespace) -> int:
             None, f"--outlier-sigma {sigma} is not a finite number >= 0", "use e.g. 3, or 0 for no filtering"
         )
 
+    output_options.check(args, args.images)
+
     def one(image: Path, folder: Path) -> Any:
-        return run_file(
+        result = run_file(
             image,
             folder,
             threads=args.threads,
@@ -96,16 +97,18 @@ def _run(args: argparse.Namespace) -> int:
             outlier_sigma=sigma or None,
             pixel_mm=args.pixel_mm,
         )
+        return output_options.export(result, args)
 
     runs = common.run_per_image(
         args,
         args.images,
         args.out,
         label="slice2d",
-        expected=lambda image, out: list(output_paths(image, out).values()),
+        expected=lambda image, out: output_options.expected(args, list(output_paths(image, out).values())),
         run_one=one,
     )
     done = [r.result for r in runs if r.result is not None]
+    qc_page = output_options.record_qc(done, args)
     if args.json:
         if done:
             common.write_json([_summary(res) for res in done])
@@ -118,6 +121,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         for w in res.warnings:
             common.say(args, f"note: {w}")
+    if qc_page is not None:
+        common.say(args, f"QC page: {qc_page}")
     return common.exit_code(runs)
 
 

@@ -6,15 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from neurospine.cli import common
+from neurospine.cli import common, output_options
 from neurospine.cli.helpfmt import docs_line
 
 HELP = (
-    "Segment the spine in a sagittal or isotropic MRI: 14 structures, vertebrae named by level, discs and "
-    "endplates. Writes <stem>_seg-spine_msk.nii.gz, _seg-vert_msk.nii.gz, _seg-spine_ctd.json, _snp.png and "
-    "_spine.csv into --out, on the input's grid. " + docs_line("tools/spine.md")
+    "Segment a sagittal or isotropic spine MRI: 14 structures, named vertebrae, discs. "
+    "Writes <stem>_seg-spine_msk.nii.gz, _seg-vert_msk.nii.gz, _seg-spine_ctd.json, _snp.png, _spine.csv. "
+    "Example: neurospine spine T2w.nii.gz -o out/. " + docs_line("tools/spine.md")
 )
-EXAMPLE = "Example: neurospine spine sub-01_T2w.nii.gz -o derivatives/spine"
 
 
 def register(sub: Any) -> None:
@@ -22,7 +21,6 @@ def register(sub: Any) -> None:
         "spine",
         help="whole-spine segmentation: structures, vertebra instances, level names",
         description=HELP,
-        epilog=EXAMPLE,
     )
     p.add_argument(
         "images", nargs="+", metavar="IMAGE", help="sagittal or isotropic spine MRI (NIfTI, NRRD/MHA or DICOM folder)"
@@ -36,7 +34,7 @@ def register(sub: Any) -> None:
         "--model",
         default="spine_semantic",
         metavar="NAME",
-        help="model card (default spine_semantic; spine_semantic_lumbar: lumbar only)",
+        help="model card: spine_semantic (default) or spine_semantic_lumbar",
     )
     p.add_argument(
         "--extra-vertebra",
@@ -46,14 +44,17 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--no-snapshot", action="store_true", help="skip the PNG snapshot")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
+    output_options.add_arguments(p, "masks")
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from neurospine.spine.api import output_paths, run_file
 
+    output_options.check(args, args.images)
+
     def one(image: Path, folder: Path) -> Any:
-        return run_file(
+        result = run_file(
             image,
             folder,
             threads=args.threads,
@@ -61,16 +62,18 @@ def _run(args: argparse.Namespace) -> int:
             model=args.model,
             extra_vertebra=args.extra_vertebra,
         )
+        return output_options.export(result, args)
 
     runs = common.run_per_image(
         args,
         args.images,
         args.out,
         label="spine",
-        expected=lambda image, out: list(output_paths(image, out).values()),
+        expected=lambda image, out: output_options.expected(args, list(output_paths(image, out).values())),
         run_one=one,
     )
     done = [r.result for r in runs if r.result is not None]
+    qc_page = output_options.record_qc(done, args)
     if args.json:
         if done:
             common.write_json([_payload(res) for res in done])
@@ -86,6 +89,8 @@ def _run(args: argparse.Namespace) -> int:
             common.say(args, f"  note: {w}")
         for key, path in result.outputs.items():
             common.say(args, f"  {key:<10} {path}")
+    if qc_page is not None:
+        common.say(args, f"  {'qc page':<10} {qc_page}")
     return common.exit_code(runs)
 
 
