@@ -115,6 +115,7 @@ def register(sub: Any) -> None:
     t.add_argument(
         "--passes", type=common.positive_int, default=50, metavar="N", help="Monte-Carlo dropout passes (default 50)"
     )
+    t.add_argument("--force", action="store_true", help="run images that do not look like a whole head (flagged)")
     t.set_defaults(handler=_t1)
     p.set_defaults(handler=lambda a: _help(p))
 
@@ -158,12 +159,16 @@ def _t1(args: argparse.Namespace) -> int:
 
     common.check_output_file(args.out)
     with common.progress_of(args, "brainage t1", f"{len(args.images)} image(s)"):
-        predict_t1_files(
+        rows = predict_t1_files(
             args.images,
             out=args.out,
             ages_csv=args.ages,
             threads=args.threads,
             passes=args.passes,
             id_column=args.id_column,
+            force=args.force,
         )
+    for row in rows:
+        if row.get("plausibility", "ok") != "ok":
+            common.say(args, f"note: {row['id']}: plausibility {row['plausibility']}")
     return 0

@@ -51,6 +51,7 @@ def register(sub: Any) -> None:
         "--threads", type=common.positive_int, default=2, metavar="N", help="CPU threads for inference (default 2)"
     )
     p.add_argument("--model", default="cord_softseg", metavar="NAME", help="model card name (default cord_softseg)")
+    p.add_argument("--force", action="store_true", help="run an image that does not look like a cord MRI (flagged)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=_run)
 
@@ -88,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
             auto_levels=not args.no_auto_levels,
             model=args.model,
             slab_mm=args.slab_mm,
+            force=args.force,
         )
 
     runs = common.run_per_image(

@@ -45,6 +45,7 @@ def register(sub: Any) -> None:
         help="name of a 24th presacral vertebra (default l6, flagged)",
     )
     p.add_argument("--no-snapshot", action="store_true", help="skip the PNG snapshot")
+    p.add_argument("--force", action="store_true", help="run an image that does not look like a spine MRI (flagged)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=_run)
 
@@ -60,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
             snapshot=not args.no_snapshot,
             model=args.model,
             extra_vertebra=args.extra_vertebra,
+            force=args.force,
         )
 
     runs = common.run_per_image(
