@@ -67,6 +67,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--threads", type=common.positive_int, default=2, metavar="N", help="CPU threads for inference (default 2)"
     )
+    p.add_argument("--force", action="store_true", help="run an image that looks like the wrong kind (flagged)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(handler=_run)
 
@@ -95,6 +96,7 @@ def _run(args: argparse.Namespace) -> int:
             lowest_level=args.lowest_level,
             outlier_sigma=sigma or None,
             pixel_mm=args.pixel_mm,
+            force=args.force,
         )
 
     runs = common.run_per_image(

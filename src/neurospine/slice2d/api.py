@@ -72,6 +72,7 @@ def run_file(
     lowest_level: str | None = None,
     outlier_sigma: float | None = DEFAULT_OUTLIER_SIGMA,
     pixel_mm: float | None = None,
+    force: bool = False,
 ) -> TaskResult:
     """Segment vertebral bodies and discs on one 2D image or one sagittal slice of a 3D volume.
 
@@ -82,7 +83,8 @@ def run_file(
     ``<stem>_slice2d.png``, ``<stem>_radiomics.csv``, ``<stem>_heights.csv``. ``outlier_sigma``: radiomics
     re-segmentation (drop region pixels beyond mean +- that many sd; None = keep all; docs/radiomics.md).
     ``pixel_mm``: in-plane pixel size (mm) of a 2D input, replacing the stored one (or the one assumed when
-    the file has none or an implausible one, see :mod:`neurospine.slice2d.io2d`).
+    the file has none or an implausible one, see :mod:`neurospine.slice2d.io2d`). ``force``: run an input the
+    plausibility check refuses, flagged (:mod:`neurospine.plausibility.slice2d`).
     """
     from neurospine.inference.onnx import onnx_session
     from neurospine.models import load_card
@@ -93,6 +95,10 @@ def run_file(
     out = Path(out_dir)
     loaded = load_input(path, pixel_mm=pixel_mm)
     timings["load_s"] = time.perf_counter() - t0
+    from neurospine.plausibility import enforce
+    from neurospine.plausibility import slice2d as plaus
+
+    verdict = enforce(plaus.pre_check_loaded(loaded), path, force=force)
     warnings: list[str] = []
     card = load_card(MODEL_NAME)
     session = onnx_session(card, threads=threads)
@@ -139,6 +145,8 @@ def run_file(
     sem = segment_plane(session, plane, mod, bias)
     inst = build_instances(sem.labels, sem.probs, plane.spacing_mm, lowest_level=lowest_level)
     timings["segment_s"] = time.perf_counter() - t2
+    plaus.post_check(verdict, inst, plane.spacing_mm, modality=mod, spacing_known=plane.spacing_known)
+    enforce(verdict, path, force=force)
     if not plane.spacing_known:
         why = f" ({plane.spacing_note})" if plane.spacing_note else ""
         warnings.append(
@@ -153,6 +161,8 @@ def run_file(
         )
     if not inst.bodies:
         warnings.append("no vertebral body found")
+    if verdict.note:
+        warnings.append(verdict.note)
 
     stem = stem_of(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,6 +183,7 @@ def run_file(
         "n_discs": len(inst.discs),
         "modality": mod,
         "naming": inst.naming,
+        "plausibility": verdict.field,
     }
     if lordosis is not None:
         measures["lordosis_deg"] = round(lordosis, 2)
