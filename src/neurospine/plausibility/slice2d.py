@@ -1,13 +1,14 @@
 """Plausibility of a ``neurospine slice2d`` input: a sagittal MR/CT slice or a lateral radiograph of the spine.
 
-Refused: a 3D head MRI (skull vertex in view); a 2D image that is left-right mirror symmetric about a vertical
-axis (an AP/PA radiograph or an axial slice; a lateral view or a sagittal slice is not, the spine lies to one
-side of the trunk); a radiograph whose "bodies" are much wider than tall (an AP/PA view: a lumbar body is
-about 1.6-1.9 times as wide as tall seen from the front, 1.1-1.4 times as deep as tall seen from the side).
-The issue's AP radiographs gave 7 "bodies" on the lung, shoulder and pelvis.
-Flagged: an axial slab volume, and outputs that are not a column: fewer than two bodies, bodies off a smooth
-head-to-foot curve, neighbours far from regular spacing, bodies of very different sizes, or (with a known
-pixel size) bodies of implausible size.
+Refused: a 3D head MRI (skull vertex in view); a radiograph whose "bodies" are much wider than tall (an AP/PA
+view: a lumbar body is about 1.6-1.9 times as wide as tall seen from the front, 1.1-1.4 times as deep as tall
+seen from the side). The issue's AP radiographs gave 7 "bodies" on the lung, shoulder and pelvis.
+Flagged: a 2D NIfTI whose header puts it in the axial or coronal plane; a 2D image that is left-right mirror
+symmetric about a vertical axis (AP/PA radiographs and axial slices are, a lateral view or sagittal slice is
+not: the spine lies to one side of the trunk; a flag only, as synthetic phantoms are symmetric too); an
+axial slab volume; and outputs that are not a column: fewer than two bodies, bodies off a smooth head-to-foot
+curve, neighbours far from regular spacing, bodies of very different sizes, or (with a known pixel size)
+bodies of implausible size.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ AP_WIDTH_RATIO = 1.6
 #: long side of the coarse copy used for the symmetry measure (pixels)
 SYMMETRY_PX = 128
 #: body centroids lie within this share of the median body width of a smooth (quadratic) curve
-MAX_OFF_CURVE = 0.6
+MAX_OFF_CURVE = 1.0
 #: neighbouring centroids: within these ratios of the median centre-to-centre distance
 GAP_RATIO = (0.35, 2.6)
 #: body areas vary along a column (C3 to L5 about x3); beyond this ratio of largest to smallest, not a column
@@ -95,9 +96,15 @@ def body_stats(inst: Any, spacing_mm: tuple[float, float]) -> dict[str, float]:
     return out
 
 
-def pre_check(pixels: npt.ArrayLike | None, *, is_2d: bool, ev: Evidence | None = None) -> Verdict:
-    """Evidence from the input before the model runs (``ev``: 3D volumes only)."""
+def pre_check(
+    pixels: npt.ArrayLike | None, *, is_2d: bool, ev: Evidence | None = None, header_plane: str | None = None
+) -> Verdict:
+    """Evidence from the input before the model runs (``ev``: 3D volumes only; ``header_plane``: the plane a 2D
+    NIfTI header gives, "sagittal", "coronal" or "axial")."""
     v = Verdict("slice2d", expects=EXPECTS)
+    if header_plane in ("axial", "coronal"):
+        what = "an axial slice" if header_plane == "axial" else "a coronal (frontal) image"
+        v.flag(f"the file header puts this 2D image in the {header_plane} plane ({what})")
     if ev is not None:
         if ev.head_in_view:
             v.refuse("a head (brain) MRI", f"top of a {ev.head_width_mm:.0f} x {ev.head_length_mm:.0f} mm head in view")
@@ -106,9 +113,9 @@ def pre_check(pixels: npt.ArrayLike | None, *, is_2d: bool, ev: Evidence | None 
     if is_2d:
         sym = mirror_symmetry(pixels)
         if sym >= MIRROR_SYMMETRIC:
-            v.refuse(
-                "an AP/PA radiograph or an axial slice",
-                f"the image is left-right mirror symmetric (correlation {sym:.2f} with its mirror image)",
+            v.flag(
+                f"the image is left-right mirror symmetric (correlation {sym:.2f} with its mirror image), like an "
+                "AP/PA radiograph or an axial slice"
             )
     return v
 
@@ -117,7 +124,13 @@ def pre_check_loaded(loaded: Any) -> Verdict:
     """:func:`pre_check` on a ``slice2d.io2d.LoadedInput``."""
     if loaded.kind == "volume":
         return pre_check(None, is_2d=False, ev=evidence(loaded.volume))
-    return pre_check(loaded.plane.pixels, is_2d=True)
+    plane = None
+    if loaded.file_format == "nifti2d" and loaded.affine2d is not None:
+        import nibabel as nib
+
+        world = int(nib.orientations.io_orientation(loaded.affine2d)[loaded.singleton_axis, 0])
+        plane = ("sagittal", "coronal", "axial")[world]
+    return pre_check(loaded.plane.pixels, is_2d=True, header_plane=plane)
 
 
 def post_check(
