@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -67,7 +67,7 @@ def derived_2d(tmp: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
 
     def save_crop(name: str, src: Path, top: bool) -> None:
-        img = nib.load(str(src))
+        img = cast(nib.Nifti1Image, nib.load(str(src)))
         data = np.asarray(img.dataobj)
         rows_axis = int(np.argmax(data.shape))  # head-foot is the long side of these radiographs
         n = data.shape[rows_axis]
@@ -123,18 +123,29 @@ def corpus(tmp: Path, quick: bool) -> list[Case]:
     sct = SHARED_DATA / "sct_testing_data"
     tut = SHARED_DATA / "sct_tutorial_unlabeled"
     ts = SHARED_DATA / "totalseg_tests"
-    ct_hu = [ts / "ts-ct_img.nii.gz", ts / "ts-ctsm_img.nii.gz", SHARED_DATA / "verse014_ct" / "verse014_img.nii.gz",
-             SHARED_DATA / "tptbox_samples" / "tpt-ct_img.nii.gz"]
+    ct_hu = [
+        ts / "ts-ct_img.nii.gz",
+        ts / "ts-ctsm_img.nii.gz",
+        SHARED_DATA / "verse014_ct" / "verse014_img.nii.gz",
+        SHARED_DATA / "tptbox_samples" / "tpt-ct_img.nii.gz",
+    ]
     fewshot = _files("fewshot_ct_sag")
     gmc = _files("gmchallenge_cord_t2star")
     lumbar_mr = (
-        _every(_files("fcs_vb1_zukic_lumbar_mri"), k) + _every(_files("fcs_vb2_chu_lumbar_t2"), k)
-        + _every(_files("fcs_vb3_myosegmentum_lumbar"), k) + _every(_files("fcs_ivd_fmrp_lumbar_t2"), k)
+        _every(_files("fcs_vb1_zukic_lumbar_mri"), k)
+        + _every(_files("fcs_vb2_chu_lumbar_t2"), k)
+        + _every(_files("fcs_vb3_myosegmentum_lumbar"), k)
+        + _every(_files("fcs_ivd_fmrp_lumbar_t2"), k)
     )
     # spine: sagittal or isotropic spine MRI
-    for p in lumbar_mr + [SHARED_DATA / "tptbox_samples" / "tpt-mri_img.nii.gz", tut / "tut-t2lumbar_img.nii.gz",
-                          sct / "sct-t2_img.nii.gz", sct / "sct-t1_img.nii.gz",
-                          SHARED_DATA / "pam50_small_template" / "pam50small_img.nii.gz"]:
+    for p in [
+        *lumbar_mr,
+        SHARED_DATA / "tptbox_samples" / "tpt-mri_img.nii.gz",
+        tut / "tut-t2lumbar_img.nii.gz",
+        sct / "sct-t2_img.nii.gz",
+        sct / "sct-t1_img.nii.gz",
+        SHARED_DATA / "pam50_small_template" / "pam50small_img.nii.gz",
+    ]:
         add(Case("spine", p.name, p, "real", "spine MRI"))
     for p in _every(ixi, 3 * k):
         add(Case("spine", p.name, p, "wrong", "brain T1w"))
@@ -143,14 +154,28 @@ def corpus(tmp: Path, quick: bool) -> list[Case]:
     add(Case("spine", "ts-mrsm_img.nii.gz", ts / "ts-mrsm_img.nii.gz", "wrong", "abdomen MR, axial slab"))
     for p in [sct / "sct-t2s_img.nii.gz", tut / "tut-t2ms_img.nii.gz", *gmc[:k]]:
         add(Case("spine", p.name, p, "wrong", "axial cord slab"))
-    add(Case("spine", "xr-normal-lat_img.nii.gz", SHARED_DATA / "spineproject_xray" / "xr-normal-lat_img.nii.gz",
-             "wrong", "2D radiograph"))
+    add(
+        Case(
+            "spine",
+            "xr-normal-lat_img.nii.gz",
+            SHARED_DATA / "spineproject_xray" / "xr-normal-lat_img.nii.gz",
+            "wrong",
+            "2D radiograph",
+        )
+    )
     # cord: any-contrast MRI of the cord, axial or sagittal
-    for p in [sct / f"sct-{c}_img.nii.gz" for c in ("t2", "t1", "t2s", "mt0", "mt1")] + gmc + [
-        tut / "tut-t2ms_img.nii.gz", tut / "tut-sub05mton_img.nii.gz", tut / "tut-t2lumbar_img.nii.gz",
-        SHARED_DATA / "pam50_small_template" / "pam50small_img.nii.gz",
-        SHARED_DATA / "tptbox_samples" / "tpt-mri_img.nii.gz",
-    ] + _every(_files("fcs_vb2_chu_lumbar_t2"), k):
+    for p in (
+        [sct / f"sct-{c}_img.nii.gz" for c in ("t2", "t1", "t2s", "mt0", "mt1")]
+        + gmc
+        + [
+            tut / "tut-t2ms_img.nii.gz",
+            tut / "tut-sub05mton_img.nii.gz",
+            tut / "tut-t2lumbar_img.nii.gz",
+            SHARED_DATA / "pam50_small_template" / "pam50small_img.nii.gz",
+            SHARED_DATA / "tptbox_samples" / "tpt-mri_img.nii.gz",
+        ]
+        + _every(_files("fcs_vb2_chu_lumbar_t2"), k)
+    ):
         add(Case("cord", p.name, p, "real", "cord MRI"))
     for p in _every(ixi, 3 * k):
         add(Case("cord", p.name, p, "wrong", "brain T1w"))
@@ -162,10 +187,14 @@ def corpus(tmp: Path, quick: bool) -> list[Case]:
         add(Case("slice2d", p.name, p, "real", "sagittal MR slice"))
     for p in _files("spineproject_xray", "*lat_img.nii.gz"):
         add(Case("slice2d", p.name, p, "real", "lateral radiograph"))
-    for p in lumbar_mr + [SHARED_DATA / "tptbox_samples" / "tpt-mri_img.nii.gz"]:
+    for p in [*lumbar_mr, SHARED_DATA / "tptbox_samples" / "tpt-mri_img.nii.gz"]:
         add(Case("slice2d", p.name, p, "real", "sagittal MR volume"))
-    for p in [SHARED_DATA / "tptbox_samples" / "tpt-ct_img.nii.gz", SHARED_DATA / "verse014_ct" / "verse014_img.nii.gz",
-              ts / "ts-ct_img.nii.gz", *fewshot[: 2 * k]]:
+    for p in [
+        SHARED_DATA / "tptbox_samples" / "tpt-ct_img.nii.gz",
+        SHARED_DATA / "verse014_ct" / "verse014_img.nii.gz",
+        ts / "ts-ct_img.nii.gz",
+        *fewshot[: 2 * k],
+    ]:
         add(Case("slice2d", p.name, p, "real", "CT volume"))
     for p in _files("spineproject_xray", "*ap_img.nii.gz"):
         add(Case("slice2d", p.name, p, "wrong", "AP radiograph"))
@@ -178,10 +207,20 @@ def corpus(tmp: Path, quick: bool) -> list[Case]:
     # brainage t1: whole-head T1w (check only: every IXI image)
     for p in ixi:
         add(Case("brainage t1", p.name, p, "real", "brain T1w"))
-    for p in [sct / f"sct-{c}_img.nii.gz" for c in ("t2", "t1", "t2s", "mt1")] + [
-        tut / "tut-t2lumbar_img.nii.gz", tut / "tut-t2ms_img.nii.gz", SHARED_DATA / "tptbox_samples" / "tpt-mri_img.nii.gz",
-        SHARED_DATA / "pam50_small_template" / "pam50small_img.nii.gz", ts / "ts-mrsm_img.nii.gz",
-    ] + lumbar_mr + gmc + ct_hu + fewshot:
+    for p in (
+        [sct / f"sct-{c}_img.nii.gz" for c in ("t2", "t1", "t2s", "mt1")]
+        + [
+            tut / "tut-t2lumbar_img.nii.gz",
+            tut / "tut-t2ms_img.nii.gz",
+            SHARED_DATA / "tptbox_samples" / "tpt-mri_img.nii.gz",
+            SHARED_DATA / "pam50_small_template" / "pam50small_img.nii.gz",
+            ts / "ts-mrsm_img.nii.gz",
+        ]
+        + lumbar_mr
+        + gmc
+        + ct_hu
+        + fewshot
+    ):
         add(Case("brainage t1", p.name, p, "wrong", "spine/abdomen/CT"))
     return cases
 
@@ -235,7 +274,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for tool in TOOLS:
         for kind in ("wrong", "real"):
             sel = [r for r in rows if r["tool"] == tool and r["kind"] == kind]
-            counts = {o: sum(r["outcome"] == o for r in sel) for o in ("refused", "refused-input", "no-result", "flagged", "ok")}
+            counts = {
+                o: sum(r["outcome"] == o for r in sel)
+                for o in ("refused", "refused-input", "no-result", "flagged", "ok")
+            }
             out[f"{tool}/{kind}"] = {"n": len(sel), **counts}
     wrong = [r for r in rows if r["kind"] == "wrong"]
     real = [r for r in rows if r["kind"] == "real"]
@@ -298,11 +340,21 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             with tempfile.TemporaryDirectory(dir=tmp) as out:
                 outcome, detail = run_case(case, Path(out), args.threads)
-            row = {"tool": case.tool, "kind": case.kind, "case": case.name, "what": case.what, "outcome": outcome,
-                   "detail": detail, "seconds": round(time.perf_counter() - t, 2)}
+            row = {
+                "tool": case.tool,
+                "kind": case.kind,
+                "case": case.name,
+                "what": case.what,
+                "outcome": outcome,
+                "detail": detail,
+                "seconds": round(time.perf_counter() - t, 2),
+            }
             rows.append(row)
-            print(f"[{i + 1}/{len(cases)}] {case.tool:<11} {case.kind:<5} {case.name:<32} {outcome:<13} "
-                  f"{row['seconds']:6.1f}s {detail[:150]}", flush=True)
+            print(
+                f"[{i + 1}/{len(cases)}] {case.tool:<11} {case.kind:<5} {case.name:<32} {outcome:<13} "
+                f"{row['seconds']:6.1f}s {detail[:150]}",
+                flush=True,
+            )
     summ = summarise(rows)
     seconds = time.perf_counter() - t0
     print(summ)

@@ -88,7 +88,7 @@ def test_brainage_check_needs_a_head() -> None:
 
 
 def test_cord_csa_estimate_of_a_cylinder() -> None:
-    z, y, x = np.meshgrid(np.arange(60), np.arange(40), np.arange(40), indexing="ij")
+    _z, y, x = np.meshgrid(np.arange(60), np.arange(40), np.arange(40), indexing="ij")
     cyl = ((y - 20) * 0.5) ** 2 + ((x - 20) * 0.5) ** 2 <= 4.0**2  # radius 4 mm at 0.5 mm in-plane
     csa = pc.mean_csa_mm2(cyl, (1.0, 0.5, 0.5))
     assert csa == pytest.approx(np.pi * 16, rel=0.1)
@@ -107,7 +107,11 @@ def test_cord_refuses_ct_before_the_model() -> None:
 
 
 def test_cord_drops_sacrum_notes_only_for_a_cervical_column() -> None:
-    notes = ["levels estimated", "spine naming: a sacrum was found but too small", "the naming used no anchor (C2 or the sacrum)"]
+    notes = [
+        "levels estimated",
+        "spine naming: a sacrum was found but too small",
+        "the naming used no anchor (C2 or the sacrum)",
+    ]
     cervical = pc.drop_sacrum_notes(notes, 14.0)
     assert not any("sacrum" in n for n in cervical) and cervical[0] == "levels estimated"
     assert any("positional" in n for n in cervical)
@@ -150,8 +154,16 @@ def test_mirror_symmetry_separates_symmetric_from_one_sided() -> None:
 
 
 def test_spine_column_checks() -> None:
-    good = {"n_bodies": 5.0, "median_depth_mm": 34.0, "median_height_mm": 27.0, "median_gap_mm": 36.0,
-            "min_gap_ratio": 0.9, "max_gap_ratio": 1.1, "tilt_deg": 10.0, "canal_share": 0.9}
+    good = {
+        "n_bodies": 5.0,
+        "median_depth_mm": 34.0,
+        "median_height_mm": 27.0,
+        "median_gap_mm": 36.0,
+        "min_gap_ratio": 0.9,
+        "max_gap_ratio": 1.1,
+        "tilt_deg": 10.0,
+        "canal_share": 0.9,
+    }
     v = Verdict("spine")
     psp.column_checks(good, v)
     assert v.status == "ok"

@@ -30,7 +30,9 @@ def check(vol: Volume, ev: Evidence | None = None) -> Verdict:
             f"{ev.describe()}; the object is {ev.object_mm[0]:.0f} mm wide, a head {HEAD_WIDTH_MM[0]:.0f} mm or more",
         )
     elif ev.top_air_mm <= 0.0:
-        v.refuse("an image without the top of the head", f"{ev.describe()}; the object runs out of the top of the field")
+        v.refuse(
+            "an image without the top of the head", f"{ev.describe()}; the object runs out of the top of the field"
+        )
     else:
         v.refuse(
             "an image without a head-sized object",

@@ -105,7 +105,7 @@ def evidence(vol: Volume) -> Evidence:
     """Measure :class:`Evidence` on ``vol`` (any orientation)."""
     ras, _ = reorient(vol, "RAS")
     sp = np.asarray(ras.spacing_mm, dtype=np.float64)
-    step = [max(1, int(round(COARSE_MM / s))) for s in sp]
+    step = [max(1, round(COARSE_MM / s)) for s in sp]
     x = np.asarray(ras.data, dtype=np.float32)[:: step[0], :: step[1], :: step[2]]
     sp = sp * np.asarray(step)
     fov = tuple(float(v) for v in np.asarray(ras.shape) * np.asarray(ras.spacing_mm))

@@ -103,14 +103,14 @@ def pre_check(
     NIfTI header gives, "sagittal", "coronal" or "axial")."""
     v = Verdict("slice2d", expects=EXPECTS)
     if header_plane in ("axial", "coronal"):
-        what = "an axial slice" if header_plane == "axial" else "a coronal (frontal) image"
-        v.flag(f"the file header puts this 2D image in the {header_plane} plane ({what})")
+        v.looks_like = "an axial slice" if header_plane == "axial" else "a coronal (frontal) image"
+        v.flag(f"the file header puts this 2D image in the {header_plane} plane")
     if ev is not None:
         if ev.head_in_view:
             v.refuse("a head (brain) MRI", f"top of a {ev.head_width_mm:.0f} x {ev.head_length_mm:.0f} mm head in view")
         if ev.axial_slab:
             v.flag(f"an axial slab covering {ev.fov_mm[2]:.0f} mm head to foot: the sagittal slice is that short")
-    if is_2d:
+    if is_2d and pixels is not None:
         sym = mirror_symmetry(pixels)
         if sym >= MIRROR_SYMMETRIC:
             v.flag(
@@ -134,17 +134,27 @@ def pre_check_loaded(loaded: Any) -> Verdict:
 
 
 def post_check(
-    v: Verdict, inst: Any, spacing_mm: tuple[float, float], *, modality: str, spacing_known: bool
+    v: Verdict,
+    inst: Any,
+    spacing_mm: tuple[float, float],
+    *,
+    modality: str,
+    spacing_known: bool,
+    is_2d: bool = True,
 ) -> Verdict:
-    """Refusal and flags from the detected bodies (in place; returns ``v``); call before writing outputs."""
+    """Refusal and flags from the detected bodies (in place; returns ``v``); call before writing outputs.
+
+    Wide bodies refuse a radiograph; on another 2D image (an MR or CT slice saved as a picture) they are
+    flagged only, as a sagittal L5 may come close to the threshold."""
     st = body_stats(inst, spacing_mm)
     n = int(st["n_bodies"])
-    if modality == "xray" and n >= 2 and st["median_width_mm"] >= AP_WIDTH_RATIO * st["median_height_mm"]:
-        v.refuse(
-            "an AP/PA (frontal) radiograph",
-            f"the detected bodies are {st['median_width_mm'] / st['median_height_mm']:.1f} times as wide as tall "
-            "(lateral view: about 1.1-1.4)",
-        )
+    wide = n >= 2 and st["median_width_mm"] >= AP_WIDTH_RATIO * st["median_height_mm"]
+    aspect = st.get("median_width_mm", 0.0) / max(st.get("median_height_mm", 1.0), 1e-6)
+    ratio = f"the detected bodies are {aspect:.1f} times as wide as tall (seen from the side: about 1.1-1.4)"
+    if wide and modality == "xray":
+        v.refuse("an AP/PA (frontal) radiograph", ratio)
+    elif wide and is_2d:
+        v.flag(f"{ratio}, like a frontal view or an axial slice")
     if n < 2:
         v.flag(f"{n} vertebral bod{'y' if n == 1 else 'ies'} found: not a view along the column")
     if n >= 4 and st["off_curve"] > MAX_OFF_CURVE:

@@ -96,8 +96,10 @@ def column_checks(st: dict[str, float], v: Verdict) -> None:
     if n >= 2:
         gap = st["median_gap_mm"]
         if not NEIGHBOUR_GAP_MM[0] <= gap <= NEIGHBOUR_GAP_MM[1]:
-            v.flag(f"neighbouring bodies {gap:.0f} mm apart (a column: {NEIGHBOUR_GAP_MM[0]:.0f}-"
-                   f"{NEIGHBOUR_GAP_MM[1]:.0f} mm)")
+            v.flag(
+                f"neighbouring bodies {gap:.0f} mm apart (a column: {NEIGHBOUR_GAP_MM[0]:.0f}-"
+                f"{NEIGHBOUR_GAP_MM[1]:.0f} mm)"
+            )
         if st["tilt_deg"] > MAX_TILT_DEG:
             v.flag(f"the bodies line up {st['tilt_deg']:.0f} degrees away from head-to-foot")
     if n >= 3 and not (GAP_RATIO[0] <= st["min_gap_ratio"] and st["max_gap_ratio"] <= GAP_RATIO[1]):

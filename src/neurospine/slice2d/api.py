@@ -145,7 +145,9 @@ def run_file(
     sem = segment_plane(session, plane, mod, bias)
     inst = build_instances(sem.labels, sem.probs, plane.spacing_mm, lowest_level=lowest_level)
     timings["segment_s"] = time.perf_counter() - t2
-    plaus.post_check(verdict, inst, plane.spacing_mm, modality=mod, spacing_known=plane.spacing_known)
+    plaus.post_check(
+        verdict, inst, plane.spacing_mm, modality=mod, spacing_known=plane.spacing_known, is_2d=loaded.kind != "volume"
+    )
     enforce(verdict, path, force=force)
     if not plane.spacing_known:
         why = f" ({plane.spacing_note})" if plane.spacing_note else ""
