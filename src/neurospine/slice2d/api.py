@@ -7,6 +7,7 @@ import io
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,14 @@ def run_file(
     h_rows, lordosis = height_rows(plane, inst)
     rad_path = write_text_atomic(paths["radiomics"], _csv(rad_rows))
     h_path = write_text_atomic(paths["heights"], _csv(h_rows))
+    px_anatomy = None
+    if loaded.kind != "volume" and mod == "xray":  # radiographs: check the scale against the anatomy
+        from neurospine.plausibility.scale import scale_warning
+
+        px_anatomy = anatomy_pixel_mm(session, plane, mod, bias)
+        scale_note = scale_warning(px_anatomy, plane.spacing_mm[1], given=plane.spacing_known)
+        if scale_note:
+            warnings.append(scale_note)
     timings["total_s"] = time.perf_counter() - t0
 
     measures: dict[str, float | int | str | None] = {
@@ -186,6 +195,7 @@ def run_file(
         "modality": mod,
         "naming": inst.naming,
         "plausibility": verdict.field,
+        "pixel_mm_anatomy": None if px_anatomy is None else round(px_anatomy, 4),
     }
     if lordosis is not None:
         measures["lordosis_deg"] = round(lordosis, 2)
@@ -217,6 +227,37 @@ def run_file(
             "radiomics_outlier_sigma": outlier_sigma,
         },
     )
+
+
+#: long side (pixels) of the copy of a radiograph on which trial pixel sizes are run (the model reads 1.25 mm)
+SCALE_TRIAL_PX = 480
+
+
+def anatomy_pixel_mm(session: Any, plane: Plane2D, modality: str, bias: Any) -> float | None:
+    """The pixel size (mm) at which the bodies the model finds have adult depth, independent of ``plane``'s own
+    (:func:`neurospine.plausibility.scale.self_consistent_pixel_mm`, run on a reduced copy)."""
+    from neurospine.plausibility.scale import self_consistent_pixel_mm
+
+    small, shrink = _shrunk(plane.pixels)
+
+    def rows_at(pixel: float) -> list[dict[str, Any]]:
+        trial = replace(plane, pixels=small, spacing_mm=(pixel * shrink, pixel * shrink))
+        sem_t = segment_plane(session, trial, modality, bias)
+        return height_rows(trial, build_instances(sem_t.labels, sem_t.probs, trial.spacing_mm))[0]
+
+    return self_consistent_pixel_mm(rows_at)
+
+
+def _shrunk(pixels: Any) -> tuple[Any, float]:
+    """``pixels`` reduced to at most :data:`SCALE_TRIAL_PX` on the long side, and the factor its pixels grew by."""
+    from scipy import ndimage
+
+    long_side = max(pixels.shape)
+    if long_side <= SCALE_TRIAL_PX:
+        return pixels, 1.0
+    zoom = SCALE_TRIAL_PX / long_side
+    small = ndimage.zoom(np.asarray(pixels, dtype=np.float32), zoom, order=1)
+    return small, float(pixels.shape[0]) / float(small.shape[0])
 
 
 def input_modality(loaded: LoadedInput, override: str | None = None) -> ModalityGuess:
