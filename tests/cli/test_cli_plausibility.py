@@ -90,3 +90,21 @@ def test_cord_on_ct_is_refused(shared_data, tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert code == 2 and "CT" in err and "--force" in err
     assert _files(out) == []
+
+
+@pytest.mark.slow
+def test_slice2d_warns_when_pixel_mm_disagrees_with_the_anatomy(shared_data, tmp_path, capsys) -> None:
+    """The issue's lateral radiograph: the count swings with --pixel-mm; the anatomical pixel size does not, and a
+    --pixel-mm far from it is reported."""
+    src = shared_data / "spineproject_xray" / "xr-normal-lat_img.nii.gz"
+
+    def run(*extra: str) -> dict:
+        code = main(["slice2d", str(src), "--out", str(tmp_path / "o"), "--json", "--threads", "1", *extra])
+        assert code == 0
+        return json.loads(capsys.readouterr().out)
+
+    est = run("--pixel-mm", "0.2")["measures"]["pixel_mm_anatomy"]
+    assert run("--pixel-mm", "0.3")["measures"]["pixel_mm_anatomy"] == pytest.approx(est)
+    assert 150.0 / 1373 <= est <= 430.0 / 1373 * 1.3  # within the film-size range of a lateral radiograph
+    far = run("--pixel-mm", f"{2 * est:.3f}")
+    assert any("suggest a pixel size" in w and "check the pixel size" in w for w in far["warnings"])

@@ -182,3 +182,32 @@ def test_spine_refuses_a_head_whose_column_is_short() -> None:
     v = psp.check(_head(), seg)
     assert v.status == "refuse" and "head" in v.looks_like
     assert psp.check(_slab(), seg).status == "flag"  # no body found, but no head either
+
+
+def test_anatomical_pixel_size_and_warning() -> None:
+    from neurospine.plausibility import scale as sc
+
+    rows = [{"kind": "body", "ap_width_mm": d} for d in (30.0, 33.0, 36.0)] + [{"kind": "disc", "ap_width_mm": 90.0}]
+    assert sc.anatomical_pixel_mm(rows, 0.3) == pytest.approx(0.3)
+    assert sc.anatomical_pixel_mm(rows[:1], 0.3) is None  # one body is not enough
+    assert sc.scale_warning(0.25, 0.27, given=True) is None  # 8 % off
+    warn = sc.scale_warning(0.25, 0.35, given=True)
+    assert warn is not None and "+40 %" in warn and "--pixel-mm" in warn
+    assert "try 0.250" in (sc.scale_warning(0.25, 0.15, given=False) or "")
+
+
+def test_self_consistent_pixel_size_ignores_the_trial_scale() -> None:
+    """A model that finds bodies of its expected size at any trial scale (depth in pixels grows as the trial pixel
+    shrinks) only agrees with itself at the true scale; the estimate does not depend on what was given."""
+    from neurospine.plausibility import scale as sc
+
+    true_px, depth_px = 0.27, 33.0 / 0.27
+
+    def rows_at(trial_px: float) -> list[dict[str, object]]:
+        # the model's size prior pulls the measured depth halfway toward 33 mm
+        measured = 0.5 * depth_px * trial_px + 0.5 * 33.0
+        return [{"kind": "body", "ap_width_mm": measured * f} for f in (0.95, 1.0, 1.05)]
+
+    est = sc.self_consistent_pixel_mm(rows_at)
+    assert est == pytest.approx(true_px, rel=0.15)
+    assert sc.self_consistent_pixel_mm(lambda px: []) is None

@@ -21,6 +21,8 @@ TYPICAL_BODY_DEPTH_MM = 33.0
 SCALE_DISAGREEMENT = 0.30
 #: bodies needed for an estimate
 MIN_BODIES = 2
+#: bodies a trial pixel size must show to count in :func:`self_consistent_pixel_mm` (a column, not a blob)
+MIN_COLUMN_BODIES = 3
 
 
 def anatomical_pixel_mm(body_rows: Iterable[Mapping[str, Any]], pixel_mm_used: float) -> float | None:
@@ -58,23 +60,37 @@ def scale_warning(estimate_mm: float | None, used_mm: float, *, given: bool) -> 
     return f"{body}: heights are uncertain; give --pixel-mm (try {estimate_mm:.3f}) if you know the scale"
 
 
-#: pixel sizes (mm) tried by :func:`self_consistent_pixel_mm`: lateral radiographs of the trunk, about 0.1-0.5
-SCALE_GRID_MM = (0.12, 0.15, 0.18, 0.21, 0.25, 0.3, 0.36, 0.43, 0.5)
+#: the long side of a lateral spine radiograph covers 150 mm (a spot view of three vertebrae) to 430 mm (a 17-inch
+#: film): the pixel sizes tried on a radiograph lie in that field of view divided by its long side in pixels
+RADIOGRAPH_FOV_MM = (150.0, 430.0)
+RADIOGRAPH_GRID_MM = tuple(round(0.1 * 1.2**i, 4) for i in range(11))
+#: on MR/CT sections: in-plane pixels of about 0.25-4 mm (steps of x1.26)
+SECTION_GRID_MM = tuple(round(0.25 * 1.26**i, 4) for i in range(13))
+
+
+def radiograph_grid_mm(long_side_px: int, step: float = 1.15) -> tuple[float, ...]:
+    """Trial pixel sizes (mm) for a radiograph whose long side is ``long_side_px`` (see :data:`RADIOGRAPH_FOV_MM`)."""
+    lo, hi = (fov / max(long_side_px, 1) for fov in RADIOGRAPH_FOV_MM)
+    n = math.floor(math.log(hi / lo) / math.log(step)) + 1
+    return tuple(round(lo * step**i, 5) for i in range(n)) + ((round(hi, 5),) if lo * step ** (n - 1) < hi else ())
 
 
 def self_consistent_pixel_mm(
-    body_rows_at: Callable[[float], list[dict[str, Any]]], grid: Iterable[float] = SCALE_GRID_MM
+    body_rows_at: Callable[[float], list[dict[str, Any]]], grid: Iterable[float] = RADIOGRAPH_GRID_MM
 ) -> float | None:
     """The pixel size at which the anatomy agrees with itself.
 
     The 2D model expects bodies of adult size in mm, so the depth it finds follows the pixel size it is given:
     one run cannot tell the scale. ``body_rows_at(pixel_mm)`` runs the model at a trial pixel size and
-    returns the heights-table rows; the answer is the trial whose anatomical estimate
-    (:func:`anatomical_pixel_mm`) is closest to the trial itself, refined to that estimate (None when no
-    trial finds :data:`MIN_BODIES` bodies)."""
+    returns the heights-table rows; the answer is the trial, among those showing at least
+    :data:`MIN_COLUMN_BODIES` bodies, whose anatomical estimate (:func:`anatomical_pixel_mm`) is closest to the
+    trial itself, refined to that estimate (None when no trial shows a column)."""
     best: tuple[float, float] | None = None
     for s in grid:
-        est = anatomical_pixel_mm(body_rows_at(float(s)), float(s))
+        rows = body_rows_at(float(s))
+        if sum(1 for r in rows if r.get("kind") == "body") < MIN_COLUMN_BODIES:
+            continue  # too coarse or too fine a trial to show a column: no evidence either way
+        est = anatomical_pixel_mm(rows, float(s))
         if est is None:
             continue
         gap = abs(math.log(est / s))

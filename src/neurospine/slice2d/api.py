@@ -235,8 +235,9 @@ SCALE_TRIAL_PX = 480
 
 def anatomy_pixel_mm(session: Any, plane: Plane2D, modality: str, bias: Any) -> float | None:
     """The pixel size (mm) at which the bodies the model finds have adult depth, independent of ``plane``'s own
-    (:func:`neurospine.plausibility.scale.self_consistent_pixel_mm`, run on a reduced copy)."""
-    from neurospine.plausibility.scale import self_consistent_pixel_mm
+    (:func:`neurospine.plausibility.scale.self_consistent_pixel_mm`, run on a reduced copy; trial sizes of
+    radiographs for ``modality`` "xray", of MR/CT sections otherwise)."""
+    from neurospine.plausibility.scale import SECTION_GRID_MM, radiograph_grid_mm, self_consistent_pixel_mm
 
     small, shrink = _shrunk(plane.pixels)
 
@@ -245,7 +246,8 @@ def anatomy_pixel_mm(session: Any, plane: Plane2D, modality: str, bias: Any) -> 
         sem_t = segment_plane(session, trial, modality, bias)
         return height_rows(trial, build_instances(sem_t.labels, sem_t.probs, trial.spacing_mm))[0]
 
-    return self_consistent_pixel_mm(rows_at)
+    grid = radiograph_grid_mm(max(plane.pixels.shape)) if modality == "xray" else SECTION_GRID_MM
+    return self_consistent_pixel_mm(rows_at, grid)
 
 
 def _shrunk(pixels: Any) -> tuple[Any, float]:
