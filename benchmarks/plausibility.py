@@ -344,13 +344,19 @@ def scale_markdown(rows: list[dict[str, Any]]) -> str:
         "",
         "The 2D model expects bodies of adult size in mm, so the depth it finds follows the pixel size it is given "
         "(one run cannot tell the scale: on xr-normal-lat the count goes from 2 to 14 bodies between 0.2 and "
-        "0.35 mm). `anatomy_pixel_mm` runs the model at 9 trial pixel sizes (0.12-0.5 mm) and keeps the one at "
-        "which the bodies found are 33 mm deep (adult T10-L5, written before scoring), refined to that estimate. "
+        "0.35 mm). `anatomy_pixel_mm` runs the model at trial pixel sizes and keeps the trial, among those showing "
+        "at least 3 bodies, at which the bodies found are 33 mm deep (adult T10-L5; constant written before "
+        "scoring), refined to that estimate. Trials: radiographs, 150-430 mm (spot view to 17-inch film) over the "
+        "image's long side in steps of x1.15; MR/CT sections (this check), 0.25-4 mm in steps of x1.26. "
         f"On sagittal MR/CT slices whose pixel size is known: median |error| "
         f"{(float(np.median(errs)) * 100 if errs else float('nan')):.0f} %, {within}/{len(errs)} within the 30 % "
-        f"warning margin ({len(known) - len(errs)} with no estimate). So a correct pixel size is reported as "
-        f"disagreeing in about {len(errs) - within} of {len(errs)} cases here; radiographs magnify the spine "
-        "by about 1.1-1.2, which this MR/CT check does not cover, and the radiographs' own pixel size is unknown.",
+        f"warning margin ({len(known) - len(errs)} with no estimate): a correct pixel size would be reported as "
+        f"disagreeing in {len(errs) - within} of {len(errs)} cases here. The trial-size criterion can have several "
+        "self-consistent answers (the model's size prior makes many trials nearly consistent), so the estimate "
+        "is a coarse check, reported and warned about, never used to rescale. Radiographs magnify the spine by "
+        "about 1.1-1.2, which this MR/CT check does not cover, and the radiographs' own pixel size is unknown; "
+        "on them the estimate moved between 0.25 and 0.32 mm (xr-normal-lat) as the trial grid was changed "
+        "during development.",
         "",
         "| case | modality | true pixel (mm) | anatomy (mm) | error |",
         "|---|---|---|---|---|",
