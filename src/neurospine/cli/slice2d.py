@@ -11,10 +11,8 @@ from neurospine.cli import common
 from neurospine.cli.helpfmt import docs_line
 
 DESCRIPTION = (
-    "Segment vertebral bodies and discs on one 2D image (MR, CT or X-ray; a 3D volume gives its best sagittal "
-    "slice) and measure IBSI radiomics, heights and lumbar lordosis. Writes <stem>_slice2d_msk.nii.gz, "
-    "_slice2d.png, _radiomics.csv and _heights.csv. "
-    "Example: neurospine slice2d sub-01_T2w.nii.gz -o results/ --lowest-level S1. " + docs_line("tools/slice2d.md")
+    "Bodies, discs on sagittal MR/CT or lateral X-ray: _slice2d_msk.nii.gz, _radiomics.csv, _heights.csv. "
+    "Example: neurospine slice2d a.nii.gz -o o/. " + docs_line("tools/slice2d.md")
 )
 
 

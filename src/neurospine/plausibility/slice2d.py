@@ -103,7 +103,7 @@ def pre_check(
     NIfTI header gives, "sagittal", "coronal" or "axial")."""
     v = Verdict("slice2d", expects=EXPECTS)
     if header_plane in ("axial", "coronal"):
-        v.looks_like = "an axial slice" if header_plane == "axial" else "a coronal (frontal) image"
+        v.looks_like = "an axial slice" if header_plane == "axial" else "a coronal (frontal, AP/PA) image"
         v.flag(f"the file header puts this 2D image in the {header_plane} plane")
     if ev is not None:
         if ev.head_in_view:
