@@ -100,8 +100,8 @@ def register(sub: Any) -> None:
         "--ages",
         type=Path,
         default=None,
-        help="CSV with an id and an age column; an id matches the image name, its stem or the start of the stem "
-        "(sub-01 matches sub-01_T1w); each image without an age gets a warning",
+        help="CSV with id and age columns; an id matches the image name, stem or stem start (sub-01: "
+        "sub-01_T1w); warns for each image without an age",
     )
     t.add_argument(
         "--id-column",

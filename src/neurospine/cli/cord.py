@@ -17,9 +17,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "cord",
         help="spinal cord segmentation (any contrast) and CSA per slice and level",
-        description="Segment the spinal cord and canal in a 3D MRI of any contrast (axial or sagittal) and "
-        "measure the cross-sectional area per slice and level. Writes masks, <stem>_csa.csv, "
-        "_csa_perlevel.csv and a QC picture; exit code 4 when no cord is found. " + docs_line("tools/cord.md"),
+        description="Cord and canal masks and cross-sectional area per slice and level (3D MRI, any contrast): "
+        "<stem>_csa.csv, _csa_perlevel.csv, QC picture; exit 4: no cord. " + docs_line("tools/cord.md"),
         epilog=EPILOG,
     )
     p.add_argument(

@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
         "--model",
         default="spine_semantic",
         metavar="NAME",
-        help="model card (default spine_semantic; spine_semantic_lumbar: lumbar only)",
+        help="model card (default spine_semantic; spine_semantic_lumbar: lumbar)",
     )
     p.add_argument(
         "--extra-vertebra",
