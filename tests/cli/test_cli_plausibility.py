@@ -99,7 +99,8 @@ def test_slice2d_warns_when_pixel_mm_disagrees_with_the_anatomy(shared_data, tmp
     src = shared_data / "spineproject_xray" / "xr-normal-lat_img.nii.gz"
 
     def run(*extra: str) -> dict:
-        code = main(["slice2d", str(src), "--out", str(tmp_path / "o"), "--json", "--threads", "1", *extra])
+        out = tmp_path / f"o{len(list(tmp_path.iterdir()))}"
+        code = main(["slice2d", str(src), "--out", str(out), "--json", "--threads", "1", *extra])
         assert code == 0
         return json.loads(capsys.readouterr().out)
 
