@@ -35,7 +35,7 @@ PRED_COLUMNS = (
     "lo80",
     "hi80",
 )
-T1_COLUMNS = ("id", "age_pred", "sd", "lo95", "hi95", "age", "gap", "gap_z", "seconds")
+T1_COLUMNS = ("id", "age_pred", "sd", "lo95", "hi95", "age", "gap", "gap_z", "seconds", "plausibility")
 
 
 def load_model(path: str | Path | None = None) -> BrainAgeModel:
@@ -167,21 +167,39 @@ def predict_t1_files(
     threads: int = 2,
     passes: int = 50,
     id_column: str | None = None,
+    force: bool = False,
 ) -> list[dict[str, Any]]:
     """Brain age of raw T1w images with the shipped CNN; write ``out`` (CSV, :data:`T1_COLUMNS`). Ages from
     ``ages_csv`` are matched to images as :mod:`neurospine.brainage.ages` describes (``id_column``: the CSV
-    column of the ids; default: id, sub_id, participant_id, ixi_id or subject_id)."""
+    column of the ids; default: id, sub_id, participant_id, ixi_id or subject_id).
+
+    Every image is checked first (:mod:`neurospine.plausibility.brainage`): one that is not a whole-head MRI
+    is refused (``InputError``, nothing written) unless ``force``; rows carry ``plausibility``."""
     from neurospine.brainage.t1_model import predict_t1
 
     for im in images:
         if not Path(im).exists():
             raise InputError(im, "file not found", "check the path of the T1w image")
+    verdicts = t1_plausibility(images, force=force)
     ages = None
     if ages_csv is not None:
         from neurospine.brainage.ages import ages_for_images
 
         ages = ages_for_images(ages_csv, images, id_column)
     rows = predict_t1(list(images), ages=ages, threads=threads, passes=passes)
+    for row, verdict in zip(rows, verdicts, strict=True):
+        row["plausibility"] = verdict.field
+        if verdict.note:
+            log.warning("%s: %s", row["id"], verdict.note)
     if out is not None:
         write_rows(out, rows, T1_COLUMNS)
     return rows
+
+
+def t1_plausibility(images: Sequence[str | Path], *, force: bool = False) -> list[Any]:
+    """The plausibility verdict of each T1w image, raising for the first refused one unless ``force``."""
+    from neurospine.io import load_volume
+    from neurospine.plausibility import brainage as plaus
+    from neurospine.plausibility import enforce
+
+    return [enforce(plaus.check(load_volume(im)), im, force=force) for im in images]

@@ -100,8 +100,8 @@ def register(sub: Any) -> None:
         "--ages",
         type=Path,
         default=None,
-        help="CSV with an id and an age column; an id matches the image name, its stem or the start of the stem "
-        "(sub-01 matches sub-01_T1w); each image without an age gets a warning",
+        help="CSV with id and age columns; an id matches the image name, stem or stem start (sub-01: "
+        "sub-01_T1w); warns for each image without an age",
     )
     t.add_argument(
         "--id-column",
@@ -115,6 +115,7 @@ def register(sub: Any) -> None:
     t.add_argument(
         "--passes", type=common.positive_int, default=50, metavar="N", help="Monte-Carlo dropout passes (default 50)"
     )
+    t.add_argument("--force", action="store_true", help="run images that do not look like a whole head (flagged)")
     t.set_defaults(handler=_t1)
     p.set_defaults(handler=lambda a: _help(p))
 
@@ -158,12 +159,16 @@ def _t1(args: argparse.Namespace) -> int:
 
     common.check_output_file(args.out)
     with common.progress_of(args, "brainage t1", f"{len(args.images)} image(s)"):
-        predict_t1_files(
+        rows = predict_t1_files(
             args.images,
             out=args.out,
             ages_csv=args.ages,
             threads=args.threads,
             passes=args.passes,
             id_column=args.id_column,
+            force=args.force,
         )
+    for row in rows:
+        if row.get("plausibility", "ok") != "ok":
+            common.say(args, f"note: {row['id']}: plausibility {row['plausibility']}")
     return 0

@@ -13,9 +13,10 @@ from neurospine.cli.helpfmt import docs_line
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "cord",
+        usage="%(prog)s IMAGE [IMAGE ...] -o DIR [options]",  # the options are listed below
         help="spinal cord segmentation (any contrast) and CSA per slice and level",
-        description="Cord and canal masks, CSA per slice and level (<stem>_csa.csv, _csa_perlevel.csv) and a QC "
-        "picture from a 3D MRI of any contrast; exit 4 if no cord. " + docs_line("tools/cord.md"),
+        description="Cord and canal masks and cross-sectional area per slice and level (3D MRI, any contrast): "
+        "<stem>_csa.csv, _csa_perlevel.csv, QC picture; exit 4: no cord. " + docs_line("tools/cord.md"),
     )
     p.add_argument(
         "images", nargs="+", type=Path, metavar="IMAGE", help="input images (NIfTI, NRRD/MHA or DICOM folder)"
@@ -27,7 +28,7 @@ def register(sub: Any) -> None:
         type=Path,
         action="append",
         default=None,
-        metavar="VERT_MASK",
+        metavar="MASK",
         help="level mask, once per image: seg-vert (neurospine spine) or cord-by-level",
     )
     p.add_argument(
@@ -46,6 +47,7 @@ def register(sub: Any) -> None:
         "--threads", type=common.positive_int, default=2, metavar="N", help="CPU threads for inference (default 2)"
     )
     p.add_argument("--model", default="cord_softseg", metavar="NAME", help="model card name (default cord_softseg)")
+    p.add_argument("--force", action="store_true", help="run an image that does not look like a cord MRI (flagged)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     output_options.add_arguments(p, "masks")
     p.set_defaults(handler=_run)
@@ -86,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
             auto_levels=not args.no_auto_levels,
             model=args.model,
             slab_mm=args.slab_mm,
+            force=args.force,
         )
         return output_options.export(result, args)
 

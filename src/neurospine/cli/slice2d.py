@@ -11,14 +11,15 @@ from neurospine.cli import common, output_options
 from neurospine.cli.helpfmt import docs_line
 
 DESCRIPTION = (
-    "Bodies and discs on one 2D image or slice: <stem>_slice2d_msk.nii.gz, _radiomics.csv, _heights.csv. "
-    "Example: neurospine slice2d x.png -o out/. " + docs_line("tools/slice2d.md")
+    "Bodies, discs on sagittal MR/CT or lateral X-ray: _slice2d_msk.nii.gz, _radiomics.csv, _heights.csv. "
+    "Example: neurospine slice2d a.nii.gz -o o/. " + docs_line("tools/slice2d.md")
 )
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "slice2d",
+        usage="%(prog)s IMAGE [IMAGE ...] -o DIR [options]",  # the options are listed below
         help="2D body/disc segmentation, radiomics and heights (MR, CT, X-ray)",
         description=DESCRIPTION,
     )
@@ -65,6 +66,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--threads", type=common.positive_int, default=2, metavar="N", help="CPU threads for inference (default 2)"
     )
+    p.add_argument("--force", action="store_true", help="run an image that looks like the wrong kind (flagged)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     output_options.add_arguments(p, "mask", qc=False)
     p.set_defaults(handler=_run)
@@ -96,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
             lowest_level=args.lowest_level,
             outlier_sigma=sigma or None,
             pixel_mm=args.pixel_mm,
+            force=args.force,
         )
         return output_options.export(result, args)
 

@@ -10,15 +10,15 @@ from neurospine.cli import common, output_options
 from neurospine.cli.helpfmt import docs_line
 
 HELP = (
-    "Segment a sagittal or isotropic spine MRI: 14 structures, named vertebrae, discs. "
-    "Writes <stem>_seg-spine_msk.nii.gz, _seg-vert_msk.nii.gz, _seg-spine_ctd.json, _snp.png, _spine.csv. "
-    "Example: neurospine spine T2w.nii.gz -o out/. " + docs_line("tools/spine.md")
+    "Sagittal spine MRI -> 14 structures, named vertebrae: <stem>_seg-spine_msk.nii.gz, _seg-vert_msk.nii.gz, "
+    "_ctd.json, _snp.png, _spine.csv. Example: neurospine spine T2w.nii.gz -o out/. " + docs_line("tools/spine.md")
 )
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "spine",
+        usage="%(prog)s IMAGE [IMAGE ...] -o DIR [options]",  # the options are listed below
         help="whole-spine segmentation: structures, vertebra instances, level names",
         description=HELP,
     )
@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
         "--model",
         default="spine_semantic",
         metavar="NAME",
-        help="model card: spine_semantic (default) or spine_semantic_lumbar",
+        help="model card (default spine_semantic; spine_semantic_lumbar: lumbar)",
     )
     p.add_argument(
         "--extra-vertebra",
@@ -43,6 +43,7 @@ def register(sub: Any) -> None:
         help="name of a 24th presacral vertebra (default l6, flagged)",
     )
     p.add_argument("--no-snapshot", action="store_true", help="skip the PNG snapshot")
+    p.add_argument("--force", action="store_true", help="run an image that does not look like a spine MRI (flagged)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     output_options.add_arguments(p, "masks")
     p.set_defaults(handler=_run)
@@ -61,6 +62,7 @@ def _run(args: argparse.Namespace) -> int:
             snapshot=not args.no_snapshot,
             model=args.model,
             extra_vertebra=args.extra_vertebra,
+            force=args.force,
         )
         return output_options.export(result, args)
 

@@ -113,7 +113,8 @@ def run_file(
     out of the per-level CSV, the ``all`` row and ``csa_mm2_mean``, and named in one warning.
     ``options``: ``model`` (card name), ``fine_spacing_mm``,
     ``coarse_spacing_mm``, ``window_mm``, ``threshold``, ``slab_mm`` (0: no slab), ``bandwidth_mm``,
-    ``predictor`` (a callable replacing the ONNX model, for tests). Raises ``NoStructureFoundError``
+    ``predictor`` (a callable replacing the ONNX model, for tests), ``force`` (run an input the plausibility check
+    refuses, flagged; :mod:`neurospine.plausibility.cord`). Raises ``NoStructureFoundError``
     (after writing the QC image) when no cord is found.
     """
     from neurospine.cord.qc import write_qc
@@ -125,6 +126,10 @@ def run_file(
     level_vol = load_levels(levels, image) if levels is not None else None
     paths = output_paths(image.name, out)
     timings["load_s"] = time.perf_counter() - t0
+    from neurospine.plausibility import cord as plaus
+    from neurospine.plausibility import enforce
+
+    verdict = enforce(plaus.pre_check(image), image_path, force=bool(options.get("force", False)))
 
     t = time.perf_counter()
     predictor = options.get("predictor")
@@ -153,6 +158,7 @@ def run_file(
             f"the image shows the spinal cord (cervical to lumbar, any contrast); QC image: {paths['qc']}"
         )
 
+    plaus.post_check(verdict, seg.cord_mask, image.spacing_mm)
     t = time.perf_counter()
     save_like(seg.cord_soft, image, paths["cord_soft"], is_label=False)
     save_like(seg.cord_mask, image, paths["cord_mask"])
@@ -187,7 +193,9 @@ def run_file(
     timings["qc_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
-    warnings: list[str] = list(provenance.warnings)
+    warnings: list[str] = plaus.drop_sacrum_notes(list(provenance.warnings), provenance.median_body_depth_mm)
+    if verdict.note:
+        warnings.append(verdict.note)
     if level_vol is not None and not any(r.level for r in morph.slices):
         warnings.append("the level mask names no slice that holds cord; per-level CSA is empty")
     conus = flag_warning(
@@ -209,6 +217,7 @@ def run_file(
         "csa_mm2_mean_all_slices": morph.mean_csa_mm2(all_slices=True),
         "levels_source": provenance.source,
         "levels_positional": int(provenance.positional),
+        "plausibility": verdict.field,
     }
     if provenance.source == "estimated":
         measures["levels_anchor"] = provenance.anchor

@@ -51,6 +51,7 @@ class LevelEstimate:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     models: dict[str, str] = field(default_factory=dict)  # model name -> version, when the spine model ran
+    median_body_depth_mm: float | None = None  # of the bodies the spine model found (cervical: < 20 mm)
 
     @property
     def positional(self) -> bool:
@@ -128,4 +129,6 @@ def estimate_levels(image: Volume, cord_soft: npt.NDArray[np.floating], *, threa
             "are positional and may be shifted; check the QC image or give --levels VERT_MASK"
         )
     log.info("cord levels estimated from the spine model: %s (anchor %s, %.2f)", names, anchor, conf)
-    return LevelEstimate(mask, "estimated", anchor, conf, spans, warnings, time.perf_counter() - t0, models)
+    depths = [v.depth_mm for v in seg.instances.vertebrae]
+    depth = float(np.median(depths)) if depths else None
+    return LevelEstimate(mask, "estimated", anchor, conf, spans, warnings, time.perf_counter() - t0, models, depth)

@@ -7,6 +7,7 @@ import io
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ def run_file(
     lowest_level: str | None = None,
     outlier_sigma: float | None = DEFAULT_OUTLIER_SIGMA,
     pixel_mm: float | None = None,
+    force: bool = False,
 ) -> TaskResult:
     """Segment vertebral bodies and discs on one 2D image or one sagittal slice of a 3D volume.
 
@@ -82,7 +84,8 @@ def run_file(
     ``<stem>_slice2d.png``, ``<stem>_radiomics.csv``, ``<stem>_heights.csv``. ``outlier_sigma``: radiomics
     re-segmentation (drop region pixels beyond mean +- that many sd; None = keep all; docs/radiomics.md).
     ``pixel_mm``: in-plane pixel size (mm) of a 2D input, replacing the stored one (or the one assumed when
-    the file has none or an implausible one, see :mod:`neurospine.slice2d.io2d`).
+    the file has none or an implausible one, see :mod:`neurospine.slice2d.io2d`). ``force``: run an input the
+    plausibility check refuses, flagged (:mod:`neurospine.plausibility.slice2d`).
     """
     from neurospine.inference.onnx import onnx_session
     from neurospine.models import load_card
@@ -93,6 +96,10 @@ def run_file(
     out = Path(out_dir)
     loaded = load_input(path, pixel_mm=pixel_mm)
     timings["load_s"] = time.perf_counter() - t0
+    from neurospine.plausibility import enforce
+    from neurospine.plausibility import slice2d as plaus
+
+    verdict = enforce(plaus.pre_check_loaded(loaded), path, force=force)
     warnings: list[str] = []
     card = load_card(MODEL_NAME)
     session = onnx_session(card, threads=threads)
@@ -139,6 +146,10 @@ def run_file(
     sem = segment_plane(session, plane, mod, bias)
     inst = build_instances(sem.labels, sem.probs, plane.spacing_mm, lowest_level=lowest_level)
     timings["segment_s"] = time.perf_counter() - t2
+    plaus.post_check(
+        verdict, inst, plane.spacing_mm, modality=mod, spacing_known=plane.spacing_known, is_2d=loaded.kind != "volume"
+    )
+    enforce(verdict, path, force=force)
     if not plane.spacing_known:
         why = f" ({plane.spacing_note})" if plane.spacing_note else ""
         warnings.append(
@@ -153,6 +164,8 @@ def run_file(
         )
     if not inst.bodies:
         warnings.append("no vertebral body found")
+    if verdict.note:
+        warnings.append(verdict.note)
 
     stem = stem_of(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,6 +179,14 @@ def run_file(
     h_rows, lordosis = height_rows(plane, inst)
     rad_path = write_text_atomic(paths["radiomics"], _csv(rad_rows))
     h_path = write_text_atomic(paths["heights"], _csv(h_rows))
+    px_anatomy = None
+    if loaded.kind != "volume" and mod == "xray":  # radiographs: check the scale against the anatomy
+        from neurospine.plausibility.scale import scale_warning
+
+        px_anatomy = anatomy_pixel_mm(session, plane, mod, bias)
+        scale_note = scale_warning(px_anatomy, plane.spacing_mm[1], given=plane.spacing_known)
+        if scale_note:
+            warnings.append(scale_note)
     timings["total_s"] = time.perf_counter() - t0
 
     measures: dict[str, float | int | str | None] = {
@@ -173,6 +194,8 @@ def run_file(
         "n_discs": len(inst.discs),
         "modality": mod,
         "naming": inst.naming,
+        "plausibility": verdict.field,
+        "pixel_mm_anatomy": None if px_anatomy is None else round(px_anatomy, 4),
     }
     if lordosis is not None:
         measures["lordosis_deg"] = round(lordosis, 2)
@@ -204,6 +227,39 @@ def run_file(
             "radiomics_outlier_sigma": outlier_sigma,
         },
     )
+
+
+#: long side (pixels) of the copy of a radiograph on which trial pixel sizes are run (the model reads 1.25 mm)
+SCALE_TRIAL_PX = 480
+
+
+def anatomy_pixel_mm(session: Any, plane: Plane2D, modality: str, bias: Any) -> float | None:
+    """The pixel size (mm) at which the bodies the model finds have adult depth, independent of ``plane``'s own
+    (:func:`neurospine.plausibility.scale.self_consistent_pixel_mm`, run on a reduced copy; trial sizes of
+    radiographs for ``modality`` "xray", of MR/CT sections otherwise)."""
+    from neurospine.plausibility.scale import SECTION_GRID_MM, radiograph_grid_mm, self_consistent_pixel_mm
+
+    small, shrink = _shrunk(plane.pixels)
+
+    def rows_at(pixel: float) -> list[dict[str, Any]]:
+        trial = replace(plane, pixels=small, spacing_mm=(pixel * shrink, pixel * shrink))
+        sem_t = segment_plane(session, trial, modality, bias)
+        return height_rows(trial, build_instances(sem_t.labels, sem_t.probs, trial.spacing_mm))[0]
+
+    grid = radiograph_grid_mm(max(plane.pixels.shape)) if modality == "xray" else SECTION_GRID_MM
+    return self_consistent_pixel_mm(rows_at, grid)
+
+
+def _shrunk(pixels: Any) -> tuple[Any, float]:
+    """``pixels`` reduced to at most :data:`SCALE_TRIAL_PX` on the long side, and the factor its pixels grew by."""
+    from scipy import ndimage
+
+    long_side = max(pixels.shape)
+    if long_side <= SCALE_TRIAL_PX:
+        return pixels, 1.0
+    zoom = SCALE_TRIAL_PX / long_side
+    small = ndimage.zoom(np.asarray(pixels, dtype=np.float32), zoom, order=1)
+    return small, float(pixels.shape[0]) / float(small.shape[0])
 
 
 def input_modality(loaded: LoadedInput, override: str | None = None) -> ModalityGuess:

@@ -277,7 +277,8 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
 
     Options: ``model`` (card name, default ``spine_semantic``), ``snapshot`` (bool, default True),
     ``extra_vertebra`` ("l6" or "t13": what to call the extra vertebra when 24 presacral vertebrae lie between
-    C2 and S1; default None = L6, flagged as undecidable without rib information).
+    C2 and S1; default None = L6, flagged as undecidable without rib information), ``force`` (run an input the
+    plausibility check refuses, flagged; :mod:`neurospine.plausibility.spine`).
     Returns a :class:`~neurospine.results.TaskResult` with output paths, per-level measures, model
     versions, timings and naming warnings.
     """
@@ -290,6 +291,10 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
     extra_vertebra = None if extra is None else str(extra).lower()
     vol = load_volume(image_path)
     seg = segment(vol, threads=threads, model=str(options.get("model", SEMANTIC_MODEL)), extra_vertebra=extra_vertebra)
+    from neurospine.plausibility import enforce
+    from neurospine.plausibility import spine as plaus
+
+    verdict = enforce(plaus.check(vol, seg), image_path, force=bool(options.get("force", False)))
     paths = output_paths(image_path, out_dir)
     t = time.perf_counter()
     save_like(seg.semantic_input, vol, paths["semantic"])
@@ -306,6 +311,7 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
             "extra_vertebra": extra_vertebra,
         },
         "source": str(image_path),
+        "plausibility": verdict.field,
         "centroid": "vertebral body (corpus) centre of mass; sacrum for S1",
     }
     O.write_centroids(paths["centroids"], rows, vol, info)
@@ -333,6 +339,7 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         "naming_anchor": seg.naming.anchor,
         "naming_confidence": round(seg.naming.confidence, 3),
         "naming_positional": int(seg.naming.positional),
+        "plausibility": verdict.field,
     }
     for r in rows:
         if r.kind in ("vertebra", "sacrum", "disc"):
@@ -340,6 +347,8 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
     warnings = list(seg.naming.flags)
     if not rows:
         warnings.append("no vertebra, disc or sacrum found")
+    if verdict.note:
+        warnings.append(verdict.note)
     log.info(
         "spine: %s -> %d vertebrae (%s) in %.2f s",
         image_path,

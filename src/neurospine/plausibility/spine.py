@@ -1,0 +1,111 @@
+"""Plausibility of a ``neurospine spine`` input: a sagittal or isotropic spine MRI.
+
+Refused: a head MRI (skull vertex in view, head-sized, the vertebral column, if any, covering less than
+half of the head-to-foot field of view): the issue's brain T1w gave "3 vertebrae [C2 C3 C4]".
+Flagged: CT intensities (the model learned MRI); an axial slab covering < 100 mm head to foot; an output
+that is not a vertebral column (no body; bodies of implausible size; spacing between neighbours far from
+regular; a column running across rather than head to foot; no canal behind most of the column).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neurospine.io import Volume
+from neurospine.plausibility.common import Evidence, evidence
+from neurospine.plausibility.verdict import Verdict
+
+EXPECTS = "a sagittal or 3D isotropic MRI of the spine"
+#: vertebral body sizes (mm) from C3 to L5 with wide margins: depth 14-50, height 12-45
+BODY_DEPTH_MM = (8.0, 70.0)
+BODY_HEIGHT_MM = (5.0, 65.0)
+#: centre-to-centre distance of neighbouring bodies: 15 (C3) to 45 mm (L3), wide
+NEIGHBOUR_GAP_MM = (10.0, 60.0)
+#: one gap may be a missed body (x2) or a split one (x0.5); beyond these ratios to the median it is irregular
+GAP_RATIO = (0.35, 2.6)
+#: the column runs within this angle (degrees) of head-to-foot
+MAX_TILT_DEG = 60.0
+#: share of the column's rows with canal (or cord) voxels
+MIN_CANAL_SHARE = 0.5
+#: on a head MRI the column, if any, covers less than this share of the head-to-foot field of view
+HEAD_COLUMN_SHARE = 0.5
+
+
+def column_stats(seg: Any) -> dict[str, float]:
+    """Output statistics of a ``SpineSegmentation`` (model grid, PIR)."""
+    from neurospine.spine import classes as C
+
+    sp = np.asarray(seg.grid.spacing_mm, dtype=np.float64)
+    verts = seg.instances.vertebrae
+    out: dict[str, float] = {"n_bodies": float(len(verts)), "fov_si_mm": float(seg.classes.shape[1] * sp[1])}
+    if not verts:
+        return out
+    cent = np.array([np.asarray(v.centroid_vox, dtype=np.float64) * sp for v in verts])
+    out["median_depth_mm"] = float(np.median([v.depth_mm for v in verts]))
+    out["median_height_mm"] = float(np.median([v.height_mm for v in verts]))
+    top = min(v.top_row for v in verts)
+    bottom = max(v.bottom_row for v in verts)
+    out["column_si_mm"] = float(bottom - top + 1) * float(sp[1])
+    if len(verts) >= 2:
+        gaps = np.linalg.norm(np.diff(cent, axis=0), axis=1)
+        med = float(np.median(gaps))
+        out["median_gap_mm"] = med
+        out["min_gap_ratio"] = float(gaps.min() / med) if med > 0 else 0.0
+        out["max_gap_ratio"] = float(gaps.max() / med) if med > 0 else 0.0
+        d = cent[-1] - cent[0]
+        out["tilt_deg"] = float(np.degrees(np.arccos(min(1.0, abs(d[1]) / max(np.linalg.norm(d), 1e-6)))))
+    rows = np.arange(int(np.floor(top)), int(np.ceil(bottom)) + 1)
+    rows = rows[(rows >= 0) & (rows < seg.classes.shape[1])]
+    if rows.size:
+        canal = np.isin(seg.classes[:, rows, :], (C.CANAL, C.CORD)).any(axis=(0, 2))
+        out["canal_share"] = float(canal.mean())
+    return out
+
+
+def check(vol: Volume, seg: Any, ev: Evidence | None = None) -> Verdict:
+    """The verdict on ``vol`` given the pipeline's segmentation ``seg`` (nothing written yet)."""
+    ev = evidence(vol) if ev is None else ev
+    st = column_stats(seg)
+    v = Verdict("spine", expects=EXPECTS)
+    share = st.get("column_si_mm", 0.0) / max(st["fov_si_mm"], 1e-6)
+    if ev.head_in_view and share < HEAD_COLUMN_SHARE:
+        v.refuse(
+            "a head (brain) MRI",
+            f"top of a {ev.head_width_mm:.0f} x {ev.head_length_mm:.0f} mm head in view; vertebral bodies cover "
+            f"{100 * share:.0f} % of the head-to-foot field of view",
+        )
+    if ev.hounsfield:
+        v.flag("CT intensities (Hounsfield units): the spine model was trained on MRI")
+    if ev.axial_slab:
+        v.flag(f"an axial slab covering {ev.fov_mm[2]:.0f} mm head to foot across {ev.fov_mm[0]:.0f} mm")
+    column_checks(st, v)
+    return v
+
+
+def column_checks(st: dict[str, float], v: Verdict) -> None:
+    """Flags from the output column statistics (see :func:`column_stats`)."""
+    n = int(st["n_bodies"])
+    if n == 0:
+        v.flag("no vertebral body found")
+        return
+    depth, height = st["median_depth_mm"], st["median_height_mm"]
+    if not BODY_DEPTH_MM[0] <= depth <= BODY_DEPTH_MM[1] or not BODY_HEIGHT_MM[0] <= height <= BODY_HEIGHT_MM[1]:
+        v.flag(f"vertebral bodies of implausible size (median {height:.0f} mm high, {depth:.0f} mm deep)")
+    if n >= 2:
+        gap = st["median_gap_mm"]
+        if not NEIGHBOUR_GAP_MM[0] <= gap <= NEIGHBOUR_GAP_MM[1]:
+            v.flag(
+                f"neighbouring bodies {gap:.0f} mm apart (a column: {NEIGHBOUR_GAP_MM[0]:.0f}-"
+                f"{NEIGHBOUR_GAP_MM[1]:.0f} mm)"
+            )
+        if st["tilt_deg"] > MAX_TILT_DEG:
+            v.flag(f"the bodies line up {st['tilt_deg']:.0f} degrees away from head-to-foot")
+    if n >= 3 and not (GAP_RATIO[0] <= st["min_gap_ratio"] and st["max_gap_ratio"] <= GAP_RATIO[1]):
+        v.flag(
+            f"irregular spacing between neighbouring bodies ({st['min_gap_ratio']:.2f}-{st['max_gap_ratio']:.2f} "
+            "x the median)"
+        )
+    if n >= 2 and st.get("canal_share", 1.0) < MIN_CANAL_SHARE:
+        v.flag(f"no spinal canal behind {100 * (1 - st['canal_share']):.0f} % of the column")
