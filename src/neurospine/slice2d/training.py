@@ -47,6 +47,8 @@ DISC_DICE_WEIGHT = 0.5
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from neurospine.nn.engine import add_device_option
+
     p = argparse.ArgumentParser(prog="neurospine train slice2d", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("runs") / "slice2d", help="run folder (checkpoints, caches)")
     p.add_argument("--data", type=Path, default=None, help="folder of the shared data (default ../shared/data)")
@@ -121,6 +123,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="write a checkpoint every this many minutes (default %(default)s)",
     )
     p.add_argument("--export-only", action="store_true", help="export the current checkpoint and stop (no training)")
+    add_device_option(p, workers=True)
     p.add_argument(
         "--calibrate-only",
         action="store_true",
@@ -342,15 +345,70 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train(args: argparse.Namespace, argv: list[str], root: Path, export_dir: Path) -> int:
-    """Train (or resume), export, then calibrate the exported model."""
+    """Train (or resume) on the engine (:mod:`neurospine.nn.engine`), export, then calibrate the exported model."""
+    import functools
+
     import torch
 
-    from neurospine.nn.checkpoint import load_checkpoint, load_weights_from_onnx, save_checkpoint
+    from neurospine.nn import engine as E
+    from neurospine.nn.checkpoint import load_checkpoint, load_weights_from_onnx
     from neurospine.nn.unet import UNet
 
+    device = E.select_device(args.device)
     torch.set_num_threads(max(1, args.threads))
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    samples = load_training_samples(args, root, out)
+    sampler = slice_sampler(samples, args)
+
+    E.seed_all(args.seed)
+    model = UNet(1, N_CLASSES, **UNET_KW)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    ckpt = out / "checkpoint.pt"
+    step, extra = load_checkpoint(ckpt, model, opt)
+    if step == 0 and args.init is not None:
+        n = load_weights_from_onnx(args.init, model)
+        extra["init"] = init_lineage(args.init)
+        log.info("warm start from %s (%d tensors): %s", args.init, n, extra["init"])
+    lineage: dict[str, Any] = dict(extra.get("init", {}))
+    cpu_used = float(extra.get("cpu_seconds", 0.0))
+    where = str(extra.get("trained_on", ""))
+
+    def export_now(cpu_seconds: float) -> int:
+        export(
+            model,
+            export_dir,
+            cpu_minutes=cpu_seconds / 60.0,
+            steps=step,
+            samples=samples,
+            argv=argv,
+            lineage=lineage,
+            recipe=recipe_note(args) + (where + ". " if where else ""),
+            version=args.version,
+        )
+        return calibrate_export(export_dir, root, args.threads)
+
+    if args.export_only:
+        return export_now(cpu_used)
+    where = E.device_note(device, args.threads)
+    budget = E.Budget(minutes=args.minutes, clock="cpu", wall_minutes=args.wall_minutes, used_s=cpu_used)
+    loss = functools.partial(loss_fn, disc_dice_weight=args.disc_dice_weight)
+    trainer = E.Trainer(model, opt, loss, device)
+    ckpt_plan = E.Checkpointing(
+        ckpt,
+        every_s=args.checkpoint_minutes * 60,
+        clock="cpu",
+        extra=lambda _s, b: {"cpu_seconds": b.seconds(), "init": lineage, "trained_on": where},
+    )
+    rng = np.random.default_rng(args.seed + step)
+    stream = E.batches(sampler, rng, workers=args.workers, seed=args.seed, step0=step, pin_memory=device.type == "cuda")
+    result = E.run_steps(trainer, stream, budget, lr=args.lr, step=step, checkpoint=ckpt_plan)
+    step = result.step
+    return export_now(budget.seconds())
+
+
+def load_training_samples(args: argparse.Namespace, root: Path, out: Path) -> list[d.Sample]:
+    """Real samples (cached in ``out``) plus the synthetic ones, restricted to ``--modalities``."""
     cache = out / "train_real.npz"
     if not cache.is_file():
         log.info("building the real-data cache from %s", root)
@@ -367,7 +425,11 @@ def train(args: argparse.Namespace, argv: list[str], root: Path, export_dir: Pat
             for s in syn_loaded:
                 s.target = ignore_outline_band(s.target, args.synth_boundary_ignore)
             samples += syn_loaded
-    samples = keep_modalities(samples, args.modalities)
+    return keep_modalities(samples, args.modalities)
+
+
+def slice_sampler(samples: list[d.Sample], args: argparse.Namespace) -> Any:
+    """The engine's sampler: ``rng -> (images, targets, discs_labelled)``, groups drawn by their weights."""
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
         groups.setdefault(s.source, []).append(i)
@@ -377,83 +439,20 @@ def train(args: argparse.Namespace, argv: list[str], root: Path, export_dir: Pat
     log.info(
         "sampling probability per source: %s", {n: round(float(w), 3) for n, w in zip(names, weights, strict=True)}
     )
+    batch, crop = int(args.batch), int(args.crop)
 
-    torch.manual_seed(args.seed)
-    model = UNet(1, N_CLASSES, **UNET_KW)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    ckpt = out / "checkpoint.pt"
-    step, extra = load_checkpoint(ckpt, model, opt)
-    if step == 0 and args.init is not None:
-        n = load_weights_from_onnx(args.init, model)
-        extra["init"] = init_lineage(args.init)
-        log.info("warm start from %s (%d tensors): %s", args.init, n, extra["init"])
-    lineage: dict[str, Any] = dict(extra.get("init", {}))
-    cpu_used = float(extra.get("cpu_seconds", 0.0))
-    budget = args.minutes * 60.0
-
-    def export_now(cpu_seconds: float) -> int:
-        export(
-            model,
-            export_dir,
-            cpu_minutes=cpu_seconds / 60.0,
-            steps=step,
-            samples=samples,
-            argv=argv,
-            lineage=lineage,
-            recipe=recipe_note(args),
-            version=args.version,
-        )
-        return calibrate_export(export_dir, root, args.threads)
-
-    if args.export_only:
-        return export_now(cpu_used)
-    rng = np.random.default_rng(args.seed + step)
-    t_cpu0 = time.process_time()
-    t_wall0 = time.monotonic()
-    wall_budget = math.inf if args.wall_minutes is None else args.wall_minutes * 60.0
-    last_ckpt = cpu_used
-    losses: list[float] = []
-    model.train()
-    while True:
-        used = cpu_used + (time.process_time() - t_cpu0)
-        if used >= budget or time.monotonic() - t_wall0 >= wall_budget:
-            break
-        frac = used / budget
-        if math.isfinite(wall_budget):  # the schedule follows whichever budget runs out first
-            frac = max(frac, (time.monotonic() - t_wall0) / wall_budget)
-        for g in opt.param_groups:
-            g["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+    def draw(rng: np.random.Generator) -> tuple[npt.NDArray[Any], ...]:
         imgs, tgts, oks = [], [], []
-        for _ in range(args.batch):
+        for _ in range(batch):
             grp = groups[names[int(rng.choice(len(names), p=weights))]]
             s = samples[grp[int(rng.integers(len(grp)))]]
-            im, tg = augment(s.image, s.target, rng, args.crop)
+            im, tg = augment(s.image, s.target, rng, crop)
             imgs.append(im)
             tgts.append(tg)
             oks.append(s.discs_labelled)
-        x = torch.from_numpy(np.stack(imgs)[:, None])
-        y = torch.from_numpy(np.stack(tgts).astype(np.int64))
-        ok = torch.tensor(oks)
-        loss = loss_fn(model(x), y, ok, args.disc_dice_weight)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        losses.append(float(loss.detach()))
-        if step % 20 == 0:
-            log.info(
-                "step %d cpu %.1f min loss %.4f lr %.2e",
-                step,
-                used / 60,
-                float(np.mean(losses[-20:])),
-                opt.param_groups[0]["lr"],
-            )
-        if used - last_ckpt >= args.checkpoint_minutes * 60:
-            save_checkpoint(ckpt, model, opt, step, {"cpu_seconds": used, "init": lineage})
-            last_ckpt = used
-    cpu_total = cpu_used + (time.process_time() - t_cpu0)
-    save_checkpoint(ckpt, model, opt, step, {"cpu_seconds": cpu_total, "init": lineage})
-    return export_now(cpu_total)
+        return np.stack(imgs)[:, None], np.stack(tgts).astype(np.int64), np.array(oks)
+
+    return draw
 
 
 def recipe_note(args: argparse.Namespace) -> str:
@@ -498,13 +497,11 @@ def export(
 ) -> Path:
     import torch
 
-    from neurospine.nn.export import export_onnx
+    from neurospine.nn.engine import export_with_card
 
     export_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = export_dir / f"{MODEL_NAME}.onnx"
-    model.eval()
     example = torch.rand(1, 1, 96, 96, generator=torch.Generator().manual_seed(0))  # not constant: instance norm
-    sha = export_onnx(model, example, onnx_path)
     counts: dict[str, int] = {}
     for s in samples:
         counts[s.source] = counts.get(s.source, 0) + 1
@@ -522,7 +519,7 @@ def export(
         "version": version,
         "task": "slice2d",
         "file": onnx_path.name,
-        "sha256": sha,
+        "sha256": "",
         "framework": "onnx",
         "description": "2D U-Net: background / vertebral body / intervertebral disc on sagittal MR, CT slices "
         "and lateral radiographs (one model for all modalities; outline calibration in inputs.logit_bias).",
@@ -566,6 +563,6 @@ def export(
         "and the synthetic cache about 4 min wall (its CPU time was not recorded). "
         "Metrics: `python -m benchmarks.slice2d --update-card`.",
     }
-    (export_dir / f"{MODEL_NAME}.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    export_with_card(model, example, onnx_path, card)
     log.info("exported %s", onnx_path)
     return onnx_path
