@@ -102,6 +102,14 @@ def _spine_cases() -> list[Any]:
     return cases
 
 
+def _fake_synth_case(seed: int, rng: np.random.Generator, *_a: Any) -> Any:
+    from neurospine.spine import data as D
+
+    case = _spine_cases()[seed % 2]
+    shift = int(rng.integers(0, 5))
+    return D.TrainCase(f"synth-{seed}", "body", np.roll(case.image, shift, axis=1), case.target, case.spacing_mm)
+
+
 def _brainage_data(root: Path, out: Path) -> None:
     from neurospine.brainage.t1_net import CACHE_SHAPE
 
@@ -146,19 +154,26 @@ def run_task(task: str, tmp: Path, extra: list[str] | None = None) -> dict[str, 
             return _run(s2.main, argv + extra, out / "checkpoint.pt", "model")
         finally:
             s2.calibrate_export = saved
-    if task == "spine-body":
+    if task in ("spine-body", "spine-body-synth"):
         from neurospine.spine import body_training as sb
         from neurospine.spine import data as D
+        from neurospine.spine import training as T
 
         out = tmp / "sb"
-        saved_cases = D.train_cases
+        saved = D.train_cases, T.synth_available, T.synth_case
         D.train_cases = lambda *a, **k: _spine_cases()
+        argv = ["--out", str(out), "--data", str(tmp), "--minutes", "0.5", "--batch", "2", "--patch", "32"]
+        argv += ["--threads", "1"]
+        if task == "spine-body":
+            argv += ["--synth-fraction", "0"]
+        else:  # a stand-in for the synthetic engine that draws from the training generator like the real one
+            T.synth_available = lambda: True
+            T.synth_case = _fake_synth_case
+            argv += ["--synth-fraction", "0.5", "--synth-pool", "2", "--synth-refresh", "2", "--minutes", "0.8"]
         try:
-            argv = ["--out", str(out), "--data", str(tmp), "--synth-fraction", "0", "--minutes", "0.5"]
-            argv += ["--batch", "2", "--patch", "32", "--threads", "1"]
             return _run(sb.main, argv + extra, out / "checkpoint.pt", "model")
         finally:
-            D.train_cases = saved_cases
+            D.train_cases, T.synth_available, T.synth_case = saved
     if task in ("brainage-t1", "brainage-t1-lowres"):
         from neurospine.brainage import training_t1 as bt
 
@@ -172,7 +187,7 @@ def run_task(task: str, tmp: Path, extra: list[str] | None = None) -> dict[str, 
     raise ValueError(task)
 
 
-TASKS = ("slice2d", "spine-body", "brainage-t1", "brainage-t1-lowres")
+TASKS = ("slice2d", "spine-body", "spine-body-synth", "brainage-t1", "brainage-t1-lowres")
 
 
 def machine() -> dict[str, str]:

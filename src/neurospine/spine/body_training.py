@@ -21,7 +21,7 @@ import argparse
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,8 @@ def body_loss(logits: Any, target: Any) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from neurospine.nn.engine import add_device_option
+
     p = argparse.ArgumentParser(prog="neurospine train spine-body", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folder (checkpoint, log, exported model)")
     p.add_argument("--data", type=Path, default=D.shared_root(), help="shared data folder (fcs_* sets)")
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="initialisation and sampling seed (default %(default)s)")
     p.add_argument("--export-only", action="store_true", help="export the checkpoint to ONNX and stop")
+    add_device_option(p, workers=True)
     return p
 
 
@@ -137,45 +140,15 @@ def train_command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    import torch
+def body_sampler(
+    real: list[D.TrainCase], pool: T.SynthPool, args: argparse.Namespace, step0: int
+) -> Callable[[np.random.Generator], tuple[npt.NDArray[Any], ...]]:
+    """The engine's sampler: ``rng -> (images, targets)``; replaces one synthetic volume every
+    ``--synth-refresh`` batches (counted from the run's first step, so resumed runs keep the rhythm)."""
+    n = step0
 
-    from neurospine.nn.checkpoint import load_checkpoint, save_checkpoint
-    from neurospine.nn.unet import UNet, count_parameters
-
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    torch.set_num_threads(max(1, args.threads))
-    args.out.mkdir(parents=True, exist_ok=True)
-    ckpt = args.out / "checkpoint.pt"
-    model = UNet(3, 2, **UNET_KW)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    step, extra = load_checkpoint(ckpt, model, opt)
-    elapsed = float(extra.get("elapsed_s", 0.0))
-    cpu_s = float(extra.get("cpu_s", 0.0))
-    cpu_mark = time.process_time()
-    log.info(
-        "body refiner %d parameters; resume at step %d (%.1f min done)", count_parameters(model), step, elapsed / 60
-    )
-    if args.export_only:
-        export(model, args.out, step, elapsed, args, cpu_s)
-        return 0
-
-    rng = np.random.default_rng(args.seed + step)
-    real = [c for c in D.train_cases(args.data, nothing_below_l5=True) if c.kind == "body"]
-    regions = tuple(r.strip() for r in str(args.synth_regions).split(",") if r.strip())
-    pool = T.SynthPool(300_000 + step * 7 + args.seed, args.synth_boundary_ignore, regions)
-    if T.synth_available() and args.synth_fraction > 0:
-        pool.fill(args.synth_pool, rng)
-    budget = args.minutes * 60.0
-    last_ckpt = time.time()
-    losses: list[float] = []
-    model.train()
-    while elapsed < budget:
-        t_step = time.time()
-        lr = T.cosine_lr(args.lr, elapsed, budget)
-        for g in opt.param_groups:
-            g["lr"] = lr
+    def draw(rng: np.random.Generator) -> tuple[npt.NDArray[Any], ...]:
+        nonlocal n
         xs, ts = [], []
         for _ in range(args.batch):
             synthetic = bool(pool.cases) and rng.random() < args.synth_fraction
@@ -183,45 +156,106 @@ def main(argv: Sequence[str] | None = None) -> int:
             s = T.sample_patch(case, rng, args.patch)
             xs.append(augment_real(s.image, rng, 0.5 if synthetic else args.keep_contrast))
             ts.append(binary_target(s.target, s.kind))
-        x = torch.from_numpy(np.stack(xs))
-        t = torch.from_numpy(np.stack(ts).astype(np.int64))
-        losses.append(T.optimiser_step(model, opt, body_loss(model(x), t)))
-        step += 1
-        if pool.cases and step % args.synth_refresh == 0:
+        n += 1
+        if pool.cases and n % args.synth_refresh == 0:
             pool.refresh(rng)
-        elapsed += time.time() - t_step
-        T.log_progress(step, losses, lr, elapsed, args.minutes)
-        if time.time() - last_ckpt > 180:
-            cpu_s, cpu_mark = cpu_s + time.process_time() - cpu_mark, time.process_time()
-            save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s})
-            last_ckpt = time.time()
+        return np.stack(xs), np.stack(ts).astype(np.int64)
+
+    return draw
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import copy
+
+    import torch
+
+    from neurospine.nn import engine as E
+    from neurospine.nn.checkpoint import load_checkpoint
+    from neurospine.nn.unet import UNet, count_parameters
+
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    device = E.select_device(args.device)
+    torch.set_num_threads(max(1, args.threads))
+    args.out.mkdir(parents=True, exist_ok=True)
+    ckpt = args.out / "checkpoint.pt"
+    # torch is not seeded here: the shipped model was initialised from torch's fixed default seed
+    model = UNet(3, 2, **UNET_KW)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    step, extra = load_checkpoint(ckpt, model, opt)
+    elapsed = float(extra.get("elapsed_s", 0.0))
+    cpu_s = float(extra.get("cpu_s", 0.0))
+    log.info(
+        "body refiner %d parameters; resume at step %d (%.1f min done)", count_parameters(model), step, elapsed / 60
+    )
+    if args.export_only:
+        export(model, args.out, step, elapsed, args, cpu_s, str(extra.get("trained_on", "")))
+        return 0
+
+    rng = np.random.default_rng(args.seed + step)
+    real = [c for c in D.train_cases(args.data, nothing_below_l5=True) if c.kind == "body"]
+    regions = tuple(r.strip() for r in str(args.synth_regions).split(",") if r.strip())
+    pool = T.SynthPool(300_000 + step * 7 + args.seed, args.synth_boundary_ignore, regions)
+    use_synth = T.synth_available() and args.synth_fraction > 0
+    if use_synth and args.workers <= 0:
+        pool.fill(args.synth_pool, rng)
+
+    def worker_sampler(wid: int, wrng: np.random.Generator) -> Any:
+        own = copy.copy(pool)
+        own.cases = []
+        own.next_seed += 1_000_000 * (wid + 1)
+        if use_synth:
+            own.fill(args.synth_pool, wrng)
+        return body_sampler(real, own, args, step)
+
+    where = E.device_note(device, args.threads)
+    cpu_mark = time.process_time()
+    budget = E.Budget(minutes=args.minutes, clock="wall", used_s=elapsed)
+    plan = E.Checkpointing(
+        ckpt,
+        every_s=180.0,
+        extra=lambda _s, b: {
+            "elapsed_s": b.seconds(),
+            "cpu_s": cpu_s + time.process_time() - cpu_mark,
+            "trained_on": where,
+        },
+    )
+    trainer = E.Trainer(model, opt, body_loss, device, clip_norm=5.0)
+    stream = E.batches(
+        body_sampler(real, pool, args, step),
+        rng,
+        workers=args.workers,
+        seed=args.seed,
+        step0=step,
+        make_worker_sampler=worker_sampler,
+        pin_memory=device.type == "cuda",
+    )
+    result = E.run_steps(trainer, stream, budget, lr=args.lr, step=step, checkpoint=plan, log_every=50)
     cpu_s += time.process_time() - cpu_mark
-    save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s})
-    export(model, args.out, step, elapsed, args, cpu_s)
+    export(model, args.out, result.step, budget.seconds(), args, cpu_s, where)
     return 0
 
 
-def export(model: Any, out: Path, step: int, elapsed: float, args: argparse.Namespace, cpu_s: float) -> Path:
+def export(
+    model: Any, out: Path, step: int, elapsed: float, args: argparse.Namespace, cpu_s: float, where: str = ""
+) -> Path:
     """Write ``<out>/spine_body.onnx`` + its card (held-out metrics are those of the fused pipeline)."""
     import torch
 
-    from neurospine.io import write_text_atomic
-    from neurospine.nn.export import export_onnx
+    from neurospine.nn.engine import export_with_card
 
-    model.eval()
     example = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
     onnx_path = out / f"{MODEL_NAME}.onnx"
     card_path = out / f"{MODEL_NAME}.json"
     command = train_command(args)
     if args.export_only and card_path.is_file():
         command = str(json.loads(card_path.read_text(encoding="utf-8")).get("train_command", command))
-    sha = export_onnx(model, example, onnx_path)
     card = {
         "name": MODEL_NAME,
         "version": MODEL_VERSION,
         "task": "spine",
         "file": onnx_path.name,
-        "sha256": sha,
+        "sha256": "",
         "framework": "onnx",
         "description": "Vertebral-body refiner: binary 2.5D U-Net on sagittal slices, the same input as "
         "spine_semantic; its log-odds are added to the semantic model's corpus/endplate logits.",
@@ -243,10 +277,11 @@ def export(model: Any, out: Path, step: int, elapsed: float, args: argparse.Name
                 "keep_contrast": args.keep_contrast,
                 "synth_regions": args.synth_regions,
                 "synth_boundary_ignore": args.synth_boundary_ignore,
+                **({"trained_on": where} if where else {}),
             }
         ),
     }
-    write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
+    sha = export_with_card(model, example, onnx_path, card)
     log.info("exported %s (sha256 %s)", onnx_path, sha[:12])
     return onnx_path
 
