@@ -23,7 +23,13 @@ SAME_MACHINE = RECORD["machine"] == machine()
 
 @pytest.mark.parametrize(
     "task",
-    ["slice2d", "spine-body", "spine-body-synth", pytest.param("brainage-t1", marks=pytest.mark.slow), "brainage-t1-lowres"],
+    [
+        "slice2d",
+        "spine-body",
+        "spine-body-synth",
+        pytest.param("brainage-t1", marks=pytest.mark.slow),
+        "brainage-t1-lowres",
+    ],
 )
 def test_ported_trainer_reproduces_the_former_loop(task, tmp_path):
     want = RECORD["tasks"][task]
