@@ -55,6 +55,8 @@ MODEL_NAME = "brainage_t1"
 
 
 def _parser() -> argparse.ArgumentParser:
+    from neurospine.nn.engine import add_device_option
+
     p = argparse.ArgumentParser(
         prog="neurospine train brainage-t1",
         description="Train the raw-T1w brain-age 3D CNN (MCCQR head) on ixi_t1_2mm, export ONNX + card. "
@@ -91,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="folder for brainage_t1.onnx/.json/_calib.npz (default: the package weights folder)",
     )
+    add_device_option(p)
     return p
 
 
@@ -208,10 +211,12 @@ def val_pinball(model: Any, images: np.ndarray, y: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from neurospine.nn import engine as E
+
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(max(1, args.threads))
-    torch.manual_seed(args.seed)
+    E.seed_all(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = read_ages(args.data)
     ages = np.array([r["age"] for r in rows])
@@ -241,14 +246,19 @@ def main(argv: list[str] | None = None) -> int:
         "history": [],
         "val_v3": True,
     }
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        state = ck["state"]
+    loaded = E.load_run_state(ckpt_path, model, opt)
+    if loaded is not None:
+        state = loaded
         if not state.get("val_v3"):  # validation losses before the eval fixes are not comparable
             state.update(best_val=float("inf"), best_epoch=-1, best_state=None, val_v3=True)
         log.info("resumed at epoch %d (%.1f CPU min used)", state["epoch"], state["cpu_s"] / 60)
+    trainer = E.Trainer(model, opt, pinball_torch, E.select_device(args.device), n_inputs=2)
+    state["trained_on"] = E.device_note(trainer.device, args.threads)
+
+    def make_batch(idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        x = np.stack([augment(cache[i], rng) for i in idx])[:, None]
+        return x, random_mask(len(idx), rng), y_std[idx]
+
     rng = np.random.default_rng(args.seed + 1000 + state["epoch"])
     budget_s = args.minutes * 60.0
     while True:
@@ -256,23 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         if state["epoch"] >= planned or state["cpu_s"] >= budget_s:
             break
         t0 = time.process_time()
-        frac = state["epoch"] / planned
-        for g in opt.param_groups:
-            g["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * frac))) * min(1.0, (state["epoch"] + 1) / 3)
-        model.train()
-        perm = rng.permutation(tr)
-        losses = []
-        for b in range(0, len(perm), args.batch):
-            idx = perm[b : b + args.batch]
-            if len(idx) < 2:
-                continue
-            x = torch.from_numpy(np.stack([augment(cache[i], rng) for i in idx])[:, None])
-            y = torch.from_numpy(y_std[idx])
-            loss = pinball_torch(model(x, torch.from_numpy(random_mask(len(idx), rng))), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+        lr = E.cosine_lr(args.lr, state["epoch"] / planned) * min(1.0, (state["epoch"] + 1) / 3)
+        losses = E.train_epoch(trainer, rng, tr, args.batch, make_batch, lr)
         precise_bn(model, cache[tr])
         vloss = val_pinball(model, cache[va], y_std[va])
         state["epoch"] += 1
@@ -294,9 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             state["best_epoch"],
             state["cpu_s"] / 60,
         )
-        tmp = args.out / "ckpt.tmp.pt"
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state}, tmp)
-        tmp.replace(ckpt_path)
+        E.save_run_state(ckpt_path, model, opt, state)
 
     model.load_state_dict(state["best_state"])
     return _finish(model, args, rows, ages, split, cache, mu, sd, state)

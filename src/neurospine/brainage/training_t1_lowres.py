@@ -60,14 +60,21 @@ def train_lowres(
         "best_epoch": -1,
         "recipe": "lowres",
     }
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=False)
-        if ck["state"].get("recipe") != "lowres":
+    from neurospine.nn import engine as E
+
+    loaded = E.load_run_state(ckpt_path, model, opt)
+    if loaded is not None:
+        if loaded.get("recipe") != "lowres":
             raise ValueError(f"{ckpt_path} is not a lowres checkpoint; use another --out")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        state = ck["state"]
+        state = loaded
         log.info("resumed at epoch %d (%.1f CPU min used)", state["epoch"], state["cpu_s"] / 60)
+    trainer = E.Trainer(model, opt, pinball_torch, E.select_device(args.device), n_inputs=2, forward=model.forward_low)
+    state["trained_on"] = E.device_note(trainer.device, args.threads)
+
+    def make_batch(idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        x = np.stack([low.augment_lowres(lowc[i], rng) for i in idx])[:, None]
+        return x, random_mask(len(idx), rng), y_std[idx]
+
     rng = np.random.default_rng(args.seed + 2000 + state["epoch"])
     budget_s = args.minutes * 60.0
     wall_s = None if args.wall_minutes is None else args.wall_minutes * 60.0
@@ -79,23 +86,9 @@ def train_lowres(
             log.warning("wall-time limit reached at epoch %d of %d", state["epoch"], planned)
             break
         t0 = time.process_time()
-        for g in opt.param_groups:
-            g["lr"] = args.lr * low.lr_factor(state["epoch"], planned)
-        model.train()
-        losses = []
-        perm = rng.permutation(tr)
-        for b in range(0, len(perm), args.batch):
-            idx = perm[b : b + args.batch]
-            if len(idx) < 2:
-                continue
-            x = torch.from_numpy(np.stack([low.augment_lowres(lowc[i], rng) for i in idx])[:, None])
-            loss = pinball_torch(
-                model.forward_low(x, torch.from_numpy(random_mask(len(idx), rng))), torch.from_numpy(y_std[idx])
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+        losses = E.train_epoch(
+            trainer, rng, tr, args.batch, make_batch, args.lr * low.lr_factor(state["epoch"], planned)
+        )
         state["epoch"] += 1
         if state["epoch"] > low.swa_start_epoch(planned):
             cur = {k: v.detach().clone().float() for k, v in model.state_dict().items() if v.is_floating_point()}
@@ -124,9 +117,7 @@ def train_lowres(
             state["swa_n"],
             state["cpu_s"] / 60,
         )
-        tmp = args.out / "ckpt.tmp.pt"
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state}, tmp)
-        tmp.replace(ckpt_path)
+        E.save_run_state(ckpt_path, model, opt, state)
     if state["swa_state"] is not None:
         sd = model.state_dict()
         sd.update({k: v.to(sd[k].dtype) for k, v in state["swa_state"].items()})

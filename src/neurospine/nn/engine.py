@@ -194,7 +194,8 @@ def batches(
 class Trainer:
     """Model + optimiser on a device: ``step(batch, lr)`` is one forward/backward/update.
 
-    ``n_inputs`` leading arrays of a batch go to the model, the rest to ``loss_fn(outputs, *targets)``.
+    ``n_inputs`` leading arrays of a batch go to the model (or to ``forward``, e.g. a bound method other than
+    ``model.__call__``), the rest to ``loss_fn(outputs, *targets)``.
     On CUDA the forward pass runs in bfloat16 autocast and the loss is computed on float32 outputs.
     """
 
@@ -207,8 +208,10 @@ class Trainer:
         *,
         n_inputs: int = 1,
         clip_norm: float | None = None,
+        forward: Callable[..., torch.Tensor] | None = None,
     ) -> None:
         self.model = model
+        self.forward = forward or model
         self.opt = opt
         self.loss_fn = loss_fn
         self.device = torch.device(device)
@@ -235,7 +238,7 @@ class Trainer:
                 g["lr"] = lr
         t = self.tensors(batch)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = self.model(*t[: self.n_inputs])
+            out = self.forward(*t[: self.n_inputs])
         loss = self.loss_fn(out.float(), *t[self.n_inputs :])
         self.opt.zero_grad()
         loss.backward()
@@ -251,6 +254,65 @@ def _move(model: torch.nn.Module, opt: torch.optim.Optimizer, device: torch.devi
         for k, v in state.items():
             if torch.is_tensor(v) and k != "step":
                 state[k] = v.to(device)
+
+
+# ---- epochs -------------------------------------------------------------------------------------
+
+
+def train_epoch(
+    trainer: Trainer,
+    rng: np.random.Generator,
+    indices: npt.NDArray[np.integer[Any]],
+    batch: int,
+    make_batch: Callable[[npt.NDArray[np.integer[Any]], np.random.Generator], Batch],
+    lr: float,
+    *,
+    min_batch: int = 2,
+) -> list[float]:
+    """One pass over ``indices`` in a random order (batches smaller than ``min_batch`` skipped); the losses.
+
+    ``make_batch(idx, rng)`` builds the arrays of one batch. The model is on the trainer's device during the
+    epoch and back on the CPU afterwards (for the task's own evaluation).
+    """
+    trainer.to_device()
+    trainer.model.train()
+    for g in trainer.opt.param_groups:
+        g["lr"] = lr
+    perm = rng.permutation(indices)
+    losses = []
+    for b in range(0, len(perm), batch):
+        idx = perm[b : b + batch]
+        if len(idx) < min_batch:
+            continue
+        losses.append(trainer.step(make_batch(idx, rng)))
+    trainer.to_cpu()
+    return losses
+
+
+def load_run_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any] | None:
+    """An epoch run's state from ``path`` (model and optimiser restored), or None when there is no file.
+
+    Reads checkpoints written by :func:`save_run_state` and the ``{model, opt, state}`` files of the loops
+    before the engine (brain-age runs), so those runs resume too.
+    """
+    from neurospine.nn.checkpoint import load_checkpoint
+
+    if not path.is_file():
+        return None
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    if "opt" in ck:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        return dict(ck["state"])
+    _step, extra = load_checkpoint(path, model, opt)
+    return dict(extra["state"])
+
+
+def save_run_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Checkpoint after an epoch (atomic; ``state``, with its ``epoch``, rides in the free-form part)."""
+    from neurospine.nn.checkpoint import save_checkpoint
+
+    save_checkpoint(path, model, opt, int(state["epoch"]), {"state": state})
 
 
 # ---- the step loop ------------------------------------------------------------------------------
