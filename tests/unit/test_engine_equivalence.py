@@ -51,3 +51,13 @@ def test_equivalence_run_sees_a_changed_recipe(tmp_path):
     assert got["losses"][0] == pytest.approx(want["losses"][0], rel=1e-4)  # the first step precedes any update
     assert got["losses"][1:] != want["losses"][1:]
     assert got["weights"]["sha256"] != want["weights"]["sha256"]
+
+
+@pytest.mark.parametrize("task", ["slice2d", "spine-body-synth"])
+def test_worker_processes_train_the_same_budget(task, tmp_path):
+    """--workers 1: batches come from a worker process (another, seeded stream); same steps, finite losses."""
+    want = RECORD["tasks"][task]
+    got = run_task(task, tmp_path, ["--workers", "1"])
+    assert got["rc"] == 0
+    assert len(got["losses"]) == len(want["losses"]) and np.isfinite(got["losses"]).all()
+    assert got["losses"] != want["losses"]
