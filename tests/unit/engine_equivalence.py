@@ -174,6 +174,26 @@ def run_task(task: str, tmp: Path, extra: list[str] | None = None) -> dict[str, 
             return _run(sb.main, argv + extra, out / "checkpoint.pt", "model")
         finally:
             D.train_cases, T.synth_available, T.synth_case = saved
+    if task in ("spine", "spine-synth"):
+        from neurospine.spine import data as D
+        from neurospine.spine import training as T
+
+        out = tmp / "sp"
+        saved = D.train_cases, D.eval_cases, T.synth_available, T.synth_case
+        D.train_cases = lambda *a, **k: _spine_cases()
+        D.eval_cases = lambda *a, **k: []
+        argv = ["--out", str(out), "--data", str(tmp), "--steps", "3", "--batch", "2", "--patch", "32"]
+        argv += ["--threads", "1", "--labelmap-fraction", "0", "--no-calibrate"]
+        if task == "spine":
+            argv += ["--synth-fraction", "0"]
+        else:
+            T.synth_available = lambda: True
+            T.synth_case = _fake_synth_case
+            argv += ["--synth-fraction", "0.5", "--synth-pool", "2", "--synth-refresh", "2", "--steps", "5"]
+        try:
+            return _run(T.main, argv + extra, out / "checkpoint.pt", "model")
+        finally:
+            D.train_cases, D.eval_cases, T.synth_available, T.synth_case = saved
     if task in ("brainage-t1", "brainage-t1-lowres"):
         from neurospine.brainage import training_t1 as bt
 
@@ -187,7 +207,7 @@ def run_task(task: str, tmp: Path, extra: list[str] | None = None) -> dict[str, 
     raise ValueError(task)
 
 
-TASKS = ("slice2d", "spine-body", "spine-body-synth", "brainage-t1", "brainage-t1-lowres")
+TASKS = ("slice2d", "spine-body", "spine-body-synth", "brainage-t1", "brainage-t1-lowres", "spine", "spine-synth")
 
 
 def machine() -> dict[str, str]:
