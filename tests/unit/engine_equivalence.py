@@ -110,6 +110,28 @@ def _fake_synth_case(seed: int, rng: np.random.Generator, *_a: Any) -> Any:
     return D.TrainCase(f"synth-{seed}", "body", np.roll(case.image, shift, axis=1), case.target, case.spacing_mm)
 
 
+@contextlib.contextmanager
+def _fake_synth(on: bool) -> Iterator[None]:
+    """Put :func:`_fake_synth_case` in place of the synthetic engine wherever the spine trainers look it up."""
+    import importlib
+
+    mods = []
+    for name in ("neurospine.spine.training", "neurospine.spine.train_batches"):
+        try:
+            mods.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    saved = [(m, k, getattr(m, k)) for m in mods for k in ("synth_available", "synth_case") if hasattr(m, k)]
+    if on:
+        for m, k, _ in saved:
+            setattr(m, k, (lambda: True) if k == "synth_available" else _fake_synth_case)
+    try:
+        yield
+    finally:
+        for m, k, v in saved:
+            setattr(m, k, v)
+
+
 def _brainage_data(root: Path, out: Path) -> None:
     from neurospine.brainage.t1_net import CACHE_SHAPE
 
@@ -157,29 +179,27 @@ def run_task(task: str, tmp: Path, extra: list[str] | None = None) -> dict[str, 
     if task in ("spine-body", "spine-body-synth"):
         from neurospine.spine import body_training as sb
         from neurospine.spine import data as D
-        from neurospine.spine import training as T
 
         out = tmp / "sb"
-        saved = D.train_cases, T.synth_available, T.synth_case
+        saved = D.train_cases
         D.train_cases = lambda *a, **k: _spine_cases()
         argv = ["--out", str(out), "--data", str(tmp), "--minutes", "0.5", "--batch", "2", "--patch", "32"]
         argv += ["--threads", "1"]
         if task == "spine-body":
             argv += ["--synth-fraction", "0"]
         else:  # a stand-in for the synthetic engine that draws from the training generator like the real one
-            T.synth_available = lambda: True
-            T.synth_case = _fake_synth_case
             argv += ["--synth-fraction", "0.5", "--synth-pool", "2", "--synth-refresh", "2", "--minutes", "0.8"]
         try:
-            return _run(sb.main, argv + extra, out / "checkpoint.pt", "model")
+            with _fake_synth(task.endswith("-synth")):
+                return _run(sb.main, argv + extra, out / "checkpoint.pt", "model")
         finally:
-            D.train_cases, T.synth_available, T.synth_case = saved
+            D.train_cases = saved
     if task in ("spine", "spine-synth"):
         from neurospine.spine import data as D
         from neurospine.spine import training as T
 
         out = tmp / "sp"
-        saved = D.train_cases, D.eval_cases, T.synth_available, T.synth_case
+        saved = D.train_cases, D.eval_cases
         D.train_cases = lambda *a, **k: _spine_cases()
         D.eval_cases = lambda *a, **k: []
         argv = ["--out", str(out), "--data", str(tmp), "--steps", "3", "--batch", "2", "--patch", "32"]
@@ -187,13 +207,12 @@ def run_task(task: str, tmp: Path, extra: list[str] | None = None) -> dict[str, 
         if task == "spine":
             argv += ["--synth-fraction", "0"]
         else:
-            T.synth_available = lambda: True
-            T.synth_case = _fake_synth_case
             argv += ["--synth-fraction", "0.5", "--synth-pool", "2", "--synth-refresh", "2", "--steps", "5"]
         try:
-            return _run(T.main, argv + extra, out / "checkpoint.pt", "model")
+            with _fake_synth(task.endswith("-synth")):
+                return _run(T.main, argv + extra, out / "checkpoint.pt", "model")
         finally:
-            D.train_cases, D.eval_cases, T.synth_available, T.synth_case = saved
+            D.train_cases, D.eval_cases = saved
     if task in ("brainage-t1", "brainage-t1-lowres"):
         from neurospine.brainage import training_t1 as bt
 

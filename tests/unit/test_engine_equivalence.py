@@ -29,6 +29,8 @@ SAME_MACHINE = RECORD["machine"] == machine()
         "spine-body-synth",
         pytest.param("brainage-t1", marks=pytest.mark.slow),
         "brainage-t1-lowres",
+        "spine",
+        "spine-synth",
     ],
 )
 def test_ported_trainer_reproduces_the_former_loop(task, tmp_path):
@@ -53,7 +55,7 @@ def test_equivalence_run_sees_a_changed_recipe(tmp_path):
     assert got["weights"]["sha256"] != want["weights"]["sha256"]
 
 
-@pytest.mark.parametrize("task", ["slice2d", "spine-body-synth"])
+@pytest.mark.parametrize("task", ["slice2d", "spine-body-synth", "spine-synth"])
 def test_worker_processes_train_the_same_budget(task, tmp_path):
     """--workers 1: batches come from a worker process (another, seeded stream); same steps, finite losses."""
     want = RECORD["tasks"][task]

@@ -345,10 +345,12 @@ def run_steps(
     checkpoint: Checkpointing | None = None,
     log_every: int = 20,
     floor: float = 0.02,
+    on_step: Callable[[int, list[float], Budget], None] | None = None,
 ) -> RunResult:
     """Train until ``budget`` is spent (cosine learning rate over it), then save a final checkpoint.
 
-    The model comes back on the CPU. Per step: read the budget, set the learning rate, draw a batch, update.
+    The model comes back on the CPU. Per step: read the budget, set the learning rate, draw a batch, update,
+    then ``on_step(step, losses, budget)`` (monitoring, e.g. a validation every few minutes).
     """
     from neurospine.nn.checkpoint import save_checkpoint
 
@@ -373,6 +375,8 @@ def run_steps(
                 rate,
                 budget.seconds() / 60,
             )
+        if on_step is not None:
+            on_step(step, losses, budget)
         if checkpoint is not None and CLOCKS[checkpoint.clock]() - last_ckpt >= checkpoint.every_s:
             save_checkpoint(checkpoint.path, trainer.model, trainer.opt, step, checkpoint.extra(step, budget))
             last_ckpt = CLOCKS[checkpoint.clock]()

@@ -35,18 +35,18 @@ from neurospine.spine.train_batches import (
     SYNTH_LEVELS,
     SampleMix,
     SynthPool,
-    budget_spent,
-    budget_used,
-    cosine_lr,
-    draw_batch,
-    group_loss,
     synth_available,
 )
 
 # re-exported: older callers import the sampling pieces from here
 from neurospine.spine.train_batches import augment_intensity as augment_intensity
 from neurospine.spine.train_batches import boundary_band as boundary_band
+from neurospine.spine.train_batches import budget_spent as budget_spent
+from neurospine.spine.train_batches import budget_used as budget_used
+from neurospine.spine.train_batches import cosine_lr as cosine_lr
 from neurospine.spine.train_batches import dice_mask as dice_mask
+from neurospine.spine.train_batches import draw_batch as draw_batch
+from neurospine.spine.train_batches import group_loss as group_loss
 from neurospine.spine.train_batches import membership as membership
 from neurospine.spine.train_batches import sample_patch as sample_patch
 from neurospine.spine.train_batches import synth_case as synth_case
@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from neurospine.models.registry import sha256_of
-    from neurospine.nn.checkpoint import load_checkpoint, load_weights_from_onnx, save_checkpoint
+    from neurospine.nn.checkpoint import load_checkpoint, load_weights_from_onnx
     from neurospine.nn.unet import UNet, count_parameters
 
     parser = build_parser()
@@ -307,7 +307,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra["init"] = f"{args.init.name} (sha256 {sha256_of(args.init)[:12]})"
     elapsed = float(extra.get("elapsed_s", 0.0))
     cpu_s = float(extra.get("cpu_s", 0.0))
-    cpu_mark = time.process_time()
     history: list[dict[str, Any]] = list(extra.get("history", []))
     init_note = extra.get("init")
     log.info("model %d parameters; resume at step %d (%.1f min done)", count_parameters(model), step, elapsed / 60)
@@ -337,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_synth = synth_available() and args.synth_fraction > 0
     regions = tuple(r.strip() for r in str(args.synth_regions).split(",") if r.strip())
     pool = SynthPool(100_000 + step * 7 + args.seed, args.synth_boundary_ignore, regions)
-    fast = args.device != "cpu" or args.workers > 0  # workers fill their own pools
+    fast = args.workers > 0  # workers fill their own pools
     if use_synth and not fast:
         t0 = time.time()
         pool.fill(args.synth_pool, rng)
@@ -359,47 +358,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not fast:
             mix.paint.fill(args.labelmap_pool, rng)
         mix.paint_fraction = args.labelmap_fraction
-    if fast:
-        from neurospine.spine.train_loop import run_fast
+    from neurospine.spine.train_loop import run
 
-        step, elapsed, cpu_s = run_fast(model, opt, mix, args, step, elapsed, history, init_note, ckpt, cpu_s)
-        export(model, args.out, step, elapsed, history, args, cpu_s, init_note)
-        if not args.no_calibrate:
-            _calibrate(args)
-        return 0
-    last_ckpt = time.time()
-    last_val = time.time()
-    losses: list[float] = []
-    model.train()
-    while not budget_spent(step, elapsed, args):
-        t_step = time.time()
-        lr = cosine_lr(args.lr, budget_used(step, elapsed, args), 1.0)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        arrays = draw_batch(rng, mix, args.batch, args.patch)
-        x, t, member, dmask = (torch.from_numpy(a) for a in arrays)
-        losses.append(optimiser_step(model, opt, group_loss(model(x), t, member, dmask)))
-        step += 1
-        mix.after_step(step, rng, args.synth_refresh)
-        elapsed += time.time() - t_step
-        log_progress(step, losses, lr, elapsed, args.minutes, args.steps)
-        if time.time() - last_val > args.validate_every * 60:
-            scores = validate(model, monitor)
-            history.append(
-                {"step": step, "minutes": round(elapsed / 60, 1), "loss": float(np.mean(losses[-100:])), **scores}
-            )
-            log.info("validation (monitoring only, not used for selection): %s", scores)
-            last_val = time.time()
-        if time.time() - last_ckpt > 180:
-            cpu_s, cpu_mark = cpu_s + time.process_time() - cpu_mark, time.process_time()
-            save_checkpoint(
-                ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history, "init": init_note}
-            )
-            last_ckpt = time.time()
-    cpu_s += time.process_time() - cpu_mark
-    save_checkpoint(
-        ckpt, model, opt, step, {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history, "init": init_note}
-    )
+    state = {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history, "init": init_note}
+    step, elapsed, cpu_s = run(model, opt, mix, args, rng, step, state, ckpt, monitor, validate)
     export(model, args.out, step, elapsed, history, args, cpu_s, init_note)
     if not args.no_calibrate:
         _calibrate(args)
