@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     from neurospine.nn import engine as E
 
     args = _parser().parse_args(argv)
+    E.select_device(args.device)  # a missing CUDA device stops here, before the cache is built
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(max(1, args.threads))
     E.seed_all(args.seed)
