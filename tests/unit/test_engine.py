@@ -154,3 +154,15 @@ def test_run_state_reads_checkpoints_from_before_the_engine(tmp_path):
     fresh = E.Trainer(torch.nn.Linear(3, 1), torch.optim.SGD(torch.nn.Linear(3, 1).parameters(), lr=0.1), lambda o: o)
     assert E.load_run_state(path, fresh.model, fresh.opt) == {"epoch": 4}
     assert torch.equal(fresh.model.weight, trainer.model.weight)
+
+
+def test_train_commands_name_device_and_workers_only_when_not_default():
+    from neurospine.brainage import training_t1 as bt
+    from neurospine.spine import body_training as sb
+
+    plain = sb.train_command(sb.build_parser().parse_args([]))
+    assert "--device" not in plain and "--workers" not in plain
+    fast = sb.train_command(sb.build_parser().parse_args(["--workers", "2", "--device", "cuda"]))
+    assert "--workers 2" in fast and "--device cuda" in fast
+    assert "--device cuda" in bt.train_command(bt._parser().parse_args(["--device", "cuda"]))
+    assert "--device" not in bt.train_command(bt._parser().parse_args([]))

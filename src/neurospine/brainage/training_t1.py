@@ -431,4 +431,6 @@ def train_command(args: argparse.Namespace) -> str:
     parts.append(f"--seed {args.seed} --threads {args.threads}")
     if args.split_seed:
         parts.append(f"--split-seed {args.split_seed}")
+    if getattr(args, "device", "cpu") != "cpu":
+        parts.append(f"--device {args.device}")
     return " ".join(parts)

@@ -135,6 +135,8 @@ def train_command(args: argparse.Namespace) -> str:
             ("--synth-regions", "synth_regions"),
             ("--synth-boundary-ignore", "synth_boundary_ignore"),
             ("--seed", "seed"),
+            ("--workers", "workers"),  # another sample stream than in-process drawing
+            ("--device", "device"),
         ),
     )
     return " ".join(parts)
