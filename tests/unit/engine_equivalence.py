@@ -132,6 +132,20 @@ def _fake_synth(on: bool) -> Iterator[None]:
             setattr(m, k, v)
 
 
+def _cord_volume(seed: int) -> Any:
+    from neurospine.cord.data import TrainVolume
+
+    rng = np.random.default_rng(seed)
+    shape = (40, 40, 12)
+    yy, xx = np.mgrid[:40, :40]
+    cord2d = (((yy - 20) ** 2 + (xx - 20) ** 2) < 16).astype(np.float32)
+    canal2d = (((yy - 20) ** 2 + (xx - 20) ** 2) < 49).astype(np.float32)
+    cord = np.repeat(cord2d[:, :, None], shape[2], axis=2)
+    canal = np.repeat(canal2d[:, :, None], shape[2], axis=2)
+    image = (rng.random(shape) * 0.3 + canal * 0.5 - cord * 0.3).astype(np.float32)
+    return TrainVolume(f"synth-{seed}", f"synth-{seed}", image, cord, canal, (0.5, 0.5, 2.0))
+
+
 def _brainage_data(root: Path, out: Path) -> None:
     from neurospine.brainage.t1_net import CACHE_SHAPE
 
@@ -213,6 +227,18 @@ def run_task(task: str, tmp: Path, extra: list[str] | None = None) -> dict[str, 
                 return _run(T.main, argv + extra, out / "checkpoint.pt", "model")
         finally:
             D.train_cases, D.eval_cases = saved
+    if task == "cord":
+        from neurospine.cord import training as ct
+
+        out = tmp / "cord"
+        saved_build = ct.build_synth
+        ct.build_synth = lambda _cache, seeds, *a, **k: [_cord_volume(s) for s in seeds]
+        argv = ["--out", str(out), "--synth-train", "2", "--synth-val", "1", "--real-weight", "0", "--gmc-weight", "0"]
+        argv += ["--minutes", "0.5", "--batch", "2", "--patch", "32", "--val-every", "2", "--no-export"]
+        try:
+            return _run(ct.main, argv + extra, out / "ckpt.pt", "model")
+        finally:
+            ct.build_synth = saved_build
     if task in ("brainage-t1", "brainage-t1-lowres"):
         from neurospine.brainage import training_t1 as bt
 
@@ -226,7 +252,16 @@ def run_task(task: str, tmp: Path, extra: list[str] | None = None) -> dict[str, 
     raise ValueError(task)
 
 
-TASKS = ("slice2d", "spine-body", "spine-body-synth", "brainage-t1", "brainage-t1-lowres", "spine", "spine-synth")
+TASKS = (
+    "slice2d",
+    "spine-body",
+    "spine-body-synth",
+    "brainage-t1",
+    "brainage-t1-lowres",
+    "spine",
+    "spine-synth",
+    "cord",
+)
 
 
 def machine() -> dict[str, str]:
