@@ -31,6 +31,7 @@ SAME_MACHINE = RECORD["machine"] == machine()
         "brainage-t1-lowres",
         "spine",
         "spine-synth",
+        "cord",
     ],
 )
 def test_ported_trainer_reproduces_the_former_loop(task, tmp_path):
@@ -63,3 +64,12 @@ def test_worker_processes_train_the_same_budget(task, tmp_path):
     assert got["rc"] == 0
     assert len(got["losses"]) == len(want["losses"]) and np.isfinite(got["losses"]).all()
     assert got["losses"] != want["losses"]
+
+
+def test_cord_wall_cap_stops_without_bending_the_schedule(tmp_path):
+    """--max-wall-minutes stops the cord run early; the steps it did take match the uncapped run."""
+    want = RECORD["tasks"]["cord"]
+    got = run_task("cord", tmp_path, ["--max-wall-minutes", "0.25"])  # 15 s of the fake clock: 2 of 3 steps
+    assert got["rc"] == 0
+    assert len(got["losses"]) == 2
+    np.testing.assert_allclose(got["losses"], want["losses"][:2], rtol=1e-5)

@@ -223,23 +223,19 @@ def _loss(torch: Any, logits: Any, target: Any, weights: Any) -> Any:
     return 10.0 * mse + soft_dice
 
 
-def _batch_stream(torch: Any, vols: list[TrainVolume], probs: Any, cfg: PatchConfig, args: Any, step: int) -> Any:
-    """Endless training batches: sampled here (``--workers 0``) or by worker processes, each with its own seed."""
-    if args.workers <= 0:
-        rng = np.random.default_rng(args.seed + step)
-        return iter(lambda: sample_batch(vols, rng, args.batch, cfg, probs), None)
+def _batch_stream(vols: list[TrainVolume], probs: Any, cfg: PatchConfig, args: Any, step: int) -> Any:
+    """Endless training batches (:func:`neurospine.nn.engine.batches`): sampled here (``--workers 0``) or by
+    worker processes, each with its own seed."""
+    from neurospine.nn import engine as E
 
-    class Stream(torch.utils.data.IterableDataset):
-        def __iter__(self) -> Any:
-            info = torch.utils.data.get_worker_info()
-            rng = np.random.default_rng([args.seed, step, 0 if info is None else info.id])
-            while True:
-                yield sample_batch(vols, rng, args.batch, cfg, probs)
-
-    loader = torch.utils.data.DataLoader(
-        Stream(), batch_size=None, num_workers=args.workers, prefetch_factor=4, pin_memory=args.device != "cpu"
+    return E.batches(
+        lambda rng: sample_batch(vols, rng, args.batch, cfg, probs),
+        np.random.default_rng(args.seed + step),
+        workers=args.workers,
+        seed=args.seed,
+        step0=step,
+        pin_memory=args.device != "cpu",
     )
-    return iter(loader)
 
 
 def _val_dice(torch: Any, model: Any, val: tuple[np.ndarray, np.ndarray, np.ndarray], device: Any = "cpu") -> float:
@@ -254,8 +250,11 @@ def _val_dice(torch: Any, model: Any, val: tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def main(argv: list[str] | None = None) -> int:
+    import functools
+
     import torch
 
+    from neurospine.nn import engine as E
     from neurospine.nn.checkpoint import load_checkpoint, save_checkpoint
     from neurospine.nn.unet import UNet
 
@@ -288,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     val_src = synth_val or real
     val = sample_batch(val_src, val_rng, 128, cfg)
 
-    device = torch.device(args.device)
+    device = E.select_device(args.device)
     wall_budget = device.type != "cpu"  # a GPU process's CPU time says nothing about its work
     model = UNet(1, 2, base=args.base, depth=args.depth, dims=2)
     if args.init_onnx is not None and not (out / "ckpt.pt").is_file():
@@ -302,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in st.items():
             if torch.is_tensor(v) and k != "step":
                 st[k] = v.to(device)
-    batches = _batch_stream(torch, vols, probs, cfg, args, step)
+    batches = _batch_stream(vols, probs, cfg, args, step)
     elapsed = float(extra.get("elapsed_s", 0.0))
     best = float(extra.get("best_val_dice", -1.0))
     history: list[dict[str, float]] = list(extra.get("history", []))
@@ -317,38 +316,41 @@ def main(argv: list[str] | None = None) -> int:
         len(gmc),
         len(synth_val),
     )
-    last_ckpt = time.time()
-    wall_start = time.time()
-    wall_cap = None if args.max_wall_minutes is None else args.max_wall_minutes * 60.0
-    clock = time.time if wall_budget else time.process_time
-    t_prev = clock()
-    model.train()
-    while elapsed < budget and (wall_cap is None or time.time() - wall_start < wall_cap):
-        frac = elapsed / budget
-        for g in opt.param_groups:
-            g["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
-        x, y, w = (torch.as_tensor(a).to(device, non_blocking=True) for a in next(batches))
-        loss = _loss(torch, model(x), y, w)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        cpu_now = clock()
-        elapsed += cpu_now - t_prev
-        t_prev = cpu_now
-        now = time.time()
-        if step % args.val_every == 0:
+    engine_budget = E.Budget(
+        minutes=args.minutes,
+        clock="wall" if wall_budget else "cpu",
+        wall_minutes=args.max_wall_minutes,
+        used_s=elapsed,
+        wall_in_schedule=False,  # the cap only stops the run; the schedule follows --minutes
+    )
+
+    def validate_every(step_now: int, losses: list[float], b: E.Budget) -> None:
+        nonlocal best
+        if step_now % args.val_every == 0:
             vd = _val_dice(torch, model, val, device)
-            history.append({"step": step, "elapsed_s": elapsed, "loss": float(loss.detach()), "val_dice": vd})
-            log.info("step %d %.0fs loss %.4f val soft dice %.4f", step, elapsed, float(loss.detach()), vd)
+            history.append({"step": step_now, "elapsed_s": b.seconds(), "loss": losses[-1], "val_dice": vd})
+            log.info("step %d %.0fs loss %.4f val soft dice %.4f", step_now, b.seconds(), losses[-1], vd)
             if vd > best:
                 best = vd
-                save_checkpoint(out / "best.pt", model, None, step, {"val_dice": vd})
-        if now - last_ckpt > args.ckpt_minutes * 60:
-            save_checkpoint(ckpt, model, opt, step, {"elapsed_s": elapsed, "best_val_dice": best, "history": history})
-            last_ckpt = now
-            t_prev = clock()
-    vd = _val_dice(torch, model, val, device)
+                save_checkpoint(out / "best.pt", model, None, step_now, {"val_dice": vd})
+
+    result = E.run_steps(
+        E.Trainer(model, opt, functools.partial(_loss, torch), device),
+        batches,
+        engine_budget,
+        lr=args.lr,
+        step=step,
+        checkpoint=E.Checkpointing(
+            ckpt,
+            every_s=args.ckpt_minutes * 60,
+            extra=lambda _s, b: {"elapsed_s": b.seconds(), "best_val_dice": best, "history": history},
+        ),
+        log_every=args.val_every,
+        floor=0.05,
+        on_step=validate_every,
+    )
+    step, elapsed = result.step, engine_budget.seconds()
+    vd = _val_dice(torch, model, val)  # the engine hands the model back on the CPU
     if vd > best:
         best = vd
         save_checkpoint(out / "best.pt", model, None, step, {"val_dice": vd})

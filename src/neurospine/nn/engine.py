@@ -104,7 +104,8 @@ class Budget:
     """When training stops and how far the schedule is: ``steps`` if given, else ``minutes`` of ``clock``.
 
     ``used_s`` is the clock time of earlier sessions (from the checkpoint); ``wall_minutes`` also stops this
-    session after that much wall time, and the schedule then follows whichever budget runs out first.
+    session after that much wall time, and the schedule then follows whichever budget runs out first (unless
+    ``wall_in_schedule`` is False: then the wall limit only stops the run).
     """
 
     minutes: float | None = None
@@ -112,6 +113,7 @@ class Budget:
     steps: int | None = None
     wall_minutes: float | None = None
     used_s: float = 0.0
+    wall_in_schedule: bool = True
     _mark: float = field(default=0.0, repr=False)
     _wall_mark: float = field(default=0.0, repr=False)
 
@@ -127,7 +129,7 @@ class Budget:
         if self.steps is not None:
             return step / self.steps
         frac = self.seconds() / (float(self.minutes or 0.0) * 60.0)
-        if self.wall_minutes is not None:
+        if self.wall_minutes is not None and self.wall_in_schedule:
             frac = max(frac, (time.monotonic() - self._wall_mark) / (self.wall_minutes * 60.0))
         return frac
 
