@@ -166,3 +166,20 @@ def test_train_commands_name_device_and_workers_only_when_not_default():
     assert "--workers 2" in fast and "--device cuda" in fast
     assert "--device cuda" in bt.train_command(bt._parser().parse_args(["--device", "cuda"]))
     assert "--device" not in bt.train_command(bt._parser().parse_args([]))
+
+
+def test_autocast_forward_keeps_the_loss_in_float32():
+    """The CUDA path (bf16 autocast, float32 loss), exercised with CPU autocast: no GPU needed."""
+    seen = {}
+
+    def loss(out, target):
+        seen["dtype"] = out.dtype
+        return torch.nn.functional.binary_cross_entropy_with_logits(out, target)
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    trainer = E.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss)
+    trainer.amp = True  # as on CUDA
+    value = trainer.step(_sampler(np.random.default_rng(0)))
+    assert seen["dtype"] == torch.float32 and np.isfinite(value)
+    assert model.weight.dtype == torch.float32
