@@ -176,10 +176,16 @@ def test_autocast_forward_keeps_the_loss_in_float32():
         seen["dtype"] = out.dtype
         return torch.nn.functional.binary_cross_entropy_with_logits(out, target)
 
+    def forward(x):
+        out = model(x)
+        seen["raw"] = out.dtype
+        return out
+
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
-    trainer = E.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss)
+    trainer = E.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss, forward=forward)
     trainer.amp = True  # as on CUDA
     value = trainer.step(_sampler(np.random.default_rng(0)))
+    assert seen["raw"] == torch.bfloat16  # the forward pass ran in autocast
     assert seen["dtype"] == torch.float32 and np.isfinite(value)
     assert model.weight.dtype == torch.float32
