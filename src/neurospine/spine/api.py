@@ -22,7 +22,8 @@ from neurospine.io import Volume, load_volume, save_like, stem_of
 from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_IDS, VERTEBRA_NAMES
 from neurospine.results import TaskResult
 from neurospine.spine import classes as C
-from neurospine.spine.instances import SACRUM_TMP, InstanceResult, build_instances
+from neurospine.spine.cleanup import CleanupReport, clean_anatomy, drop_unassigned
+from neurospine.spine.instances import POSTERIOR_JUMP_MM, SACRUM_TMP, InstanceResult, build_instances
 from neurospine.spine.naming import (
     EXTRA_VERTEBRA_CHOICES,
     EXTRA_VERTEBRA_FLAG,
@@ -105,6 +106,7 @@ class SpineSegmentation:
     model_version: str
     timings_s: dict[str, float]
     models: dict[str, str] = field(default_factory=dict)  # every model card used: name -> version
+    cleanup: CleanupReport = field(default_factory=CleanupReport)  # voxels the anatomy clean-up removed
 
 
 def _sacrum_below(inst: InstanceResult, classes: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> bool:
@@ -200,11 +202,17 @@ def relabel(inst: InstanceResult, naming: Naming) -> tuple[npt.NDArray[np.int16]
 
 
 def segment(
-    vol: Volume, *, threads: int = 2, model: str = SEMANTIC_MODEL, extra_vertebra: str | None = None
+    vol: Volume,
+    *,
+    threads: int = 2,
+    model: str = SEMANTIC_MODEL,
+    extra_vertebra: str | None = None,
+    cleanup: bool = True,
 ) -> SpineSegmentation:
     """Run both phases and naming on a loaded volume (no files written).
 
-    ``extra_vertebra`` ("l6", "t13" or None): name of the 24th presacral vertebra, see ``naming.name_levels``."""
+    ``extra_vertebra`` ("l6", "t13" or None): name of the 24th presacral vertebra, see ``naming.name_levels``.
+    ``cleanup``: the anatomy clean-up of ``neurospine.spine.cleanup`` (off only to measure what it changes)."""
     from neurospine.models import load_card
 
     timings: dict[str, float] = {}
@@ -225,9 +233,14 @@ def segment(
     timings["semantic_model"] = time.perf_counter() - t
     t = time.perf_counter()
     cls = clean_classes(raw, grid.spacing_mm)
-    inst = build_instances(cls, grid.spacing_mm)
-    # sacrum voxels the instance phase left unassigned (not the column's sacrum) are not sacrum
-    cls[(cls == C.SACRUM) & (inst.instances == 0)] = C.BG
+    report = CleanupReport(voxel_mm3=float(np.prod(grid.spacing_mm)))
+    if cleanup:
+        cls, report = clean_anatomy(cls, grid.spacing_mm)
+    inst = build_instances(cls, grid.spacing_mm, posterior_jump_mm=POSTERIOR_JUMP_MM if cleanup else float("inf"))
+    if cleanup:  # body, posterior and sacrum voxels no vertebra took are not spine
+        drop_unassigned(cls, inst.instances, report)
+    else:  # sacrum voxels the instance phase left unassigned (not the column's sacrum) are not sacrum
+        cls[(cls == C.SACRUM) & (inst.instances == 0)] = C.BG
     naming = name_instances(inst, cls, grid.spacing_mm, extra_vertebra)
     drop_unused_sacrum(inst, cls, naming, grid.spacing_mm)
     values = to_spineps_values(cls)
@@ -251,6 +264,7 @@ def segment(
         card.version,
         timings,
         models,
+        report,
     )
 
 
@@ -310,6 +324,7 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
             "flags": seg.naming.flags,
             "extra_vertebra": extra_vertebra,
         },
+        "cleanup": seg.cleanup.as_dict(),
         "source": str(image_path),
         "plausibility": verdict.field,
         "centroid": "vertebral body (corpus) centre of mass; sacrum for S1",
@@ -340,6 +355,7 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         "naming_confidence": round(seg.naming.confidence, 3),
         "naming_positional": int(seg.naming.positional),
         "plausibility": verdict.field,
+        "cleanup_removed_mm3": round(seg.cleanup.total_voxels * seg.cleanup.voxel_mm3, 1),
     }
     for r in rows:
         if r.kind in ("vertebra", "sacrum", "disc"):
@@ -364,5 +380,5 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         dict(seg.models),
         timings,
         warnings,
-        {"naming": info["naming"], "split_bodies": seg.instances.split_bodies},
+        {"naming": info["naming"], "split_bodies": seg.instances.split_bodies, "cleanup": info["cleanup"]},
     )

@@ -35,6 +35,10 @@ ELONGATION = 2.8
 #: and of the shallower one's anterior-posterior extent are one vertebra (vertebrae stack, they never sit
 #: side by side; thick-slice input can break one body into left-right pieces)
 SIDE_BY_SIDE_OVERLAP = 0.6
+#: a posterior-element piece that no path through the posterior classes links to a body joins the nearest
+#: labelled bone only when it is at most this far (mm) from it; farther pieces stay unassigned (a vertebra never
+#: absorbs a detached piece of soft tissue the network mislabelled)
+POSTERIOR_JUMP_MM = 10.0
 
 
 @dataclass
@@ -301,12 +305,16 @@ def _off_column(body: npt.NDArray[np.int32], n: int, spacing_mm: tuple[float, fl
 
 
 def geodesic_assign(
-    mask: npt.NDArray[np.bool_], seeds: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float]
+    mask: npt.NDArray[np.bool_],
+    seeds: npt.NDArray[np.integer],
+    spacing_mm: tuple[float, float, float],
+    max_jump_mm: float = POSTERIOR_JUMP_MM,
 ) -> npt.NDArray[np.int32]:
     """Label every voxel of ``mask`` with the seed label reached by the shortest path inside ``mask``.
 
-    Paths start at seed voxels (``seeds > 0``) touching ``mask``; voxels no path reaches take the
-    nearest seed in straight line. Multi-source Dijkstra on the 6-neighbour voxel graph.
+    Paths start at seed voxels (``seeds > 0``) touching ``mask``; voxels no path reaches take the label of the
+    nearest labelled voxel (seed or reached voxel) in straight line when it is at most ``max_jump_mm`` away, and
+    stay 0 otherwise. Multi-source Dijkstra on the 6-neighbour voxel graph.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import dijkstra
@@ -352,8 +360,11 @@ def geodesic_assign(
     out[sl] = sub
     missing = mask & (out == 0)
     if missing.any():
-        _, idx = ndimage.distance_transform_edt(~seed_any, sampling=spacing_mm, return_indices=True)
-        out[missing] = seeds[tuple(i[missing] for i in idx)]
+        # the old rule (every piece to the nearest body seed) when no distance limit is set
+        owner = np.where(seed_any, seeds, out if np.isfinite(max_jump_mm) else 0)
+        dist, idx = ndimage.distance_transform_edt(owner == 0, sampling=spacing_mm, return_indices=True)
+        near = missing & (dist <= max_jump_mm)
+        out[near] = owner[tuple(i[near] for i in idx)]
     out[~mask] = 0
     return out
 
@@ -383,10 +394,16 @@ def column_sacrum(
     return np.asarray(keep[lab], dtype=bool)
 
 
-def build_instances(classes: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float]) -> InstanceResult:
+def build_instances(
+    classes: npt.NDArray[np.integer],
+    spacing_mm: tuple[float, float, float],
+    *,
+    posterior_jump_mm: float = POSTERIOR_JUMP_MM,
+) -> InstanceResult:
     """Vertebra, disc and endplate instances from a network class map on the model grid.
 
     Works on the bounding box of the labelled voxels (plus a margin) and pastes the result back.
+    ``posterior_jump_mm``: see :func:`geodesic_assign` (``inf``: every posterior piece joins the nearest body).
     """
     cls = np.asarray(classes)
     fg = cls > 0
@@ -395,7 +412,7 @@ def build_instances(classes: npt.NDArray[np.integer], spacing_mm: tuple[float, f
         return InstanceResult(z, z.copy())
     box = ndimage.find_objects(fg.astype(np.uint8))[0]
     box = tuple(slice(max(0, b.start - 3), min(dim, b.stop + 3)) for b, dim in zip(box, cls.shape, strict=True))
-    sub = _build_instances_crop(np.ascontiguousarray(cls[box]), spacing_mm)
+    sub = _build_instances_crop(np.ascontiguousarray(cls[box]), spacing_mm, posterior_jump_mm)
     instances = np.zeros(cls.shape, dtype=np.int16)
     body = np.zeros(cls.shape, dtype=np.int16)
     instances[box] = sub.instances
@@ -408,7 +425,9 @@ def build_instances(classes: npt.NDArray[np.integer], spacing_mm: tuple[float, f
     return InstanceResult(instances, body, sub.vertebrae, sub.sacrum_voxels, sub.split_bodies)
 
 
-def _build_instances_crop(cls: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float]) -> InstanceResult:
+def _build_instances_crop(
+    cls: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float], posterior_jump_mm: float = POSTERIOR_JUMP_MM
+) -> InstanceResult:
     vox_mm3 = float(np.prod(spacing_mm))
     shape = cls.shape
     instances = np.zeros(shape, dtype=np.int16)
@@ -465,7 +484,7 @@ def _build_instances_crop(cls: npt.NDArray[np.integer], spacing_mm: tuple[float,
     # posterior elements: geodesic (shortest path through bone) assignment to the bodies
     post = np.isin(cls, C.POSTERIOR_CLASSES)
     if post.any():
-        assigned = geodesic_assign(post, corpus_lab, spacing_mm)
+        assigned = geodesic_assign(post, corpus_lab, spacing_mm, posterior_jump_mm)
         instances[post] = assigned[post]
     # discs and endplates: tie to the vertebra above
     disc_ep = (cls == C.DISC) | (cls == C.ENDPLATE)

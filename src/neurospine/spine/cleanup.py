@@ -1,0 +1,281 @@
+"""Anatomy clean-up of the network's class map: only what is connected to the spine column stays labelled.
+
+Works on the network class map (``neurospine.spine.classes``, model grid PIR: axis 0 posterior, axis 1
+inferior, axis 2 right) and its voxel spacing, before the instance phase:
+
+1. **Column connectivity** (:func:`keep_column`): labelled components (26-connected, any class) that hold no
+   vertebral body, endplate or disc are not spine (e.g. the band of posterior-element classes the network
+   paints along the anterior image border of some scans). A second body-bearing piece is kept only when it
+   lies in the column's corridor (a column broken by a missed disc stays whole).
+2. **Sacrum where a sacrum can be** (:func:`constrain_sacrum`): not above the middle of the lowest full-size
+   body, not more than ``SACRUM_ANTERIOR_MM`` in front of that body, not farther than ``SACRUM_LATERAL_MM``
+   from the column's midline or ``SACRUM_LENGTH_MM`` below the top of the sacrum, thick bone rather than
+   scattered blobs (an opening of ``SACRUM_OPENING_MM``), and touching the column (within
+   ``SACRUM_CONTACT_MM`` of the lowest bodies and discs).
+
+After the instance phase, :func:`drop_unassigned` unlabels what no vertebra took (fragments the instance
+phase dropped, posterior pieces no bone path reaches), so no labelled voxel is left without an owner.
+
+Every step counts the voxels it removed per class (:class:`CleanupReport`), written to the outputs' JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import cc3d
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from neurospine.spine import classes as C
+
+log = logging.getLogger(__name__)
+
+#: a component must hold at least this much body/endplate/disc (mm^3) to be part of the column
+COLUMN_ANCHOR_MIN_MM3 = 300.0
+#: a second body-bearing component is kept when its anchor centroid is this close (mm) to the main column's
+#: axis in the anterior-posterior direction and in the left-right direction
+COLUMN_CORRIDOR_AP_MM = 40.0
+COLUMN_CORRIDOR_LR_MM = 30.0
+#: full-size bodies: at least this fraction of the median body-piece volume (smaller pieces at the bottom may
+#: be sacral segments labelled as corpus)
+FULL_BODY_RATIO = 0.6
+#: smallest body piece (mm^3) considered when looking for the lowest body (instances.MIN_BODY_MM3)
+BODY_PIECE_MIN_MM3 = 400.0
+#: sacrum voxels more than this far (mm) in front of the lowest full-size body's anterior wall are pelvic tissue
+SACRUM_ANTERIOR_MM = 15.0
+#: ... or farther than this (mm) left or right of the column's midline (adult sacrum with alae ~100-120 mm wide)
+SACRUM_LATERAL_MM = 65.0
+#: ... or farther than this (mm) below the sacrum's top row (adult sacrum about 100-110 mm long)
+SACRUM_LENGTH_MM = 120.0
+#: opening radius (mm): the sacrum is thick bone; thinner threads and scattered blobs are spill
+SACRUM_OPENING_MM = 2.0
+#: a sacrum piece must come this close (mm) to the lowest bodies or discs
+SACRUM_CONTACT_MM = 12.0
+
+
+@dataclass
+class CleanupReport:
+    """Voxels removed (set to background) per network class, on the model grid, and their volume."""
+
+    removed_voxels: dict[str, int] = field(default_factory=dict)
+    voxel_mm3: float = 1.0
+
+    def add(self, before: npt.NDArray[np.integer], after: npt.NDArray[np.integer], step: str = "") -> None:
+        gone = (before > 0) & (after == 0)
+        if not gone.any():
+            return
+        counts = np.bincount(np.asarray(before[gone], dtype=np.int64), minlength=C.N_CLASSES)
+        for idx in np.nonzero(counts)[0]:
+            name = C.NET_CLASSES[int(idx)][0]
+            self.removed_voxels[name] = self.removed_voxels.get(name, 0) + int(counts[idx])
+        if step:
+            log.debug("clean-up %s removed %d voxels", step, int(gone.sum()))
+
+    @property
+    def total_voxels(self) -> int:
+        return int(sum(self.removed_voxels.values()))
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready summary: voxels and mm^3 removed per class (model grid) and in total."""
+        return {
+            "removed_voxels_model_grid": dict(sorted(self.removed_voxels.items())),
+            "removed_mm3": {k: round(v * self.voxel_mm3, 1) for k, v in sorted(self.removed_voxels.items())},
+            "removed_mm3_total": round(self.total_voxels * self.voxel_mm3, 1),
+        }
+
+
+_ANCHOR = (C.CORPUS, C.ENDPLATE, C.DISC)
+
+
+def _column_axis(
+    mask: npt.NDArray[np.bool_], n_rows: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    """Mean P and R index of ``mask`` for every inferior row (interpolated; held constant beyond the ends)."""
+    counts = mask.sum(axis=(0, 2)).astype(np.float64)
+    rows = np.nonzero(counts > 0)[0]
+    if rows.size == 0:
+        return None
+    p_idx = np.arange(mask.shape[0], dtype=np.float64)
+    r_idx = np.arange(mask.shape[2], dtype=np.float64)
+    p_mean = (mask.sum(axis=2) * p_idx[:, None]).sum(axis=0)[rows] / counts[rows]
+    r_mean = (mask.sum(axis=0) * r_idx[None, :]).sum(axis=1)[rows] / counts[rows]
+    grid = np.arange(n_rows, dtype=np.float64)
+    return np.interp(grid, rows, p_mean), np.interp(grid, rows, r_mean)
+
+
+def keep_column(
+    cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float], report: CleanupReport | None = None
+) -> npt.NDArray[np.uint8]:
+    """Unlabel every labelled component that is not part of the spine column (see module docstring, step 1).
+
+    Leaves the map unchanged when no component holds a body, endplate or disc (nothing to anchor on)."""
+    fg = cls > 0
+    if not fg.any():
+        return cls.copy()
+    vox = float(np.prod(spacing_mm))
+    lab, n = cc3d.connected_components(fg.astype(np.uint8), connectivity=26, return_N=True)
+    lab = np.asarray(lab, dtype=np.int64)
+    anchor = np.isin(cls, _ANCHOR)
+    per = np.bincount(lab[anchor], minlength=n + 1)
+    per[0] = 0
+    if per.max() * vox < COLUMN_ANCHOR_MIN_MM3:
+        return cls.copy()
+    main = int(np.argmax(per))
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[main] = True
+    axis = _column_axis(anchor & (lab == main), cls.shape[1])
+    assert axis is not None
+    axis_p, axis_r = axis
+    for k in np.nonzero(per * vox >= COLUMN_ANCHOR_MIN_MM3)[0]:
+        if k == main:
+            continue
+        pts = np.nonzero(anchor & (lab == k))
+        p, i, r = (float(np.mean(a)) for a in pts)
+        row = round(i)
+        near_ap = abs(p - axis_p[row]) * spacing_mm[0] <= COLUMN_CORRIDOR_AP_MM
+        near_lr = abs(r - axis_r[row]) * spacing_mm[2] <= COLUMN_CORRIDOR_LR_MM
+        keep[k] = near_ap and near_lr
+    out = np.where(keep[lab], cls, 0).astype(np.uint8)
+    if report is not None:
+        report.add(cls, out, "column")
+    return out
+
+
+def _body_pieces(
+    cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]
+) -> list[tuple[float, npt.NDArray[np.bool_]]]:
+    """Corpus/endplate pieces (26-connected) of at least ``BODY_PIECE_MIN_MM3``: (volume mm^3, mask), top first."""
+    body = np.isin(cls, (C.CORPUS, C.ENDPLATE))
+    if not body.any():
+        return []
+    vox = float(np.prod(spacing_mm))
+    lab, n = cc3d.connected_components(body.astype(np.uint8), connectivity=26, return_N=True)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    pieces = []
+    for k in range(1, n + 1):
+        if sizes[k] * vox >= BODY_PIECE_MIN_MM3:
+            m = lab == k
+            pieces.append((float(np.nonzero(m.any(axis=(0, 2)))[0].mean()), float(sizes[k] * vox), m))
+    pieces.sort(key=lambda t: t[0])
+    return [(v, m) for _, v, m in pieces]
+
+
+def lowest_full_body(
+    cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]
+) -> npt.NDArray[np.bool_] | None:
+    """The lowest body piece at least ``FULL_BODY_RATIO`` of the median piece volume (None when none)."""
+    pieces = _body_pieces(cls, spacing_mm)
+    if not pieces:
+        return None
+    median = float(np.median([v for v, _ in pieces]))
+    full = [m for v, m in pieces if v >= FULL_BODY_RATIO * median]
+    return full[-1] if full else pieces[-1][1]
+
+
+def _ball(radius_mm: float, spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.bool_]:
+    r = [max(1, round(radius_mm / s)) for s in spacing_mm]
+    g = np.ogrid[tuple(slice(-k, k + 1) for k in r)]
+    return np.asarray(sum((gi * s / radius_mm) ** 2 for gi, s in zip(g, spacing_mm, strict=True)) <= 1.0)
+
+
+def constrain_sacrum(
+    cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float], report: CleanupReport | None = None
+) -> npt.NDArray[np.uint8]:
+    """Unlabel sacrum voxels where no sacrum can be (see module docstring, step 2).
+
+    Needs a body above it: without any body piece the sacrum is left as it is (the instance phase and the
+    naming decide what an isolated sacrum is)."""
+    sac = cls == C.SACRUM
+    if not sac.any():
+        return cls.copy()
+    low = lowest_full_body(cls, spacing_mm)
+    if low is None:
+        return cls.copy()
+    out = cls.copy()
+    sp = np.asarray(spacing_mm, dtype=np.float64)
+    lp = np.nonzero(low)
+    mid_row = float(np.mean(lp[1]))
+    front = float(np.percentile(lp[0], 2))
+    p_idx, i_idx, r_idx = np.nonzero(sac)
+    bad = i_idx < mid_row
+    bad |= (front - p_idx) * sp[0] > SACRUM_ANTERIOR_MM
+    mid_r = float(np.mean(lp[2]))
+    bad |= np.abs(r_idx - mid_r) * sp[2] > SACRUM_LATERAL_MM
+    ok_rows = i_idx[~bad]
+    if ok_rows.size:
+        bad |= (i_idx - float(ok_rows.min())) * sp[1] > SACRUM_LENGTH_MM
+    keep = np.zeros(cls.shape, dtype=bool)
+    keep[p_idx[~bad], i_idx[~bad], r_idx[~bad]] = True
+    if keep.any():
+        keep = _thick_and_touching(keep, cls, low, spacing_mm)
+    out[sac & ~keep] = C.BG
+    if report is not None:
+        report.add(cls, out, "sacrum")
+    return out
+
+
+def _thick_and_touching(
+    sac: npt.NDArray[np.bool_],
+    cls: npt.NDArray[np.uint8],
+    low: npt.NDArray[np.bool_],
+    spacing_mm: tuple[float, float, float],
+) -> npt.NDArray[np.bool_]:
+    """The sacrum voxels in thick pieces that touch the bottom of the column (lowest body and the discs around it)."""
+    box = ndimage.find_objects(sac.astype(np.uint8))[0]
+    pad = [int(np.ceil((SACRUM_CONTACT_MM + SACRUM_OPENING_MM) / s)) + 2 for s in spacing_mm]
+    box = tuple(slice(max(0, b.start - m), min(d, b.stop + m)) for b, m, d in zip(box, pad, sac.shape, strict=True))
+    s = sac[box]
+    opened = ndimage.binary_opening(s, structure=_ball(SACRUM_OPENING_MM, spacing_mm))
+    # regrow what the opening shaved off the thick pieces (within the opening radius, inside the sacrum)
+    core = ndimage.binary_dilation(opened, structure=_ball(SACRUM_OPENING_MM + max(spacing_mm), spacing_mm)) & s
+    if not core.any():
+        return np.zeros(sac.shape, dtype=bool)
+    column = low[box] | (cls[box] == C.DISC) | (cls[box] == C.ENDPLATE)
+    dist = ndimage.distance_transform_edt(~column, sampling=spacing_mm) if column.any() else None
+    lab, n = cc3d.connected_components(core.astype(np.uint8), connectivity=26, return_N=True)
+    keep = np.zeros(n + 1, dtype=bool)
+    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None or dist is None:
+            continue
+        piece = lab[sl] == k
+        keep[k] = float(dist[sl][piece].min()) <= SACRUM_CONTACT_MM
+    out = np.zeros(sac.shape, dtype=bool)
+    out[box] = keep[lab]
+    return out
+
+
+def clean_anatomy(
+    cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]
+) -> tuple[npt.NDArray[np.uint8], CleanupReport]:
+    """Column connectivity then sacrum constraints; returns the cleaned class map and what was removed."""
+    report = CleanupReport(voxel_mm3=float(np.prod(spacing_mm)))
+    if not cls.any():
+        return cls.copy(), report
+    box = ndimage.find_objects((cls > 0).astype(np.uint8))[0]
+    sub = np.ascontiguousarray(cls[box])
+    sub = keep_column(sub, spacing_mm, report)
+    sub = constrain_sacrum(sub, spacing_mm, report)
+    out = cls.copy()
+    out[box] = sub
+    return out, report
+
+
+#: instance-map values that own a semantic voxel (temporary map of ``instances.build_instances``)
+def drop_unassigned(
+    cls: npt.NDArray[np.uint8], instances: npt.NDArray[np.integer], report: CleanupReport | None = None
+) -> None:
+    """Unlabel (in place) body, posterior-element and sacrum voxels that no instance took.
+
+    Discs and endplates keep their class: those above the top vertebra legitimately carry instance offset + 0.
+    """
+    owned = np.isin(cls, (C.CORPUS, C.SACRUM, *C.POSTERIOR_CLASSES))
+    gone = owned & (np.asarray(instances) == 0)
+    if not gone.any():
+        return
+    before = cls.copy() if report is not None else cls
+    cls[gone] = C.BG
+    if report is not None:
+        report.add(before, cls, "unassigned")

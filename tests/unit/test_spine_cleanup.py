@@ -1,0 +1,126 @@
+"""Anatomy clean-up (``spine.cleanup``) on hand-made class-map phantoms (PIR, 1 mm)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurospine.spine import classes as C
+from neurospine.spine.cleanup import (
+    SACRUM_LENGTH_MM,
+    clean_anatomy,
+    constrain_sacrum,
+    drop_unassigned,
+    keep_column,
+)
+from neurospine.spine.instances import build_instances
+from tests.unit.test_spine_instances import column_map
+
+SP = (1.0, 1.0, 1.0)
+
+
+def _padded(n: int = 4) -> np.ndarray:
+    """``column_map`` with room in front of the column (P grows posteriorly) and below the sacrum."""
+    base = column_map(n)
+    out = np.zeros((base.shape[0] + 60, base.shape[1] + 140, base.shape[2]), dtype=np.uint8)
+    out[60:, : base.shape[1]] = base
+    return out
+
+
+def test_clean_column_is_left_alone():
+    cls = _padded()
+    out, rep = clean_anatomy(cls, SP)
+    assert np.array_equal(out, cls)
+    assert rep.total_voxels == 0 and rep.as_dict()["removed_mm3_total"] == 0.0
+
+
+def test_border_band_without_bodies_is_removed_and_counted():
+    cls = _padded()
+    cls[0:6, 10:150, 5:35] = C.ARCUS  # a band along the anterior image border, as on vb2-02
+    cls[6:10, 10:150, 5:35] = C.CANAL
+    band_arcus, band_canal = 6 * 140 * 30, 4 * 140 * 30
+    out, rep = clean_anatomy(cls, SP)
+    assert not out[0:10].any()
+    assert np.array_equal(out[10:], cls[10:])  # nothing else touched
+    assert rep.removed_voxels == {"arcus": band_arcus, "canal": band_canal}
+    assert rep.as_dict()["removed_mm3_total"] == float(band_arcus + band_canal)
+
+
+def test_second_column_piece_is_kept_only_in_the_corridor():
+    cls = _padded()
+    piece = np.zeros_like(cls)
+    piece[80:110, 200:224, 5:35] = C.CORPUS  # a separate body-bearing piece in line with the column
+    kept = keep_column(np.maximum(cls, piece), SP)
+    assert (kept[80:110, 200:224, 5:35] == C.CORPUS).all()
+    blob = np.zeros_like(cls)
+    blob[2:30, 60:90, 5:35] = C.CORPUS  # a body-sized blob 50+ mm in front of the column (bowel, vessels)
+    out = keep_column(np.maximum(cls, blob), SP)
+    assert not out[2:30, 60:90].any()
+
+
+def test_sacrum_spill_is_removed_and_the_sacrum_kept():
+    cls = _padded()
+    sac_rows = np.nonzero((cls == C.SACRUM).any(axis=(0, 2)))[0]
+    top, bottom = int(sac_rows.min()), int(sac_rows.max())
+    long_end = top + int(SACRUM_LENGTH_MM) + 15
+    cls[80:110, bottom + 1 : long_end, 10:30] = C.SACRUM  # the sacrum runs on, 135 mm in all
+    true_sacrum = cls == C.SACRUM
+    spill = np.zeros_like(true_sacrum)
+    spill[40:64, bottom - 20 : bottom + 20, 10:30] = True  # pelvic tissue well in front of the sacrum
+    sheet = np.zeros_like(true_sacrum)
+    sheet[64:78, bottom - 20 : bottom + 20, 19:21] = True  # ... joined to it by a thin sheet
+    dots = np.zeros_like(true_sacrum)
+    dots[125:127, bottom + 2 : bottom + 30 : 4, 12:30:4] = True  # scattered specks behind the sacrum
+    above = np.zeros_like(true_sacrum)
+    above[84:100, 30:40, 10:30] = True  # "sacrum" inside the top body
+    for m in (spill, sheet, dots, above):
+        cls[m] = C.SACRUM
+    out = constrain_sacrum(cls, SP)
+    kept = true_sacrum.copy()
+    kept[:, top + int(SACRUM_LENGTH_MM) + 1 :] = False
+    assert (out[kept] == C.SACRUM).all()
+    assert not (out[:, top + int(SACRUM_LENGTH_MM) + 1 :] == C.SACRUM).any()  # longer than a sacrum
+    for m in (spill, dots, above):
+        assert not (out[m] == C.SACRUM).any()
+    assert not (out[64:74][sheet[64:74]] == C.SACRUM).any()  # the thin sheet, beyond the regrowth margin
+
+
+def test_sacrum_detached_from_the_column_is_removed():
+    cls = _padded()
+    sac = cls == C.SACRUM
+    cls[sac] = 0
+    rows = np.nonzero(sac.any(axis=(0, 2)))[0]
+    shifted = np.zeros_like(sac)
+    shifted[:, rows.min() + 30 :] = sac[:, : sac.shape[1] - rows.min() - 30]  # 30 mm gap under the last disc
+    cls[shifted] = C.SACRUM
+    out = constrain_sacrum(cls, SP)
+    assert not (out == C.SACRUM).any()
+    cls[shifted] = 0
+    cls[sac] = C.SACRUM
+    assert (constrain_sacrum(cls, SP)[sac] == C.SACRUM).all()
+
+
+def test_nothing_to_anchor_on_leaves_the_map():
+    cls = np.zeros((60, 80, 30), dtype=np.uint8)
+    cls[10:20, 10:70, 10:20] = C.ARCUS  # posterior elements only
+    cls[30:40, 50:70, 10:20] = C.SACRUM
+    out, rep = clean_anatomy(cls, SP)
+    assert np.array_equal(out, cls) and rep.total_voxels == 0
+
+
+def test_detached_posterior_piece_is_not_absorbed_by_a_vertebra():
+    cls = _padded()
+    far = np.zeros(cls.shape, dtype=bool)
+    far[158:166, 40:60, 10:30] = True  # 14 mm behind the spinous processes, no bone path to a body
+    near = np.zeros(cls.shape, dtype=bool)
+    near[74:78, 22:30, 5:8] = True  # a piece 2 mm in front of a body's anterior wall
+    cls[far] = C.ARCUS
+    cls[near] = C.SUP_ART
+    res = build_instances(cls, SP)
+    assert (res.instances[far] == 0).all()  # left unassigned
+    assert (res.instances[near] > 0).all()  # close enough: joins the nearest vertebra
+    old = build_instances(cls, SP, posterior_jump_mm=float("inf"))
+    assert (old.instances[far] > 0).all()  # the previous rule glued it to the nearest body
+    before = cls.copy()
+    drop_unassigned(cls, res.instances)
+    assert not cls[far].any() and (cls[near] == C.SUP_ART).all()
+    assert np.array_equal(cls[~far], before[~far])
