@@ -18,12 +18,23 @@ from tests.unit.test_spine_instances import column_map
 SP = (1.0, 1.0, 1.0)
 
 
-def _padded(n: int = 4) -> np.ndarray:
-    """``column_map`` with room in front of the column (P grows posteriorly) and below the sacrum."""
+def _padded(n: int = 4, sacrum_mm: int = 40) -> np.ndarray:
+    """``column_map`` with room in front of the column (P grows posteriorly) and below it, and a sacrum
+    ``sacrum_mm`` long whose front recedes posteriorly (0.6 mm per mm down) as a real sacrum's does."""
     base = column_map(n)
-    out = np.zeros((base.shape[0] + 60, base.shape[1] + 140, base.shape[2]), dtype=np.uint8)
-    out[60:, : base.shape[1]] = base
+    out = np.zeros((base.shape[0] + 140, base.shape[1] + 140, base.shape[2]), dtype=np.uint8)
+    out[60 : 60 + base.shape[0], : base.shape[1]] = base
+    sac = out == C.SACRUM
+    top = int(np.nonzero(sac.any(axis=(0, 2)))[0].min())
+    out[sac] = 0
+    for j in range(sacrum_mm):
+        front = 80 + round(0.6 * j)
+        out[front : front + 40, top + j, 3:37] = C.SACRUM
     return out
+
+
+def _sacrum_back(row: int, top: int) -> int:
+    return 120 + round(0.6 * (row - top))
 
 
 def test_clean_column_is_left_alone():
@@ -58,39 +69,35 @@ def test_second_column_piece_is_kept_only_in_the_corridor():
 
 
 def test_sacrum_spill_is_removed_and_the_sacrum_kept():
-    cls = _padded()
-    sac_rows = np.nonzero((cls == C.SACRUM).any(axis=(0, 2)))[0]
-    top, bottom = int(sac_rows.min()), int(sac_rows.max())
-    long_end = top + int(SACRUM_LENGTH_MM) + 15
-    cls[80:110, bottom + 1 : long_end, 10:30] = C.SACRUM  # the sacrum runs on, 135 mm in all
+    long_mm = int(SACRUM_LENGTH_MM) + 15
+    cls = _padded(sacrum_mm=long_mm)  # longer than a sacrum can be
+    top = int(np.nonzero((cls == C.SACRUM).any(axis=(0, 2)))[0].min())
     true_sacrum = cls == C.SACRUM
     spill = np.zeros_like(true_sacrum)
-    spill[40:64, bottom - 20 : bottom + 20, 10:30] = True  # pelvic tissue well in front of the sacrum
-    sheet = np.zeros_like(true_sacrum)
-    sheet[64:78, bottom - 20 : bottom + 20, 19:21] = True  # ... joined to it by a thin sheet
+    spill[40:64, top + 20 : top + 60, 10:30] = True  # pelvic tissue well in front of the sacrum
     dots = np.zeros_like(true_sacrum)
-    dots[125:127, bottom + 2 : bottom + 30 : 4, 12:30:4] = True  # scattered specks behind the sacrum
+    for row in range(top + 30, top + 60, 4):  # scattered specks behind the sacrum
+        back = _sacrum_back(row, top) + 4
+        dots[back : back + 2, row, 12:30:4] = True
     above = np.zeros_like(true_sacrum)
     above[84:100, 30:40, 10:30] = True  # "sacrum" inside the top body
-    for m in (spill, sheet, dots, above):
+    for m in (spill, dots, above):
         cls[m] = C.SACRUM
     out = constrain_sacrum(cls, SP)
     kept = true_sacrum.copy()
     kept[:, top + int(SACRUM_LENGTH_MM) + 1 :] = False
     assert (out[kept] == C.SACRUM).all()
-    assert not (out[:, top + int(SACRUM_LENGTH_MM) + 1 :] == C.SACRUM).any()  # longer than a sacrum
+    assert not (out[:, top + int(SACRUM_LENGTH_MM) + 1 :] == C.SACRUM).any()
     for m in (spill, dots, above):
         assert not (out[m] == C.SACRUM).any()
-    assert not (out[64:74][sheet[64:74]] == C.SACRUM).any()  # the thin sheet, beyond the regrowth margin
 
 
 def test_sacrum_detached_from_the_column_is_removed():
     cls = _padded()
     sac = cls == C.SACRUM
     cls[sac] = 0
-    rows = np.nonzero(sac.any(axis=(0, 2)))[0]
     shifted = np.zeros_like(sac)
-    shifted[:, rows.min() + 30 :] = sac[:, : sac.shape[1] - rows.min() - 30]  # 30 mm gap under the last disc
+    shifted[:, 30:] = sac[:, :-30]  # 30 mm lower: a gap of 30 mm under the last disc
     cls[shifted] = C.SACRUM
     out = constrain_sacrum(cls, SP)
     assert not (out == C.SACRUM).any()

@@ -8,7 +8,8 @@ inferior, axis 2 right) and its voxel spacing, before the instance phase:
    paints along the anterior image border of some scans). A second body-bearing piece is kept only when it
    lies in the column's corridor (a column broken by a missed disc stays whole).
 2. **Sacrum where a sacrum can be** (:func:`constrain_sacrum`): not above the middle of the lowest full-size
-   body, not more than ``SACRUM_ANTERIOR_MM`` in front of that body, not farther than ``SACRUM_LATERAL_MM``
+   body, not more than ``SACRUM_ANTERIOR_MM`` in front of that body (a limit that recedes posteriorly below it
+   by ``SACRUM_ANTERIOR_SLOPE``, as the sacrum's front does), not farther than ``SACRUM_LATERAL_MM``
    from the column's midline or ``SACRUM_LENGTH_MM`` below the top of the sacrum, thick bone rather than
    scattered blobs (an opening of ``SACRUM_OPENING_MM``), and touching the column (within
    ``SACRUM_CONTACT_MM`` of the lowest bodies and discs).
@@ -46,6 +47,9 @@ FULL_BODY_RATIO = 0.6
 BODY_PIECE_MIN_MM3 = 400.0
 #: sacrum voxels more than this far (mm) in front of the lowest full-size body's anterior wall are pelvic tissue
 SACRUM_ANTERIOR_MM = 15.0
+#: below the lowest body the limit recedes posteriorly by this many mm per mm down: the sacrum's anterior surface
+#: runs back from the promontory (sacral slope 30-50 degrees; 0.4 allows a slope down to about 22 degrees)
+SACRUM_ANTERIOR_SLOPE = 0.4
 #: ... or farther than this (mm) left or right of the column's midline (adult sacrum with alae ~100-120 mm wide)
 SACRUM_LATERAL_MM = 65.0
 #: ... or farther than this (mm) below the sacrum's top row (adult sacrum about 100-110 mm long)
@@ -199,9 +203,11 @@ def constrain_sacrum(
     lp = np.nonzero(low)
     mid_row = float(np.mean(lp[1]))
     front = float(np.percentile(lp[0], 2))
+    low_bottom = float(np.percentile(lp[1], 98))
     p_idx, i_idx, r_idx = np.nonzero(sac)
     bad = i_idx < mid_row
-    bad |= (front - p_idx) * sp[0] > SACRUM_ANTERIOR_MM
+    recede_mm = SACRUM_ANTERIOR_SLOPE * np.clip(i_idx - low_bottom, 0.0, None) * sp[1]
+    bad |= (front - p_idx) * sp[0] + recede_mm > SACRUM_ANTERIOR_MM
     mid_r = float(np.mean(lp[2]))
     bad |= np.abs(r_idx - mid_r) * sp[2] > SACRUM_LATERAL_MM
     ok_rows = i_idx[~bad]

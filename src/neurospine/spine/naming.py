@@ -28,6 +28,9 @@ from neurospine.labels import CRANIOCAUDAL_ORDER, VERTEBRA_IDS
 
 log = logging.getLogger(__name__)
 
+#: names at a naming confidence below this are *flagged* (uncertain): the outputs say so and a benchmark counts a
+#: wrong name at or above it as a confident wrong name
+CONFIDENT = 0.8
 #: presacral vertebrae visible on MRI from C2 to L5 (C1 has no body)
 STANDARD_C2_TO_L5 = 23
 #: C2: body + dens at least this tall relative to its depth, and a small (cervical) depth

@@ -161,3 +161,49 @@ def stack_levels(levels: list[Level], s_start: float = 0.0) -> float:
         lev.s_top = s
         s += lev.body_h + lev.disc_h
     return s
+
+
+#: transitional lumbosacral anatomy ``SynthConfig.transitional`` can draw (see :func:`make_transitional`)
+TRANSITIONAL_KINDS = ("sacralised_l5", "lumbarised_s1", "four_lumbar", "six_lumbar")
+
+
+def transitional_lumbar_count(kind: str) -> int:
+    """Number of mobile lumbar vertebrae (labelled L1..Ln) of a transitional ``kind``."""
+    if kind not in TRANSITIONAL_KINDS:
+        raise ValueError(f"unknown transitional anatomy {kind!r}; use one of {', '.join(TRANSITIONAL_KINDS)}")
+    return {"four_lumbar": 4, "lumbarised_s1": 6, "six_lumbar": 6}.get(kind, 5)
+
+
+def make_transitional(levels: list[Level], kind: str, rng: np.random.Generator) -> float:
+    """Reshape the lowest lumbar vertebra, its disc and the sacrum for a transitional ``kind`` (in place) and
+    restack the levels; returns how far (mm, along the axis) the sacrum moved up.
+
+    Ground truth keeps the labels of the lumbar count (``transitional_lumbar_count``): the last mobile
+    vertebra is L5 (``sacralised_l5``), L4 (``four_lumbar``) or L6 (``lumbarised_s1``, ``six_lumbar``).
+
+    - ``sacralised_l5`` (partial sacralisation, Castellvi II-III-like): L5 shorter (0.7-0.85 of its height),
+      wider, with long, tall transverse processes reaching the sacral ala; the L5-S1 disc rudimentary
+      (1.0-3.5 mm, degenerated; under 2 mm no disc is painted: the body sits on the sacrum).
+    - ``lumbarised_s1``: the sixth lumbar-type vertebra (the first sacral segment, separated) is sacrum-like:
+      short (0.7-0.85), wide, with a thin rudimentary disc (2.2-4 mm) below it; the sacrum is shorter.
+    - ``four_lumbar`` (complete sacralisation of L5): the sacrum is longer (one more fused segment).
+    - ``six_lumbar``: a sixth, ordinary lumbar vertebra (an L6 with a normal disc).
+    """
+    transitional_lumbar_count(kind)  # validates the kind
+    sac = levels[-1]
+    last = levels[-2]
+    old_top = sac.s_top
+    if kind in ("sacralised_l5", "lumbarised_s1"):
+        last.body_h *= float(rng.uniform(0.7, 0.85))
+        last.body_w *= float(rng.uniform(1.0, 1.1))
+        last.tp_len *= float(rng.uniform(1.15, 1.35))
+        last.tp_h *= float(rng.uniform(1.4, 1.9))
+        lo, hi = (1.0, 3.5) if kind == "sacralised_l5" else (2.2, 4.0)
+        last.disc_h = float(rng.uniform(lo, hi))
+        last.disc_degen = float(rng.uniform(0.5, 1.0))
+        if kind == "lumbarised_s1":
+            sac.body_h *= float(rng.uniform(0.75, 0.85))
+    elif kind == "four_lumbar":
+        sac.body_h *= float(rng.uniform(1.1, 1.2))
+    stack_levels(levels, s_start=levels[0].s_top)
+    return old_top - sac.s_top

@@ -20,6 +20,7 @@ from scipy import ndimage
 from neurospine.io import Volume
 from neurospine.labels import VERTEBRA_NAMES
 from neurospine.synth import artifacts
+from neurospine.synth.anatomy import TRANSITIONAL_KINDS, make_transitional, transitional_lumbar_count
 from neurospine.synth.contrast import CONTRASTS, resolve_contrast, sample_intensity_table
 from neurospine.synth.grid import Grid, canonical_fields
 from neurospine.synth.model import SpineModel, build_spine_model
@@ -81,6 +82,10 @@ class SynthConfig:
     p_l6: float = 0.05
     p_t13: float = 0.04
     p_t11: float = 0.04
+    #: transitional lumbosacral anatomy: ``None`` (none), one of ``anatomy.TRANSITIONAL_KINDS`` or ``"random"``
+    #: (one of them per case); replaces the L6/T11/T13 draws for the lumbar count. ``None`` draws nothing extra,
+    #: so every other setting reproduces the same cases as before.
+    transitional: str | None = None
     # deformity and pathology
     deformity: float = 0.0  # 0 = normal curves; 1 = strongly exaggerated
     p_scoliosis: float = 0.15
@@ -108,6 +113,11 @@ class SynthConfig:
         if len(self.fov_mm) != 3 or any(v is not None and v <= 0 for v in self.fov_mm):
             raise ValueError(f"fov_mm must be three positive numbers or None, got {self.fov_mm!r}")
         parse_levels(self.levels)
+        if self.transitional is not None and self.transitional not in (*TRANSITIONAL_KINDS, "random"):
+            raise ValueError(
+                f"unknown transitional {self.transitional!r}; use one of {', '.join(TRANSITIONAL_KINDS)}, "
+                "'random' or None"
+            )
 
 
 @dataclass
@@ -414,7 +424,12 @@ def _sample_spine(cfg: SynthConfig, rng: np.random.Generator) -> SpineModel:
     elif u < cfg.p_t13 + cfg.p_t11:
         n_thor = 11
     n_lum = 6 if rng.random() < cfg.p_l6 else 5
-    return build_spine_model(
+    kind = cfg.transitional
+    if kind == "random":
+        kind = str(rng.choice(TRANSITIONAL_KINDS))
+    if kind is not None:
+        n_lum = transitional_lumbar_count(kind)
+    model = build_spine_model(
         rng,
         n_thoracic=n_thor,
         n_lumbar=n_lum,
@@ -423,6 +438,11 @@ def _sample_spine(cfg: SynthConfig, rng: np.random.Generator) -> SpineModel:
         p_fracture=cfg.p_fracture,
         p_disc_degen=cfg.p_disc_degen,
     )
+    if kind is not None:
+        shift = make_transitional(model.levels, kind, rng)
+        model.canal_end_s -= shift  # the thecal sac ends at the same place in the (moved) sacrum
+        model.sacrum.extra["transitional"] = float(TRANSITIONAL_KINDS.index(kind))
+    return model
 
 
 def _paint(model: SpineModel, render: Grid, soft_labels: bool, rng: np.random.Generator) -> LabelMaps:
@@ -461,6 +481,7 @@ def _anatomy_meta(
         "spine_levels": [lev.name for lev in model.levels],
         "n_thoracic": sum(lev.region == "T" for lev in model.levels),
         "n_lumbar": sum(lev.region == "L" for lev in model.levels),
+        "transitional": _transitional_kind(model),
         "fractures": {
             lev.name: {"anterior": lev.height_ant, "middle": lev.height_mid}
             for lev in model.levels
@@ -472,6 +493,11 @@ def _anatomy_meta(
         "levels_with_corpus": [VERTEBRA_NAMES[v] for v in with_corpus],
         "cord_csa_mm2": _cord_csa(model, ids),
     }
+
+
+def _transitional_kind(model: SpineModel) -> str | None:
+    code = model.sacrum.extra.get("transitional")
+    return None if code is None else TRANSITIONAL_KINDS[int(code)]
 
 
 def _cord_csa(model: SpineModel, ids: list[int]) -> dict[str, float]:
