@@ -26,7 +26,6 @@ from neurospine.spine.cleanup import CleanupReport, clean_anatomy, drop_unassign
 from neurospine.spine.instances import POSTERIOR_JUMP_MM, SACRUM_TMP, InstanceResult, build_instances
 from neurospine.spine.naming import (
     EXTRA_VERTEBRA_CHOICES,
-    EXTRA_VERTEBRA_FLAG,
     L5_MIN_DEPTH_MM,
     SACRUM_MIN_MM3,
     BodyInfo,
@@ -282,7 +281,7 @@ def uncertain_notes(naming: Naming) -> dict[int, str]:
     """CSV notes for the ``seg-vert`` labels whose names rest on an unresolved choice (vertebrae and their discs)."""
     notes: dict[int, str] = {}
     for level in naming.uncertain_levels:
-        notes[level] = notes[DISC_OFFSET + level] = EXTRA_VERTEBRA_FLAG
+        notes[level] = notes[DISC_OFFSET + level] = naming.uncertain_note
     return notes
 
 

@@ -11,6 +11,14 @@ T13 (``extra_vertebra``): the semantic model labels lumbar transverse and thorac
 no evidence that tells a rib-bearing T13 from an L6. Without the caller's choice the case is flagged
 (:data:`EXTRA_VERTEBRA_FLAG`) and the L1-L6 names are listed as uncertain.
 
+Transitional lumbosacral anatomy (a sacralised L5, a lumbarised S1): the lowest mobile body looks like a sacral
+segment (small against the bodies above, or with a rudimentary or no disc below it; :func:`transition_signs`).
+The segment may then be L5 or S1 (or an L6), which a lumbar field of view cannot tell, so every name counted from
+the sacrum may be one level off: the confidence drops below :data:`CONFIDENT` and the names are listed as uncertain
+(:data:`TRANSITIONAL_FLAG`). A 22-vertebra count between C2 and S1 (11 thoracic or 4 lumbar vertebrae) is
+flagged the same way. Four or six ordinary lumbar vertebrae with no such sign and no C2 in view cannot be seen
+from the image (ribs are not segmented); ``benchmarks/spine_naming.py`` measures how often that happens.
+
 Without any anchor the naming is *positional* (flagged): the lowest body is
 L5 in a lumbar-sized column, the top body is placed by the shape of the column's depth profile when the column
 rises like the thoracic spine, and is C2 otherwise. The flag says why no sacrum anchored it (none found, not
@@ -43,6 +51,22 @@ SACRUM_ANCHOR_MIN_MM3 = SACRUM_MIN_MM3 * 0.25
 #: the caller's names for the 24th presacral vertebra (C2 and S1 both anchored); ``None`` = not known (L6, flagged)
 EXTRA_VERTEBRA_CHOICES = ("l6", "t13")
 EXTRA_VERTEBRA_FLAG = "24 presacral vertebrae: L6 or T13 cannot be told apart without rib information"
+TRANSITIONAL_FLAG = (
+    "transitional lumbosacral segment suspected (sacralised L5 or lumbarised S1): names counted from the sacrum "
+    "may be one level off"
+)
+COUNT_22_FLAG = "22 presacral vertebrae: 11 thoracic or 4 lumbar vertebrae cannot be told apart without ribs"
+#: the lowest mobile body looks sacral when its volume is below this fraction of the median of the (up to three)
+#: bodies above it. Chosen on fresh synthetic scans (seeds 95001-95206, benchmarks/spine_naming.py): ordinary L5
+#: 0.90-1.05, transitional segments (0.70-0.85 as tall) 0.62-0.76; bodies under 0.6 are sacral pieces
+#: (``SACRAL_VOLUME_RATIO``)
+TRANSITIONAL_VOLUME_RATIO = 0.8
+#: ... or when the disc below it is smaller than this fraction of the median disc below those bodies (a
+#: rudimentary or absent disc). Same scans: ordinary L5-S1 discs 0.86-1.17, rudimentary ones 0.41-0.77 (a
+#: degenerated real L5-S1 disc may be as thin: this sign alone only lowers the confidence to the first value)
+TRANSITIONAL_DISC_RATIO = 0.6
+#: naming confidence with one of those signs / with both
+TRANSITIONAL_CONFIDENCE = (0.65, 0.5)
 #: a disc at least this fraction of the median disc volume counts as a full (mobile) disc
 LAST_DISC_RATIO = 0.35
 #: lumbar bodies are at least this deep (mm); used only by the positional fallback
@@ -98,6 +122,8 @@ class Naming:
     flags: list[str] = field(default_factory=list)
     #: level ids whose name rests on an unresolved choice (L1-L6 of an unconfirmed L6/T13 case)
     uncertain_levels: list[int] = field(default_factory=list)
+    #: why those names are uncertain (the CSV note)
+    uncertain_note: str = EXTRA_VERTEBRA_FLAG
 
     @property
     def positional(self) -> bool:
@@ -179,6 +205,61 @@ def small_bottom_bodies(bodies: list[BodyInfo]) -> int:
     return len(bodies) - 1 - k
 
 
+@dataclass(frozen=True)
+class TransitionSigns:
+    """How sacral the lowest mobile body looks, relative to the (up to three) bodies above it.
+
+    ``volume_ratio``: its volume over their median volume; ``disc_ratio``: the disc below it over the median disc
+    below them (0 when no disc was found below it). None when not measurable."""
+
+    volume_ratio: float | None
+    disc_ratio: float | None
+
+    @property
+    def small(self) -> bool:
+        return self.volume_ratio is not None and self.volume_ratio < TRANSITIONAL_VOLUME_RATIO
+
+    @property
+    def thin_disc(self) -> bool:
+        return self.disc_ratio is not None and self.disc_ratio < TRANSITIONAL_DISC_RATIO
+
+    @property
+    def count(self) -> int:
+        return int(self.small) + int(self.thin_disc)
+
+    def describe(self) -> str:
+        parts = []
+        if self.small:
+            parts.append(f"lowest mobile body small ({self.volume_ratio:.2f} of the volume of the bodies above)")
+        if self.thin_disc:
+            parts.append(f"disc below it rudimentary or absent ({self.disc_ratio:.2f} of the discs above)")
+        return "; ".join(parts)
+
+
+def transition_signs(presacral: list[BodyInfo]) -> TransitionSigns:
+    """:class:`TransitionSigns` of the lowest of ``presacral`` (the bodies above the sacrum, top to bottom)."""
+    if len(presacral) < 3:
+        return TransitionSigns(None, None)
+    low, above = presacral[-1], presacral[-4:-1]
+    vols = [b.volume_mm3 for b in above if b.volume_mm3 > 0]
+    small = low.volume_mm3 / float(np.median(vols)) if len(vols) >= 2 and low.volume_mm3 > 0 else None
+    discs = [b.disc_below_mm3 for b in above if b.disc_below_mm3 > 0]
+    disc = low.disc_below_mm3 / float(np.median(discs)) if len(discs) >= 2 else None
+    return TransitionSigns(small, disc)
+
+
+def _with_transition_check(naming: Naming, presacral: list[BodyInfo]) -> Naming:
+    """Lower the confidence and list the names as uncertain when the lowest mobile body looks transitional."""
+    signs = transition_signs(presacral)
+    if not signs.count:
+        return naming
+    naming.flags.append(f"{TRANSITIONAL_FLAG} ({signs.describe()})")
+    naming.confidence = min(naming.confidence, TRANSITIONAL_CONFIDENCE[signs.count - 1])
+    naming.uncertain_levels = sorted({lvl for lvl in naming.levels if lvl} | set(naming.uncertain_levels))
+    naming.uncertain_note = TRANSITIONAL_FLAG
+    return naming
+
+
 def name_levels(
     bodies: list[BodyInfo],
     *,
@@ -206,7 +287,12 @@ def name_levels(
             bodies[1:], sacrum_mm3=sacrum_mm3, sacrum_below=sacrum_below, c2_top=True, extra_vertebra=extra_vertebra
         )
         return Naming(
-            [VERTEBRA_IDS["C1"], *rest.levels], rest.anchor, rest.confidence, rest.flags, rest.uncertain_levels
+            [VERTEBRA_IDS["C1"], *rest.levels],
+            rest.anchor,
+            rest.confidence,
+            rest.flags,
+            rest.uncertain_levels,
+            rest.uncertain_note,
         )
     flags: list[str] = []
     # the body that would be L5 under a sacrum anchor: above any small sacral pieces at the bottom
@@ -288,15 +374,21 @@ def name_levels(
             uncertain = [VERTEBRA_IDS[f"L{i}"] for i in range(1, 7)]
             return Naming(levels + sacral_tail, both, 0.85, flags, uncertain)
         if m == STANDARD_C2_TO_L5 - 1:
-            flags.append("22 presacral vertebrae (C2-L5 expected 23): 11 thoracic vertebrae assumed")
-            return Naming(_chain("C2", m, upward=False, thoracic=11) + sacral_tail, both, 0.8, flags)
+            flags.append(f"{COUNT_22_FLAG}; 11 thoracic vertebrae assumed (C2-L5 expected 23)")
+            levels = _chain("C2", m, upward=False, thoracic=11)
+            # the 11-thoracic and the 4-lumbar readings differ from the 17th presacral vertebra (T11 / T12) down
+            uncertain = [lvl for lvl in levels[16:] if lvl]
+            named = Naming(levels + sacral_tail, both, 0.75, flags, uncertain, COUNT_22_FLAG)
+            return _with_transition_check(named, presacral)
         flags.append(f"{m} vertebrae between C2 and the sacrum (23 expected): named from the sacrum, counts disagree")
-        return Naming(_chain("L5", m, upward=True) + sacral_tail, bottom_name, 0.5, flags)
+        return _with_transition_check(
+            Naming(_chain("L5", m, upward=True) + sacral_tail, bottom_name, 0.5, flags), presacral
+        )
     if has_s1:
         levels = _chain("L5", m, upward=True)
         if 0 in levels:
             flags.append("more vertebrae above L5 than C2-L5 holds")
-        return Naming(levels + sacral_tail, bottom_name, bottom_conf, flags)
+        return _with_transition_check(Naming(levels + sacral_tail, bottom_name, bottom_conf, flags), presacral)
     if has_c2:
         return Naming(_chain("C2", n, upward=False), "C2", 0.85, flags)
     # positional fallback: lumbar-like when the column's median body is as deep as a lumbar one (the lowest body
