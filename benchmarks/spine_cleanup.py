@@ -344,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "neurospine_spine_raw")
-    ap.add_argument("--cases", nargs="*", help="only these case names (no results file written)")
+    ap.add_argument(
+        "--cases", nargs="*", help="only these case names (no results file written, except with --add-training)"
+    )
     ap.add_argument("--results-name", default="spine_cleanup")
     part = ap.add_mutually_exclusive_group()
     part.add_argument("--held-out-only", action="store_true", help="held-out cases and tptbox only")
@@ -376,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         "training_cases_included": any(not r["held_out"] for r in rows),
     }
     print(payload["summary"], payload["decision"], flush=True)
-    if not args.cases:
+    if not args.cases or args.add_training:
         write_results(args.results_name, payload, threads=THREADS, markdown=markdown(payload))
     return 0
 

@@ -2,7 +2,8 @@
 and what confidence / flag the wrong ones carried (a reliability table).
 
 Run from the repository root: ``OMP_NUM_THREADS=1 python -m benchmarks.spine_naming``. Cases: lumbar fields of
-view (``T11-S1`` requested, sagittal 1 x 1 x 3 mm, T2w or T1w) from seeds no trainer uses (95001+), once with
+view (``T11-S1`` requested, sagittal 1 x 1 x 3 mm, T2w or T1w) from seeds no trainer uses (96001+; 95001+ chose
+the naming thresholds), once with
 typical anatomy (no L6/T11/T13 variant) and once per transitional kind of ``synth.anatomy.TRANSITIONAL_KINDS``
 (sacralised L5, lumbarised S1 = a sacrum-like sixth lumbar vertebra, four lumbar, six lumbar). Truth: the
 engine's vertebral-body labels (corpus voxels by vertebra id; the lowest mobile vertebra is L4, L5 or L6 by the
@@ -32,8 +33,13 @@ PER_KIND = 6
 BINS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0001)
 
 
-def cases(per_kind: int = PER_KIND) -> list[tuple[int, str | None]]:
-    return [(95001 + 100 * k + i, kind) for k, kind in enumerate(KINDS) for i in range(per_kind)]
+#: seeds 95001-95406 chose the thresholds of the transitional signs (``naming.TRANSITIONAL_*``); the reported
+#: figures use fresh seeds from 96001
+SEED_BASE = 96001
+
+
+def cases(per_kind: int = PER_KIND, seed_base: int = SEED_BASE) -> list[tuple[int, str | None]]:
+    return [(seed_base + 100 * k + i, kind) for k, kind in enumerate(KINDS) for i in range(per_kind)]
 
 
 def config(seed: int, kind: str | None) -> Any:
@@ -99,6 +105,61 @@ def score_case(seed: int, kind: str | None, cache: RawCache, confident: float) -
     return row
 
 
+def score_real(cache: RawCache, confident: float) -> list[dict[str, Any]]:
+    """The same per-name record on the real held-out scans with level names: VB3 (L1-L5 by label) and VB2
+    (T11-L5 by the superior-to-inferior order of its 7 bodies)."""
+    from benchmarks.common import SHARED_DATA
+    from benchmarks.spine import level_names_by_order
+    from neurospine.labels import VERTEBRA_IDS, vertebra_name
+    from neurospine.metrics import match_instances
+    from neurospine.spine import data as D
+    from neurospine.spine.api import segment
+
+    rows = []
+    for which in ("vb3", "vb2"):
+        for case in D.eval_cases(SHARED_DATA, which):
+            truth_names = case.label_names if which == "vb3" else level_names_by_order(case)
+            if not truth_names:
+                continue
+            with cache.patch(case.name):
+                seg = segment(case.image, threads=THREADS)
+            ref = np.asarray(case.labels.data)
+            m = match_instances(np.asarray(seg.body_input), ref, method="hungarian", threshold=0.1)
+            got = {int(p.ref_id): int(p.pred_id) for p in m.pairs}
+            conf = float(seg.naming.confidence)
+            uncertain = set(seg.naming.uncertain_levels)
+            bodies = []
+            for ref_id, name in sorted(truth_names.items()):
+                pred = got.get(int(ref_id))
+                try:
+                    pred_name = vertebra_name(pred) if pred is not None else "missed"
+                except KeyError:
+                    pred_name = "unnamed"
+                if pred is None:
+                    continue
+                bodies.append(
+                    {
+                        "truth": name,
+                        "predicted": pred_name,
+                        "right": pred == VERTEBRA_IDS[name],
+                        "flagged": conf < confident or pred in uncertain or pred_name == "unnamed",
+                    }
+                )
+            row = {
+                "seed": case.name,
+                "kind": f"real {which.upper()} held-out",
+                "anchor": seg.naming.anchor,
+                "confidence": round(conf, 3),
+                "flags": list(seg.naming.flags),
+                "bodies": bodies,
+                "right": sum(b["right"] for b in bodies),
+                "wrong_unflagged": sum((not b["right"]) and not b["flagged"] for b in bodies),
+            }
+            print(row["seed"], row["anchor"], row["confidence"], row["right"], len(bodies), flush=True)
+            rows.append(row)
+    return rows
+
+
 def reliability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Names per confidence bin: how many, the fraction right, wrong ones flagged / not."""
     out = []
@@ -121,7 +182,7 @@ def reliability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for kind in ["typical", *[k for k in KINDS if k]]:
+    for kind in ["typical", *[k for k in KINDS if k], "real VB3 held-out", "real VB2 held-out"]:
         rs = [r for r in rows if r["kind"] == kind]
         names = [b for r in rs for b in r["bodies"]]
         if not names:
@@ -168,6 +229,20 @@ def markdown(p: dict[str, Any]) -> str:
             f"| {b['confidence']} | {b['names']} | {b['mean_confidence']} | {b['accuracy']} | {b['wrong']} | "
             f"{b['wrong_flagged']} |"
         )
+    if p.get("reliability_real"):
+        lines += [
+            "",
+            "Real held-out scans (VB3 L1-L5 labels, VB2 T11-L5 by order), same measures:",
+            "",
+            "| anatomy | scans | names | right | wrong | wrong and flagged | right but flagged | scans all right | "
+            "mean confidence |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for kind, v in p["summary_real"].items():
+            lines.append(
+                f"| {kind} | {v['scans']} | {v['names']} | {v['right']} | {v['wrong']} | {v['wrong_flagged']} | "
+                f"{v['right_but_flagged']} | {v['scans_all_right']} | {v['mean_confidence']} |"
+            )
     lines += ["", "| seed | anatomy | anchor | confidence | right / names | truth -> predicted (wrong ones) |"]
     lines += ["|---|---|---|---|---|---|"]
     for r in p["cases"]:
@@ -187,11 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "neurospine_spine_raw")
     ap.add_argument("--per-kind", type=int, default=PER_KIND)
     ap.add_argument("--results-name", default="spine_naming_reliability")
+    ap.add_argument("--no-real", action="store_true", help="synthetic scans only")
+    ap.add_argument("--seed-base", type=int, default=SEED_BASE, help="first seed (95001: the tuning seeds)")
     args = ap.parse_args(argv)
     card = load_card("spine_semantic")
     cache = RawCache(args.cache_dir, card.sha256)
-    todo = cases(args.per_kind)
+    todo = cases(args.per_kind, args.seed_base)
     rows = [score_case(seed, kind, cache, CONFIDENT) for seed, kind in todo]
+    real = [] if args.no_real else score_real(cache, CONFIDENT)
     payload = {
         "model": f"{card.name} {card.version} (sha256 {card.sha256[:12]})",
         "confident": CONFIDENT,
@@ -199,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": [s for s, _ in todo],
         "summary": summary(rows),
         "reliability": reliability(rows),
-        "cases": rows,
+        "reliability_real": reliability(real) if real else None,
+        "summary_real": summary(real) if real else None,
+        "cases": rows + real,
     }
     write_results(args.results_name, payload, threads=THREADS, markdown=markdown(payload))
     print(payload["summary"], flush=True)
