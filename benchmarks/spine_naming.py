@@ -42,11 +42,11 @@ def cases(per_kind: int = PER_KIND, seed_base: int = SEED_BASE) -> list[tuple[in
     return [(seed_base + 100 * k + i, kind) for k, kind in enumerate(KINDS) for i in range(per_kind)]
 
 
-def config(seed: int, kind: str | None) -> Any:
+def config(seed: int, kind: str | None, levels: str = "T11-S1") -> Any:
     from neurospine.synth import SynthConfig
 
     return SynthConfig(
-        levels="T11-S1",
+        levels=levels,
         contrast="t2w" if seed % 2 else "t1w",
         plane="sagittal",
         spacing_mm=(1.0, 1.0, 3.0),
@@ -58,13 +58,15 @@ def config(seed: int, kind: str | None) -> Any:
     )
 
 
-def score_case(seed: int, kind: str | None, cache: RawCache, confident: float) -> dict[str, Any]:
+def score_case(
+    seed: int, kind: str | None, cache: RawCache, confident: float, levels: str = "T11-S1"
+) -> dict[str, Any]:
     from neurospine.labels import vertebra_name
     from neurospine.metrics import match_instances
     from neurospine.spine.api import segment
     from neurospine.synth import generate_case
 
-    case = generate_case(seed, config(seed, kind))
+    case = generate_case(seed, config(seed, kind, levels))
     t = time.perf_counter()
     with cache.patch(f"naming-{seed}"):
         seg = segment(case.image, threads=THREADS)
@@ -91,7 +93,7 @@ def score_case(seed: int, kind: str | None, cache: RawCache, confident: float) -
         )
     row = {
         "seed": seed,
-        "kind": kind or "typical",
+        "kind": (kind or "typical") + ("" if levels == "T11-S1" else f" ({levels})"),
         "levels_present": case.meta["levels_present"],
         "anchor": seg.naming.anchor,
         "confidence": round(conf, 3),
@@ -182,7 +184,7 @@ def reliability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for kind in ["typical", *[k for k in KINDS if k], "real VB3 held-out", "real VB2 held-out"]:
+    for kind in dict.fromkeys(r["kind"] for r in rows):
         rs = [r for r in rows if r["kind"] == kind]
         names = [b for r in rs for b in r["bodies"]]
         if not names:
@@ -204,7 +206,8 @@ def markdown(p: dict[str, Any]) -> str:
     lines = [
         "# Level names on synthetic transitional anatomy: reliability",
         "",
-        f"Fresh synthetic lumbar scans (seeds {p['seeds'][0]}-{p['seeds'][-1]}, T11-S1 requested, sagittal 1x1x3 mm, "
+        f"Fresh synthetic scans (seeds {p['seeds'][0]}-{p['seeds'][-1]}, {p.get('levels', 'T11-S1')} requested, "
+        "sagittal 1x1x3 mm, "
         f"T1w/T2w), {p['per_kind']} per kind. A name is flagged when the scan's naming confidence is below "
         f"{p['confident']} or its level is listed as uncertain (CSV note). Model {p['model']}.",
         "",
@@ -264,16 +267,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results-name", default="spine_naming_reliability")
     ap.add_argument("--no-real", action="store_true", help="synthetic scans only")
     ap.add_argument("--seed-base", type=int, default=SEED_BASE, help="first seed (95001: the tuning seeds)")
+    ap.add_argument("--levels", default="T11-S1", help="field of view ('whole': C2 in view, the count decides; slow)")
+    ap.add_argument("--kinds", nargs="*", help="only these kinds ('typical' or TRANSITIONAL_KINDS)")
     args = ap.parse_args(argv)
     card = load_card("spine_semantic")
     cache = RawCache(args.cache_dir, card.sha256)
-    todo = cases(args.per_kind, args.seed_base)
-    rows = [score_case(seed, kind, cache, CONFIDENT) for seed, kind in todo]
+    todo = [c for c in cases(args.per_kind, args.seed_base) if not args.kinds or (c[1] or "typical") in args.kinds]
+    rows = [score_case(seed, kind, cache, CONFIDENT, args.levels) for seed, kind in todo]
     real = [] if args.no_real else score_real(cache, CONFIDENT)
     payload = {
         "model": f"{card.name} {card.version} (sha256 {card.sha256[:12]})",
         "confident": CONFIDENT,
         "per_kind": args.per_kind,
+        "levels": args.levels,
         "seeds": [s for s, _ in todo],
         "summary": summary(rows),
         "reliability": reliability(rows),
