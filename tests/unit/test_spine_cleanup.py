@@ -131,3 +131,34 @@ def test_detached_posterior_piece_is_not_absorbed_by_a_vertebra():
     drop_unassigned(cls, res.instances)
     assert not cls[far].any() and (cls[near] == C.SUP_ART).all()
     assert np.array_equal(cls[~far], before[~far])
+
+
+def test_pipeline_removes_a_detached_blob_and_reports_it(tmp_path, monkeypatch):
+    """End to end with the tiny threshold model: a sacrum-bright blob in front of the sacrum (pelvic spill) is
+    unlabelled, counted in the centroid JSON and the result, and the column is named as before."""
+    import json
+
+    from neurospine.io import Volume, reorient, save_volume
+    from neurospine.spine.api import output_paths, run_file
+    from tests.unit.test_spine_support import lumbar_phantom, write_threshold_model
+
+    write_threshold_model(tmp_path / "models")
+    monkeypatch.setenv("NEUROSPINE_MODELS_DIR", str(tmp_path / "models"))
+    pir = lumbar_phantom("PIR")
+    data = np.asarray(pir.data).copy()
+    rows = np.nonzero((data >= 0.95).any(axis=(0, 2)))[0]
+    blob = (slice(2, 16), slice(int(rows.min()) + 5, int(rows.min()) + 40), slice(1, 11))
+    data[blob] = 1.0  # 12 mm in front of the sacrum, bigger than the specks semantic.clean_classes drops
+    vol, _ = reorient(Volume(data, pir.affine), "RAS")
+    img = tmp_path / "sub-01_T2w.nii.gz"
+    save_volume(vol, img)
+    result = run_file(img, tmp_path / "out", threads=1, snapshot=False)
+    removed = result.extra["cleanup"]["removed_voxels_model_grid"]
+    assert removed.get("sacrum", 0) >= 14 * 35 * 10 * 0.5 and result.measures["cleanup_removed_mm3"] > 0
+    paths = output_paths(img, tmp_path / "out")
+    assert json.loads(paths["centroids"].read_text())[0]["info"]["cleanup"] == result.extra["cleanup"]
+    sem_pir, _ = reorient(
+        Volume(np.asarray(__import__("nibabel").load(str(paths["semantic"])).dataobj), vol.affine), "PIR"
+    )
+    assert not np.asarray(sem_pir.data)[blob].any()
+    assert result.measures["naming_anchor"] == "S1" and result.measures["levels"] == "L1 L2 L3 L4 L5 S1"
