@@ -7,12 +7,13 @@ inferior, axis 2 right) and its voxel spacing, before the instance phase:
    vertebral body, endplate or disc are not spine (e.g. the band of posterior-element classes the network
    paints along the anterior image border of some scans). A second body-bearing piece is kept only when it
    lies in the column's corridor (a column broken by a missed disc stays whole).
-2. **Sacrum where a sacrum can be** (:func:`constrain_sacrum`): not above the middle of the lowest full-size
-   body, not more than ``SACRUM_ANTERIOR_MM`` in front of that body (a limit that recedes posteriorly below it
-   by ``SACRUM_ANTERIOR_SLOPE``, as the sacrum's front does), not farther than ``SACRUM_LATERAL_MM``
-   from the column's midline or ``SACRUM_LENGTH_MM`` below the top of the sacrum, thick bone rather than
-   scattered blobs (an opening of ``SACRUM_OPENING_MM``), and touching the column (within
-   ``SACRUM_CONTACT_MM`` of the lowest bodies and discs).
+2. **Sacrum where a sacrum can be** (:func:`constrain_sacrum`): not above the middle of the lowest body
+   (:func:`lowest_body`), not more than ``SACRUM_ANTERIOR_MM`` in front of that body (a limit that recedes
+   posteriorly below it by ``SACRUM_ANTERIOR_SLOPE``, or as steeply as the column's anterior wall above, as the
+   sacrum's front does), not farther than
+   ``SACRUM_LATERAL_MM`` from the column's midline or ``SACRUM_LENGTH_MM`` below the top of the sacrum,
+   thick bone rather than scattered blobs (an opening of ``SACRUM_OPENING_MM``), and touching the column
+   (within ``SACRUM_CONTACT_MM`` of the lowest body and the discs).
 
 After the instance phase, :func:`drop_unassigned` unlabels what no vertebra took (fragments the instance
 phase dropped, posterior pieces no bone path reaches), so no labelled voxel is left without an owner.
@@ -40,16 +41,20 @@ COLUMN_ANCHOR_MIN_MM3 = 300.0
 #: axis in the anterior-posterior direction and in the left-right direction
 COLUMN_CORRIDOR_AP_MM = 40.0
 COLUMN_CORRIDOR_LR_MM = 30.0
-#: full-size bodies: at least this fraction of the median body-piece volume (smaller pieces at the bottom may
-#: be sacral segments labelled as corpus)
-FULL_BODY_RATIO = 0.6
 #: smallest body piece (mm^3) considered when looking for the lowest body (instances.MIN_BODY_MM3)
 BODY_PIECE_MIN_MM3 = 400.0
-#: sacrum voxels more than this far (mm) in front of the lowest full-size body's anterior wall are pelvic tissue
+#: the lowest body is the bottom this many mm of the lowest body piece (bodies the network joins through
+#: their endplates form one piece; a lumbar body is 25-30 mm tall)
+LOWEST_BODY_MM = 30.0
+#: sacrum voxels more than this far (mm) in front of the lowest body's anterior wall are pelvic tissue
 SACRUM_ANTERIOR_MM = 15.0
 #: below the lowest body the limit recedes posteriorly by this many mm per mm down: the sacrum's anterior surface
 #: runs back from the promontory (sacral slope 30-50 degrees; 0.4 allows a slope down to about 22 degrees)
 SACRUM_ANTERIOR_SLOPE = 0.4
+#: ... or by the slope of the column's anterior wall over its lowest ``COLUMN_SLOPE_MM`` (the lordosis carried on),
+#: when that is steeper (capped at ``SACRUM_MAX_SLOPE``)
+COLUMN_SLOPE_MM = 60.0
+SACRUM_MAX_SLOPE = 1.5
 #: ... or farther than this (mm) left or right of the column's midline (adult sacrum with alae ~100-120 mm wide)
 SACRUM_LATERAL_MM = 65.0
 #: ... or farther than this (mm) below the sacrum's top row (adult sacrum about 100-110 mm long)
@@ -148,35 +153,27 @@ def keep_column(
     return out
 
 
-def _body_pieces(
-    cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]
-) -> list[tuple[float, npt.NDArray[np.bool_]]]:
-    """Corpus/endplate pieces (26-connected) of at least ``BODY_PIECE_MIN_MM3``: (volume mm^3, mask), top first."""
+def lowest_body(cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.bool_] | None:
+    """The lowest vertebral body: the bottom ``LOWEST_BODY_MM`` of the lowest corpus/endplate piece (26-connected,
+    at least ``BODY_PIECE_MIN_MM3``; lowest by its bottom row). None when there is no such piece."""
     body = np.isin(cls, (C.CORPUS, C.ENDPLATE))
     if not body.any():
-        return []
+        return None
     vox = float(np.prod(spacing_mm))
     lab, n = cc3d.connected_components(body.astype(np.uint8), connectivity=26, return_N=True)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
-    pieces = []
-    for k in range(1, n + 1):
-        if sizes[k] * vox >= BODY_PIECE_MIN_MM3:
-            m = lab == k
-            pieces.append((float(np.nonzero(m.any(axis=(0, 2)))[0].mean()), float(sizes[k] * vox), m))
-    pieces.sort(key=lambda t: t[0])
-    return [(v, m) for _, v, m in pieces]
-
-
-def lowest_full_body(
-    cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]
-) -> npt.NDArray[np.bool_] | None:
-    """The lowest body piece at least ``FULL_BODY_RATIO`` of the median piece volume (None when none)."""
-    pieces = _body_pieces(cls, spacing_mm)
-    if not pieces:
+    best, best_bottom = 0, -1.0
+    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None or sizes[k] * vox < BODY_PIECE_MIN_MM3:
+            continue
+        rows = np.nonzero((lab[sl] == k).any(axis=(0, 2)))[0] + sl[1].start
+        bottom = float(np.percentile(rows, 98))
+        if bottom > best_bottom:
+            best, best_bottom = k, bottom
+    if not best:
         return None
-    median = float(np.median([v for v, _ in pieces]))
-    full = [m for v, m in pieces if v >= FULL_BODY_RATIO * median]
-    return full[-1] if full else pieces[-1][1]
+    rows = np.arange(cls.shape[1])[None, :, None]
+    return np.asarray((lab == best) & (rows >= best_bottom - LOWEST_BODY_MM / spacing_mm[1]), dtype=bool)
 
 
 def _ball(radius_mm: float, spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.bool_]:
@@ -195,7 +192,7 @@ def constrain_sacrum(
     sac = cls == C.SACRUM
     if not sac.any():
         return cls.copy()
-    low = lowest_full_body(cls, spacing_mm)
+    low = lowest_body(cls, spacing_mm)
     if low is None:
         return cls.copy()
     out = cls.copy()
@@ -206,7 +203,8 @@ def constrain_sacrum(
     low_bottom = float(np.percentile(lp[1], 98))
     p_idx, i_idx, r_idx = np.nonzero(sac)
     bad = i_idx < mid_row
-    recede_mm = SACRUM_ANTERIOR_SLOPE * np.clip(i_idx - low_bottom, 0.0, None) * sp[1]
+    slope = max(SACRUM_ANTERIOR_SLOPE, min(_front_slope(cls, low, spacing_mm), SACRUM_MAX_SLOPE))
+    recede_mm = slope * np.clip(i_idx - low_bottom, 0.0, None) * sp[1]
     bad |= (front - p_idx) * sp[0] + recede_mm > SACRUM_ANTERIOR_MM
     mid_r = float(np.mean(lp[2]))
     bad |= np.abs(r_idx - mid_r) * sp[2] > SACRUM_LATERAL_MM
@@ -221,6 +219,28 @@ def constrain_sacrum(
     if report is not None:
         report.add(cls, out, "sacrum")
     return out
+
+
+def _front_slope(
+    cls: npt.NDArray[np.uint8], low: npt.NDArray[np.bool_], spacing_mm: tuple[float, float, float]
+) -> float:
+    """How many mm the column's anterior wall moves posteriorly per mm down over its lowest ``COLUMN_SLOPE_MM``
+    (least-squares line through the front of the bodies near the lowest body's midline; 0 when unmeasurable)."""
+    lp = np.nonzero(low)
+    bottom, mid_r = float(lp[1].max()), float(np.mean(lp[2]))
+    near = max(1, round(15.0 / spacing_mm[2]))
+    lo_r, hi_r = max(0, round(mid_r) - near), round(mid_r) + near + 1
+    body = np.isin(cls[:, :, lo_r:hi_r], (C.CORPUS, C.ENDPLATE))
+    top = max(0, round(bottom - COLUMN_SLOPE_MM / spacing_mm[1]))
+    rows, fronts = [], []
+    for i in range(top, round(bottom) + 1):
+        ps = np.nonzero(body[:, i, :].any(axis=1))[0]
+        if ps.size:
+            rows.append(i * spacing_mm[1])
+            fronts.append(float(ps.min()) * spacing_mm[0])
+    if len(rows) < 10:
+        return 0.0
+    return float(np.polyfit(np.asarray(rows), np.asarray(fronts), 1)[0])
 
 
 def _thick_and_touching(
