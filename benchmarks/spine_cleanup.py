@@ -292,8 +292,13 @@ def markdown(p: dict[str, Any]) -> str:
         "volumes over the cases listed (held-out and, when included, training cases); Dice on the held-out cases "
         f"only. Training cases included: {'yes' if p.get('training_cases_included') else 'no'}.",
         "",
-        f"Model {p.get('model')}. Rule: adopt if no Dice drops by more than 0.005 and the FP volume falls. "
-        f"**Decision: {'adopt' if d['adopt'] else 'reject'}** (Dice drops {d['dice_drops']}).",
+        (
+            f"Model {p.get('model')}. Rule: adopt if no Dice drops by more than 0.005 and the FP volume falls. "
+            f"**Decision: {'adopt' if d['adopt'] else 'reject'}** (Dice drops {d['dice_drops']})."
+            if d["dice_drops"]
+            else f"Model {p.get('model')}. Training cases only: FP volumes (Dice and the decision are measured on "
+            "the held-out cases, spine_cleanup.md)."
+        ),
         "",
         "| set | cases (held-out) | FP mm3 before | FP mm3 after | vertebra FP mm3 before | after | "
         "scans with FP > 1 cm3 before / after | Dice before | Dice after | names changed |",
