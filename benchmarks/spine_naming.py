@@ -2,9 +2,9 @@
 and what confidence / flag the wrong ones carried (a reliability table).
 
 Run from the repository root: ``OMP_NUM_THREADS=1 python -m benchmarks.spine_naming``. Cases: lumbar fields of
-view (``T11-S1`` requested, sagittal 1 x 1 x 3 mm, T2w or T1w) from seeds no trainer uses (96001+; 95001+ chose
-the naming thresholds), once with
-typical anatomy (no L6/T11/T13 variant) and once per transitional kind of ``synth.anatomy.TRANSITIONAL_KINDS``
+view (``T11-S1`` requested, sagittal 1 x 1 x 3 mm, T2w or T1w) from seeds no trainer uses (97001+; 95001+ chose
+the naming thresholds and 96001+ scored a rejected first candidate), once with typical anatomy (no L6/T11/T13
+variant) and once per transitional kind of ``synth.anatomy.TRANSITIONAL_KINDS``
 (sacralised L5, lumbarised S1 = a sacrum-like sixth lumbar vertebra, four lumbar, six lumbar). Truth: the
 engine's vertebral-body labels (corpus voxels by vertebra id; the lowest mobile vertebra is L4, L5 or L6 by the
 lumbar count). A predicted body is matched to a true body (Hungarian, Dice >= 0.1); its name is right when the
@@ -33,9 +33,10 @@ PER_KIND = 6
 BINS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0001)
 
 
-#: seeds 95001-95406 chose the thresholds of the transitional signs (``naming.TRANSITIONAL_*``); the reported
-#: figures use fresh seeds from 96001
-SEED_BASE = 96001
+#: seeds 95001-95406 chose the thresholds of the transitional signs (``naming.TRANSITIONAL_*``), 96001-96406 scored the
+#: first candidate (rejected); the reported
+#: figures use fresh seeds from 97001
+SEED_BASE = 97001
 
 
 def cases(per_kind: int = PER_KIND, seed_base: int = SEED_BASE) -> list[tuple[int, str | None]]:

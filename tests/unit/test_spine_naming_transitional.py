@@ -41,19 +41,31 @@ def test_ordinary_lumbosacral_junction_is_named_with_full_confidence():
 
 
 @pytest.mark.parametrize(
-    ("last", "expected_conf"),
+    "last",
     [
-        (replace(LUMBAR, volume_mm3=0.7 * LUMBAR.volume_mm3), 0.65),  # sacrum-like small body
-        (replace(LUMBAR, disc_below_mm3=0.3 * LUMBAR.disc_below_mm3), 0.65),  # rudimentary disc below
-        (replace(LUMBAR, volume_mm3=0.7 * LUMBAR.volume_mm3, disc_below_mm3=0.0), 0.5),  # both (fused)
+        replace(LUMBAR, volume_mm3=0.7 * LUMBAR.volume_mm3, disc_below_mm3=0.5 * LUMBAR.disc_below_mm3),
+        replace(LUMBAR, volume_mm3=0.7 * LUMBAR.volume_mm3, disc_below_mm3=0.0),  # fused: no disc found
     ],
 )
-def test_transitional_lowest_body_is_flagged_with_every_name(last: BodyInfo, expected_conf: float):
+def test_transitional_lowest_body_is_flagged_with_every_name(last: BodyInfo):
     nm = name_levels(lumbar_column(last), sacrum_mm3=40000, sacrum_below=True)
     assert names(nm.levels) == ["T12", "L1", "L2", "L3", "L4", "L5"]  # the names stay, the confidence says so
-    assert nm.confidence == expected_conf < CONFIDENT
+    assert nm.confidence == 0.5 < CONFIDENT
     assert nm.uncertain_levels == sorted(nm.levels) and nm.uncertain_note == TRANSITIONAL_FLAG
     assert any(f.startswith(TRANSITIONAL_FLAG) for f in nm.flags)
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        replace(LUMBAR, volume_mm3=0.7 * LUMBAR.volume_mm3),  # small body, ordinary disc
+        replace(LUMBAR, disc_below_mm3=0.3 * LUMBAR.disc_below_mm3),  # thin (e.g. degenerated) disc, ordinary body
+    ],
+)
+def test_one_sign_alone_lowers_the_confidence_a_little_and_flags_no_name(last: BodyInfo):
+    nm = name_levels(lumbar_column(last), sacrum_mm3=40000, sacrum_below=True)
+    assert CONFIDENT <= nm.confidence < 0.95 and nm.uncertain_levels == []
+    assert any(f.startswith("one sign of a transitional") for f in nm.flags)
 
 
 def test_signs_need_bodies_and_discs_above_to_compare_with():

@@ -41,8 +41,10 @@ COLUMN_ANCHOR_MIN_MM3 = 300.0
 #: axis in the anterior-posterior direction and in the left-right direction
 COLUMN_CORRIDOR_AP_MM = 40.0
 COLUMN_CORRIDOR_LR_MM = 30.0
-#: smallest body piece (mm^3) considered when looking for the lowest body (instances.MIN_BODY_MM3)
+#: smallest body piece (mm^3) considered when looking for the lowest body (instances.MIN_BODY_MM3), and smallest
+#: fraction of the median piece (smaller corpus pieces at the bottom are sacral segments, instances.FRAGMENT_RATIO)
 BODY_PIECE_MIN_MM3 = 400.0
+BODY_PIECE_RATIO = 0.25
 #: the lowest body is the bottom this many mm of the lowest body piece (bodies the network joins through
 #: their endplates form one piece; a lumbar body is 25-30 mm tall)
 LOWEST_BODY_MM = 30.0
@@ -155,16 +157,21 @@ def keep_column(
 
 def lowest_body(cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.bool_] | None:
     """The lowest vertebral body: the bottom ``LOWEST_BODY_MM`` of the lowest corpus/endplate piece (26-connected,
-    at least ``BODY_PIECE_MIN_MM3``; lowest by its bottom row). None when there is no such piece."""
+    at least ``BODY_PIECE_MIN_MM3`` and ``BODY_PIECE_RATIO`` of the median piece; lowest by its bottom row). None
+    when there is no such piece."""
     body = np.isin(cls, (C.CORPUS, C.ENDPLATE))
     if not body.any():
         return None
     vox = float(np.prod(spacing_mm))
     lab, n = cc3d.connected_components(body.astype(np.uint8), connectivity=26, return_N=True)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    big = sizes[1:][sizes[1:] * vox >= BODY_PIECE_MIN_MM3]
+    if big.size == 0:
+        return None
+    floor = max(BODY_PIECE_MIN_MM3 / vox, BODY_PIECE_RATIO * float(np.median(big)))
     best, best_bottom = 0, -1.0
     for k, sl in enumerate(ndimage.find_objects(lab), start=1):
-        if sl is None or sizes[k] * vox < BODY_PIECE_MIN_MM3:
+        if sl is None or sizes[k] < floor:
             continue
         rows = np.nonzero((lab[sl] == k).any(axis=(0, 2)))[0] + sl[1].start
         bottom = float(np.percentile(rows, 98))

@@ -12,7 +12,7 @@ no evidence that tells a rib-bearing T13 from an L6. Without the caller's choice
 (:data:`EXTRA_VERTEBRA_FLAG`) and the L1-L6 names are listed as uncertain.
 
 Transitional lumbosacral anatomy (a sacralised L5, a lumbarised S1): the lowest mobile body looks like a sacral
-segment (small against the bodies above, or with a rudimentary or no disc below it; :func:`transition_signs`).
+segment (small against the bodies above, and with a rudimentary or no disc below it; :func:`transition_signs`).
 The segment may then be L5 or S1 (or an L6), which a lumbar field of view cannot tell, so every name counted from
 the sacrum may be one level off: the confidence drops below :data:`CONFIDENT` and the names are listed as uncertain
 (:data:`TRANSITIONAL_FLAG`). A 22-vertebra count between C2 and S1 (11 thoracic or 4 lumbar vertebrae) is
@@ -61,12 +61,13 @@ COUNT_22_FLAG = "22 presacral vertebrae: 11 thoracic or 4 lumbar vertebrae canno
 #: 0.90-1.05, transitional segments (0.70-0.85 as tall) 0.62-0.76; bodies under 0.6 are sacral pieces
 #: (``SACRAL_VOLUME_RATIO``)
 TRANSITIONAL_VOLUME_RATIO = 0.8
-#: ... or when the disc below it is smaller than this fraction of the median disc below those bodies (a
-#: rudimentary or absent disc). Same scans: ordinary L5-S1 discs 0.86-1.17, rudimentary ones 0.41-0.77 (a
-#: degenerated real L5-S1 disc may be as thin: this sign alone only lowers the confidence to the first value)
+#: ... and when the disc below it is smaller than this fraction of the median disc below those bodies (a
+#: rudimentary or absent disc). Same scans: ordinary L5-S1 discs 0.86-1.17, rudimentary ones 0.41-0.77. Real
+#: held-out L5-S1 discs measure 0.37-0.59 too (thin, degenerated discs are common), so this sign alone is not
+#: specific: only both signs together flag the names (docs/decisions/spine-naming-transitional.md)
 TRANSITIONAL_DISC_RATIO = 0.6
-#: naming confidence with one of those signs / with both
-TRANSITIONAL_CONFIDENCE = (0.65, 0.5)
+#: naming confidence with one of those signs (names kept, not flagged) / with both (flagged, below CONFIDENT)
+TRANSITIONAL_CONFIDENCE = (0.85, 0.5)
 #: a disc at least this fraction of the median disc volume counts as a full (mobile) disc
 LAST_DISC_RATIO = 0.35
 #: lumbar bodies are at least this deep (mm); used only by the positional fallback
@@ -249,12 +250,16 @@ def transition_signs(presacral: list[BodyInfo]) -> TransitionSigns:
 
 
 def _with_transition_check(naming: Naming, presacral: list[BodyInfo]) -> Naming:
-    """Lower the confidence and list the names as uncertain when the lowest mobile body looks transitional."""
+    """Lower the confidence and list the names as uncertain when the lowest mobile body looks transitional (both
+    signs); one sign alone lowers the confidence a little and says so, the names stay unflagged."""
     signs = transition_signs(presacral)
     if not signs.count:
         return naming
-    naming.flags.append(f"{TRANSITIONAL_FLAG} ({signs.describe()})")
     naming.confidence = min(naming.confidence, TRANSITIONAL_CONFIDENCE[signs.count - 1])
+    if signs.count == 1:
+        naming.flags.append(f"one sign of a transitional lumbosacral segment ({signs.describe()}); names kept")
+        return naming
+    naming.flags.append(f"{TRANSITIONAL_FLAG} ({signs.describe()})")
     naming.uncertain_levels = sorted({lvl for lvl in naming.levels if lvl} | set(naming.uncertain_levels))
     naming.uncertain_note = TRANSITIONAL_FLAG
     return naming
