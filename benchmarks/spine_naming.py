@@ -78,7 +78,7 @@ def score_case(
     m = match_instances(np.asarray(seg.body_input), truth, method="hungarian", threshold=0.1)
     conf = float(seg.naming.confidence)
     uncertain = set(seg.naming.uncertain_levels)
-    bodies = []
+    bodies: list[dict[str, Any]] = []
     for p in m.pairs:
         try:
             got = vertebra_name(int(p.pred_id))
@@ -131,7 +131,7 @@ def score_real(cache: RawCache, confident: float) -> list[dict[str, Any]]:
             got = {int(p.ref_id): int(p.pred_id) for p in m.pairs}
             conf = float(seg.naming.confidence)
             uncertain = set(seg.naming.uncertain_levels)
-            bodies = []
+            bodies: list[dict[str, Any]] = []
             for ref_id, name in sorted(truth_names.items()):
                 pred = got.get(int(ref_id))
                 try:
