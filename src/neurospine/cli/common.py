@@ -14,11 +14,12 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from neurospine.cli import output_options
 from neurospine.cli.helpfmt import CommandParser
 from neurospine.errors import InputError, NeuroSpineError, NoStructureFoundError
 
@@ -340,6 +341,77 @@ def _run_all(
                 report_error(run.error)
             bar.end(p.name, ok=run.error is None, seconds=run.seconds)
             yield run
+
+
+def run_task_per_image(
+    args: argparse.Namespace,
+    *,
+    label: str,
+    run_file: Callable[..., Any],
+    output_paths: Callable[[Path, Path], Mapping[str, Path]],
+    options: Mapping[str, Any],
+    per_image: Callable[[Path], Mapping[str, Any]] | None = None,
+) -> list[ImageRun]:
+    """:func:`run_per_image` for a mask-writing task (spine, cord, slice2d) over ``args.images`` into ``args.out``.
+
+    Each image runs as ``run_file(image, folder, threads=args.threads, **options, **per_image(image),
+    force=args.force)``, then gets the DICOM-SEGs ``--output-format`` asks for; ``output_paths(image, out)`` names
+    the pipeline's outputs of an image. DICOM-SEG requests are checked on every input first.
+    """
+    output_options.check(args, args.images)
+
+    def one(image: Path, folder: Path) -> Any:
+        extra = per_image(image) if per_image is not None else {}
+        result = run_file(image, folder, threads=args.threads, **options, **extra, force=args.force)
+        return output_options.export(result, args)
+
+    return run_per_image(
+        args,
+        args.images,
+        args.out,
+        label=label,
+        expected=lambda image, out: output_options.expected(args, list(output_paths(image, out).values())),
+        run_one=one,
+    )
+
+
+def report_runs(
+    args: argparse.Namespace,
+    runs: Sequence[ImageRun],
+    *,
+    payload: Callable[[Any], Any],
+    lines: Callable[[Any], Iterable[str]],
+    qc_line: Callable[[Path], str],
+) -> int:
+    """After :func:`run_task_per_image`: add the results to ``--qc``'s page, then print them (``--json``:
+    ``payload`` of each; else ``lines`` of each and ``qc_line`` of the page). Returns the exit code."""
+    done = [r.result for r in runs if r.result is not None]
+    qc_page = output_options.record_qc(done, args)
+    if args.json:
+        if done:
+            write_json([payload(res) for res in done])
+        return exit_code(runs)
+    for res in done:
+        for line in lines(res):
+            say(args, line)
+    if qc_page is not None:
+        say(args, qc_line(qc_page))
+    return exit_code(runs)
+
+
+def result_payload(
+    res: Any, middle: Mapping[str, Any] | None = None, *, timings_s: Mapping[str, float] | None = None
+) -> dict[str, Any]:
+    """A task result as ``--json`` prints it: input, outputs, measures, then ``middle``'s entries, then timings
+    (``timings_s`` in place of the result's own when given) and warnings."""
+    return {
+        "input": res.input_path,
+        "outputs": {k: str(v) for k, v in res.outputs.items()},
+        "measures": res.measures,
+        **(middle or {}),
+        "timings_s": res.timings_s if timings_s is None else timings_s,
+        "warnings": res.warnings,
+    }
 
 
 @contextlib.contextmanager

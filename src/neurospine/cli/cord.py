@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,54 +78,27 @@ def _run(args: argparse.Namespace) -> int:
         )
     level_of = dict(zip(args.images, levels, strict=False))
 
-    output_options.check(args, args.images)
-
-    def one(image: Path, folder: Path) -> Any:
-        result = run_file(
-            image,
-            folder,
-            threads=args.threads,
-            levels=level_of.get(image),
-            auto_levels=not args.no_auto_levels,
-            model=args.model,
-            slab_mm=args.slab_mm,
-            force=args.force,
-        )
-        return output_options.export(result, args)
-
-    runs = common.run_per_image(
+    runs = common.run_task_per_image(
         args,
-        args.images,
-        args.out,
         label="cord",
-        expected=lambda image, out: output_options.expected(args, list(output_paths(stem_of(image), out).values())),
-        run_one=one,
+        run_file=run_file,
+        output_paths=lambda image, out: output_paths(stem_of(image), out),
+        options={"auto_levels": not args.no_auto_levels, "model": args.model, "slab_mm": args.slab_mm},
+        per_image=lambda image: {"levels": level_of.get(image)},
     )
-    done = [r.result for r in runs if r.result is not None]
-    qc_page = output_options.record_qc(done, args)
-    if args.json:
-        if done:
-            common.write_json([_payload(res) for res in done])
-        return common.exit_code(runs)
-    for res in done:
-        m = res.measures
-        mean = m.get("csa_mm2_mean")
-        csa = "n/a (every slice is at L3 or lower)" if mean is None else f"{mean} mm2"
-        common.say(args, f"cord: {m.get('n_slices')} slices, mean CSA {csa} -> {args.out}")
-        for w in res.warnings:
-            common.say(args, f"warning: {w}")
-    if qc_page is not None:
-        common.say(args, f"QC page: {qc_page}")
-    return common.exit_code(runs)
+    return common.report_runs(
+        args, runs, payload=_payload, lines=lambda res: _lines(res, args.out), qc_line=lambda page: f"QC page: {page}"
+    )
+
+
+def _lines(res: Any, out: Path) -> Iterator[str]:
+    m = res.measures
+    mean = m.get("csa_mm2_mean")
+    csa = "n/a (every slice is at L3 or lower)" if mean is None else f"{mean} mm2"
+    yield f"cord: {m.get('n_slices')} slices, mean CSA {csa} -> {out}"
+    for w in res.warnings:
+        yield f"warning: {w}"
 
 
 def _payload(res: Any) -> dict[str, Any]:
-    return {
-        "task": res.task,
-        "input": res.input_path,
-        "outputs": {k: str(v) for k, v in res.outputs.items()},
-        "measures": res.measures,
-        "models": res.models,
-        "timings_s": res.timings_s,
-        "warnings": res.warnings,
-    }
+    return {"task": res.task, **common.result_payload(res, {"models": res.models})}

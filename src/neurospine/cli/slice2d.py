@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,60 +87,43 @@ def _run(args: argparse.Namespace) -> int:
             None, f"--outlier-sigma {sigma} is not a finite number >= 0", "use e.g. 3, or 0 for no filtering"
         )
 
-    output_options.check(args, args.images)
-
-    def one(image: Path, folder: Path) -> Any:
-        result = run_file(
-            image,
-            folder,
-            threads=args.threads,
-            modality=args.modality,
-            slice_index=args.slice_index,
-            lowest_level=args.lowest_level,
-            outlier_sigma=sigma or None,
-            pixel_mm=args.pixel_mm,
-            force=args.force,
-        )
-        return output_options.export(result, args)
-
-    runs = common.run_per_image(
+    runs = common.run_task_per_image(
         args,
-        args.images,
-        args.out,
         label="slice2d",
-        expected=lambda image, out: output_options.expected(args, list(output_paths(image, out).values())),
-        run_one=one,
+        run_file=run_file,
+        output_paths=output_paths,
+        options={
+            "modality": args.modality,
+            "slice_index": args.slice_index,
+            "lowest_level": args.lowest_level,
+            "outlier_sigma": sigma or None,
+            "pixel_mm": args.pixel_mm,
+        },
     )
-    done = [r.result for r in runs if r.result is not None]
-    qc_page = output_options.record_qc(done, args)
-    if args.json:
-        if done:
-            common.write_json([_summary(res) for res in done])
-        return common.exit_code(runs)
-    for res in done:
-        common.say(
-            args,
-            f"{res.measures['n_bodies']} bodies, {res.measures['n_discs']} discs "
-            f"({res.measures['modality']}); outputs in {args.out}",
-        )
-        for w in res.warnings:
-            common.say(args, f"note: {w}")
-    if qc_page is not None:
-        common.say(args, f"QC page: {qc_page}")
-    return common.exit_code(runs)
+    return common.report_runs(
+        args, runs, payload=_summary, lines=lambda res: _lines(res, args.out), qc_line=lambda page: f"QC page: {page}"
+    )
+
+
+def _lines(res: Any, out: Path) -> Iterator[str]:
+    yield (
+        f"{res.measures['n_bodies']} bodies, {res.measures['n_discs']} discs "
+        f"({res.measures['modality']}); outputs in {out}"
+    )
+    for w in res.warnings:
+        yield f"note: {w}"
 
 
 def _summary(res: Any) -> dict[str, Any]:
-    return {
-        "input": res.input_path,
-        "outputs": {k: str(v) for k, v in res.outputs.items()},
-        "measures": res.measures,
-        "slice": res.extra.get("slice_input"),
-        "slice_how": res.extra.get("slice_how"),
-        "modality_how": res.extra.get("modality_how"),
-        "spacing_mm": res.extra.get("spacing_mm"),
-        "spacing_known": res.extra.get("spacing_known"),
-        "radiomics_outlier_sigma": res.extra.get("radiomics_outlier_sigma"),
-        "timings_s": res.timings_s,
-        "warnings": res.warnings,
-    }
+    extra = res.extra
+    return common.result_payload(
+        res,
+        {
+            "slice": extra.get("slice_input"),
+            "slice_how": extra.get("slice_how"),
+            "modality_how": extra.get("modality_how"),
+            "spacing_mm": extra.get("spacing_mm"),
+            "spacing_known": extra.get("spacing_known"),
+            "radiomics_outlier_sigma": extra.get("radiomics_outlier_sigma"),
+        },
+    )

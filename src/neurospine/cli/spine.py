@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from neurospine.cli import common, output_options
@@ -52,56 +52,30 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from neurospine.spine.api import output_paths, run_file
 
-    output_options.check(args, args.images)
-
-    def one(image: Path, folder: Path) -> Any:
-        result = run_file(
-            image,
-            folder,
-            threads=args.threads,
-            snapshot=not args.no_snapshot,
-            model=args.model,
-            extra_vertebra=args.extra_vertebra,
-            force=args.force,
-        )
-        return output_options.export(result, args)
-
-    runs = common.run_per_image(
+    runs = common.run_task_per_image(
         args,
-        args.images,
-        args.out,
         label="spine",
-        expected=lambda image, out: output_options.expected(args, list(output_paths(image, out).values())),
-        run_one=one,
+        run_file=run_file,
+        output_paths=output_paths,
+        options={"snapshot": not args.no_snapshot, "model": args.model, "extra_vertebra": args.extra_vertebra},
     )
-    done = [r.result for r in runs if r.result is not None]
-    qc_page = output_options.record_qc(done, args)
-    if args.json:
-        if done:
-            common.write_json([_payload(res) for res in done])
-        return common.exit_code(runs)
-    for result in done:
-        m = result.measures
-        common.say(
-            args,
-            f"spine: {m['n_vertebrae']} vertebrae [{m['levels']}], naming {m['naming_anchor']} "
-            f"(confidence {m['naming_confidence']}), {result.timings_s['total']:.1f} s",
-        )
-        for w in result.warnings:
-            common.say(args, f"  note: {w}")
-        for key, path in result.outputs.items():
-            common.say(args, f"  {key:<10} {path}")
-    if qc_page is not None:
-        common.say(args, f"  {'qc page':<10} {qc_page}")
-    return common.exit_code(runs)
+    return common.report_runs(
+        args, runs, payload=_payload, lines=_lines, qc_line=lambda page: f"  {'qc page':<10} {page}"
+    )
+
+
+def _lines(result: Any) -> Iterator[str]:
+    m = result.measures
+    yield (
+        f"spine: {m['n_vertebrae']} vertebrae [{m['levels']}], naming {m['naming_anchor']} "
+        f"(confidence {m['naming_confidence']}), {result.timings_s['total']:.1f} s"
+    )
+    for w in result.warnings:
+        yield f"  note: {w}"
+    for key, path in result.outputs.items():
+        yield f"  {key:<10} {path}"
 
 
 def _payload(result: Any) -> dict[str, Any]:
-    return {
-        "input": result.input_path,
-        "outputs": {k: str(v) for k, v in result.outputs.items()},
-        "measures": result.measures,
-        "models": result.models,
-        "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()},
-        "warnings": result.warnings,
-    }
+    timings_s = {k: round(v, 3) for k, v in result.timings_s.items()}
+    return common.result_payload(result, {"models": result.models}, timings_s=timings_s)
