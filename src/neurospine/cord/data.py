@@ -102,13 +102,9 @@ def load_gmchallenge(shared_data: Path, cases: tuple[tuple[str, str], ...] = GMC
         if case in held:
             raise ValueError(f"{case} is a held-out session of the cord split; it cannot be used for training")
         ip, mp = gmc_paths(shared_data, case)
-        if not (ip.is_file() and mp.is_file()):
-            log.warning("challenge training session missing: %s", ip)
-            continue
-        img = load_volume(ip)
-        msk = load_volume(mp, check_intensity=False)
-        binary = msk.with_data((np.asarray(msk.data) > 0).astype(np.float32))
-        out.append(from_volumes(f"{GMC_FOLDER}/{case}", subject, img, binary))
+        vol = _load_hard_pair(ip, mp, f"{GMC_FOLDER}/{case}", subject, "challenge training session")
+        if vol is not None:
+            out.append(vol)
     return out
 
 
@@ -116,14 +112,21 @@ def load_real(shared_data: Path) -> list[TrainVolume]:
     out = []
     for folder, img_name, msk_name, subject in REAL_SOURCES:
         ip, mp = shared_data / folder / img_name, shared_data / folder / msk_name
-        if not (ip.is_file() and mp.is_file()):
-            log.warning("real training source missing: %s", ip)
-            continue
-        img = load_volume(ip)
-        msk = load_volume(mp, check_intensity=False)
-        binary = msk.with_data((np.asarray(msk.data) > 0).astype(np.float32))
-        out.append(from_volumes(f"{folder}/{img_name}", subject, img, binary))
+        vol = _load_hard_pair(ip, mp, f"{folder}/{img_name}", subject, "real training source")
+        if vol is not None:
+            out.append(vol)
     return out
+
+
+def _load_hard_pair(image: Path, mask: Path, name: str, subject: str, what: str) -> TrainVolume | None:
+    """An image and its manual cord mask (binarised: a hard target); None, with a warning, when either is missing."""
+    if not (image.is_file() and mask.is_file()):
+        log.warning("%s missing: %s", what, image)
+        return None
+    img = load_volume(image)
+    msk = load_volume(mask, check_intensity=False)
+    binary = msk.with_data((np.asarray(msk.data) > 0).astype(np.float32))
+    return from_volumes(name, subject, img, binary)
 
 
 def save_cache(vol: TrainVolume, path: Path) -> None:
