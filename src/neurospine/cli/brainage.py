@@ -55,9 +55,9 @@ def register(sub: Any) -> None:
         "do without are listed in the error (exit 2). Example: neurospine brainage predict feats.csv "
         "--out pred.csv. " + docs_line("tools/brainage.md"),
     )
-    pr.add_argument("features_csv", type=Path, metavar="FEATURES.csv", help="one row per subject, features by name")
-    pr.add_argument("--model", default=None, metavar="MODEL", help=MODEL_HELP)
-    pr.add_argument("--age-column", default="age", help="age column, if any, for gap and gap_z (default: age)")
+    _add_table_and_model(
+        pr, "one row per subject, features by name", "age column, if any, for gap and gap_z (default: age)"
+    )
     pr.add_argument(
         "--passes", type=common.positive_int, default=100, metavar="N", help="Monte-Carlo dropout passes (default 100)"
     )
@@ -73,9 +73,7 @@ def register(sub: Any) -> None:
         "predict. Writes MODEL2.npz + MODEL2.json. Example: neurospine brainage recalibrate controls.csv --out "
         "site_model. " + docs_line("tools/brainage.md"),
     )
-    rc.add_argument("features_csv", type=Path, metavar="FEATURES.csv", help="local controls: age + features")
-    rc.add_argument("--model", default=None, metavar="MODEL", help=MODEL_HELP)
-    rc.add_argument("--age-column", default="age", help="name of the age column (default: age)")
+    _add_table_and_model(rc, "local controls: age + features", "name of the age column (default: age)")
     rc.add_argument(
         "--mode",
         choices=("auto", "none", "offset", "linear", "features+offset", "features+linear"),
@@ -118,6 +116,13 @@ def register(sub: Any) -> None:
     t.add_argument("--force", action="store_true", help="run images that do not look like a whole head (flagged)")
     t.set_defaults(handler=_t1)
     p.set_defaults(handler=lambda a: _help(p))
+
+
+def _add_table_and_model(p: argparse.ArgumentParser, table_help: str, age_help: str) -> None:
+    """FEATURES.csv, --model and --age-column: predict and recalibrate read a table and pick the model alike."""
+    p.add_argument("features_csv", type=Path, metavar="FEATURES.csv", help=table_help)
+    p.add_argument("--model", default=None, metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("--age-column", default="age", help=age_help)
 
 
 def _help(p: argparse.ArgumentParser) -> int:
