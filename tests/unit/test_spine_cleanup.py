@@ -162,3 +162,21 @@ def test_pipeline_removes_a_detached_blob_and_reports_it(tmp_path, monkeypatch):
     )
     assert not np.asarray(sem_pir.data)[blob].any()
     assert result.measures["naming_anchor"] == "S1" and result.measures["levels"] == "L1 L2 L3 L4 L5 S1"
+
+
+def test_stray_discs_and_posterior_elements_below_the_column_are_removed():
+    from neurospine.spine.cleanup import POSTERIOR_BELOW_LOWEST_MM, constrain_discs, lowest_body
+
+    cls = _padded()
+    low = lowest_body(cls, SP)
+    assert low is not None
+    bottom = int(np.percentile(np.nonzero(low)[1], 98))
+    discs_before = int((cls == C.DISC).sum())
+    cls[150:156, 20:26, 18:22] = C.DISC  # a "disc" speck far behind the column, touching no bone
+    cut = bottom + int(POSTERIOR_BELOW_LOWEST_MM) + 5
+    cls[140:146, cut : cut + 6, 18:22] = C.ARCUS  # an "arch" deep in the pelvis, below the lowest body
+    cls[140:146, bottom + 5 : bottom + 11, 18:22] = C.ARCUS  # the lowest vertebra's own arch: stays
+    out = constrain_discs(cls, SP)
+    assert int((out == C.DISC).sum()) == discs_before  # the real discs all touch bodies
+    assert not out[150:156, 20:26, 18:22].any() and not out[140:146, cut : cut + 6, 18:22].any()
+    assert (out[140:146, bottom + 5 : bottom + 11, 18:22] == C.ARCUS).all()

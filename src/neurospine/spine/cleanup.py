@@ -15,6 +15,13 @@ inferior, axis 2 right) and its voxel spacing, before the instance phase:
    thick bone rather than scattered blobs (an opening of ``SACRUM_OPENING_MM``), and touching the column
    (within ``SACRUM_CONTACT_MM`` of the lowest body and the discs).
 
+3. **Discs between bones** (:func:`constrain_discs`): a disc piece (26-connected) must come within
+   ``DISC_CONTACT_MM`` of a vertebral body, endplate or the sacrum, and must not lie more than
+   ``DISC_BELOW_LOWEST_MM`` below the lowest body (the lumbosacral disc is the lowest one; the network's "disc"
+   specks in the sacrum, the coccyx or the soft tissue behind the canal are not discs). Posterior-element
+   voxels more than ``POSTERIOR_BELOW_LOWEST_MM`` below the lowest body are unlabelled too: the lowest
+   vertebra's arch ends at the sacrum, whose own arch SPINEPS labels as sacrum.
+
 After the instance phase, :func:`drop_unassigned` unlabels what no vertebra took (fragments the instance
 phase dropped, posterior pieces no bone path reaches), so no labelled voxel is left without an owner.
 
@@ -65,6 +72,12 @@ SACRUM_LENGTH_MM = 120.0
 SACRUM_OPENING_MM = 2.0
 #: a sacrum piece must come this close (mm) to the lowest bodies or discs
 SACRUM_CONTACT_MM = 12.0
+#: a disc piece must come this close (mm) to a body, endplate or the sacrum (discs sit between bones)
+DISC_CONTACT_MM = 3.0
+#: ... and its centre must not lie farther than this (mm) below the bottom of the lowest body
+DISC_BELOW_LOWEST_MM = 20.0
+#: posterior-element voxels farther than this (mm) below the bottom of the lowest body are not spine
+POSTERIOR_BELOW_LOWEST_MM = 30.0
 
 
 @dataclass
@@ -280,10 +293,42 @@ def _thick_and_touching(
     return out
 
 
+def constrain_discs(
+    cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float], report: CleanupReport | None = None
+) -> npt.NDArray[np.uint8]:
+    """Unlabel disc pieces that touch no bone or lie below the lumbosacral disc, and posterior elements far below
+    the lowest body (module docstring, step 3)."""
+    disc = cls == C.DISC
+    bone = np.isin(cls, (C.CORPUS, C.ENDPLATE, C.SACRUM))
+    if not disc.any() or not bone.any():
+        return cls.copy()
+    low = lowest_body(cls, spacing_mm)
+    bottom_mm = float(np.percentile(np.nonzero(low)[1], 98)) * spacing_mm[1] if low is not None else np.inf
+    dist = ndimage.distance_transform_edt(~bone, sampling=spacing_mm)
+    lab, n = cc3d.connected_components(disc.astype(np.uint8), connectivity=26, return_N=True)
+    keep = np.zeros(n + 1, dtype=bool)
+    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None:
+            continue
+        piece = lab[sl] == k
+        rows = np.nonzero(piece)[1] + sl[1].start
+        near = float(dist[sl][piece].min()) <= DISC_CONTACT_MM
+        keep[k] = near and float(np.mean(rows)) * spacing_mm[1] <= bottom_mm + DISC_BELOW_LOWEST_MM
+    out = cls.copy()
+    out[disc & ~keep[lab]] = C.BG
+    if low is not None:
+        cut = int(np.ceil((bottom_mm + POSTERIOR_BELOW_LOWEST_MM) / spacing_mm[1]))
+        below = out[:, cut:, :]
+        below[np.isin(below, C.POSTERIOR_CLASSES)] = C.BG
+    if report is not None:
+        report.add(cls, out, "below the column")
+    return out
+
+
 def clean_anatomy(
     cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]
 ) -> tuple[npt.NDArray[np.uint8], CleanupReport]:
-    """Column connectivity then sacrum constraints; returns the cleaned class map and what was removed."""
+    """Column connectivity, sacrum and disc constraints; returns the cleaned class map and what was removed."""
     report = CleanupReport(voxel_mm3=float(np.prod(spacing_mm)))
     if not cls.any():
         return cls.copy(), report
@@ -291,6 +336,7 @@ def clean_anatomy(
     sub = np.ascontiguousarray(cls[box])
     sub = keep_column(sub, spacing_mm, report)
     sub = constrain_sacrum(sub, spacing_mm, report)
+    sub = constrain_discs(sub, spacing_mm, report)
     out = cls.copy()
     out[box] = sub
     return out, report
