@@ -196,11 +196,21 @@ def _colour(label: int) -> tuple[int, int, int]:
         return DISC_RGB
     if label == 26:
         return SACRUM_RGB
-    rng = np.random.default_rng(label * 7919)
-    c = rng.integers(60, 256, 3)
-    return (int(c[0]), int(c[1]), int(c[2]))
+    return VERTEBRA_RGB[label % len(VERTEBRA_RGB)]
 
 
+#: vertebra colours cycle through hues kept apart from the disc green, sacrum orange and endplate cyan, so
+#: neighbouring levels differ and no vertebra reads as a disc
+VERTEBRA_RGB: tuple[tuple[int, int, int], ...] = (
+    (220, 60, 60),
+    (80, 110, 230),
+    (210, 80, 210),
+    (240, 220, 70),
+    (150, 90, 230),
+    (240, 120, 160),
+    (140, 140, 255),
+    (180, 60, 120),
+)
 DISC_RGB = (60, 200, 90)
 ENDPLATE_RGB = (120, 220, 220)
 SACRUM_RGB = (230, 170, 60)
