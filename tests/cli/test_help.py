@@ -110,3 +110,12 @@ def test_trainer_options_have_help(task, monkeypatch):
     with pytest.raises(_Parsed):
         importlib.import_module(TRAINERS[task]).main(["--help"])
     assert not _unexplained(seen["parser"])
+
+
+def test_trainer_with_a_missing_data_folder_is_one_line(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from neurospine.cli.main import main
+
+    rc = main(["train", "brainage-t1", "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "absent" in err[0] and "Traceback" not in err[0]

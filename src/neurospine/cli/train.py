@@ -52,4 +52,11 @@ def _run(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", 0) and not getattr(args, "quiet", False):
         logging.getLogger("neurospine").setLevel(logging.INFO)  # training progress is the point of the command
     module = importlib.import_module(TRAINERS[args.task])
-    return int(module.main(list(args.task_args)))
+    try:
+        return int(module.main(list(args.task_args)))
+    except FileNotFoundError as e:  # a training set or run file that is not there: one line, exit 2
+        raise InputError(
+            e.filename,
+            "a file the trainer reads does not exist",
+            "point --data at the shared data folder (../shared/data) or pass the file that exists",
+        ) from e
