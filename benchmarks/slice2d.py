@@ -127,7 +127,8 @@ def vesal_cases(root: Path) -> list[Case]:
     return out
 
 
-def fcs_cases(root: Path, folder: str, names: set[str] | None, group: str) -> list[Case]:
+def fcs_cases(root: Path, folder: str, names: set[str] | None, group: str, slice_offset: int = 0) -> list[Case]:
+    """Cases of one fcs set on the best labelled sagittal slice (``slice_offset``: that many slices beside it)."""
     dd = root / folder
     out = []
     is_ivd = folder.startswith("fcs_ivd")
@@ -140,7 +141,7 @@ def fcs_cases(root: Path, folder: str, names: set[str] | None, group: str) -> li
             continue
         loaded = load_input(img_file)
         lab = _ipl(lab_file)
-        k = d._best_slice(lab > 0)
+        k = int(np.clip(d._best_slice(lab > 0) + slice_offset, 0, lab.shape[2] - 1))
         ref = np.where(lab[:, :, k] > 0, 2 if is_ivd else 1, 0).astype(np.uint8)
         out.append(
             Case(
@@ -157,13 +158,13 @@ def fcs_cases(root: Path, folder: str, names: set[str] | None, group: str) -> li
     return out
 
 
-def tptbox_case(root: Path, which: str) -> Case:
+def tptbox_case(root: Path, which: str, slice_offset: int = 0) -> Case:
     dd = root / "tptbox_samples"
     loaded = load_input(dd / f"tpt-{which}_img.nii.gz")
     sub = _ipl(dd / f"tpt-{which}_subreg.nii.gz")
     vert = _ipl(dd / f"tpt-{which}_vert.nii.gz")
     body3 = np.isin(sub, (49, 50, 62))
-    k = d._best_slice(body3)
+    k = int(np.clip(d._best_slice(body3) + slice_offset, 0, sub.shape[2] - 1))
     ref = np.zeros(sub.shape[:2], np.uint8)
     ref[body3[:, :, k]] = 1
     ref[sub[:, :, k] == 100] = 2

@@ -54,6 +54,10 @@ def test_png_end_to_end(tmp_path, tiny_models) -> None:
     rad = _read_csv(res.outputs["radiomics"])
     assert len(rad) == 7 and float(rad[0]["mean"]) == pytest.approx(255.0, abs=1.0)
     assert any("spacing unknown" in w for w in res.warnings)
+    # the count confidence comes last, after every existing measure; the regular phantom is not flagged
+    assert list(res.measures)[-2:] == ["count_confidence", "count_flag"]
+    assert 0.5 <= res.measures["count_confidence"] <= 1.0 and res.measures["count_flag"] is False
+    assert not any("body count uncertain" in w for w in res.warnings)
 
 
 def test_3d_mask_on_input_grid_with_one_slice(tmp_path, tiny_models) -> None:

@@ -18,6 +18,8 @@ from neurospine.errors import InputError
 from neurospine.io import Volume, atomic_path, save_like, stem_of, write_text_atomic
 from neurospine.results import TaskResult
 from neurospine.slice2d import heights as hgt
+from neurospine.slice2d.count_confidence import FLAG_BELOW as COUNT_FLAG_BELOW
+from neurospine.slice2d.count_confidence import count_confidence
 from neurospine.slice2d.instances import Instances2D, build_instances
 from neurospine.slice2d.io2d import (
     ASSUMED_FOV_MM,
@@ -166,6 +168,12 @@ def run_file(
         warnings.append("no vertebral body found")
     if verdict.note:
         warnings.append(verdict.note)
+    count_conf = count_confidence(inst, sem.probs, plane.spacing_mm)
+    if count_conf.flagged and inst.bodies:
+        warnings.append(
+            f"body count uncertain (count_confidence {count_conf.confidence:.2f} < {COUNT_FLAG_BELOW}: "
+            f"{'; '.join(count_conf.reasons)}); check the overlay"
+        )
 
     stem = stem_of(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,6 +216,9 @@ def run_file(
     for r in h_rows:
         if r["kind"] == "body":
             measures[f"wedge_ratio_{r['name']}"] = r["wedge_ratio"]
+    # appended last: existing columns keep their order (benchmarks/results/slice2d_count.md)
+    measures["count_confidence"] = count_conf.confidence
+    measures["count_flag"] = count_conf.flagged
     return TaskResult(
         task=TASK,
         input_path=str(path),
