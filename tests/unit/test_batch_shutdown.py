@@ -58,7 +58,7 @@ def _start_batch(tmp_path: Path) -> tuple[subprocess.Popen[bytes], set[int]]:
     tmp_root = tmp_path / "out" / "derivatives" / "neurospine" / ".neurospine-tmp"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # both workers are inside a case
-        if len(list(tmp_root.glob("*/*/partial_0.txt"))) >= 2:
+        if len(list(tmp_root.glob("*/*/*_step-0_partial.json"))) >= 2:
             break
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
