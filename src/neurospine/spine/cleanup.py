@@ -39,6 +39,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from neurospine.spine import classes as C
+from neurospine.spine.instances import FRAGMENT_RATIO, MIN_BODY_MM3
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,8 @@ COLUMN_CORRIDOR_AP_MM = 40.0
 COLUMN_CORRIDOR_LR_MM = 30.0
 #: smallest body piece (mm^3) considered when looking for the lowest body (instances.MIN_BODY_MM3), and smallest
 #: fraction of the median piece (smaller corpus pieces at the bottom are sacral segments, instances.FRAGMENT_RATIO)
-BODY_PIECE_MIN_MM3 = 400.0
-BODY_PIECE_RATIO = 0.25
+BODY_PIECE_MIN_MM3 = MIN_BODY_MM3
+BODY_PIECE_RATIO = FRAGMENT_RATIO
 #: the lowest body is the bottom this many mm of the lowest body piece (bodies the network joins through
 #: their endplates form one piece; a lumbar body is 25-30 mm tall)
 LOWEST_BODY_MM = 30.0
@@ -202,8 +203,18 @@ def _ball(radius_mm: float, spacing_mm: tuple[float, float, float]) -> npt.NDArr
     return np.asarray(sum((gi * s / radius_mm) ** 2 for gi, s in zip(g, spacing_mm, strict=True)) <= 1.0)
 
 
+def _lowest(
+    cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float], low: npt.NDArray[np.bool_] | bool | None
+) -> npt.NDArray[np.bool_] | None:
+    """``low`` as given by the caller (an array or None = no body), or found when the caller passed ``False``."""
+    return lowest_body(cls, spacing_mm) if low is False else low  # type: ignore[return-value]
+
+
 def constrain_sacrum(
-    cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float], report: CleanupReport | None = None
+    cls: npt.NDArray[np.uint8],
+    spacing_mm: tuple[float, float, float],
+    report: CleanupReport | None = None,
+    low: npt.NDArray[np.bool_] | bool | None = False,
 ) -> npt.NDArray[np.uint8]:
     """Unlabel sacrum voxels where no sacrum can be (see module docstring, step 2).
 
@@ -212,7 +223,7 @@ def constrain_sacrum(
     sac = cls == C.SACRUM
     if not sac.any():
         return cls.copy()
-    low = lowest_body(cls, spacing_mm)
+    low = _lowest(cls, spacing_mm, low)
     if low is None:
         return cls.copy()
     out = cls.copy()
@@ -283,18 +294,19 @@ def _thick_and_touching(
     dist = ndimage.distance_transform_edt(~column, sampling=spacing_mm) if column.any() else None
     lab, n = cc3d.connected_components(core.astype(np.uint8), connectivity=26, return_N=True)
     keep = np.zeros(n + 1, dtype=bool)
-    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
-        if sl is None or dist is None:
-            continue
-        piece = lab[sl] == k
-        keep[k] = float(dist[sl][piece].min()) <= SACRUM_CONTACT_MM
+    if dist is not None and n:
+        nearest_mm = np.asarray(ndimage.minimum(dist, lab, np.arange(1, n + 1)), dtype=np.float64).reshape(-1)
+        keep[1:] = nearest_mm <= SACRUM_CONTACT_MM
     out = np.zeros(sac.shape, dtype=bool)
     out[box] = keep[lab]
     return out
 
 
 def constrain_discs(
-    cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float], report: CleanupReport | None = None
+    cls: npt.NDArray[np.uint8],
+    spacing_mm: tuple[float, float, float],
+    report: CleanupReport | None = None,
+    low: npt.NDArray[np.bool_] | bool | None = False,
 ) -> npt.NDArray[np.uint8]:
     """Unlabel disc pieces that touch no bone or lie below the lumbosacral disc, and posterior elements far below
     the lowest body (module docstring, step 3)."""
@@ -302,18 +314,15 @@ def constrain_discs(
     bone = np.isin(cls, (C.CORPUS, C.ENDPLATE, C.SACRUM))
     if not disc.any() or not bone.any():
         return cls.copy()
-    low = lowest_body(cls, spacing_mm)
+    low = _lowest(cls, spacing_mm, low)
     bottom_mm = float(np.percentile(np.nonzero(low)[1], 98)) * spacing_mm[1] if low is not None else np.inf
     dist = ndimage.distance_transform_edt(~bone, sampling=spacing_mm)
     lab, n = cc3d.connected_components(disc.astype(np.uint8), connectivity=26, return_N=True)
+    ids = np.arange(1, n + 1)
+    nearest_mm = np.asarray(ndimage.minimum(dist, lab, ids), dtype=np.float64).reshape(-1)
+    rows = np.array([c[1] for c in ndimage.center_of_mass(disc, lab, ids)], dtype=np.float64).reshape(-1)
     keep = np.zeros(n + 1, dtype=bool)
-    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
-        if sl is None:
-            continue
-        piece = lab[sl] == k
-        rows = np.nonzero(piece)[1] + sl[1].start
-        near = float(dist[sl][piece].min()) <= DISC_CONTACT_MM
-        keep[k] = near and float(np.mean(rows)) * spacing_mm[1] <= bottom_mm + DISC_BELOW_LOWEST_MM
+    keep[1:] = (nearest_mm <= DISC_CONTACT_MM) & (rows * spacing_mm[1] <= bottom_mm + DISC_BELOW_LOWEST_MM)
     out = cls.copy()
     out[disc & ~keep[lab]] = C.BG
     if low is not None:
@@ -335,8 +344,9 @@ def clean_anatomy(
     box = ndimage.find_objects((cls > 0).astype(np.uint8))[0]
     sub = np.ascontiguousarray(cls[box])
     sub = keep_column(sub, spacing_mm, report)
-    sub = constrain_sacrum(sub, spacing_mm, report)
-    sub = constrain_discs(sub, spacing_mm, report)
+    low = lowest_body(sub, spacing_mm)  # the sacrum step leaves bodies alone: one search serves both steps
+    sub = constrain_sacrum(sub, spacing_mm, report, low=low)
+    sub = constrain_discs(sub, spacing_mm, report, low=low)
     out = cls.copy()
     out[box] = sub
     return out, report
