@@ -319,10 +319,13 @@ def write_snapshot(
         body_sl = np.asarray(body_pir)[:, :, r].T.astype(np.uint8)
         body_img = np.asarray(Image.fromarray(body_sl).resize(size, Image.Resampling.NEAREST)) > 0
     off_slice: dict[int, tuple[float, float]] = {}
-    for value in names:
-        if 0 < value < DISC_OFFSET and not (lab == value).any() and (inst == value).any():
-            c = ndimage.center_of_mass(inst == value)  # (P, I, R) voxels
-            off_slice[value] = ((c[0] + 0.5) * sp_p * scale, (c[1] + 0.5) * sp_i * scale)
+    missing = [int(v) for v in names if 0 < v < DISC_OFFSET and not (lab == v).any()]
+    if missing:  # one labelled pass for every vertebra off this slice (NaN for those absent from the volume)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            coms = ndimage.center_of_mass(vert, inst, missing)
+        for value, c in zip(missing, coms, strict=True):
+            if np.isfinite(c[0]):  # (P, I, R) voxels
+                off_slice[value] = ((c[0] + 0.5) * sp_p * scale, (c[1] + 0.5) * sp_i * scale)
     rgb = np.asarray(base, dtype=np.float32)
     over = rgb.copy()
     present = [int(v) for v in np.unique(lab_img) if v != 0]
