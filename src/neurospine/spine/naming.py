@@ -260,8 +260,9 @@ def _with_transition_check(naming: Naming, presacral: list[BodyInfo]) -> Naming:
         naming.flags.append(f"one sign of a transitional lumbosacral segment ({signs.describe()}); names kept")
         return naming
     naming.flags.append(f"{TRANSITIONAL_FLAG} ({signs.describe()})")
+    earlier = naming.uncertain_note if naming.uncertain_levels else ""  # e.g. the L6-or-T13 reason: keep it
     naming.uncertain_levels = sorted({lvl for lvl in naming.levels if lvl} | set(naming.uncertain_levels))
-    naming.uncertain_note = TRANSITIONAL_FLAG
+    naming.uncertain_note = f"{earlier}; {TRANSITIONAL_FLAG}" if earlier else TRANSITIONAL_FLAG
     return naming
 
 
