@@ -260,8 +260,9 @@ def write_report(out_dir: str | Path, path: str | Path | None = None, *, marks_f
 QC_CASES_DIR = "qc_cases"
 
 
-def record_single_run(result: Any, qc_dir: str | Path) -> Path:
-    """Add one ``TaskResult`` to the QC folder ``qc_dir`` and rewrite its ``qc_report.html`` (all runs so far).
+def record_single_run(result: Any, qc_dir: str | Path, *, rebuild: bool = True) -> Path:
+    """Add one ``TaskResult`` to the QC folder ``qc_dir`` and rewrite its ``qc_report.html`` (all runs so far;
+    ``rebuild=False`` leaves the page for one :func:`write_single_run_report` after several runs).
 
     Each run leaves ``qc_dir/qc_cases/<stem>_<task>.json`` (the row, with its picture embedded, so the page
     does not depend on the output folder staying where it is); the page is rebuilt from those files."""
@@ -287,7 +288,7 @@ def record_single_run(result: Any, qc_dir: str | Path) -> Path:
         "recorded": utc_now(),
     }
     write_text_atomic(qc / QC_CASES_DIR / f"{stem}_{result.task}.json", json.dumps(case, indent=1) + "\n")
-    return write_single_run_report(qc)
+    return write_single_run_report(qc) if rebuild else qc / REPORT_NAME
 
 
 def write_single_run_report(qc_dir: str | Path) -> Path:

@@ -25,9 +25,6 @@ from neurospine.errors import InputError, NeuroSpineError, NoStructureFoundError
 
 log = logging.getLogger(__name__)
 
-#: What ``-`` means as an output file.
-STDOUT = "-"
-
 
 # -- parsing --------------------------------------------------------------------------------------------------
 class OneLineParser(CommandParser):

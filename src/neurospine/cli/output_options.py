@@ -64,9 +64,8 @@ def record_qc(results: Sequence[Any], args: Any) -> Path | None:
     qc_dir = getattr(args, "qc", None)
     if not qc_dir or not results:
         return None
-    from neurospine.batch.report import record_single_run
+    from neurospine.batch.report import record_single_run, write_single_run_report
 
-    page = None
     for result in results:
-        page = record_single_run(result, qc_dir)
-    return page
+        record_single_run(result, qc_dir, rebuild=False)
+    return write_single_run_report(qc_dir)  # one page rebuild for all the runs of this command
