@@ -129,3 +129,26 @@ def evidence(vol: Volume) -> Evidence:
         length,
         is_hounsfield(ras.data),
     )
+
+
+#: neighbouring bodies of a column: their spacing stays within these multiples of the median spacing
+GAP_RATIO = (0.35, 2.6)
+
+
+def gap_stats(centres_mm: npt.NDArray[np.float64]) -> dict[str, float]:
+    """Median spacing of consecutive body centres (rows, in mm, in column order) and the extreme ratios to it."""
+    gaps = np.linalg.norm(np.diff(centres_mm, axis=0), axis=1)
+    med = float(np.median(gaps))
+    return {
+        "median_gap_mm": med,
+        "min_gap_ratio": float(gaps.min() / med) if med > 0 else 0.0,
+        "max_gap_ratio": float(gaps.max() / med) if med > 0 else 0.0,
+    }
+
+
+def irregular_gaps(st: dict[str, float]) -> str | None:
+    """The flag text when :func:`gap_stats` shows a missing, split or merged body (3 or more bodies), else None."""
+    if GAP_RATIO[0] <= st["min_gap_ratio"] and st["max_gap_ratio"] <= GAP_RATIO[1]:
+        return None
+    lo, hi = st["min_gap_ratio"], st["max_gap_ratio"]
+    return f"irregular spacing between neighbouring bodies ({lo:.2f}-{hi:.2f} x the median)"

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from neurospine.plausibility.common import Evidence, evidence
+from neurospine.plausibility.common import Evidence, evidence, gap_stats, irregular_gaps
 from neurospine.plausibility.verdict import Verdict
 
 EXPECTS = "a sagittal MR/CT slice or volume, or a lateral radiograph, of the spine"
@@ -33,7 +33,6 @@ SYMMETRY_PX = 128
 #: body centroids lie within this share of the median body width of a smooth (quadratic) curve
 MAX_OFF_CURVE = 1.0
 #: neighbouring centroids: within these ratios of the median centre-to-centre distance
-GAP_RATIO = (0.35, 2.6)
 #: body areas vary along a column (C3 to L5 about x3); beyond this ratio of largest to smallest, not a column
 MAX_AREA_RATIO = 25.0
 #: with a known pixel size: body height and depth (mm), C3-L5 with wide margins
@@ -83,12 +82,7 @@ def body_stats(inst: Any, spacing_mm: tuple[float, float]) -> dict[str, float]:
     out["area_ratio"] = float(areas.max() / max(areas.min(), 1e-6))
     if len(bodies) >= 2:
         order = np.argsort(cent[:, 0])
-        c = cent[order]
-        gaps = np.linalg.norm(np.diff(c, axis=0), axis=1)
-        med = float(np.median(gaps))
-        out["median_gap_mm"] = med
-        out["min_gap_ratio"] = float(gaps.min() / med) if med > 0 else 0.0
-        out["max_gap_ratio"] = float(gaps.max() / med) if med > 0 else 0.0
+        out.update(gap_stats(cent[order]))
     if len(bodies) >= 4:
         coef = np.polyfit(cent[:, 0], cent[:, 1], 2)
         resid = np.abs(np.polyval(coef, cent[:, 0]) - cent[:, 1])
@@ -159,11 +153,8 @@ def post_check(
         v.flag(f"{n} vertebral bod{'y' if n == 1 else 'ies'} found: not a view along the column")
     if n >= 4 and st["off_curve"] > MAX_OFF_CURVE:
         v.flag(f"the bodies do not lie on a smooth column (one is {st['off_curve']:.1f} body widths off the curve)")
-    if n >= 3 and not (GAP_RATIO[0] <= st["min_gap_ratio"] and st["max_gap_ratio"] <= GAP_RATIO[1]):
-        v.flag(
-            f"irregular spacing between neighbouring bodies ({st['min_gap_ratio']:.2f}-{st['max_gap_ratio']:.2f} "
-            "x the median)"
-        )
+    if n >= 3 and (irregular := irregular_gaps(st)):
+        v.flag(irregular)
     if n >= 2 and st["area_ratio"] > MAX_AREA_RATIO:
         v.flag(f"body areas differ {st['area_ratio']:.0f}-fold")
     if n and spacing_known:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from neurospine.io import Volume
-from neurospine.plausibility.common import Evidence, evidence
+from neurospine.plausibility.common import Evidence, evidence, gap_stats, irregular_gaps
 from neurospine.plausibility.verdict import Verdict
 
 EXPECTS = "a sagittal or 3D isotropic MRI of the spine"
@@ -24,7 +24,6 @@ BODY_HEIGHT_MM = (5.0, 65.0)
 #: centre-to-centre distance of neighbouring bodies: 15 (C3) to 45 mm (L3), wide
 NEIGHBOUR_GAP_MM = (10.0, 60.0)
 #: one gap may be a missed body (x2) or a split one (x0.5); beyond these ratios to the median it is irregular
-GAP_RATIO = (0.35, 2.6)
 #: the column runs within this angle (degrees) of head-to-foot
 MAX_TILT_DEG = 60.0
 #: share of the column's rows with canal (or cord) voxels
@@ -49,11 +48,7 @@ def column_stats(seg: Any) -> dict[str, float]:
     bottom = max(v.bottom_row for v in verts)
     out["column_si_mm"] = float(bottom - top + 1) * float(sp[1])
     if len(verts) >= 2:
-        gaps = np.linalg.norm(np.diff(cent, axis=0), axis=1)
-        med = float(np.median(gaps))
-        out["median_gap_mm"] = med
-        out["min_gap_ratio"] = float(gaps.min() / med) if med > 0 else 0.0
-        out["max_gap_ratio"] = float(gaps.max() / med) if med > 0 else 0.0
+        out.update(gap_stats(cent))
         d = cent[-1] - cent[0]
         out["tilt_deg"] = float(np.degrees(np.arccos(min(1.0, abs(d[1]) / max(np.linalg.norm(d), 1e-6)))))
     rows = np.arange(int(np.floor(top)), int(np.ceil(bottom)) + 1)
@@ -102,10 +97,7 @@ def column_checks(st: dict[str, float], v: Verdict) -> None:
             )
         if st["tilt_deg"] > MAX_TILT_DEG:
             v.flag(f"the bodies line up {st['tilt_deg']:.0f} degrees away from head-to-foot")
-    if n >= 3 and not (GAP_RATIO[0] <= st["min_gap_ratio"] and st["max_gap_ratio"] <= GAP_RATIO[1]):
-        v.flag(
-            f"irregular spacing between neighbouring bodies ({st['min_gap_ratio']:.2f}-{st['max_gap_ratio']:.2f} "
-            "x the median)"
-        )
+    if n >= 3 and (irregular := irregular_gaps(st)):
+        v.flag(irregular)
     if n >= 2 and st.get("canal_share", 1.0) < MIN_CANAL_SHARE:
         v.flag(f"no spinal canal behind {100 * (1 - st['canal_share']):.0f} % of the column")
