@@ -180,14 +180,21 @@ def predict_t1_files(
     for im in images:
         if not Path(im).exists():
             raise InputError(im, "file not found", "check the path of the T1w image")
-    verdicts = t1_plausibility(images, force=force)
+    from neurospine.plausibility import brainage as plaus
+    from neurospine.plausibility import enforce
+
     ages = None
     if ages_csv is not None:
         from neurospine.brainage.ages import ages_for_images
 
         ages = ages_for_images(ages_csv, images, id_column)
-    rows = predict_t1(list(images), ages=ages, threads=threads, passes=passes)
-    for row, verdict in zip(rows, verdicts, strict=True):
+
+    def check(image: str | Path, vol: Any) -> Any:  # on the volume predict_t1 loaded: each file is read once
+        return enforce(plaus.check(vol), image, force=force)
+
+    rows = predict_t1(list(images), ages=ages, threads=threads, passes=passes, check=check)
+    for row in rows:
+        verdict = row.pop("check")
         row["plausibility"] = verdict.field
         if verdict.note:
             log.warning("%s: %s", row["id"], verdict.note)

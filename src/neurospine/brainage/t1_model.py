@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from neurospine.brainage import quantiles as qmod
 from neurospine.brainage.t1_preprocess import CROP_SHAPE, preprocess_t1
 from neurospine.errors import InputError, ModelNotFoundError
 from neurospine.models.card import ModelCard
+
+if TYPE_CHECKING:
+    from neurospine.io import Volume
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +69,21 @@ class T1BrainAge:
         out: np.ndarray = np.asarray(q, dtype=np.float64) * self.age_sd + self.age_mean
         return out
 
-    def predictive_image(self, path: str | Path, *, passes: int = DEFAULT_PASSES, seed: int = 0) -> qmod.Predictive:
-        """The pooled MC predictive distribution (uncalibrated) of one T1w image."""
+    def predictive_image(
+        self, path: str | Path, *, passes: int = DEFAULT_PASSES, seed: int = 0, volume: Volume | None = None
+    ) -> qmod.Predictive:
+        """The pooled MC predictive distribution (uncalibrated) of one T1w image (``volume``: already loaded)."""
         from neurospine.io import load_volume
 
-        x = preprocess_t1(load_volume(path))
+        x = preprocess_t1(load_volume(path) if volume is None else volume)
         q = self.passes(x, passes, np.random.default_rng(seed))
         return qmod.Predictive.from_passes(q[:, None, :])
 
-    def predict_image(self, path: str | Path, *, passes: int = DEFAULT_PASSES, seed: int = 0) -> T1Prediction:
+    def predict_image(
+        self, path: str | Path, *, passes: int = DEFAULT_PASSES, seed: int = 0, volume: Volume | None = None
+    ) -> T1Prediction:
         t0 = time.perf_counter()
-        pred = self.predictive_image(path, passes=passes, seed=seed)
+        pred = self.predictive_image(path, passes=passes, seed=seed, volume=volume)
         lo, hi = self.conformal.interval(pred, 0.95)
         return T1Prediction(
             str(path), float(pred.median[0]), float(pred.sd[0]), float(lo[0]), float(hi[0]), time.perf_counter() - t0
@@ -84,23 +91,35 @@ class T1BrainAge:
 
 
 def predict_t1(
-    paths: Sequence[str | Path], *, ages: dict[str, float] | None = None, threads: int = 2, passes: int = DEFAULT_PASSES
+    paths: Sequence[str | Path],
+    *,
+    ages: dict[str, float] | None = None,
+    threads: int = 2,
+    passes: int = DEFAULT_PASSES,
+    check: Callable[[str | Path, Volume], Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Brain age of each raw T1w image: rows with id, age_pred, sd, lo95, hi95 (+ age, gap, gap_z)."""
-    from neurospine.io import stem_of
+    """Brain age of each raw T1w image: rows with id, age_pred, sd, lo95, hi95 (+ age, gap, gap_z).
+
+    ``check(path, volume)`` sees each image once it is loaded (it is read once) and may raise to refuse it;
+    what it returns is kept in the row as ``check``."""
+    from neurospine.io import load_volume, stem_of
 
     if not paths:
         raise InputError(None, "no image given", "pass one or more T1w NIfTI files")
     model = T1BrainAge.shipped(threads=threads)
     rows = []
     for p in paths:
-        r = model.predict_image(p, passes=passes)
+        vol = load_volume(p)
+        verdict = check(p, vol) if check is not None else None
+        r = model.predict_image(p, passes=passes, volume=vol)
         sid = stem_of(p)
         row: dict[str, Any] = {"id": sid, "age_pred": r.age_pred, "sd": r.sd, "lo95": r.lo95, "hi95": r.hi95}
         age = None if ages is None else ages.get(sid, ages.get(Path(p).name))
         if age is not None:
             row.update(age=age, gap=r.age_pred - age, gap_z=(r.age_pred - age) / max(r.sd, 1e-6))
         row["seconds"] = r.seconds
+        if check is not None:
+            row["check"] = verdict
         rows.append(row)
     return rows
 
