@@ -109,3 +109,28 @@ def test_slice2d_warns_when_pixel_mm_disagrees_with_the_anatomy(shared_data, tmp
     assert 150.0 / 1373 <= est <= 430.0 / 1373 * 1.3  # within the film-size range of a lateral radiograph
     far = run("--pixel-mm", f"{2 * est:.3f}")
     assert any("suggest a pixel size" in w and "check the pixel size" in w for w in far["warnings"])
+
+
+def test_spine_on_8bit_ct_without_hounsfield_units_is_flagged(shared_data, tmp_path, capsys) -> None:
+    """fewshot CT is min-max scaled to 8 bits (no HU): the bones being the brightest tissue gives it away."""
+    src = shared_data / "fewshot_ct_sag" / "fst-11_img.nii.gz"
+    code = main(["spine", str(src), "--out", str(tmp_path / "o"), "--threads", "1", "--json", "--no-snapshot"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0 and "looks like CT" in str(payload["measures"]["plausibility"])
+
+
+def test_slice2d_on_a_headerless_ap_pelvis_picture_is_flagged(shared_data, tmp_path, capsys) -> None:
+    """The lower half of the AP radiograph saved as PNG (no header, no symmetry strong enough to flag)."""
+    import nibabel as nib
+    import numpy as np
+    from PIL import Image
+
+    data = np.asarray(nib.load(str(shared_data / "spineproject_xray" / "xr-normal-ap_img.nii.gz")).dataobj)
+    sq = data.squeeze().astype(np.float32)
+    half = sq[sq.shape[0] // 2 :] if sq.shape[0] >= sq.shape[1] else sq[:, sq.shape[1] // 2 :]
+    lo, hi = np.percentile(half, [0.5, 99.5])
+    png = tmp_path / "pelvis.png"
+    Image.fromarray((np.clip((half - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)).save(png)
+    code = main(["slice2d", str(png), "--out", str(tmp_path / "o"), "--threads", "1", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0 and "modality uncertain" in str(payload["measures"]["plausibility"])

@@ -135,6 +135,12 @@ def test_slice2d_ap_shaped_radiograph_bodies_refused_lateral_not() -> None:
     assert ps.post_check(Verdict("slice2d"), ap, (0.5, 0.5), modality="mr", spacing_known=False).status != "refuse"
 
 
+def test_slice2d_uncertain_modality_flagged() -> None:
+    lat = SimpleNamespace(bodies=[_body(20 + 60 * k, 100 + 3 * k, 45, 55) for k in range(5)])
+    v = ps.post_check(Verdict("slice2d"), lat, (0.5, 0.5), modality="mr", spacing_known=False, modality_doubt="why")
+    assert v.status == "flag" and "modality uncertain (why)" in v.reasons[0]
+
+
 def test_slice2d_scattered_bodies_flagged() -> None:
     scattered = SimpleNamespace(bodies=[_body(20 + 60 * k, [20, 200, 40, 220, 30][k], 45, 50) for k in range(5)])
     v = ps.post_check(Verdict("slice2d"), scattered, (0.5, 0.5), modality="mr", spacing_known=True)
@@ -211,3 +217,22 @@ def test_self_consistent_pixel_size_ignores_the_trial_scale() -> None:
     est = sc.self_consistent_pixel_mm(rows_at)
     assert est == pytest.approx(true_px, rel=0.15)
     assert sc.self_consistent_pixel_mm(lambda px: []) is None
+
+
+def test_bright_bone_lift_separates_ct_like_from_mri_like() -> None:
+    """Rescaled CT: bone is the brightest tissue; MRI: cortical bone dark, fat/fluid brightest."""
+    from neurospine.spine import classes as C
+
+    rng = np.random.default_rng(0)
+    classes = np.zeros((40, 60, 20), np.uint8)
+    classes[10:20, 10:50, 5:15] = C.CORPUS
+    classes[25:28, 10:50, 5:15] = C.CANAL
+    soft = 100.0 + rng.normal(0.0, 5.0, classes.shape)
+    ct = np.where(classes == C.CORPUS, 200.0 + rng.normal(0.0, 20.0, classes.shape), soft)
+    mri = np.where(classes == C.CORPUS, 60.0, soft)
+    mri[:, :, 18:] = 250.0  # subcutaneous fat, the brightest on MRI
+    for img, expect_ct in ((ct, True), (mri, False)):
+        seg = SimpleNamespace(classes=classes, grid=SimpleNamespace(image=img.astype(np.float32)))
+        assert (psp.bright_bone_lift(seg) >= psp.BRIGHT_BONE_LIFT) is expect_ct
+    empty = SimpleNamespace(classes=np.zeros_like(classes), grid=SimpleNamespace(image=ct.astype(np.float32)))
+    assert psp.bright_bone_lift(empty) == 0.0

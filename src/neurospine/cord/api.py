@@ -12,6 +12,7 @@ import numpy as np
 
 from neurospine.cord.conus import flag_warning
 from neurospine.cord.disclevels import cervical_levels
+from neurospine.cord.levelconfidence import calibrated_confidence, level_group
 from neurospine.cord.levels import level_name
 from neurospine.cord.morphometry import measure_cord
 from neurospine.cord.segment import MODEL_NAME, CordSegmentation, SegmentOptions, onnx_predictor, segment_volume
@@ -91,6 +92,7 @@ def _disc_fallback(image: Volume, soft: np.ndarray, est: LevelEstimate) -> Level
         warnings=[warning],
         seconds=est.seconds + time.perf_counter() - t0,
         models=est.models,
+        from_discs=True,
     )
 
 
@@ -219,9 +221,14 @@ def run_file(
         "levels_positional": int(provenance.positional),
         "plausibility": verdict.field,
     }
+    group = level_group(
+        provenance.source, provenance.anchor, provenance.confidence, provenance.from_discs, provenance.naming_method
+    )
+    level_confidence = calibrated_confidence(group, provenance.confidence)
     if provenance.source == "estimated":
         measures["levels_anchor"] = provenance.anchor
-        measures["levels_confidence"] = provenance.confidence
+        measures["levels_confidence"] = level_confidence
+        measures["levels_naming_confidence"] = provenance.confidence
     for lv in morph.per_level():
         measures[f"csa_mm2_{lv.level}"] = round(lv.csa_mm2_mean, 3)
     return TaskResult(
@@ -238,7 +245,9 @@ def run_file(
             "levels": {
                 "source": provenance.source,
                 "anchor": provenance.anchor,
-                "confidence": provenance.confidence,
+                "confidence": level_confidence,
+                "naming_confidence": provenance.confidence,
+                "group": group,
                 "positional": provenance.positional,
                 "spans_mm": [
                     [level_name(sp.level), round(sp.lower_mm, 2), round(sp.upper_mm, 2)] for sp in provenance.spans

@@ -52,6 +52,8 @@ class LevelEstimate:
     seconds: float = 0.0
     models: dict[str, str] = field(default_factory=dict)  # model name -> version, when the spine model ran
     median_body_depth_mm: float | None = None  # of the bodies the spine model found (cervical: < 20 mm)
+    from_discs: bool = False  # named from the discs in front of the cord (the spine model named nothing)
+    naming_method: str = ""  # spine.naming.Naming.method: how a positional naming was made
 
     @property
     def positional(self) -> bool:
@@ -131,4 +133,15 @@ def estimate_levels(image: Volume, cord_soft: npt.NDArray[np.floating], *, threa
     log.info("cord levels estimated from the spine model: %s (anchor %s, %.2f)", names, anchor, conf)
     depths = [v.depth_mm for v in seg.instances.vertebrae]
     depth = float(np.median(depths)) if depths else None
-    return LevelEstimate(mask, "estimated", anchor, conf, spans, warnings, time.perf_counter() - t0, models, depth)
+    return LevelEstimate(
+        mask,
+        "estimated",
+        anchor,
+        conf,
+        spans,
+        warnings,
+        time.perf_counter() - t0,
+        models,
+        depth,
+        naming_method=naming.method,
+    )

@@ -8,7 +8,8 @@ symmetric about a vertical axis (AP/PA radiographs and axial slices are, a later
 not: the spine lies to one side of the trunk; a flag only, as synthetic phantoms are symmetric too); an
 axial slab volume; and outputs that are not a column: fewer than two bodies, bodies off a smooth head-to-foot
 curve, neighbours far from regular spacing, bodies of very different sizes, or (with a known pixel size)
-bodies of implausible size.
+bodies of implausible size; and a 2D image whose modality the tool cannot tell (it looks like none of MR, CT or a
+radiograph: in the plausibility benchmark every wrong-kind 2D image and no real one).
 """
 
 from __future__ import annotations
@@ -135,11 +136,18 @@ def post_check(
     modality: str,
     spacing_known: bool,
     is_2d: bool = True,
+    modality_doubt: str | None = None,
 ) -> Verdict:
     """Refusal and flags from the detected bodies (in place; returns ``v``); call before writing outputs.
 
     Wide bodies refuse a radiograph; on another 2D image (an MR or CT slice saved as a picture) they are
-    flagged only, as a sagittal L5 may come close to the threshold."""
+    flagged only, as a sagittal L5 may come close to the threshold. ``modality_doubt``: why the modality guess
+    was uncertain (None when it was certain or given)."""
+    if modality_doubt is not None:
+        v.flag(
+            f"the image looks like none of the kinds the model learned (MR, CT, radiograph): modality uncertain "
+            f"({modality_doubt})"
+        )
     st = body_stats(inst, spacing_mm)
     n = int(st["n_bodies"])
     wide = n >= 2 and st["median_width_mm"] >= AP_WIDTH_RATIO * st["median_height_mm"]

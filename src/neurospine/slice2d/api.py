@@ -149,7 +149,13 @@ def run_file(
     inst = build_instances(sem.labels, sem.probs, plane.spacing_mm, lowest_level=lowest_level)
     timings["segment_s"] = time.perf_counter() - t2
     plaus.post_check(
-        verdict, inst, plane.spacing_mm, modality=mod, spacing_known=plane.spacing_known, is_2d=loaded.kind != "volume"
+        verdict,
+        inst,
+        plane.spacing_mm,
+        modality=mod,
+        spacing_known=plane.spacing_known,
+        is_2d=loaded.kind != "volume",
+        modality_doubt=None if guess.certain else f"taken as {mod}: {how}; give --modality to set it",
     )
     enforce(verdict, path, force=force)
     if not plane.spacing_known:

@@ -125,6 +125,8 @@ class Naming:
     uncertain_levels: list[int] = field(default_factory=list)
     #: why those names are uncertain (the CSV note)
     uncertain_note: str = EXTRA_VERTEBRA_FLAG
+    #: how a positional naming was made: "top-c2", "depth-profile" or "lowest-l5" ("" when anchored)
+    method: str = ""
 
     @property
     def positional(self) -> bool:
@@ -299,6 +301,7 @@ def name_levels(
             rest.flags,
             rest.uncertain_levels,
             rest.uncertain_note,
+            rest.method,
         )
     flags: list[str] = []
     # the body that would be L5 under a sacrum anchor: above any small sacral pieces at the bottom
@@ -403,7 +406,7 @@ def name_levels(
     lumbar_like = depths[len(depths) // 2] >= LUMBAR_MIN_DEPTH_MM
     if lumbar_like:
         flags.append(f"{sacrum_status} and no C2: lowest vertebra assumed to be L5 (positional)")
-        return Naming(_chain("L5", n, upward=True), "positional", 0.3, flags)
+        return Naming(_chain("L5", n, upward=True), "positional", 0.3, flags, method="lowest-l5")
     fit = fit_depth_profile(bodies) if rising else None
     # a fit that puts the top within two levels of C2 keeps the C2 assumption: the fit is only good to about one
     # level, and a field of view that starts in the upper cervical spine nearly always includes C2
@@ -412,9 +415,9 @@ def name_levels(
         flags.append(
             f"{sacrum_status} and no C2: top vertebra taken as {start} from the body-depth profile (positional)"
         )
-        return Naming(_chain(start, n, upward=False), "positional", 0.25, flags)
+        return Naming(_chain(start, n, upward=False), "positional", 0.25, flags, method="depth-profile")
     flags.append(f"{sacrum_status} and no C2: top vertebra assumed to be C2 (positional)")
-    return Naming(_chain("C2", n, upward=False), "positional", 0.2, flags)
+    return Naming(_chain("C2", n, upward=False), "positional", 0.2, flags, method="top-c2")
 
 
 def _depth_rise(bodies: list[BodyInfo]) -> float:

@@ -1,0 +1,57 @@
+"""Calibrated confidence of the cord's estimated vertebral levels.
+
+The pipeline knows, when it names the cord slices, which of four situations it is in (groups fixed before
+scoring in ``docs/decisions/cord-level-confidence.md``, revision 2): the spine model's naming was anchored on C2
+or the sacrum and confident, anchored but doubtful (transitional signs), positional (no anchor) by one of three
+methods (top vertebra taken as C2, top from the body-depth profile, lowest taken as L5), or the spine model named
+nothing and the discs in front of the cord were counted from the top. The printed ``levels_confidence``
+is the share of cord slices named right in that group on fresh synthetic calibration scans
+(``benchmarks/cord_levels.py``, even seeds; odd seeds check it); the spine model's own naming confidence stays
+available as ``levels_naming_confidence``.
+"""
+
+from __future__ import annotations
+
+from neurospine.spine.naming import CONFIDENT
+
+#: group -> share of cord slices named right on the calibration scans (benchmarks/results/cord_levels.md);
+#: a group missing here keeps the raw naming confidence, capped at UNCALIBRATED_CAP
+#: (run 3, 2026-12-04, 32 calibration scans: anchored 20 scans 0.938 right -> 0.90; top-C2 4 scans 0.681 -> 0.65;
+#: depth-profile 6 scans 0.531 -> 0.50; lowest-L5 (2 scans, 0 right), anchored-doubt (0) and disc-fallback (0) keep
+#: their raw value capped at 0.5)
+CALIBRATED: dict[str, float] = {"anchored": 0.9, "positional-top-c2": 0.65, "positional-depth-profile": 0.5}
+UNCALIBRATED_CAP = 0.5
+ANCHORS = ("C2", "S1", "S1+C2")
+
+
+GROUPS = (
+    "anchored",
+    "anchored-doubt",
+    "positional-top-c2",
+    "positional-depth-profile",
+    "positional-lowest-l5",
+    "disc-fallback",
+)
+
+
+def level_group(
+    source: str, anchor: str, naming_confidence: float | None, disc_fallback: bool, method: str = ""
+) -> str:
+    """The calibration group of an estimate (``"none"`` when levels were not estimated; ``method``: the spine
+    naming's positional method, :attr:`neurospine.spine.naming.Naming.method`)."""
+    if source != "estimated":
+        return "none"
+    if disc_fallback:
+        return "disc-fallback"
+    if anchor in ANCHORS:
+        return "anchored" if (naming_confidence or 0.0) >= CONFIDENT else "anchored-doubt"
+    return f"positional-{method}" if method else "positional-spine"
+
+
+def calibrated_confidence(group: str, naming_confidence: float | None) -> float | None:
+    """The confidence to print for ``group`` (None when no level was estimated)."""
+    if group == "none" or naming_confidence is None:
+        return None
+    if group in CALIBRATED:
+        return CALIBRATED[group]
+    return min(float(naming_confidence), UNCALIBRATED_CAP)
