@@ -49,3 +49,9 @@ def test_shipped_table_is_the_committed_calibration() -> None:
     calibration = json.loads(record.read_text(encoding="utf-8"))["calibration"]
     measured = {g: c["calibrated"] for g, c in calibration.items() if c["calibrated"] is not None}
     assert measured == lc.CALIBRATED
+
+
+def test_describe_says_whether_the_value_was_measured(monkeypatch) -> None:
+    monkeypatch.setattr(lc, "CALIBRATED", {"anchored": 0.9})
+    assert "named right on calibration scans" in lc.describe("anchored", 0.9)
+    assert "too few calibration scans" in lc.describe("disc-fallback", 0.2)

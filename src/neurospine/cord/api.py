@@ -13,6 +13,7 @@ import numpy as np
 from neurospine.cord.conus import flag_warning
 from neurospine.cord.disclevels import cervical_levels
 from neurospine.cord.levelconfidence import calibrated_confidence, level_group
+from neurospine.cord.levelconfidence import describe as describe_level_confidence
 from neurospine.cord.levels import level_name
 from neurospine.cord.morphometry import measure_cord
 from neurospine.cord.segment import MODEL_NAME, CordSegmentation, SegmentOptions, onnx_predictor, segment_volume
@@ -195,7 +196,13 @@ def run_file(
     timings["qc_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
+    group = level_group(
+        provenance.source, provenance.anchor, provenance.confidence, provenance.from_discs, provenance.naming_method
+    )
+    level_confidence = calibrated_confidence(group, provenance.confidence)
     warnings: list[str] = plaus.drop_sacrum_notes(list(provenance.warnings), provenance.median_body_depth_mm)
+    if level_confidence is not None:
+        warnings.append(describe_level_confidence(group, level_confidence))
     if verdict.note:
         warnings.append(verdict.note)
     if level_vol is not None and not any(r.level for r in morph.slices):
@@ -221,10 +228,6 @@ def run_file(
         "levels_positional": int(provenance.positional),
         "plausibility": verdict.field,
     }
-    group = level_group(
-        provenance.source, provenance.anchor, provenance.confidence, provenance.from_discs, provenance.naming_method
-    )
-    level_confidence = calibrated_confidence(group, provenance.confidence)
     if provenance.source == "estimated":
         measures["levels_anchor"] = provenance.anchor
         measures["levels_confidence"] = level_confidence

@@ -55,3 +55,15 @@ def calibrated_confidence(group: str, naming_confidence: float | None) -> float 
     if group in CALIBRATED:
         return CALIBRATED[group]
     return min(float(naming_confidence), UNCALIBRATED_CAP)
+
+
+def describe(group: str, confidence: float) -> str:
+    """One line for the warnings: what ``confidence`` means for ``group``."""
+    if group in CALIBRATED:
+        what = f"the share of cord slices named right on calibration scans named the same way ({group})"
+    else:
+        what = (
+            f"the naming's own value, at most {UNCALIBRATED_CAP}: too few calibration scans were named this way "
+            f"({group})"
+        )
+    return f"levels_confidence {confidence:.2f}: {what}; below 0.9, check the level names on the QC image"

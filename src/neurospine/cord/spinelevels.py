@@ -122,7 +122,7 @@ def estimate_levels(image: Volume, cord_soft: npt.NDArray[np.floating], *, threa
     names = " ".join(level_name(s.level) for s in spans if s.level)
     warnings = [
         f"vertebral levels estimated from the whole-spine model ({names}; naming anchor {anchor}, "
-        f"confidence {conf:.2f}); give --levels VERT_MASK to use your own"
+        f"naming confidence {conf:.2f}); give --levels VERT_MASK to use your own"
     ]
     warnings += [f"spine naming: {flag}" for flag in naming.flags]
     if anchor == "positional":
