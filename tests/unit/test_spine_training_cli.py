@@ -30,21 +30,20 @@ def test_version_option_defaults_to_the_reproduced_version() -> None:
 
 
 def test_step_budget_replaces_the_time_budget() -> None:
-    import math
-
-    import pytest
-
-    from neurospine.spine.training import budget_spent, cosine_lr
+    from neurospine.nn.engine import Budget
 
     args = build_parser().parse_args(["--steps", "100", "--minutes", "1"])
-    assert not budget_spent(99, 10_000.0, args)  # time is ignored when a step budget is given
-    assert budget_spent(100, 0.0, args)
+    budget = Budget(minutes=args.minutes, clock="wall", steps=args.steps, used_s=10_000.0)  # as spine.train_loop
+    budget.start()
+    assert not budget.spent(99) and budget.spent(100)  # time is ignored when a step budget is given
+    assert budget.fraction(50) == 0.5
     timed = build_parser().parse_args(["--minutes", "2"])
-    assert not budget_spent(10**6, 119.0, timed) and budget_spent(0, 120.0, timed)
-    assert cosine_lr(1.0, 0, 100) == pytest.approx(1.0)
-    assert cosine_lr(1.0, 50, 100) == pytest.approx(0.02 + 0.98 * 0.5)
-    assert cosine_lr(1.0, 100, 100) == pytest.approx(0.02) and cosine_lr(1.0, 150, 100) == pytest.approx(0.02)
-    assert math.isclose(cosine_lr(2e-3, 30.0, 60.0), 2e-3 * (0.02 + 0.49))
+    clock = Budget(minutes=timed.minutes, clock="wall", steps=timed.steps, used_s=119.0)
+    clock.start()
+    assert not clock.spent(10**6)
+    done = Budget(minutes=timed.minutes, clock="wall", steps=timed.steps, used_s=120.0)
+    done.start()
+    assert done.spent(0)
     cmd = train_command(args)
     assert cmd.startswith("neurospine train spine --steps 100 --threads 1") and "--minutes" not in cmd
     assert build_parser().parse_args(cmd.split()[3:]).steps == 100

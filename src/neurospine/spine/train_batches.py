@@ -5,7 +5,6 @@ worker/device loop (``spine.train_loop``). Training only.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Sequence
@@ -20,23 +19,6 @@ from neurospine.spine import classes as C
 from neurospine.spine import data as D
 
 log = logging.getLogger(__name__)
-
-
-def cosine_lr(base: float, elapsed: float, budget: float) -> float:
-    """Cosine decay over the budget (seconds or steps, the same unit for both), down to 2 % of ``base``."""
-    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget))))
-
-
-def budget_used(step: int, elapsed_s: float, args: argparse.Namespace) -> float:
-    """Share of the training budget used: steps of ``--steps`` when given, else seconds of ``--minutes``."""
-    if args.steps is not None:
-        return step / args.steps
-    return elapsed_s / (args.minutes * 60.0)
-
-
-def budget_spent(step: int, elapsed_s: float, args: argparse.Namespace) -> bool:
-    """Whether training should stop (the budget is used up)."""
-    return budget_used(step, elapsed_s, args) >= 1.0
 
 
 @dataclass

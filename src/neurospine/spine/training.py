@@ -41,9 +41,6 @@ from neurospine.spine.train_batches import (
 # re-exported: older callers import the sampling pieces from here
 from neurospine.spine.train_batches import augment_intensity as augment_intensity
 from neurospine.spine.train_batches import boundary_band as boundary_band
-from neurospine.spine.train_batches import budget_spent as budget_spent
-from neurospine.spine.train_batches import budget_used as budget_used
-from neurospine.spine.train_batches import cosine_lr as cosine_lr
 from neurospine.spine.train_batches import dice_mask as dice_mask
 from neurospine.spine.train_batches import draw_batch as draw_batch
 from neurospine.spine.train_batches import group_loss as group_loss
