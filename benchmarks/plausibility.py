@@ -114,6 +114,23 @@ def derived_2d(tmp: Path) -> dict[str, Path]:
     return out
 
 
+def exported_slices(tmp: Path, volumes: list[Path]) -> dict[str, Path]:
+    """Real sagittal slices saved as 8-bit PNG without a header (as from a viewer's export): the middle sagittal
+    slice the 2D tool would read from each volume (written to ``tmp``, never to the repository)."""
+    from neurospine.slice2d.io2d import load_input
+
+    out: dict[str, Path] = {}
+    for src in volumes:
+        loaded = load_input(src)
+        pixels = np.asarray(loaded.slice_plane(loaded.n_slices() // 2).pixels, dtype=np.float32)
+        lo, hi = np.percentile(pixels, [0.5, 99.5])
+        name = src.name.replace("_img.nii.gz", "") + "-midsag.png"
+        png = tmp / name
+        Image.fromarray((np.clip((pixels - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)).save(png)
+        out[name] = png
+    return out
+
+
 def corpus(tmp: Path, quick: bool) -> list[Case]:
     k = 1 if quick else 2
     ixi = _files("ixi_t1_2mm/t1", "*.nii.gz")
@@ -188,6 +205,9 @@ def corpus(tmp: Path, quick: bool) -> list[Case]:
         add(Case("slice2d", p.name, p, "real", "lateral radiograph"))
     for p in [*lumbar_mr, SHARED_DATA / "tptbox_samples" / "tpt-mri_img.nii.gz"]:
         add(Case("slice2d", p.name, p, "real", "sagittal MR volume"))
+    exports = [*lumbar_mr, sct / "sct-t2_img.nii.gz", sct / "sct-t1_img.nii.gz", tut / "tut-t2lumbar_img.nii.gz"]
+    for name, p in exported_slices(tmp, [*exports, *fewshot[: 2 * k]]).items():
+        add(Case("slice2d", name, p, "real", "CT slice as PNG" if name.startswith("fst") else "MR slice as PNG"))
     for p in [
         SHARED_DATA / "tptbox_samples" / "tpt-ct_img.nii.gz",
         SHARED_DATA / "verse014_ct" / "verse014_img.nii.gz",

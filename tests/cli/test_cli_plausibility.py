@@ -119,8 +119,27 @@ def test_spine_on_8bit_ct_without_hounsfield_units_is_flagged(shared_data, tmp_p
     assert code == 0 and "looks like CT" in str(payload["measures"]["plausibility"])
 
 
+def test_slice2d_on_a_ct_slice_exported_as_png_is_not_refused(shared_data, tmp_path, capsys) -> None:
+    """A sagittal CT slice saved as a picture (8-bit, no header) is a supported input: its modality guess may be
+    "xray" with doubt, which must not trigger the AP-radiograph refusal (it did before)."""
+    import numpy as np
+    from PIL import Image
+
+    from neurospine.slice2d.io2d import load_input
+
+    loaded = load_input(shared_data / "fewshot_ct_sag" / "fst-36_img.nii.gz")
+    pixels = np.asarray(loaded.slice_plane(loaded.n_slices() // 2).pixels, dtype=np.float32)
+    lo, hi = np.percentile(pixels, [0.5, 99.5])
+    png = tmp_path / "ct-slice.png"
+    Image.fromarray((np.clip((pixels - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)).save(png)
+    code = main(["slice2d", str(png), "--out", str(tmp_path / "o"), "--threads", "1", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0 and not str(payload["measures"]["plausibility"]).startswith("forced")
+
+
 def test_slice2d_on_a_headerless_ap_pelvis_picture_is_flagged(shared_data, tmp_path, capsys) -> None:
-    """The lower half of the AP radiograph saved as PNG (no header, no symmetry strong enough to flag)."""
+    """The lower half of the AP radiograph saved as PNG (no header): modality uncertain and bodies the network
+    is unsure of, two doubts together."""
     import nibabel as nib
     import numpy as np
     from PIL import Image
@@ -133,4 +152,4 @@ def test_slice2d_on_a_headerless_ap_pelvis_picture_is_flagged(shared_data, tmp_p
     Image.fromarray((np.clip((half - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)).save(png)
     code = main(["slice2d", str(png), "--out", str(tmp_path / "o"), "--threads", "1", "--json"])
     payload = json.loads(capsys.readouterr().out)
-    assert code == 0 and "modality uncertain" in str(payload["measures"]["plausibility"])
+    assert code == 0 and "modality guess uncertain" in str(payload["measures"]["plausibility"])

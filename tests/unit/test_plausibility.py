@@ -135,10 +135,24 @@ def test_slice2d_ap_shaped_radiograph_bodies_refused_lateral_not() -> None:
     assert ps.post_check(Verdict("slice2d"), ap, (0.5, 0.5), modality="mr", spacing_known=False).status != "refuse"
 
 
-def test_slice2d_uncertain_modality_flagged() -> None:
+def test_slice2d_wide_bodies_of_an_uncertain_radiograph_are_flagged_not_refused() -> None:
+    ap = SimpleNamespace(bodies=[_body(20 + 60 * k, 100, 45, 90) for k in range(5)])
+    v = ps.post_check(Verdict("slice2d"), ap, (0.5, 0.5), modality="xray", spacing_known=False, modality_certain=False)
+    assert v.status == "flag" and "wide" in v.reasons[0]
+
+
+def test_slice2d_two_doubts_flagged_one_not() -> None:
     lat = SimpleNamespace(bodies=[_body(20 + 60 * k, 100 + 3 * k, 45, 55) for k in range(5)])
-    v = ps.post_check(Verdict("slice2d"), lat, (0.5, 0.5), modality="mr", spacing_known=False, modality_doubt="why")
-    assert v.status == "flag" and "modality uncertain (why)" in v.reasons[0]
+
+    def check(certain: bool, prob: float) -> str:
+        v = Verdict("slice2d")
+        ps.post_check(
+            v, lat, (0.5, 0.5), modality="mr", spacing_known=False, modality_certain=certain, body_probability=prob
+        )
+        return v.status
+
+    assert check(False, 0.7) == "flag"
+    assert check(False, 0.95) == "ok" and check(True, 0.7) == "ok"
 
 
 def test_slice2d_scattered_bodies_flagged() -> None:

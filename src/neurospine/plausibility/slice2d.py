@@ -8,8 +8,12 @@ symmetric about a vertical axis (AP/PA radiographs and axial slices are, a later
 not: the spine lies to one side of the trunk; a flag only, as synthetic phantoms are symmetric too); an
 axial slab volume; and outputs that are not a column: fewer than two bodies, bodies off a smooth head-to-foot
 curve, neighbours far from regular spacing, bodies of very different sizes, or (with a known pixel size)
-bodies of implausible size; and a 2D image whose modality the tool cannot tell (it looks like none of MR, CT or a
-radiograph: in the plausibility benchmark every wrong-kind 2D image and no real one).
+bodies of implausible size. The AP refusal needs a radiograph known as one (modality given or guessed with
+certainty): a CT or MR slice exported as a picture may be guessed "xray" with doubt (the fewshot CT slices as PNG
+were), and an uncertain guess is no ground to refuse a supported image, so it is flagged instead. Two doubts
+together are flagged too: the modality guess is uncertain and the network is unsure of its bodies (mean body
+probability below the body-count threshold, ``slice2d.count_confidence.PROB_MIN``); the header-less AP pelvis
+picture of the benchmark shows both, no real image of the corpus does without another flag.
 """
 
 from __future__ import annotations
@@ -136,24 +140,28 @@ def post_check(
     modality: str,
     spacing_known: bool,
     is_2d: bool = True,
-    modality_doubt: str | None = None,
+    modality_certain: bool = True,
+    body_probability: float | None = None,
 ) -> Verdict:
     """Refusal and flags from the detected bodies (in place; returns ``v``); call before writing outputs.
 
     Wide bodies refuse a radiograph; on another 2D image (an MR or CT slice saved as a picture) they are
-    flagged only, as a sagittal L5 may come close to the threshold. ``modality_doubt``: why the modality guess
-    was uncertain (None when it was certain or given)."""
-    if modality_doubt is not None:
+    flagged only, as a sagittal L5 may come close to the threshold; so are those of a radiograph whose modality
+    was only guessed with doubt (``modality_certain`` False). ``body_probability``: the mean network probability
+    inside the bodies (:class:`neurospine.slice2d.count_confidence.CountConfidence`)."""
+    from neurospine.slice2d.count_confidence import PROB_MIN
+
+    if not modality_certain and body_probability is not None and body_probability < PROB_MIN:
         v.flag(
-            f"the image looks like none of the kinds the model learned (MR, CT, radiograph): modality uncertain "
-            f"({modality_doubt})"
+            f"neither the kind of image (modality guess uncertain) nor the bodies (mean body probability "
+            f"{body_probability:.2f} < {PROB_MIN}) look like what the model learned"
         )
     st = body_stats(inst, spacing_mm)
     n = int(st["n_bodies"])
     wide = n >= 2 and st["median_width_mm"] >= AP_WIDTH_RATIO * st["median_height_mm"]
     aspect = st.get("median_width_mm", 0.0) / max(st.get("median_height_mm", 1.0), 1e-6)
     ratio = f"the detected bodies are {aspect:.1f} times as wide as tall (seen from the side: about 1.1-1.4)"
-    if wide and modality == "xray":
+    if wide and modality == "xray" and modality_certain:
         v.refuse("an AP/PA (frontal) radiograph", ratio)
     elif wide and is_2d:
         v.flag(f"{ratio}, like a frontal view or an axial slice")

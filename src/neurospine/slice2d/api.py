@@ -148,6 +148,7 @@ def run_file(
     sem = segment_plane(session, plane, mod, bias)
     inst = build_instances(sem.labels, sem.probs, plane.spacing_mm, lowest_level=lowest_level)
     timings["segment_s"] = time.perf_counter() - t2
+    count_conf = count_confidence(inst, sem.probs, plane.spacing_mm)
     plaus.post_check(
         verdict,
         inst,
@@ -155,7 +156,8 @@ def run_file(
         modality=mod,
         spacing_known=plane.spacing_known,
         is_2d=loaded.kind != "volume",
-        modality_doubt=None if guess.certain else f"taken as {mod}: {how}; give --modality to set it",
+        modality_certain=guess.certain,
+        body_probability=count_conf.body_probability,
     )
     enforce(verdict, path, force=force)
     if not plane.spacing_known:
@@ -174,7 +176,6 @@ def run_file(
         warnings.append("no vertebral body found")
     if verdict.note:
         warnings.append(verdict.note)
-    count_conf = count_confidence(inst, sem.probs, plane.spacing_mm)
     if count_conf.flagged and inst.bodies:
         warnings.append(
             f"body count uncertain (count_confidence {count_conf.confidence:.2f} < {COUNT_FLAG_BELOW}: "

@@ -39,6 +39,7 @@ FLAG_BELOW = 0.5
 class CountConfidence:
     confidence: float
     reasons: list[str] = field(default_factory=list)
+    body_probability: float | None = None  # mean network body probability inside the bodies (None: no body)
 
     @property
     def flagged(self) -> bool:
@@ -73,7 +74,7 @@ def count_confidence(
     if len(bodies) < 3:
         conf = min(conf, FEW_BODIES)
         reasons.append(f"only {len(bodies)} body(ies): spacing and size cannot be checked")
-        return CountConfidence(round(conf, 3), reasons)
+        return CountConfidence(round(conf, 3), reasons, p_mean)
     sp = np.asarray(spacing_mm, float)
     cents = np.asarray([b.centroid_rc for b in bodies], float) * sp
     gaps = np.linalg.norm(np.diff(cents, axis=0), axis=1)
@@ -94,4 +95,4 @@ def count_confidence(
         if missing > 0.5 * (len(rows) - 1):
             conf *= DISC_FACTOR
             reasons.append(f"{missing} of {len(rows) - 1} neighbouring bodies without a disc between")
-    return CountConfidence(round(conf, 3), reasons)
+    return CountConfidence(round(conf, 3), reasons, p_mean)
