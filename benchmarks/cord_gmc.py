@@ -96,7 +96,9 @@ def run(data: Path, threads: int) -> dict[str, Any]:
         "held_out_scans": len(held),
         "held_out_dice_mean": round(float(np.mean([r["dice"] for r in held])), 4) if held else None,
         "held_out_dice_min": min(r["dice"] for r in held) if held else None,
-        "all_scans_dice_labelled_min": min(r["dice_labelled_slices"] for r in rows.values()) if rows else None,
+        "all_scans_dice_labelled_min": min(
+            (r["dice_labelled_slices"] for r in rows.values() if r["dice_labelled_slices"] is not None), default=None
+        ),
         "held_out_area_abs_err_median": round(float(np.median([abs(r["area_ratio"] - 1) for r in held])), 4)
         if held
         else None,

@@ -147,6 +147,16 @@ def evaluate(rows: list[dict[str, Any]], table: dict[str, float]) -> dict[str, A
     return {"groups": groups, "confident_wrong_scans": confident_wrong, "passed": ok and not confident_wrong}
 
 
+def calibrated_for(row: dict[str, Any], table: dict[str, float]) -> float | None:
+    """The confidence this run's calibration gives a row (its group's value, else the capped raw value)."""
+    from neurospine.cord.levelconfidence import UNCALIBRATED_CAP
+
+    if row["group"] in table:
+        return table[row["group"]]
+    raw = row["naming_confidence"]
+    return None if raw is None else min(float(raw), UNCALIBRATED_CAP)
+
+
 def reliability(rows: list[dict[str, Any]], key: str = "confidence") -> list[dict[str, Any]]:
     """Slices named right by confidence bin (``key``: the row field holding the confidence)."""
     out = []
@@ -318,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluation": evaluate(ev_rows, table),
         "reliability_evaluation_raw": reliability(ev_rows, "naming_confidence"),
         "reliability_evaluation": reliability(
-            [dict(r, calibrated=table.get(r["group"], r["confidence"])) for r in ev_rows], "calibrated"
+            [dict(r, calibrated=calibrated_for(r, table)) for r in ev_rows], "calibrated"
         ),
         "real": real,
         "cases": rows,

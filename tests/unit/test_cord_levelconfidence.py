@@ -13,6 +13,8 @@ from neurospine.cord import levelconfidence as lc
         ("estimated", "S1", 0.95, False, "", "anchored"),
         ("estimated", "C2", 0.85, False, "", "anchored"),
         ("estimated", "S1+C2", 0.95, False, "", "anchored"),
+        ("estimated", "last-disc", 0.85, False, "", "anchored"),
+        ("estimated", "last-disc+C2", 0.99, False, "", "anchored"),
         ("estimated", "S1", 0.5, False, "", "anchored-doubt"),
         ("estimated", "positional", 0.2, False, "top-c2", "positional-top-c2"),
         ("estimated", "positional", 0.25, False, "depth-profile", "positional-depth-profile"),

@@ -21,7 +21,8 @@ from neurospine.spine.naming import CONFIDENT
 #: their raw value capped at 0.5)
 CALIBRATED: dict[str, float] = {"anchored": 0.9, "positional-top-c2": 0.65, "positional-depth-profile": 0.5}
 UNCALIBRATED_CAP = 0.5
-ANCHORS = ("C2", "S1", "S1+C2")
+#: every anchor of ``spine.naming`` (the lumbosacral disc pattern, "last-disc", stands in for the sacrum)
+ANCHORS = ("C2", "S1", "S1+C2", "last-disc", "last-disc+C2")
 
 
 GROUPS = (

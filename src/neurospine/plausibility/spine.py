@@ -55,6 +55,8 @@ def bright_bone_lift(seg: Any) -> float:
     img = np.asarray(seg.grid.image, dtype=np.float32)
     near_bone = ndimage.binary_dilation(bone, iterations=1)
     body = img > np.percentile(img, 5)
+    if not body.any():  # a constant image
+        return 0.0
     top = body & (img >= np.percentile(img[body], BRIGHT_QUANTILE))
     share_top = float((top & near_bone).sum()) / max(int(top.sum()), 1)
     share_bone = float((near_bone & body).sum()) / max(int(body.sum()), 1)
