@@ -197,6 +197,8 @@ def corpus(tmp: Path, quick: bool) -> list[Case]:
         add(Case("cord", p.name, p, "wrong", "brain T1w"))
     for p in ct_hu:
         add(Case("cord", p.name, p, "wrong", "CT"))
+    for p in fewshot[:k]:
+        add(Case("cord", p.name, p, "wrong", "CT without HU (8-bit)"))
     add(Case("cord", "ts-mrsm_img.nii.gz", ts / "ts-mrsm_img.nii.gz", "wrong", "abdomen MR (3 mm)"))
     # slice2d: sagittal MR/CT slices or volumes, lateral radiographs
     for p in _files("vesal_mri2d"):
@@ -273,7 +275,7 @@ def _spine(path: Path, out: Path, threads: int) -> str:
 def _cord(path: Path, out: Path, threads: int) -> str:
     from neurospine.cord.api import run_file
 
-    return str(run_file(path, out, threads=threads, auto_levels=False).measures["plausibility"])
+    return str(run_file(path, out, threads=threads).measures["plausibility"])
 
 
 def _slice2d(path: Path, out: Path, threads: int) -> str:
@@ -424,8 +426,9 @@ def markdown(rows: list[dict[str, Any]], summ: dict[str, Any], seconds: float, q
         "The rules (src/neurospine/plausibility/) were written while looking at these same images, the only real "
         "data here: these are tuning-set counts, not held-out ones. Thresholds are physical (head and vertebral "
         "sizes in mm, Hounsfield units, spacing regularity) and wide for that reason. brainage t1 rows run the "
-        "check that precedes the CNN (its verdict does not depend on the CNN); cord rows run without automatic "
-        "levels (the verdict does not depend on them). Large sets are subsampled (deterministic spread).",
+        "check that precedes the CNN (its verdict does not depend on the CNN); cord rows run with automatic levels "
+        "as the CLI does (the level estimate's spine segmentation adds the CT-like check). Large sets are "
+        "subsampled (deterministic spread).",
         "",
         "| tool | corpus | n | refused | refused (older input check) | no result (exit 4) | flagged | ok |",
         "|---|---|---|---|---|---|---|---|",

@@ -153,3 +153,12 @@ def test_slice2d_on_a_headerless_ap_pelvis_picture_is_flagged(shared_data, tmp_p
     code = main(["slice2d", str(png), "--out", str(tmp_path / "o"), "--threads", "1", "--json"])
     payload = json.loads(capsys.readouterr().out)
     assert code == 0 and "modality guess uncertain" in str(payload["measures"]["plausibility"])
+
+
+@pytest.mark.slow
+def test_cord_on_8bit_ct_is_flagged_as_ct(shared_data, tmp_path, capsys) -> None:
+    """The level estimate's spine segmentation shows the bones as the brightest tissue (no HU to refuse on)."""
+    src = shared_data / "fewshot_ct_sag" / "fst-11_img.nii.gz"
+    code = main(["cord", str(src), "--out", str(tmp_path / "o"), "--threads", "2", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0 and "looks like CT" in str(payload["measures"]["plausibility"])

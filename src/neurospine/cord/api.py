@@ -94,6 +94,7 @@ def _disc_fallback(image: Volume, soft: np.ndarray, est: LevelEstimate) -> Level
         seconds=est.seconds + time.perf_counter() - t0,
         models=est.models,
         from_discs=True,
+        bright_bone_lift=est.bright_bone_lift,
     )
 
 
@@ -171,6 +172,7 @@ def run_file(
     t = time.perf_counter()
     level_used, provenance = _levels(image, seg.cord_soft, level_vol, auto_levels, threads)
     models.update(provenance.models)
+    plaus.bone_check(verdict, provenance.bright_bone_lift)
     timings["levels_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

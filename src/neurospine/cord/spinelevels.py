@@ -54,6 +54,8 @@ class LevelEstimate:
     median_body_depth_mm: float | None = None  # of the bodies the spine model found (cervical: < 20 mm)
     from_discs: bool = False  # named from the discs in front of the cord (the spine model named nothing)
     naming_method: str = ""  # spine.naming.Naming.method: how a positional naming was made
+    #: plausibility.spine.bright_bone_lift of the spine segmentation (CT-like when >= 3; 0 when not run)
+    bright_bone_lift: float = 0.0
 
     @property
     def positional(self) -> bool:
@@ -105,12 +107,16 @@ def estimate_levels(image: Volume, cord_soft: npt.NDArray[np.floating], *, threa
         seg = segment(image, threads=threads)
     except NeuroSpineError as e:
         return _none(f"the spine model failed ({e})", t0)
+    from neurospine.plausibility.spine import bright_bone_lift
+
+    lift = bright_bone_lift(seg)
     naming = seg.naming
     anchor, conf = str(naming.anchor), float(naming.confidence)
     models = dict(seg.models) or {SEMANTIC_MODEL: seg.model_version}
     if not any(naming.levels):
         est = _none(f"the spine model named no vertebra in this image (naming: {anchor})", t0, anchor, conf)
         est.models = models
+        est.bright_bone_lift = lift
         return est
     vert = np.asarray(seg.seg_vert_input)
     discs = np.where((vert > DISC_OFFSET) & (vert < ENDPLATE_OFFSET), vert, 0).astype(np.int16)
@@ -118,6 +124,7 @@ def estimate_levels(image: Volume, cord_soft: npt.NDArray[np.floating], *, threa
     if not np.any(mask):
         est = _none("no cord slice lies opposite a named vertebra", t0, anchor, conf)
         est.models = models
+        est.bright_bone_lift = lift
         return est
     names = " ".join(level_name(s.level) for s in spans if s.level)
     warnings = [
@@ -144,4 +151,5 @@ def estimate_levels(image: Volume, cord_soft: npt.NDArray[np.floating], *, threa
         models,
         depth,
         naming_method=naming.method,
+        bright_bone_lift=lift,
     )

@@ -4,7 +4,8 @@ Refused before the model runs: CT (Hounsfield units; the cord cannot be told fro
 Flagged: a head MRI (skull vertex in view: only the top of the cervical cord, if any, is measured); a
 trunk-wide field of view at coarse resolution (abdomen or chest survey, the cord a few voxels across); after
 the model, a "cord" whose mean cross-section is far from a spinal cord's (about 40-100 mm2 from C1 to the
-conus; brainstem or noise otherwise).
+conus; brainstem or noise otherwise); when the level estimate ran the spine model, an image whose bones are its
+brightest tissue (CT without Hounsfield units: :func:`neurospine.plausibility.spine.bright_bone_lift`).
 
 ``drop_sacrum_notes`` keeps the cord tool from repeating the spine naming's sacrum remarks when the column it
 named is cervical-sized (the sacrum cannot be in a cervical field of view).
@@ -79,3 +80,15 @@ def drop_sacrum_notes(warnings: list[str], median_depth_mm: float | None) -> lis
             "level names are positional (top body taken as C2); check the QC image or give --levels VERT_MASK"
         )
     return kept
+
+
+def bone_check(v: Verdict, lift: float) -> Verdict:
+    """Flag a CT-like image from the spine segmentation's bright-bone lift (in place; returns ``v``)."""
+    from neurospine.plausibility.spine import BRIGHT_BONE_LIFT
+
+    if lift >= BRIGHT_BONE_LIFT:
+        v.flag(
+            f"looks like CT: the bones are the brightest tissue ({lift:.1f}x their share of the brightest voxels; on "
+            "MRI cortical bone is dark): the cord is not visible on CT"
+        )
+    return v
