@@ -109,16 +109,22 @@ def score_case(seed: int, levels: str, contrast: str, tmp: Path) -> dict[str, An
     return row
 
 
+def group_share(rows: list[dict[str, Any]], group: str) -> dict[str, Any]:
+    """Scans, named slices and share of them right in one group (rows with no named slice left out)."""
+    rs = [r for r in rows if r["group"] == group and r["slices_named"]]
+    named = sum(r["slices_named"] for r in rs)
+    right = sum(r["slices_right"] for r in rs)
+    return {"scans": len(rs), "slices": named, "share_right": right / named if named else None}
+
+
 def calibrate(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per group: share of named slices right on the calibration rows (rounded down to 0.05)."""
     out: dict[str, dict[str, Any]] = {}
     for g in GROUPS:
-        rs = [r for r in rows if r["group"] == g and r["slices_named"]]
-        named = sum(r["slices_named"] for r in rs)
-        right = sum(r["slices_right"] for r in rs)
-        share = right / named if named else None
-        value = None if share is None or len(rs) < MIN_SCANS else math.floor(share * 20 + 1e-9) / 20
-        out[g] = {"scans": len(rs), "slices": named, "share_right": share, "calibrated": value}
+        st = group_share(rows, g)
+        share = st["share_right"]
+        value = None if share is None or st["scans"] < MIN_SCANS else math.floor(share * 20 + 1e-9) / 20
+        out[g] = {**st, "calibrated": value}
     return out
 
 
@@ -127,15 +133,11 @@ def evaluate(rows: list[dict[str, Any]], table: dict[str, float]) -> dict[str, A
     groups: dict[str, Any] = {}
     ok = True
     for g in GROUPS:
-        rs = [r for r in rows if r["group"] == g and r["slices_named"]]
-        named = sum(r["slices_named"] for r in rs)
-        right = sum(r["slices_right"] for r in rs)
-        share = right / named if named else None
-        conf = table.get(g)
+        st = group_share(rows, g)
+        share, conf = st["share_right"], table.get(g)
         gap = None if share is None or conf is None else abs(conf - share)
-        passed = len(rs) < MIN_SCANS or (gap is not None and gap <= 0.10)
-        ok &= passed
-        groups[g] = {"scans": len(rs), "slices": named, "share_right": share, "confidence": conf, "gap": gap}
+        ok &= st["scans"] < MIN_SCANS or (gap is not None and gap <= 0.10)
+        groups[g] = {**st, "confidence": conf, "gap": gap}
     confident_wrong = [
         r["seed"]
         for r in rows

@@ -1,8 +1,10 @@
 """Choose the lateral body trim fraction on TRAINING cases (docs/decisions/spine-lateral-trim.md).
 
-For every training case of VB2 and VB3 (``neurospine.spine.data`` splits) the pipeline runs once (trim off) and
-its body map is trimmed with each candidate fraction (``neurospine.spine.lateraltrim``, the same function the
-pipeline calls); per-body Dice as in ``benchmarks/spine.py``. The chosen fraction is the best mean of the case
+For every training case of VB2 and VB3 (``neurospine.spine.data`` splits) the pipeline runs once and its body map
+is trimmed with each candidate fraction (:func:`trim_lateral_bodies`: each body loses the sagittal slices at its
+left and right ends whose body area is below the fraction times its largest sagittal area, trimmed from the outside
+in); per-body Dice as in ``benchmarks/spine.py``. The choice was f = 0, so the pipeline does not trim; the function
+lives here for a later protocol-aware attempt. The chosen fraction is the best mean of the case
 means, a tie within 0.001 going to the smaller fraction. No held-out case is read.
 
 Run from the repository root: ``python -m benchmarks.spine_lateral_trim`` (about 12 minutes at 2 threads).
@@ -17,6 +19,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
 
 from benchmarks.common import write_results
 from benchmarks.spine import body_scores, lateral_spacing_mm
@@ -24,6 +28,47 @@ from benchmarks.spine import body_scores, lateral_spacing_mm
 FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 TIE = 0.001
 THREADS = 2
+
+
+def lateral_axis(affine: npt.NDArray[np.float64]) -> int:
+    """The voxel axis that runs left-right in world space."""
+    import nibabel as nib
+
+    return int(np.nonzero(nib.orientations.io_orientation(affine)[:, 0] == 0)[0][0])
+
+
+def trim_lateral_bodies(
+    body: npt.NDArray[np.integer],
+    others: list[npt.NDArray[np.integer]],
+    axis: int,
+    fraction: float,
+) -> int:
+    """Unlabel, in place, the trimmed voxels of every body in ``body`` (level ids) and at the same voxels in each
+    array of ``others`` (the semantic and seg-vert maps). Returns the number of voxels removed."""
+    if fraction <= 0.0 or not body.any():
+        return 0
+    removed = 0
+    ids, inverse = np.unique(body, return_inverse=True)
+    compact = inverse.reshape(body.shape).astype(np.int32) + (0 if ids[0] == 0 else 1)
+    levels = ids[ids != 0]
+    for idx, box in enumerate(ndimage.find_objects(compact), start=1):
+        if box is None:
+            continue
+        m = body[box] == levels[idx - 1]
+        other_axes = tuple(a for a in range(m.ndim) if a != axis)
+        area = m.sum(axis=other_axes)
+        kept = np.nonzero(area >= fraction * area.max())[0]
+        drop = np.ones(area.shape, dtype=bool)
+        drop[kept.min() : kept.max() + 1] = False
+        if not drop.any():
+            continue
+        shape = [1] * m.ndim
+        shape[axis] = drop.size
+        gone = m & drop.reshape(shape)
+        removed += int(gone.sum())
+        for arr in (body, *others):
+            arr[box][gone] = 0
+    return removed
 
 
 def choose(means: dict[float, float]) -> float:
@@ -35,7 +80,6 @@ def choose(means: dict[float, float]) -> float:
 def run() -> dict[str, Any]:
     from neurospine.spine import data as D
     from neurospine.spine.api import segment
-    from neurospine.spine.lateraltrim import lateral_axis, trim_lateral_bodies
 
     root = D.shared_root()
     rows: list[dict[str, Any]] = []

@@ -59,6 +59,18 @@ def config(seed: int, kind: str | None, levels: str = "T11-S1") -> Any:
     )
 
 
+def naming_summary(naming: Any, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    """The naming fields of a scan's record: anchor, confidence, flags, per-body names and the counts."""
+    return {
+        "anchor": naming.anchor,
+        "confidence": round(float(naming.confidence), 3),
+        "flags": list(naming.flags),
+        "bodies": bodies,
+        "right": sum(b["right"] for b in bodies),
+        "wrong_unflagged": sum((not b["right"]) and not b["flagged"] for b in bodies),
+    }
+
+
 def score_case(
     seed: int, kind: str | None, cache: RawCache, confident: float, levels: str = "T11-S1"
 ) -> dict[str, Any]:
@@ -96,12 +108,7 @@ def score_case(
         "seed": seed,
         "kind": (kind or "typical") + ("" if levels == "T11-S1" else f" ({levels})"),
         "levels_present": case.meta["levels_present"],
-        "anchor": seg.naming.anchor,
-        "confidence": round(conf, 3),
-        "flags": list(seg.naming.flags),
-        "bodies": bodies,
-        "right": sum(b["right"] for b in bodies),
-        "wrong_unflagged": sum((not b["right"]) and not b["flagged"] for b in bodies),
+        **naming_summary(seg.naming, bodies),
         "seconds": round(secs, 1),
     }
     print(row["seed"], row["kind"], row["anchor"], row["confidence"], row["right"], len(bodies), flush=True)
@@ -148,16 +155,7 @@ def score_real(cache: RawCache, confident: float) -> list[dict[str, Any]]:
                         "flagged": conf < confident or pred in uncertain or pred_name == "unnamed",
                     }
                 )
-            row = {
-                "seed": case.name,
-                "kind": f"real {which.upper()} held-out",
-                "anchor": seg.naming.anchor,
-                "confidence": round(conf, 3),
-                "flags": list(seg.naming.flags),
-                "bodies": bodies,
-                "right": sum(b["right"] for b in bodies),
-                "wrong_unflagged": sum((not b["right"]) and not b["flagged"] for b in bodies),
-            }
+            row = {"seed": case.name, "kind": f"real {which.upper()} held-out", **naming_summary(seg.naming, bodies)}
             print(row["seed"], row["anchor"], row["confidence"], row["right"], len(bodies), flush=True)
             rows.append(row)
     return rows

@@ -62,7 +62,14 @@ class LevelEstimate:
         return self.source == "estimated" and self.anchor == "positional"
 
 
-def _none(reason: str, t0: float, anchor: str = "", confidence: float | None = None) -> LevelEstimate:
+def _none(
+    reason: str,
+    t0: float,
+    anchor: str = "",
+    confidence: float | None = None,
+    models: dict[str, str] | None = None,
+    bright_bone_lift: float = 0.0,
+) -> LevelEstimate:
     return LevelEstimate(
         None,
         "none",
@@ -70,6 +77,8 @@ def _none(reason: str, t0: float, anchor: str = "", confidence: float | None = N
         confidence,
         warnings=[f"no vertebral levels: {reason}; {LEVELS_FIX}"],
         seconds=time.perf_counter() - t0,
+        models=dict(models or {}),
+        bright_bone_lift=bright_bone_lift,
     )
 
 
@@ -114,18 +123,13 @@ def estimate_levels(image: Volume, cord_soft: npt.NDArray[np.floating], *, threa
     anchor, conf = str(naming.anchor), float(naming.confidence)
     models = dict(seg.models) or {SEMANTIC_MODEL: seg.model_version}
     if not any(naming.levels):
-        est = _none(f"the spine model named no vertebra in this image (naming: {anchor})", t0, anchor, conf)
-        est.models = models
-        est.bright_bone_lift = lift
-        return est
+        reason = f"the spine model named no vertebra in this image (naming: {anchor})"
+        return _none(reason, t0, anchor, conf, models, lift)
     vert = np.asarray(seg.seg_vert_input)
     discs = np.where((vert > DISC_OFFSET) & (vert < ENDPLATE_OFFSET), vert, 0).astype(np.int16)
     mask, spans = paint_cord_levels(image.with_data(np.asarray(cord_soft, dtype=np.float32)), seg.body_input, discs)
     if not np.any(mask):
-        est = _none("no cord slice lies opposite a named vertebra", t0, anchor, conf)
-        est.models = models
-        est.bright_bone_lift = lift
-        return est
+        return _none("no cord slice lies opposite a named vertebra", t0, anchor, conf, models, lift)
     names = " ".join(level_name(s.level) for s in spans if s.level)
     warnings = [
         f"vertebral levels estimated from the whole-spine model ({names}; naming anchor {anchor}, "

@@ -84,11 +84,8 @@ def drop_sacrum_notes(warnings: list[str], median_depth_mm: float | None) -> lis
 
 def bone_check(v: Verdict, lift: float) -> Verdict:
     """Flag a CT-like image from the spine segmentation's bright-bone lift (in place; returns ``v``)."""
-    from neurospine.plausibility.spine import BRIGHT_BONE_LIFT
+    from neurospine.plausibility.spine import ct_like_reason
 
-    if lift >= BRIGHT_BONE_LIFT:
-        v.flag(
-            f"looks like CT: the bones are the brightest tissue ({lift:.1f}x their share of the brightest voxels; on "
-            "MRI cortical bone is dark): the cord is not visible on CT"
-        )
+    if reason := ct_like_reason(lift, "the cord is not visible on CT"):
+        v.flag(reason)
     return v

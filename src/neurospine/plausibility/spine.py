@@ -53,14 +53,30 @@ def bright_bone_lift(seg: Any) -> float:
     if int(bone.sum()) < 100:
         return 0.0
     img = np.asarray(seg.grid.image, dtype=np.float32)
-    near_bone = ndimage.binary_dilation(bone, iterations=1)
-    body = img > np.percentile(img, 5)
-    if not body.any():  # a constant image
+    sample = img.ravel()[:: max(1, img.size // 1_000_000)]  # thresholds from about a million voxels
+    floor = float(np.percentile(sample, 5))
+    body_sample = sample[sample > floor]
+    if body_sample.size == 0:  # a constant image
         return 0.0
-    top = body & (img >= np.percentile(img[body], BRIGHT_QUANTILE))
+    body = img > floor
+    top = body & (img >= np.percentile(body_sample, BRIGHT_QUANTILE))
+    # the dilation only where bone is (its bounding box, one voxel wider)
+    box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in ndimage.find_objects(bone.astype(np.uint8))[0])
+    near_bone = np.zeros_like(bone)
+    near_bone[box] = ndimage.binary_dilation(bone[box], iterations=1)
     share_top = float((top & near_bone).sum()) / max(int(top.sum()), 1)
     share_bone = float((near_bone & body).sum()) / max(int(body.sum()), 1)
     return share_top / max(share_bone, 1e-6)
+
+
+def ct_like_reason(lift: float, consequence: str) -> str | None:
+    """The flag text for a CT-like :func:`bright_bone_lift` (None below :data:`BRIGHT_BONE_LIFT`)."""
+    if lift < BRIGHT_BONE_LIFT:
+        return None
+    return (
+        f"looks like CT: the bones are the brightest tissue ({lift:.1f}x their share of the brightest voxels; on MRI "
+        f"cortical bone is dark): {consequence}"
+    )
 
 
 def column_stats(seg: Any) -> dict[str, float]:
@@ -104,11 +120,8 @@ def check(vol: Volume, seg: Any, ev: Evidence | None = None) -> Verdict:
         )
     if ev.hounsfield:
         v.flag("CT intensities (Hounsfield units): the spine model was trained on MRI")
-    elif (lift := bright_bone_lift(seg)) >= BRIGHT_BONE_LIFT:
-        v.flag(
-            f"looks like CT: the bones are the brightest tissue ({lift:.1f}x their share of the brightest voxels; "
-            "on MRI cortical bone is dark): the spine model was trained on MRI"
-        )
+    elif reason := ct_like_reason(bright_bone_lift(seg), "the spine model was trained on MRI"):
+        v.flag(reason)
     if ev.axial_slab:
         v.flag(f"an axial slab covering {ev.fov_mm[2]:.0f} mm head to foot across {ev.fov_mm[0]:.0f} mm")
     column_checks(st, v)

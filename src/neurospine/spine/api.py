@@ -22,7 +22,6 @@ from neurospine.io import Volume, load_volume, save_like, stem_of
 from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_IDS, VERTEBRA_NAMES
 from neurospine.results import TaskResult
 from neurospine.spine import classes as C
-from neurospine.spine import lateraltrim
 from neurospine.spine.cleanup import CleanupReport, clean_anatomy, drop_unassigned
 from neurospine.spine.instances import POSTERIOR_JUMP_MM, SACRUM_TMP, InstanceResult, build_instances
 from neurospine.spine.naming import (
@@ -247,13 +246,9 @@ def segment(
     seg_vert, names = relabel(inst, naming)
     timings["instances_naming"] = time.perf_counter() - t
     t = time.perf_counter()
-    sem_in = grid.to_input(values).astype(np.uint8)
-    vert_in = grid.to_input(seg_vert).astype(np.int16)
-    body_in = grid.to_input(body_levels(inst, naming)).astype(np.int16)
-    if cleanup and lateraltrim.BODY_LATERAL_TRIM > 0:
-        axis = lateraltrim.lateral_axis(np.asarray(vol.affine, dtype=np.float64))
-        n = lateraltrim.trim_lateral_bodies(body_in, [sem_in, vert_in], axis, lateraltrim.BODY_LATERAL_TRIM)
-        report.lateral_trim_mm3 = n * float(np.prod(vol.spacing_mm))
+    sem_in = grid.to_input(values)
+    vert_in = grid.to_input(seg_vert)
+    body_in = grid.to_input(body_levels(inst, naming))
     timings["to_input_grid"] = time.perf_counter() - t
     return SpineSegmentation(
         grid,
@@ -261,9 +256,9 @@ def segment(
         inst,
         naming,
         seg_vert,
-        sem_in,
-        vert_in,
-        body_in,
+        sem_in.astype(np.uint8),
+        vert_in.astype(np.int16),
+        body_in.astype(np.int16),
         names,
         card.version,
         timings,

@@ -87,8 +87,6 @@ class CleanupReport:
 
     removed_voxels: dict[str, int] = field(default_factory=dict)
     voxel_mm3: float = 1.0
-    #: body voxels the lateral trim removed on the input grid (``neurospine.spine.lateraltrim``) and their volume
-    lateral_trim_mm3: float = 0.0
 
     def add(self, before: npt.NDArray[np.integer], after: npt.NDArray[np.integer], step: str = "") -> None:
         gone = (before > 0) & (after == 0)
@@ -111,7 +109,6 @@ class CleanupReport:
             "removed_voxels_model_grid": dict(sorted(self.removed_voxels.items())),
             "removed_mm3": {k: round(v * self.voxel_mm3, 1) for k, v in sorted(self.removed_voxels.items())},
             "removed_mm3_total": round(self.total_voxels * self.voxel_mm3, 1),
-            "lateral_trim_mm3": round(self.lateral_trim_mm3, 1),
         }
 
 

@@ -1,10 +1,9 @@
-"""Lateral trim of vertebral bodies (neurospine.spine.lateraltrim)."""
+"""Lateral trim of vertebral bodies (benchmarks.spine_lateral_trim)."""
 
 from __future__ import annotations
 
 import numpy as np
-
-from neurospine.spine.lateraltrim import lateral_axis, trim_lateral_bodies
+from benchmarks.spine_lateral_trim import lateral_axis, trim_lateral_bodies
 
 
 def _body() -> np.ndarray:
