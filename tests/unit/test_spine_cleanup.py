@@ -180,3 +180,55 @@ def test_stray_discs_and_posterior_elements_below_the_column_are_removed():
     assert int((out == C.DISC).sum()) == discs_before  # the real discs all touch bodies
     assert not out[150:156, 20:26, 18:22].any() and not out[140:146, cut : cut + 6, 18:22].any()
     assert (out[140:146, bottom + 5 : bottom + 11, 18:22] == C.ARCUS).all()
+
+
+def _pelvic_blob(cls: np.ndarray, below_mm: int, cls_id: int) -> tuple[np.ndarray, int]:
+    """A 10 x 14 x 14 mm blob of ``cls_id`` ``below_mm`` under the sacrum's top, 6 mm in front of the sacrum's
+    receding front (the rectum), detached from it; returns the blob's mask and the sacrum's top row."""
+    top = int(np.nonzero((cls == C.SACRUM).any(axis=(0, 2)))[0].min())
+    row = top + below_mm
+    front = 80 + round(0.6 * below_mm)
+    blob = np.zeros(cls.shape, dtype=bool)
+    blob[front - 16 : front - 6, row : row + 14, 13:27] = True
+    cls[blob] = cls_id
+    return blob, top
+
+
+def test_sacrum_blob_held_only_by_a_stray_disc_far_below_is_removed():
+    from unittest import mock
+
+    from neurospine.spine import cleanup
+
+    cls = _padded(sacrum_mm=90)
+    blob, _ = _pelvic_blob(cls, 60, C.SACRUM)
+    speck = np.zeros(cls.shape, dtype=bool)
+    ps, ys = np.nonzero(blob.any(axis=2))
+    speck[int(ps.min()) - 5 : int(ps.min()) - 2, int(ys.min()) + 4 : int(ys.min()) + 8, 18:22] = True  # "disc" speck
+    cls[speck] = C.DISC
+    true_sacrum = (cls == C.SACRUM) & ~blob
+    out = constrain_sacrum(cls, SP)
+    assert not (out[blob] == C.SACRUM).any()
+    assert (out[true_sacrum] == C.SACRUM).all()
+    with mock.patch.object(cleanup, "SACRUM_CONTACT_BELOW_MM", float("inf")):  # any disc voxel counted before
+        assert (constrain_sacrum(cls, SP)[blob] == C.SACRUM).all()
+
+
+def test_no_vertebra_below_the_sacrum_top():
+    from neurospine.spine.cleanup import drop_bodies_below
+
+    cls = _padded(sacrum_mm=90)
+    rectum, _ = _pelvic_blob(cls, 50, C.CORPUS)  # a "corpus" blob in the rectum
+    top = int(np.nonzero((cls == C.SACRUM).any(axis=(0, 2)))[0].min())
+    sacral_body = np.zeros(cls.shape, dtype=bool)
+    sacral_body[112:124, top + 40 : top + 50, 12:28] = True  # inside the sacrum: a sacral body called corpus
+    cls[sacral_body] = C.CORPUS
+    lumbar = (cls == C.CORPUS) & ~rectum & ~sacral_body
+    assert len(build_instances(cls, SP).vertebrae) > 4  # before: the pelvic pieces become vertebrae
+    out = drop_bodies_below(cls, SP)
+    assert not out[rectum].any()
+    assert (out[sacral_body] == C.SACRUM).all()
+    assert (out[lumbar] == C.CORPUS).all()
+    res = build_instances(out, SP)
+    assert len(res.vertebrae) == 4 and res.sacrum_voxels > 0
+    cleaned, rep = clean_anatomy(cls, SP)
+    assert not cleaned[rectum].any() and rep.removed_voxels.get("corpus", 0) == int(rectum.sum())

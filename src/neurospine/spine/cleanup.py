@@ -13,7 +13,10 @@ inferior, axis 2 right) and its voxel spacing, before the instance phase:
    sacrum's front does), not farther than
    ``SACRUM_LATERAL_MM`` from the column's midline or ``SACRUM_LENGTH_MM`` below the top of the sacrum,
    thick bone rather than scattered blobs (an opening of ``SACRUM_OPENING_MM``), and touching the column
-   (within ``SACRUM_CONTACT_MM`` of the lowest body and the discs).
+   (within ``SACRUM_CONTACT_MM`` of the lowest body and the discs and endplates at most
+   ``SACRUM_CONTACT_BELOW_MM`` below it). Below the sacrum's top there is no vertebra (:func:`drop_bodies_below`):
+   a corpus/endplate piece starting more than ``BODY_BELOW_LOWEST_MM`` below the lowest body is sacrum when the
+   sacrum encloses it and pelvic tissue otherwise (a blob in the rectum would become a vertebra named S1).
 
 3. **Discs between bones** (:func:`constrain_discs`): a disc piece (26-connected) must come within
    ``DISC_CONTACT_MM`` of a vertebral body, endplate or the sacrum, and must not lie more than
@@ -73,6 +76,15 @@ SACRUM_LENGTH_MM = 120.0
 SACRUM_OPENING_MM = 2.0
 #: a sacrum piece must come this close (mm) to the lowest bodies or discs
 SACRUM_CONTACT_MM = 12.0
+#: ... where a disc or endplate voxel counts as column only when it lies at most this far (mm) below the bottom of
+#: the lowest body (the lumbosacral disc; the network's disc/endplate specks in the rectum are not the column)
+SACRUM_CONTACT_BELOW_MM = 20.0
+#: a corpus/endplate piece whose top lies farther than this (mm) below the bottom of the lowest body is not a
+#: vertebra (the sacrum is there): sacrum when the sacrum encloses it (this fraction of a shell this thick (mm)
+#: around it is sacrum: a sacral body the network called corpus), pelvic tissue otherwise
+BODY_BELOW_LOWEST_MM = 20.0
+BODY_ENCLOSED_FRACTION = 0.5
+BODY_SHELL_MM = 3.0
 #: a disc piece must come this close (mm) to a body, endplate or the sacrum (discs sit between bones)
 DISC_CONTACT_MM = 3.0
 #: ... and its centre must not lie farther than this (mm) below the bottom of the lowest body
@@ -290,7 +302,10 @@ def _thick_and_touching(
     core = ndimage.binary_dilation(opened, structure=_ball(SACRUM_OPENING_MM + max(spacing_mm), spacing_mm)) & s
     if not core.any():
         return np.zeros(sac.shape, dtype=bool)
-    column = low[box] | (cls[box] == C.DISC) | (cls[box] == C.ENDPLATE)
+    rows = np.arange(box[1].start, box[1].stop)[None, :, None]
+    bottom = float(np.nonzero(low.any(axis=(0, 2)))[0].max())
+    near_rows = rows <= bottom + SACRUM_CONTACT_BELOW_MM / spacing_mm[1]
+    column = low[box] | (((cls[box] == C.DISC) | (cls[box] == C.ENDPLATE)) & near_rows)
     dist = ndimage.distance_transform_edt(~column, sampling=spacing_mm) if column.any() else None
     lab, n = cc3d.connected_components(core.astype(np.uint8), connectivity=26, return_N=True)
     keep = np.zeros(n + 1, dtype=bool)
@@ -299,6 +314,41 @@ def _thick_and_touching(
         keep[1:] = nearest_mm <= SACRUM_CONTACT_MM
     out = np.zeros(sac.shape, dtype=bool)
     out[box] = keep[lab]
+    return out
+
+
+def drop_bodies_below(
+    cls: npt.NDArray[np.uint8],
+    spacing_mm: tuple[float, float, float],
+    report: CleanupReport | None = None,
+    low: npt.NDArray[np.bool_] | bool | None = False,
+) -> npt.NDArray[np.uint8]:
+    """No vertebra below the sacrum's top (module docstring, step 2): a corpus/endplate piece that starts more
+    than ``BODY_BELOW_LOWEST_MM`` below the lowest body becomes sacrum when the sacrum encloses it (at least
+    ``BODY_ENCLOSED_FRACTION`` of the shell ``BODY_SHELL_MM`` around it is sacrum: a sacral body the network called
+    corpus) and is unlabelled otherwise."""
+    low = _lowest(cls, spacing_mm, low)
+    body = np.isin(cls, (C.CORPUS, C.ENDPLATE))
+    if low is None or not body.any():
+        return cls.copy()
+    start = float(np.nonzero(low.any(axis=(0, 2)))[0].max()) + BODY_BELOW_LOWEST_MM / spacing_mm[1]
+    if start >= cls.shape[1] or not body[:, int(np.ceil(start)) :, :].any():
+        return cls.copy()
+    lab = cc3d.connected_components(body.astype(np.uint8), connectivity=26)
+    sac = cls == C.SACRUM
+    ball = _ball(BODY_SHELL_MM, spacing_mm)
+    pad = [k // 2 + 1 for k in ball.shape]
+    out = cls.copy()
+    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None or sl[1].start <= start:
+            continue
+        box = tuple(slice(max(0, b.start - m), min(d, b.stop + m)) for b, m, d in zip(sl, pad, cls.shape, strict=True))
+        piece = lab[box] == k
+        shell = ndimage.binary_dilation(piece, structure=ball) & ~body[box]
+        enclosed = shell.any() and float(sac[box][shell].mean()) >= BODY_ENCLOSED_FRACTION
+        out[box][piece] = C.SACRUM if enclosed else C.BG
+    if report is not None:
+        report.add(cls, out, "bodies below the column")
     return out
 
 
@@ -346,6 +396,7 @@ def clean_anatomy(
     sub = keep_column(sub, spacing_mm, report)
     low = lowest_body(sub, spacing_mm)  # the sacrum step leaves bodies alone: one search serves both steps
     sub = constrain_sacrum(sub, spacing_mm, report, low=low)
+    sub = drop_bodies_below(sub, spacing_mm, report, low=low)
     sub = constrain_discs(sub, spacing_mm, report, low=low)
     out = cls.copy()
     out[box] = sub
