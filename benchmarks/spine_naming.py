@@ -56,6 +56,9 @@ def config(seed: int, kind: str | None, levels: str = "T11-S1") -> Any:
         p_t11=0.0,
         transitional=kind,
         soft_labels=False,
+        # a whole-spine field of view follows the column's curve (the engine's default 64 x 160 mm slab lets a
+        # curved whole column leave the image); lumbar cases keep the default as scored before
+        fov_mm=(None, None, None) if levels == "whole" else (64.0, 160.0, None),
     )
 
 

@@ -302,3 +302,39 @@ def test_positional_message_tells_a_too_small_sacrum_from_no_sacrum():
     assert none.flags[-1].startswith("no sacrum found and no C2")
     away = name_levels([LUMBAR] * 4, sacrum_mm3=30000.0, sacrum_below=False)
     assert "a sacrum was found (30000 mm3) but not right below the lowest vertebra" in away.flags[-1]
+
+
+def _unrecognised_c2_column(n_thoracic: int = 12, room_above_mm: float = 30.0) -> list[BodyInfo]:
+    """A whole column named from the sacrum: its top body is C2 without the dens (not tall enough for the shape
+    test), ``room_above_mm`` of image above it."""
+    from dataclasses import replace
+
+    top = replace(CERVICAL, room_above_mm=room_above_mm)
+    return [top] + [CERVICAL] * 5 + [THORACIC] * n_thoracic + [LUMBAR] * 5
+
+
+def test_count_reaching_a_presumed_c2_keeps_the_names():
+    nm = name_levels(_unrecognised_c2_column(), sacrum_mm3=40000, sacrum_below=True)
+    assert nm.anchor == "S1" and names(nm.levels)[0] == "C2" and nm.confidence > 0.9
+    assert not nm.uncertain_levels and not any("looks like C2" in f for f in nm.flags)
+
+
+def test_count_missing_a_presumed_c2_flags_every_name():
+    from neurospine.spine.naming import CERVICAL_TOP_FLAG, CONFIDENT
+
+    nm = name_levels(_unrecognised_c2_column(n_thoracic=9), sacrum_mm3=40000, sacrum_below=True)  # 3 bodies missed
+    assert names(nm.levels)[0] == "C5"  # counted from the sacrum: the top is named three levels too low
+    assert nm.confidence < CONFIDENT and set(nm.uncertain_levels) == set(nm.levels)
+    assert any(CERVICAL_TOP_FLAG in f and "3 short" in f for f in nm.flags)
+    over = name_levels(_unrecognised_c2_column(n_thoracic=13), sacrum_mm3=40000, sacrum_below=True)
+    assert over.confidence < CONFIDENT and any("1 over" in f for f in over.flags)
+
+
+def test_no_presumed_c2_without_room_above_or_with_a_thoracic_top():
+    cut = name_levels(_unrecognised_c2_column(n_thoracic=9, room_above_mm=5.0), sacrum_mm3=40000, sacrum_below=True)
+    assert cut.confidence > 0.9 and not cut.uncertain_levels  # C2 may be outside the image: nothing to check
+    from dataclasses import replace
+
+    top_thoracic = [replace(THORACIC, room_above_mm=80.0)] + [THORACIC] * 6 + [LUMBAR] * 5
+    nm = name_levels(top_thoracic, sacrum_mm3=40000, sacrum_below=True)
+    assert names(nm.levels)[0] == "T6" and nm.confidence > 0.9 and not nm.uncertain_levels

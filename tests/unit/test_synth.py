@@ -275,3 +275,23 @@ def test_spine_model_is_the_geometry_of_the_case_and_levels_follow_mid_discs():
     assert vertebral_level_at(model, a.s_bot + a.disc_h / 2 - 0.01) == a.name  # upper half of the disc below
     assert vertebral_level_at(model, a.s_bot + a.disc_h / 2 + 0.01) == b.name  # lower half
     assert vertebral_level_at(model, model.levels[0].s_top - 50.0) == ""
+
+
+def test_whole_spine_field_of_view_follows_the_curve():
+    """A curved whole column (seed 97002: its centreline moves 90 mm front to back and 53 mm sideways) leaves the
+    default 64 x 160 mm slab; with the R-L and A-P extents left to the engine every body stays inside the image
+    and the bodies and discs keep clear of the side faces, every label of the front and back faces."""
+    base = dict(levels="whole", plane="sagittal", spacing_mm=(2.0, 2.0, 4.0), contrast="t2w")
+    fixed = generate_case(97002, SynthConfig(**base))  # type: ignore[arg-type]
+    fitted = generate_case(97002, SynthConfig(**base, fov_mm=(None, None, None)))  # type: ignore[arg-type]
+    assert fixed.image.data.shape[:2] == (16, 80)  # the default slab: 64 / 4 and 160 / 2 voxels
+
+    def bodies(case: object) -> set[int]:
+        sem, inst = np.asarray(case.semantic.data), np.asarray(case.instance.data)  # type: ignore[attr-defined]
+        return {int(v) for v in np.unique(inst[(sem == 49) & (inst < 30)]) if v}
+
+    assert len(bodies(fitted)) > len(bodies(fixed))
+    assert bodies(fitted) >= set(range(2, 25))  # C2..L5 all present
+    sem = np.asarray(fitted.semantic.data)
+    for axis, mask in ((0, np.isin(sem, (49, 100))), (1, sem > 0)):  # R-L faces: bodies, discs; A-P faces: all
+        assert not np.take(mask, 0, axis=axis).any() and not np.take(mask, -1, axis=axis).any()

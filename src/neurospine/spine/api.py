@@ -137,6 +137,7 @@ def name_instances(
             v.body_voxels * vox,
             float(counts[DISC_OFFSET + v.index]) * vox,
             v.bottom_row >= last_row - 2,
+            float(v.top_row) * spacing_mm[1],
         )
         for v in inst.vertebrae
     ]

@@ -17,7 +17,10 @@ The segment may then be L5 or S1 (or an L6), which a lumbar field of view cannot
 the sacrum may be one level off: the confidence drops below :data:`CONFIDENT` and the names are listed as uncertain
 (:data:`TRANSITIONAL_FLAG`). A 22-vertebra count between C2 and S1 (11 thoracic or 4 lumbar vertebrae) is
 flagged the same way. Four or six ordinary lumbar vertebrae with no such sign and no C2 in view cannot be seen
-from the image (ribs are not segmented); ``benchmarks/spine_naming.py`` measures how often that happens.
+from the image (ribs are not segmented); ``benchmarks/spine_naming.py`` measures how often that happens. When C2
+is in view but not recognised by its shape, a cervical-sized top body with image and no body above it is presumed
+to be C2 (:func:`presumed_c2`): a count from the sacrum that does not name it C2 is flagged
+(:data:`CERVICAL_TOP_FLAG`; bodies missed in between, or a transitional count).
 
 Without any anchor the naming is *positional* (flagged): the lowest body is
 L5 in a lumbar-sized column, the top body is placed by the shape of the column's depth profile when the column
@@ -44,6 +47,11 @@ STANDARD_C2_TO_L5 = 23
 #: C2: body + dens at least this tall relative to its depth, and a small (cervical) depth
 C2_HEIGHT_OVER_DEPTH = 1.35
 C2_MAX_DEPTH_MM = 22.0
+#: a cervical-sized top body with this much image above it (mm) and no body there is presumed to be C2 (C1 has no
+#: body; the skull is above it): a count from the sacrum that does not reach C2 there is flagged
+C2_ROOM_ABOVE_MM = 20.0
+CERVICAL_TOP_FLAG = "the top body looks like C2 (cervical size, no body above it) but the count from the sacrum"
+CERVICAL_TOP_CONFIDENCE = 0.5
 #: sacrum volume (mm^3) from which it is trusted as an anchor with full confidence
 SACRUM_MIN_MM3 = 8000.0
 #: smallest sacrum (mm^3, model grid) used as an anchor at all (with lower confidence)
@@ -113,6 +121,7 @@ class BodyInfo:
     volume_mm3: float = 0.0
     disc_below_mm3: float = 0.0  # volume of the disc tied to this vertebra (the disc below it)
     touches_fov_bottom: bool = False
+    room_above_mm: float = 0.0  # image extent above the body's top (superior-inferior, mm)
 
 
 @dataclass
@@ -397,7 +406,8 @@ def name_levels(
         levels = _chain("L5", m, upward=True)
         if 0 in levels:
             flags.append("more vertebrae above L5 than C2-L5 holds")
-        return _with_transition_check(Naming(levels + sacral_tail, bottom_name, bottom_conf, flags), presacral)
+        named = _with_transition_check(Naming(levels + sacral_tail, bottom_name, bottom_conf, flags), presacral)
+        return _with_cervical_top_check(named, bodies[0], m)
     if has_c2:
         return Naming(_chain("C2", n, upward=False), "C2", 0.85, flags)
     # positional fallback: lumbar-like when the column's median body is as deep as a lumbar one (the lowest body
@@ -418,6 +428,29 @@ def name_levels(
         return Naming(_chain(start, n, upward=False), "positional", 0.25, flags, method="depth-profile")
     flags.append(f"{sacrum_status} and no C2: top vertebra assumed to be C2 (positional)")
     return Naming(_chain("C2", n, upward=False), "positional", 0.2, flags, method="top-c2")
+
+
+def presumed_c2(top: BodyInfo, top_level: int) -> bool:
+    """Whether the top body of a column named from the sacrum should be C2: cervical-sized, named a cervical
+    vertebra (or not named: more bodies than C2-L5 holds) and with at least ``C2_ROOM_ABOVE_MM`` of image above it
+    and no body there."""
+    cervical_name = top_level == 0 or VERTEBRA_IDS["C1"] <= top_level <= VERTEBRA_IDS["C7"]
+    return top.depth_mm <= C2_MAX_DEPTH_MM and cervical_name and top.room_above_mm >= C2_ROOM_ABOVE_MM
+
+
+def _with_cervical_top_check(naming: Naming, top: BodyInfo, presacral: int) -> Naming:
+    """Flag every name when the top body is presumed to be C2 (:func:`presumed_c2`) but the count from the sacrum
+    does not name it C2 (bodies missed or split, or a transitional count: the names cannot all be right)."""
+    if not naming.levels or naming.levels[0] == VERTEBRA_IDS["C2"] or not presumed_c2(top, naming.levels[0]):
+        return naming
+    off = presacral - STANDARD_C2_TO_L5
+    how = f"is {-off} short of" if off < 0 else f"is {off} over"
+    naming.flags.append(f"{CERVICAL_TOP_FLAG} {how} the 23 vertebrae C2-L5: bodies missed or split, or transitional")
+    naming.confidence = min(naming.confidence, CERVICAL_TOP_CONFIDENCE)
+    earlier = naming.uncertain_note if naming.uncertain_levels else ""
+    naming.uncertain_levels = sorted({lvl for lvl in naming.levels if lvl} | set(naming.uncertain_levels))
+    naming.uncertain_note = f"{earlier}; {CERVICAL_TOP_FLAG} disagrees" if earlier else f"{CERVICAL_TOP_FLAG} disagrees"
+    return naming
 
 
 def _depth_rise(bodies: list[BodyInfo]) -> float:

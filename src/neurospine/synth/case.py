@@ -35,6 +35,11 @@ PLANES = ("sagittal", "axial", "coronal", "isotropic", "random")
 _THICK_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 #: Thick slices are rendered as an odd number of sub-slices at most this thick (mm), then averaged.
 SUBSLICE_MM = 1.4
+#: A-P room (mm) around the column's curve when the A-P field of view follows it (vertebral bodies in front, the
+#: posterior elements, back muscles and skin behind)
+AP_FIT_MARGIN_MM = 140.0
+#: ... and left-right room around it (the bodies are about 50 mm wide)
+LR_FIT_MARGIN_MM = 60.0
 _BONE_SEMANTIC = np.zeros(256, dtype=bool)
 _BONE_SEMANTIC[[26, 41, 42, 43, 44, 45, 46, 47, 48, 49, 62]] = True
 #: Values ``SynthConfig.contrast`` accepts.
@@ -67,8 +72,10 @@ class SynthConfig:
       and the thickness goes on the L-R, S-I or A-P axis; ``"random"`` draws the plane (60 % sagittal,
       25 % axial, 15 % coronal), in-plane 0.5-1.2 mm and thickness 2-5 mm per case. Thick slices
       integrate the signal across the slice (partial volume); labels are taken at the slice centre.
-    - ``fov_mm``: (R-L, A-P, S-I) extent; ``None`` entries are chosen from the plane and the levels.
-      ``shape`` (voxels, R-A-S order) overrides ``fov_mm`` when given.
+    - ``fov_mm``: (R-L, A-P, S-I) extent; ``None`` entries are chosen from the plane and the levels (a ``None``
+      R-L or A-P extent of a sagittal or isotropic image follows the column's curve: at least the plane's
+      default, wide enough for the whole span plus ``LR_FIT_MARGIN_MM`` / ``AP_FIT_MARGIN_MM``, centred on it, as
+      a whole-spine protocol does). ``shape`` (voxels, R-A-S order) overrides ``fov_mm`` when given.
     """
 
     levels: str = "random"
@@ -233,10 +240,15 @@ def _grids(
         "coronal": (140.0, 110.0),
     }
     fov = list(config.fov_mm)
+    fit = plane in ("sagittal", "isotropic")
+    lr_lo, lr_hi = float(span_pts[:, 0].min()), float(span_pts[:, 0].max())
+    fit_lr = fov[0] is None and fit
     if fov[0] is None:
-        fov[0] = defaults[plane][0]
+        fov[0] = max(defaults[plane][0], (lr_hi - lr_lo) + LR_FIT_MARGIN_MM) if fit_lr else defaults[plane][0]
+    ap_lo, ap_hi = float(span_pts[:, 1].min()), float(span_pts[:, 1].max())
+    fit_ap = fov[1] is None and fit
     if fov[1] is None:
-        fov[1] = defaults[plane][1]
+        fov[1] = max(defaults[plane][1], (ap_hi - ap_lo) + AP_FIT_MARGIN_MM) if fit_ap else defaults[plane][1]
     if fov[2] is None:
         fov[2] = (z_hi - z_lo) + 2 * config.margin_mm
     if config.shape is not None:
@@ -245,8 +257,8 @@ def _grids(
     mid = cl.point(0.5 * (model.levels[i0].s_top + _span_end(model, i1)))
     centre = np.array(
         [
-            float(mid[0]) + rng.normal(0.0, 2.0),
-            float(mid[1]) + 8.0 + rng.normal(0.0, 6.0),
+            (0.5 * (lr_lo + lr_hi) if fit_lr else float(mid[0])) + rng.normal(0.0, 2.0),
+            (0.5 * (ap_lo + ap_hi) if fit_ap else float(mid[1])) + 8.0 + rng.normal(0.0, 6.0),
             0.5 * (z_lo + z_hi) + rng.normal(0.0, 3.0),
         ]
     )
