@@ -19,7 +19,7 @@ import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -152,11 +152,11 @@ def _disc_scores(seg: Any, ref: npt.NDArray[np.integer]) -> dict[str, float]:
     return {str(r): round(by.get(r, 0.0), 4) for r in sorted(int(v) for v in np.unique(ref) if v)}
 
 
-def bench_sets(
-    cache: RawCache, only: list[str] | None = None, held_out: bool | None = None, skip: frozenset[str] = frozenset()
-) -> list[dict[str, Any]]:
-    """Rows of every labelled fcs case (``held_out``: only held-out / only training cases; ``skip``: names)."""
-    from benchmarks.spine import body_scores, lateral_spacing_mm
+def labelled_cases(
+    only: list[str] | None = None, held_out: bool | None = None, skip: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, bool, Any]]:
+    """(set, held out, ``EvalCase``) of every labelled fcs case (``held_out``: only held-out / only training cases;
+    ``skip``: names; ``only``: just these names)."""
     from neurospine.spine import data as D
 
     folders: dict[str, tuple[str, tuple[str, ...] | None]] = {
@@ -165,7 +165,6 @@ def bench_sets(
         "vb3": (D.VB3_DIR, D.VB3_TEST),
         "ivd": (D.IVD_DIR, D.IVD_TEST),
     }
-    rows = []
     for which in SETS:
         folder, held = folders[which]
         for man in D.manifest(SHARED_DATA, folder):
@@ -173,41 +172,54 @@ def bench_sets(
             is_held = held is None or name in held
             if (only and name not in only) or name in skip or (held_out is not None and is_held != held_out):
                 continue
-            case = D.load_eval_case(SHARED_DATA, folder, man)
-            t = time.perf_counter()
-            before, after, post_s = _both(cache, name, case.image)
-            ref = np.asarray(case.labels.data)
-            row: dict[str, Any] = {
-                "case": name,
-                "set": which,
-                "held_out": is_held,
-                "fp_before": fp_scores(before, case.labels, ref),
-                "fp_after": fp_scores(after, case.labels, ref),
-                "removed_mm3_model_grid": after.cleanup.as_dict()["removed_mm3"],
-                "names_before": [before.names.get(k) for k in sorted(before.names)],
-                "names_after": [after.names.get(k) for k in sorted(after.names)],
-                "naming_before": [before.naming.anchor, round(before.naming.confidence, 3)],
-                "naming_after": [after.naming.anchor, round(after.naming.confidence, 3)],
-                "seconds_case": round(time.perf_counter() - t, 1),
-                "seconds_pipeline_after": round(post_s, 1),
-            }
-            if row["held_out"]:
-                if which == "ivd":
-                    row["disc_dice_before"] = _disc_scores(before, ref)
-                    row["disc_dice_after"] = _disc_scores(after, ref)
-                else:
-                    lat = lateral_spacing_mm(case.labels)
-                    row["body_dice_before"] = body_scores(before, ref, lat)["per_body_dice"]
-                    row["body_dice_after"] = body_scores(after, ref, lat)["per_body_dice"]
-            rows.append(row)
-            print(which, row, flush=True)
+            yield which, is_held, D.load_eval_case(SHARED_DATA, folder, man)
+
+
+def held_out_dice(which: str, seg: Any, case: Any) -> dict[str, Any]:
+    """Per-disc Dice (IVD) or per-body Dice (the VB sets) of one segmentation against a held-out case."""
+    from benchmarks.spine import body_scores, lateral_spacing_mm
+
+    ref = np.asarray(case.labels.data)
+    if which == "ivd":
+        return {"disc_dice": _disc_scores(seg, ref)}
+    return {"body_dice": body_scores(seg, ref, lateral_spacing_mm(case.labels))["per_body_dice"]}
+
+
+def bench_sets(
+    cache: RawCache, only: list[str] | None = None, held_out: bool | None = None, skip: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Rows of every labelled fcs case (``held_out``: only held-out / only training cases; ``skip``: names)."""
+    rows = []
+    for which, is_held, case in labelled_cases(only, held_out, skip):
+        name = case.name
+        t = time.perf_counter()
+        before, after, post_s = _both(cache, name, case.image)
+        ref = np.asarray(case.labels.data)
+        row: dict[str, Any] = {
+            "case": name,
+            "set": which,
+            "held_out": is_held,
+            "fp_before": fp_scores(before, case.labels, ref),
+            "fp_after": fp_scores(after, case.labels, ref),
+            "removed_mm3_model_grid": after.cleanup.as_dict()["removed_mm3"],
+            "names_before": [before.names.get(k) for k in sorted(before.names)],
+            "names_after": [after.names.get(k) for k in sorted(after.names)],
+            "naming_before": [before.naming.anchor, round(before.naming.confidence, 3)],
+            "naming_after": [after.naming.anchor, round(after.naming.confidence, 3)],
+            "seconds_case": round(time.perf_counter() - t, 1),
+            "seconds_pipeline_after": round(post_s, 1),
+        }
+        if row["held_out"]:
+            for tag, seg in (("before", before), ("after", after)):
+                row.update({f"{k}_{tag}": v for k, v in held_out_dice(which, seg, case).items()})
+        rows.append(row)
+        print(which, row, flush=True)
     return rows
 
 
-def bench_tptbox(cache: RawCache) -> dict[str, Any]:
+def tptbox_mri() -> tuple[Any, Any, npt.NDArray[np.integer], npt.NDArray[np.integer]]:
+    """The tptbox MRI case: image, sub-region label volume, its map (50 merged into 49) and the body instances."""
     from neurospine.io import load_volume
-    from neurospine.labels import SEMANTIC_OUTPUT_VALUES
-    from neurospine.metrics import dice
 
     folder = SHARED_DATA / "tptbox_samples"
     img = load_volume(folder / "tpt-mri_img.nii.gz")
@@ -215,8 +227,16 @@ def bench_tptbox(cache: RawCache) -> dict[str, Any]:
     subreg = np.asarray(sub_vol.data).copy()
     vert = np.asarray(load_volume(folder / "tpt-mri_vert.nii.gz", check_intensity=False).data)
     subreg[subreg == 50] = 49
-    before, after, post_s = _both(cache, "tpt-mri", img)
     bodies = np.where((subreg == 49) & (vert > 0) & (vert < 100), vert, 0)
+    return img, sub_vol, subreg, bodies
+
+
+def bench_tptbox(cache: RawCache) -> dict[str, Any]:
+    from neurospine.labels import SEMANTIC_OUTPUT_VALUES
+    from neurospine.metrics import dice
+
+    img, sub_vol, subreg, bodies = tptbox_mri()
+    before, after, post_s = _both(cache, "tpt-mri", img)
     out: dict[str, Any] = {"case": "tpt-mri", "seconds_pipeline_after": round(post_s, 1)}
     for tag, seg in (("before", before), ("after", after)):
         sem = np.asarray(seg.semantic_input)

@@ -1,8 +1,9 @@
-"""No sacrum or vertebra in the pelvis: the clean-up as committed against candidates A and B of
-``docs/decisions/spine-pelvic-spill.md`` (rule written there before scoring).
+"""No sacrum or vertebra in the pelvis: the clean-up as committed against the candidates of
+``docs/decisions/spine-pelvic-spill.md`` (rules written there before scoring): round 1 A and B against the clean-up
+before them, round 2 C against A.
 
-Run from the repository root: ``OMP_NUM_THREADS=1 python -m benchmarks.spine_pelvic``. The network runs once per
-case (class map cached under ``--cache-dir``, shared with ``benchmarks.spine_cleanup``); the pipeline after it
+Run from the repository root: ``OMP_NUM_THREADS=1 python -m benchmarks.spine_pelvic --round 2``. The network runs
+once per case (class map cached under ``--cache-dir``, shared with ``benchmarks.spine_cleanup``); the pipeline after it
 runs once per variant. A variant is a set of values for the clean-up's constants (``neurospine.spine.cleanup``);
 ``committed`` is the clean-up before this change (those steps off).
 
@@ -32,28 +33,41 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks.common import SHARED_DATA, write_results
-from benchmarks.spine_cleanup import SETS, RawCache, _disc_scores, fp_scores, near_fp_mm3
+from benchmarks.spine_cleanup import (
+    SETS,
+    RawCache,
+    fp_scores,
+    held_out_dice,
+    labelled_cases,
+    near_fp_mm3,
+    tptbox_mri,
+)
 
 THREADS = 1
 INF = float("inf")
-#: clean-up constants per variant (``committed``: the steps this change adds are off)
-VARIANTS: dict[str, dict[str, float]] = {
-    "committed": {"SACRUM_CONTACT_BELOW_MM": INF, "BODY_BELOW_LOWEST_MM": INF, "SACRUM_OPENING_MM": 2.0},
-    "A": {"SACRUM_CONTACT_BELOW_MM": 20.0, "BODY_BELOW_LOWEST_MM": 20.0, "SACRUM_OPENING_MM": 2.0},
-    "B": {"SACRUM_CONTACT_BELOW_MM": 20.0, "BODY_BELOW_LOWEST_MM": 20.0, "SACRUM_OPENING_MM": 3.0},
+#: clean-up constants per variant and round: round 1 (committed = the clean-up before A and B), round 2
+#: (committed = A, candidate C)
+_OLD = {"SACRUM_CONTACT_BELOW_MM": INF, "BODY_BELOW_LOWEST_MM": INF, "SACRUM_OPENING_MM": 2.0, "SACRUM_NECK_MM": 0.0}
+_A = {"SACRUM_CONTACT_BELOW_MM": 20.0, "BODY_BELOW_LOWEST_MM": 20.0, "SACRUM_OPENING_MM": 2.0, "SACRUM_NECK_MM": 0.0}
+ROUNDS: dict[str, dict[str, dict[str, float]]] = {
+    "1": {"committed": _OLD, "A": _A, "B": {**_A, "SACRUM_OPENING_MM": 3.0}},
+    "2": {"committed": _A, "C": {**_A, "SACRUM_NECK_MM": 3.0}},
 }
-CANDIDATES = ("A", "B")
 #: synthetic truth maps for the reference check: fresh lumbar seeds no trainer or other benchmark uses
 SYNTH_REF_SEEDS = tuple(range(98501, 98511))
 DICE_TOLERANCE = 0.005
 
 
+Variants = dict[str, dict[str, float]]
+
+
 @contextlib.contextmanager
-def variant(name: str) -> Iterator[None]:
+def variant(values: dict[str, float]) -> Iterator[None]:
+    """The clean-up with these constants (``neurospine.spine.cleanup``)."""
     from neurospine.spine import cleanup
 
     with contextlib.ExitStack() as stack:
-        for key, value in VARIANTS[name].items():
+        for key, value in values.items():
             stack.enter_context(mock.patch.object(cleanup, key, value))
         yield
 
@@ -72,59 +86,32 @@ def _summary_of(seg: Any, labels: Any, ref: npt.NDArray[np.integer]) -> dict[str
     }
 
 
-def bench_real(cache: RawCache, only: list[str] | None = None) -> list[dict[str, Any]]:
+def bench_real(cache: RawCache, variants: Variants, only: list[str] | None = None) -> list[dict[str, Any]]:
     """Every labelled fcs case, each variant on the same cached network output."""
-    from benchmarks.spine import body_scores, lateral_spacing_mm
-    from neurospine.spine import data as D
     from neurospine.spine.api import segment
 
-    folders: dict[str, tuple[str, tuple[str, ...] | None]] = {
-        "vb2": (D.VB2_DIR, D.VB2_TEST),
-        "vb1": (D.VB1_DIR, None),
-        "vb3": (D.VB3_DIR, D.VB3_TEST),
-        "ivd": (D.IVD_DIR, D.IVD_TEST),
-    }
     rows = []
-    for which in SETS:
-        folder, held = folders[which]
-        for man in D.manifest(SHARED_DATA, folder):
-            name = str(man["case"])
-            if only and name not in only:
-                continue
-            case = D.load_eval_case(SHARED_DATA, folder, man)
-            ref = np.asarray(case.labels.data)
-            row: dict[str, Any] = {"case": name, "set": which, "held_out": held is None or name in held}
-            for v in VARIANTS:
-                with cache.patch(name), variant(v):
-                    seg = segment(case.image, threads=THREADS)
-                out = _summary_of(seg, case.labels, ref)
-                if row["held_out"]:
-                    if which == "ivd":
-                        out["disc_dice"] = _disc_scores(seg, ref)
-                    else:
-                        out["body_dice"] = body_scores(seg, ref, lateral_spacing_mm(case.labels))["per_body_dice"]
-                row[v] = out
-            rows.append(row)
-            print(name, {v: (row[v]["fp"]["fp_mm3"], row[v]["sacrum_mm3"], row[v]["vertebrae"]) for v in VARIANTS})
+    for which, is_held, case in labelled_cases(only):
+        ref = np.asarray(case.labels.data)
+        row: dict[str, Any] = {"case": case.name, "set": which, "held_out": is_held}
+        for v in variants:
+            with cache.patch(case.name), variant(variants[v]):
+                seg = segment(case.image, threads=THREADS)
+            row[v] = _summary_of(seg, case.labels, ref) | (held_out_dice(which, seg, case) if is_held else {})
+        rows.append(row)
+        print(case.name, {v: (row[v]["fp"]["fp_mm3"], row[v]["sacrum_mm3"], row[v]["vertebrae"]) for v in variants})
     return rows
 
 
-def bench_tptbox(cache: RawCache) -> dict[str, Any]:
-    from neurospine.io import load_volume
+def bench_tptbox(cache: RawCache, variants: Variants) -> dict[str, Any]:
     from neurospine.labels import SEMANTIC_OUTPUT_VALUES
     from neurospine.metrics import dice
     from neurospine.spine.api import segment
 
-    folder = SHARED_DATA / "tptbox_samples"
-    img = load_volume(folder / "tpt-mri_img.nii.gz")
-    sub_vol = load_volume(folder / "tpt-mri_subreg.nii.gz", check_intensity=False)
-    subreg = np.asarray(sub_vol.data).copy()
-    vert = np.asarray(load_volume(folder / "tpt-mri_vert.nii.gz", check_intensity=False).data)
-    subreg[subreg == 50] = 49
-    bodies = np.where((subreg == 49) & (vert > 0) & (vert < 100), vert, 0)
+    img, sub_vol, subreg, bodies = tptbox_mri()
     out: dict[str, Any] = {"case": "tpt-mri"}
-    for v in VARIANTS:
-        with cache.patch("tpt-mri"), variant(v):
+    for v in variants:
+        with cache.patch("tpt-mri"), variant(variants[v]):
             seg = segment(img, threads=THREADS)
         sem = np.asarray(seg.semantic_input)
         per = [float(dice(sem == s, subreg == s)) for s in SEMANTIC_OUTPUT_VALUES if (subreg == s).any()]
@@ -159,7 +146,7 @@ def _reference_maps() -> Iterator[tuple[str, npt.NDArray[np.uint8], tuple[float,
         yield f"synth-{seed}", spineps_to_net(np.asarray(vol.data)), (sp[0], sp[1], sp[2])
 
 
-def bench_references() -> list[dict[str, Any]]:
+def bench_references(variants: Variants) -> list[dict[str, Any]]:
     """Reference label maps through the clean-up: what each candidate removes beyond the committed clean-up."""
     from neurospine.spine import classes as C
     from neurospine.spine.cleanup import clean_anatomy
@@ -167,8 +154,8 @@ def bench_references() -> list[dict[str, Any]]:
     rows = []
     for name, cls, sp in _reference_maps():
         kept = {}
-        for v in VARIANTS:
-            with variant(v):
+        for v in variants:
+            with variant(variants[v]):
                 kept[v] = clean_anatomy(cls, sp)[0] > 0
         vox = float(np.prod(sp))
         row: dict[str, Any] = {
@@ -177,14 +164,14 @@ def bench_references() -> list[dict[str, Any]]:
             "sacrum_mm3": round(float((cls == C.SACRUM).sum()) * vox, 1),
             "removed_by_committed_mm3": round(float(((cls > 0) & ~kept["committed"]).sum()) * vox, 1),
         }
-        for v in CANDIDATES:
+        for v in list(variants)[1:]:
             row[f"extra_removed_{v}_mm3"] = round(float((kept["committed"] & ~kept[v]).sum()) * vox, 1)
         rows.append(row)
         print(row, flush=True)
     return rows
 
 
-def bench_naming(cache: RawCache) -> list[dict[str, Any]]:
+def bench_naming(cache: RawCache, variants: Variants) -> list[dict[str, Any]]:
     """The synthetic lumbar naming seeds: per variant, per true body, right and flagged."""
     from benchmarks.spine_naming import cases, score_case
     from neurospine.spine.naming import CONFIDENT
@@ -192,8 +179,8 @@ def bench_naming(cache: RawCache) -> list[dict[str, Any]]:
     rows = []
     for seed, kind in cases():
         row: dict[str, Any] = {"seed": seed, "kind": kind or "typical"}
-        for v in VARIANTS:
-            with variant(v):
+        for v in variants:
+            with variant(variants[v]):
                 r = score_case(seed, kind, cache, CONFIDENT)
             row[v] = {b["truth"]: [b["right"], b["flagged"]] for b in r["bodies"]}
         rows.append(row)
@@ -216,11 +203,16 @@ def _mean_dice(rows: list[dict[str, Any]], which: str, v: str) -> float | None:
 
 
 def decide(
-    real: list[dict[str, Any]], tpt: dict[str, Any] | None, refs: list[dict[str, Any]], naming: list[dict[str, Any]]
+    real: list[dict[str, Any]],
+    tpt: dict[str, Any] | None,
+    refs: list[dict[str, Any]],
+    naming: list[dict[str, Any]],
+    preference: tuple[str, ...] = ("B", "A"),
 ) -> dict[str, Any]:
-    """The rule of docs/decisions/spine-pelvic-spill.md, per candidate; B preferred, then A."""
+    """The rule of docs/decisions/spine-pelvic-spill.md for each candidate in ``preference`` (the first that passes
+    is chosen; none: ``committed``)."""
     out: dict[str, Any] = {}
-    for v in CANDIDATES:
+    for v in preference:
         drops = {}
         for which in SETS:
             b, a = _mean_dice(real, which, "committed"), _mean_dice(real, which, v)
@@ -258,14 +250,15 @@ def decide(
             "checks": checks,
             "passes": all(checks.values()),
         }
-    out["chosen"] = next((v for v in ("B", "A") if out[v]["passes"]), "committed")
+    out["chosen"] = next((v for v in preference if out[v]["passes"]), "committed")
     return out
 
 
 def markdown(p: dict[str, Any]) -> str:
     d = p["decision"]
+    cands = [v for v in p["variants"] if v != "committed"]
     lines = [
-        "# No sacrum or vertebra in the pelvis: committed clean-up vs candidates A and B",
+        f"# No sacrum or vertebra in the pelvis: committed clean-up vs candidate(s) {', '.join(cands)}",
         "",
         f"Model {p['model']}. Rule and candidates: docs/decisions/spine-pelvic-spill.md (written before scoring). "
         "Same network output per case for every variant. FP = corridor false-positive volume "
@@ -273,11 +266,11 @@ def markdown(p: dict[str, Any]) -> str:
         "",
         f"**Chosen: {d['chosen']}**",
         "",
-        "| check | A | B |",
-        "|---|---|---|",
+        "| check | " + " | ".join(cands) + " |",
+        "|---|" + "---|" * len(cands),
     ]
-    for key in d["A"]["checks"]:
-        lines.append(f"| {key} | {d['A']['checks'][key]} | {d['B']['checks'][key]} |")
+    for key in d[cands[0]]["checks"]:
+        lines.append(f"| {key} | " + " | ".join(str(d[v]["checks"][key]) for v in cands) + " |")
     for key in (
         "dice_drops",
         "fp_mm3_committed",
@@ -287,16 +280,17 @@ def markdown(p: dict[str, Any]) -> str:
         "synthetic_names_turned_wrong",
         "synthetic_flags_lost",
     ):
-        lines.append(f"| {key} | {d['A'][key]} | {d['B'][key]} |")
+        lines.append(f"| {key} | " + " | ".join(str(d[v][key]) for v in cands) + " |")
     lines += [
         "",
-        "Per case (committed -> A -> B): sacrum mm3, vertebrae, corridor FP mm3, naming (anchor, confidence).",
+        f"Per case (committed -> {' -> '.join(cands)}): sacrum mm3, vertebrae, corridor FP mm3, naming (anchor, "
+        "confidence).",
         "",
         "| case | held-out | sacrum mm3 | vertebrae | FP mm3 | naming | names |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in p["real"]:
-        vs = list(VARIANTS)
+        vs = list(p["variants"])
 
         def col(f: Any, r: dict[str, Any] = r, vs: list[str] = vs) -> str:
             return " -> ".join(str(f(r[v])) for v in vs)
@@ -315,13 +309,16 @@ def markdown(p: dict[str, Any]) -> str:
         "",
         "Reference label maps through the clean-up (mm3): what a candidate removes that the committed clean-up keeps.",
         "",
-        "| reference | labelled | sacrum | removed by committed | extra removed A | extra removed B |",
-        "|---|---|---|---|---|---|",
+        "| reference | labelled | sacrum | removed by committed | "
+        + " | ".join(f"extra removed {v}" for v in cands)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(cands),
     ]
     for r in p["references"]:
+        extra = " | ".join(f"{r[f'extra_removed_{v}_mm3']:.0f}" for v in cands)
         lines.append(
             f"| {r['reference']} | {r['labelled_mm3']:.0f} | {r['sacrum_mm3']:.0f} | "
-            f"{r['removed_by_committed_mm3']:.0f} | {r['extra_removed_A_mm3']:.0f} | {r['extra_removed_B_mm3']:.0f} |"
+            f"{r['removed_by_committed_mm3']:.0f} | {extra} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -332,21 +329,25 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "neurospine_spine_raw")
     ap.add_argument("--cases", nargs="*", help="only these real cases (no results file written)")
-    ap.add_argument("--results-name", default="spine_pelvic")
+    ap.add_argument("--round", choices=sorted(ROUNDS), default="2", help="1: A and B; 2: C against A")
+    ap.add_argument("--results-name", help="default spine_pelvic (round 1), spine_pelvic_round<N> otherwise")
     args = ap.parse_args(argv)
+    variants = ROUNDS[args.round]
+    name = args.results_name or ("spine_pelvic" if args.round == "1" else f"spine_pelvic_round{args.round}")
     card = load_card("spine_semantic")
     cache = RawCache(args.cache_dir, card.sha256)
     t = time.perf_counter()
-    real = bench_real(cache, args.cases)
+    real = bench_real(cache, variants, args.cases)
     if args.cases:
         return 0
-    tpt = bench_tptbox(cache)
-    refs = bench_references()
-    naming = bench_naming(cache)
+    tpt = bench_tptbox(cache, variants)
+    refs = bench_references(variants)
+    naming = bench_naming(cache, variants)
     payload = {
         "model": f"{card.name} {card.version} (sha256 {card.sha256[:12]})",
-        "variants": {n: {k: (None if x == INF else x) for k, x in v.items()} for n, v in VARIANTS.items()},
-        "decision": decide(real, tpt, refs, naming),
+        "round": args.round,
+        "variants": {n: {k: (None if x == INF else x) for k, x in v.items()} for n, v in variants.items()},
+        "decision": decide(real, tpt, refs, naming, tuple(reversed([v for v in variants if v != "committed"]))),
         "real": real,
         "tptbox": tpt,
         "references": refs,
@@ -354,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_total": round(time.perf_counter() - t, 1),
     }
     print(payload["decision"], flush=True)
-    write_results(args.results_name, payload, threads=THREADS, markdown=markdown(payload))
+    write_results(name, payload, threads=THREADS, markdown=markdown(payload))
     return 0
 
 

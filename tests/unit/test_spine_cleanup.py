@@ -232,3 +232,26 @@ def test_no_vertebra_below_the_sacrum_top():
     assert len(res.vertebrae) == 4 and res.sacrum_voxels > 0
     cleaned, rep = clean_anatomy(cls, SP)
     assert not cleaned[rectum].any() and rep.removed_voxels.get("corpus", 0) == int(rectum.sum())
+
+
+def test_pelvic_blob_hanging_on_the_sacrum_by_a_neck_is_removed():
+    from unittest import mock
+
+    from neurospine.spine import cleanup
+
+    cls = _padded(sacrum_mm=90)
+    true_sacrum = cls == C.SACRUM
+    top = int(np.nonzero(true_sacrum.any(axis=(0, 2)))[0].min())
+    row = top + 60
+    front = 80 + round(0.6 * 60)  # the sacrum's front at that row
+    blob = np.zeros(cls.shape, dtype=bool)
+    blob[front - 20 : front - 6, row : row + 14, 13:27] = True  # 14 mm thick, 6 mm in front of the sacrum
+    neck = np.zeros(cls.shape, dtype=bool)
+    neck[front - 6 : front + 10, row + 5 : row + 10, 18:23] = True  # 5 x 5 mm: survives a 2 mm opening, not 3 mm
+    cls[blob | neck] = C.SACRUM
+    out = constrain_sacrum(cls, SP)
+    assert not (out[blob] == C.SACRUM).any()
+    assert (out[true_sacrum] == C.SACRUM).all()
+    with mock.patch.object(cleanup, "SACRUM_NECK_MM", 0.0):  # A: the 2 mm opening keeps the neck and the blob
+        kept = constrain_sacrum(cls, SP)[blob] == C.SACRUM
+    assert kept.mean() > 0.9  # (the anterior limit trims its lowest front corner)

@@ -14,9 +14,11 @@ inferior, axis 2 right) and its voxel spacing, before the instance phase:
    ``SACRUM_LATERAL_MM`` from the column's midline or ``SACRUM_LENGTH_MM`` below the top of the sacrum,
    thick bone rather than scattered blobs (an opening of ``SACRUM_OPENING_MM``), and touching the column
    (within ``SACRUM_CONTACT_MM`` of the lowest body and the discs and endplates at most
-   ``SACRUM_CONTACT_BELOW_MM`` below it). Below the sacrum's top there is no vertebra (:func:`drop_bodies_below`):
-   a corpus/endplate piece starting more than ``BODY_BELOW_LOWEST_MM`` below the lowest body is sacrum when the
-   sacrum encloses it and pelvic tissue otherwise (a blob in the rectum would become a vertebra named S1).
+   ``SACRUM_CONTACT_BELOW_MM`` below it), nor hanging on it through thin necks (what an opening of
+   ``SACRUM_NECK_MM`` cuts off and leaves away from the column). Below the sacrum's top there is no vertebra
+   (:func:`drop_bodies_below`): a corpus/endplate piece starting more than ``BODY_BELOW_LOWEST_MM`` below the
+   lowest body is sacrum when the sacrum encloses it and pelvic tissue otherwise (a blob in the rectum would
+   become a vertebra named S1).
 
 3. **Discs between bones** (:func:`constrain_discs`): a disc piece (26-connected) must come within
    ``DISC_CONTACT_MM`` of a vertebral body, endplate or the sacrum, and must not lie more than
@@ -76,6 +78,9 @@ SACRUM_LENGTH_MM = 120.0
 SACRUM_OPENING_MM = 2.0
 #: a sacrum piece must come this close (mm) to the lowest bodies or discs
 SACRUM_CONTACT_MM = 12.0
+#: spill hanging on the sacrum through thin necks: the pieces an opening of this radius (mm) cuts off that do not
+#: come within ``SACRUM_CONTACT_MM`` of the column are removed (thin parts still attached are kept; 0 = off)
+SACRUM_NECK_MM = 3.0
 #: ... where a disc or endplate voxel counts as column only when it lies at most this far (mm) below the bottom of
 #: the lowest body (the lumbosacral disc; the network's disc/endplate specks in the rectum are not the column)
 SACRUM_CONTACT_BELOW_MM = 20.0
@@ -307,14 +312,33 @@ def _thick_and_touching(
     near_rows = rows <= bottom + SACRUM_CONTACT_BELOW_MM / spacing_mm[1]
     column = low[box] | (((cls[box] == C.DISC) | (cls[box] == C.ENDPLATE)) & near_rows)
     dist = ndimage.distance_transform_edt(~column, sampling=spacing_mm) if column.any() else None
-    lab, n = cc3d.connected_components(core.astype(np.uint8), connectivity=26, return_N=True)
+    kept = _touching_pieces(core, dist)
+    if SACRUM_NECK_MM > SACRUM_OPENING_MM and kept.any():
+        necked = ndimage.binary_opening(kept, structure=_ball(SACRUM_NECK_MM, spacing_mm))
+        far = necked & ~_touching_pieces(necked, dist)
+        if far.any():  # the cut-off pieces, with what the opening shaved off them, inside the sacrum
+            kept &= ~(
+                ndimage.binary_dilation(far, structure=_ball(SACRUM_NECK_MM + max(spacing_mm), spacing_mm))
+                & ~(
+                    ndimage.binary_dilation(
+                        necked & ~far, structure=_ball(SACRUM_NECK_MM + max(spacing_mm), spacing_mm)
+                    )
+                )
+            )
+    out = np.zeros(sac.shape, dtype=bool)
+    out[box] = kept
+    return out
+
+
+def _touching_pieces(mask: npt.NDArray[np.bool_], dist: npt.NDArray[np.floating] | None) -> npt.NDArray[np.bool_]:
+    """The 26-connected pieces of ``mask`` that come within ``SACRUM_CONTACT_MM`` of the column (``dist``: distance
+    to it, mm; None: no column, nothing touches)."""
+    lab, n = cc3d.connected_components(mask.astype(np.uint8), connectivity=26, return_N=True)
     keep = np.zeros(n + 1, dtype=bool)
     if dist is not None and n:
         nearest_mm = np.asarray(ndimage.minimum(dist, lab, np.arange(1, n + 1)), dtype=np.float64).reshape(-1)
         keep[1:] = nearest_mm <= SACRUM_CONTACT_MM
-    out = np.zeros(sac.shape, dtype=bool)
-    out[box] = keep[lab]
-    return out
+    return np.asarray(keep[lab], dtype=bool)
 
 
 def drop_bodies_below(
