@@ -335,6 +335,19 @@ def test_no_presumed_c2_without_room_above_or_with_a_thoracic_top():
     assert cut.confidence > 0.9 and not cut.uncertain_levels  # C2 may be outside the image: nothing to check
     from dataclasses import replace
 
-    top_thoracic = [replace(THORACIC, room_above_mm=80.0)] + [THORACIC] * 6 + [LUMBAR] * 5
+    # a neck-sized (18 mm deep) top that the count names T4: an upper thoracic body, no C2 expected there
+    top_thoracic = [replace(THORACIC, depth_mm=18.0, room_above_mm=80.0)] + [THORACIC] * 8 + [LUMBAR] * 5
     nm = name_levels(top_thoracic, sacrum_mm3=40000, sacrum_below=True)
-    assert names(nm.levels)[0] == "T6" and nm.confidence > 0.9 and not nm.uncertain_levels
+    assert names(nm.levels)[0] == "T4" and nm.confidence > 0.9 and not nm.uncertain_levels
+
+
+def test_atlas_arch_above_an_unrecognised_c2_is_not_a_disagreement():
+    from dataclasses import replace
+
+    arch = BodyInfo(6.0, 10.0, 0.0, 900.0, room_above_mm=40.0)  # C1's anterior arch, the skull above it
+    bodies = [arch, replace(CERVICAL, room_above_mm=55.0)] + [CERVICAL] * 5 + [THORACIC] * 12 + [LUMBAR] * 5
+    nm = name_levels(bodies, sacrum_mm3=40000, sacrum_below=True)
+    assert names(nm.levels)[:2] == ["C1", "C2"] and nm.confidence > 0.9 and not nm.uncertain_levels
+    # the same count with a full-sized top body named "C1": one body too many (a six-lumbar spine), flagged
+    big_top = [replace(CERVICAL, room_above_mm=40.0), *bodies[1:]]
+    assert name_levels(big_top, sacrum_mm3=40000, sacrum_below=True).confidence < 0.8

@@ -161,10 +161,15 @@ def looks_like_c2(top: BodyInfo) -> bool:
     return top.depth_mm <= C2_MAX_DEPTH_MM and top.height_mm >= C2_HEIGHT_OVER_DEPTH * top.depth_mm
 
 
+def c1_sized(top: BodyInfo, below: BodyInfo) -> bool:
+    """Small against the body below it, as the atlas's anterior arch is (the atlas has no body)."""
+    small = top.volume_mm3 > 0 and top.volume_mm3 < 0.35 * below.volume_mm3
+    return small and top.height_mm < 0.6 * below.height_mm
+
+
 def looks_like_c1(top: BodyInfo, below: BodyInfo) -> bool:
     """The atlas has no body: what remains (anterior arch) is small and sits above a C2."""
-    small = top.volume_mm3 > 0 and top.volume_mm3 < 0.35 * below.volume_mm3
-    return small and top.height_mm < 0.6 * below.height_mm and looks_like_c2(below)
+    return c1_sized(top, below) and looks_like_c2(below)
 
 
 def last_disc_anchor(bodies: list[BodyInfo]) -> int | None:
@@ -407,7 +412,7 @@ def name_levels(
         if 0 in levels:
             flags.append("more vertebrae above L5 than C2-L5 holds")
         named = _with_transition_check(Naming(levels + sacral_tail, bottom_name, bottom_conf, flags), presacral)
-        return _with_cervical_top_check(named, bodies[0], m)
+        return _with_cervical_top_check(named, bodies, m)
     if has_c2:
         return Naming(_chain("C2", n, upward=False), "C2", 0.85, flags)
     # positional fallback: lumbar-like when the column's median body is as deep as a lumbar one (the lowest body
@@ -432,16 +437,21 @@ def name_levels(
 
 def presumed_c2(top: BodyInfo, top_level: int) -> bool:
     """Whether the top body of a column named from the sacrum should be C2: cervical-sized, named a cervical
-    vertebra (or not named: more bodies than C2-L5 holds) and with at least ``C2_ROOM_ABOVE_MM`` of image above it
-    and no body there."""
+    vertebra (or not named: more bodies than C1-L5 holds) and with at least ``C2_ROOM_ABOVE_MM`` of image above it
+    (nothing above it was found as a body; a body cut by the image's top edge and missed would make this a false
+    alarm, never a missed one)."""
     cervical_name = top_level == 0 or VERTEBRA_IDS["C1"] <= top_level <= VERTEBRA_IDS["C7"]
     return top.depth_mm <= C2_MAX_DEPTH_MM and cervical_name and top.room_above_mm >= C2_ROOM_ABOVE_MM
 
 
-def _with_cervical_top_check(naming: Naming, top: BodyInfo, presacral: int) -> Naming:
+def _with_cervical_top_check(naming: Naming, bodies: list[BodyInfo], presacral: int) -> Naming:
     """Flag every name when the top body is presumed to be C2 (:func:`presumed_c2`) but the count from the sacrum
-    does not name it C2 (bodies missed or split, or a transitional count: the names cannot all be right)."""
+    does not name it C2 (bodies missed or split, or a transitional count: the names cannot all be right). A top
+    named C1 that is as small as the atlas's arch against the body below it is consistent (C2 under it)."""
+    top = bodies[0]
     if not naming.levels or naming.levels[0] == VERTEBRA_IDS["C2"] or not presumed_c2(top, naming.levels[0]):
+        return naming
+    if naming.levels[0] == VERTEBRA_IDS["C1"] and len(bodies) > 1 and c1_sized(top, bodies[1]):
         return naming
     off = presacral - STANDARD_C2_TO_L5
     how = f"is {-off} short of" if off < 0 else f"is {off} over"

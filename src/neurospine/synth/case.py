@@ -240,7 +240,7 @@ def _grids(
         "coronal": (140.0, 110.0),
     }
     fov = list(config.fov_mm)
-    fit = plane in ("sagittal", "isotropic")
+    fit = plane in ("sagittal", "isotropic") and config.shape is None  # a fixed shape keeps the old centre
     lr_lo, lr_hi = float(span_pts[:, 0].min()), float(span_pts[:, 0].max())
     fit_lr = fov[0] is None and fit
     if fov[0] is None:
