@@ -250,3 +250,12 @@ def test_bright_bone_lift_separates_ct_like_from_mri_like() -> None:
         assert (psp.bright_bone_lift(seg) >= psp.BRIGHT_BONE_LIFT) is expect_ct
     empty = SimpleNamespace(classes=np.zeros_like(classes), grid=SimpleNamespace(image=ct.astype(np.float32)))
     assert psp.bright_bone_lift(empty) == 0.0
+
+
+def test_cord_flag_quotes_the_reported_mean_csa():
+    """With the outputs' mean CSA given, the flag uses (and quotes) it rather than the mask's volume / length."""
+    cyl = np.zeros((40, 40, 40), dtype=np.uint8)
+    cyl[:, 18:22, 18:22] = 1  # 4 x 4 voxels of 0.5 mm: 4 mm2 by volume / length
+    v = pc.post_check(Verdict("cord"), cyl, (1.0, 0.5, 0.5), csa_mm2=13.52)
+    assert v.status == "flag" and "14 mm2" in v.note
+    assert pc.post_check(Verdict("cord"), cyl, (1.0, 0.5, 0.5), csa_mm2=70.0).status == "ok"

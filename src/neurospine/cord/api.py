@@ -162,7 +162,6 @@ def run_file(
             f"the image shows the spinal cord (cervical to lumbar, any contrast); QC image: {paths['qc']}"
         )
 
-    plaus.post_check(verdict, seg.cord_mask, image.spacing_mm)
     t = time.perf_counter()
     save_like(seg.cord_soft, image, paths["cord_soft"], is_label=False)
     save_like(seg.cord_mask, image, paths["cord_mask"])
@@ -185,6 +184,10 @@ def run_file(
     write_text_atomic(paths["csa"], morph.csv())
     write_text_atomic(paths["csa_perlevel"], morph.per_level_csv(with_total=True))
     timings["morphometry_s"] = time.perf_counter() - t
+    mean_csa = morph.mean_csa_mm2()  # the flag quotes the mean the summary reports
+    if mean_csa is None:
+        mean_csa = morph.mean_csa_mm2(all_slices=True)
+    plaus.post_check(verdict, seg.cord_mask, image.spacing_mm, mean_csa)
 
     t = time.perf_counter()
     write_qc(

@@ -61,9 +61,15 @@ def mean_csa_mm2(cord_mask: npt.NDArray[np.generic], spacing_mm: tuple[float, fl
     return float(len(idx) * np.prod(spacing_mm)) / max(length, 1e-6)
 
 
-def post_check(v: Verdict, cord_mask: npt.NDArray[np.generic], spacing_mm: tuple[float, float, float]) -> Verdict:
-    """Flags from the model's output (in place; returns ``v``)."""
-    csa = mean_csa_mm2(cord_mask, spacing_mm)
+def post_check(
+    v: Verdict,
+    cord_mask: npt.NDArray[np.generic],
+    spacing_mm: tuple[float, float, float],
+    csa_mm2: float | None = None,
+) -> Verdict:
+    """Flags from the model's output (in place; returns ``v``). ``csa_mm2``: the mean CSA the outputs report (so the
+    flag quotes the user's number); without it, the mask's volume over its length (:func:`mean_csa_mm2`)."""
+    csa = csa_mm2 if csa_mm2 is not None else mean_csa_mm2(cord_mask, spacing_mm)
     if csa is not None and not CORD_CSA_MM2[0] <= csa <= CORD_CSA_MM2[1]:
         v.flag(f"the segmented 'cord' is {csa:.0f} mm2 in cross-section (a spinal cord: about 40-100 mm2)")
     return v

@@ -336,8 +336,10 @@ def _touching_pieces(mask: npt.NDArray[np.bool_], dist: npt.NDArray[np.floating]
     lab, n = cc3d.connected_components(mask.astype(np.uint8), connectivity=26, return_N=True)
     keep = np.zeros(n + 1, dtype=bool)
     if dist is not None and n:
-        nearest_mm = np.asarray(ndimage.minimum(dist, lab, np.arange(1, n + 1)), dtype=np.float64).reshape(-1)
-        keep[1:] = nearest_mm <= SACRUM_CONTACT_MM
+        at = lab > 0
+        nearest_mm = np.full(n + 1, np.inf)
+        np.minimum.at(nearest_mm, lab[at], dist[at])
+        keep[1:] = nearest_mm[1:] <= SACRUM_CONTACT_MM
     return np.asarray(keep[lab], dtype=bool)
 
 
@@ -390,13 +392,23 @@ def constrain_discs(
         return cls.copy()
     low = _lowest(cls, spacing_mm, low)
     bottom_mm = float(np.percentile(np.nonzero(low)[1], 98)) * spacing_mm[1] if low is not None else np.inf
-    dist = ndimage.distance_transform_edt(~bone, sampling=spacing_mm)
     lab, n = cc3d.connected_components(disc.astype(np.uint8), connectivity=26, return_N=True)
-    ids = np.arange(1, n + 1)
-    nearest_mm = np.asarray(ndimage.minimum(dist, lab, ids), dtype=np.float64).reshape(-1)
-    rows = np.array([c[1] for c in ndimage.center_of_mass(disc, lab, ids)], dtype=np.float64).reshape(-1)
-    keep = np.zeros(n + 1, dtype=bool)
-    keep[1:] = (nearest_mm <= DISC_CONTACT_MM) & (rows * spacing_mm[1] <= bottom_mm + DISC_BELOW_LOWEST_MM)
+    # distances to bone only matter up to DISC_CONTACT_MM: the transform runs in the discs' box grown by that much
+    box = ndimage.find_objects(disc.astype(np.uint8))[0]
+    pad = [int(np.ceil(DISC_CONTACT_MM / sp)) + 1 for sp in spacing_mm]
+    box = tuple(slice(max(0, b.start - m), min(d, b.stop + m)) for b, m, d in zip(box, pad, cls.shape, strict=True))
+    sub_bone, sub_lab = bone[box], lab[box]
+    at = sub_lab > 0
+    nearest_mm = np.full(n + 1, np.inf)
+    if sub_bone.any():
+        dist = ndimage.distance_transform_edt(~sub_bone, sampling=spacing_mm)
+        np.minimum.at(nearest_mm, sub_lab[at], dist[at])
+    row_idx = np.nonzero(at)[1] + box[1].start
+    rows = np.bincount(sub_lab[at], weights=row_idx, minlength=n + 1) / np.maximum(
+        np.bincount(sub_lab[at], minlength=n + 1), 1
+    )
+    keep = (nearest_mm <= DISC_CONTACT_MM) & (rows * spacing_mm[1] <= bottom_mm + DISC_BELOW_LOWEST_MM)
+    keep[0] = False
     out = cls.copy()
     out[disc & ~keep[lab]] = C.BG
     if low is not None:
