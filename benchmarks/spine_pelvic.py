@@ -1,8 +1,8 @@
 """No sacrum or vertebra in the pelvis: the clean-up as committed against the candidates of
 ``docs/decisions/spine-pelvic-spill.md`` (rules written there before scoring): round 1 A and B against the clean-up
-before them, round 2 C against A.
+before them, round 2 C against A, round 3 D against C.
 
-Run from the repository root: ``OMP_NUM_THREADS=1 python -m benchmarks.spine_pelvic --round 2``. The network runs
+Run from the repository root: ``OMP_NUM_THREADS=1 python -m benchmarks.spine_pelvic --round 3``. The network runs
 once per case (class map cached under ``--cache-dir``, shared with ``benchmarks.spine_cleanup``); the pipeline after it
 runs once per variant. A variant is a set of values for the clean-up's constants (``neurospine.spine.cleanup``);
 ``committed`` is the clean-up before this change (those steps off).
@@ -46,12 +46,20 @@ from benchmarks.spine_cleanup import (
 THREADS = 1
 INF = float("inf")
 #: clean-up constants per variant and round: round 1 (committed = the clean-up before A and B), round 2
-#: (committed = A, candidate C)
-_OLD = {"SACRUM_CONTACT_BELOW_MM": INF, "BODY_BELOW_LOWEST_MM": INF, "SACRUM_OPENING_MM": 2.0, "SACRUM_NECK_MM": 0.0}
-_A = {"SACRUM_CONTACT_BELOW_MM": 20.0, "BODY_BELOW_LOWEST_MM": 20.0, "SACRUM_OPENING_MM": 2.0, "SACRUM_NECK_MM": 0.0}
+#: (committed = A, candidate C), round 3 (committed = C, candidate D)
+_OLD = {
+    "SACRUM_CONTACT_BELOW_MM": INF,
+    "BODY_BELOW_LOWEST_MM": INF,
+    "SACRUM_OPENING_MM": 2.0,
+    "SACRUM_NECK_MM": 0.0,
+    "COLUMN_GAP_MM": INF,
+}
+_A = {**_OLD, "SACRUM_CONTACT_BELOW_MM": 20.0, "BODY_BELOW_LOWEST_MM": 20.0}
+_C = {**_A, "SACRUM_NECK_MM": 3.0}
 ROUNDS: dict[str, dict[str, dict[str, float]]] = {
     "1": {"committed": _OLD, "A": _A, "B": {**_A, "SACRUM_OPENING_MM": 3.0}},
-    "2": {"committed": _A, "C": {**_A, "SACRUM_NECK_MM": 3.0}},
+    "2": {"committed": _A, "C": _C},
+    "3": {"committed": _C, "D": {**_C, "COLUMN_GAP_MM": 30.0}},
 }
 #: synthetic truth maps for the reference check: fresh lumbar seeds no trainer or other benchmark uses
 SYNTH_REF_SEEDS = tuple(range(98501, 98511))
@@ -329,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "neurospine_spine_raw")
     ap.add_argument("--cases", nargs="*", help="only these real cases (no results file written)")
-    ap.add_argument("--round", choices=sorted(ROUNDS), default="2", help="1: A and B; 2: C against A")
+    ap.add_argument("--round", choices=sorted(ROUNDS), default="3", help="1: A and B; 2: C against A; 3: D against C")
     ap.add_argument("--results-name", help="default spine_pelvic (round 1), spine_pelvic_round<N> otherwise")
     args = ap.parse_args(argv)
     variants = ROUNDS[args.round]

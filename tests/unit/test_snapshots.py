@@ -38,6 +38,28 @@ def test_naming_sentence_in_plain_words(anchor, words):
     assert words in O.naming_sentence(anchor, 0.95)
 
 
+def test_naming_sentence_asks_for_a_check_below_the_confident_line():
+    sure = O.naming_sentence("S1", 0.95, "one sign of a transitional segment")
+    assert sure == "Levels counted up from the sacrum; confidence 0.95." and not O.needs_checking(sure)
+    doubt = O.naming_sentence("S1", 0.5, "the top body looks like C2 but the count misses it")
+    assert "names marked ? may be one or more levels off" in doubt and "looks like C2" in doubt
+    assert O.needs_checking(doubt) and O.needs_checking(O.naming_sentence("positional", 0.3))
+    assert O.needs_checking(O.naming_sentence("S1+C2", 0.75))
+
+
+def test_snapshot_names_mark_uncertain_levels():
+    from types import SimpleNamespace
+
+    from neurospine.spine.api import snapshot_names
+    from neurospine.spine.naming import Naming
+
+    names = {20: "L1", 21: "L2", 24: "L5", 26: "S1"}
+    sure = Naming([20, 21, 24], "S1", 0.95, uncertain_levels=[24])
+    assert snapshot_names(SimpleNamespace(naming=sure, names=names)) == {20: "L1", 21: "L2", 24: "L5?", 26: "S1"}
+    doubt = Naming([20, 21, 24], "S1", 0.5)
+    assert all(v.endswith("?") for v in snapshot_names(SimpleNamespace(naming=doubt, names=names)).values())
+
+
 def test_level_names_sit_on_the_body_not_the_leftmost_pixel():
     lab = np.zeros((60, 80), dtype=np.int32)
     lab[10:30, 10:30] = 20  # body of L1 (anterior = left)

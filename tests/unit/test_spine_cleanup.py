@@ -255,3 +255,24 @@ def test_pelvic_blob_hanging_on_the_sacrum_by_a_neck_is_removed():
     with mock.patch.object(cleanup, "SACRUM_NECK_MM", 0.0):  # A: the 2 mm opening keeps the neck and the blob
         kept = constrain_sacrum(cls, SP)[blob] == C.SACRUM
     assert kept.mean() > 0.9  # (the anterior limit trims its lowest front corner)
+
+
+def test_a_body_sized_blob_far_below_the_column_is_not_the_lowest_body():
+    from unittest import mock
+
+    from neurospine.spine import cleanup
+    from neurospine.spine.cleanup import lowest_body
+
+    cls = _padded(sacrum_mm=90)
+    true_low = lowest_body(cls, SP)
+    assert true_low is not None
+    bottom = int(np.nonzero(true_low.any(axis=(0, 2)))[0].max())
+    blob = np.zeros(cls.shape, dtype=bool)
+    blob[62:76, bottom + 50 : bottom + 90, 12:28] = True  # 9 cm3 (0.4 of a body), 50 mm under it, in the rectum
+    cls[blob & (cls == 0)] = C.CORPUS
+    low = lowest_body(cls, SP)
+    assert low is not None and np.array_equal(low, true_low)
+    with mock.patch.object(cleanup, "COLUMN_GAP_MM", float("inf")):  # before: the blob was the lowest body
+        assert (lowest_body(cls, SP) & blob).any()
+    out, _ = clean_anatomy(cls, SP)
+    assert not (out[blob] == C.CORPUS).any() and len(build_instances(out, SP).vertebrae) == 4

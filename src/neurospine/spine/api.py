@@ -25,6 +25,7 @@ from neurospine.spine import classes as C
 from neurospine.spine.cleanup import CleanupReport, clean_anatomy, drop_unassigned
 from neurospine.spine.instances import POSTERIOR_JUMP_MM, SACRUM_TMP, InstanceResult, build_instances
 from neurospine.spine.naming import (
+    CONFIDENT,
     EXTRA_VERTEBRA_CHOICES,
     L5_MIN_DEPTH_MM,
     SACRUM_MIN_MM3,
@@ -278,6 +279,14 @@ def body_levels(inst: InstanceResult, naming: Naming) -> npt.NDArray[np.int16]:
     return lut[np.asarray(inst.body, dtype=np.int64)]
 
 
+def snapshot_names(seg: SpineSegmentation) -> dict[int, str]:
+    """Level names for the snapshot: a name whose level is uncertain (or every name, when the naming confidence is
+    below the snapshot's doubt line) carries a "?"."""
+    doubtful = seg.naming.confidence < CONFIDENT or seg.naming.positional
+    uncertain = set(seg.naming.uncertain_levels)
+    return {k: f"{v}?" if doubtful or k in uncertain else v for k, v in seg.names.items()}
+
+
 def uncertain_notes(naming: Naming) -> dict[int, str]:
     """CSV notes for the ``seg-vert`` labels whose names rest on an unresolved choice (vertebrae and their discs)."""
     notes: dict[int, str] = {}
@@ -338,9 +347,11 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
             seg.grid.image,
             seg.seg_vert_model,
             seg.grid.spacing_mm,
-            seg.names,
+            snapshot_names(seg),
             f"{stem_of(image_path)}: mid-sagittal slice; right, the segmentation with level names",
-            naming_line=O.naming_sentence(seg.naming.anchor, seg.naming.confidence),
+            naming_line=O.naming_sentence(
+                seg.naming.anchor, seg.naming.confidence, seg.naming.flags[0] if seg.naming.flags else ""
+            ),
             body_pir=np.isin(seg.classes, (C.CORPUS, C.ENDPLATE)),
         )
     else:

@@ -58,6 +58,9 @@ COLUMN_CORRIDOR_LR_MM = 30.0
 #: fraction of the median piece (smaller corpus pieces at the bottom are sacral segments, instances.FRAGMENT_RATIO)
 BODY_PIECE_MIN_MM3 = MIN_BODY_MM3
 BODY_PIECE_RATIO = FRAGMENT_RATIO
+#: a body piece belongs to the column when its top lies at most this far (mm) below the bottom of the pieces above it
+#: (discs are 8-15 mm; a body with its upper half missed leaves about 25 mm)
+COLUMN_GAP_MM = 30.0
 #: the lowest body is the bottom this many mm of the lowest body piece (bodies the network joins through
 #: their endplates form one piece; a lumbar body is 25-30 mm tall)
 LOWEST_BODY_MM = 30.0
@@ -188,8 +191,10 @@ def keep_column(
 
 def lowest_body(cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> npt.NDArray[np.bool_] | None:
     """The lowest vertebral body: the bottom ``LOWEST_BODY_MM`` of the lowest corpus/endplate piece (26-connected,
-    at least ``BODY_PIECE_MIN_MM3`` and ``BODY_PIECE_RATIO`` of the median piece; lowest by its bottom row). None
-    when there is no such piece."""
+    at least ``BODY_PIECE_MIN_MM3`` and ``BODY_PIECE_RATIO`` of the median piece) of the column. The column is
+    followed down from the largest piece: a lower piece belongs to it when its top lies at most ``COLUMN_GAP_MM``
+    below the bottom of the pieces above it (a detached blob in the pelvis is not the lowest body). None when
+    there is no such piece."""
     body = np.isin(cls, (C.CORPUS, C.ENDPLATE))
     if not body.any():
         return None
@@ -200,16 +205,23 @@ def lowest_body(cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, floa
     if big.size == 0:
         return None
     floor = max(BODY_PIECE_MIN_MM3 / vox, BODY_PIECE_RATIO * float(np.median(big)))
-    best, best_bottom = 0, -1.0
+    pieces = []  # (top row, 98th-percentile bottom row, size, id)
     for k, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None or sizes[k] < floor:
             continue
         rows = np.nonzero((lab[sl] == k).any(axis=(0, 2)))[0] + sl[1].start
-        bottom = float(np.percentile(rows, 98))
-        if bottom > best_bottom:
-            best, best_bottom = k, bottom
-    if not best:
+        pieces.append((float(rows.min()), float(np.percentile(rows, 98)), int(sizes[k]), k))
+    if not pieces:
         return None
+    start_top, reach = next((p[0], p[1]) for p in pieces if p[2] == max(q[2] for q in pieces))
+    column = []
+    for top, bottom, _size, k in sorted(pieces):  # top to bottom; pieces starting above the largest one belong
+        if top > start_top and (top - reach) * spacing_mm[1] > COLUMN_GAP_MM:
+            continue
+        reach = max(reach, bottom)
+        column.append((bottom, -k))
+    best_bottom, neg_k = max(column)  # ties: the lower piece id, as before the column walk
+    best = -neg_k
     rows = np.arange(cls.shape[1])[None, :, None]
     return np.asarray((lab == best) & (rows >= best_bottom - LOWEST_BODY_MM / spacing_mm[1]), dtype=bool)
 

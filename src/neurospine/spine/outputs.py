@@ -31,6 +31,7 @@ from scipy import ndimage
 
 from neurospine.io import Volume, atomic_path, write_text_atomic
 from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, instance_name, vertebra_name
+from neurospine.spine.naming import CONFIDENT
 
 log = logging.getLogger(__name__)
 
@@ -218,18 +219,33 @@ SACRUM_RGB = (230, 170, 60)
 SNAPSHOT_MIN_PX = 640
 
 
-def naming_sentence(anchor: str, confidence: float) -> str:
-    """How the level names were found, in plain words, for the snapshot and messages."""
+#: the snapshot's naming line says "check them" (in yellow) below this naming confidence
+DOUBT_BELOW = CONFIDENT
+
+
+def naming_sentence(anchor: str, confidence: float, doubt: str = "") -> str:
+    """How the level names were found, in plain words, for the snapshot and messages. ``doubt``: why the names
+    may be wrong (the naming's first flag), added when the confidence is below :data:`DOUBT_BELOW`."""
     conf = f"confidence {confidence:.2f}"
-    if anchor == "S1":
-        return f"Levels counted up from the sacrum; {conf}."
-    if anchor == "C2":
-        return f"Levels counted down from C2; {conf}."
-    if anchor == "S1+C2":
-        return f"Levels counted from the sacrum and C2, both in view; {conf}."
     if anchor == "positional":
         return f"No sacrum or C2 visible: levels are a guess from the column's shape ({conf}); check them."
-    return f"Levels named from {anchor}; {conf}."
+    if anchor == "S1":
+        how = "Levels counted up from the sacrum"
+    elif anchor == "C2":
+        how = "Levels counted down from C2"
+    elif anchor == "S1+C2":
+        how = "Levels counted from the sacrum and C2, both in view"
+    else:
+        how = f"Levels named from {anchor}"
+    if confidence < DOUBT_BELOW:
+        why = f" ({doubt})" if doubt else ""
+        return f"{how}; {conf}: names marked ? may be one or more levels off{why}; check them."
+    return f"{how}; {conf}."
+
+
+def needs_checking(naming_line: str | None) -> bool:
+    """Whether a naming sentence asks the reader to check the names (drawn in yellow)."""
+    return bool(naming_line) and str(naming_line).endswith("check them.")
 
 
 def _label_anchors(
@@ -349,7 +365,7 @@ def write_snapshot(
     x_right = x_left + size[0] + gap
     canvas.paste(base, (x_left, top))
     canvas.paste(panel, (x_right, top))
-    guess = bool(naming_line) and str(naming_line).startswith("No sacrum")
+    guess = needs_checking(naming_line)
     for n, line in enumerate(header):
         D.outlined_text(draw, (4, 4 + n * line_h), line, fill=D.YELLOW if n >= n_title and guess else D.WHITE)
 
