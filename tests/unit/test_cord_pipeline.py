@@ -232,3 +232,15 @@ def test_no_crop_mode_matches_crop_mode(tmp_path):
         masks.append(load_volume(res.outputs["cord_mask"], check_intensity=False).data > 0)
     assert (masks[0] == masks[1]).mean() > 0.999
     assert 2 * (masks[1] & truth).sum() / (masks[1].sum() + truth.sum()) > 0.85
+
+
+def test_implausible_csa_flag_quotes_the_reported_mean(tmp_path, monkeypatch):
+    """The CSA flag quotes the mean CSA the run reports (the phantom's 50 mm2 made implausible by a narrowed range)."""
+    from neurospine.plausibility import cord as plaus
+
+    monkeypatch.setattr(plaus, "CORD_CSA_MM2", (60.0, 180.0))
+    vol, _ = cylinder_image("RAS", (0.9, 0.9, 0.9), (30, 30, 40))
+    res = run_file(_save(vol, tmp_path, "img.nii.gz"), tmp_path / "out", predictor=threshold_predictor)
+    mean = res.measures["csa_mm2_mean"]
+    assert mean is not None and mean < 60.0
+    assert f"is {mean:.0f} mm2 in cross-section" in str(res.measures["plausibility"])

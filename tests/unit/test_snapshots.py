@@ -45,6 +45,17 @@ def test_naming_sentence_asks_for_a_check_below_the_confident_line():
     assert "names marked ? may be one or more levels off" in doubt and "looks like C2" in doubt
     assert O.needs_checking(doubt) and O.needs_checking(O.naming_sentence("positional", 0.3))
     assert O.needs_checking(O.naming_sentence("S1+C2", 0.75))
+    l6 = O.naming_sentence("S1+C2", 0.85, "L6 or T13", uncertain=True)  # a confident count with uncertain levels
+    assert O.needs_checking(l6) and "names marked ? are uncertain (L6 or T13)" in l6
+
+
+def test_the_doubt_quoted_is_the_uncertain_note_or_the_latest_flag():
+    from neurospine.spine.api import naming_doubt
+    from neurospine.spine.naming import Naming
+
+    flags = ["one sign of a transitional segment; names kept", "the count from the sacrum misses C2"]
+    assert naming_doubt(Naming([20], "S1", 0.5, list(flags))) == flags[-1]
+    assert naming_doubt(Naming([20], "S1", 0.85, list(flags), [20], "L6 or T13")) == "L6 or T13"
 
 
 def test_snapshot_names_mark_uncertain_levels():

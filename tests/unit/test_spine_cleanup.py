@@ -276,3 +276,18 @@ def test_a_body_sized_blob_far_below_the_column_is_not_the_lowest_body():
         assert (lowest_body(cls, SP) & blob).any()
     out, _ = clean_anatomy(cls, SP)
     assert not (out[blob] == C.CORPUS).any() and len(build_instances(out, SP).vertebrae) == 4
+
+
+def test_a_missed_body_does_not_cut_off_the_column_below_it():
+    from neurospine.spine.cleanup import lowest_body
+
+    cls = _padded(n=6, sacrum_mm=60)
+    body4 = np.zeros(cls.shape, dtype=bool)
+    body4[:, 20 + 3 * 32 : 20 + 3 * 32 + 24] = True  # the 4th body's rows (24 mm tall, 8 mm discs)
+    cls[body4 & (cls == C.CORPUS)] = 0  # the network missed it: a 40 mm gap between bodies 3 and 5
+    full = _padded(n=6, sacrum_mm=60)
+    assert np.array_equal(lowest_body(cls, SP), lowest_body(full, SP))  # still the 6th body
+    out, _ = clean_anatomy(cls, SP)
+    assert int((out == C.CORPUS).sum()) == int((cls == C.CORPUS).sum())
+    assert int((out == C.SACRUM).sum()) == int((cls == C.SACRUM).sum())
+    assert len(build_instances(out, SP).vertebrae) == 5

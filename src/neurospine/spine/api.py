@@ -287,6 +287,14 @@ def snapshot_names(seg: SpineSegmentation) -> dict[int, str]:
     return {k: f"{v}?" if doubtful or k in uncertain else v for k, v in seg.names.items()}
 
 
+def naming_doubt(naming: Naming) -> str:
+    """Why the names may be wrong, for the snapshot: the note of the uncertain levels, else the latest flag (the
+    flags are added as the naming goes, so the last one is the latest doubt)."""
+    if naming.uncertain_levels:
+        return naming.uncertain_note
+    return naming.flags[-1] if naming.flags else ""
+
+
 def uncertain_notes(naming: Naming) -> dict[int, str]:
     """CSV notes for the ``seg-vert`` labels whose names rest on an unresolved choice (vertebrae and their discs)."""
     notes: dict[int, str] = {}
@@ -350,7 +358,10 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
             snapshot_names(seg),
             f"{stem_of(image_path)}: mid-sagittal slice; right, the segmentation with level names",
             naming_line=O.naming_sentence(
-                seg.naming.anchor, seg.naming.confidence, seg.naming.flags[0] if seg.naming.flags else ""
+                seg.naming.anchor,
+                seg.naming.confidence,
+                naming_doubt(seg.naming),
+                uncertain=bool(seg.naming.uncertain_levels),
             ),
             body_pir=np.isin(seg.classes, (C.CORPUS, C.ENDPLATE)),
         )

@@ -59,8 +59,10 @@ COLUMN_CORRIDOR_LR_MM = 30.0
 BODY_PIECE_MIN_MM3 = MIN_BODY_MM3
 BODY_PIECE_RATIO = FRAGMENT_RATIO
 #: a body piece belongs to the column when its top lies at most this far (mm) below the bottom of the pieces above it
-#: (discs are 8-15 mm; a body with its upper half missed leaves about 25 mm)
+#: (discs are 8-15 mm; a body with its upper half missed leaves about 25 mm), or, farther down, when it is a whole
+#: body (at least this fraction of the median piece: a whole body the network missed leaves a gap of about 40 mm)
 COLUMN_GAP_MM = 30.0
+DETACHED_BODY_RATIO = 0.5
 #: the lowest body is the bottom this many mm of the lowest body piece (bodies the network joins through
 #: their endplates form one piece; a lumbar body is 25-30 mm tall)
 LOWEST_BODY_MM = 30.0
@@ -193,8 +195,9 @@ def lowest_body(cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, floa
     """The lowest vertebral body: the bottom ``LOWEST_BODY_MM`` of the lowest corpus/endplate piece (26-connected,
     at least ``BODY_PIECE_MIN_MM3`` and ``BODY_PIECE_RATIO`` of the median piece) of the column. The column is
     followed down from the largest piece: a lower piece belongs to it when its top lies at most ``COLUMN_GAP_MM``
-    below the bottom of the pieces above it (a detached blob in the pelvis is not the lowest body). None when
-    there is no such piece."""
+    below the bottom of the pieces above it, or when it is a whole body (``DETACHED_BODY_RATIO`` of the median
+    piece) past a missed one; a smaller detached blob in the pelvis is not the lowest body. None when there is no
+    such piece."""
     body = np.isin(cls, (C.CORPUS, C.ENDPLATE))
     if not body.any():
         return None
@@ -214,9 +217,11 @@ def lowest_body(cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, floa
     if not pieces:
         return None
     start_top, reach = next((p[0], p[1]) for p in pieces if p[2] == max(q[2] for q in pieces))
+    whole = DETACHED_BODY_RATIO * float(np.median(big))
     column = []
-    for top, bottom, _size, k in sorted(pieces):  # top to bottom; pieces starting above the largest one belong
-        if top > start_top and (top - reach) * spacing_mm[1] > COLUMN_GAP_MM:
+    for top, bottom, size, k in sorted(pieces):  # top to bottom; pieces starting above the largest one belong
+        # across a wider gap only a whole body continues the column (a body the network missed leaves ~40 mm)
+        if top > start_top and (top - reach) * spacing_mm[1] > COLUMN_GAP_MM and size < whole:
             continue
         reach = max(reach, bottom)
         column.append((bottom, -k))

@@ -223,9 +223,10 @@ SNAPSHOT_MIN_PX = 640
 DOUBT_BELOW = CONFIDENT
 
 
-def naming_sentence(anchor: str, confidence: float, doubt: str = "") -> str:
-    """How the level names were found, in plain words, for the snapshot and messages. ``doubt``: why the names
-    may be wrong (the naming's first flag), added when the confidence is below :data:`DOUBT_BELOW`."""
+def naming_sentence(anchor: str, confidence: float, doubt: str = "", *, uncertain: bool = False) -> str:
+    """How the level names were found, in plain words, for the snapshot and messages. Below :data:`DOUBT_BELOW`, or
+    when some names are uncertain (``uncertain``: those carry a "?" on the snapshot), the sentence asks for a check
+    and gives ``doubt`` (why the names may be wrong)."""
     conf = f"confidence {confidence:.2f}"
     if anchor == "positional":
         return f"No sacrum or C2 visible: levels are a guess from the column's shape ({conf}); check them."
@@ -237,9 +238,11 @@ def naming_sentence(anchor: str, confidence: float, doubt: str = "") -> str:
         how = "Levels counted from the sacrum and C2, both in view"
     else:
         how = f"Levels named from {anchor}"
+    why = f" ({doubt})" if doubt else ""
     if confidence < DOUBT_BELOW:
-        why = f" ({doubt})" if doubt else ""
         return f"{how}; {conf}: names marked ? may be one or more levels off{why}; check them."
+    if uncertain:
+        return f"{how}; {conf}: names marked ? are uncertain{why}; check them."
     return f"{how}; {conf}."
 
 
