@@ -237,6 +237,25 @@ def _ball(radius_mm: float, spacing_mm: tuple[float, float, float]) -> npt.NDArr
     return np.asarray(sum((gi * s / radius_mm) ** 2 for gi, s in zip(g, spacing_mm, strict=True)) <= 1.0)
 
 
+def _padded_box(sl: tuple[slice, ...], pad: list[int], shape: tuple[int, ...]) -> tuple[slice, slice, slice]:
+    """``sl`` grown by ``pad`` voxels per axis, clipped to ``shape``."""
+    a, b, c = (slice(max(0, s.start - m), min(d, s.stop + m)) for s, m, d in zip(sl, pad, shape, strict=True))
+    return a, b, c
+
+
+def _bottom_row(low: npt.NDArray[np.bool_]) -> float:
+    """The last inferior row of the lowest body."""
+    return float(np.nonzero(low.any(axis=(0, 2)))[0].max())
+
+
+def _min_per_label(lab: npt.NDArray[np.integer], n: int, values: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """Smallest ``values`` under each label 1..n (index 0 and empty labels: inf)."""
+    at = lab > 0
+    out = np.full(n + 1, np.inf)
+    np.minimum.at(out, lab[at], values[at])
+    return out
+
+
 def _lowest(
     cls: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float], low: npt.NDArray[np.bool_] | bool | None
 ) -> npt.NDArray[np.bool_] | None:
@@ -317,7 +336,7 @@ def _thick_and_touching(
     """The sacrum voxels in thick pieces that touch the bottom of the column (lowest body and the discs around it)."""
     box = ndimage.find_objects(sac.astype(np.uint8))[0]
     pad = [int(np.ceil((SACRUM_CONTACT_MM + SACRUM_OPENING_MM) / s)) + 2 for s in spacing_mm]
-    box = tuple(slice(max(0, b.start - m), min(d, b.stop + m)) for b, m, d in zip(box, pad, sac.shape, strict=True))
+    box = _padded_box(box, pad, sac.shape)
     s = sac[box]
     opened = ndimage.binary_opening(s, structure=_ball(SACRUM_OPENING_MM, spacing_mm))
     # regrow what the opening shaved off the thick pieces (within the opening radius, inside the sacrum)
@@ -325,8 +344,7 @@ def _thick_and_touching(
     if not core.any():
         return np.zeros(sac.shape, dtype=bool)
     rows = np.arange(box[1].start, box[1].stop)[None, :, None]
-    bottom = float(np.nonzero(low.any(axis=(0, 2)))[0].max())
-    near_rows = rows <= bottom + SACRUM_CONTACT_BELOW_MM / spacing_mm[1]
+    near_rows = rows <= _bottom_row(low) + SACRUM_CONTACT_BELOW_MM / spacing_mm[1]
     column = low[box] | (((cls[box] == C.DISC) | (cls[box] == C.ENDPLATE)) & near_rows)
     dist = ndimage.distance_transform_edt(~column, sampling=spacing_mm) if column.any() else None
     kept = _touching_pieces(core, dist)
@@ -334,14 +352,10 @@ def _thick_and_touching(
         necked = ndimage.binary_opening(kept, structure=_ball(SACRUM_NECK_MM, spacing_mm))
         far = necked & ~_touching_pieces(necked, dist)
         if far.any():  # the cut-off pieces, with what the opening shaved off them, inside the sacrum
-            kept &= ~(
-                ndimage.binary_dilation(far, structure=_ball(SACRUM_NECK_MM + max(spacing_mm), spacing_mm))
-                & ~(
-                    ndimage.binary_dilation(
-                        necked & ~far, structure=_ball(SACRUM_NECK_MM + max(spacing_mm), spacing_mm)
-                    )
-                )
-            )
+            grow = _ball(SACRUM_NECK_MM + max(spacing_mm), spacing_mm)
+            near_far = ndimage.binary_dilation(far, structure=grow)
+            near_kept = ndimage.binary_dilation(necked & ~far, structure=grow)
+            kept &= ~near_far | near_kept
     out = np.zeros(sac.shape, dtype=bool)
     out[box] = kept
     return out
@@ -353,10 +367,7 @@ def _touching_pieces(mask: npt.NDArray[np.bool_], dist: npt.NDArray[np.floating]
     lab, n = cc3d.connected_components(mask.astype(np.uint8), connectivity=26, return_N=True)
     keep = np.zeros(n + 1, dtype=bool)
     if dist is not None and n:
-        at = lab > 0
-        nearest_mm = np.full(n + 1, np.inf)
-        np.minimum.at(nearest_mm, lab[at], dist[at])
-        keep[1:] = nearest_mm[1:] <= SACRUM_CONTACT_MM
+        keep[1:] = _min_per_label(lab, n, dist)[1:] <= SACRUM_CONTACT_MM
     return np.asarray(keep[lab], dtype=bool)
 
 
@@ -374,7 +385,7 @@ def drop_bodies_below(
     body = np.isin(cls, (C.CORPUS, C.ENDPLATE))
     if low is None or not body.any():
         return cls.copy()
-    start = float(np.nonzero(low.any(axis=(0, 2)))[0].max()) + BODY_BELOW_LOWEST_MM / spacing_mm[1]
+    start = _bottom_row(low) + BODY_BELOW_LOWEST_MM / spacing_mm[1]
     if start >= cls.shape[1] or not body[:, int(np.ceil(start)) :, :].any():
         return cls.copy()
     lab = cc3d.connected_components(body.astype(np.uint8), connectivity=26)
@@ -385,7 +396,7 @@ def drop_bodies_below(
     for k, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None or sl[1].start <= start:
             continue
-        box = tuple(slice(max(0, b.start - m), min(d, b.stop + m)) for b, m, d in zip(sl, pad, cls.shape, strict=True))
+        box = _padded_box(sl, pad, cls.shape)
         piece = lab[box] == k
         shell = ndimage.binary_dilation(piece, structure=ball) & ~body[box]
         enclosed = shell.any() and float(sac[box][shell].mean()) >= BODY_ENCLOSED_FRACTION
@@ -413,13 +424,12 @@ def constrain_discs(
     # distances to bone only matter up to DISC_CONTACT_MM: the transform runs in the discs' box grown by that much
     box = ndimage.find_objects(disc.astype(np.uint8))[0]
     pad = [int(np.ceil(DISC_CONTACT_MM / sp)) + 1 for sp in spacing_mm]
-    box = tuple(slice(max(0, b.start - m), min(d, b.stop + m)) for b, m, d in zip(box, pad, cls.shape, strict=True))
+    box = _padded_box(box, pad, cls.shape)
     sub_bone, sub_lab = bone[box], lab[box]
     at = sub_lab > 0
     nearest_mm = np.full(n + 1, np.inf)
     if sub_bone.any():
-        dist = ndimage.distance_transform_edt(~sub_bone, sampling=spacing_mm)
-        np.minimum.at(nearest_mm, sub_lab[at], dist[at])
+        nearest_mm = _min_per_label(sub_lab, n, ndimage.distance_transform_edt(~sub_bone, sampling=spacing_mm))
     row_idx = np.nonzero(at)[1] + box[1].start
     rows = np.bincount(sub_lab[at], weights=row_idx, minlength=n + 1) / np.maximum(
         np.bincount(sub_lab[at], minlength=n + 1), 1

@@ -219,12 +219,8 @@ SACRUM_RGB = (230, 170, 60)
 SNAPSHOT_MIN_PX = 640
 
 
-#: the snapshot's naming line says "check them" (in yellow) below this naming confidence
-DOUBT_BELOW = CONFIDENT
-
-
 def naming_sentence(anchor: str, confidence: float, doubt: str = "", *, uncertain: bool = False) -> str:
-    """How the level names were found, in plain words, for the snapshot and messages. Below :data:`DOUBT_BELOW`, or
+    """How the level names were found, in plain words, for the snapshot and messages. Below ``naming.CONFIDENT``, or
     when some names are uncertain (``uncertain``: those carry a "?" on the snapshot), the sentence asks for a check
     and gives ``doubt`` (why the names may be wrong)."""
     conf = f"confidence {confidence:.2f}"
@@ -239,7 +235,7 @@ def naming_sentence(anchor: str, confidence: float, doubt: str = "", *, uncertai
     else:
         how = f"Levels named from {anchor}"
     why = f" ({doubt})" if doubt else ""
-    if confidence < DOUBT_BELOW:
+    if confidence < CONFIDENT:
         return f"{how}; {conf}: names marked ? may be one or more levels off{why}; check them."
     if uncertain:
         return f"{how}; {conf}: names marked ? are uncertain{why}; check them."
