@@ -60,3 +60,77 @@ def test_fine_tuning_starts_from_the_exported_weights(tmp_path):
         assert torch.equal(v, dst.state_dict()[k])
     with pytest.raises(ValueError, match="architecture"):
         load_onnx_weights(torch, UNet(1, 2, base=8, depth=2, dims=2), path)
+
+
+def _disc_volume(radius_mm: float, spacing_mm: float, n_slices: int, labelled: int):
+    from neurospine.cord.data import TrainVolume
+
+    n = 64
+    g = (np.arange(n) - (n - 1) / 2) * spacing_mm
+    disc = (g[:, None] ** 2 + g[None, :] ** 2) <= radius_mm**2
+    cord = np.zeros((n, n, n_slices), np.float32)
+    cord[:, :, :labelled] = disc[:, :, None]
+    rng = np.random.default_rng(0)
+    image = rng.normal(100, 5, cord.shape).astype(np.float32) + 50 * cord
+    return TrainVolume("t", "t", image, cord, None, (spacing_mm, spacing_mm, 3.0)), disc, g
+
+
+def test_edge_band_leaves_only_the_rim_of_a_manual_mask_unsupervised():
+    from neurospine.cord.data import edge_band_weight
+
+    vol, _, g = _disc_volume(5.0, 0.5, 3, 3)
+    w = edge_band_weight(vol.cord >= 0.5, (0.5, 0.5), 0.75)[:, :, 0]
+    r = np.hypot(g[:, None], g[None, :])
+    assert np.all(w[r < 3.5] == 1) and np.all(w[r > 6.5] == 1)  # deep inside and well outside: supervised
+    rim = np.abs(r - 5.0) < 0.3
+    assert rim.any() and np.all(w[rim] == 0)  # on the edge: not supervised
+    ignored = (w == 0).sum() * 0.25 / (2 * np.pi * 5.0)  # band area over circumference ~ its width in mm
+    assert 1.0 < ignored < 2.5
+    assert np.all(edge_band_weight(vol.cord >= 0.5, (0.5, 0.5), 0.0) == 1)
+
+
+def test_patches_carry_the_band_and_never_come_from_unlabelled_slices():
+    import dataclasses
+
+    from neurospine.cord.data import PatchConfig, sample_batch, sample_patch, with_edge_band
+
+    vol, _, _ = _disc_volume(5.0, 0.5, 6, 4)
+    banded = dataclasses.replace(with_edge_band(vol, 0.75), slice_range=(0, 3))
+    # slices 4-5 hold an unlabelled cord: marked NaN, a patch from them would not be finite
+    banded.image[:, :, 4:] = np.nan
+    rng = np.random.default_rng(1)
+    cfg = PatchConfig(size=32, p_negative=1.0)
+    for _ in range(40):
+        x, _, w = sample_patch(banded, rng, cfg)
+        assert np.all(np.isfinite(x)) and w.shape == (2, 32, 32) and np.all(w[1] == 0)
+    _, _, w = sample_batch([vol, banded], np.random.default_rng(2), 8, PatchConfig(size=32, p_negative=0.0))
+    assert w.shape == (8, 2, 32, 32)  # one banded patch makes every patch's weights per pixel
+    _, y0, w0 = sample_patch(banded, np.random.default_rng(3), PatchConfig(size=32, p_negative=0.0))
+    edge = (y0[0] > 0.05) & (y0[0] < 0.95)
+    assert edge.any() and np.all(w0[0][edge] == 0)  # the interpolated edge of the hard mask is not taught
+
+
+def test_unsupervised_pixels_do_not_move_the_loss():
+    torch = pytest.importorskip("torch")
+    from neurospine.cord.training import _loss
+
+    torch.manual_seed(0)
+    logits, target = torch.randn(3, 2, 8, 8), torch.rand(3, 2, 8, 8)
+    per_channel = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    per_pixel = per_channel[:, :, None, None].expand(3, 2, 8, 8).clone()
+
+    def loss(t, w):
+        return float(_loss(torch, logits, t, w))
+
+    assert loss(target, per_channel) == pytest.approx(loss(target, per_pixel))
+    per_pixel[0, 0, :2] = 0.0
+    changed = target.clone()
+    changed[0, 0, :2] = 1.0 - changed[0, 0, :2]
+    assert loss(changed, per_pixel) == pytest.approx(loss(target, per_pixel))
+    assert loss(changed, per_channel) != pytest.approx(loss(target, per_channel))
+
+
+def test_challenge_sessions_are_sampled_on_their_labelled_slices_only(shared_data):
+    vols = {v.name.split("/")[-1]: v for v in load_gmchallenge(shared_data, (("gmc-9604", "gmc-9604"),))}
+    v = vols["gmc-9604"]
+    assert v.slice_range == (0, 13) and v.image.shape[2] == 20  # its mask stops 6 slices before the image

@@ -16,6 +16,7 @@ with the same percentile rule, then intensity-randomised (contrast-agnostic trai
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -34,7 +35,10 @@ FloatArray = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class TrainVolume:
-    """One training volume on a RAS grid; ``canal`` is ``None`` when the source has no canal label."""
+    """One training volume on a RAS grid; ``canal`` is ``None`` when the source has no canal label.
+
+    ``cord_weight`` (same grid, 0 or 1) marks where the cord target is supervised (``None``: everywhere), and
+    ``slice_range`` (first, last) the axial slices a rater labelled (``None``: every slice)."""
 
     name: str
     subject: str
@@ -42,10 +46,39 @@ class TrainVolume:
     cord: FloatArray
     canal: FloatArray | None
     spacing_mm: tuple[float, float, float]
+    cord_weight: FloatArray | None = None
+    slice_range: tuple[int, int] | None = None
 
     @property
     def cord_slices(self) -> npt.NDArray[np.intp]:
         return np.flatnonzero((self.cord >= 0.5).any(axis=(0, 1)))
+
+
+def edge_band_weight(mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], band_mm: float) -> FloatArray:
+    """0 on pixels whose centre lies within ``band_mm`` of the boundary of a binary mask (per axial slice),
+    1 elsewhere: a rater's edge convention is not taught, only where the structure is.
+
+    The distance from a pixel centre to the boundary is the in-plane distance to the nearest pixel centre on
+    the other side, less half a pixel (the boundary lies between the two)."""
+    weight = np.ones(mask.shape, dtype=np.float32)
+    if band_mm <= 0:
+        return weight
+    half = 0.5 * min(spacing_mm)
+    for k in np.flatnonzero(mask.any(axis=(0, 1))):
+        m = mask[:, :, k]
+        inside = ndimage.distance_transform_edt(m, sampling=spacing_mm)
+        outside = ndimage.distance_transform_edt(~m, sampling=spacing_mm)
+        dist = np.where(m, inside, outside) - half
+        weight[:, :, k] = (dist >= band_mm).astype(np.float32)
+    return weight
+
+
+def with_edge_band(vol: TrainVolume, band_mm: float) -> TrainVolume:
+    """The volume with its hard cord mask's edge band left unsupervised (see :func:`edge_band_weight`)."""
+    if band_mm <= 0:
+        return vol
+    w = edge_band_weight(vol.cord >= 0.5, (vol.spacing_mm[0], vol.spacing_mm[1]), band_mm)
+    return dataclasses.replace(vol, cord_weight=w)
 
 
 def _ras(vol: Volume) -> tuple[FloatArray, tuple[float, float, float]]:
@@ -104,7 +137,8 @@ def load_gmchallenge(shared_data: Path, cases: tuple[tuple[str, str], ...] = GMC
         ip, mp = gmc_paths(shared_data, case)
         vol = _load_hard_pair(ip, mp, f"{GMC_FOLDER}/{case}", subject, "challenge training session")
         if vol is not None:
-            out.append(vol)
+            ks = vol.cord_slices  # the rater's range: 9604's mask stops 6 slices before its image does
+            out.append(dataclasses.replace(vol, slice_range=(int(ks.min()), int(ks.max())) if ks.size else None))
     return out
 
 
@@ -178,10 +212,15 @@ def _intensity(img: FloatArray, rng: np.random.Generator) -> FloatArray:
 def sample_patch(
     vol: TrainVolume, rng: np.random.Generator, cfg: PatchConfig = PatchConfig()
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """One (1, S, S) image, (2, S, S) soft target and (2,) channel weights."""
+    """One (1, S, S) image, (2, S, S) soft target and weights: (2,) per channel, or (2, S, S) per pixel when
+    the volume has a ``cord_weight`` map."""
     cord_slices = vol.cord_slices
     negative = rng.random() < cfg.p_negative or cord_slices.size == 0
-    k = int(rng.integers(vol.image.shape[2])) if negative else int(rng.choice(cord_slices))
+    if negative:
+        first, last = vol.slice_range if vol.slice_range is not None else (0, vol.image.shape[2] - 1)
+        k = int(rng.integers(first, last + 1))
+    else:
+        k = int(rng.choice(cord_slices))
     coarse = rng.random() < cfg.p_coarse
     lo, hi = cfg.coarse_spacing_mm if coarse else cfg.fine_spacing_mm
     s = float(rng.uniform(lo, hi))
@@ -213,6 +252,9 @@ def sample_patch(
         else ndimage.map_coordinates(vol.canal[:, :, k], coords, order=1, mode="constant", cval=0.0)
     )
     target = np.stack([tc, tk]).astype(np.float32).clip(0, 1)
+    if vol.cord_weight is not None:
+        wc = ndimage.map_coordinates(vol.cord_weight[:, :, k], coords, order=0, mode="constant", cval=1.0)
+        weights = np.stack([wc.astype(np.float32), np.full_like(wc, weights[1], dtype=np.float32)])
     return _intensity(img, rng)[None], target, weights
 
 
@@ -225,4 +267,6 @@ def sample_batch(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     idx = rng.choice(len(vols), size=n, p=probs)
     xs, ys, ws = zip(*(sample_patch(vols[i], rng, cfg) for i in idx), strict=True)
+    if any(w.ndim > 1 for w in ws):  # per-pixel weights for the whole batch when one patch has them
+        ws = tuple(w if w.ndim > 1 else np.broadcast_to(w[:, None, None], ys[0].shape) for w in ws)
     return np.stack(xs), np.stack(ys), np.stack(ws)

@@ -28,6 +28,7 @@ from neurospine.cord.data import (
     load_real,
     sample_batch,
     save_cache,
+    with_edge_band,
 )
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0.0,
         help="share of patches drawn from the grey-matter challenge training people (cord.data.GMC_TRAIN; manual "
         "cord masks as hard targets); 0 = not used",
+    )
+    p.add_argument(
+        "--edge-band-mm",
+        type=float,
+        default=0.0,
+        help="leave the cord target unsupervised within this distance of a manual mask's edge (real masks only; "
+        "the synthetic partial-volume targets set the edge); 0 = supervise every pixel",
     )
     p.add_argument(
         "--init-onnx",
@@ -213,13 +221,17 @@ def load_onnx_weights(torch: Any, model: Any, path: Path) -> None:
 
 
 def _loss(torch: Any, logits: Any, target: Any, weights: Any) -> Any:
+    """10 x MSE + soft Dice. ``weights`` are per channel (N, 2) or per pixel (N, 2, H, W); a pixel of weight 0
+    is left out of both terms, and a channel's Dice counts by its mean weight."""
     prob = torch.sigmoid(logits)
-    w = weights[:, :, None, None]
+    w = (weights[:, :, None, None] if weights.dim() == 2 else weights).expand_as(prob)
     mse = ((prob - target) ** 2 * w).mean() / w.mean().clamp_min(1e-6)
-    inter = (prob * target).sum(dim=(2, 3))
-    denom = prob.sum(dim=(2, 3)) + target.sum(dim=(2, 3))
+    pw, tw = prob * w, target * w
+    inter = (pw * tw).sum(dim=(2, 3))
+    denom = pw.sum(dim=(2, 3)) + tw.sum(dim=(2, 3))
     dice = 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
-    soft_dice = (dice * weights).sum() / weights.sum().clamp_min(1e-6)
+    channel_w = w.mean(dim=(2, 3))
+    soft_dice = (dice * channel_w).sum() / channel_w.sum().clamp_min(1e-6)
     return 10.0 * mse + soft_dice
 
 
@@ -269,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     t_data = time.time()
     real = load_real(args.shared_data) if args.real_weight > 0 else []
     gmc = load_gmchallenge(args.shared_data) if args.gmc_weight > 0 else []
+    real = [with_edge_band(v, args.edge_band_mm) for v in real]
+    gmc = [with_edge_band(v, args.edge_band_mm) for v in gmc]
     synth_train: list[TrainVolume] = []
     synth_val: list[TrainVolume] = []
     cache = args.cache or out / "cache"
@@ -449,6 +463,7 @@ def export(model: Any, args: argparse.Namespace, info: dict[str, Any]) -> Path:
         + ("" if args.contrasts == ",".join(_CONTRASTS) else f" --contrasts {args.contrasts}")
         + (f" --real-weight {args.real_weight:g}" if args.real_weight != 0.25 else "")
         + (f" --gmc-weight {args.gmc_weight:g}" if args.gmc_weight > 0 else "")
+        + (f" --edge-band-mm {args.edge_band_mm:g}" if args.edge_band_mm > 0 else "")
         + (f" --lr {args.lr:g}" if args.lr != 2e-3 else "")
         + (" --init-onnx cord_softseg-1.2.0.onnx" if args.init_onnx is not None else "")
         + (f" --version {args.version}" if args.version != VERSION else "")
