@@ -267,17 +267,26 @@ def _soft_area_calibration(threads: int) -> dict[str, Any]:
     card = load_card("cord_softseg")
     predict = onnx_predictor(onnx_session(card, threads=threads))
     opt = SegmentOptions.from_card(card)
-    ratios = []
+    ratios, canal_ratios, canal_dice = [], [], []
     for seed in CALIBRATION_SEEDS:
         tv = synth_case(seed)
         image = Volume(tv.image, np.diag([*tv.spacing_mm, 1.0]), f"synth-{seed}")
-        soft = np.asarray(segment_volume(image, predict, opt).cord_soft, dtype=np.float64)
+        seg = segment_volume(image, predict, opt)
+        soft = np.asarray(seg.cord_soft, dtype=np.float64)
         truth = np.asarray(tv.cord, dtype=np.float64)
         both = np.flatnonzero((truth >= 0.5).any(axis=(0, 1)) & (soft >= 0.5).any(axis=(0, 1)))[3:-3]
         if both.size:
             ratios.append(float(soft[:, :, both].sum() / truth[:, :, both].sum()))
+            if tv.canal is not None:  # the canal on the same slices
+                canal = np.asarray(seg.canal_soft, dtype=np.float64)[:, :, both]
+                canal_truth = np.asarray(tv.canal, dtype=np.float64)[:, :, both]
+                canal_ratios.append(float(canal.sum() / canal_truth.sum()))
+                p, t = canal >= 0.5, canal_truth >= 0.5
+                canal_dice.append(float(2.0 * (p & t).sum() / (p.sum() + t.sum())))
     a = np.asarray(ratios)
     return {
+        "canal_ratio_mean": round(float(np.mean(canal_ratios)), 4) if canal_ratios else None,
+        "canal_dice_mean": round(float(np.mean(canal_dice)), 4) if canal_dice else None,
         "seeds": [CALIBRATION_SEEDS[0], CALIBRATION_SEEDS[-1]],
         "n_cases": int(a.size),
         "ratio_mean": round(float(a.mean()), 4),
@@ -712,7 +721,8 @@ def _gap_md(p: dict[str, Any]) -> list[str]:
             f"Soft-area calibration on {cal['n_cases']} fresh synthetic cases (seeds {cal['seeds'][0]}-"
             f"{cal['seeds'][1]}, drawn like the training cases): predicted soft area / true partial-volume area "
             f"= {cal['ratio_mean']} mean, {cal['ratio_median']} median, sd {cal['ratio_sd']} "
-            f"(range {cal['ratio_min']}-{cal['ratio_max']}).",
+            f"(range {cal['ratio_min']}-{cal['ratio_max']}). Canal (thecal sac + epidural space) on the same slices: "
+            f"soft area / true area {cal.get('canal_ratio_mean')} mean, Dice {cal.get('canal_dice_mean')} mean.",
         ]
     return lines
 
