@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from neurospine.cord.data import (
+    GMC_TRAIN,
     PatchConfig,
     TrainVolume,
     load_cache,
@@ -80,6 +81,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0.0,
         help="share of patches drawn from the grey-matter challenge training people (cord.data.GMC_TRAIN; manual "
         "cord masks as hard targets); 0 = not used",
+    )
+    p.add_argument(
+        "--gmc-leave-out",
+        default="",
+        help="comma-separated challenge training people to leave out (e.g. gmc-9669), for leave-one-site-out checks",
     )
     p.add_argument(
         "--edge-band-mm",
@@ -280,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t_data = time.time()
     real = load_real(args.shared_data) if args.real_weight > 0 else []
-    gmc = load_gmchallenge(args.shared_data) if args.gmc_weight > 0 else []
+    leave_out = {x.strip() for x in str(args.gmc_leave_out).split(",") if x.strip()}
+    gmc_cases = tuple((c, person) for c, person in GMC_TRAIN if person not in leave_out)
+    gmc = load_gmchallenge(args.shared_data, gmc_cases) if args.gmc_weight > 0 else []
     real = [with_edge_band(v, args.edge_band_mm) for v in real]
     gmc = [with_edge_band(v, args.edge_band_mm) for v in gmc]
     synth_train: list[TrainVolume] = []
@@ -444,9 +452,9 @@ def export(model: Any, args: argparse.Namespace, info: dict[str, Any]) -> Path:
         + (
             [
                 {
-                    "name": "Spinal Cord Grey Matter Challenge, axial T2*w with manual cord masks: training people "
-                    "10062 (2 sessions, CEITEC), 9584 (NWU), 9604 (CHUM), 9669 (Juntendo); 9418 (UCL) and 9709 "
-                    "(Milan, 2 sessions) held out (cord.data.GMC_TRAIN / GMC_HELDOUT)",
+                    "name": "Spinal Cord Grey Matter Challenge, axial T2*w with manual cord masks: training sessions "
+                    + ", ".join(v.split("/")[-1] for v in info["real"] if v.startswith("gmchallenge"))
+                    + "; 9418 (UCL) and 9709 (Milan, 2 sessions) held out (cord.data.GMC_TRAIN / GMC_HELDOUT)",
                     "licence": "CC0-1.0",
                     "n": str(sum(1 for v in info["real"] if v.startswith("gmchallenge"))),
                 }
@@ -464,6 +472,7 @@ def export(model: Any, args: argparse.Namespace, info: dict[str, Any]) -> Path:
         + (f" --real-weight {args.real_weight:g}" if args.real_weight != 0.25 else "")
         + (f" --gmc-weight {args.gmc_weight:g}" if args.gmc_weight > 0 else "")
         + (f" --edge-band-mm {args.edge_band_mm:g}" if args.edge_band_mm > 0 else "")
+        + (f" --gmc-leave-out {args.gmc_leave_out}" if args.gmc_leave_out else "")
         + (f" --lr {args.lr:g}" if args.lr != 2e-3 else "")
         + (" --init-onnx cord_softseg-1.2.0.onnx" if args.init_onnx is not None else "")
         + (f" --version {args.version}" if args.version != VERSION else "")
