@@ -134,3 +134,27 @@ def test_challenge_sessions_are_sampled_on_their_labelled_slices_only(shared_dat
     vols = {v.name.split("/")[-1]: v for v in load_gmchallenge(shared_data, (("gmc-9604", "gmc-9604"),))}
     v = vols["gmc-9604"]
     assert v.slice_range == (0, 13) and v.image.shape[2] == 20  # its mask stops 6 slices before the image
+
+
+def test_edge_band_on_non_square_pixels_follows_the_axis():
+    from neurospine.cord.data import edge_band_weight
+
+    mask = np.zeros((40, 20, 1), bool)
+    mask[10:30, 5:15] = True  # a rectangle: 0.5 mm pixels along x, 1.0 mm along y
+    w = edge_band_weight(mask, (0.5, 1.0), 0.75)[:, :, 0]
+    # across y (1 mm pixels) the first pixel inside is 0.5 mm from the edge, the second 1.5 mm
+    assert w[20, 5] == 0 and w[20, 6] == 1 and w[20, 4] == 0 and w[20, 3] == 1
+    # across x (0.5 mm pixels): 0.25 and 0.75 mm from the edge; the band is < 0.75 mm
+    assert w[10, 10] == 0 and w[11, 10] == 1 and w[9, 10] == 0 and w[8, 10] == 1
+
+
+def test_per_pixel_weights_scale_the_loss_like_per_channel_ones():
+    torch = pytest.importorskip("torch")
+    from neurospine.cord.training import _loss
+
+    torch.manual_seed(2)
+    logits, target = torch.randn(2, 2, 8, 8), torch.rand(2, 2, 8, 8)
+    ch = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    assert float(_loss(torch, logits, target, ch)) == pytest.approx(
+        float(_loss(torch, logits, target, ch[:, :, None, None].expand(2, 2, 8, 8)))
+    )

@@ -59,16 +59,21 @@ def edge_band_weight(mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float
     1 elsewhere: a rater's edge convention is not taught, only where the structure is.
 
     The distance from a pixel centre to the boundary is the in-plane distance to the nearest pixel centre on
-    the other side, less half a pixel (the boundary lies between the two)."""
+    the other side, less half a pixel along the main axis of that direction (the boundary lies between the two;
+    on square pixels this is half the spacing everywhere, on non-square pixels it follows the axis)."""
     weight = np.ones(mask.shape, dtype=np.float32)
     if band_mm <= 0:
         return weight
-    half = 0.5 * min(spacing_mm)
+    sx, sy = spacing_mm
+    grid = np.indices(mask.shape[:2], dtype=np.float64)
     for k in np.flatnonzero(mask.any(axis=(0, 1))):
         m = mask[:, :, k]
-        inside = ndimage.distance_transform_edt(m, sampling=spacing_mm)
-        outside = ndimage.distance_transform_edt(~m, sampling=spacing_mm)
-        dist = np.where(m, inside, outside) - half
+        dist = np.zeros(m.shape, dtype=np.float64)
+        for side in (m, ~m):  # each pixel measured to the nearest pixel of the other side
+            _, nearest = ndimage.distance_transform_edt(side, sampling=spacing_mm, return_indices=True)
+            dx, dy = (nearest[0] - grid[0]) * sx, (nearest[1] - grid[1]) * sy
+            half = 0.5 * np.where(np.abs(dx) >= np.abs(dy), sx, sy)
+            dist[side] = (np.hypot(dx, dy) - half)[side]
         weight[:, :, k] = (dist >= band_mm).astype(np.float32)
     return weight
 

@@ -232,9 +232,8 @@ def _loss(torch: Any, logits: Any, target: Any, weights: Any) -> Any:
     prob = torch.sigmoid(logits)
     w = (weights[:, :, None, None] if weights.dim() == 2 else weights).expand_as(prob)
     mse = ((prob - target) ** 2 * w).mean() / w.mean().clamp_min(1e-6)
-    pw, tw = prob * w, target * w
-    inter = (pw * tw).sum(dim=(2, 3))
-    denom = pw.sum(dim=(2, 3)) + tw.sum(dim=(2, 3))
+    inter = (prob * target * w).sum(dim=(2, 3))
+    denom = (prob * w).sum(dim=(2, 3)) + (target * w).sum(dim=(2, 3))
     dice = 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
     channel_w = w.mean(dim=(2, 3))
     soft_dice = (dice * channel_w).sum() / channel_w.sum().clamp_min(1e-6)
@@ -287,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     t_data = time.time()
     real = load_real(args.shared_data) if args.real_weight > 0 else []
     leave_out = {x.strip() for x in str(args.gmc_leave_out).split(",") if x.strip()}
+    unknown = leave_out - {person for _, person in GMC_TRAIN}
+    if unknown:
+        log.error("--gmc-leave-out: %s not among the challenge training people %s", sorted(unknown), GMC_TRAIN)
+        return 2
     gmc_cases = tuple((c, person) for c, person in GMC_TRAIN if person not in leave_out)
     gmc = load_gmchallenge(args.shared_data, gmc_cases) if args.gmc_weight > 0 else []
     real = [with_edge_band(v, args.edge_band_mm) for v in real]
