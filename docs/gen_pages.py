@@ -43,6 +43,7 @@ HEADLINES: list[tuple[str, str, str, str, str]] = [
     ("cord", "cord", "largest per-level CSA error vs manual", "summary.per_level_abs_rel_err_max", "{:.1%}"),
     ("cord", "cord", "slowest image, s", "summary.seconds_max", "{:.2f}"),
     ("cord", "cord_gmc", "T2*w of unseen sites: mean Dice (challenge)", "summary.held_out_dice_mean", "{:.3f}"),
+    ("cord", "cord_gm", "grey matter (--gm), unseen sites: mean Dice", "summary.held_out_dice_mean", "{:.3f}"),
     ("slice2d", "slice2d", "MR body Dice (median, pooled)", "summary.MR_pooled_excl_vb1.dice_body.median", "{:.3f}"),
     ("slice2d", "slice2d", "MR disc Dice (median, pooled)", "summary.MR_pooled_excl_vb1.dice_disc.median", "{:.3f}"),
     ("slice2d", "slice2d", "CT body Dice (tptbox, median)", "summary.ct_tptbox.dice_body.median", "{:.3f}"),

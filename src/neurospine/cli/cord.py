@@ -48,6 +48,12 @@ def register(sub: Any) -> None:
         "--threads", type=common.positive_int, default=2, metavar="N", help="CPU threads for inference (default 2)"
     )
     p.add_argument("--model", default="cord_softseg", metavar="NAME", help="model card name (default cord_softseg)")
+    p.add_argument(
+        "--gm",
+        action="store_true",
+        help="also segment the grey matter (axial T2*w with in-plane pixels <= 0.9 mm): <stem>_seg-gm_msk.nii.gz "
+        "and gm_area_mm2 in the CSVs",
+    )
     p.add_argument("--force", action="store_true", help="run an image that does not look like a cord MRI (flagged)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     output_options.add_arguments(p, "masks")
@@ -83,7 +89,12 @@ def _run(args: argparse.Namespace) -> int:
         label="cord",
         run_file=run_file,
         output_paths=lambda image, out: output_paths(stem_of(image), out),
-        options={"auto_levels": not args.no_auto_levels, "model": args.model, "slab_mm": args.slab_mm},
+        options={
+            "auto_levels": not args.no_auto_levels,
+            "model": args.model,
+            "slab_mm": args.slab_mm,
+            "gm": args.gm,
+        },
         per_image=lambda image: {"levels": level_of.get(image)},
     )
     return common.report_runs(
@@ -96,6 +107,8 @@ def _lines(res: Any, out: Path) -> Iterator[str]:
     mean = m.get("csa_mm2_mean")
     csa = "n/a (every slice is at L3 or lower)" if mean is None else f"{mean} mm2"
     yield f"cord: {m.get('n_slices')} slices, mean CSA {csa} -> {out}"
+    if m.get("gm_area_mm2_mean") is not None:
+        yield f"grey matter: mean area {m['gm_area_mm2_mean']} mm2"
     for w in res.warnings:
         yield f"warning: {w}"
 

@@ -15,6 +15,7 @@ TRAINERS: dict[str, str] = {
     "spine": "neurospine.spine.training",
     "spine-body": "neurospine.spine.body_training",
     "cord": "neurospine.cord.training",
+    "cord-gm": "neurospine.cord.gm_training",
     "slice2d": "neurospine.slice2d.training",
     "brainage-t1": "neurospine.brainage.training_t1",
     "brainage-t1-ensemble": "neurospine.brainage.t1_ensemble",

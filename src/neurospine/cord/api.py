@@ -117,8 +117,9 @@ def run_file(
     out of the per-level CSV, the ``all`` row and ``csa_mm2_mean``, and named in one warning.
     ``options``: ``model`` (card name), ``fine_spacing_mm``,
     ``coarse_spacing_mm``, ``window_mm``, ``threshold``, ``slab_mm`` (0: no slab), ``bandwidth_mm``,
-    ``predictor`` (a callable replacing the ONNX model, for tests), ``force`` (run an input the plausibility check
-    refuses, flagged; :mod:`neurospine.plausibility.cord`). Raises ``NoStructureFoundError``
+    ``predictor`` (a callable replacing the ONNX model, for tests), ``gm`` (also the grey matter: model
+    ``cord_gm``, axial T2*w only; ``gm_predictor`` replaces its model in tests), ``force`` (run an input the
+    plausibility check refuses, flagged; :mod:`neurospine.plausibility.cord`). Raises ``NoStructureFoundError``
     (after writing the QC image) when no cord is found.
     """
     from neurospine.cord.qc import write_qc
@@ -168,6 +169,21 @@ def run_file(
     save_like(seg.canal_mask, image, paths["canal_mask"])
     timings["write_masks_s"] = time.perf_counter() - t
 
+    gm_vol, gm_note = None, None
+    if options.get("gm"):
+        from neurospine.cord.gm import grey_matter_mask
+
+        t = time.perf_counter()
+        gm_mask, gm_note, gm_models = grey_matter_mask(
+            image, seg.cord_mask > 0, threads=threads, predictor=options.get("gm_predictor")
+        )
+        models.update(gm_models)
+        if gm_mask is not None:
+            paths["gm_mask"] = out / f"{image.name}_seg-gm_msk.nii.gz"
+            save_like(gm_mask, image, paths["gm_mask"])
+            gm_vol = image.with_data(gm_mask)
+        timings["gm_s"] = time.perf_counter() - t
+
     t = time.perf_counter()
     level_used, provenance = _levels(image, seg.cord_soft, level_vol, auto_levels, threads)
     models.update(provenance.models)
@@ -179,7 +195,9 @@ def run_file(
     kw: dict[str, Any] = {} if bw is None else {"bandwidth_mm": float(bw)}
     if provenance.mask is not None:
         kw["level_gap_mm"] = 0.0  # a painted cord-by-level mask: no gap filling beyond the projected spans
-    morph = measure_cord(image.with_data(seg.cord_soft), levels=level_used, canal=image.with_data(seg.canal_mask), **kw)
+    morph = measure_cord(
+        image.with_data(seg.cord_soft), levels=level_used, canal=image.with_data(seg.canal_mask), gm=gm_vol, **kw
+    )
     morph = replace(morph, levels_source=provenance.source, levels_positional=provenance.positional)
     write_text_atomic(paths["csa"], morph.csv())
     write_text_atomic(paths["csa_perlevel"], morph.per_level_csv(with_total=True))
@@ -197,6 +215,7 @@ def run_file(
         paths["qc"],
         title=f"{image.name}: axial slices of the cord (left), sagittal view (right)",
         slice_labels=[(r.position_mm, r.slice, r.level) for r in morph.slices],
+        gm_mask=None if gm_vol is None else np.asarray(gm_vol.data),
     )
     timings["qc_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
@@ -210,6 +229,8 @@ def run_file(
         warnings.append(describe_level_confidence(group, level_confidence))
     if verdict.note:
         warnings.append(verdict.note)
+    if gm_note is not None:
+        warnings.append(gm_note)
     if level_vol is not None and not any(r.level for r in morph.slices):
         warnings.append("the level mask names no slice that holds cord; per-level CSA is empty")
     conus = flag_warning(
@@ -233,6 +254,9 @@ def run_file(
         "levels_positional": int(provenance.positional),
         "plausibility": verdict.field,
     }
+    if gm_vol is not None:
+        gm_areas = [r.gm_area_mm2 for r in morph.cord_slices() if r.gm_area_mm2 > 0]
+        measures["gm_area_mm2_mean"] = round(float(np.mean(gm_areas)), 3) if gm_areas else None
     if provenance.source == "estimated":
         measures["levels_anchor"] = provenance.anchor
         measures["levels_confidence"] = level_confidence

@@ -59,6 +59,7 @@ CSV_COLUMNS = (
     "csa_mm2_uncertainty",
     "canal_area_mm2",
     "cord_canal_ratio",
+    "gm_area_mm2",
 )
 PERLEVEL_COLUMNS = (
     "level",
@@ -70,6 +71,7 @@ PERLEVEL_COLUMNS = (
     "csa_mm2_uncertainty_mean",
     "canal_area_mm2_mean",
     "cord_canal_ratio_mean",
+    "gm_area_mm2_mean",
 )
 #: soft-map thresholds whose areas bracket the per-slice CSA (``csa_mm2_t25``, ``csa_mm2_t75``)
 UNCERTAINTY_THRESHOLDS = (0.25, 0.75)
@@ -92,6 +94,7 @@ class SliceMeasure:
     csa_mm2_uncertainty: float = math.nan
     canal_area_mm2: float = math.nan
     cord_canal_ratio: float = math.nan
+    gm_area_mm2: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class LevelMeasure:
     csa_mm2_uncertainty_mean: float = math.nan
     canal_area_mm2_mean: float = math.nan
     cord_canal_ratio_mean: float = math.nan
+    gm_area_mm2_mean: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,7 @@ def measure_cord(
     *,
     levels: Volume | None = None,
     canal: Volume | None = None,
+    gm: Volume | None = None,
     level_gap_mm: float = MAX_GAP_MM,
     bandwidth_mm: float = DEFAULT_BANDWIDTH_MM,
     present_threshold: float = PRESENT_THRESHOLD,
@@ -223,12 +228,15 @@ def measure_cord(
     ``level_gap_mm``: slices without a level take the level of the nearest named slice within this
     distance (meant for seg-vert masks, whose discs and gaps name no slice; 0 for cord-by-level masks).
     ``canal``: a spinal canal mask on the same grid (values >= 0.5 count), for ``canal_area_mm2`` and
-    ``cord_canal_ratio``.
+    ``cord_canal_ratio``. ``gm``: a grey-matter mask on the same grid (values >= 0.5 count), for ``gm_area_mm2``
+    (angle-corrected like ``csa_mm2``).
     """
     if levels is not None and not levels.same_grid(mask):
         raise GeometryError(levels.source, "the level mask is not on the cord mask's grid", "resample it first")
     if canal is not None and not canal.same_grid(mask):
         raise GeometryError(canal.source, "the canal mask is not on the cord mask's grid", "resample it first")
+    if gm is not None and not gm.same_grid(mask):
+        raise GeometryError(gm.source, "the grey-matter mask is not on the cord mask's grid", "resample it first")
     data = np.clip(np.asarray(mask.data, dtype=np.float64), 0.0, 1.0)
     ras, _ = reorient(mask.with_data(data), "RAS")
     soft = np.asarray(ras.data, dtype=np.float64)
@@ -254,6 +262,7 @@ def measure_cord(
             spacing_mm=lev_ras.spacing_mm,
         )
     canal_ras = None if canal is None else np.asarray(reorient(canal, "RAS")[0].data) >= 0.5
+    gm_ras = None if gm is None else np.asarray(reorient(gm, "RAS")[0].data) >= 0.5
     pixel_area_mm2 = float(np.linalg.norm(np.cross(aff[:3, 0], aff[:3, 1])))
     lo_t, hi_t = UNCERTAINTY_THRESHOLDS
     inv_in = np.linalg.inv(mask.affine)
@@ -292,6 +301,7 @@ def measure_cord(
         a_lo = float((w >= lo_t).sum()) * pixel_area_mm2 * cos_t
         a_hi = float((w >= hi_t).sum()) * pixel_area_mm2 * cos_t
         canal_mm2 = math.nan if canal_ras is None else float(canal_ras[:, :, k].sum()) * pixel_area_mm2 * cos_t
+        gm_mm2 = math.nan if gm_ras is None else float(gm_ras[:, :, k].sum()) * pixel_area_mm2 * cos_t
         rows.append(
             SliceMeasure(
                 slice=round(float(in_idx[s_axis])),
@@ -309,6 +319,7 @@ def measure_cord(
                 csa_mm2_uncertainty=0.5 * (a_lo - a_hi),
                 canal_area_mm2=canal_mm2,
                 cord_canal_ratio=float(csa) / canal_mm2 if canal_mm2 > 0 else math.nan,
+                gm_area_mm2=gm_mm2,
             )
         )
     rows.sort(key=lambda r: r.slice)
@@ -338,10 +349,12 @@ def _nanmean(values: list[float]) -> float:
     return float(a.mean()) if a.size else math.nan
 
 
-def _extra_means(rows: list[SliceMeasure]) -> tuple[float, float, float]:
-    """Mean CSA uncertainty, canal area and cord/canal ratio of ``rows`` (nan where not measured)."""
+def _extra_means(rows: list[SliceMeasure]) -> tuple[float, float, float, float]:
+    """Mean CSA uncertainty, canal area, cord/canal ratio and grey-matter area of ``rows`` (nan where not
+    measured)."""
     return (
         _nanmean([r.csa_mm2_uncertainty for r in rows]),
         _nanmean([r.canal_area_mm2 for r in rows]),
         _nanmean([r.cord_canal_ratio for r in rows]),
+        _nanmean([r.gm_area_mm2 for r in rows]),
     )

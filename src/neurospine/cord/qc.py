@@ -23,6 +23,7 @@ MAX_TILES = 24
 SAGITTAL_HALF_WIDTH_MM = 40.0
 CORD_RGB = (255, 60, 60)
 CANAL_RGB = (60, 180, 255)
+GM_RGB = (255, 220, 40)
 
 
 def _gray(a: npt.NDArray[np.floating]) -> npt.NDArray[np.uint8]:
@@ -55,6 +56,7 @@ def _axial_tiles(
     cord: npt.NDArray[np.bool_],
     canal: npt.NDArray[np.bool_],
     sp: tuple[float, float, float],
+    gm: npt.NDArray[np.bool_] | None = None,
 ) -> list[tuple[int, npt.NDArray[np.uint8]]]:
     """(RAS slice index, tile) for up to ``MAX_TILES`` slices with cord, superior first."""
     ks = np.flatnonzero(cord.any(axis=(0, 1)))
@@ -67,7 +69,8 @@ def _axial_tiles(
         ci, cj = round(float(com[0])), round(float(com[1]))
         sl = (slice(max(0, ci - hx), ci + hx), slice(max(0, cj - hy), cj + hy), k)
         g = _gray(img[sl])
-        rgb = _overlay(g, [(canal[sl], CANAL_RGB), (cord[sl], CORD_RGB)])
+        layers = [(canal[sl], CANAL_RGB), (cord[sl], CORD_RGB)] + ([] if gm is None else [(gm[sl], GM_RGB)])
+        rgb = _overlay(g, layers)
         # display: anterior up, patient right on the left (radiological)
         rgb = np.flip(np.transpose(rgb, (1, 0, 2)), axis=0)
         tile = Image.fromarray(np.ascontiguousarray(rgb)).resize((TILE_PX, TILE_PX), Image.Resampling.NEAREST)
@@ -119,11 +122,13 @@ def write_qc(
     *,
     title: str = "",
     slice_labels: Sequence[tuple[float, int, str]] | None = None,
+    gm_mask: npt.NDArray[np.generic] | None = None,
 ) -> Path:
     """Write the QC PNG (axial mosaic left, sagittal view right, title on top, legend below).
 
     ``slice_labels``: (position_mm, slice, level) of the measured slices (``Morphometry.slices``), to
     caption each tile with its input slice index and level; without them tiles show their height in mm.
+    ``gm_mask``: grey matter, outlined in the axial tiles.
     """
     ras, _ = reorient(image, "RAS")
     cord = np.asarray(reorient(image.with_data(np.asarray(cord_mask) > 0), "RAS")[0].data, dtype=bool)
@@ -132,9 +137,14 @@ def write_qc(
         if canal_mask is None
         else np.asarray(reorient(image.with_data(np.asarray(canal_mask) > 0), "RAS")[0].data, dtype=bool)
     )
+    gm = (
+        None
+        if gm_mask is None
+        else np.asarray(reorient(image.with_data(np.asarray(gm_mask) > 0), "RAS")[0].data, dtype=bool)
+    )
     img = np.asarray(ras.data, dtype=np.float32)
     sp = ras.spacing_mm
-    tiles = _axial_tiles(img, cord, canal, sp)
+    tiles = _axial_tiles(img, cord, canal, sp, gm)
     captions = _tile_captions(ras, [k for k, _t in tiles], slice_labels)
     cols = 6
     rows = max(1, -(-len(tiles) // cols))
@@ -178,7 +188,8 @@ def write_qc(
     if not tiles:
         D.outlined_text(draw, (4, top + 10), "NO CORD FOUND", fill=(255, 80, 80))
     note = "each tile: 'sl N LEVEL' = slice N of the input (as in _csa.csv) and its level, if known"
-    D.legend(draw, (4, top + height + margin), [("cord outline", [CORD_RGB]), ("canal outline", [CANAL_RGB])])
+    keys = [("cord outline", [CORD_RGB]), ("canal outline", [CANAL_RGB])]
+    D.legend(draw, (4, top + height + margin), keys + ([] if gm is None else [("grey matter", [GM_RGB])]))
     D.outlined_text(draw, (4, top + height + margin + D.FONT_PX + 4), note, size=10)
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
