@@ -86,3 +86,11 @@ def test_shipped_gm_model_on_a_held_out_challenge_scan(shared_data, tmp_path):
     ks = np.flatnonzero(manual.any(axis=(0, 1)))
     dice = 2 * (ours[:, :, ks] & manual[:, :, ks]).sum() / (ours[:, :, ks].sum() + manual[:, :, ks].sum())
     assert dice > 0.85  # benchmarks/results/cord_gm.md: 0.905
+
+
+def test_gm_training_refuses_held_out_sessions(tmp_path):
+    from neurospine.cord.data import GMC_HELDOUT
+    from neurospine.cord.gm_training import load_sessions
+
+    with pytest.raises(ValueError, match="held-out"):
+        load_sessions(tmp_path, GMC_HELDOUT[:1])

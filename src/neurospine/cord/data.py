@@ -130,15 +130,18 @@ def gmc_paths(shared_data: Path, case: str) -> tuple[Path, Path]:
     return folder / f"{case}_img.nii.gz", folder / f"{case}_cordseg.nii.gz"
 
 
-def load_gmchallenge(shared_data: Path, cases: tuple[tuple[str, str], ...] = GMC_TRAIN) -> list[TrainVolume]:
-    """Challenge sessions with their manual cord masks as hard targets (no canal label: weight 0).
+def refuse_held_out(case: str) -> None:
+    """Raise when ``case`` is a held-out session, so a held-out person can never reach training by a typo."""
+    if case in {c for c, _ in GMC_HELDOUT}:
+        raise ValueError(f"{case} is a held-out session of the cord split; it cannot be used for training")
 
-    Refuses held-out sessions, so a held-out person can never reach training by a typo."""
-    held = {c for c, _ in GMC_HELDOUT}
+
+def load_gmchallenge(shared_data: Path, cases: tuple[tuple[str, str], ...] = GMC_TRAIN) -> list[TrainVolume]:
+    """Challenge sessions with their manual cord masks as hard targets (no canal label: weight 0); held-out
+    sessions are refused (:func:`refuse_held_out`)."""
     out = []
     for case, subject in cases:
-        if case in held:
-            raise ValueError(f"{case} is a held-out session of the cord split; it cannot be used for training")
+        refuse_held_out(case)
         ip, mp = gmc_paths(shared_data, case)
         vol = _load_hard_pair(ip, mp, f"{GMC_FOLDER}/{case}", subject, "challenge training session")
         if vol is not None:

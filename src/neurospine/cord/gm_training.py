@@ -25,7 +25,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from neurospine.cord.crop import normalize_patch
-from neurospine.cord.data import GMC_HELDOUT, GMC_TRAIN, gmc_paths
+from neurospine.cord.data import GMC_TRAIN, gmc_paths, refuse_held_out
 from neurospine.cord.gm import PATCH, SPACING_MM, patch_coords
 from neurospine.io import load_volume, reorient
 
@@ -55,11 +55,9 @@ class GMVolume:
 
 def load_sessions(shared_data: Path, cases: tuple[tuple[str, str], ...] = GMC_TRAIN) -> list[GMVolume]:
     """The challenge sessions with manual cord and grey-matter masks; held-out sessions are refused."""
-    held = {c for c, _ in GMC_HELDOUT}
     out = []
     for case, _person in cases:
-        if case in held:
-            raise ValueError(f"{case} is a held-out session of the cord split; it cannot be used for training")
+        refuse_held_out(case)
         img_path, cord_path = gmc_paths(shared_data, case)
         gm_path = img_path.with_name(f"{case}_gmseg.nii.gz")
         if not (img_path.is_file() and cord_path.is_file() and gm_path.is_file()):
