@@ -94,3 +94,31 @@ def test_gm_training_refuses_held_out_sessions(tmp_path):
 
     with pytest.raises(ValueError, match="held-out"):
         load_sessions(tmp_path, GMC_HELDOUT[:1])
+
+
+def offset_predictor(batch: np.ndarray) -> np.ndarray:
+    """Stand-in GM network: a 1.5 mm disc 2 mm along the patch's first axis (RAS +x, toward the patient's right)."""
+    g = (np.arange(PATCH) - (PATCH - 1) / 2.0) * SPACING_MM
+    disc = (np.hypot(g[:, None] - 2.0, g[None, :]) <= 1.5).astype(np.float32)
+    return np.broadcast_to(disc, (batch.shape[0], 1, PATCH, PATCH)).copy()
+
+
+@pytest.mark.parametrize(("axcodes", "spacing"), [("LAS", (0.5, 0.5, 4.0)), ("LPS", (0.6, 0.45, 3.0))])
+def test_an_off_centre_patch_lands_on_the_same_side_in_the_world(axcodes, spacing):
+    vol, truth = cylinder_image(axcodes, spacing, (70, 80, 6))
+    gm, _, _ = grey_matter_mask(vol, truth, predictor=offset_predictor)
+    assert gm is not None and gm.any()
+    world = np.argwhere(gm > 0) @ vol.affine[:3, :3].T + vol.affine[:3, 3]
+    # patch axis 0 is RAS +x: the phantom's axis is at x = 1, so the disc's centre lies at x = 3, y = 0
+    assert world[:, 0].mean() == pytest.approx(3.0, abs=0.3) and world[:, 1].mean() == pytest.approx(0.0, abs=0.3)
+
+
+def test_gm_on_a_sagittal_image_warns_and_a_stale_mask_is_not_reported(tmp_path):
+    vol, _ = cylinder_image("PSR", (1.0, 1.0, 3.0), (40, 50, 12))
+    path = save_volume(vol, tmp_path / "img.nii.gz")
+    res = run_file(
+        path, tmp_path / "out", predictor=threshold_predictor, gm=True, gm_predictor=core_predictor, auto_levels=False
+    )
+    assert "gm_mask" not in res.outputs and res.measures.get("gm_area_mm2_mean") is None
+    assert any(w.startswith("no grey matter: not an axial") for w in res.warnings)
+    assert not (tmp_path / "out" / "img_seg-gm_msk.nii.gz").exists()

@@ -37,6 +37,7 @@ def output_paths(stem: str, out_dir: Path) -> dict[str, Path]:
         "csa": out_dir / f"{stem}_csa.csv",
         "csa_perlevel": out_dir / f"{stem}_csa_perlevel.csv",
         "qc": out_dir / f"{stem}_qc-cord.png",
+        "gm_mask": out_dir / f"{stem}_seg-gm_msk.nii.gz",  # written with the ``gm`` option only
     }
 
 
@@ -130,6 +131,7 @@ def run_file(
     image = load_volume(image_path)
     level_vol = load_levels(levels, image) if levels is not None else None
     paths = output_paths(image.name, out)
+    gm_path = paths.pop("gm_mask")  # back in the result only when the grey matter is written
     timings["load_s"] = time.perf_counter() - t0
     from neurospine.plausibility import cord as plaus
     from neurospine.plausibility import enforce
@@ -179,9 +181,11 @@ def run_file(
         )
         models.update(gm_models)
         if gm_mask is not None:
-            paths["gm_mask"] = out / f"{image.name}_seg-gm_msk.nii.gz"
-            save_like(gm_mask, image, paths["gm_mask"])
+            paths["gm_mask"] = gm_path
+            save_like(gm_mask, image, gm_path)
             gm_vol = image.with_data(gm_mask)
+            if not gm_mask.any():
+                gm_note = "no grey matter found inside the cord (gm_area_mm2 is 0); check the QC picture"
         timings["gm_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -255,7 +259,7 @@ def run_file(
         "plausibility": verdict.field,
     }
     if gm_vol is not None:
-        gm_areas = [r.gm_area_mm2 for r in morph.cord_slices() if r.gm_area_mm2 > 0]
+        gm_areas = [r.gm_area_mm2 for r in morph.cord_slices()]  # as the `all` row of the per-level CSV
         measures["gm_area_mm2_mean"] = round(float(np.mean(gm_areas)), 3) if gm_areas else None
     if provenance.source == "estimated":
         measures["levels_anchor"] = provenance.anchor
