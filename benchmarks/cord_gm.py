@@ -23,6 +23,9 @@ import numpy as np
 
 from benchmarks.common import SHARED_DATA, write_results
 
+#: errsm_30 (sct_testing_data, never trained on): axial T2*w, 0.5 x 0.5 x 7.5 mm, manual GM; not in the rule
+OTHER_SUBJECT = ("sct-t2sfull",)
+
 
 def score(ours: np.ndarray, manual: np.ndarray, pixel_mm2: float) -> dict[str, Any]:
     """Dice and area ratio over the slices (last axis) with manual grey matter."""
@@ -50,9 +53,13 @@ def run(data: Path, threads: int) -> dict[str, Any]:
     cord_card = load_card("cord_softseg")
     rows: dict[str, Any] = {}
     roles = [(c, s, "held out") for c, s in GMC_HELDOUT] + [(c, s, "training") for c, s in GMC_TRAIN]
+    roles += [(case, "errsm_30", "other subject") for case in OTHER_SUBJECT]
     with tempfile.TemporaryDirectory() as tmp:
         for case, person, role in roles:
-            img, _ = gmc_paths(data, case)
+            if role == "other subject":
+                img = data / "sct_testing_data" / f"{case}_img.nii.gz"
+            else:
+                img, _ = gmc_paths(data, case)
             gm_path = img.with_name(f"{case}_gmseg.nii.gz")
             if not (img.is_file() and gm_path.is_file()):
                 continue
@@ -74,6 +81,7 @@ def run(data: Path, threads: int) -> dict[str, Any]:
         if held
         else None,
         "gm_seconds_max": max((r.get("gm_seconds", 0.0) for r in rows.values()), default=None),
+        "other_subject_dice": {k: r.get("dice") for k, r in rows.items() if r["role"] == "other subject"},
     }
     return {
         "model": f"{card.name} {card.version}",
@@ -91,7 +99,9 @@ def markdown(p: dict[str, Any]) -> str:
         "",
         "`neurospine cord --gm`, axial T2*w, manual GM masks. Split by person as for the cord model "
         "(`neurospine.cord.data`): held out 9418 (UCL) and 9709 (Milan, 1.5T, 2 sessions); training rows are the "
-        "people the GM model trained on. Dice and area over the slices with manual grey matter.",
+        "people the GM model trained on; 'other subject' is errsm_30's full-field axial T2*w from SCT's test data "
+        "(0.5 x 0.5 x 7.5 mm, never trained on, not part of the decision rule). Dice and area over the slices with "
+        "manual grey matter.",
         "",
         "| scan | person | role | GM Dice | slices | ours (mm²) | manual (mm²) | area ratio | GM step s |",
         "|---|---|---|---|---|---|---|---|---|",
