@@ -100,11 +100,20 @@ def _sagittal(
     return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height_px), Image.Resampling.BILINEAR))
 
 
-def _tile_captions(ras: Volume, ks: Sequence[int], slice_labels: Sequence[tuple[float, int, str]] | None) -> list[str]:
-    """'sl 34 C3' per tile: the input slice and level of the nearest measured slice, else the height in mm."""
+def _tile_captions(
+    ras: Volume,
+    ks: Sequence[int],
+    slice_labels: Sequence[tuple[float, int, str]] | None,
+    cord: npt.NDArray[np.bool_],
+) -> list[str]:
+    """'sl 34 C3' per tile: the input slice and level of the nearest measured slice, else the height in mm.
+
+    The height is taken at the cord's centre in the tile's slice, where the measured slice's position was
+    taken: on an oblique slab a slice's corner lies millimetres higher or lower than its centre."""
     out = []
     for k in ks:
-        z_mm = float((ras.affine @ np.array([0.0, 0.0, float(k), 1.0]))[2])
+        com = ndimage.center_of_mass(cord[:, :, k]) if cord[:, :, k].any() else (0.0, 0.0)
+        z_mm = float((ras.affine @ np.array([float(com[0]), float(com[1]), float(k), 1.0]))[2])
         if slice_labels:
             pos, index, level = min(slice_labels, key=lambda row: abs(row[0] - z_mm))
             if abs(pos - z_mm) <= max(ras.spacing_mm[2], 1.0):
@@ -145,7 +154,7 @@ def write_qc(
     img = np.asarray(ras.data, dtype=np.float32)
     sp = ras.spacing_mm
     tiles = _axial_tiles(img, cord, canal, sp, gm)
-    captions = _tile_captions(ras, [k for k, _t in tiles], slice_labels)
+    captions = _tile_captions(ras, [k for k, _t in tiles], slice_labels, cord)
     cols = 6
     rows = max(1, -(-len(tiles) // cols))
     mosaic = np.zeros((rows * TILE_PX, cols * TILE_PX, 3), dtype=np.uint8)
