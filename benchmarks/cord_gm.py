@@ -71,7 +71,14 @@ def run(data: Path, threads: int) -> dict[str, Any]:
             manual, _ = reorient(load_volume(gm_path, check_intensity=False), "RAS")
             pixel = float(ours.spacing_mm[0] * ours.spacing_mm[1])
             row = score(np.asarray(ours.data), np.asarray(manual.data), pixel)
-            rows[case] = {"person": person, "role": role, **row, "gm_seconds": round(res.timings_s["gm_s"], 3)}
+            rows[case] = {
+                "person": person,
+                "role": role,
+                **row,
+                "gm_seconds": round(res.timings_s["gm_s"], 3),
+                "gm_wm_intensity_ratio": res.measures.get("gm_wm_intensity_ratio"),
+                "contrast_warning": any("not brighter than the white matter" in w for w in res.warnings),
+            }
     held = [r for r in rows.values() if r["role"] == "held out" and r.get("dice") is not None]
     summary = {
         "held_out_scans": len(held),
@@ -103,13 +110,15 @@ def markdown(p: dict[str, Any]) -> str:
         "(0.5 x 0.5 x 7.5 mm, never trained on, not part of the decision rule). Dice and area over the slices with "
         "manual grey matter.",
         "",
-        "| scan | person | role | GM Dice | slices | ours (mm²) | manual (mm²) | area ratio | GM step s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| scan | person | role | GM Dice | slices | ours (mm²) | manual (mm²) | area ratio | GM step s | "
+        "GM/WM intensity |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in p["cases"].items():
         lines.append(
             f"| {name} | {r['person']} | {r['role']} | {r.get('dice')} | {r.get('slices')} | {r.get('ours_mm2')} | "
-            f"{r.get('manual_mm2')} | {r.get('area_ratio')} | {r.get('gm_seconds')} |"
+            f"{r.get('manual_mm2')} | {r.get('area_ratio')} | {r.get('gm_seconds')} | "
+            f"{r.get('gm_wm_intensity_ratio')}{' (warned)' if r.get('contrast_warning') else ''} |"
         )
     s = p["summary"]
     lines += [

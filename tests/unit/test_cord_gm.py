@@ -66,6 +66,9 @@ def test_pipeline_writes_the_gm_mask_and_areas(tmp_path):
     areas = [float(r["gm_area_mm2"]) for r in rows]
     assert all(a == pytest.approx(np.pi * CORE_MM**2, rel=0.2) for a in areas)
     assert res.measures["gm_area_mm2_mean"] == pytest.approx(np.mean(areas), rel=1e-3)
+    # the phantom's cord is uniform: the "grey matter" is no brighter than the rest, so the contrast is questioned
+    assert res.measures["gm_wm_intensity_ratio"] == pytest.approx(1.0, abs=0.02)
+    assert any("not brighter than the white matter" in w for w in res.warnings)
     plain = run_file(path, tmp_path / "plain", predictor=threshold_predictor, auto_levels=False)
     assert "gm_mask" not in plain.outputs and "gm_area_mm2_mean" not in plain.measures
     assert all(r["gm_area_mm2"] == "" for r in csv.DictReader(plain.outputs["csa"].open()))
@@ -122,3 +125,16 @@ def test_gm_on_a_sagittal_image_warns_and_a_stale_mask_is_not_reported(tmp_path)
     assert "gm_mask" not in res.outputs and res.measures.get("gm_area_mm2_mean") is None
     assert any(w.startswith("no grey matter: not an axial") for w in res.warnings)
     assert not (tmp_path / "out" / "img_seg-gm_msk.nii.gz").exists()
+
+
+def test_a_brighter_grey_matter_raises_no_contrast_warning(tmp_path):
+    vol, _ = cylinder_image("LAS", (0.5, 0.5, 4.0), (80, 70, 6))
+    world = np.indices(vol.shape).reshape(3, -1).T @ vol.affine[:3, :3].T + vol.affine[:3, 3]
+    core = (np.hypot(world[:, 0] - 1.0, world[:, 1]) <= CORE_MM).reshape(vol.shape)
+    bright = vol.with_data(np.asarray(vol.data) + 15.0 * core)  # T2*w-like: grey matter 15 % brighter
+    path = save_volume(bright, tmp_path / "img.nii.gz")
+    res = run_file(
+        path, tmp_path / "out", predictor=threshold_predictor, gm=True, gm_predictor=core_predictor, auto_levels=False
+    )
+    assert res.measures["gm_wm_intensity_ratio"] > 1.1
+    assert not any("white matter" in w for w in res.warnings)

@@ -171,9 +171,9 @@ def run_file(
     save_like(seg.canal_mask, image, paths["canal_mask"])
     timings["write_masks_s"] = time.perf_counter() - t
 
-    gm_vol, gm_note = None, None
+    gm_vol, gm_note, gm_ratio = None, None, float("nan")
     if options.get("gm"):
-        from neurospine.cord.gm import grey_matter_mask
+        from neurospine.cord.gm import MIN_GM_WM_RATIO, gm_wm_ratio, grey_matter_mask
 
         t = time.perf_counter()
         gm_mask, gm_note, gm_models = grey_matter_mask(
@@ -184,8 +184,14 @@ def run_file(
             paths["gm_mask"] = gm_path
             save_like(gm_mask, image, gm_path)
             gm_vol = image.with_data(gm_mask)
+            gm_ratio = gm_wm_ratio(np.asarray(image.data, dtype=np.float64), gm_mask > 0, seg.cord_mask > 0)
             if not gm_mask.any():
                 gm_note = "no grey matter found inside the cord (gm_area_mm2 is 0); check the QC picture"
+            elif not gm_ratio >= MIN_GM_WM_RATIO:
+                gm_note = (
+                    f"the grey matter found is not brighter than the white matter (intensity ratio {gm_ratio:.2f}, "
+                    f"T2*w: 1.10-1.16): the grey-matter model expects T2*w contrast; check the QC picture"
+                )
         timings["gm_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -261,6 +267,7 @@ def run_file(
     if gm_vol is not None:
         gm_areas = [r.gm_area_mm2 for r in morph.cord_slices()]  # as the `all` row of the per-level CSV
         measures["gm_area_mm2_mean"] = round(float(np.mean(gm_areas)), 3) if gm_areas else None
+        measures["gm_wm_intensity_ratio"] = round(gm_ratio, 3) if np.isfinite(gm_ratio) else None
     if provenance.source == "estimated":
         measures["levels_anchor"] = provenance.anchor
         measures["levels_confidence"] = level_confidence
