@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks.common import write_results
 
-#: fresh seeds (cord training 1000-1047, validation 90000-90005, area calibration 70000-70011)
+#: never trained on (cord training 1000-1047, validation 90000-90005); also used by benchmarks.cord_slab
 SEEDS = tuple(range(71000, 71012))
 CONTRASTS = ("t1w", "t2w", "t2sw")
 

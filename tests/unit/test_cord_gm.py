@@ -138,3 +138,21 @@ def test_a_brighter_grey_matter_raises_no_contrast_warning(tmp_path):
     )
     assert res.measures["gm_wm_intensity_ratio"] > 1.1
     assert not any("white matter" in w for w in res.warnings)
+
+
+def test_slices_up_to_10_mm_are_read_thicker_ones_refused():
+    seven = Volume(np.zeros((40, 40, 8), np.float32), make_affine((0.5, 0.5, 7.5), "LAS"), "t2s.nii.gz")
+    assert applicable(seven) is None  # errsm_30's T2*w
+    twelve = Volume(np.zeros((40, 40, 8), np.float32), make_affine((0.5, 0.5, 12.0), "LAS"), "thick.nii.gz")
+    assert "not an axial 2D" in (applicable(twelve) or "")
+
+
+def test_gm_wm_ratio_is_nan_without_white_matter():
+    from neurospine.cord.gm import gm_wm_ratio
+
+    cord = np.ones((4, 4, 1), bool)
+    assert np.isnan(gm_wm_ratio(np.ones((4, 4, 1)), cord, cord))  # all grey: no white matter to compare
+    gm = np.zeros_like(cord)
+    gm[1:3, 1:3] = True
+    image = np.where(gm, 1.2, 1.0)
+    assert gm_wm_ratio(image, gm, cord) == pytest.approx(1.2)

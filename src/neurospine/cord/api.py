@@ -187,10 +187,10 @@ def run_file(
             gm_ratio = gm_wm_ratio(np.asarray(image.data, dtype=np.float64), gm_mask > 0, seg.cord_mask > 0)
             if not gm_mask.any():
                 gm_note = "no grey matter found inside the cord (gm_area_mm2 is 0); check the QC picture"
-            elif not gm_ratio >= MIN_GM_WM_RATIO:
+            elif np.isfinite(gm_ratio) and gm_ratio < MIN_GM_WM_RATIO:
                 gm_note = (
                     f"the grey matter found is not brighter than the white matter (intensity ratio {gm_ratio:.2f}, "
-                    f"T2*w: 1.10-1.16): the grey-matter model expects T2*w contrast; check the QC picture"
+                    f"T2*w: 1.10-1.15): the grey-matter model expects T2*w contrast; check the QC picture"
                 )
         timings["gm_s"] = time.perf_counter() - t
 

@@ -122,7 +122,7 @@ def grey_matter_mask(
     return ((prob >= THRESHOLD) & cord_mask).astype(np.uint8), None, models
 
 
-#: on T2*w the grey matter is brighter than the white matter (challenge and errsm_30 scans: 1.10-1.16 by the
+#: on T2*w the grey matter is brighter than the white matter (challenge and errsm_30 scans: 1.10-1.15 by the
 #: masks this model gives); below this ratio the image does not show the contrast the model was trained on
 MIN_GM_WM_RATIO = 1.03
 
@@ -132,4 +132,4 @@ def gm_wm_ratio(image: npt.NDArray[np.floating], gm: npt.NDArray[np.bool_], cord
     wm = cord & ~gm
     if not gm.any() or not wm.any():
         return float("nan")
-    return float(np.mean(image[gm])) / max(float(np.mean(image[wm])), 1e-6)
+    return float(np.nanmean(image[gm])) / max(float(np.nanmean(image[wm])), 1e-6)
