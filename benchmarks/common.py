@@ -74,3 +74,29 @@ def write_results(name: str, payload: dict[str, Any], *, threads: int, markdown:
         header = f"<!-- {record['date_utc']} commit {record['commit']} threads {threads} -->\n"
         (RESULTS_DIR / f"{name}.md").write_text(header + markdown, encoding="utf-8")
     return path
+
+
+def model_benchmark_args(doc: str | None, model: str, default_name: str) -> Any:
+    """The parser shared by the benchmarks that score one installed model: ``--threads``, ``--models-dir`` (points
+    ``NEUROSPINE_MODELS_DIR`` at a candidate ``model``), ``--name`` (results stem)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models-dir", type=Path, default=None, help=f"folder with a candidate {model} model")
+    ap.add_argument("--name", default=default_name, help="results file stem in benchmarks/results")
+    return ap
+
+
+def finish_model_benchmark(args: Any, run: Any, markdown: Any) -> int:
+    """Point the models folder, run ``run()``, write the JSON and Markdown record, log where."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.models_dir is not None:
+        os.environ["NEUROSPINE_MODELS_DIR"] = str(args.models_dir)
+    payload = run()
+    md = markdown(payload)
+    path = write_results(args.name, payload, threads=args.threads, markdown=md)
+    logging.getLogger(__name__).info("%s\nwritten %s", md, path)
+    return 0

@@ -10,14 +10,11 @@ Run: ``python -m benchmarks.cord_contrasts [--models-dir DIR --name cord_contras
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import write_results
+from benchmarks.common import finish_model_benchmark, model_benchmark_args
 
 #: never trained on (cord training 1000-1047, validation 90000-90005); also used by benchmarks.cord_slab
 SEEDS = tuple(range(71000, 71012))
@@ -121,19 +118,8 @@ def markdown(p: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--models-dir", default=None, help="folder with another cord_softseg model")
-    ap.add_argument("--name", default="cord_contrasts", help="results file stem in benchmarks/results")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.models_dir is not None:
-        os.environ["NEUROSPINE_MODELS_DIR"] = str(args.models_dir)
-    payload = run(args.threads)
-    md = markdown(payload)
-    path = write_results(args.name, payload, threads=args.threads, markdown=md)
-    logging.getLogger(__name__).info("%s\nwritten %s", md, path)
-    return 0
+    args = model_benchmark_args(__doc__, "cord_softseg", "cord_contrasts").parse_args(argv)
+    return finish_model_benchmark(args, lambda: run(args.threads), markdown)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,13 @@ Run: ``python -m benchmarks.cord_gm [--models-dir DIR --name cord_gm_candidate_X
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import SHARED_DATA, write_results
+from benchmarks.common import SHARED_DATA, finish_model_benchmark, model_benchmark_args
 
 #: errsm_30 (sct_testing_data, never trained on): axial T2*w, 0.5 x 0.5 x 7.5 mm, manual GM; not in the rule
 OTHER_SUBJECT = ("sct-t2sfull",)
@@ -131,20 +128,10 @@ def markdown(p: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = model_benchmark_args(__doc__, "cord_gm", "cord_gm")
     ap.add_argument("--data", type=Path, default=SHARED_DATA)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--models-dir", type=Path, default=None, help="folder with a candidate cord_gm model")
-    ap.add_argument("--name", default="cord_gm", help="results file stem in benchmarks/results")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.models_dir is not None:
-        os.environ["NEUROSPINE_MODELS_DIR"] = str(args.models_dir)
-    payload = run(args.data, args.threads)
-    md = markdown(payload)
-    path = write_results(args.name, payload, threads=args.threads, markdown=md)
-    logging.getLogger(__name__).info("%s\nwritten %s", md, path)
-    return 0
+    return finish_model_benchmark(args, lambda: run(args.data, args.threads), markdown)
 
 
 if __name__ == "__main__":
