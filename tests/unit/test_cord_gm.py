@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from neurospine.cord.api import run_file
-from neurospine.cord.gm import PATCH, SPACING_MM, applicable, grey_matter_mask, patch_coords
+from neurospine.cord.gm import PATCH, SPACING_MM, applicable, grey_matter, patch_coords
 from neurospine.io import Volume, load_volume, save_volume
 from tests.conftest import make_affine
 from tests.unit.test_cord_pipeline import cylinder_image, threshold_predictor
@@ -35,7 +35,8 @@ def test_patch_coords_centre_and_scale():
 @pytest.mark.parametrize(("axcodes", "spacing"), [("LAS", (0.5, 0.5, 4.0)), ("LPS", (0.6, 0.45, 3.0))])
 def test_grey_matter_lands_on_the_input_grid_around_the_cord_centre(axcodes, spacing):
     vol, truth = cylinder_image(axcodes, spacing, (70, 80, 6))
-    gm, note, _ = grey_matter_mask(vol, truth, predictor=core_predictor)
+    found = grey_matter(vol, truth, predictor=core_predictor)
+    gm, note = found.mask, found.note
     assert note is None and gm is not None and gm.shape == vol.shape
     assert not (gm.astype(bool) & ~truth).any()  # only inside the cord
     world = np.indices(vol.shape).reshape(3, -1).T @ vol.affine[:3, :3].T + vol.affine[:3, 3]
@@ -50,7 +51,8 @@ def test_sagittal_or_coarse_images_get_no_grey_matter():
     assert "axial" in (applicable(sag) or "")
     coarse = Volume(np.zeros((40, 40, 10), np.float32), make_affine((1.2, 1.2, 4.0), "RAS"), "coarse.nii.gz")
     assert "coarser" in (applicable(coarse) or "")
-    gm, note, _ = grey_matter_mask(sag, np.ones(sag.shape, bool), predictor=core_predictor)
+    found = grey_matter(sag, np.ones(sag.shape, bool), predictor=core_predictor)
+    gm, note = found.mask, found.note
     assert gm is None and note is not None and note.startswith("no grey matter")
 
 
@@ -109,7 +111,7 @@ def offset_predictor(batch: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize(("axcodes", "spacing"), [("LAS", (0.5, 0.5, 4.0)), ("LPS", (0.6, 0.45, 3.0))])
 def test_an_off_centre_patch_lands_on_the_same_side_in_the_world(axcodes, spacing):
     vol, truth = cylinder_image(axcodes, spacing, (70, 80, 6))
-    gm, _, _ = grey_matter_mask(vol, truth, predictor=offset_predictor)
+    gm = grey_matter(vol, truth, predictor=offset_predictor).mask
     assert gm is not None and gm.any()
     world = np.argwhere(gm > 0) @ vol.affine[:3, :3].T + vol.affine[:3, 3]
     # patch axis 0 is RAS +x: the phantom's axis is at x = 1, so the disc's centre lies at x = 3, y = 0

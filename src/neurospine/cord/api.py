@@ -171,28 +171,18 @@ def run_file(
     save_like(seg.canal_mask, image, paths["canal_mask"])
     timings["write_masks_s"] = time.perf_counter() - t
 
-    gm_vol, gm_note, gm_ratio = None, None, float("nan")
+    gm = None
     if options.get("gm"):
-        from neurospine.cord.gm import MIN_GM_WM_RATIO, gm_wm_ratio, grey_matter_mask
+        from neurospine.cord.gm import grey_matter
 
         t = time.perf_counter()
-        gm_mask, gm_note, gm_models = grey_matter_mask(
-            image, seg.cord_mask > 0, threads=threads, predictor=options.get("gm_predictor")
-        )
-        models.update(gm_models)
-        if gm_mask is not None:
+        gm = grey_matter(image, seg.cord_mask > 0, threads=threads, predictor=options.get("gm_predictor"))
+        models.update(gm.models)
+        if gm.mask is not None:
             paths["gm_mask"] = gm_path
-            save_like(gm_mask, image, gm_path)
-            gm_vol = image.with_data(gm_mask)
-            gm_ratio = gm_wm_ratio(np.asarray(image.data, dtype=np.float64), gm_mask > 0, seg.cord_mask > 0)
-            if not gm_mask.any():
-                gm_note = "no grey matter found inside the cord (gm_area_mm2 is 0); check the QC picture"
-            elif np.isfinite(gm_ratio) and gm_ratio < MIN_GM_WM_RATIO:
-                gm_note = (
-                    f"the grey matter found is not brighter than the white matter (intensity ratio {gm_ratio:.2f}, "
-                    f"T2*w: 1.10-1.15): the grey-matter model expects T2*w contrast; check the QC picture"
-                )
+            save_like(gm.mask, image, gm_path)
         timings["gm_s"] = time.perf_counter() - t
+    gm_vol = None if gm is None or gm.mask is None else image.with_data(gm.mask)
 
     t = time.perf_counter()
     level_used, provenance = _levels(image, seg.cord_soft, level_vol, auto_levels, threads)
@@ -225,7 +215,7 @@ def run_file(
         paths["qc"],
         title=f"{image.name}: axial slices of the cord (left), sagittal view (right)",
         slice_labels=[(r.position_mm, r.slice, r.level) for r in morph.slices],
-        gm_mask=None if gm_vol is None else np.asarray(gm_vol.data),
+        gm_mask=None if gm is None else gm.mask,
     )
     timings["qc_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
@@ -239,8 +229,8 @@ def run_file(
         warnings.append(describe_level_confidence(group, level_confidence))
     if verdict.note:
         warnings.append(verdict.note)
-    if gm_note is not None:
-        warnings.append(gm_note)
+    if gm is not None:
+        warnings += [w for w in (gm.note, gm.check) if w is not None]
     if level_vol is not None and not any(r.level for r in morph.slices):
         warnings.append("the level mask names no slice that holds cord; per-level CSA is empty")
     conus = flag_warning(
@@ -264,10 +254,10 @@ def run_file(
         "levels_positional": int(provenance.positional),
         "plausibility": verdict.field,
     }
-    if gm_vol is not None:
+    if gm is not None and gm_vol is not None:
         gm_areas = [r.gm_area_mm2 for r in morph.cord_slices()]  # as the `all` row of the per-level CSV
         measures["gm_area_mm2_mean"] = round(float(np.mean(gm_areas)), 3) if gm_areas else None
-        measures["gm_wm_intensity_ratio"] = round(gm_ratio, 3) if np.isfinite(gm_ratio) else None
+        measures["gm_wm_intensity_ratio"] = round(gm.gm_wm_ratio, 3) if np.isfinite(gm.gm_wm_ratio) else None
     if provenance.source == "estimated":
         measures["levels_anchor"] = provenance.anchor
         measures["levels_confidence"] = level_confidence

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from neurospine.cord.crop import normalize_patch
+from neurospine.cord.crop import normalize_patch, predict_batched
 from neurospine.io import Volume, reorient
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,11 @@ def patch_coords(
 def applicable(image: Volume) -> str | None:
     """Why the grey-matter model cannot read ``image`` (None when it can): it needs axial slices (the thick
     axis superior-inferior) with fine in-plane pixels."""
-    ras, _ = reorient(image, "RAS")
-    sx, sy, sz = ras.spacing_mm
+    return _unreadable(reorient(image, "RAS")[0].spacing_mm)
+
+
+def _unreadable(ras_spacing_mm: tuple[float, float, float]) -> str | None:
+    sx, sy, sz = ras_spacing_mm
     if sz < max(sx, sy) * 1.5 or sz > MAX_THICKNESS_MM:
         return f"not an axial 2D acquisition (slices {sz:.2f} mm for {sx:.2f} x {sy:.2f} mm pixels)"
     if max(sx, sy) > MAX_INPLANE_MM:
@@ -65,50 +69,56 @@ def applicable(image: Volume) -> str | None:
     return None
 
 
-def segment_gm(image: Volume, cord_mask: npt.NDArray[np.bool_], predict: Predictor) -> FloatArray:
-    """Grey-matter probability on the input grid (0 outside the cord mask)."""
-    ras, record = reorient(image, "RAS")
-    cord, _ = reorient(image.with_data(cord_mask.astype(np.uint8)), "RAS")
-    data = np.asarray(ras.data, dtype=np.float32)
-    inside = np.asarray(cord.data) > 0
-    sx, sy = ras.spacing_mm[0], ras.spacing_mm[1]
+def gm_probability(
+    data: FloatArray, inside: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], predict: Predictor
+) -> FloatArray:
+    """Grey-matter probability on a RAS grid (axial slices along the last axis), 0 outside ``inside`` (the cord)."""
+    sx, sy = spacing_mm
     out = np.zeros(data.shape, dtype=np.float32)
-    ks = [int(k) for k in np.flatnonzero(inside.any(axis=(0, 1)))]
-    if not ks:
-        return np.asarray(record.undo(out), dtype=np.float32)
-    patches, centres = [], []
-    for k in ks:
+    slices, patches = [], []
+    for k in np.flatnonzero(inside.any(axis=(0, 1))).tolist():
         ii, jj = np.nonzero(inside[:, :, k])
         centre = (float(ii.mean()), float(jj.mean()))
         ci, cj = patch_coords(centre, (sx, sy))
-        patch = ndimage.map_coordinates(data[:, :, k], [ci, cj], order=1, mode="nearest")
-        patches.append(normalize_patch(patch)[None])
-        centres.append(centre)
-    probs: list[FloatArray] = []
-    for start in range(0, len(patches), 16):
-        probs.extend(predict(np.stack(patches[start : start + 16]).astype(np.float32))[:, 0])
-    for k, centre, prob in zip(ks, centres, probs, strict=True):
-        ii, jj = np.nonzero(inside[:, :, k])
+        patches.append(normalize_patch(ndimage.map_coordinates(data[:, :, k], [ci, cj], order=1, mode="nearest")))
+        slices.append((k, ii, jj, centre))
+    for (k, ii, jj, centre), prob in zip(slices, predict_batched(predict, patches), strict=True):
         # slice pixel -> patch pixel: the inverse of patch_coords (no rotation, no flip)
         u = (ii - centre[0]) * sx / SPACING_MM + (PATCH - 1) / 2.0
         v = (jj - centre[1]) * sy / SPACING_MM + (PATCH - 1) / 2.0
-        out[ii, jj, k] = ndimage.map_coordinates(prob, [u, v], order=1, mode="constant", cval=0.0)
-    return np.asarray(record.undo(out), dtype=np.float32)
+        out[ii, jj, k] = ndimage.map_coordinates(prob[0], [u, v], order=1, mode="constant", cval=0.0)
+    return out
 
 
 MODEL_NAME = "cord_gm"
 #: grey-matter probability at or above which a cord voxel is grey matter
 THRESHOLD = 0.5
+#: on T2*w the grey matter is brighter than the white matter (challenge and errsm_30 scans: 1.10-1.15 by the
+#: masks this model gives); below this ratio the image does not show the contrast the model was trained on
+MIN_GM_WM_RATIO = 1.03
 
 
-def grey_matter_mask(
+@dataclass(frozen=True)
+class GreyMatter:
+    """The grey matter of one image: ``mask`` on the input grid (None when the model cannot read the image, with
+    the reason in ``note``), ``check`` (what to look at: no GM found, or not the T2*w contrast), the GM/WM
+    intensity ratio and the model used."""
+
+    mask: npt.NDArray[np.uint8] | None
+    note: str | None = None
+    check: str | None = None
+    gm_wm_ratio: float = float("nan")
+    models: dict[str, str] = field(default_factory=dict)
+
+
+def grey_matter(
     image: Volume, cord_mask: npt.NDArray[np.bool_], *, threads: int = 2, predictor: Predictor | None = None
-) -> tuple[npt.NDArray[np.uint8] | None, str | None, dict[str, str]]:
-    """The binary grey matter inside ``cord_mask`` on the input grid, or None with the reason the model cannot
-    read this image; also the model used (name -> version)."""
-    reason = applicable(image)
+) -> GreyMatter:
+    """The binary grey matter inside ``cord_mask`` (input grid), checked for the T2*w contrast it was trained on."""
+    ras, record = reorient(image, "RAS")
+    reason = _unreadable(ras.spacing_mm)
     if reason is not None:
-        return None, f"no grey matter: {reason} (the grey-matter model reads axial T2*w with fine pixels)", {}
+        return GreyMatter(None, f"no grey matter: {reason} (the grey-matter model reads axial T2*w with fine pixels)")
     models: dict[str, str] = {}
     if predictor is None:
         from neurospine.cord.segment import onnx_predictor
@@ -118,13 +128,19 @@ def grey_matter_mask(
         card = load_card(MODEL_NAME, task="cord")
         predictor = onnx_predictor(onnx_session(card, threads=threads))
         models[card.name] = card.version
-    prob = segment_gm(image, cord_mask, predictor)
-    return ((prob >= THRESHOLD) & cord_mask).astype(np.uint8), None, models
-
-
-#: on T2*w the grey matter is brighter than the white matter (challenge and errsm_30 scans: 1.10-1.15 by the
-#: masks this model gives); below this ratio the image does not show the contrast the model was trained on
-MIN_GM_WM_RATIO = 1.03
+    data = np.asarray(ras.data, dtype=np.float32)
+    inside = np.asarray(reorient(image.with_data(cord_mask.astype(np.uint8)), "RAS")[0].data) > 0
+    gm = (gm_probability(data, inside, (ras.spacing_mm[0], ras.spacing_mm[1]), predictor) >= THRESHOLD) & inside
+    ratio = gm_wm_ratio(data, gm, inside)
+    check = None
+    if not gm.any():
+        check = "no grey matter found inside the cord (gm_area_mm2 is 0); check the QC picture"
+    elif np.isfinite(ratio) and ratio < MIN_GM_WM_RATIO:
+        check = (
+            f"the grey matter found is not brighter than the white matter (intensity ratio {ratio:.2f}, T2*w: "
+            "1.10-1.15): the grey-matter model expects T2*w contrast; check the QC picture"
+        )
+    return GreyMatter(np.asarray(record.undo(gm.astype(np.uint8)), dtype=np.uint8), None, check, ratio, models)
 
 
 def gm_wm_ratio(image: npt.NDArray[np.floating], gm: npt.NDArray[np.bool_], cord: npt.NDArray[np.bool_]) -> float:
