@@ -114,12 +114,12 @@ def test_cord_tile_captions_name_slice_and_level():
     from neurospine.io import Volume
 
     ras = Volume(np.zeros((4, 4, 10), dtype=np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))
-    caps = _tile_captions(ras, [3, 9], [(6.0, 7, "C3"), (8.0, 6, "")], np.zeros((4, 4, 10), bool))
+    caps = _tile_captions(ras, [(3, (0.0, 0.0)), (9, (0.0, 0.0))], [(6.0, 7, "C3"), (8.0, 6, "")])
     assert caps == ["sl 7 C3", "z +18 mm"]  # slice 3 is 6 mm up (row found); 18 mm has no measured slice
 
 
 def test_cord_tile_captions_on_an_oblique_slab_use_the_cord_centre():
-    from neurospine.cord.qc import _tile_captions
+    from neurospine.cord.qc import _axial_tiles, _tile_captions
     from neurospine.io import Volume
 
     aff = np.diag([0.5, 0.5, 3.0, 1.0])
@@ -128,4 +128,6 @@ def test_cord_tile_captions_on_an_oblique_slab_use_the_cord_centre():
     cord = np.zeros((40, 200, 6), bool)
     cord[18:22, 148:152] = True  # the cord far from the corner: its slices lie 9 mm above their corners
     labels = [(float((aff @ [19.5, 149.5, k, 1.0])[2]), k, "") for k in range(6)]
-    assert _tile_captions(ras, list(range(6)), labels, cord) == [f"sl {k}" for k in range(6)]
+    tiles = _axial_tiles(np.asarray(ras.data), cord, np.zeros_like(cord), ras.spacing_mm)
+    captions = _tile_captions(ras, [(k, centre) for k, _t, centre in tiles], labels)[::-1]  # tiles: superior first
+    assert captions == [f"sl {k}" for k in range(6)]

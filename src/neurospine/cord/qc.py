@@ -57,8 +57,8 @@ def _axial_tiles(
     canal: npt.NDArray[np.bool_],
     sp: tuple[float, float, float],
     gm: npt.NDArray[np.bool_] | None = None,
-) -> list[tuple[int, npt.NDArray[np.uint8]]]:
-    """(RAS slice index, tile) for up to ``MAX_TILES`` slices with cord, superior first."""
+) -> list[tuple[int, npt.NDArray[np.uint8], tuple[float, float]]]:
+    """(RAS slice index, tile, cord centre in voxels) for up to ``MAX_TILES`` slices with cord, superior first."""
     ks = np.flatnonzero(cord.any(axis=(0, 1)))
     if ks.size > MAX_TILES:
         ks = ks[np.linspace(0, ks.size - 1, MAX_TILES).round().astype(int)]
@@ -66,7 +66,8 @@ def _axial_tiles(
     hx, hy = int(WINDOW_MM / 2 / sp[0]), int(WINDOW_MM / 2 / sp[1])
     for k in ks[::-1]:  # superior first
         com = ndimage.center_of_mass(cord[:, :, k])
-        ci, cj = round(float(com[0])), round(float(com[1]))
+        centre = (float(com[0]), float(com[1]))
+        ci, cj = round(centre[0]), round(centre[1])
         sl = (slice(max(0, ci - hx), ci + hx), slice(max(0, cj - hy), cj + hy), k)
         g = _gray(img[sl])
         layers = [(canal[sl], CANAL_RGB), (cord[sl], CORD_RGB)] + ([] if gm is None else [(gm[sl], GM_RGB)])
@@ -74,7 +75,7 @@ def _axial_tiles(
         # display: anterior up, patient right on the left (radiological)
         rgb = np.flip(np.transpose(rgb, (1, 0, 2)), axis=0)
         tile = Image.fromarray(np.ascontiguousarray(rgb)).resize((TILE_PX, TILE_PX), Image.Resampling.NEAREST)
-        tiles.append((int(k), np.asarray(tile)))
+        tiles.append((int(k), np.asarray(tile), centre))
     return tiles
 
 
@@ -102,18 +103,17 @@ def _sagittal(
 
 def _tile_captions(
     ras: Volume,
-    ks: Sequence[int],
+    tiles: Sequence[tuple[int, tuple[float, float]]],
     slice_labels: Sequence[tuple[float, int, str]] | None,
-    cord: npt.NDArray[np.bool_],
 ) -> list[str]:
-    """'sl 34 C3' per tile: the input slice and level of the nearest measured slice, else the height in mm.
+    """'sl 34 C3' per (RAS slice, cord centre) tile: the input slice and level of the nearest measured slice,
+    else the height in mm.
 
     The height is taken at the cord's centre in the tile's slice, where the measured slice's position was
     taken: on an oblique slab a slice's corner lies millimetres higher or lower than its centre."""
     out = []
-    for k in ks:
-        com = ndimage.center_of_mass(cord[:, :, k]) if cord[:, :, k].any() else (0.0, 0.0)
-        z_mm = float((ras.affine @ np.array([float(com[0]), float(com[1]), float(k), 1.0]))[2])
+    for k, (ci, cj) in tiles:
+        z_mm = float((ras.affine @ np.array([ci, cj, float(k), 1.0]))[2])
         if slice_labels:
             pos, index, level = min(slice_labels, key=lambda row: abs(row[0] - z_mm))
             if abs(pos - z_mm) <= max(ras.spacing_mm[2], 1.0):
@@ -121,6 +121,10 @@ def _tile_captions(
                 continue
         out.append(f"z {z_mm:+.0f} mm")
     return out
+
+
+def _ras_mask(image: Volume, mask: npt.NDArray[np.generic]) -> npt.NDArray[np.bool_]:
+    return np.asarray(reorient(image.with_data(np.asarray(mask) > 0), "RAS")[0].data, dtype=bool)
 
 
 def write_qc(
@@ -140,25 +144,17 @@ def write_qc(
     ``gm_mask``: grey matter, outlined in the axial tiles.
     """
     ras, _ = reorient(image, "RAS")
-    cord = np.asarray(reorient(image.with_data(np.asarray(cord_mask) > 0), "RAS")[0].data, dtype=bool)
-    canal = (
-        np.zeros_like(cord)
-        if canal_mask is None
-        else np.asarray(reorient(image.with_data(np.asarray(canal_mask) > 0), "RAS")[0].data, dtype=bool)
-    )
-    gm = (
-        None
-        if gm_mask is None
-        else np.asarray(reorient(image.with_data(np.asarray(gm_mask) > 0), "RAS")[0].data, dtype=bool)
-    )
+    cord = _ras_mask(image, cord_mask)
+    canal = np.zeros_like(cord) if canal_mask is None else _ras_mask(image, canal_mask)
+    gm = None if gm_mask is None else _ras_mask(image, gm_mask)
     img = np.asarray(ras.data, dtype=np.float32)
     sp = ras.spacing_mm
     tiles = _axial_tiles(img, cord, canal, sp, gm)
-    captions = _tile_captions(ras, [k for k, _t in tiles], slice_labels, cord)
+    captions = _tile_captions(ras, [(k, centre) for k, _t, centre in tiles], slice_labels)
     cols = 6
     rows = max(1, -(-len(tiles) // cols))
     mosaic = np.zeros((rows * TILE_PX, cols * TILE_PX, 3), dtype=np.uint8)
-    for n, (_k, t) in enumerate(tiles):
+    for n, (_k, t, _c) in enumerate(tiles):
         r, c = divmod(n, cols)
         mosaic[r * TILE_PX : (r + 1) * TILE_PX, c * TILE_PX : (c + 1) * TILE_PX] = t
     height = max(rows * TILE_PX, 4 * TILE_PX)
