@@ -136,6 +136,14 @@ def refuse_held_out(case: str) -> None:
         raise ValueError(f"{case} is a held-out session of the cord split; it cannot be used for training")
 
 
+def gmc_training_cases(leave_out: set[str]) -> tuple[tuple[str, str], ...]:
+    """The challenge training sessions without the people in ``leave_out`` (each must be a training person)."""
+    people = {person for _, person in GMC_TRAIN}
+    if leave_out - people:
+        raise ValueError(f"{sorted(leave_out - people)} are not among the challenge training people {sorted(people)}")
+    return tuple((case, person) for case, person in GMC_TRAIN if person not in leave_out)
+
+
 def load_gmchallenge(shared_data: Path, cases: tuple[tuple[str, str], ...] = GMC_TRAIN) -> list[TrainVolume]:
     """Challenge sessions with their manual cord masks as hard targets (no canal label: weight 0); held-out
     sessions are refused (:func:`refuse_held_out`)."""

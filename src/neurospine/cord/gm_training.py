@@ -27,6 +27,7 @@ from scipy import ndimage
 from neurospine.cord.crop import normalize_patch
 from neurospine.cord.data import GMC_TRAIN, gmc_paths, refuse_held_out
 from neurospine.cord.gm import PATCH, SPACING_MM, patch_coords
+from neurospine.cord.training import SHARED_DATA, WEIGHTS_DIR
 from neurospine.io import load_volume, reorient
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,6 @@ FloatArray = npt.NDArray[np.float32]
 
 MODEL_NAME = "cord_gm"
 VERSION = "1.0.0"
-SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "models" / "weights"
 
 
 @dataclass(frozen=True)
@@ -135,9 +134,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, cosine schedule (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="initialisation and sampling seed (default %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default %(default)s)")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda); on a GPU --minutes counts wall time")
     p.add_argument("--version", default=VERSION, help="version written on the exported model card")
     p.add_argument("--export-dir", type=Path, default=WEIGHTS_DIR, help="where the ONNX model and card go")
+    from neurospine.nn.engine import add_device_option
+
+    add_device_option(p)  # on a GPU --minutes counts wall time
     return p.parse_args(argv)
 
 
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(argv or []))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    E.seed_all(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     vols = load_sessions(args.shared_data)
     if not vols:

@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from neurospine.cord.data import (
-    GMC_TRAIN,
     PatchConfig,
     TrainVolume,
+    gmc_training_cases,
     load_cache,
     load_gmchallenge,
     load_real,
@@ -285,12 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t_data = time.time()
     real = load_real(args.shared_data) if args.real_weight > 0 else []
-    leave_out = {x.strip() for x in str(args.gmc_leave_out).split(",") if x.strip()}
-    unknown = leave_out - {person for _, person in GMC_TRAIN}
-    if unknown:
-        log.error("--gmc-leave-out: %s not among the challenge training people %s", sorted(unknown), GMC_TRAIN)
+    try:
+        gmc_cases = gmc_training_cases({x.strip() for x in str(args.gmc_leave_out).split(",") if x.strip()})
+    except ValueError as e:
+        log.error("--gmc-leave-out: %s", e)
         return 2
-    gmc_cases = tuple((c, person) for c, person in GMC_TRAIN if person not in leave_out)
     gmc = load_gmchallenge(args.shared_data, gmc_cases) if args.gmc_weight > 0 else []
     real = [with_edge_band(v, args.edge_band_mm) for v in real]
     gmc = [with_edge_band(v, args.edge_band_mm) for v in gmc]
