@@ -98,6 +98,20 @@ def run_case(image: Any, threads: int = THREADS) -> tuple[Any, float]:
     return seg, time.perf_counter() - t
 
 
+def cord_fields(seg: Any, image: Any) -> dict[str, Any]:
+    """Cord (60) volume in the spine mask, and its voxels nearest to a body at L3 or lower or the sacrum (0 by
+    construction: docs/decisions/spine-cord-from-cord-model.md, rule 4)."""
+    from neurospine.spine.cordfusion import below_conus_voxels
+
+    sem = np.asarray(seg.semantic_input)
+    cord = sem == 60
+    low = below_conus_voxels(cord, np.asarray(seg.body_input), sem == 26, np.asarray(image.affine))
+    return {
+        "cord_mm3": round(float(cord.sum()) * image.voxel_volume_mm3, 1),
+        "cord_below_conus_voxels": int(low.sum()),
+    }
+
+
 #: VB2 labels the seven bodies T11-L5 (ids arbitrary; ``ids_superior_to_inferior`` gives the order)
 VB2_LEVELS = ("T11", "T12", "L1", "L2", "L3", "L4", "L5")
 
@@ -133,6 +147,7 @@ def bench_bodies(which: str, *, drop_lowest: bool = False, name_levels: bool = F
         row = {
             "case": case.name,
             **{k: v for k, v in sc.items() if k not in ("pairs", "ref_order_axis0")},
+            **cord_fields(seg, case.image),
             "naming": seg.naming.anchor,
             "seconds": round(secs, 2),
         }
@@ -196,6 +211,7 @@ def bench_naming_vb3() -> dict[str, Any]:
             "anchor": seg.naming.anchor,
             "confidence": round(seg.naming.confidence, 3),
             "body_dice": dices,
+            **cord_fields(seg, case.image),
             "seconds": round(secs, 2),
         }
         rows.append(row)
@@ -236,6 +252,7 @@ def bench_discs() -> dict[str, Any]:
             "discs": len(ok),
             "predicted": [got.get(r) for r in sorted(names)],
             "anchor": seg.naming.anchor,
+            **cord_fields(seg, case.image),
             "seconds": round(secs, 2),
         }
         rows.append(row)
@@ -313,6 +330,32 @@ def bench_synthetic_regions() -> dict[str, Any]:
     }
     all_d = [v for d in per_region.values() for v in d]
     return {"cases": rows, "by_region": summary, "mean_body_dice": round(float(np.mean(all_d)), 4)}
+
+
+#: sagittal scans of errsm_30 with a manual cord mask (sct_testing_data): the cord (60) of the spine mask
+CORD_CASES = ("sct-t2", "sct-t1")
+
+
+def bench_cord() -> dict[str, Any]:
+    """Dice of the spine mask's cord (60) against the manual cord masks of :data:`CORD_CASES`."""
+    from neurospine.io import load_volume
+    from neurospine.metrics import dice
+
+    folder = SHARED_DATA / "sct_testing_data"
+    rows = {}
+    for name in CORD_CASES:
+        img = load_volume(folder / f"{name}_img.nii.gz")
+        ref = np.asarray(load_volume(folder / f"{name}_cordseg.nii.gz", check_intensity=False).data) > 0
+        seg, secs = run_case(img)
+        sem = np.asarray(seg.semantic_input)
+        rows[name] = {
+            "cord_dice": round(float(dice(sem == 60, ref)), 4),
+            "cord_mm3": round(float((sem == 60).sum()) * img.voxel_volume_mm3, 1),
+            "manual_cord_mm3": round(float(ref.sum()) * img.voxel_volume_mm3, 1),
+            "seconds": round(secs, 2),
+        }
+        print("cord", name, rows[name], flush=True)
+    return rows
 
 
 def bench_tptbox() -> dict[str, Any]:
@@ -482,6 +525,19 @@ def markdown(p: dict[str, Any]) -> str:
             f"{t['per_structure_dice']}; PQ vertebrae {t['pq_vertebrae']['pq']}, discs {t['pq_discs']['pq']}",
             "",
         ]
+        if "cord" in p:
+            cells = ", ".join(
+                f"{k} {v['cord_dice']} ({v['cord_mm3']:.0f} / {v['manual_cord_mm3']:.0f} mm3)" for k, v in p["cord"].items()
+            )
+            lumbar = [r for key in ("vb2", "vb1", "ivd") for r in p[key]["cases"]] + p["vb3"]["cases"]
+            lines += [
+                f"Cord (60) of the spine mask vs the manual cord (errsm_30, sagittal; ours / manual volume): {cells}. "
+                f"Held-out lumbar scans: cord volume median "
+                f"{float(np.median([r.get('cord_mm3', 0.0) for r in lumbar])):.0f} mm3 (max "
+                f"{max(r.get('cord_mm3', 0.0) for r in lumbar):.0f}), cord voxels nearest to L3 or lower or the "
+                f"sacrum {sum(r.get('cord_below_conus_voxels', 0) for r in lumbar)}.",
+                "",
+            ]
         if "matched_extent" in p["vb2"]:
             lines += [
                 "Where the body error lies (matched bodies, mean over cases): left-right width predicted minus "
@@ -588,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     partial = args.timing_only or args.synthetic_only
     if partial and previous.is_file():  # keep the other parts of the last run
         old = json.loads(previous.read_text(encoding="utf-8"))
-        keep = ("vb2", "vb1", "vb3", "ivd", "tptbox") + (("synthetic",) if args.timing_only else ("timing",))
+        keep = ("vb2", "vb1", "vb3", "ivd", "tptbox", "cord") + (("synthetic",) if args.timing_only else ("timing",))
         payload.update({k: old[k] for k in keep if k in old})
         payload["accuracy_measured_utc"] = old.get("accuracy_measured_utc", old.get("date_utc"))
     if args.synthetic_only:
@@ -599,6 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         payload["vb3"] = bench_naming_vb3()
         payload["ivd"] = bench_discs()
         payload["tptbox"] = bench_tptbox()
+        payload["cord"] = bench_cord()
         payload["synthetic"] = bench_synthetic_regions()
     if not args.quick and not args.synthetic_only:
         payload["timing"] = bench_timing()

@@ -63,3 +63,27 @@ def test_lumbar_t2_outputs(shared_data, tmp_path):
     result = run_file(img, tmp_path, threads=2)
     _check_outputs(img, tmp_path, result)
     assert result.measures["n_vertebrae"] >= 4
+
+
+def test_cord_label_comes_from_the_cord_model(shared_data, tmp_path):
+    """errsm_30's sagittal T2w: the spine network alone labels no cord; the cord model's cord matches the manual
+    mask (Dice 0.976 when measured, docs/decisions/spine-cord-from-cord-model.md)."""
+    from neurospine.metrics import dice
+
+    folder = shared_data / "sct_testing_data"
+    img = folder / "sct-t2_img.nii.gz"
+    manual = np.asarray(load_volume(folder / "sct-t2_cordseg.nii.gz", check_intensity=False).data) > 0
+    result = run_file(img, tmp_path / "fused", threads=2, snapshot=False)
+    _check_outputs(img, tmp_path / "fused", result)
+    sem = np.asarray(nib.load(str(result.outputs["semantic"])).dataobj)
+    assert dice(sem == 60, manual) >= 0.9
+    assert "cord_softseg" in result.models
+    info = json.loads(result.outputs["centroids"].read_text())[0]["info"]
+    assert info["cord"]["cord_mm3"] > 1000
+    plain = run_file(img, tmp_path / "plain", threads=2, snapshot=False, cord=False)
+    sem_plain = np.asarray(nib.load(str(plain.outputs["semantic"])).dataobj)
+    assert "cord_softseg" not in plain.models
+    # the fusion writes the cord over background and canal only
+    changed = sem != sem_plain
+    assert set(np.unique(sem_plain[changed]).tolist()) <= {0, 60, 61}
+    assert set(np.unique(sem[changed]).tolist()) <= {60, 61}

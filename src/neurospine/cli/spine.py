@@ -43,6 +43,11 @@ def register(sub: Any) -> None:
         help="name of a 24th presacral vertebra (default l6, flagged)",
     )
     p.add_argument("--no-snapshot", action="store_true", help="skip the PNG snapshot")
+    p.add_argument(
+        "--no-cord",
+        action="store_true",
+        help="label the spinal cord with the spine network instead of the cord model (cord_softseg)",
+    )
     p.add_argument("--force", action="store_true", help="run an image that does not look like a spine MRI (flagged)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     output_options.add_arguments(p, "masks")
@@ -57,7 +62,12 @@ def _run(args: argparse.Namespace) -> int:
         label="spine",
         run_file=run_file,
         output_paths=output_paths,
-        options={"snapshot": not args.no_snapshot, "model": args.model, "extra_vertebra": args.extra_vertebra},
+        options={
+            "snapshot": not args.no_snapshot,
+            "model": args.model,
+            "extra_vertebra": args.extra_vertebra,
+            "cord": not args.no_cord,
+        },
     )
     return common.report_runs(
         args, runs, payload=_payload, lines=_lines, qc_line=lambda page: f"  {'qc page':<10} {page}"

@@ -23,6 +23,7 @@ from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_IDS, VERTEB
 from neurospine.results import TaskResult
 from neurospine.spine import classes as C
 from neurospine.spine.cleanup import CleanupReport, clean_anatomy, drop_unassigned
+from neurospine.spine.cordfusion import CORD_MODEL, CordFusion, cord_mask, fuse_cord, search_box
 from neurospine.spine.instances import POSTERIOR_JUMP_MM, SACRUM_TMP, InstanceResult, build_instances
 from neurospine.spine.naming import (
     CONFIDENT,
@@ -107,6 +108,7 @@ class SpineSegmentation:
     timings_s: dict[str, float]
     models: dict[str, str] = field(default_factory=dict)  # every model card used: name -> version
     cleanup: CleanupReport = field(default_factory=CleanupReport)  # voxels the anatomy clean-up removed
+    cord: CordFusion | None = None  # the cord taken from the cord model (None: the network's own cord)
 
 
 def _sacrum_below(inst: InstanceResult, classes: npt.NDArray[np.uint8], spacing_mm: tuple[float, float, float]) -> bool:
@@ -209,11 +211,13 @@ def segment(
     model: str = SEMANTIC_MODEL,
     extra_vertebra: str | None = None,
     cleanup: bool = True,
+    cord: bool = True,
 ) -> SpineSegmentation:
     """Run both phases and naming on a loaded volume (no files written).
 
     ``extra_vertebra`` ("l6", "t13" or None): name of the 24th presacral vertebra, see ``naming.name_levels``.
-    ``cleanup``: the anatomy clean-up of ``neurospine.spine.cleanup`` (off only to measure what it changes)."""
+    ``cleanup``: the anatomy clean-up of ``neurospine.spine.cleanup`` (off only to measure what it changes).
+    ``cord``: the cord (60) from the cord model (:mod:`neurospine.spine.cordfusion`); off, the network's own."""
     from neurospine.models import load_card
 
     timings: dict[str, float] = {}
@@ -252,6 +256,12 @@ def segment(
     vert_in = grid.to_input(seg_vert)
     body_in = grid.to_input(body_levels(inst, naming))
     timings["to_input_grid"] = time.perf_counter() - t
+    fusion = None
+    if cord:
+        t = time.perf_counter()
+        sem_in, fusion = _cord_from_model(vol, np.asarray(sem_in, dtype=np.uint8), body_in, threads)
+        models[CORD_MODEL] = fusion.model_version
+        timings["cord_model"] = time.perf_counter() - t
     return SpineSegmentation(
         grid,
         cls,
@@ -266,7 +276,23 @@ def segment(
         timings,
         models,
         report,
+        fusion,
     )
+
+
+def _cord_from_model(
+    vol: Volume, semantic: npt.NDArray[np.uint8], body_in: npt.NDArray[np.integer], threads: int
+) -> tuple[npt.NDArray[np.uint8], CordFusion]:
+    from neurospine.models import load_card
+
+    card = load_card(CORD_MODEL, task="cord")
+    box = search_box(semantic, body_in, np.asarray(vol.affine))
+    if box is None:  # nothing labelled, or the whole field of view lies below the conus
+        return semantic, CordFusion(0, 0, card.version)
+    log.debug("cord model search box %s of %s", box, vol.shape)
+    cord = cord_mask(vol, box, card, _session(card.name, card.sha256, threads))
+    fused, written, dropped = fuse_cord(semantic, cord, body_in, np.asarray(vol.affine), vol.voxel_volume_mm3)
+    return fused, CordFusion(written, dropped, card.version)
 
 
 def body_levels(inst: InstanceResult, naming: Naming) -> npt.NDArray[np.int16]:
@@ -309,7 +335,8 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
     Options: ``model`` (card name, default ``spine_semantic``), ``snapshot`` (bool, default True),
     ``extra_vertebra`` ("l6" or "t13": what to call the extra vertebra when 24 presacral vertebrae lie between
     C2 and S1; default None = L6, flagged as undecidable without rib information), ``force`` (run an input the
-    plausibility check refuses, flagged; :mod:`neurospine.plausibility.spine`).
+    plausibility check refuses, flagged; :mod:`neurospine.plausibility.spine`), ``cord`` (bool, default True:
+    the cord label from the cord model, :mod:`neurospine.spine.cordfusion`).
     Returns a :class:`~neurospine.results.TaskResult` with output paths, per-level measures, model
     versions, timings and naming warnings.
     """
@@ -321,7 +348,13 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         raise InputError(None, f"extra_vertebra={extra!r} is not a known choice", "use 'l6', 't13' or leave it unset")
     extra_vertebra = None if extra is None else str(extra).lower()
     vol = load_volume(image_path)
-    seg = segment(vol, threads=threads, model=str(options.get("model", SEMANTIC_MODEL)), extra_vertebra=extra_vertebra)
+    seg = segment(
+        vol,
+        threads=threads,
+        model=str(options.get("model", SEMANTIC_MODEL)),
+        extra_vertebra=extra_vertebra,
+        cord=bool(options.get("cord", True)),
+    )
     from neurospine.plausibility import enforce
     from neurospine.plausibility import spine as plaus
 
@@ -342,6 +375,7 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
             "extra_vertebra": extra_vertebra,
         },
         "cleanup": seg.cleanup.as_dict(),
+        "cord": seg.cord.as_dict(vol.voxel_volume_mm3) if seg.cord is not None else None,
         "source": str(image_path),
         "plausibility": verdict.field,
         "centroid": "vertebral body (corpus) centre of mass; sacrum for S1",
