@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,19 @@ LABELMAP_FILES: tuple[tuple[str, str], ...] = (
     ("label_only_refs", "panoptica-semantic_ref.nii.gz"),  # sagittal MRI, all SPINEPS structures
     ("tptbox_samples", "tpt-ct_subreg.nii.gz"),  # CT vertebra sub-regions (no cord, canal, discs)
 )
+#: real CT images with their labels (image, SPINEPS sub-region map or None, whole-vertebra map): re-contrasted
+#: with a random look-up table on the Hounsfield scale they show real anatomy *with its real surroundings*
+#: (muscles, fat, ligaments around the posterior elements), which painted label maps lack. The sub-region map is
+#: used where given; derived geometrically (synth.subregions) otherwise and for what it lacks (discs).
+CT_IMAGE_FILES: tuple[tuple[str, str, str | None, str], ...] = (
+    ("tptbox_samples", "tpt-ct_img.nii.gz", "tpt-ct_subreg.nii.gz", "tpt-ct_vert.nii.gz"),
+    ("verse014_ct", "verse014_img.nii.gz", None, "verse014_vert.nii.gz"),
+)
+#: Hounsfield control points of the random look-up table (air, fat, water/CSF, muscle, disc, marrow, dense
+#: marrow, cortex, dense cortex)
+CT_LUT_HU: tuple[float, ...] = (-1000.0, -120.0, 0.0, 45.0, 90.0, 220.0, 400.0, 900.0, 1600.0)
+#: chance that a CT source is re-contrasted from its image rather than painted from its labels
+CT_IMAGE_PROBABILITY = 0.7
 #: whole-vertebra instance maps whose sub-regions are derived geometrically (synth.subregions), when available
 VERTEBRA_FILES: tuple[tuple[str, str], ...] = (
     ("label_only_refs", "verse004_vert.nii.gz"),
@@ -38,22 +52,47 @@ VERTEBRA_FILES: tuple[tuple[str, str], ...] = (
 
 @dataclass
 class LabelMapSource:
-    """A SPINEPS semantic map in PIR (any spacing) used to paint training cases."""
+    """A SPINEPS semantic map in PIR (any spacing) used to paint training cases; ``image`` (CT, HU, same grid):
+    the real image the map labels, re-contrasted instead of painted in :data:`CT_IMAGE_PROBABILITY` of its cases."""
 
     name: str
     semantic: Volume
+    image: Volume | None = None
 
 
-def _as_pir(vol: Volume) -> Volume:
-    """PIR, and no finer than 1 mm in-plane (painting and warping then cost a third on the 0.59 mm MRI map)."""
+def _as_pir(vol: Volume, order: int = 0) -> Volume:
+    """PIR, and no finer than 1 mm in-plane (painting and warping then cost a third on the 0.59 mm MRI map).
+    ``order`` 0 for label maps (kept uint8), 1 for images (float32)."""
     from neurospine.io.resample import grid_for_spacing, resample_to_grid
 
     out, _ = reorient(vol, "PIR")
     sp = out.spacing_mm
     if min(sp[0], sp[1]) < 0.9:
         shape, aff = grid_for_spacing(out, (max(sp[0], 1.0), max(sp[1], 1.0), sp[2]))
-        out = Volume(resample_to_grid(np.asarray(out.data), out.affine, shape, aff, order=0).astype(np.uint8), aff)
+        data = resample_to_grid(np.asarray(out.data), out.affine, shape, aff, order=order)
+        out = Volume(data.astype(np.uint8 if order == 0 else np.float32), aff)
     return out
+
+
+def _ct_source(root: Path, folder: str, image: str, subreg: str | None, vert: str) -> LabelMapSource | None:
+    """A CT image with its SPINEPS map: ``subreg`` where given, the map derived from ``vert`` elsewhere."""
+    from neurospine.synth.subregions import derive_subregions
+
+    paths = [root / folder / f for f in (image, vert) + ((subreg,) if subreg else ())]
+    if not all(p.is_file() for p in paths):
+        log.info("CT source %s/%s not found; skipped", folder, image)
+        return None
+    img = load_volume(paths[0], check_intensity=False)
+    v = load_volume(paths[1], check_intensity=False)
+    sem = np.asarray(derive_subregions(v.with_data(np.asarray(v.data).astype(np.int16))).data).astype(np.uint8)
+    if subreg:
+        given = np.asarray(load_volume(paths[2], check_intensity=False).data).astype(np.uint8)
+        sem = np.where(given > 0, given, np.where(np.isin(sem, (41, 42, 43, 44, 45, 46, 47, 48, 49, 50)), 0, sem))
+    return LabelMapSource(
+        image.split("_img")[0] + "-image",
+        _as_pir(img.with_data(sem.astype(np.uint8))),
+        _as_pir(img.with_data(np.asarray(img.data).astype(np.float32)), order=1),
+    )
 
 
 def load_labelmap_sources(root: Path) -> list[LabelMapSource]:
@@ -75,6 +114,21 @@ def load_labelmap_sources(root: Path) -> list[LabelMapSource]:
         vert = load_volume(path, check_intensity=False)
         sem = derive_subregions(vert.with_data(np.asarray(vert.data).astype(np.int16)))
         out.append(LabelMapSource(fname.split(".")[0] + "-derived", _as_pir(sem)))
+    for entry in CT_IMAGE_FILES:
+        ct = _ct_source(root, *entry)
+        if ct is not None:
+            out.append(ct)
+    return out
+
+
+def ct_lut(hu: npt.NDArray[np.floating], rng: np.random.Generator) -> npt.NDArray[np.float32]:
+    """A random MR-like contrast of a CT image: a look-up table on :data:`CT_LUT_HU` with random levels (air and
+    cortex dark as on MR with 60 % chance, every other level free), then [0, 1]."""
+    levels = rng.uniform(0.0, 1.0, len(CT_LUT_HU))
+    if rng.random() < 0.6:
+        levels[0] = rng.uniform(0.0, 0.05)
+        levels[-2:] = rng.uniform(0.0, 0.15, 2)
+    out = np.interp(np.asarray(hu, dtype=np.float32), CT_LUT_HU, levels).astype(np.float32)
     return out
 
 
@@ -82,12 +136,18 @@ def labelmap_case(source: LabelMapSource, seed: int, rng: np.random.Generator) -
     """One painted training volume on the model grid (PIR, 1 mm in-plane, random 1-4 mm slices)."""
     from neurospine.io.resample import grid_for_spacing, resample_to_grid
     from neurospine.spine.preprocess import normalise_intensity
-    from neurospine.synth.augment import AugmentConfig, augment_labelmap, image_from_labels
+    from neurospine.synth.augment import AugmentConfig, augment_labelmap, augment_volumes, image_from_labels
 
     cfg = AugmentConfig(max_rotation_deg=(8.0, 8.0, 8.0), scale=(0.85, 1.2), elastic_mm=2.5, flip_lr=0.5)
-    sem = augment_labelmap(source.semantic, seed, cfg)
-    contrast = "random" if rng.random() < 0.6 else "any"
-    img = image_from_labels(sem, seed, contrast)
+    real_image = source.image is not None and rng.random() < CT_IMAGE_PROBABILITY
+    if real_image:
+        assert source.image is not None
+        img, sem = augment_volumes([source.image, source.semantic], seed, cfg, is_label=[False, True])
+        img = img.with_data(_mr_like(np.asarray(img.data), img.spacing_mm, rng))
+    else:
+        sem = augment_labelmap(source.semantic, seed, cfg)
+        contrast = "random" if rng.random() < 0.6 else "any"
+        img = image_from_labels(sem, seed, contrast)
     sp = img.spacing_mm
     lr_mm = float(max(sp[2], rng.choice([1.0, 2.0, 3.0, 4.0])))
     target_sp = (1.0, 1.0, float(np.clip(lr_mm, 1.0, 6.0)))
@@ -97,7 +157,22 @@ def labelmap_case(source: LabelMapSource, seed: int, rng: np.random.Generator) -
         sem = Volume(resample_to_grid(np.asarray(sem.data), sem.affine, shape, aff, order=0), aff)
     image = (normalise_intensity(np.asarray(img.data)) * 255).astype(np.uint8)
     target = C.spineps_to_net(np.asarray(sem.data))
+    if real_image:  # CT shows no cord/canal boundary an MR network could learn from: left unsupervised
+        target[np.isin(np.asarray(sem.data), (60, 61))] = D.IGNORE
     return D.TrainCase(f"{source.name}-{seed}", "full", D.slice_major(image), D.slice_major(target), img.spacing_mm)
+
+
+def _mr_like(hu: npt.NDArray[np.floating], spacing_mm: tuple[float, float, float], rng: np.random.Generator) -> Any:
+    """:func:`ct_lut` of the smoothed image (CT noise would turn into texture no MR image has), then the MR
+    engine's blur, bias field and Rician noise."""
+    from scipy import ndimage
+
+    from neurospine.synth import artifacts
+
+    img = ct_lut(ndimage.gaussian_filter(np.asarray(hu, dtype=np.float32), 1.0 / np.asarray(spacing_mm)), rng)
+    img = artifacts.blur(img, tuple(float(rng.uniform(0.0, 0.8)) for _ in range(3)))  # type: ignore[arg-type]
+    img = np.clip(img, 0.0, None) * artifacts.bias_field(img.shape, spacing_mm, 0.2, rng)
+    return artifacts.rician(img, float(rng.uniform(0.005, 0.04)), rng).astype(np.float32)
 
 
 # ---- pack: every array a training run reads, in one compressed file --------------------------------
@@ -141,6 +216,8 @@ def write_pack(path: Path, real: list[D.TrainCase], sources: list[LabelMapSource
         arrays[f"src{i}_data"] = np.asarray(s.semantic.data)
         arrays[f"src{i}_affine"] = s.semantic.affine
         arrays[f"src{i}_name"] = np.array([s.name])
+        if s.image is not None:
+            arrays[f"src{i}_image"] = np.asarray(s.image.data, dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez(buf, **arrays)  # type: ignore[arg-type]
@@ -167,7 +244,8 @@ def read_pack(path: Path) -> tuple[list[D.TrainCase], list[LabelMapSource]]:
         i = 0
         while f"src{i}_data" in keys:
             vol = Volume(z[f"src{i}_data"], z[f"src{i}_affine"])
-            sources.append(LabelMapSource(str(z[f"src{i}_name"][0]), vol))
+            image = Volume(z[f"src{i}_image"], z[f"src{i}_affine"]) if f"src{i}_image" in keys else None
+            sources.append(LabelMapSource(str(z[f"src{i}_name"][0]), vol, image))
             i += 1
     return real, sources
 
