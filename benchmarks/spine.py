@@ -527,7 +527,8 @@ def markdown(p: dict[str, Any]) -> str:
         ]
         if "cord" in p:
             cells = ", ".join(
-                f"{k} {v['cord_dice']} ({v['cord_mm3']:.0f} / {v['manual_cord_mm3']:.0f} mm3)" for k, v in p["cord"].items()
+                f"{k} {v['cord_dice']} ({v['cord_mm3']:.0f} / {v['manual_cord_mm3']:.0f} mm3)"
+                for k, v in p["cord"].items()
             )
             lumbar = [r for key in ("vb2", "vb1", "ivd") for r in p[key]["cases"]] + p["vb3"]["cases"]
             lines += [

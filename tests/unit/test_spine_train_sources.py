@@ -39,6 +39,44 @@ def test_labelmap_case_paints_every_labelled_class_on_the_model_grid() -> None:
     assert abs(float(body) - float(disc)) > 1.0
 
 
+def _toy_ct(sem: Volume) -> Volume:
+    """A CT-like image of the toy map: bone 300 HU, disc 90, canal 10, soft tissue 40, with noise."""
+    hu = np.full(sem.shape, 40.0, dtype=np.float32)
+    data = np.asarray(sem.data)
+    hu[np.isin(data, (41, 42, 49))] = 300.0
+    hu[data == 100] = 90.0
+    hu[np.isin(data, (60, 61))] = 10.0
+    hu += np.random.default_rng(2).normal(0, 15, sem.shape).astype(np.float32)
+    return sem.with_data(hu)
+
+
+def test_ct_lut_maps_hounsfield_units_into_unit_range() -> None:
+    from neurospine.spine.train_sources import CT_LUT_HU, ct_lut
+
+    hu = np.linspace(-1200, 2000, 500, dtype=np.float32)
+    for seed in range(5):
+        out = ct_lut(hu, np.random.default_rng(seed))
+        assert out.dtype == np.float32 and out.min() >= 0.0 and out.max() <= 1.0
+        assert np.all(out[hu <= CT_LUT_HU[0]] == out[0]) and np.all(out[hu >= CT_LUT_HU[-1]] == out[-1])
+
+
+def test_ct_image_case_leaves_cord_and_canal_unsupervised() -> None:
+    from neurospine.spine import train_sources as T
+
+    sem = _toy_semantic()
+    src = T.LabelMapSource("toy-image", sem, _toy_ct(sem))
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for seed in range(12):
+        case = T.labelmap_case(src, seed, rng)
+        present = set(np.unique(case.target).tolist())
+        assert {C.CORPUS, C.DISC, C.ARCUS} <= present
+        kinds.add(D.IGNORE in present)  # image cases ignore cord/canal, painted ones label them
+        if D.IGNORE in present:
+            assert C.CANAL not in present and C.CORD not in present
+    assert kinds == {True, False}
+
+
 def test_pack_round_trip_keeps_cases_and_sources(tmp_path) -> None:
     from neurospine.spine.train_sources import LabelMapSource, crop_case, read_pack, write_pack
 
@@ -58,6 +96,16 @@ def test_pack_round_trip_keeps_cases_and_sources(tmp_path) -> None:
     assert (real[0].target == 0).sum() == (target[[8, 10]] == 0).sum()
     assert sources[0].name == "toy" and np.array_equal(sources[0].semantic.data, src.semantic.data)
     assert np.allclose(sources[0].semantic.affine, src.semantic.affine)
+    assert sources[0].image is None
+
+
+def test_pack_keeps_the_image_of_a_ct_source(tmp_path) -> None:
+    from neurospine.spine.train_sources import LabelMapSource, read_pack, write_pack
+
+    sem = _toy_semantic()
+    src = LabelMapSource("toy-image", sem, _toy_ct(sem))
+    _, sources = read_pack(write_pack(tmp_path / "pack.xz", [], [src]))
+    assert sources[0].image is not None and np.array_equal(sources[0].image.data, np.asarray(src.image.data))
 
 
 def test_fast_path_trains_and_exports(tmp_path, monkeypatch) -> None:
@@ -87,3 +135,16 @@ def test_fast_path_trains_and_exports(tmp_path, monkeypatch) -> None:
     assert notes["steps"] == 2 and notes["unet"]["base"] == 8 and notes["labelmap_fraction"] == 0.5
     assert "--unet-base 8" in card["train_command"] and "--labelmap-fraction 0.5" in card["train_command"]
     assert (out / "spine_semantic.onnx").stat().st_size > 0
+
+
+def test_real_ct_sources_carry_their_image_and_discs(shared_data) -> None:
+    from neurospine.spine.train_sources import load_labelmap_sources
+
+    ct = {s.name: s for s in load_labelmap_sources(shared_data) if s.image is not None}
+    assert set(ct) == {"tpt-ct-image", "verse014-image"}
+    for src in ct.values():
+        assert src.image is not None and src.image.same_grid(src.semantic)
+        values = set(np.unique(np.asarray(src.semantic.data)).tolist())
+        assert {42, 49, 100} <= values  # spinous processes, bodies, and discs (derived where the map has none)
+        bone = np.isin(np.asarray(src.semantic.data), (41, 42, 49))
+        assert float(np.median(np.asarray(src.image.data)[bone])) > 100.0  # labels sit on bone (HU)

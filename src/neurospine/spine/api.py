@@ -281,17 +281,18 @@ def segment(
 
 
 def _cord_from_model(
-    vol: Volume, semantic: npt.NDArray[np.uint8], body_in: npt.NDArray[np.integer], threads: int
+    vol: Volume, semantic: npt.NDArray[np.uint8], body_in: npt.NDArray[np.generic], threads: int
 ) -> tuple[npt.NDArray[np.uint8], CordFusion]:
     from neurospine.models import load_card
 
     card = load_card(CORD_MODEL, task="cord")
-    box = search_box(semantic, body_in, np.asarray(vol.affine))
+    levels = np.asarray(body_in, dtype=np.int16)
+    box = search_box(semantic, levels, np.asarray(vol.affine))
     if box is None:  # nothing labelled, or the whole field of view lies below the conus
         return semantic, CordFusion(0, 0, card.version)
     log.debug("cord model search box %s of %s", box, vol.shape)
     cord = cord_mask(vol, box, card, _session(card.name, card.sha256, threads))
-    fused, written, dropped = fuse_cord(semantic, cord, body_in, np.asarray(vol.affine), vol.voxel_volume_mm3)
+    fused, written, dropped = fuse_cord(semantic, cord, levels, np.asarray(vol.affine), vol.voxel_volume_mm3)
     return fused, CordFusion(written, dropped, card.version)
 
 

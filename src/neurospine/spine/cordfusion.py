@@ -110,7 +110,10 @@ def _world(affine: npt.NDArray[np.float64], idx: npt.NDArray[np.intp]) -> npt.ND
 
 
 def below_conus_voxels(
-    cord: npt.NDArray[np.bool_], body_levels: npt.NDArray[np.integer], sacrum: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
+    cord: npt.NDArray[np.bool_],
+    body_levels: npt.NDArray[np.integer],
+    sacrum: npt.NDArray[np.bool_],
+    affine: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.bool_]:
     """Cord voxels whose nearest vertebral-body centroid (world mm) is L3 or lower, or the sacrum's centroid.
 
