@@ -88,3 +88,35 @@ def test_a_speck_of_cord_writes_nothing(n):
     cord[5, :n, 5] = True
     out, written, _ = fuse_cord(sem, cord, np.zeros(sem.shape, dtype=np.int16), AFFINE, 1.0)
     assert written == 0 and not out.any()
+
+
+#: PIR voxel axes (posterior, inferior, right) in RAS world millimetres
+PIR_AFFINE = np.array([[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+
+
+def test_search_box_grows_the_canal_and_stops_above_the_conus():
+    from neurospine.spine.cordfusion import CONUS_MARGIN_MM, SEARCH_MARGIN_MM, search_box
+
+    body = _column(("T12", "L1", "L2", "L3", "L4"))  # axis 1 runs inferior
+    sem = np.zeros(body.shape, dtype=np.uint8)
+    sem[18:23, :, 8:12] = 61
+    box = search_box(sem, body, PIR_AFFINE)
+    assert box is not None
+    m = int(SEARCH_MARGIN_MM)
+    assert box[0] == slice(max(0, 18 - m), min(30, 23 + m)) and box[2] == slice(0, 20)
+    l3_top = 12 * 3 + 2  # first row of the L3 body
+    assert box[1] == slice(0, l3_top + int(CONUS_MARGIN_MM) + 1)
+
+
+def test_search_box_with_the_superior_axis_reversed_and_without_labels():
+    from neurospine.spine.cordfusion import CONUS_MARGIN_MM, search_box
+
+    empty = np.zeros((10, 10, 10), dtype=np.uint8)
+    assert search_box(empty, empty.astype(np.int16), PIR_AFFINE) is None
+    body = np.zeros((10, 30, 10), dtype=np.int16)
+    body[:, 0:20, :] = VERTEBRA_IDS["L4"]
+    sem = np.where(body > 0, 49, 0).astype(np.uint8)
+    reversed_si = PIR_AFFINE.copy()
+    reversed_si[2, 1] = 1.0  # axis 1 now runs superior: keep what lies above the L4 body's top row (19)
+    box = search_box(sem, body, reversed_si)
+    assert box is not None and box[1] == slice(19 - int(CONUS_MARGIN_MM), 30)
