@@ -41,6 +41,8 @@ CT_IMAGE_FILES: tuple[tuple[str, str, str | None, str], ...] = (
 #: Hounsfield control points of the random look-up table (air, fat, water/CSF, muscle, disc, marrow, dense
 #: marrow, cortex, dense cortex)
 CT_LUT_HU: tuple[float, ...] = (-1000.0, -120.0, 0.0, 45.0, 90.0, 220.0, 400.0, 900.0, 1600.0)
+#: unlabelled voxels denser than this (HU) in a CT case are bone the map does not label (left unsupervised)
+UNLABELLED_BONE_HU = 180.0
 #: chance that a CT source is re-contrasted from its image rather than painted from its labels
 CT_IMAGE_PROBABILITY = 0.7
 #: whole-vertebra instance maps whose sub-regions are derived geometrically (synth.subregions), when available
@@ -140,9 +142,14 @@ def labelmap_case(source: LabelMapSource, seed: int, rng: np.random.Generator) -
 
     cfg = AugmentConfig(max_rotation_deg=(8.0, 8.0, 8.0), scale=(0.85, 1.2), elastic_mm=2.5, flip_lr=0.5)
     real_image = source.image is not None and rng.random() < CT_IMAGE_PROBABILITY
+    unknown: Volume | None = None
     if real_image:
         assert source.image is not None
-        img, sem = augment_volumes([source.image, source.semantic], seed, cfg, is_label=[False, True])
+        inside = source.semantic.with_data(np.ones(source.semantic.shape, dtype=np.uint8))
+        img, sem, inside = augment_volumes(
+            [source.image, source.semantic, inside], seed, cfg, is_label=[False, True, True]
+        )
+        unknown = sem.with_data(_unknown(np.asarray(img.data), np.asarray(sem.data), np.asarray(inside.data) > 0))
         img = img.with_data(_mr_like(np.asarray(img.data), img.spacing_mm, rng))
     else:
         sem = augment_labelmap(source.semantic, seed, cfg)
@@ -155,11 +162,25 @@ def labelmap_case(source: LabelMapSource, seed: int, rng: np.random.Generator) -
         shape, aff = grid_for_spacing(img, target_sp)
         img = Volume(resample_to_grid(img.data, img.affine, shape, aff, order=1), aff)
         sem = Volume(resample_to_grid(np.asarray(sem.data), sem.affine, shape, aff, order=0), aff)
+        if unknown is not None:
+            unknown = Volume(resample_to_grid(np.asarray(unknown.data), unknown.affine, shape, aff, order=0), aff)
     image = (normalise_intensity(np.asarray(img.data)) * 255).astype(np.uint8)
     target = C.spineps_to_net(np.asarray(sem.data))
-    if real_image:  # CT shows no cord/canal boundary an MR network could learn from: left unsupervised
-        target[np.isin(np.asarray(sem.data), (60, 61))] = D.IGNORE
+    if unknown is not None:  # CT shows no cord/canal boundary an MR network could learn from: left unsupervised
+        target[np.isin(np.asarray(sem.data), (60, 61)) | (np.asarray(unknown.data) > 0)] = D.IGNORE
     return D.TrainCase(f"{source.name}-{seed}", "full", D.slice_major(image), D.slice_major(target), img.spacing_mm)
+
+
+def _unknown(
+    hu: npt.NDArray[np.floating], sem: npt.NDArray[np.integer], inside: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.uint8]:
+    """Voxels of a warped CT case whose class is unknown: outside the source grid (the image there repeats its
+    edge), and bone the map does not label (vertebrae beyond the labelled ones, the sacrum, the pelvis: denser
+    than :data:`UNLABELLED_BONE_HU`, grown by one voxel for their partial-volume rim)."""
+    from scipy import ndimage
+
+    bone = ndimage.binary_dilation((np.asarray(hu) > UNLABELLED_BONE_HU) & (np.asarray(sem) == 0))
+    return ((~inside) | bone).astype(np.uint8)
 
 
 def _mr_like(hu: npt.NDArray[np.floating], spacing_mm: tuple[float, float, float], rng: np.random.Generator) -> Any:
