@@ -98,18 +98,25 @@ def run_case(image: Any, threads: int = THREADS) -> tuple[Any, float]:
     return seg, time.perf_counter() - t
 
 
-def cord_fields(seg: Any, image: Any) -> dict[str, Any]:
-    """Cord (60) volume in the spine mask, and its voxels nearest to a body at L3 or lower or the sacrum (0 by
-    construction: docs/decisions/spine-cord-from-cord-model.md, rule 4)."""
-    from neurospine.spine.cordfusion import below_conus_voxels
+def cord_fields(
+    seg: Any, image: Any, ref: np.ndarray | None = None, names: dict[int, str] | None = None
+) -> dict[str, Any]:
+    """Cord (60) volume in the spine mask; with a reference body map ``ref`` and its level ``names`` (reference id
+    -> name), also the cord voxels whose nearest *reference* body is L3 or lower (an independent check of the
+    fusion's conus rule, docs/decisions/spine-cord-from-cord-model.md, rule 4)."""
+    from neurospine.labels import VERTEBRA_IDS
+    from neurospine.spine.cordfusion import below_conus_voxels, body_centres
 
-    sem = np.asarray(seg.semantic_input)
-    cord = sem == 60
-    low = below_conus_voxels(cord, np.asarray(seg.body_input), sem == 26, np.asarray(image.affine))
-    return {
-        "cord_mm3": round(float(cord.sum()) * image.voxel_volume_mm3, 1),
-        "cord_below_conus_voxels": int(low.sum()),
-    }
+    cord = np.asarray(seg.semantic_input) == 60
+    out: dict[str, Any] = {"cord_mm3": round(float(cord.sum()) * image.voxel_volume_mm3, 1)}
+    if ref is not None and names:
+        levels = np.zeros(ref.shape, dtype=np.int16)
+        for rid, name in names.items():
+            levels[ref == rid] = VERTEBRA_IDS[name]
+        affine = np.asarray(image.affine)
+        centres, low = body_centres(levels, np.zeros(ref.shape, dtype=bool), affine)
+        out["cord_below_conus_voxels_ref"] = int(below_conus_voxels(cord, affine, centres, low).sum())
+    return out
 
 
 #: VB2 labels the seven bodies T11-L5 (ids arbitrary; ``ids_superior_to_inferior`` gives the order)
@@ -147,7 +154,7 @@ def bench_bodies(which: str, *, drop_lowest: bool = False, name_levels: bool = F
         row = {
             "case": case.name,
             **{k: v for k, v in sc.items() if k not in ("pairs", "ref_order_axis0")},
-            **cord_fields(seg, case.image),
+            **cord_fields(seg, case.image, ref, level_names_by_order(case) if name_levels else None),
             "naming": seg.naming.anchor,
             "seconds": round(secs, 2),
         }
@@ -211,7 +218,7 @@ def bench_naming_vb3() -> dict[str, Any]:
             "anchor": seg.naming.anchor,
             "confidence": round(seg.naming.confidence, 3),
             "body_dice": dices,
-            **cord_fields(seg, case.image),
+            **cord_fields(seg, case.image, ref, names),
             "seconds": round(secs, 2),
         }
         rows.append(row)
@@ -535,8 +542,9 @@ def markdown(p: dict[str, Any]) -> str:
                 f"Cord (60) of the spine mask vs the manual cord (errsm_30, sagittal; ours / manual volume): {cells}. "
                 f"Held-out lumbar scans: cord volume median "
                 f"{float(np.median([r.get('cord_mm3', 0.0) for r in lumbar])):.0f} mm3 (max "
-                f"{max(r.get('cord_mm3', 0.0) for r in lumbar):.0f}), cord voxels nearest to L3 or lower or the "
-                f"sacrum {sum(r.get('cord_below_conus_voxels', 0) for r in lumbar)}.",
+                f"{max(r.get('cord_mm3', 0.0) for r in lumbar):.0f}); cord voxels nearest to a reference body at L3 "
+                f"or lower (VB2 and VB3, whose references name the levels): "
+                f"{sum(r.get('cord_below_conus_voxels_ref', 0) for r in lumbar)}.",
                 "",
             ]
         if "matched_extent" in p["vb2"]:

@@ -23,7 +23,7 @@ from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, VERTEBRA_IDS, VERTEB
 from neurospine.results import TaskResult
 from neurospine.spine import classes as C
 from neurospine.spine.cleanup import CleanupReport, clean_anatomy, drop_unassigned
-from neurospine.spine.cordfusion import CORD_MODEL, CordFusion, cord_mask, fuse_cord, search_box
+from neurospine.spine.cordfusion import CORD_MODEL, CordFusion, fuse
 from neurospine.spine.instances import POSTERIOR_JUMP_MM, SACRUM_TMP, InstanceResult, build_instances
 from neurospine.spine.naming import (
     CONFIDENT,
@@ -96,7 +96,7 @@ class SpineSegmentation:
     """Everything the pipeline computed, on the model grid and on the input grid."""
 
     grid: ModelGrid
-    classes: npt.NDArray[np.uint8]
+    classes: npt.NDArray[np.uint8]  # network classes on the model grid (its own cord, before the cord fusion)
     instances: InstanceResult
     naming: Naming
     seg_vert_model: npt.NDArray[np.int16]
@@ -259,8 +259,9 @@ def segment(
     fusion = None
     if cord:
         t = time.perf_counter()
-        sem_in, fusion = _cord_from_model(vol, np.asarray(sem_in, dtype=np.uint8), body_in, threads)
-        models[CORD_MODEL] = fusion.model_version
+        sem_in, fusion = _cord_from_model(vol, np.asarray(sem_in, dtype=np.uint8), body_in, naming, threads)
+        if fusion.ran:
+            models[CORD_MODEL] = fusion.model_version
         timings["cord_model"] = time.perf_counter() - t
     return SpineSegmentation(
         grid,
@@ -281,19 +282,19 @@ def segment(
 
 
 def _cord_from_model(
-    vol: Volume, semantic: npt.NDArray[np.uint8], body_in: npt.NDArray[np.generic], threads: int
+    vol: Volume, semantic: npt.NDArray[np.uint8], body_in: npt.NDArray[np.generic], naming: Naming, threads: int
 ) -> tuple[npt.NDArray[np.uint8], CordFusion]:
     from neurospine.models import load_card
 
     card = load_card(CORD_MODEL, task="cord")
-    levels = np.asarray(body_in, dtype=np.int16)
-    box = search_box(semantic, levels, np.asarray(vol.affine))
-    if box is None:  # nothing labelled, or the whole field of view lies below the conus
-        return semantic, CordFusion(0, 0, card.version)
-    log.debug("cord model search box %s of %s", box, vol.shape)
-    cord = cord_mask(vol, box, card, _session(card.name, card.sha256, threads))
-    fused, written, dropped = fuse_cord(semantic, cord, levels, np.asarray(vol.affine), vol.voxel_volume_mm3)
-    return fused, CordFusion(written, dropped, card.version)
+    return fuse(
+        vol,
+        semantic,
+        np.asarray(body_in, dtype=np.int16),
+        card,
+        lambda: _session(card.name, card.sha256, int(threads)),
+        use_levels=not naming.positional,
+    )
 
 
 def body_levels(inst: InstanceResult, naming: Naming) -> npt.NDArray[np.int16]:
@@ -418,6 +419,8 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         if r.kind in ("vertebra", "sacrum", "disc"):
             measures[f"volume_mm3_{r.level}"] = round(r.volume_mm3, 1)
     warnings = list(seg.naming.flags)
+    if seg.cord is not None and seg.cord.ran and not seg.cord.written_voxels:
+        warnings.append(f"the cord model ({CORD_MODEL}) found no spinal cord: the mask has no cord label")
     if not rows:
         warnings.append("no vertebra, disc or sacrum found")
     if verdict.note:

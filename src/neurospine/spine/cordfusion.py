@@ -2,20 +2,26 @@
 
 The phase-1 spine network has a cord class but leaves real cords as canal or background, so the cord (60) of the
 ``seg-spine`` mask comes from the project's cord specialist instead (docs/decisions/spine-cord-from-cord-model.md):
-its binary cord mask is written over background, canal and the network's own cord only (never over bone or
-disc); the network's cord voxels the cord model does not confirm become canal; cord voxels whose nearest
-vertebral body is L3 or lower, or the sacrum, are dropped (below the conus the cord model traces the cauda
-equina; the convention of :mod:`neurospine.cord.conus`).
+
+- the cord model runs in a box around the network's canal (:func:`search_box`), not on the whole image;
+- its binary cord is written over background, canal and the network's own cord only (never over bone or disc);
+- the network's own cord voxels always become canal: the cord label comes from the cord model or not at all;
+- below the conus the cord model traces the cauda equina, so when the levels are anchored (named from the sacrum
+  or C2, not positionally) cord voxels whose nearest vertebral body is L3 or lower, or the sacrum, are dropped
+  (the convention of :mod:`neurospine.cord.conus`). With positional names the rule is not applied: a guessed
+  "L3" may be a thoracic body.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from neurospine.io import Volume
 from neurospine.labels import VERTEBRA_NAMES, Structure
@@ -24,7 +30,7 @@ from neurospine.models.card import ModelCard
 log = logging.getLogger(__name__)
 
 CORD_MODEL = "cord_softseg"
-#: smallest cord (mm^3) the fusion writes (the cord pipeline's own "no cord found" limit)
+#: smallest cord (mm^3) the fusion writes (the value of ``cord.api.MIN_CORD_MM3``, the cord pipeline's "no cord")
 MIN_CORD_MM3 = 30.0
 #: margin (mm) around the network's canal where the cord model looks (the cord may lie outside a canal it missed)
 SEARCH_MARGIN_MM = 25.0
@@ -33,21 +39,34 @@ CONUS_MARGIN_MM = 10.0
 #: spine-mask values the cord may be written over
 _REPLACEABLE = (0, int(Structure.CANAL), int(Structure.CORD))
 
+Box = tuple[slice, slice, slice]
+
 
 @dataclass(frozen=True)
 class CordFusion:
-    """What the fusion did: cord voxels written, dropped below the conus, and the cord model's version."""
+    """What the fusion did: whether the cord model ran, cord voxels written, dropped below the conus, the model."""
 
+    ran: bool
     written_voxels: int
     below_conus_voxels: int
     model_version: str
 
-    def as_dict(self, voxel_mm3: float) -> dict[str, float | str]:
+    def as_dict(self, voxel_mm3: float) -> dict[str, float | str | bool]:
         return {
             "model": f"{CORD_MODEL} {self.model_version}",
+            "ran": self.ran,
             "cord_mm3": round(self.written_voxels * voxel_mm3, 1),
             "dropped_below_conus_mm3": round(self.below_conus_voxels * voxel_mm3, 1),
         }
+
+
+def superior_axis(affine: npt.NDArray[np.float64]) -> tuple[int, bool]:
+    """The voxel axis nearest to superior-inferior (by direction, not by spacing) and whether its index grows
+    superiorly."""
+    lin = np.asarray(affine, dtype=np.float64)[:3, :3]
+    direction = lin / np.linalg.norm(lin, axis=0)
+    k = int(np.argmax(np.abs(direction[2])))
+    return k, bool(direction[2, k] > 0)
 
 
 def _low_levels(body_levels: npt.NDArray[np.integer]) -> list[int]:
@@ -58,29 +77,33 @@ def _low_levels(body_levels: npt.NDArray[np.integer]) -> list[int]:
 
 
 def search_box(
-    semantic: npt.NDArray[np.uint8], body_levels: npt.NDArray[np.integer], affine: npt.NDArray[np.float64]
-) -> tuple[slice, slice, slice] | None:
+    semantic: npt.NDArray[np.uint8],
+    body_levels: npt.NDArray[np.integer],
+    affine: npt.NDArray[np.float64],
+    *,
+    use_levels: bool = True,
+) -> Box | None:
     """Where the cord model looks (input-grid slices): the spine network's canal and cord (any label when it
-    found neither) grown by :data:`SEARCH_MARGIN_MM`, cut along the input axis nearest to superior-inferior
-    :data:`CONUS_MARGIN_MM` below the top of the highest body at L3 or lower (or the sacrum). ``None``: nothing
-    labelled, or nothing left above the conus."""
+    found neither) grown by :data:`SEARCH_MARGIN_MM`; with ``use_levels`` (anchored names) cut along the input axis
+    nearest to superior-inferior :data:`CONUS_MARGIN_MM` below the top of the highest body at L3 or lower (or the
+    sacrum). ``None``: nothing labelled, or nothing left above the conus."""
     where = np.isin(semantic, (int(Structure.CANAL), int(Structure.CORD)))
     if not where.any():
         where = semantic > 0
     if not where.any():
         return None
-    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    spacing = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
     box = []
     for axis in range(3):
         idx = np.nonzero(where.any(axis=tuple(a for a in range(3) if a != axis)))[0]
         m = int(np.ceil(SEARCH_MARGIN_MM / spacing[axis]))
         box.append([max(0, int(idx[0]) - m), min(semantic.shape[axis], int(idx[-1]) + m + 1)])
     low = np.isin(body_levels, _low_levels(body_levels)) | (semantic == int(Structure.SACRUM))
-    if low.any():
-        k = int(np.argmax(np.abs(affine[2, :3])))  # the input axis nearest to superior-inferior
+    if use_levels and low.any():
+        k, grows_up = superior_axis(affine)
         idx = np.nonzero(low.any(axis=tuple(a for a in range(3) if a != k)))[0]
         m = int(np.ceil(CONUS_MARGIN_MM / spacing[k]))
-        if affine[2, k] > 0:  # index grows superiorly: keep what lies above the low bodies' top
+        if grows_up:  # keep what lies above the low bodies' top
             box[k][0] = max(box[k][0], int(idx[-1]) - m)
         else:
             box[k][1] = min(box[k][1], int(idx[0]) + m + 1)
@@ -89,52 +112,51 @@ def search_box(
     return (slice(*box[0]), slice(*box[1]), slice(*box[2]))
 
 
-def cord_mask(vol: Volume, box: tuple[slice, slice, slice], card: ModelCard, session: Any) -> npt.NDArray[np.bool_]:
-    """The binary cord mask of the cord model (``card``, ONNX ``session``) inside ``box`` of ``vol``, on ``vol``'s
-    grid."""
-    from neurospine.cord.segment import SegmentOptions, onnx_predictor, segment_volume
-
+def sub_volume(vol: Volume, box: Box) -> Volume:
+    """The part of ``vol`` inside ``box``, with its own affine (same world positions)."""
     start = np.array([b.start for b in box], dtype=np.float64)
     affine = np.array(vol.affine, dtype=np.float64)
     affine[:3, 3] = affine[:3, 3] + affine[:3, :3] @ start
-    sub = Volume(np.ascontiguousarray(np.asarray(vol.data)[box]), affine, vol.source)
-    seg = segment_volume(sub, onnx_predictor(session), SegmentOptions.from_card(card))
-    out = np.zeros(vol.shape, dtype=bool)
-    out[box] = np.asarray(seg.cord_mask) > 0
-    return out
+    return Volume(np.ascontiguousarray(np.asarray(vol.data)[box]), affine, vol.source)
 
 
-def _world(affine: npt.NDArray[np.float64], idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
-    """World coordinates (mm) of voxel indices (N, 3)."""
-    return idx @ affine[:3, :3].T + affine[:3, 3]
+def cord_mask(vol: Volume, box: Box, card: ModelCard, session: Any) -> npt.NDArray[np.bool_]:
+    """The binary cord mask of the cord model (``card``, ONNX ``session``) on the part of ``vol`` inside ``box``
+    (shape of the box)."""
+    from neurospine.cord.segment import SegmentOptions, onnx_predictor, segment_volume
+
+    seg = segment_volume(sub_volume(vol, box), onnx_predictor(session), SegmentOptions.from_card(card))
+    return np.asarray(seg.cord_mask) > 0
+
+
+def body_centres(
+    body_levels: npt.NDArray[np.integer], sacrum: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """World centroids (mm) of the bodies in ``body_levels`` and of the ``sacrum``, and which of them lie below the
+    conus (a body at L3 or lower, the sacrum; unnamed bodies, >= 300, never)."""
+    ids = [int(v) for v in np.unique(body_levels) if v]
+    lin, origin = np.asarray(affine)[:3, :3], np.asarray(affine)[:3, 3]
+    centres = [lin @ np.asarray(c) + origin for c in ndimage.center_of_mass(body_levels > 0, body_levels, ids)]
+    low_ids = set(_low_levels(body_levels))
+    low = [i in low_ids for i in ids]
+    if sacrum.any():
+        centres.append(lin @ np.asarray(ndimage.center_of_mass(sacrum)) + origin)
+        low.append(True)
+    return np.asarray(centres, dtype=np.float64).reshape(-1, 3), np.asarray(low, dtype=bool)
 
 
 def below_conus_voxels(
     cord: npt.NDArray[np.bool_],
-    body_levels: npt.NDArray[np.integer],
-    sacrum: npt.NDArray[np.bool_],
     affine: npt.NDArray[np.float64],
+    centres: npt.NDArray[np.float64],
+    low: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.bool_]:
-    """Cord voxels whose nearest vertebral-body centroid (world mm) is L3 or lower, or the sacrum's centroid.
-
-    ``body_levels``: vertebral bodies by level id (unnamed bodies >= 300 count as no level); ``sacrum``: the
-    sacrum voxels. Without a named body or sacrum nothing is dropped."""
-    centres: list[npt.NDArray[np.float64]] = []
-    low: list[bool] = []
-    below = set(_low_levels(body_levels))
-    for lid in (int(v) for v in np.unique(body_levels) if v):
-        if lid not in VERTEBRA_NAMES:
-            continue
-        centres.append(_world(affine, np.argwhere(body_levels == lid)).mean(axis=0))
-        low.append(lid in below)
-    if sacrum.any():
-        centres.append(_world(affine, np.argwhere(sacrum)).mean(axis=0))
-        low.append(True)
+    """Cord voxels (grid of ``affine``) whose nearest centre (:func:`body_centres`) is one below the conus."""
     out = np.zeros(cord.shape, dtype=bool)
-    if not centres or not any(low) or not cord.any():
+    if not cord.any() or not low.any():
         return out
     idx = np.argwhere(cord)
-    pts = _world(affine, idx)
+    pts = idx @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
     best = np.full(len(idx), np.inf)
     drop = np.zeros(len(idx), dtype=bool)
     for centre, is_low in zip(centres, low, strict=True):  # one centre at a time: no (N, centres, 3) array
@@ -149,18 +171,50 @@ def below_conus_voxels(
 def fuse_cord(
     semantic: npt.NDArray[np.uint8],
     cord: npt.NDArray[np.bool_],
-    body_levels: npt.NDArray[np.integer],
     affine: npt.NDArray[np.float64],
     voxel_mm3: float,
+    centres: npt.NDArray[np.float64],
+    low: npt.NDArray[np.bool_],
 ) -> tuple[npt.NDArray[np.uint8], int, int]:
-    """``semantic`` (SPINEPS values, input grid) with the cord model's ``cord`` written as 60 (see the module).
-
-    Returns the new mask, the cord voxels written and the cord voxels dropped below the conus."""
+    """``semantic`` (SPINEPS values; the network's cord already turned to canal) with the cord model's ``cord``
+    (same grid, ``affine``) written as 60 over background and canal, except below the conus (``centres``/``low``
+    from :func:`body_centres`; empty: no level rule). Returns the mask, cord voxels written and dropped."""
     out = semantic.copy()
-    low = below_conus_voxels(cord, body_levels, semantic == int(Structure.SACRUM), affine)
-    keep = cord & ~low & np.isin(semantic, _REPLACEABLE)
+    below = below_conus_voxels(cord, affine, centres, low)
+    keep = cord & ~below & np.isin(semantic, _REPLACEABLE)
+    dropped = int((cord & below).sum())
     if keep.sum() * voxel_mm3 < MIN_CORD_MM3:
-        return out, 0, int((cord & low).sum())
-    out[(out == int(Structure.CORD)) & ~keep] = int(Structure.CANAL)
+        return out, 0, dropped
     out[keep] = int(Structure.CORD)
-    return out, int(keep.sum()), int((cord & low).sum())
+    return out, int(keep.sum()), dropped
+
+
+def fuse(
+    vol: Volume,
+    semantic: npt.NDArray[np.uint8],
+    body_levels: npt.NDArray[np.integer],
+    card: ModelCard,
+    session: Callable[[], Any],
+    *,
+    use_levels: bool,
+) -> tuple[npt.NDArray[np.uint8], CordFusion]:
+    """The whole fusion on the input grid: the network's cord to canal, the search box, the cord model in it
+    (``session`` makes its ONNX session), and its cord written there (see the module). ``use_levels``: the level
+    names are anchored, so the conus rule may use them."""
+    out = semantic.copy()
+    out[out == int(Structure.CORD)] = int(Structure.CANAL)
+    box = search_box(out, body_levels, np.asarray(vol.affine), use_levels=use_levels)
+    if box is None:  # nothing labelled, or the whole field of view lies below the conus
+        log.info("cord model not run: no spine label, or nothing above the conus")
+        return out, CordFusion(False, 0, 0, card.version)
+    log.debug("cord model search box %s of %s", box, vol.shape)
+    sub = sub_volume(vol, box)
+    cord = cord_mask(vol, box, card, session())
+    if use_levels:
+        centres, low = body_centres(body_levels, out == int(Structure.SACRUM), np.asarray(vol.affine))
+    else:
+        centres, low = np.zeros((0, 3)), np.zeros(0, dtype=bool)
+    fused, written, dropped = fuse_cord(out[box], cord, sub.affine, vol.voxel_volume_mm3, centres, low)
+    out[box] = fused
+    log.debug("cord model: %d voxels written, %d below the conus", written, dropped)
+    return out, CordFusion(True, written, dropped, card.version)
