@@ -34,6 +34,7 @@ HEADLINES: list[tuple[str, str, str, str, str]] = [
     ("spine", "spine", "VB2 level naming accuracy", "vb2.naming_accuracy", "{:.0%}"),
     ("spine", "spine", "disc Dice (per disc)", "ivd.mean_per_disc_dice", "{:.3f}"),
     ("spine", "spine", "tptbox 14-structure mean Dice", "tptbox.mean_dice_present", "{:.3f}"),
+    ("spine", "spine", "cord (60) Dice, errsm_30 sagittal T2w", "cord.sct-t2.cord_dice", "{:.3f}"),
     ("spine", "spine", "lumbar T2w wall time, s", "timing.t2_lumbar.wall_s_including_imports", "{:.1f}"),
     ("spine", "spine", "whole-spine wall time, s", "timing.synthetic_whole_spine.wall_s_including_imports", "{:.1f}"),
     ("spine", "spine", "whole-spine peak memory, MB", "timing.synthetic_whole_spine.peak_rss_mb", "{:.0f}"),

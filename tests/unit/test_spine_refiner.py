@@ -96,12 +96,13 @@ def test_binary_targets_of_real_and_synthetic_patches():
         binary_target(body, "disc")
 
 
-def test_the_lumbar_card_pins_the_shipped_refiner_and_shares_the_semantic_network():
+def test_the_lumbar_card_pins_the_shipped_refiner_and_its_own_semantic_network():
     from neurospine.models import list_cards, load_card
 
     if not any(c.name == "spine_semantic_lumbar" for c in list_cards()):
         pytest.skip("lumbar variant not shipped")
     lumbar, default, body = load_card("spine_semantic_lumbar"), load_card("spine_semantic"), load_card("spine_body")
     assert lumbar.inputs["body_refiner"]["sha256"] == body.sha256
-    assert lumbar.sha256 == default.sha256 and lumbar.file == default.file
+    # the variant was measured on the 0.3.0 network: it keeps that file while the default moves on
+    assert lumbar.file != default.file and lumbar.sha256 != default.sha256
     assert "body_refiner" not in default.inputs  # the default stays refiner-free (cervical bodies)

@@ -81,3 +81,14 @@ def test_train_spine_resumes_from_its_checkpoint(shared_data, tmp_path, caplog) 
     assert json.loads(card["notes"])["steps"] == 3 and card["train_command"].startswith(
         "neurospine train spine --steps 3"
     )
+
+
+def test_card_lists_the_real_label_map_sources_only_when_the_run_used_them() -> None:
+    from neurospine.spine.training import LABELMAP_TRAINING_DATA, TRAINING_DATA, training_data
+
+    assert training_data(0.0) == TRAINING_DATA
+    used = training_data(0.25)
+    assert used[: len(TRAINING_DATA)] == TRAINING_DATA and used[len(TRAINING_DATA) :] == LABELMAP_TRAINING_DATA
+    names = " ".join(d["name"] for d in used)
+    assert "verse014" in names and "tptbox" in names and "panoptica" in names
+    assert all(d["licence"] for d in used)

@@ -3,7 +3,8 @@
 The phase-1 spine network has a cord class but leaves real cords as canal or background, so the cord (60) of the
 ``seg-spine`` mask comes from the project's cord specialist instead (docs/decisions/spine-cord-from-cord-model.md):
 
-- the cord model runs in a box around the network's canal (:func:`search_box`), not on the whole image;
+- the cord model runs in a box around the network's canal (:func:`search_box`), on the whole image only when the
+  network found no canal;
 - its binary cord is written over background, canal and the network's own cord only (never over bone or disc);
 - the network's own cord voxels always become canal: the cord label comes from the cord model or not at all;
 - below the conus the cord model traces the cauda equina, so when the levels are anchored (named from the sacrum
@@ -83,18 +84,18 @@ def search_box(
     *,
     use_levels: bool = True,
 ) -> Box | None:
-    """Where the cord model looks (input-grid slices): the spine network's canal and cord (any label when it
-    found neither) grown by :data:`SEARCH_MARGIN_MM`; with ``use_levels`` (anchored names) cut along the input axis
-    nearest to superior-inferior :data:`CONUS_MARGIN_MM` below the top of the highest body at L3 or lower (or the
-    sacrum). ``None``: nothing labelled, or nothing left above the conus."""
+    """Where the cord model looks (input-grid slices): the spine network's canal and cord grown by
+    :data:`SEARCH_MARGIN_MM`, or the whole field of view when the network found neither (on small cervical crops
+    it may find no spine at all, while the cord model still sees the cord); with ``use_levels`` (anchored names)
+    cut along the input axis nearest to superior-inferior :data:`CONUS_MARGIN_MM` below the top of the highest
+    body at L3 or lower (or the sacrum). ``None``: nothing left above the conus."""
     where = np.isin(semantic, (int(Structure.CANAL), int(Structure.CORD)))
-    if not where.any():
-        where = semantic > 0
-    if not where.any():
-        return None
     spacing = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
     box = []
     for axis in range(3):
+        if not where.any():
+            box.append([0, semantic.shape[axis]])
+            continue
         idx = np.nonzero(where.any(axis=tuple(a for a in range(3) if a != axis)))[0]
         m = int(np.ceil(SEARCH_MARGIN_MM / spacing[axis]))
         box.append([max(0, int(idx[0]) - m), min(semantic.shape[axis], int(idx[-1]) + m + 1)])
@@ -204,8 +205,8 @@ def fuse(
     out = semantic.copy()
     out[out == int(Structure.CORD)] = int(Structure.CANAL)
     box = search_box(out, body_levels, np.asarray(vol.affine), use_levels=use_levels)
-    if box is None:  # nothing labelled, or the whole field of view lies below the conus
-        log.info("cord model not run: no spine label, or nothing above the conus")
+    if box is None:  # the whole field of view lies below the conus
+        log.info("cord model not run: the field of view lies below the conus")
         return out, CordFusion(False, 0, 0, card.version)
     log.debug("cord model search box %s of %s", box, vol.shape)
     sub = sub_volume(vol, box)

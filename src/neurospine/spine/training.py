@@ -8,12 +8,14 @@ background. Training is budgeted in time (``--minutes``) or in steps (``--steps`
 minutes and resumable. Runs with 1 thread by default (shared machine). Imports torch; runtime code never
 imports this module.
 
-The shipped model (0.3.0) is two stages: stage 1 from scratch with the defaults (the former 0.2.0, 85
-minutes at 2 threads), then stage 2 warm-started from it (``--init``) with ``--lr 0.001 --synth-fraction 0.35
---synth-boundary-ignore 1 --no-body-below-l5`` for 60 minutes at 1 thread; the exact command is in the model
-card (``train_command``). After every export the outline calibration (:mod:`neurospine.spine.calibration`)
-fits the body/disc logit offsets on the real training cases and writes them into the card
-(``--no-calibrate`` skips it, ``--calibrate-only`` redoes it for a run folder).
+The shipped model (0.11.0) is three stages: stage 1 from scratch with the defaults (the former 0.2.0, 85
+minutes at 2 threads), stage 2 warm-started from it (``--init``) with ``--lr 0.001 --synth-fraction 0.35
+--synth-boundary-ignore 1 --no-body-below-l5`` for 60 minutes at 1 thread (the former 0.3.0), then stage 3
+warm-started from that with the real label maps and CT images added (``--labelmap-fraction 0.25``, synth
+fraction 0.3) for 60 minutes at 2 threads; the exact command is in the model card (``train_command``).
+After every export the outline calibration (:mod:`neurospine.spine.calibration`) fits the body/disc logit
+offsets on the real training cases and writes them into the card (``--no-calibrate`` skips it,
+``--calibrate-only`` redoes it for a run folder).
 """
 
 from __future__ import annotations
@@ -83,6 +85,36 @@ TRAINING_DATA: list[dict[str, str]] = [
         "use": "NOT used for training: evaluation only (other sites, contrasts, pathology)",
     },
 ]
+
+#: the real label maps and CT images of ``train_sources`` (used when ``--labelmap-fraction`` > 0)
+LABELMAP_TRAINING_DATA: list[dict[str, str]] = [
+    {
+        "name": "label_only_refs: panoptica spine example semantic reference (BrainLesion/panoptica)",
+        "licence": "Apache-2.0 (repo)",
+        "use": "painted label map (all 14 structures, sagittal MRI grid): deformed and re-contrasted",
+    },
+    {
+        "name": "label_only_refs: VerSe sub-verse004 vertebra mask (anjany/verse)",
+        "licence": "VerSe data CC BY-SA 4.0",
+        "use": "painted label map; sub-regions derived geometrically (docs/decisions/subregions-from-vertebrae.md)",
+    },
+    {
+        "name": "tptbox_samples: TPTBox sample CT (Hendrik-code/TPTBox tests)",
+        "licence": "Apache-2.0 (repo); the CT is probably VerSe, CC BY-SA 4.0",
+        "use": "CT image re-contrasted MR-like and its sub-region map painted; the sample MRI is never trained on "
+        "(it is the 14-structure evaluation case)",
+    },
+    {
+        "name": "verse014_ct: VerSe sub-verse014 CT and vertebra mask (via juniorkowal/spine-segmentation)",
+        "licence": "VerSe data CC BY-SA 4.0",
+        "use": "CT image re-contrasted MR-like and its label map painted; sub-regions derived geometrically",
+    },
+]
+
+
+def training_data(labelmap_fraction: float) -> list[dict[str, str]]:
+    """The card's ``training_data``: the real label-map sources are listed when the run drew on them."""
+    return TRAINING_DATA + (LABELMAP_TRAINING_DATA if labelmap_fraction > 0 else [])
 
 
 #: how both spine networks read their input (recorded in their model cards)
@@ -467,7 +499,7 @@ def export(
         f"{C.N_CLASSES} classes (left/right merged, split at the midline afterwards).",
         "inputs": dict(MODEL_INPUTS),
         "labels": {str(i): {"name": n, "spineps_value": v} for i, (n, v) in enumerate(C.NET_CLASSES)},
-        "training_data": TRAINING_DATA,
+        "training_data": training_data(float(args.labelmap_fraction)),
         "metrics": {},
         "train_command": command,
         # process CPU time (all threads) when recorded; else the wall time of the training steps
