@@ -142,6 +142,17 @@ def test_search_box_with_the_superior_axis_reversed_and_without_labels():
     assert box is not None and box[1] == slice(19 - int(F.CONUS_MARGIN_MM), 30)
 
 
+def test_search_box_without_canal_keeps_to_the_bodies_and_without_bodies_takes_everything():
+    sem = np.zeros((100, 100, 100), dtype=np.uint8)
+    sem[10:20, 40:50, 45:55] = 49  # one body, no canal: every label grown by the margin
+    m = int(np.ceil(F.SEARCH_MARGIN_MM))
+    box = F.search_box(sem, np.zeros(sem.shape, dtype=np.int16), PIR_AFFINE, use_levels=False)
+    assert box == (slice(0, 20 + m), slice(40 - m, 50 + m), slice(45 - m, 55 + m))
+    only_disc = np.where(sem > 0, 100, 0).astype(np.uint8)  # a disc and no body (a small cervical crop)
+    box = F.search_box(only_disc, np.zeros(sem.shape, dtype=np.int16), PIR_AFFINE, use_levels=False)
+    assert box == (slice(0, 100), slice(0, 100), slice(0, 100))
+
+
 def test_superior_axis_follows_direction_not_spacing():
     # sagittal 0.5 x 0.5 mm pixels, 4 mm slices, tilted 10 degrees about the anterior-posterior axis: the slice
     # axis has the larger z component in mm, but the in-plane row axis points superior-inferior

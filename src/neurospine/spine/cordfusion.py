@@ -4,7 +4,7 @@ The phase-1 spine network has a cord class but leaves real cords as canal or bac
 ``seg-spine`` mask comes from the project's cord specialist instead (docs/decisions/spine-cord-from-cord-model.md):
 
 - the cord model runs in a box around the network's canal (:func:`search_box`), on the whole image only when the
-  network found no canal;
+  network found neither canal nor vertebral body;
 - its binary cord is written over background, canal and the network's own cord only (never over bone or disc);
 - the network's own cord voxels always become canal: the cord label comes from the cord model or not at all;
 - below the conus the cord model traces the cauda equina, so when the levels are anchored (named from the sacrum
@@ -85,11 +85,14 @@ def search_box(
     use_levels: bool = True,
 ) -> Box | None:
     """Where the cord model looks (input-grid slices): the spine network's canal and cord grown by
-    :data:`SEARCH_MARGIN_MM`, or the whole field of view when the network found neither (on small cervical crops
-    it may find no spine at all, while the cord model still sees the cord); with ``use_levels`` (anchored names)
-    cut along the input axis nearest to superior-inferior :data:`CONUS_MARGIN_MM` below the top of the highest
-    body at L3 or lower (or the sacrum). ``None``: nothing left above the conus."""
+    :data:`SEARCH_MARGIN_MM`; without them every label so grown when the network found a vertebral body, else the
+    whole field of view (on small cervical crops it may label no body at all while the cord model still sees the
+    cord); with ``use_levels`` (anchored names) cut along the input axis nearest to superior-inferior
+    :data:`CONUS_MARGIN_MM` below the top of the highest body at L3 or lower (or the sacrum). ``None``: nothing
+    left to search (below the conus, or a box under 2 voxels thick)."""
     where = np.isin(semantic, (int(Structure.CANAL), int(Structure.CORD)))
+    if not where.any() and (semantic == int(Structure.CORPUS)).any():
+        where = semantic > 0
     spacing = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
     box = []
     for axis in range(3):
@@ -205,8 +208,8 @@ def fuse(
     out = semantic.copy()
     out[out == int(Structure.CORD)] = int(Structure.CANAL)
     box = search_box(out, body_levels, np.asarray(vol.affine), use_levels=use_levels)
-    if box is None:  # the whole field of view lies below the conus
-        log.info("cord model not run: the field of view lies below the conus")
+    if box is None:  # below the conus, or too thin a box
+        log.info("cord model not run: nothing left to search above the conus")
         return out, CordFusion(False, 0, 0, card.version)
     log.debug("cord model search box %s of %s", box, vol.shape)
     sub = sub_volume(vol, box)
