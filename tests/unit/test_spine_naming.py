@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from neurospine.labels import VERTEBRA_IDS, vertebra_name
+from neurospine.spine import naming as nm_mod
 from neurospine.spine.naming import BodyInfo, disc_above_top, name_levels
 
 LUMBAR = BodyInfo(28.0, 35.0, 0.0, 30000.0)
@@ -351,3 +352,27 @@ def test_atlas_arch_above_an_unrecognised_c2_is_not_a_disagreement():
     # the same count with a full-sized top body named "C1": one body too many (a six-lumbar spine), flagged
     big_top = [replace(CERVICAL, room_above_mm=40.0), *bodies[1:]]
     assert name_levels(big_top, sacrum_mm3=40000, sacrum_below=True).confidence < 0.8
+
+
+def _body(height_mm: float, si_mm: float) -> nm_mod.BodyInfo:
+    return nm_mod.BodyInfo(height_mm=height_mm, depth_mm=40.0, centroid_si_mm=si_mm, volume_mm3=40.0 * 40 * height_mm)
+
+
+def test_a_body_twice_as_tall_as_its_neighbours_flags_the_names_counted_across_it() -> None:
+    heights = [25.0, 25.0, 58.0, 26.0, 27.0, 27.0]  # T11 T12 [T12+L1 merged] ... L5 named up from the sacrum
+    bodies = [_body(h, 35.0 * i) for i, h in enumerate(heights)]
+    named = nm_mod.name_levels(bodies, sacrum_mm3=40000.0, sacrum_below=True)
+    assert named.anchor == "S1" and named.confidence <= nm_mod.MERGED_CONFIDENCE
+    above = set(named.levels[:3])
+    assert above <= set(named.uncertain_levels) and not set(named.levels[3:]) & set(named.uncertain_levels)
+    assert any("merged" in f for f in named.flags)
+    # the same column with ordinary heights keeps its confidence and flags nothing
+    plain = nm_mod.name_levels([_body(26.0, 35.0 * i) for i in range(6)], sacrum_mm3=40000.0, sacrum_below=True)
+    assert plain.confidence >= 0.9 and not plain.uncertain_levels
+
+
+def test_tall_bodies_ignores_c2_and_needs_two_neighbours() -> None:
+    ids = nm_mod.VERTEBRA_IDS
+    bodies = [_body(h, 20.0 * i) for i, h in enumerate([40.0, 15.0, 15.0, 16.0])]
+    assert nm_mod.tall_bodies(bodies, [ids["C2"], ids["C3"], ids["C4"], ids["C5"]]) == []
+    assert nm_mod.tall_bodies(bodies[:2], [ids["L4"], ids["L5"]]) == []

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neurospine.labels import CRANIOCAUDAL_ORDER, VERTEBRA_IDS
+from neurospine.labels import CRANIOCAUDAL_ORDER, VERTEBRA_IDS, VERTEBRA_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,11 @@ TRANSITIONAL_VOLUME_RATIO = 0.8
 TRANSITIONAL_DISC_RATIO = 0.6
 #: naming confidence with one of those signs (names kept, not flagged) / with both (flagged, below CONFIDENT)
 TRANSITIONAL_CONFIDENCE = (0.85, 0.5)
+#: a body this many times as tall as the median of its neighbours may be two vertebrae merged (a missed disc)
+MERGED_HEIGHT_RATIO = 1.6
+#: confidence cap, and the note of the names that rest on counting across such a body
+MERGED_CONFIDENCE = 0.5
+MERGED_FLAG = "a body about twice as tall as its neighbours may be two merged vertebrae: names may be one level off"
 #: a disc at least this fraction of the median disc volume counts as a full (mobile) disc
 LAST_DISC_RATIO = 0.35
 #: lumbar bodies are at least this deep (mm); used only by the positional fallback
@@ -287,7 +292,70 @@ def _all_uncertain(naming: Naming, note: str) -> Naming:
     return naming
 
 
+def tall_bodies(bodies: list[BodyInfo], levels: list[int]) -> list[tuple[int, float]]:
+    """Indices of bodies at least :data:`MERGED_HEIGHT_RATIO` times as tall as the median of their neighbours (up to
+    two on each side; C1, C2 and sacral pieces are neither judged nor neighbours), with that ratio."""
+    skip = {VERTEBRA_IDS["C1"], VERTEBRA_IDS["C2"], VERTEBRA_IDS["S1"]}
+    usable = [i for i, b in enumerate(bodies) if b.height_mm > 0 and (i >= len(levels) or levels[i] not in skip)]
+    out = []
+    for k, i in enumerate(usable):
+        near = [bodies[j].height_mm for j in usable[max(0, k - 2) : k] + usable[k + 1 : k + 3]]
+        if len(near) < 2:
+            continue
+        ratio = bodies[i].height_mm / float(np.median(near))
+        if ratio >= MERGED_HEIGHT_RATIO:
+            out.append((i, ratio))
+    return out
+
+
+def _with_merged_body_check(naming: Naming, bodies: list[BodyInfo]) -> Naming:
+    """Flag the names that rest on counting across a body that may be two merged vertebrae (see
+    :func:`tall_bodies`): above it when named from the sacrum, below it when named from C2, all with both anchors.
+    Positional namings are left as they are (their confidence is already low)."""
+    if naming.positional or naming.anchor == "none" or len(naming.levels) != len(bodies):
+        return naming
+    tall = tall_bodies(bodies, naming.levels)
+    if not tall:
+        return naming
+    anchors = naming.anchor.split("+")
+    from_bottom = anchors[0] in ("S1", "last-disc")
+    from_top = "C2" in anchors
+    affected: set[int] = set()
+    for i, _ratio in tall:
+        if from_bottom and from_top:
+            affected.update(range(len(bodies)))
+        elif from_bottom:
+            affected.update(range(i + 1))
+        else:
+            affected.update(range(i, len(bodies)))
+    levels = {naming.levels[j] for j in affected if naming.levels[j]}
+    i, ratio = tall[0]
+    name = VERTEBRA_NAMES.get(naming.levels[i], "?")
+    naming.flags.append(f"{MERGED_FLAG} (the body named {name} is {ratio:.1f} times as tall as its neighbours)")
+    naming.confidence = min(naming.confidence, MERGED_CONFIDENCE)
+    earlier = naming.uncertain_note if naming.uncertain_levels else ""
+    naming.uncertain_levels = sorted(levels | set(naming.uncertain_levels))
+    naming.uncertain_note = f"{earlier}; {MERGED_FLAG}" if earlier else MERGED_FLAG
+    return naming
+
+
 def name_levels(
+    bodies: list[BodyInfo],
+    *,
+    sacrum_mm3: float,
+    sacrum_below: bool,
+    c2_top: bool | None = None,
+    extra_vertebra: str | None = None,
+) -> Naming:
+    """Name ``bodies`` (top to bottom, see :func:`_name_levels`), then flag the names that rest on counting across
+    a body that may be two merged vertebrae (:func:`_with_merged_body_check`)."""
+    naming = _name_levels(
+        bodies, sacrum_mm3=sacrum_mm3, sacrum_below=sacrum_below, c2_top=c2_top, extra_vertebra=extra_vertebra
+    )
+    return _with_merged_body_check(naming, bodies)
+
+
+def _name_levels(
     bodies: list[BodyInfo],
     *,
     sacrum_mm3: float,
@@ -310,7 +378,7 @@ def name_levels(
         return Naming([], "none", 0.0, ["no vertebra found"])
     c1 = n >= 2 and looks_like_c1(bodies[0], bodies[1])
     if c1:
-        rest = name_levels(
+        rest = _name_levels(
             bodies[1:], sacrum_mm3=sacrum_mm3, sacrum_below=sacrum_below, c2_top=True, extra_vertebra=extra_vertebra
         )
         return Naming(
