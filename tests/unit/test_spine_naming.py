@@ -354,12 +354,13 @@ def test_atlas_arch_above_an_unrecognised_c2_is_not_a_disagreement():
     assert name_levels(big_top, sacrum_mm3=40000, sacrum_below=True).confidence < 0.8
 
 
-def _body(height_mm: float, si_mm: float) -> nm_mod.BodyInfo:
-    return nm_mod.BodyInfo(height_mm=height_mm, depth_mm=40.0, centroid_si_mm=si_mm, volume_mm3=40.0 * 40 * height_mm)
+def _body(height_mm: float, si_mm: float, depth_mm: float = 40.0) -> nm_mod.BodyInfo:
+    volume = depth_mm * depth_mm * height_mm
+    return nm_mod.BodyInfo(height_mm, depth_mm, si_mm, volume_mm3=volume, room_above_mm=50.0 + si_mm)
 
 
 def test_a_body_twice_as_tall_as_its_neighbours_flags_the_names_counted_across_it() -> None:
-    heights = [25.0, 25.0, 58.0, 26.0, 27.0, 27.0]  # T11 T12 [T12+L1 merged] ... L5 named up from the sacrum
+    heights = [25.0, 25.0, 58.0, 26.0, 27.0, 27.0]  # named T12 ... L5 up from the sacrum; 'L2' is two merged
     bodies = [_body(h, 35.0 * i) for i, h in enumerate(heights)]
     named = nm_mod.name_levels(bodies, sacrum_mm3=40000.0, sacrum_below=True)
     assert named.anchor == "S1" and named.confidence <= nm_mod.MERGED_CONFIDENCE
@@ -376,3 +377,19 @@ def test_tall_bodies_ignores_c2_and_needs_two_neighbours() -> None:
     bodies = [_body(h, 20.0 * i) for i, h in enumerate([40.0, 15.0, 15.0, 16.0])]
     assert nm_mod.tall_bodies(bodies, [ids["C2"], ids["C3"], ids["C4"], ids["C5"]]) == []
     assert nm_mod.tall_bodies(bodies[:2], [ids["L4"], ids["L5"]]) == []
+
+
+def test_merged_body_flags_below_it_when_named_from_c2_and_everything_with_both_anchors() -> None:
+    bodies = [_body(h, 25.0 * i, depth_mm=16.0) for i, h in enumerate([14.0, 14.0, 14.0, 32.0, 14.0, 15.0])]
+    levels = [nm_mod.VERTEBRA_IDS[f"C{i}"] for i in range(2, 8)]
+    top = nm_mod._with_merged_body_check(nm_mod.Naming(list(levels), "C2", 0.85), bodies)
+    assert top.confidence == nm_mod.MERGED_CONFIDENCE and top.uncertain_levels == sorted(levels[3:])
+    both = nm_mod._with_merged_body_check(nm_mod.Naming(list(levels), "S1+C2", 0.99), bodies)
+    assert both.uncertain_levels == sorted(levels)
+
+
+def test_a_body_cut_by_the_field_of_view_is_neither_judged_nor_a_neighbour() -> None:
+    cut = nm_mod.BodyInfo(6.0, 40.0, 0.0, volume_mm3=9600.0, room_above_mm=0.0)  # one row of a body at the top edge
+    bodies = [cut, _body(27.0, 30.0), _body(26.0, 60.0)]
+    ids = nm_mod.VERTEBRA_IDS
+    assert nm_mod.tall_bodies(bodies, [ids["L3"], ids["L4"], ids["L5"]]) == []

@@ -292,11 +292,25 @@ def _all_uncertain(naming: Naming, note: str) -> Naming:
     return naming
 
 
+#: a body whose top lies closer than this (mm) to the top of the image is taken as cut by the field of view
+CUT_TOP_MM = 3.0
+
+
+def cut_by_fov(body: BodyInfo) -> bool:
+    """Whether the field of view cuts ``body`` (its height is then not its own)."""
+    return body.touches_fov_bottom or body.room_above_mm < CUT_TOP_MM
+
+
 def tall_bodies(bodies: list[BodyInfo], levels: list[int]) -> list[tuple[int, float]]:
     """Indices of bodies at least :data:`MERGED_HEIGHT_RATIO` times as tall as the median of their neighbours (up to
-    two on each side; C1, C2 and sacral pieces are neither judged nor neighbours), with that ratio."""
+    two on each side; C1, C2, sacral pieces and bodies cut by the field of view are neither judged nor
+    neighbours), with that ratio."""
     skip = {VERTEBRA_IDS["C1"], VERTEBRA_IDS["C2"], VERTEBRA_IDS["S1"]}
-    usable = [i for i, b in enumerate(bodies) if b.height_mm > 0 and (i >= len(levels) or levels[i] not in skip)]
+    usable = [
+        i
+        for i, b in enumerate(bodies)
+        if not cut_by_fov(b) and b.height_mm > 0 and (i >= len(levels) or levels[i] not in skip)
+    ]
     out = []
     for k, i in enumerate(usable):
         near = [bodies[j].height_mm for j in usable[max(0, k - 2) : k] + usable[k + 1 : k + 3]]
@@ -329,9 +343,8 @@ def _with_merged_body_check(naming: Naming, bodies: list[BodyInfo]) -> Naming:
         else:
             affected.update(range(i, len(bodies)))
     levels = {naming.levels[j] for j in affected if naming.levels[j]}
-    i, ratio = tall[0]
-    name = VERTEBRA_NAMES.get(naming.levels[i], "?")
-    naming.flags.append(f"{MERGED_FLAG} (the body named {name} is {ratio:.1f} times as tall as its neighbours)")
+    which = ", ".join(f"{VERTEBRA_NAMES.get(naming.levels[i], '?')} {ratio:.1f}x" for i, ratio in tall)
+    naming.flags.append(f"{MERGED_FLAG} (bodies named {which} as tall as their neighbours)")
     naming.confidence = min(naming.confidence, MERGED_CONFIDENCE)
     earlier = naming.uncertain_note if naming.uncertain_levels else ""
     naming.uncertain_levels = sorted(levels | set(naming.uncertain_levels))
