@@ -94,14 +94,11 @@ def search_box(
     if not where.any() and (semantic == int(Structure.CORPUS)).any():
         where = semantic > 0
     spacing = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
-    box = []
-    for axis in range(3):
-        if not where.any():
-            box.append([0, semantic.shape[axis]])
-            continue
+    box = [[0, size] for size in semantic.shape]
+    for axis in range(3) if where.any() else ():
         idx = np.nonzero(where.any(axis=tuple(a for a in range(3) if a != axis)))[0]
         m = int(np.ceil(SEARCH_MARGIN_MM / spacing[axis]))
-        box.append([max(0, int(idx[0]) - m), min(semantic.shape[axis], int(idx[-1]) + m + 1)])
+        box[axis] = [max(0, int(idx[0]) - m), min(semantic.shape[axis], int(idx[-1]) + m + 1)]
     low = np.isin(body_levels, _low_levels(body_levels)) | (semantic == int(Structure.SACRUM))
     if use_levels and low.any():
         k, grows_up = superior_axis(affine)

@@ -286,8 +286,13 @@ def _with_transition_check(naming: Naming, presacral: list[BodyInfo]) -> Naming:
 
 def _all_uncertain(naming: Naming, note: str) -> Naming:
     """List every named level as uncertain for ``note``, keeping an earlier reason (e.g. L6 or T13) in the note."""
+    return _mark_uncertain(naming, naming.levels, note)
+
+
+def _mark_uncertain(naming: Naming, levels: list[int], note: str) -> Naming:
+    """Add the named ``levels`` to the uncertain ones for ``note``, keeping an earlier reason in the note."""
     earlier = naming.uncertain_note if naming.uncertain_levels else ""
-    naming.uncertain_levels = sorted({lvl for lvl in naming.levels if lvl} | set(naming.uncertain_levels))
+    naming.uncertain_levels = sorted({lvl for lvl in levels if lvl} | set(naming.uncertain_levels))
     naming.uncertain_note = f"{earlier}; {note}" if earlier else note
     return naming
 
@@ -306,11 +311,7 @@ def tall_bodies(bodies: list[BodyInfo], levels: list[int]) -> list[tuple[int, fl
     two on each side; C1, C2, sacral pieces and bodies cut by the field of view are neither judged nor
     neighbours), with that ratio."""
     skip = {VERTEBRA_IDS["C1"], VERTEBRA_IDS["C2"], VERTEBRA_IDS["S1"]}
-    usable = [
-        i
-        for i, b in enumerate(bodies)
-        if not cut_by_fov(b) and b.height_mm > 0 and (i >= len(levels) or levels[i] not in skip)
-    ]
+    usable = [i for i, b in enumerate(bodies) if not cut_by_fov(b) and b.height_mm > 0 and levels[i] not in skip]
     out = []
     for k, i in enumerate(usable):
         near = [bodies[j].height_mm for j in usable[max(0, k - 2) : k] + usable[k + 1 : k + 3]]
@@ -332,24 +333,14 @@ def _with_merged_body_check(naming: Naming, bodies: list[BodyInfo]) -> Naming:
     if not tall:
         return naming
     anchors = naming.anchor.split("+")
-    from_bottom = anchors[0] in ("S1", "last-disc")
-    from_top = "C2" in anchors
-    affected: set[int] = set()
-    for i, _ratio in tall:
-        if from_bottom and from_top:
-            affected.update(range(len(bodies)))
-        elif from_bottom:
-            affected.update(range(i + 1))
-        else:
-            affected.update(range(i, len(bodies)))
-    levels = {naming.levels[j] for j in affected if naming.levels[j]}
+    from_bottom, from_top = anchors[0] in ("S1", "last-disc"), "C2" in anchors
+    first, last = tall[0][0], tall[-1][0]
+    start = 0 if from_bottom else first  # counted up from the sacrum: every name at or above the lowest tall body
+    stop = len(bodies) if from_top else last + 1  # counted down from C2: every name at or below the highest one
     which = ", ".join(f"{VERTEBRA_NAMES.get(naming.levels[i], '?')} {ratio:.1f}x" for i, ratio in tall)
     naming.flags.append(f"{MERGED_FLAG} (bodies named {which} as tall as their neighbours)")
     naming.confidence = min(naming.confidence, MERGED_CONFIDENCE)
-    earlier = naming.uncertain_note if naming.uncertain_levels else ""
-    naming.uncertain_levels = sorted(levels | set(naming.uncertain_levels))
-    naming.uncertain_note = f"{earlier}; {MERGED_FLAG}" if earlier else MERGED_FLAG
-    return naming
+    return _mark_uncertain(naming, naming.levels[start:stop], MERGED_FLAG)
 
 
 def name_levels(
