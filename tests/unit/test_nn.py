@@ -4,7 +4,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from neurospine.nn import augment  # noqa: E402
-from neurospine.nn.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from neurospine.nn.checkpoint import (  # noqa: E402
+    average_weights_from_onnx,
+    load_checkpoint,
+    save_checkpoint,
+)
 from neurospine.nn.export import export_onnx  # noqa: E402
 from neurospine.nn.unet import UNet  # noqa: E402
 
@@ -46,3 +50,19 @@ def test_contrast_randomize_stays_in_unit_range_and_is_seeded():
     np.testing.assert_array_equal(a, b)
     assert a.min() >= 0.0 and a.max() <= 1.0 and a.dtype == np.float32
     np.testing.assert_allclose(augment.invert(img), 1 - img)
+
+
+def test_weight_average_with_an_onnx_model(tmp_path):
+    torch.manual_seed(0)
+    a, b = UNet(1, 2, base=4, depth=2).eval(), UNet(1, 2, base=4, depth=2).eval()
+    with torch.no_grad():  # trained-like weights: the exporter merges identical fresh norm tensors
+        for prm in b.parameters():
+            prm.add_(0.1 * torch.randn_like(prm))
+    export_onnx(b, torch.randn(1, 1, 16, 16), tmp_path / "b.onnx")
+    expected = {k: 0.75 * v + 0.25 * b.state_dict()[k] for k, v in a.state_dict().items()}
+    n = average_weights_from_onnx(tmp_path / "b.onnx", a, 0.25)
+    assert n == len(expected)
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(v, expected[k])
+    with pytest.raises(ValueError, match="average weight"):
+        average_weights_from_onnx(tmp_path / "b.onnx", a, 1.5)

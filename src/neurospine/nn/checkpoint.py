@@ -67,3 +67,17 @@ def load_weights_from_onnx(path: str | Path, model: nn.Module) -> int:
         raise ValueError(f"{path}: {len(missing)} tensors missing or of another shape (first: {missing[0]})")
     model.load_state_dict({k: torch.from_numpy(found[k].copy()) for k in state})
     return len(state)
+
+
+def average_weights_from_onnx(path: str | Path, model: nn.Module, weight: float) -> int:
+    """Move every tensor of ``model`` to ``(1 - weight) * itself + weight * the same tensor of the ONNX model at
+    ``path`` (same architecture): a weight-space average of two networks on one training path (e.g. a model and its
+    fine-tuned version). Integer buffers are left as they are. Returns the number of tensors averaged."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"average weight must lie in [0, 1], got {weight}")
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    load_weights_from_onnx(path, model)
+    theirs = model.state_dict()
+    mixed = {k: ((1.0 - weight) * v + weight * theirs[k]) if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(mixed)
+    return sum(1 for v in state.values() if v.is_floating_point())

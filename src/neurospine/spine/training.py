@@ -242,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--init", type=Path, default=None, help="warm start from this ONNX model (same architecture)")
     p.add_argument(
+        "--average-with",
+        type=Path,
+        default=None,
+        metavar="ONNX",
+        help="with --init and --export-only: export the weight-space average of --init and this model (same "
+        "architecture, e.g. a fine-tuned version of --init)",
+    )
+    p.add_argument("--average-weight", type=float, default=0.5, help="share of --average-with in the average (0..1)")
+    p.add_argument(
         "--version",
         default=MODEL_VERSION,
         help="version written into the exported card (name a candidate run so it cannot be mistaken for a shipped "
@@ -311,13 +320,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from neurospine.models.registry import sha256_of
-    from neurospine.nn.checkpoint import load_checkpoint, load_weights_from_onnx
+    from neurospine.nn.checkpoint import average_weights_from_onnx, load_checkpoint, load_weights_from_onnx
     from neurospine.nn.unet import UNet, count_parameters
 
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.steps is not None and args.steps < 1:
         parser.error("--steps must be a positive number of optimiser steps")
+    if args.average_with is not None and (args.init is None or not args.export_only):
+        parser.error("--average-with needs --init (the first model) and --export-only")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.calibrate_only:
         _calibrate(args)
@@ -334,6 +345,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         n = load_weights_from_onnx(args.init, model)
         log.info("warm start: %d tensors from %s", n, args.init)
         extra["init"] = f"{args.init.name} (sha256 {sha256_of(args.init)[:12]})"
+        if args.average_with is not None:
+            average_weights_from_onnx(args.average_with, model, args.average_weight)
+            extra["init"] += (
+                f" averaged with {args.average_with.name} (sha256 {sha256_of(args.average_with)[:12]}) at weight "
+                f"{args.average_weight:g}"
+            )
+            log.info("weights averaged with %s (weight %g)", args.average_with, args.average_weight)
     elapsed = float(extra.get("elapsed_s", 0.0))
     cpu_s = float(extra.get("cpu_s", 0.0))
     history: list[dict[str, Any]] = list(extra.get("history", []))
@@ -462,6 +480,8 @@ def train_command(args: argparse.Namespace) -> str:
         parts.append("--no-body-below-l5")
     if args.init is not None:
         parts.append(f"--init {args.init}")
+    if args.average_with is not None:
+        parts += [f"--average-with {args.average_with}", f"--average-weight {args.average_weight:g}", "--export-only"]
     return " ".join(parts)
 
 
