@@ -32,6 +32,7 @@ def test_spread_labels_stay_inside_when_crowded_at_the_bottom():
         ("S1", "counted up from the sacrum; confidence 0.95"),
         ("C2", "counted down from C2"),
         ("positional", "No sacrum or C2 visible: levels are a guess"),
+        ("none", "No vertebra found, so nothing is named"),
     ],
 )
 def test_naming_sentence_in_plain_words(anchor, words):
@@ -45,6 +46,7 @@ def test_naming_sentence_asks_for_a_check_below_the_confident_line():
     assert "names marked ? may be one or more levels off" in doubt and "looks like C2" in doubt
     assert O.needs_checking(doubt) and O.needs_checking(O.naming_sentence("positional", 0.3))
     assert O.needs_checking(O.naming_sentence("S1+C2", 0.75))
+    assert O.needs_checking(O.naming_sentence("none", 0.0, "no vertebra found"))
     l6 = O.naming_sentence("S1+C2", 0.85, "L6 or T13", uncertain=True)  # a confident count with uncertain levels
     assert O.needs_checking(l6) and "names marked ? are uncertain (L6 or T13)" in l6
 

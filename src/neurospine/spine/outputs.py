@@ -224,6 +224,11 @@ def naming_sentence(anchor: str, confidence: float, doubt: str = "", *, uncertai
     when some names are uncertain (``uncertain``: those carry a "?" on the snapshot), the sentence asks for a check
     and gives ``doubt`` (why the names may be wrong)."""
     conf = f"confidence {confidence:.2f}"
+    if anchor == "none":
+        return (
+            "No vertebra found, so nothing is named: the field of view may hold no whole vertebral body, or this is "
+            "not a spine image; check the image."
+        )
     if anchor == "positional":
         return f"No sacrum or C2 visible: levels are a guess from the column's shape ({conf}); check them."
     if anchor == "S1":
@@ -244,7 +249,7 @@ def naming_sentence(anchor: str, confidence: float, doubt: str = "", *, uncertai
 
 def needs_checking(naming_line: str | None) -> bool:
     """Whether a naming sentence asks the reader to check the names (drawn in yellow)."""
-    return bool(naming_line) and str(naming_line).endswith("check them.")
+    return bool(naming_line) and str(naming_line).endswith(("check them.", "check the image."))
 
 
 def _label_anchors(
