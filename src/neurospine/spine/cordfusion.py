@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from neurospine.io import Volume
 from neurospine.labels import VERTEBRA_NAMES, Structure
 from neurospine.models.card import ModelCard
+from neurospine.spine.centres import label_centres
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +137,11 @@ def body_centres(
     conus (a body at L3 or lower, the sacrum; unnamed bodies, >= 300, never)."""
     ids = [int(v) for v in np.unique(body_levels) if v]
     lin, origin = np.asarray(affine)[:3, :3], np.asarray(affine)[:3, 3]
-    centres = [lin @ np.asarray(c) + origin for c in ndimage.center_of_mass(body_levels > 0, body_levels, ids)]
+    centres = [lin @ np.asarray(c) + origin for c in label_centres(body_levels, ids)]
     low_ids = set(_low_levels(body_levels))
     low = [i in low_ids for i in ids]
     if sacrum.any():
-        centres.append(lin @ np.asarray(ndimage.center_of_mass(sacrum)) + origin)
+        centres.append(lin @ label_centres(sacrum.astype(np.uint8), [1])[0] + origin)
         low.append(True)
     return np.asarray(centres, dtype=np.float64).reshape(-1, 3), np.asarray(low, dtype=bool)
 

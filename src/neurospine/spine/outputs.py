@@ -31,6 +31,7 @@ from scipy import ndimage
 
 from neurospine.io import Volume, atomic_path, write_text_atomic
 from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, instance_name, vertebra_name
+from neurospine.spine.centres import label_centres, label_counts
 from neurospine.spine.naming import CONFIDENT
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,10 @@ def structure_rows(
     labels = [int(v) for v in np.unique(inst) if v != 0]
     if not labels:
         return []
-    ones = np.ones(inst.shape, dtype=np.uint8)
-    counts = ndimage.sum_labels(ones, inst, labels)
-    coms = ndimage.center_of_mass(ones, inst, labels)
+    counts = label_counts(inst, labels)
+    coms = label_centres(inst, labels)
     corpus = np.where(np.isin(semantic, (49, 50, 26)), inst, 0)
-    with np.errstate(invalid="ignore", divide="ignore"):  # discs have no corpus: NaN, handled below
-        body_coms = ndimage.center_of_mass(ones, corpus, labels)
+    body_coms = label_centres(corpus, labels)  # discs have no corpus: NaN rows, handled below
     vox = ref.voxel_volume_mm3
     rows = []
     for lab, cnt, com, bcom in zip(labels, counts, coms, body_coms, strict=True):
