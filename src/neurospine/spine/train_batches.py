@@ -238,10 +238,14 @@ class SampleMix:
     synth_fraction: float
     paint: Any = None  # train_sources.PaintPool when real label maps are painted
     paint_fraction: float = 0.0
+    teacher: list[D.TrainCase] = field(default_factory=list)  # real MR with teacher targets (spine.pseudo)
+    teacher_fraction: float = 0.0
 
     def pick(self, rng: np.random.Generator) -> D.TrainCase:
         if self.paint is not None and self.paint.cases and rng.random() < self.paint_fraction:
             return self.paint.pick(rng)
+        if self.teacher and rng.random() < self.teacher_fraction:
+            return self.teacher[int(rng.integers(len(self.teacher)))]
         if self.pool.cases and rng.random() < self.synth_fraction:
             return self.pool.pick(rng)
         kinds = list(REAL_WEIGHTS)

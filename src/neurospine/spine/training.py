@@ -112,9 +112,26 @@ LABELMAP_TRAINING_DATA: list[dict[str, str]] = [
 ]
 
 
-def training_data(labelmap_fraction: float) -> list[dict[str, str]]:
-    """The card's ``training_data``: the real label-map sources are listed when the run drew on them."""
-    return TRAINING_DATA + (LABELMAP_TRAINING_DATA if labelmap_fraction > 0 else [])
+#: real MR trained on with teacher targets (used when ``--teacher-fraction`` > 0)
+TEACHER_TRAINING_DATA: list[dict[str, str]] = [
+    {
+        "name": "the VB3/VB2/IVD training images above, and sct_tutorial_unlabeled t2_lumbar (spinalcordtoolbox/"
+        "sct_tutorial_data)",
+        "licence": "as above; sct_tutorial_data MIT",
+        "use": "teacher targets: the installed spine model's own bodies, discs, canal, cord, sacrum and background "
+        "on these real MR images, manual labels winning (neurospine.spine.pseudo)",
+    },
+]
+
+
+def training_data(labelmap_fraction: float, teacher_fraction: float = 0.0) -> list[dict[str, str]]:
+    """The card's ``training_data``: the real label-map sources and the teacher-target images are listed when the
+    run drew on them."""
+    return (
+        TRAINING_DATA
+        + (LABELMAP_TRAINING_DATA if labelmap_fraction > 0 else [])
+        + (TEACHER_TRAINING_DATA if teacher_fraction > 0 else [])
+    )
 
 
 #: how both spine networks read their input (recorded in their model cards)
@@ -263,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of samples painted SynthSeg-style on real label maps (spine.train_sources; 0 = off, as 0.3.0)",
     )
     p.add_argument("--labelmap-pool", type=int, default=6, help="painted label-map volumes kept in memory")
+    p.add_argument(
+        "--teacher-fraction",
+        type=float,
+        default=0.0,
+        help="share of the samples (after the painted ones) drawn from real MR images with the installed spine "
+        "model's own targets (neurospine.spine.pseudo; built once into <out>/teacher.npz)",
+    )
     p.add_argument("--unet-base", type=int, default=UNET_KW["base"], help="channels of the first U-Net level")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (a GPU only makes training faster)")
     p.add_argument(
@@ -297,6 +321,47 @@ def build_parser() -> argparse.ArgumentParser:
 def unet_kw(args: argparse.Namespace) -> dict[str, Any]:
     """Network shape: the shipped 0.3.0 shape unless ``--unet-base`` widens it."""
     return {**UNET_KW, "base": int(getattr(args, "unet_base", UNET_KW["base"]))}
+
+
+def teacher_pack(args: argparse.Namespace) -> list[D.TrainCase]:
+    """The teacher-target cases of :mod:`neurospine.spine.pseudo`, built once and kept in ``<out>/teacher.npz`` (a
+    resumed run reads them back, so the teacher is the model installed when the run started)."""
+    path = args.out / "teacher.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            n = int(z["count"])
+            cases = [
+                D.TrainCase(
+                    str(z[f"name{i}"]),
+                    "full",
+                    z[f"image{i}"],
+                    z[f"target{i}"],
+                    tuple(float(v) for v in z[f"spacing{i}"]),  # type: ignore[arg-type]
+                )
+                for i in range(n)
+            ]
+        log.info("teacher targets read from %s (%d images)", path, len(cases))
+        return cases
+    from neurospine.models import load_card
+    from neurospine.spine.pseudo import teacher_cases
+
+    t = time.perf_counter()
+    cases = teacher_cases(args.data, threads=args.threads)
+    teacher = load_card("spine_semantic", task="spine")
+    arrays: dict[str, Any] = {"count": np.array(len(cases)), "teacher": np.array(f"{teacher.version} {teacher.sha256}")}
+    for i, c in enumerate(cases):
+        arrays.update({f"name{i}": np.array(c.name), f"image{i}": c.image, f"target{i}": c.target})
+        arrays[f"spacing{i}"] = np.array(c.spacing_mm)
+    np.savez_compressed(path, **arrays)
+    log.info(
+        "teacher targets from spine_semantic %s (sha256 %s) for %d images in %.0f s -> %s",
+        teacher.version,
+        teacher.sha256[:12],
+        len(cases),
+        time.perf_counter() - t,
+        path,
+    )
+    return cases
 
 
 def write_pack_only(args: argparse.Namespace) -> int:
@@ -405,6 +470,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not fast:
             mix.paint.fill(args.labelmap_pool, rng)
         mix.paint_fraction = args.labelmap_fraction
+    if args.teacher_fraction > 0:
+        mix.teacher = teacher_pack(args)
+        mix.teacher_fraction = args.teacher_fraction
     from neurospine.spine.train_loop import run
 
     state = {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history, "init": init_note}
@@ -472,6 +540,7 @@ def train_command(args: argparse.Namespace) -> str:
             ("--seed", "seed"),
             ("--labelmap-fraction", "labelmap_fraction"),
             ("--labelmap-pool", "labelmap_pool"),
+            ("--teacher-fraction", "teacher_fraction"),
             ("--unet-base", "unet_base"),
             ("--workers", "workers"),
         ),
@@ -519,7 +588,7 @@ def export(
         f"{C.N_CLASSES} classes (left/right merged, split at the midline afterwards).",
         "inputs": dict(MODEL_INPUTS),
         "labels": {str(i): {"name": n, "spineps_value": v} for i, (n, v) in enumerate(C.NET_CLASSES)},
-        "training_data": training_data(float(args.labelmap_fraction)),
+        "training_data": training_data(float(args.labelmap_fraction), float(getattr(args, "teacher_fraction", 0.0))),
         "metrics": {},
         "train_command": command,
         # process CPU time (all threads) when recorded; else the wall time of the training steps
@@ -535,6 +604,7 @@ def export(
                 "device": args.device,
                 "workers": args.workers,
                 "labelmap_fraction": args.labelmap_fraction,
+                "teacher_fraction": getattr(args, "teacher_fraction", 0.0),
                 "warm_start": init_note,
                 "synth_fraction": args.synth_fraction,
                 "synth_boundary_ignore": args.synth_boundary_ignore,

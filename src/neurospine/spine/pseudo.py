@@ -1,0 +1,109 @@
+"""Self-training targets on real MR: a teacher pipeline's own class map on the real training images.
+
+Fine-tuning on re-contrasted CT teaches posterior elements but pulls the vertebral bodies away from real MR
+(``docs/decisions/spine_decision_0.12.0.md``). These targets keep real MR in the mix with every structure the
+teacher reads well on MR labelled (bodies, endplates, discs, canal, cord, sacrum, background), the manual labels
+winning where a case has them, so a fine-tune can learn new anatomy from other sources without forgetting how
+real MR looks (distillation in the spirit of "learning without forgetting"). What the teacher reads poorly, the
+posterior elements, is left unsupervised together with a margin around them, and so is a one-voxel band along
+every boundary of the teacher's map.
+
+Imports the pipeline (ONNX Runtime) but not torch; only training code calls it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from neurospine.io import Volume, load_volume, reorient
+from neurospine.spine import classes as C
+from neurospine.spine import data as D
+from neurospine.spine.preprocess import CANONICAL, normalise_intensity
+
+log = logging.getLogger(__name__)
+
+#: unlabelled real MR images trained on with teacher targets only (folder, file); not scored anywhere for accuracy
+UNLABELLED_MR: tuple[tuple[str, str], ...] = (("sct_tutorial_unlabeled", "tut-t2lumbar_img.nii.gz"),)
+#: teacher voxels within this distance (mm) of its posterior elements are left unsupervised
+POSTERIOR_MARGIN_MM = 3.0
+#: width (voxels, in the sagittal plane) of the unsupervised band along every boundary of the teacher's map
+BAND_VOX = 1
+
+
+def _band(cls: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """In-slice (P, I) voxels within :data:`BAND_VOX` of a change of class (PIR map)."""
+    st = np.zeros((3, 3, 1), dtype=bool)
+    st[:, :, 0] = ndimage.generate_binary_structure(2, 1)
+    grown = ndimage.grey_dilation(cls, footprint=st)
+    shrunk = ndimage.grey_erosion(cls, footprint=st)
+    band = grown != shrunk
+    return ndimage.binary_dilation(band, st, iterations=BAND_VOX - 1) if BAND_VOX > 1 else band
+
+
+def teacher_target(
+    teacher: npt.NDArray[np.uint8],
+    spacing_mm: tuple[float, float, float],
+    manual: npt.NDArray[np.uint8] | None = None,
+    kind: str = "full",
+) -> npt.NDArray[np.uint8]:
+    """Full class target (PIR, network classes, :data:`D.IGNORE` = unknown) from the ``teacher`` class map.
+
+    ``manual`` is the case's group target (``data.partial_target``: 0 = the labelled structure, 1 = anything
+    else, IGNORE = unknown) for ``kind`` "body" or "disc": the labelled structure is written where the manual map
+    has it, and the teacher's version of that structure where the manual map says "anything else" is unknown
+    (a rater's convention or a teacher error)."""
+    t = teacher.astype(np.uint8).copy()
+    posterior = np.isin(teacher, C.POSTERIOR_CLASSES)
+    near = ndimage.distance_transform_edt(~posterior, sampling=spacing_mm) <= POSTERIOR_MARGIN_MM
+    unknown = near | _band(teacher)
+    if manual is not None and kind in ("body", "disc"):
+        structure = (C.CORPUS, C.ENDPLATE) if kind == "body" else (C.DISC,)
+        drawn = manual == 0
+        t[drawn & ~np.isin(teacher, structure)] = structure[0]
+        unknown |= (manual == 1) & np.isin(teacher, structure)
+        unknown &= ~drawn
+    t[unknown] = D.IGNORE
+    return t
+
+
+def _case(name: str, image: Volume, teacher: npt.NDArray[np.uint8], target: npt.NDArray[np.uint8]) -> D.TrainCase:
+    pir, _ = reorient(image, CANONICAL)
+    if pir.shape != teacher.shape:
+        raise ValueError(f"{name}: teacher map {teacher.shape} is not on the image grid {pir.shape} (1 mm in-plane?)")
+    img = (normalise_intensity(np.asarray(pir.data)) * 255).astype(np.uint8)
+    return D.TrainCase(f"{name}-teacher", "full", D.slice_major(img), D.slice_major(target), pir.spacing_mm)
+
+
+def teacher_cases(root: Path, *, threads: int = 2) -> list[D.TrainCase]:
+    """Teacher targets for every real training case (the splits of :mod:`neurospine.spine.data`; held-out cases and
+    VB1 never) and the unlabelled MR of :data:`UNLABELLED_MR`. The teacher is the installed ``spine_semantic``
+    pipeline (``NEUROSPINE_MODELS_DIR`` can point elsewhere); its class map before the cord fusion is used."""
+    from neurospine.spine.api import segment
+
+    out: list[D.TrainCase] = []
+    for folder, held in ((D.VB3_DIR, D.VB3_TEST), (D.VB2_DIR, D.VB2_TEST), (D.IVD_DIR, D.IVD_TEST)):
+        kind = "disc" if folder == D.IVD_DIR else "body"
+        for row in D.manifest(root, folder):
+            if row["case"] in held:
+                continue
+            case = D.load_eval_case(root, folder, row)
+            seg = segment(case.image, threads=threads, cord=False)
+            lab_pir, _ = reorient(case.labels, CANONICAL)
+            manual = D.partial_target(np.asarray(lab_pir.data))
+            target = teacher_target(seg.classes, seg.grid.spacing_mm, manual, kind)
+            out.append(_case(case.name, case.image, seg.classes, target))
+    for folder, fname in UNLABELLED_MR:
+        path = root / folder / fname
+        if not path.is_file():
+            log.info("unlabelled MR %s not found; skipped", path)
+            continue
+        image = load_volume(path)
+        seg = segment(image, threads=threads, cord=False)
+        out.append(_case(fname.split("_")[0], image, seg.classes, teacher_target(seg.classes, seg.grid.spacing_mm)))
+    log.info("teacher targets for %d real MR images", len(out))
+    return out
