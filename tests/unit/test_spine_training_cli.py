@@ -92,3 +92,23 @@ def test_card_lists_the_real_label_map_sources_only_when_the_run_used_them() -> 
     names = " ".join(d["name"] for d in used)
     assert "verse014" in names and "tptbox" in names and "panoptica" in names
     assert all(d["licence"] for d in used)
+
+
+def test_teacher_images_are_listed_only_when_the_run_used_them() -> None:
+    from neurospine.spine.training import TEACHER_TRAINING_DATA, training_data
+
+    assert not any(d in training_data(0.25) for d in TEACHER_TRAINING_DATA)
+    assert training_data(0.25, 0.3)[-len(TEACHER_TRAINING_DATA) :] == TEACHER_TRAINING_DATA
+    cmd = train_command(build_parser().parse_args(["--teacher-fraction", "0.3"]))
+    assert "--teacher-fraction 0.3" in cmd
+
+
+def test_weight_average_needs_a_first_model_and_export_only() -> None:
+    from neurospine.spine.training import main
+
+    with pytest.raises(SystemExit):
+        main(["--average-with", "b.onnx", "--export-only"])  # no --init
+    with pytest.raises(SystemExit):
+        main(["--init", "a.onnx", "--average-with", "b.onnx"])  # would train
+    args = build_parser().parse_args(["--init", "a.onnx", "--average-with", "b.onnx", "--export-only"])
+    assert train_command(args).endswith("--init a.onnx --average-with b.onnx --average-weight 0.5 --export-only")

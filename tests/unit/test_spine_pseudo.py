@@ -1,0 +1,55 @@
+"""Teacher targets on real MR (neurospine.spine.pseudo)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurospine.spine import classes as C
+from neurospine.spine import data as D
+from neurospine.spine.pseudo import teacher_target
+from neurospine.spine.train_batches import SampleMix, SynthPool
+
+
+def _teacher() -> np.ndarray:
+    cls = np.zeros((40, 60, 5), dtype=np.uint8)  # PIR
+    cls[5:20, 5:20, :] = C.CORPUS
+    cls[5:20, 22:26, :] = C.DISC
+    cls[5:20, 28:45, :] = C.CORPUS
+    cls[22:26, 5:50, :] = C.CANAL
+    cls[30:36, 10:40, :] = C.SPINOUS
+    return cls
+
+
+def test_teacher_classes_are_kept_inside_and_posterior_elements_left_open() -> None:
+    cls = _teacher()
+    t = teacher_target(cls, (1.0, 1.0, 1.0))
+    assert t[12, 12, 2] == C.CORPUS and t[12, 24, 2] == C.DISC and t[24, 20, 2] == C.CANAL
+    assert t[2, 2, 2] == C.BG  # far background is taught
+    assert (t[cls == C.SPINOUS] == D.IGNORE).all()  # posterior elements and their margin are not
+    assert t[28, 20, 2] == D.IGNORE  # 2 mm in front of the spinous process
+    assert t[5, 12, 2] == D.IGNORE and t[12, 21, 2] == D.IGNORE  # class boundaries (in-plane band)
+
+
+def test_manual_labels_win_over_the_teacher() -> None:
+    cls = _teacher()
+    manual = np.ones(cls.shape, dtype=np.uint8)  # group target: 1 = anything else
+    manual[5:22, 5:20, :] = 0  # the manual body reaches 2 voxels further down than the teacher's
+    manual[:, 28:45, :] = D.IGNORE  # the second body is not labelled
+    manual[5:20, 30:40, :] = D.IGNORE
+    t = teacher_target(cls, (1.0, 1.0, 1.0), manual, "body")
+    assert (t[5:22, 5:20][manual[5:22, 5:20] == 0] == C.CORPUS).all()  # drawn voxels keep the manual label
+    assert t[21, 12, 2] == C.CORPUS  # where the teacher had disc/canal
+    assert t[12, 35, 2] == C.CORPUS  # unlabelled body: the teacher's
+    manual2 = np.ones(cls.shape, dtype=np.uint8)  # the manual map says no body at all
+    t2 = teacher_target(cls, (1.0, 1.0, 1.0), manual2, "body")
+    assert (t2[cls == C.CORPUS] == D.IGNORE).all()
+
+
+def test_sample_mix_draws_teacher_cases_at_their_share() -> None:
+    real = D.TrainCase("r", "body", np.zeros((2, 4, 4), np.uint8), np.zeros((2, 4, 4), np.uint8), (1.0, 1.0, 1.0))
+    teach = D.TrainCase("t", "full", np.zeros((2, 4, 4), np.uint8), np.zeros((2, 4, 4), np.uint8), (1.0, 1.0, 1.0))
+    mix = SampleMix([real], {"vb3": [real], "vb2": [real], "ivd": [real]}, SynthPool(0, 0, ()), 0.0)
+    mix.teacher, mix.teacher_fraction = [teach], 0.3
+    rng = np.random.default_rng(0)
+    share = np.mean([mix.pick(rng).name == "t" for _ in range(4000)])
+    assert 0.27 < share < 0.33
