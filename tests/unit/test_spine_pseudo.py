@@ -53,3 +53,11 @@ def test_sample_mix_draws_teacher_cases_at_their_share() -> None:
     rng = np.random.default_rng(0)
     share = np.mean([mix.pick(rng).name == "t" for _ in range(4000)])
     assert 0.27 < share < 0.33
+
+
+def test_a_map_without_posterior_elements_leaves_only_the_boundary_band_open() -> None:
+    cls = _teacher()
+    cls[cls == C.SPINOUS] = C.BG
+    t = teacher_target(cls, (1.0, 1.0, 1.0))
+    assert t[0, 0, 0] == C.BG and t[-1, -1, -1] == C.BG  # no edge-of-array margin
+    assert (t == D.IGNORE).sum() < (cls > 0).sum()

@@ -2,7 +2,7 @@
 
 ``scipy.ndimage.center_of_mass`` with a label list walks the whole array once per statistic; an input-grid
 spine map (for example 381 x 381 x 76) is mostly background, so cropping first is several times faster and
-gives the same numbers.
+gives the same numbers (sums of absolute voxel coordinates, in the same order).
 """
 
 from __future__ import annotations
@@ -19,25 +19,39 @@ def _box(labels: npt.NDArray[np.integer]) -> tuple[slice, ...] | None:
     return found[0] if found else None
 
 
+def _check_ids(ids: Sequence[int]) -> list[int]:
+    out = [int(i) for i in ids]
+    if 0 in out:
+        raise ValueError("id 0 is the background, which lies partly outside the labels' box; ask scipy.ndimage")
+    return out
+
+
 def label_centres(labels: npt.NDArray[np.integer], ids: Sequence[int]) -> npt.NDArray[np.float64]:
-    """(len(ids), ndim) centroids in voxel coordinates of ``labels``; NaN rows for ids absent from the map."""
+    """(len(ids), ndim) centroids in voxel coordinates of ``labels`` (ids > 0); NaN rows for absent ids. Sums of
+    the absolute voxel coordinates, so the values equal ``ndimage.center_of_mass`` on the whole map bit for bit."""
     arr = np.asarray(labels)
-    out = np.full((len(ids), arr.ndim), np.nan)
+    wanted = _check_ids(ids)
+    out = np.full((len(wanted), arr.ndim), np.nan)
     box = _box(arr)
-    if box is None or not len(ids):
+    if box is None or not wanted:
         return out
     crop = arr[box]
+    ones = np.ones(crop.shape, np.float64)
+    counts = np.asarray(ndimage.sum_labels(ones, crop, wanted), dtype=np.float64)
+    grids = np.ogrid[tuple(slice(s.start, s.stop) for s in box)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        coms = ndimage.center_of_mass(np.ones(crop.shape, np.uint8), crop, list(ids))
-    start = np.array([s.start for s in box], dtype=np.float64)
-    return np.asarray(coms, dtype=np.float64).reshape(len(ids), arr.ndim) + start
+        for axis, grid in enumerate(grids):
+            coord = np.broadcast_to(np.asarray(grid, dtype=np.float64), crop.shape)
+            out[:, axis] = np.asarray(ndimage.sum_labels(coord, crop, wanted), dtype=np.float64) / counts
+    return out
 
 
 def label_counts(labels: npt.NDArray[np.integer], ids: Sequence[int]) -> npt.NDArray[np.int64]:
-    """Voxel count of each of ``ids`` in ``labels`` (0 for absent ids)."""
+    """Voxel count of each of ``ids`` (> 0) in ``labels`` (0 for absent ids)."""
     arr = np.asarray(labels)
+    wanted = _check_ids(ids)
     box = _box(arr)
-    if box is None or not len(ids):
-        return np.zeros(len(ids), dtype=np.int64)
+    if box is None or not wanted:
+        return np.zeros(len(wanted), dtype=np.int64)
     crop = arr[box]
-    return np.asarray(ndimage.sum_labels(np.ones(crop.shape, np.uint8), crop, list(ids))).astype(np.int64)
+    return np.asarray(ndimage.sum_labels(np.ones(crop.shape, np.uint8), crop, wanted)).astype(np.int64)

@@ -6,7 +6,8 @@ teacher reads well on MR labelled (bodies, endplates, discs, canal, cord, sacrum
 winning where a case has them, so a fine-tune can learn new anatomy from other sources without forgetting how
 real MR looks (distillation in the spirit of "learning without forgetting"). What the teacher reads poorly, the
 posterior elements, is left unsupervised together with a margin around them, and so is a one-voxel band along
-every boundary of the teacher's map.
+every boundary of the teacher's map. The images are drawn with kind "full", so they get the same intensity
+randomisation as painted and synthetic cases (their own contrast kept half the time).
 
 Imports the pipeline (ONNX Runtime) but not torch; only training code calls it.
 """
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 UNLABELLED_MR: tuple[tuple[str, str], ...] = (("sct_tutorial_unlabeled", "tut-t2lumbar_img.nii.gz"),)
 #: teacher voxels within this distance (mm) of its posterior elements are left unsupervised
 POSTERIOR_MARGIN_MM = 3.0
-#: width (voxels, in the sagittal plane) of the unsupervised band along every boundary of the teacher's map
+#: reach (voxels, in the sagittal plane) of the unsupervised band on each side of every boundary of the teacher's map
 BAND_VOX = 1
 
 
@@ -59,7 +60,11 @@ def teacher_target(
     (a rater's convention or a teacher error)."""
     t = teacher.astype(np.uint8).copy()
     posterior = np.isin(teacher, C.POSTERIOR_CLASSES)
-    near = ndimage.distance_transform_edt(~posterior, sampling=spacing_mm) <= POSTERIOR_MARGIN_MM
+    near = (
+        ndimage.distance_transform_edt(~posterior, sampling=spacing_mm) <= POSTERIOR_MARGIN_MM
+        if posterior.any()
+        else np.zeros(teacher.shape, dtype=bool)
+    )
     unknown = near | _band(teacher)
     if manual is not None and kind in ("body", "disc"):
         structure = (C.CORPUS, C.ENDPLATE) if kind == "body" else (C.DISC,)

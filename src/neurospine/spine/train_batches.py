@@ -230,7 +230,8 @@ REAL_WEIGHTS: dict[str, float] = {"vb3": 0.4, "vb2": 0.4, "ivd": 0.2}
 
 @dataclass
 class SampleMix:
-    """Where each training sample comes from: painted real label maps, the synthetic pool, or real cases."""
+    """Where each training sample comes from: painted real label maps, real MR with teacher targets, the synthetic
+    pool, or real cases (in that order of drawing, each at its share of what is left)."""
 
     real: list[D.TrainCase]
     by_kind: dict[str, list[D.TrainCase]]

@@ -364,6 +364,15 @@ def teacher_pack(args: argparse.Namespace) -> list[D.TrainCase]:
     return cases
 
 
+def teacher_note(out: Path) -> str | None:
+    """The teacher model recorded in ``<out>/teacher.npz`` ("version sha256"), for the card."""
+    path = out / "teacher.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        return f"spine_semantic {z['teacher']}" if "teacher" in z.files else None
+
+
 def write_pack_only(args: argparse.Namespace) -> int:
     """``--write-pack``: save the real training cases and label-map sources for a machine without shared data."""
     from neurospine.spine.train_sources import load_labelmap_sources, write_pack
@@ -394,6 +403,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--steps must be a positive number of optimiser steps")
     if args.average_with is not None and (args.init is None or not args.export_only):
         parser.error("--average-with needs --init (the first model) and --export-only")
+    if args.average_with is not None and (args.out / "checkpoint.pt").is_file():
+        parser.error(f"{args.out} already holds a checkpoint, which --average-with would not use; give a new --out")
+    if not 0.0 <= args.average_weight <= 1.0 or not 0.0 <= args.teacher_fraction <= 1.0:
+        parser.error("--average-weight and --teacher-fraction must lie in [0, 1]")
+    if args.teacher_fraction > 0 and args.pack is not None and not (args.out / "teacher.npz").is_file():
+        parser.error(
+            "--teacher-fraction builds its targets from ../shared/data, which a --pack run lacks; build "
+            "<out>/teacher.npz on a machine with the data (a short run with --teacher-fraction) and copy it over"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.calibrate_only:
         _calibrate(args)
@@ -605,6 +623,7 @@ def export(
                 "workers": args.workers,
                 "labelmap_fraction": args.labelmap_fraction,
                 "teacher_fraction": getattr(args, "teacher_fraction", 0.0),
+                "teacher": teacher_note(out) if getattr(args, "teacher_fraction", 0.0) > 0 else None,
                 "warm_start": init_note,
                 "synth_fraction": args.synth_fraction,
                 "synth_boundary_ignore": args.synth_boundary_ignore,
