@@ -5,8 +5,10 @@ Fine-tuning on re-contrasted CT teaches posterior elements but pulls the vertebr
 teacher reads well on MR labelled (bodies, endplates, discs, canal, cord, sacrum, background), the manual labels
 winning where a case has them, so a fine-tune can learn new anatomy from other sources without forgetting how
 real MR looks (distillation in the spirit of "learning without forgetting"). What the teacher reads poorly, the
-posterior elements, is left unsupervised together with a margin around them, and so is a one-voxel band along
-every boundary of the teacher's map. The images are drawn with kind "full", so they get the same intensity
+posterior elements, is left unsupervised: everything at or behind the front wall of its canal but the canal and
+cord themselves (a teacher that misses posterior bone would otherwise teach it as background: candidate 0.14.0
+lost its posterior elements that way), a margin around its posterior elements, and a one-voxel band along every
+boundary of the teacher's map. The images are drawn with kind "full", so they get the same intensity
 randomisation as painted and synthetic cases (their own contrast kept half the time).
 
 Imports the pipeline (ONNX Runtime) but not torch; only training code calls it.
@@ -46,6 +48,20 @@ def _band(cls: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     return ndimage.binary_dilation(band, st, iterations=BAND_VOX - 1) if BAND_VOX > 1 else band
 
 
+def behind_canal_front(teacher: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Voxels (PIR) at or behind the front wall of the teacher's canal: per inferior-superior row, the most
+    anterior canal (or cord) voxel of any sagittal slice, interpolated over rows without canal. Empty when the
+    teacher found no canal."""
+    canal = np.isin(teacher, (C.CANAL, C.CORD))
+    rows = np.flatnonzero(canal.any(axis=(0, 2)))
+    if rows.size == 0:
+        return np.zeros(teacher.shape, dtype=bool)
+    p_index = np.arange(teacher.shape[0])[:, None, None]
+    first = np.where(canal, p_index, teacher.shape[0]).min(axis=(0, 2))
+    front = np.interp(np.arange(teacher.shape[1]), rows, first[rows])
+    return np.asarray(p_index >= np.ceil(front)[None, :, None], dtype=bool) & np.ones(teacher.shape, dtype=bool)
+
+
 def teacher_target(
     teacher: npt.NDArray[np.uint8],
     spacing_mm: tuple[float, float, float],
@@ -65,7 +81,7 @@ def teacher_target(
         if posterior.any()
         else np.zeros(teacher.shape, dtype=bool)
     )
-    unknown = near | _band(teacher)
+    unknown = near | _band(teacher) | (behind_canal_front(teacher) & ~np.isin(teacher, (C.CANAL, C.CORD)))
     if manual is not None and kind in ("body", "disc"):
         structure = (C.CORPUS, C.ENDPLATE) if kind == "body" else (C.DISC,)
         drawn = manual == 0

@@ -246,7 +246,7 @@ class SampleMix:
         if self.paint is not None and self.paint.cases and rng.random() < self.paint_fraction:
             return self.paint.pick(rng)
         if self.teacher and rng.random() < self.teacher_fraction:
-            return self.teacher[int(rng.integers(len(self.teacher)))]
+            return _by_set(self.teacher, rng)
         if self.pool.cases and rng.random() < self.synth_fraction:
             return self.pool.pick(rng)
         kinds = list(REAL_WEIGHTS)
@@ -260,6 +260,23 @@ class SampleMix:
             self.pool.refresh(rng)
         if self.paint is not None and self.paint.cases and step % (refresh_every * 2) == 0:
             self.paint.refresh(rng)
+
+
+#: how teacher images are drawn: by set, so that one protocol (VB3 has 20 of the 28 images) does not dominate
+TEACHER_WEIGHTS: dict[str, float] = {"vb3": 0.35, "vb2": 0.35, "ivd": 0.15, "other": 0.15}
+
+
+def _by_set(cases: list[D.TrainCase], rng: np.random.Generator) -> D.TrainCase:
+    """One case, its set drawn by :data:`TEACHER_WEIGHTS` among the sets present (name prefix; "other" for the
+    rest), then uniformly within the set."""
+    groups: dict[str, list[D.TrainCase]] = {}
+    for c in cases:
+        key = c.name.split("-")[0]
+        groups.setdefault(key if key in TEACHER_WEIGHTS else "other", []).append(c)
+    keys = sorted(groups)
+    w = np.array([TEACHER_WEIGHTS[k] for k in keys])
+    group = groups[keys[int(rng.choice(len(keys), p=w / w.sum()))]]
+    return group[int(rng.integers(len(group)))]
 
 
 def draw_batch(
