@@ -180,7 +180,7 @@ def segment_on_acquired(image: Any) -> tuple[npt.NDArray[np.int16], npt.NDArray[
         resample_to_grid(np.asarray(a), native.affine, image.shape, image.affine, order=0)
         for a in (seg.body_input, seg.seg_vert_input)
     ]
-    return back[0], back[1]
+    return np.asarray(back[0], dtype=np.int16), np.asarray(back[1], dtype=np.int16)
 
 
 def disc_dice(vert: npt.NDArray[np.integer], ref: npt.NDArray[np.integer]) -> float:
@@ -200,7 +200,7 @@ def main() -> int:
     from neurospine.spine.api import segment
 
     logging.basicConfig(level=logging.WARNING)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for folder, held_out in ((D.VB3_DIR, D.VB3_TEST), (D.IVD_DIR, D.IVD_TEST)):
         for entry in D.manifest(SHARED_DATA, folder):
             if entry["case"] in held_out:
