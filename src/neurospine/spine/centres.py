@@ -26,32 +26,34 @@ def _check_ids(ids: Sequence[int]) -> list[int]:
     return out
 
 
-def label_centres(labels: npt.NDArray[np.integer], ids: Sequence[int]) -> npt.NDArray[np.float64]:
-    """(len(ids), ndim) centroids in voxel coordinates of ``labels`` (ids > 0); NaN rows for absent ids. Sums of
-    the absolute voxel coordinates, so the values equal ``ndimage.center_of_mass`` on the whole map bit for bit."""
+def label_stats(
+    labels: npt.NDArray[np.integer], ids: Sequence[int]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Voxel counts (0 for absent ids) and (len(ids), ndim) centroids in voxel coordinates (NaN rows for absent
+    ids) of ``ids`` (> 0) in ``labels``. Sums of the absolute voxel coordinates, so the centroids equal
+    ``ndimage.center_of_mass`` on the whole map bit for bit."""
     arr = np.asarray(labels)
     wanted = _check_ids(ids)
-    out = np.full((len(wanted), arr.ndim), np.nan)
+    counts = np.zeros(len(wanted), dtype=np.int64)
+    centres = np.full((len(wanted), arr.ndim), np.nan)
     box = _box(arr)
     if box is None or not wanted:
-        return out
+        return counts, centres
     crop = arr[box]
-    ones = np.ones(crop.shape, np.float64)
-    counts = np.asarray(ndimage.sum_labels(ones, crop, wanted), dtype=np.float64)
+    n = np.asarray(ndimage.sum_labels(np.ones(crop.shape, np.float64), crop, wanted), dtype=np.float64)
     grids = np.ogrid[tuple(slice(s.start, s.stop) for s in box)]
     with np.errstate(invalid="ignore", divide="ignore"):
         for axis, grid in enumerate(grids):
             coord = np.broadcast_to(np.asarray(grid, dtype=np.float64), crop.shape)
-            out[:, axis] = np.asarray(ndimage.sum_labels(coord, crop, wanted), dtype=np.float64) / counts
-    return out
+            centres[:, axis] = np.asarray(ndimage.sum_labels(coord, crop, wanted), dtype=np.float64) / n
+    return n.astype(np.int64), centres
+
+
+def label_centres(labels: npt.NDArray[np.integer], ids: Sequence[int]) -> npt.NDArray[np.float64]:
+    """The centroids of :func:`label_stats`."""
+    return label_stats(labels, ids)[1]
 
 
 def label_counts(labels: npt.NDArray[np.integer], ids: Sequence[int]) -> npt.NDArray[np.int64]:
-    """Voxel count of each of ``ids`` (> 0) in ``labels`` (0 for absent ids)."""
-    arr = np.asarray(labels)
-    wanted = _check_ids(ids)
-    box = _box(arr)
-    if box is None or not wanted:
-        return np.zeros(len(wanted), dtype=np.int64)
-    crop = arr[box]
-    return np.asarray(ndimage.sum_labels(np.ones(crop.shape, np.uint8), crop, wanted)).astype(np.int64)
+    """The voxel counts of :func:`label_stats`."""
+    return label_stats(labels, ids)[0]

@@ -138,16 +138,22 @@ def partial_target(labels_pir: npt.NDArray[np.integer], *, nothing_below: bool =
     return target
 
 
+def training_image(img: Volume) -> tuple[npt.NDArray[np.uint8], tuple[float, float, float]]:
+    """A training image as stored in a :class:`TrainCase`: PIR, normalised * 255, slice-major; and its spacing."""
+    img_pir, _ = reorient(img, CANONICAL)
+    image = (normalise_intensity(img_pir.data) * 255).astype(np.uint8)
+    return slice_major(image), img_pir.spacing_mm
+
+
 def load_train_case(root: Path, folder: str, name: str, *, nothing_below_l5: bool = False) -> TrainCase:
     img = load_volume(root / folder / f"{name}_img.nii.gz")
     lab = load_volume(root / folder / f"{name}_{_label_file(folder)}.nii.gz", check_intensity=False)
-    img_pir, _ = reorient(img, CANONICAL)
+    image, spacing = training_image(img)
     lab_pir, _ = reorient(lab, CANONICAL)
-    image = (normalise_intensity(img_pir.data) * 255).astype(np.uint8)
     kind = "disc" if folder == IVD_DIR else "body"
     # VB3 (L1-L5) and VB2 (T11-L5) end at L5: optionally, no vertebral body below their lowest label
     target = partial_target(np.asarray(lab_pir.data), nothing_below=nothing_below_l5 and kind == "body")
-    return TrainCase(name, kind, slice_major(image), slice_major(target), img_pir.spacing_mm)
+    return TrainCase(name, kind, image, slice_major(target), spacing)
 
 
 def slice_major(arr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

@@ -281,16 +281,12 @@ def _with_transition_check(naming: Naming, presacral: list[BodyInfo]) -> Naming:
         naming.flags.append(f"one sign of a transitional lumbosacral segment ({signs.describe()}); names kept")
         return naming
     naming.flags.append(f"{TRANSITIONAL_FLAG} ({signs.describe()})")
-    return _all_uncertain(naming, TRANSITIONAL_FLAG)
-
-
-def _all_uncertain(naming: Naming, note: str) -> Naming:
-    """List every named level as uncertain for ``note``, keeping an earlier reason (e.g. L6 or T13) in the note."""
-    return _mark_uncertain(naming, naming.levels, note)
+    return _mark_uncertain(naming, naming.levels, TRANSITIONAL_FLAG)
 
 
 def _mark_uncertain(naming: Naming, levels: list[int], note: str) -> Naming:
-    """Add the named ``levels`` to the uncertain ones for ``note``, keeping an earlier reason in the note."""
+    """Add the named ``levels`` to the uncertain ones for ``note``, keeping an earlier reason (e.g. L6 or T13) in
+    the note."""
     earlier = naming.uncertain_note if naming.uncertain_levels else ""
     naming.uncertain_levels = sorted({lvl for lvl in levels if lvl} | set(naming.uncertain_levels))
     naming.uncertain_note = f"{earlier}; {note}" if earlier else note
@@ -534,7 +530,7 @@ def _with_cervical_top_check(naming: Naming, bodies: list[BodyInfo], presacral: 
     how = f"is {-off} short of" if off < 0 else f"is {off} over"
     naming.flags.append(f"{CERVICAL_TOP_FLAG} {how} the 23 vertebrae C2-L5: bodies missed or split, or transitional")
     naming.confidence = min(naming.confidence, CERVICAL_TOP_CONFIDENCE)
-    return _all_uncertain(naming, f"{CERVICAL_TOP_FLAG} disagrees")
+    return _mark_uncertain(naming, naming.levels, f"{CERVICAL_TOP_FLAG} disagrees")
 
 
 def _depth_rise(bodies: list[BodyInfo]) -> float:

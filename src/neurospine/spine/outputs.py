@@ -31,7 +31,7 @@ from scipy import ndimage
 
 from neurospine.io import Volume, atomic_path, write_text_atomic
 from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET, instance_name, vertebra_name
-from neurospine.spine.centres import label_centres, label_counts
+from neurospine.spine.centres import label_centres, label_stats
 from neurospine.spine.naming import CONFIDENT
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ def structure_rows(
     labels = [int(v) for v in np.unique(inst) if v != 0]
     if not labels:
         return []
-    counts = label_counts(inst, labels)
-    coms = label_centres(inst, labels)
+    counts, coms = label_stats(inst, labels)
     corpus = np.where(np.isin(semantic, (49, 50, 26)), inst, 0)
     body_coms = label_centres(corpus, labels)  # discs have no corpus: NaN rows, handled below
     vox = ref.voxel_volume_mm3

@@ -26,7 +26,7 @@ from scipy import ndimage
 from neurospine.io import Volume, load_volume, reorient
 from neurospine.spine import classes as C
 from neurospine.spine import data as D
-from neurospine.spine.preprocess import CANONICAL, normalise_intensity
+from neurospine.spine.preprocess import CANONICAL
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def behind_canal_front(teacher: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     p_index = np.arange(teacher.shape[0])[:, None, None]
     first = np.where(canal, p_index, teacher.shape[0]).min(axis=(0, 2))
     front = np.interp(np.arange(teacher.shape[1]), rows, first[rows])
-    return np.asarray(p_index >= np.ceil(front)[None, :, None], dtype=bool) & np.ones(teacher.shape, dtype=bool)
+    return np.broadcast_to(p_index >= np.ceil(front)[None, :, None], teacher.shape).copy()
 
 
 def teacher_target(
@@ -93,11 +93,10 @@ def teacher_target(
 
 
 def _case(name: str, image: Volume, teacher: npt.NDArray[np.uint8], target: npt.NDArray[np.uint8]) -> D.TrainCase:
-    pir, _ = reorient(image, CANONICAL)
-    if pir.shape != teacher.shape:
-        raise ValueError(f"{name}: teacher map {teacher.shape} is not on the image grid {pir.shape} (1 mm in-plane?)")
-    img = (normalise_intensity(np.asarray(pir.data)) * 255).astype(np.uint8)
-    return D.TrainCase(f"{name}-teacher", "full", D.slice_major(img), D.slice_major(target), pir.spacing_mm)
+    img, spacing = D.training_image(image)
+    if img.shape != D.slice_major(teacher).shape:
+        raise ValueError(f"{name}: teacher map {teacher.shape} is not on the image grid (1 mm in-plane?)")
+    return D.TrainCase(f"{name}-teacher", "full", img, D.slice_major(target), spacing)
 
 
 def teacher_cases(root: Path, *, threads: int = 2) -> list[D.TrainCase]:

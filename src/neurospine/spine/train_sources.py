@@ -221,18 +221,37 @@ def crop_case(case: D.TrainCase, margin_r: int = 8, margin_i_mm: float = 50.0, r
     )
 
 
+def cases_to_arrays(cases: list[D.TrainCase], prefix: str, *, crop: bool) -> dict[str, npt.NDArray[np.generic]]:
+    """Arrays of ``cases`` for an ``.npz`` (read back by :func:`cases_from_arrays`), each cropped by
+    :func:`crop_case` when ``crop``."""
+    arrays: dict[str, npt.NDArray[np.generic]] = {}
+    for i, case in enumerate(cases):
+        c = crop_case(case) if crop else case
+        arrays[f"{prefix}{i}_image"] = c.image
+        arrays[f"{prefix}{i}_target"] = c.target
+        arrays[f"{prefix}{i}_meta"] = np.array([c.name, c.kind, *map(str, c.spacing_mm)])
+    return arrays
+
+
+def cases_from_arrays(z: Any, prefix: str) -> list[D.TrainCase]:
+    """The cases :func:`cases_to_arrays` stored under ``prefix`` in the open ``.npz`` ``z``."""
+    keys = set(z.files)
+    out: list[D.TrainCase] = []
+    while f"{prefix}{len(out)}_image" in keys:
+        i = len(out)
+        meta = [str(m) for m in z[f"{prefix}{i}_meta"]]
+        spacing = (float(meta[2]), float(meta[3]), float(meta[4]))
+        out.append(D.TrainCase(meta[0], meta[1], z[f"{prefix}{i}_image"], z[f"{prefix}{i}_target"], spacing))
+    return out
+
+
 def write_pack(path: Path, real: list[D.TrainCase], sources: list[LabelMapSource]) -> Path:
     """Save real training cases (cropped, :func:`crop_case`) and label-map sources to one LZMA-compressed
     ``.npz`` stream (read back by :func:`read_pack`)."""
     import io
     import lzma
 
-    arrays: dict[str, npt.NDArray[np.generic]] = {}
-    for i, case in enumerate(real):
-        c = crop_case(case)
-        arrays[f"real{i}_image"] = c.image
-        arrays[f"real{i}_target"] = c.target
-        arrays[f"real{i}_meta"] = np.array([c.name, c.kind, *map(str, c.spacing_mm)])
+    arrays = cases_to_arrays(real, "real", crop=True)
     for i, s in enumerate(sources):
         arrays[f"src{i}_data"] = np.asarray(s.semantic.data)
         arrays[f"src{i}_affine"] = s.semantic.affine
@@ -254,13 +273,7 @@ def read_pack(path: Path) -> tuple[list[D.TrainCase], list[LabelMapSource]]:
 
     with np.load(io.BytesIO(lzma.decompress(path.read_bytes()))) as z:
         keys = set(z.files)
-        real: list[D.TrainCase] = []
-        i = 0
-        while f"real{i}_image" in keys:
-            meta = [str(m) for m in z[f"real{i}_meta"]]
-            spacing = (float(meta[2]), float(meta[3]), float(meta[4]))
-            real.append(D.TrainCase(meta[0], meta[1], z[f"real{i}_image"], z[f"real{i}_target"], spacing))
-            i += 1
+        real = cases_from_arrays(z, "real")
         sources: list[LabelMapSource] = []
         i = 0
         while f"src{i}_data" in keys:

@@ -326,20 +326,12 @@ def unet_kw(args: argparse.Namespace) -> dict[str, Any]:
 def teacher_pack(args: argparse.Namespace) -> list[D.TrainCase]:
     """The teacher-target cases of :mod:`neurospine.spine.pseudo`, built once and kept in ``<out>/teacher.npz`` (a
     resumed run reads them back, so the teacher is the model installed when the run started)."""
+    from neurospine.spine.train_sources import cases_from_arrays, cases_to_arrays
+
     path = args.out / "teacher.npz"
     if path.is_file():
         with np.load(path) as z:
-            n = int(z["count"])
-            cases = [
-                D.TrainCase(
-                    str(z[f"name{i}"]),
-                    "full",
-                    z[f"image{i}"],
-                    z[f"target{i}"],
-                    tuple(float(v) for v in z[f"spacing{i}"]),  # type: ignore[arg-type]
-                )
-                for i in range(n)
-            ]
+            cases = cases_from_arrays(z, "teacher")
         log.info("teacher targets read from %s (%d images)", path, len(cases))
         return cases
     from neurospine.models import load_card
@@ -348,11 +340,8 @@ def teacher_pack(args: argparse.Namespace) -> list[D.TrainCase]:
     t = time.perf_counter()
     cases = teacher_cases(args.data, threads=args.threads)
     teacher = load_card("spine_semantic", task="spine")
-    arrays: dict[str, Any] = {"count": np.array(len(cases)), "teacher": np.array(f"{teacher.version} {teacher.sha256}")}
-    for i, c in enumerate(cases):
-        arrays.update({f"name{i}": np.array(c.name), f"image{i}": c.image, f"target{i}": c.target})
-        arrays[f"spacing{i}"] = np.array(c.spacing_mm)
-    np.savez_compressed(path, **arrays)
+    arrays = cases_to_arrays(cases, "teacher", crop=False)
+    np.savez_compressed(path, teacher=np.array(f"{teacher.version} {teacher.sha256}"), **arrays)  # type: ignore[arg-type]
     log.info(
         "teacher targets from spine_semantic %s (sha256 %s) for %d images in %.0f s -> %s",
         teacher.version,
