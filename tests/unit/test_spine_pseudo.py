@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from neurospine.spine import classes as C
 from neurospine.spine import data as D
@@ -67,3 +68,33 @@ def test_a_map_without_posterior_elements_leaves_only_the_boundary_band_open() -
     t = teacher_target(cls, (1.0, 1.0, 1.0))
     assert t[0, 0, 0] == C.BG and t[0, -1, -1] == C.BG  # no edge-of-array margin in front of the canal
     assert (t[:22] == D.IGNORE).mean() < 0.35  # in front of the canal only the boundary band is left open
+
+
+def test_keep_posterior_teaches_the_teachers_posterior_elements_but_never_background_behind_the_canal() -> None:
+    cls = _teacher()
+    t = teacher_target(cls, (1.0, 1.0, 1.0), keep_posterior=True)
+    core = np.zeros(cls.shape, dtype=bool)
+    core[31:35, 11:39, :] = True  # the spinous process off its boundary band
+    assert (t[core] == C.SPINOUS).all()
+    assert t[28, 20, 2] == D.IGNORE  # its margin stays open
+    assert t[38, 45, 2] == D.IGNORE  # background behind the canal's front wall is still not taught
+    assert t[12, 12, 2] == C.CORPUS and t[24, 20, 2] == C.CANAL
+
+
+def test_teacher_images_get_the_mix_chance_of_keeping_their_contrast(monkeypatch: pytest.MonkeyPatch) -> None:
+    from neurospine.spine import train_batches as T
+
+    seen: list[float | None] = []
+
+    def record(x: np.ndarray, rng: np.random.Generator, kind: str, p_keep: float | None = None) -> np.ndarray:
+        seen.append(p_keep)
+        return x
+
+    monkeypatch.setattr(T, "augment_intensity", record)
+    img = np.full((6, 40, 40), 100, dtype=np.uint8)
+    teach = D.TrainCase(f"vb3-1{D.TEACHER_SUFFIX}", "full", img, np.zeros_like(img), (1.0, 1.0, 1.0))
+    real = D.TrainCase("vb3-2", "body", img, np.zeros_like(img), (1.0, 1.0, 1.0))
+    mix = SampleMix([real], {"vb3": [real], "vb2": [real], "ivd": [real]}, SynthPool(0, 0, ()), 0.0)
+    mix.teacher, mix.teacher_fraction, mix.teacher_keep_contrast = [teach], 0.5, 0.2
+    T.draw_batch(np.random.default_rng(2), mix, 40, 32)
+    assert set(seen) == {0.2, None}  # teacher images: the mix's chance; real partial-label ones: the default

@@ -112,6 +112,10 @@ def eval_cases(root: Path, which: str) -> list[EvalCase]:
     return [load_eval_case(root, folder, r) for r in rows]
 
 
+#: name suffix of real MR cases with teacher targets (:mod:`neurospine.spine.pseudo`)
+TEACHER_SUFFIX = "-teacher"
+
+
 def partial_target(labels_pir: npt.NDArray[np.integer], *, nothing_below: bool = False) -> npt.NDArray[np.uint8]:
     """Group target of a one-structure-type label map in PIR: 0 = labelled, 1 = other, IGNORE = unknown.
 

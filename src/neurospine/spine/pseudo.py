@@ -67,8 +67,14 @@ def teacher_target(
     spacing_mm: tuple[float, float, float],
     manual: npt.NDArray[np.uint8] | None = None,
     kind: str = "full",
+    *,
+    keep_posterior: bool = False,
 ) -> npt.NDArray[np.uint8]:
     """Full class target (PIR, network classes, :data:`D.IGNORE` = unknown) from the ``teacher`` class map.
+
+    ``keep_posterior``: the teacher's posterior elements (off their boundary band) are targets too, so real MR keeps
+    positive posterior-element examples; the margin around them and the rest behind the canal front stay unknown
+    (bone the teacher misses is never taught as background).
 
     ``manual`` is the case's group target (``data.partial_target``: 0 = the labelled structure, 1 = anything
     else, IGNORE = unknown) for ``kind`` "body" or "disc": the labelled structure is written where the manual map
@@ -81,7 +87,10 @@ def teacher_target(
         if posterior.any()
         else np.zeros(teacher.shape, dtype=bool)
     )
-    unknown = near | _band(teacher) | (behind_canal_front(teacher) & ~np.isin(teacher, (C.CANAL, C.CORD)))
+    trusted_behind = (C.CANAL, C.CORD, *C.POSTERIOR_CLASSES) if keep_posterior else (C.CANAL, C.CORD)
+    if keep_posterior:
+        near &= ~posterior
+    unknown = near | _band(teacher) | (behind_canal_front(teacher) & ~np.isin(teacher, trusted_behind))
     if manual is not None and kind in ("body", "disc"):
         structure = (C.CORPUS, C.ENDPLATE) if kind == "body" else (C.DISC,)
         drawn = manual == 0
@@ -96,13 +105,14 @@ def _case(name: str, image: Volume, teacher: npt.NDArray[np.uint8], target: npt.
     img, spacing = D.training_image(image)
     if img.shape != D.slice_major(teacher).shape:
         raise ValueError(f"{name}: teacher map {teacher.shape} is not on the image grid (1 mm in-plane?)")
-    return D.TrainCase(f"{name}-teacher", "full", img, D.slice_major(target), spacing)
+    return D.TrainCase(f"{name}{D.TEACHER_SUFFIX}", "full", img, D.slice_major(target), spacing)
 
 
-def teacher_cases(root: Path, *, threads: int = 2) -> list[D.TrainCase]:
+def teacher_cases(root: Path, *, threads: int = 2, keep_posterior: bool = False) -> list[D.TrainCase]:
     """Teacher targets for every real training case (the splits of :mod:`neurospine.spine.data`; held-out cases and
     VB1 never) and the unlabelled MR of :data:`UNLABELLED_MR`. The teacher is the installed ``spine_semantic``
-    pipeline (``NEUROSPINE_MODELS_DIR`` can point elsewhere); its class map before the cord fusion is used."""
+    pipeline (``NEUROSPINE_MODELS_DIR`` can point elsewhere); its class map before the cord fusion is used.
+    ``keep_posterior``: see :func:`teacher_target`."""
     from neurospine.spine.api import segment
 
     out: list[D.TrainCase] = []
@@ -115,7 +125,7 @@ def teacher_cases(root: Path, *, threads: int = 2) -> list[D.TrainCase]:
             seg = segment(case.image, threads=threads, cord=False)
             lab_pir, _ = reorient(case.labels, CANONICAL)
             manual = D.partial_target(np.asarray(lab_pir.data))
-            target = teacher_target(seg.classes, seg.grid.spacing_mm, manual, kind)
+            target = teacher_target(seg.classes, seg.grid.spacing_mm, manual, kind, keep_posterior=keep_posterior)
             out.append(_case(case.name, case.image, seg.classes, target))
     for folder, fname in UNLABELLED_MR:
         path = root / folder / fname
@@ -124,6 +134,7 @@ def teacher_cases(root: Path, *, threads: int = 2) -> list[D.TrainCase]:
             continue
         image = load_volume(path)
         seg = segment(image, threads=threads, cord=False)
-        out.append(_case(fname.split("_")[0], image, seg.classes, teacher_target(seg.classes, seg.grid.spacing_mm)))
+        target = teacher_target(seg.classes, seg.grid.spacing_mm, keep_posterior=keep_posterior)
+        out.append(_case(fname.split("_")[0], image, seg.classes, target))
     log.info("teacher targets for %d real MR images", len(out))
     return out

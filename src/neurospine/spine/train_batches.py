@@ -97,11 +97,15 @@ def sample_patch(case: D.TrainCase, rng: np.random.Generator, patch: int) -> Sam
     return Sample(out_img, out_tgt.astype(np.uint8), case.kind)
 
 
-def augment_intensity(x: npt.NDArray[np.float32], rng: np.random.Generator, kind: str) -> npt.NDArray[np.float32]:
+def augment_intensity(
+    x: npt.NDArray[np.float32], rng: np.random.Generator, kind: str, p_keep: float | None = None
+) -> npt.NDArray[np.float32]:
+    """Random contrast, blur. ``p_keep``: chance of keeping the image's own contrast (default: 0.5 for "full"
+    cases, whose synthetic images already have random contrast, 0.25 for real partial-label cases)."""
     from neurospine.nn import augment as A
 
-    # synthetic images already have random contrast; real ones get the full randomisation
-    p_keep = 0.5 if kind == "full" else 0.25
+    if p_keep is None:
+        p_keep = 0.5 if kind == "full" else 0.25
     out = A.contrast_randomize(x, rng, p_keep=p_keep, p_invert=0.25)
     if rng.random() < 0.3:
         out = A.blur(out, rng, 1.0)
@@ -241,6 +245,7 @@ class SampleMix:
     paint_fraction: float = 0.0
     teacher: list[D.TrainCase] = field(default_factory=list)  # real MR with teacher targets (spine.pseudo)
     teacher_fraction: float = 0.0
+    teacher_keep_contrast: float = 0.5  # chance that a teacher image keeps its own (real MR) contrast
 
     def pick(self, rng: np.random.Generator) -> D.TrainCase:
         if self.paint is not None and self.paint.cases and rng.random() < self.paint_fraction:
@@ -285,8 +290,10 @@ def draw_batch(
     """Images (B, 3, P, P), targets (B, P, P), group membership (B, G, C) and Dice masks (B, G) of one batch."""
     samples = []
     for _ in range(batch):
-        s = sample_patch(mix.pick(rng), rng, patch)
-        s.image = augment_intensity(s.image, rng, s.kind)
+        case = mix.pick(rng)
+        s = sample_patch(case, rng, patch)
+        p_keep = mix.teacher_keep_contrast if case.name.endswith(D.TEACHER_SUFFIX) else None
+        s.image = augment_intensity(s.image, rng, s.kind, p_keep)
         samples.append(s)
     return (
         np.stack([s.image for s in samples]),

@@ -287,6 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of the samples (after the painted ones) drawn from real MR images with the installed spine "
         "model's own targets (neurospine.spine.pseudo; built once into <out>/teacher.npz)",
     )
+    p.add_argument(
+        "--teacher-posterior",
+        action="store_true",
+        help="keep the teacher's posterior elements as targets (otherwise everything behind the canal front but "
+        "the canal and cord is unknown)",
+    )
+    p.add_argument(
+        "--teacher-keep-contrast",
+        type=float,
+        default=0.5,
+        help="chance that a teacher image keeps its own contrast (the rest are inverted or re-mapped at random)",
+    )
     p.add_argument("--unet-base", type=int, default=UNET_KW["base"], help="channels of the first U-Net level")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (a GPU only makes training faster)")
     p.add_argument(
@@ -331,6 +343,9 @@ def teacher_pack(args: argparse.Namespace) -> list[D.TrainCase]:
     path = args.out / "teacher.npz"
     if path.is_file():
         with np.load(path) as z:
+            kept = bool(z["keep_posterior"]) if "keep_posterior" in z.files else False
+            if kept != bool(args.teacher_posterior):
+                raise SystemExit(f"{path} was built with keep_posterior={kept}; remove it or match --teacher-posterior")
             cases = cases_from_arrays(z, "teacher")
         log.info("teacher targets read from %s (%d images)", path, len(cases))
         return cases
@@ -338,10 +353,15 @@ def teacher_pack(args: argparse.Namespace) -> list[D.TrainCase]:
     from neurospine.spine.pseudo import teacher_cases
 
     t = time.perf_counter()
-    cases = teacher_cases(args.data, threads=args.threads)
+    cases = teacher_cases(args.data, threads=args.threads, keep_posterior=bool(args.teacher_posterior))
     teacher = load_card("spine_semantic", task="spine")
     arrays = cases_to_arrays(cases, "teacher", crop=False)
-    np.savez_compressed(path, teacher=np.array(f"{teacher.version} {teacher.sha256}"), **arrays)  # type: ignore[arg-type]
+    np.savez_compressed(
+        path,
+        teacher=np.array(f"{teacher.version} {teacher.sha256}"),
+        keep_posterior=np.array(bool(args.teacher_posterior)),
+        **arrays,  # type: ignore[arg-type]
+    )
     log.info(
         "teacher targets from spine_semantic %s (sha256 %s) for %d images in %.0f s -> %s",
         teacher.version,
@@ -394,8 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--average-with needs --init (the first model) and --export-only")
     if args.average_with is not None and (args.out / "checkpoint.pt").is_file():
         parser.error(f"{args.out} already holds a checkpoint, which --average-with would not use; give a new --out")
-    if not 0.0 <= args.average_weight <= 1.0 or not 0.0 <= args.teacher_fraction <= 1.0:
-        parser.error("--average-weight and --teacher-fraction must lie in [0, 1]")
+    if not all(0.0 <= v <= 1.0 for v in (args.average_weight, args.teacher_fraction, args.teacher_keep_contrast)):
+        parser.error("--average-weight, --teacher-fraction and --teacher-keep-contrast must lie in [0, 1]")
     if args.teacher_fraction > 0 and args.pack is not None and not (args.out / "teacher.npz").is_file():
         parser.error(
             "--teacher-fraction builds its targets from ../shared/data, which a --pack run lacks; build "
@@ -480,6 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.teacher_fraction > 0:
         mix.teacher = teacher_pack(args)
         mix.teacher_fraction = args.teacher_fraction
+        mix.teacher_keep_contrast = args.teacher_keep_contrast
     from neurospine.spine.train_loop import run
 
     state = {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history, "init": init_note}
@@ -548,12 +569,15 @@ def train_command(args: argparse.Namespace) -> str:
             ("--labelmap-fraction", "labelmap_fraction"),
             ("--labelmap-pool", "labelmap_pool"),
             ("--teacher-fraction", "teacher_fraction"),
+            ("--teacher-keep-contrast", "teacher_keep_contrast"),
             ("--unet-base", "unet_base"),
             ("--workers", "workers"),
         ),
     )
     if args.no_body_below_l5:
         parts.append("--no-body-below-l5")
+    if getattr(args, "teacher_posterior", False):
+        parts.append("--teacher-posterior")
     if args.init is not None:
         parts.append(f"--init {args.init}")
     if args.average_with is not None:
@@ -613,6 +637,8 @@ def export(
                 "labelmap_fraction": args.labelmap_fraction,
                 "teacher_fraction": getattr(args, "teacher_fraction", 0.0),
                 "teacher": teacher_note(out) if getattr(args, "teacher_fraction", 0.0) > 0 else None,
+                "teacher_posterior": getattr(args, "teacher_posterior", False),
+                "teacher_keep_contrast": getattr(args, "teacher_keep_contrast", 0.5),
                 "warm_start": init_note,
                 "synth_fraction": args.synth_fraction,
                 "synth_boundary_ignore": args.synth_boundary_ignore,
