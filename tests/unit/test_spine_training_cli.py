@@ -95,12 +95,18 @@ def test_card_lists_the_real_label_map_sources_only_when_the_run_used_them() -> 
 
 
 def test_teacher_images_are_listed_only_when_the_run_used_them() -> None:
-    from neurospine.spine.training import TEACHER_TRAINING_DATA, training_data
+    from neurospine.spine.training import teacher_training_data, training_data
 
-    assert not any(d in training_data(0.25) for d in TEACHER_TRAINING_DATA)
-    assert training_data(0.25, 0.3)[-len(TEACHER_TRAINING_DATA) :] == TEACHER_TRAINING_DATA
+    assert not any("teacher" in d["use"] for d in training_data(0.25))
+    assert training_data(0.25, 0.3)[-1] == teacher_training_data(False)
+    assert "posterior elements" in training_data(0.25, 0.3, True)[-1]["use"]
+    assert "posterior elements" not in teacher_training_data(False)["use"]
     cmd = train_command(build_parser().parse_args(["--teacher-fraction", "0.3"]))
-    assert "--teacher-fraction 0.3" in cmd
+    assert "--teacher-fraction 0.3" in cmd and "--teacher-posterior" not in cmd
+    cmd = train_command(build_parser().parse_args(["--teacher-fraction", "0.3", "--teacher-posterior"]))
+    assert "--teacher-posterior" in cmd
+    cmd = train_command(build_parser().parse_args(["--teacher-keep-contrast", "0.25"]))
+    assert "--teacher-keep-contrast 0.25" in cmd
 
 
 def test_weight_average_needs_a_first_model_and_export_only() -> None:

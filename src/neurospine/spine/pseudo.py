@@ -8,8 +8,11 @@ real MR looks (distillation in the spirit of "learning without forgetting"). Wha
 posterior elements, is left unsupervised: everything at or behind the front wall of its canal but the canal and
 cord themselves (a teacher that misses posterior bone would otherwise teach it as background: candidate 0.14.0
 lost its posterior elements that way), a margin around its posterior elements, and a one-voxel band along every
-boundary of the teacher's map. The images are drawn with kind "full", so they get the same intensity
-randomisation as painted and synthetic cases (their own contrast kept half the time).
+boundary of the teacher's map. With ``keep_posterior`` the teacher's posterior elements themselves are taught
+(the margin and the rest behind the canal front stay unknown), so that real MR carries positive posterior-element
+examples: without them candidate 0.15.0 read real-MR texture as "no posterior elements"; with them 0.16.0 shipped.
+The images are drawn with kind "full", so they get the same intensity randomisation as painted and synthetic cases
+(their own contrast kept at the run's ``--teacher-keep-contrast`` chance).
 
 Imports the pipeline (ONNX Runtime) but not torch; only training code calls it.
 """

@@ -112,25 +112,30 @@ LABELMAP_TRAINING_DATA: list[dict[str, str]] = [
 ]
 
 
-#: real MR trained on with teacher targets (used when ``--teacher-fraction`` > 0)
-TEACHER_TRAINING_DATA: list[dict[str, str]] = [
-    {
+def teacher_training_data(posterior: bool) -> dict[str, str]:
+    """The card entry of the real MR trained on with teacher targets (``--teacher-fraction`` > 0)."""
+    taught = (
+        "bodies, discs, canal, cord, sacrum, posterior elements" if posterior else "bodies, discs, canal, cord, sacrum"
+    )
+    return {
         "name": "the VB3/VB2/IVD training images above, and sct_tutorial_unlabeled t2_lumbar (spinalcordtoolbox/"
         "sct_tutorial_data)",
         "licence": "as above; sct_tutorial_data MIT",
-        "use": "teacher targets: the installed spine model's own bodies, discs, canal, cord, sacrum and background "
-        "on these real MR images, manual labels winning (neurospine.spine.pseudo)",
-    },
-]
+        "use": f"teacher targets: the installed spine model's own {taught} and background in front of the canal on "
+        "these real MR images, manual labels winning; the rest behind the canal front and every class boundary left "
+        "unknown (neurospine.spine.pseudo)",
+    }
 
 
-def training_data(labelmap_fraction: float, teacher_fraction: float = 0.0) -> list[dict[str, str]]:
+def training_data(
+    labelmap_fraction: float, teacher_fraction: float = 0.0, teacher_posterior: bool = False
+) -> list[dict[str, str]]:
     """The card's ``training_data``: the real label-map sources and the teacher-target images are listed when the
     run drew on them."""
     return (
         TRAINING_DATA
         + (LABELMAP_TRAINING_DATA if labelmap_fraction > 0 else [])
-        + (TEACHER_TRAINING_DATA if teacher_fraction > 0 else [])
+        + ([teacher_training_data(teacher_posterior)] if teacher_fraction > 0 else [])
     )
 
 
@@ -619,7 +624,11 @@ def export(
         f"{C.N_CLASSES} classes (left/right merged, split at the midline afterwards).",
         "inputs": dict(MODEL_INPUTS),
         "labels": {str(i): {"name": n, "spineps_value": v} for i, (n, v) in enumerate(C.NET_CLASSES)},
-        "training_data": training_data(float(args.labelmap_fraction), float(getattr(args, "teacher_fraction", 0.0))),
+        "training_data": training_data(
+            float(args.labelmap_fraction),
+            float(getattr(args, "teacher_fraction", 0.0)),
+            bool(getattr(args, "teacher_posterior", False)),
+        ),
         "metrics": {},
         "train_command": command,
         # process CPU time (all threads) when recorded; else the wall time of the training steps
