@@ -16,10 +16,11 @@ from neurospine.spine.naming import CONFIDENT
 
 #: group -> share of cord slices named right on the calibration scans (benchmarks/results/cord_levels.md);
 #: a group missing here keeps the raw naming confidence, capped at UNCALIBRATED_CAP
-#: (run 3 seeds with spine_semantic 0.11.0, 2026-12-05, 32 calibration scans: anchored 17 scans 0.874 right -> 0.85;
-#: top-C2 8 scans 0.845 -> 0.80; depth-profile 5 scans 0.559 -> 0.55; lowest-L5 (2 scans, 0 right), anchored-doubt (0)
-#: and disc-fallback (0) keep their raw value capped at 0.5. With spine 0.3.0 it was 0.90 / 0.65 / 0.50.)
-CALIBRATED: dict[str, float] = {"anchored": 0.85, "positional-top-c2": 0.8, "positional-depth-profile": 0.55}
+#: (run 3 seeds with spine_semantic 0.16.0, 2026-12-05, 32 calibration scans: anchored 17 scans 0.874 right -> 0.85;
+#: top-C2 8 scans 0.993 -> 0.95; depth-profile 5 scans 0.148 -> 0.10; lowest-L5 (2 scans, 0 right), anchored-doubt (0)
+#: and disc-fallback (0) keep their raw value capped at 0.5. With spine 0.11.0 it was 0.85 / 0.80 / 0.55, with 0.3.0
+#: 0.90 / 0.65 / 0.50.)
+CALIBRATED: dict[str, float] = {"anchored": 0.85, "positional-top-c2": 0.95, "positional-depth-profile": 0.1}
 UNCALIBRATED_CAP = 0.5
 #: every anchor of ``spine.naming`` (the lumbosacral disc pattern, "last-disc", stands in for the sacrum)
 ANCHORS = ("C2", "S1", "S1+C2", "last-disc", "last-disc+C2")
