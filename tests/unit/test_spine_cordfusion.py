@@ -124,9 +124,14 @@ def test_search_box_grows_the_canal_and_stops_above_the_conus():
     box = F.search_box(sem, body, PIR_AFFINE)
     m = int(F.SEARCH_MARGIN_MM)
     l3_top = 12 * 3 + 2  # first row of the L3 body
-    assert box == (slice(0, 30), slice(30 - m, l3_top + int(F.CONUS_MARGIN_MM) + 1), slice(0, 20))
-    # positional names: no level cut, the margin alone
-    assert F.search_box(sem, body, PIR_AFFINE, use_levels=False)[1] == slice(30 - m, 70 + m)
+    assert box == (slice(0, 30), slice(0, l3_top + int(F.CONUS_MARGIN_MM) + 1), slice(0, 20))
+    # positional names: no level cut; head to foot the whole field of view (a canal found in part does not say
+    # where the cord ends), across the cord the canal's margin
+    narrow = np.zeros((100, 100, 60), dtype=np.uint8)
+    narrow[60:62, 30:70, 29:31] = 61
+    no_body = np.zeros(narrow.shape, dtype=np.int16)
+    box = F.search_box(narrow, no_body, PIR_AFFINE, use_levels=False)
+    assert box == (slice(60 - m, 62 + m), slice(0, 100), slice(29 - m, 31 + m))
 
 
 def test_search_box_with_the_superior_axis_reversed_and_without_labels():
@@ -147,7 +152,7 @@ def test_search_box_without_canal_keeps_to_the_bodies_and_without_bodies_takes_e
     sem[10:20, 40:50, 45:55] = 49  # one body, no canal: every label grown by the margin
     m = int(np.ceil(F.SEARCH_MARGIN_MM))
     box = F.search_box(sem, np.zeros(sem.shape, dtype=np.int16), PIR_AFFINE, use_levels=False)
-    assert box == (slice(0, 20 + m), slice(40 - m, 50 + m), slice(45 - m, 55 + m))
+    assert box == (slice(0, 20 + m), slice(0, 100), slice(45 - m, 55 + m))
     only_disc = np.where(sem > 0, 100, 0).astype(np.uint8)  # a disc and no body (a small cervical crop)
     box = F.search_box(only_disc, np.zeros(sem.shape, dtype=np.int16), PIR_AFFINE, use_levels=False)
     assert box == (slice(0, 100), slice(0, 100), slice(0, 100))

@@ -3,8 +3,9 @@
 The phase-1 spine network has a cord class but leaves real cords as canal or background, so the cord (60) of the
 ``seg-spine`` mask comes from the project's cord specialist instead (docs/decisions/spine-cord-from-cord-model.md):
 
-- the cord model runs in a box around the network's canal (:func:`search_box`), on the whole image only when the
-  network found neither canal nor vertebral body;
+- the cord model runs in a box around the network's canal (:func:`search_box`; head to foot the whole field of
+  view, since the network may find the canal only in part), on the whole image when the network found neither
+  canal nor vertebral body;
 - its binary cord is written over background, canal and the network's own cord only (never over bone or disc);
 - the network's own cord voxels always become canal: the cord label comes from the cord model or not at all;
 - below the conus the cord model traces the cauda equina, so when the levels are anchored (named from the sacrum
@@ -85,23 +86,26 @@ def search_box(
     use_levels: bool = True,
 ) -> Box | None:
     """Where the cord model looks (input-grid slices): the spine network's canal and cord grown by
-    :data:`SEARCH_MARGIN_MM`; without them every label so grown when the network found a vertebral body, else the
-    whole field of view (on small cervical crops it may label no body at all while the cord model still sees the
-    cord); with ``use_levels`` (anchored names) cut along the input axis nearest to superior-inferior
-    :data:`CONUS_MARGIN_MM` below the top of the highest body at L3 or lower (or the sacrum). ``None``: nothing
-    left to search (below the conus, or a box under 2 voxels thick)."""
+    :data:`SEARCH_MARGIN_MM` in the two axes across the cord (along the input axis nearest to superior-inferior
+    the whole field of view: the network may find the canal only in part); without them every label so grown when
+    the network found a vertebral body, else the whole field of view (on small cervical crops it may label no body
+    at all while the cord model still sees the cord); with ``use_levels`` (anchored names) cut along the
+    superior-inferior axis :data:`CONUS_MARGIN_MM` below the top of the highest body at L3 or lower (or the
+    sacrum). ``None``: nothing left to search (below the conus, or a box under 2 voxels thick)."""
     where = np.isin(semantic, (int(Structure.CANAL), int(Structure.CORD)))
     if not where.any() and (semantic == int(Structure.CORPUS)).any():
         where = semantic > 0
     spacing = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
     box = [[0, size] for size in semantic.shape]
+    k, grows_up = superior_axis(affine)
     for axis in range(3) if where.any() else ():
+        if axis == k:  # the cord runs on past a canal the network found only in part: never cut head to foot
+            continue
         idx = np.nonzero(where.any(axis=tuple(a for a in range(3) if a != axis)))[0]
         m = int(np.ceil(SEARCH_MARGIN_MM / spacing[axis]))
         box[axis] = [max(0, int(idx[0]) - m), min(semantic.shape[axis], int(idx[-1]) + m + 1)]
     low = np.isin(body_levels, _low_levels(body_levels)) | (semantic == int(Structure.SACRUM))
     if use_levels and low.any():
-        k, grows_up = superior_axis(affine)
         idx = np.nonzero(low.any(axis=tuple(a for a in range(3) if a != k)))[0]
         m = int(np.ceil(CONUS_MARGIN_MM / spacing[k]))
         if grows_up:  # keep what lies above the low bodies' top
