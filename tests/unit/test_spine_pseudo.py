@@ -76,8 +76,12 @@ def test_keep_posterior_teaches_the_teachers_posterior_elements_but_never_backgr
     core = np.zeros(cls.shape, dtype=bool)
     core[31:35, 11:39, :] = True  # the spinous process off its boundary band
     assert (t[core] == C.SPINOUS).all()
-    assert t[28, 20, 2] == D.IGNORE  # its margin stays open
     assert t[38, 45, 2] == D.IGNORE  # background behind the canal's front wall is still not taught
+    front = cls.copy()
+    front[8:12, 50:56, :] = C.ARCUS  # a posterior element in front of the canal's front wall (row 22)
+    t2 = teacher_target(front, (1.0, 1.0, 1.0), keep_posterior=True)
+    assert t2[10, 53, 2] == C.ARCUS  # taught
+    assert t2[6, 53, 2] == D.IGNORE and t2[3, 53, 2] == C.BG  # its 3 mm margin open, farther background taught
     assert t[12, 12, 2] == C.CORPUS and t[24, 20, 2] == C.CANAL
 
 

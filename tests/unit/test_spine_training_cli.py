@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from neurospine.spine.training import build_parser, train_command
@@ -118,3 +120,20 @@ def test_weight_average_needs_a_first_model_and_export_only() -> None:
         main(["--init", "a.onnx", "--average-with", "b.onnx"])  # would train
     args = build_parser().parse_args(["--init", "a.onnx", "--average-with", "b.onnx", "--export-only"])
     assert train_command(args).endswith("--init a.onnx --average-with b.onnx --average-weight 0.5 --export-only")
+
+
+def test_teacher_options_need_teacher_targets_built_the_same_way(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import numpy as np
+
+    from neurospine.spine.training import main, recorded_teacher_posterior
+
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--teacher-posterior"])  # no --teacher-fraction
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--teacher-keep-contrast", "0.25"])
+    assert recorded_teacher_posterior(tmp_path) is None
+    np.savez(tmp_path / "teacher.npz", keep_posterior=np.array(False))
+    assert recorded_teacher_posterior(tmp_path) is False
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--teacher-fraction", "0.3", "--teacher-posterior"])  # cache built without
+    assert "keep_posterior=False" in capsys.readouterr().err

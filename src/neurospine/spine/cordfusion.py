@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 CORD_MODEL = "cord_softseg"
 #: smallest cord (mm^3) the fusion writes (the value of ``cord.api.MIN_CORD_MM3``, the cord pipeline's "no cord")
 MIN_CORD_MM3 = 30.0
-#: margin (mm) around the network's canal where the cord model looks (the cord may lie outside a canal it missed)
+#: margin (mm) across the cord around the network's canal where the cord model looks (head to foot: the whole view)
 SEARCH_MARGIN_MM = 25.0
 #: the search stops this far (mm) below the top of the highest body at L3 or lower (the cauda equina lies below)
 CONUS_MARGIN_MM = 10.0

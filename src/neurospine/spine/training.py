@@ -340,17 +340,23 @@ def unet_kw(args: argparse.Namespace) -> dict[str, Any]:
     return {**UNET_KW, "base": int(getattr(args, "unet_base", UNET_KW["base"]))}
 
 
+def recorded_teacher_posterior(out: Path) -> bool | None:
+    """Whether ``<out>/teacher.npz`` was built with the teacher's posterior elements (None: no such file)."""
+    path = out / "teacher.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        return bool(z["keep_posterior"]) if "keep_posterior" in z.files else False
+
+
 def teacher_pack(args: argparse.Namespace) -> list[D.TrainCase]:
     """The teacher-target cases of :mod:`neurospine.spine.pseudo`, built once and kept in ``<out>/teacher.npz`` (a
     resumed run reads them back, so the teacher is the model installed when the run started)."""
     from neurospine.spine.train_sources import cases_from_arrays, cases_to_arrays
 
     path = args.out / "teacher.npz"
-    if path.is_file():
+    if path.is_file():  # built with the same --teacher-posterior (checked with the arguments)
         with np.load(path) as z:
-            kept = bool(z["keep_posterior"]) if "keep_posterior" in z.files else False
-            if kept != bool(args.teacher_posterior):
-                raise SystemExit(f"{path} was built with keep_posterior={kept}; remove it or match --teacher-posterior")
             cases = cases_from_arrays(z, "teacher")
         log.info("teacher targets read from %s (%d images)", path, len(cases))
         return cases
@@ -424,7 +430,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.teacher_fraction > 0 and args.pack is not None and not (args.out / "teacher.npz").is_file():
         parser.error(
             "--teacher-fraction builds its targets from ../shared/data, which a --pack run lacks; build "
-            "<out>/teacher.npz on a machine with the data (a short run with --teacher-fraction) and copy it over"
+            "<out>/teacher.npz on a machine with the data (a short run with --teacher-fraction and the same "
+            "--teacher-posterior) and copy it over"
+        )
+    if args.teacher_fraction == 0 and (args.teacher_posterior or args.teacher_keep_contrast != 0.5):
+        parser.error("--teacher-posterior and --teacher-keep-contrast need --teacher-fraction > 0")
+    built = recorded_teacher_posterior(args.out)
+    if args.teacher_fraction > 0 and not args.export_only and built is not None and built != args.teacher_posterior:
+        parser.error(
+            f"{args.out / 'teacher.npz'} was built with keep_posterior={built}; remove it or match --teacher-posterior"
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.calibrate_only:
@@ -613,6 +627,8 @@ def export(
     if args.export_only and card_path.is_file():  # re-export: the training command of the run stays
         command = str(json.loads(card_path.read_text(encoding="utf-8")).get("train_command", command))
     sha = export_onnx(model, example, onnx_path)
+    built = recorded_teacher_posterior(out)  # how the teacher targets were built, not how this export was called
+    teacher_posterior = bool(getattr(args, "teacher_posterior", False)) if built is None else built
     card = {
         "name": MODEL_NAME,
         "version": args.version,
@@ -625,9 +641,7 @@ def export(
         "inputs": dict(MODEL_INPUTS),
         "labels": {str(i): {"name": n, "spineps_value": v} for i, (n, v) in enumerate(C.NET_CLASSES)},
         "training_data": training_data(
-            float(args.labelmap_fraction),
-            float(getattr(args, "teacher_fraction", 0.0)),
-            bool(getattr(args, "teacher_posterior", False)),
+            float(args.labelmap_fraction), float(getattr(args, "teacher_fraction", 0.0)), teacher_posterior
         ),
         "metrics": {},
         "train_command": command,
@@ -646,7 +660,7 @@ def export(
                 "labelmap_fraction": args.labelmap_fraction,
                 "teacher_fraction": getattr(args, "teacher_fraction", 0.0),
                 "teacher": teacher_note(out) if getattr(args, "teacher_fraction", 0.0) > 0 else None,
-                "teacher_posterior": getattr(args, "teacher_posterior", False),
+                "teacher_posterior": teacher_posterior,
                 "teacher_keep_contrast": getattr(args, "teacher_keep_contrast", 0.5),
                 "warm_start": init_note,
                 "synth_fraction": args.synth_fraction,
