@@ -232,6 +232,10 @@ class SynthPool:
 REAL_WEIGHTS: dict[str, float] = {"vb3": 0.4, "vb2": 0.4, "ivd": 0.2}
 
 
+#: default chance that a teacher image (real MR, :mod:`neurospine.spine.pseudo`) keeps its own contrast
+TEACHER_KEEP_CONTRAST = 0.5
+
+
 @dataclass
 class SampleMix:
     """Where each training sample comes from: painted real label maps, real MR with teacher targets, the synthetic
@@ -245,7 +249,7 @@ class SampleMix:
     paint_fraction: float = 0.0
     teacher: list[D.TrainCase] = field(default_factory=list)  # real MR with teacher targets (spine.pseudo)
     teacher_fraction: float = 0.0
-    teacher_keep_contrast: float = 0.5  # chance that a teacher image keeps its own (real MR) contrast
+    teacher_keep_contrast: float = TEACHER_KEEP_CONTRAST
 
     def pick(self, rng: np.random.Generator) -> D.TrainCase:
         if self.paint is not None and self.paint.cases and rng.random() < self.paint_fraction:

@@ -35,6 +35,7 @@ from neurospine.spine import classes as C
 from neurospine.spine import data as D
 from neurospine.spine.train_batches import (
     SYNTH_LEVELS,
+    TEACHER_KEEP_CONTRAST,
     SampleMix,
     SynthPool,
     synth_available,
@@ -114,9 +115,7 @@ LABELMAP_TRAINING_DATA: list[dict[str, str]] = [
 
 def teacher_training_data(posterior: bool) -> dict[str, str]:
     """The card entry of the real MR trained on with teacher targets (``--teacher-fraction`` > 0)."""
-    taught = (
-        "bodies, discs, canal, cord, sacrum, posterior elements" if posterior else "bodies, discs, canal, cord, sacrum"
-    )
+    taught = "bodies, discs, canal, cord, sacrum" + (", posterior elements" if posterior else "")
     return {
         "name": "the VB3/VB2/IVD training images above, and sct_tutorial_unlabeled t2_lumbar (spinalcordtoolbox/"
         "sct_tutorial_data)",
@@ -301,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--teacher-keep-contrast",
         type=float,
-        default=0.5,
+        default=TEACHER_KEEP_CONTRAST,
         help="chance that a teacher image keeps its own contrast (the rest are inverted or re-mapped at random)",
     )
     p.add_argument("--unet-base", type=int, default=UNET_KW["base"], help="channels of the first U-Net level")
@@ -340,13 +339,19 @@ def unet_kw(args: argparse.Namespace) -> dict[str, Any]:
     return {**UNET_KW, "base": int(getattr(args, "unet_base", UNET_KW["base"]))}
 
 
-def recorded_teacher_posterior(out: Path) -> bool | None:
-    """Whether ``<out>/teacher.npz`` was built with the teacher's posterior elements (None: no such file)."""
+def _teacher_record(out: Path) -> dict[str, Any] | None:
+    """The small fields of ``<out>/teacher.npz`` ("teacher", "keep_posterior" where stored; None: no such file)."""
     path = out / "teacher.npz"
     if not path.is_file():
         return None
     with np.load(path) as z:
-        return bool(z["keep_posterior"]) if "keep_posterior" in z.files else False
+        return {k: z[k].item() for k in ("teacher", "keep_posterior") if k in z.files}
+
+
+def recorded_teacher_posterior(out: Path) -> bool | None:
+    """Whether ``<out>/teacher.npz`` was built with the teacher's posterior elements (None: no such file)."""
+    record = _teacher_record(out)
+    return None if record is None else bool(record.get("keep_posterior", False))
 
 
 def teacher_pack(args: argparse.Namespace) -> list[D.TrainCase]:
@@ -386,11 +391,8 @@ def teacher_pack(args: argparse.Namespace) -> list[D.TrainCase]:
 
 def teacher_note(out: Path) -> str | None:
     """The teacher model recorded in ``<out>/teacher.npz`` ("version sha256"), for the card."""
-    path = out / "teacher.npz"
-    if not path.is_file():
-        return None
-    with np.load(path) as z:
-        return f"spine_semantic {z['teacher']}" if "teacher" in z.files else None
+    record = _teacher_record(out)
+    return f"spine_semantic {record['teacher']}" if record and "teacher" in record else None
 
 
 def write_pack_only(args: argparse.Namespace) -> int:
@@ -433,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "<out>/teacher.npz on a machine with the data (a short run with --teacher-fraction and the same "
             "--teacher-posterior) and copy it over"
         )
-    if args.teacher_fraction == 0 and (args.teacher_posterior or args.teacher_keep_contrast != 0.5):
+    if args.teacher_fraction == 0 and (args.teacher_posterior or args.teacher_keep_contrast != TEACHER_KEEP_CONTRAST):
         parser.error("--teacher-posterior and --teacher-keep-contrast need --teacher-fraction > 0")
     built = recorded_teacher_posterior(args.out)
     if args.teacher_fraction > 0 and not args.export_only and built is not None and built != args.teacher_posterior:
@@ -661,7 +663,7 @@ def export(
                 "teacher_fraction": getattr(args, "teacher_fraction", 0.0),
                 "teacher": teacher_note(out) if getattr(args, "teacher_fraction", 0.0) > 0 else None,
                 "teacher_posterior": teacher_posterior,
-                "teacher_keep_contrast": getattr(args, "teacher_keep_contrast", 0.5),
+                "teacher_keep_contrast": getattr(args, "teacher_keep_contrast", TEACHER_KEEP_CONTRAST),
                 "warm_start": init_note,
                 "synth_fraction": args.synth_fraction,
                 "synth_boundary_ignore": args.synth_boundary_ignore,
