@@ -17,6 +17,7 @@ from neurospine.cord import levelconfidence as lc
         ("estimated", "last-disc+C2", 0.99, False, "", "anchored"),
         ("estimated", "S1", 0.5, False, "", "anchored-doubt"),
         ("estimated", "positional", 0.2, False, "top-c2", "positional-top-c2"),
+        ("estimated", "positional", 0.2, False, "top-c2-lumbar", "positional-top-c2-lumbar"),
         ("estimated", "positional", 0.25, False, "depth-profile", "positional-depth-profile"),
         ("estimated", "positional", 0.3, False, "lowest-l5", "positional-lowest-l5"),
         ("estimated", "positional", 0.2, True, "", "disc-fallback"),

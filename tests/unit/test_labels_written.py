@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from neurospine.cli.main import main
-from neurospine.labels import CRANIOCAUDAL_ORDER, VERTEBRA_IDS
+from neurospine.labels import CRANIOCAUDAL_ORDER, ENDPLATE_OFFSET, VERTEBRA_IDS, instance_name
 from neurospine.spine import classes as C
 
 pytest.importorskip("onnx")
@@ -182,7 +182,10 @@ def test_spine_cli_masks_on_a_phantom_are_named(tmp_path, spine_threshold_model,
     vert_values = set(np.unique(vert).tolist()) - {0}
     with (tmp_path / "o" / "sub-01_T2w_spine.csv").open(newline="") as fh:
         named = {int(r["label"]): r["level"] for r in csv.DictReader(fh)}
-    assert vert_values == set(named)
+    # the table lists vertebrae, the sacrum and discs; endplates (200+X) are in the mask only, named by level
+    endplates = {v for v in vert_values if v >= ENDPLATE_OFFSET}
+    assert endplates and vert_values - endplates == set(named)
+    assert_named({v: instance_name(v) for v in endplates}, "instance", capsys)
     ctd = json.loads((tmp_path / "o" / "sub-01_T2w_seg-spine_ctd.json").read_text())
     assert all(named[e["label"]] == e["level"] for e in ctd[1:])
     assert_named(named, "instance", capsys)

@@ -393,3 +393,11 @@ def test_a_body_cut_by_the_field_of_view_is_neither_judged_nor_a_neighbour() -> 
     bodies = [cut, _body(27.0, 30.0), _body(26.0, 60.0)]
     ids = nm_mod.VERTEBRA_IDS
     assert nm_mod.tall_bodies(bodies, [ids["L3"], ids["L4"], ids["L5"]]) == []
+
+
+def test_top_c2_count_into_the_lumbar_spine_without_sacrum_is_its_own_method():
+    whole = name_levels(column(), sacrum_mm3=0, sacrum_below=False, c2_top=False)
+    assert whole.positional and whole.method == "top-c2-lumbar" and names(whole.levels)[0] == "C2"
+    assert nm_mod.TOP_C2_LUMBAR_FLAG in whole.flags and whole.confidence < nm_mod.CONFIDENT
+    neck = name_levels(_profile_column("C3", 13), sacrum_mm3=0, sacrum_below=False, c2_top=False)  # C3-T8
+    assert neck.method == "top-c2" and nm_mod.TOP_C2_LUMBAR_FLAG not in neck.flags

@@ -1,13 +1,13 @@
 """Calibrated confidence of the cord's estimated vertebral levels.
 
-The pipeline knows, when it names the cord slices, which of four situations it is in (groups fixed before
-scoring in ``docs/decisions/cord-level-confidence.md``, revision 2): the spine model's naming was anchored on C2
-or the sacrum and confident, anchored but doubtful (transitional signs), positional (no anchor) by one of three
-methods (top vertebra taken as C2, top from the body-depth profile, lowest taken as L5), or the spine model named
-nothing and the discs in front of the cord were counted from the top. The printed ``levels_confidence``
-is the share of cord slices named right in that group on fresh synthetic calibration scans
-(``benchmarks/cord_levels.py``, even seeds; odd seeds check it); the spine model's own naming confidence stays
-available as ``levels_naming_confidence``.
+The pipeline knows, when it names the cord slices, which situation it is in (groups fixed before scoring in
+``docs/decisions/cord-level-confidence.md``, revisions 2 and 3): the spine model's naming was anchored on C2 or the
+sacrum and confident, anchored but doubtful (transitional signs), positional (no anchor) by one of four methods
+(top vertebra taken as C2 in a field of view that ends above the lumbar spine, the same in one that reaches it, top
+from the body-depth profile, lowest taken as L5), or the spine model named nothing and the discs in front of the
+cord were counted from the top. The printed ``levels_confidence`` is the share of cord slices named right in that
+group on fresh synthetic calibration scans (``benchmarks/cord_levels.py``, even seeds; odd seeds check it); the
+spine model's own naming confidence stays available as ``levels_naming_confidence``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from neurospine.spine.naming import CONFIDENT
 
 #: group -> share of cord slices named right on the calibration scans (benchmarks/results/cord_levels.md);
 #: a group missing here keeps the raw naming confidence, capped at UNCALIBRATED_CAP
-#: (run 3 seeds with spine_semantic 0.16.0, 2026-12-05, 32 calibration scans: anchored 17 scans 0.874 right -> 0.85;
-#: top-C2 8 scans 0.993 -> 0.95; depth-profile 5 scans 0.148 -> 0.10; lowest-L5 (2 scans, 0 right), anchored-doubt (0)
-#: and disc-fallback (0) keep their raw value capped at 0.5. With spine 0.11.0 it was 0.85 / 0.80 / 0.55, with 0.3.0
-#: 0.90 / 0.65 / 0.50.)
-CALIBRATED: dict[str, float] = {"anchored": 0.85, "positional-top-c2": 0.95, "positional-depth-profile": 0.1}
+#: (run 4, seeds 84001-84078 with spine_semantic 0.16.0, 2026-12-05, 32 calibration scans: anchored 13 scans 0.933 right
+#: -> 0.90; top-C2 9 scans 0.992 -> 0.95; depth-profile 7 scans 0.166 -> 0.15; top-C2 reaching the lumbar spine
+#: (1 scan), lowest-L5 (1), anchored-doubt (1) and disc-fallback (0) keep their raw value capped at 0.5. Run 3 with
+#: 0.16.0 gave 0.85 / 0.95 / 0.10, with 0.11.0 0.85 / 0.80 / 0.55, with 0.3.0 0.90 / 0.65 / 0.50.)
+CALIBRATED: dict[str, float] = {"anchored": 0.9, "positional-top-c2": 0.95, "positional-depth-profile": 0.15}
 UNCALIBRATED_CAP = 0.5
 #: every anchor of ``spine.naming`` (the lumbosacral disc pattern, "last-disc", stands in for the sacrum)
 ANCHORS = ("C2", "S1", "S1+C2", "last-disc", "last-disc+C2")
@@ -30,6 +30,7 @@ GROUPS = (
     "anchored",
     "anchored-doubt",
     "positional-top-c2",
+    "positional-top-c2-lumbar",
     "positional-depth-profile",
     "positional-lowest-l5",
     "disc-fallback",

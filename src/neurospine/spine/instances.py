@@ -70,6 +70,8 @@ class InstanceResult:
 SACRUM_TMP = 99
 MAX_VERTEBRAE = 98
 _DISC, _EP = 100, 200
+#: temporary endplate ids: 200 + the rank of the vertebra above the disc the endplate faces
+ENDPLATE_ID_OFFSET = _EP
 
 
 def _ball(radius_vox: tuple[int, int, int]) -> npt.NDArray[np.bool_]:

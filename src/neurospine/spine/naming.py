@@ -44,6 +44,12 @@ log = logging.getLogger(__name__)
 CONFIDENT = 0.8
 #: presacral vertebrae visible on MRI from C2 to L5 (C1 has no body)
 STANDARD_C2_TO_L5 = 23
+#: C2-C7 and T1-T12
+C2_TO_T12 = 18
+TOP_C2_LUMBAR_FLAG = (
+    "the column counted down from the top reaches the lumbar spine but no sacrum anchors its lower end: one missed "
+    "or extra body shifts every name below it"
+)
 #: C2: body + dens at least this tall relative to its depth, and a small (cervical) depth
 C2_HEIGHT_OVER_DEPTH = 1.35
 C2_MAX_DEPTH_MM = 22.0
@@ -139,7 +145,7 @@ class Naming:
     uncertain_levels: list[int] = field(default_factory=list)
     #: why those names are uncertain (the CSV note)
     uncertain_note: str = EXTRA_VERTEBRA_FLAG
-    #: how a positional naming was made: "top-c2", "depth-profile" or "lowest-l5" ("" when anchored)
+    #: how a positional naming was made: "top-c2", "top-c2-lumbar", "depth-profile" or "lowest-l5" ("" anchored)
     method: str = ""
 
     @property
@@ -505,7 +511,16 @@ def _name_levels(
         )
         return Naming(_chain(start, n, upward=False), "positional", 0.25, flags, method="depth-profile")
     flags.append(f"{sacrum_status} and no C2: top vertebra assumed to be C2 (positional)")
+    if reaches_lumbar_from_c2(bodies):
+        flags.append(TOP_C2_LUMBAR_FLAG)
+        return Naming(_chain("C2", n, upward=False), "positional", 0.2, flags, method="top-c2-lumbar")
     return Naming(_chain("C2", n, upward=False), "positional", 0.2, flags, method="top-c2")
+
+
+def reaches_lumbar_from_c2(bodies: list[BodyInfo]) -> bool:
+    """Whether a column counted down from C2 reaches the lumbar spine: the chain would name a vertebra below T12,
+    or the lowest body is lumbar-deep. There the sacrum should be in view; without it the count is unchecked."""
+    return len(bodies) > C2_TO_T12 or (bool(bodies) and bodies[-1].depth_mm >= LUMBAR_MIN_DEPTH_MM)
 
 
 def presumed_c2(top: BodyInfo, top_level: int) -> bool:

@@ -37,6 +37,12 @@ class ModelGrid:
     reoriented_affine: npt.NDArray[np.float64]
     record: Reorientation
 
+    @property
+    def input_spacing_mm(self) -> tuple[float, float, float]:
+        """The input's voxel size along the model grid's axes (P, I, R)."""
+        sp = np.linalg.norm(self.reoriented_affine[:3, :3], axis=0)
+        return (float(sp[0]), float(sp[1]), float(sp[2]))
+
     def to_input(self, labels: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
         """Label map on the model grid -> the input's exact grid (nearest neighbour)."""
         same = labels.shape == self.reoriented_shape and np.allclose(self.affine, self.reoriented_affine, atol=1e-4)
