@@ -7,7 +7,7 @@ import pytest
 
 from neurospine.io import Volume
 from neurospine.spine import classes as C
-from neurospine.spine.endplates import endplate_layer, relabel_endplates
+from neurospine.spine.endplates import endplate_layer, endplate_thickness_mm, relabel_endplates
 from neurospine.spine.instances import InstanceResult
 from neurospine.spine.preprocess import to_model_grid
 
@@ -34,14 +34,29 @@ def test_body_faces_on_both_sides_of_a_disc_become_endplate() -> None:
 
 
 def test_thickness_counts_rows_and_network_endplates_away_from_a_disc_become_corpus() -> None:
-    out = endplate_layer(_column([E, B, B, B, B, D, B, B, B, B, E]), SP, thickness_mm=2.0)
+    out = endplate_layer(_column([E, B, B, B, B, B, D, B, B, B, B, B, E]), SP, thickness_mm=2.0)
     # the ends at the image edge face no disc: corpus; the disc-facing 2 rows: endplate
-    assert _rows(out) == [B, B, B, E, E, D, E, E, B, B, B]
+    assert _rows(out) == [B, B, B, B, E, E, D, E, E, B, B, B, B]
 
 
-def test_a_thin_gap_still_faces_the_disc_but_a_wide_one_does_not() -> None:
-    near = endplate_layer(_column([B, B, B, G, G, D, D, G, G, G, G, B, B, B]), SP, gap_mm=3.0)
-    assert _rows(near) == [B, B, E, G, G, D, D, G, G, G, G, B, B, B]
+def test_a_gap_up_to_the_limit_still_faces_the_disc_but_a_wider_one_does_not() -> None:
+    # 3 rows of background above the disc (the limit at 1 mm), 4 below it
+    out = endplate_layer(_column([B, B, B, G, G, G, D, D, G, G, G, G, B, B, B]), SP, gap_mm=3.0)
+    assert _rows(out) == [B, B, E, G, G, G, D, D, G, G, G, G, B, B, B]
+
+
+def test_a_body_piece_in_the_gap_blocks_the_view_of_the_disc() -> None:
+    out = endplate_layer(_column([B, B, B, B, G, B, B, B, B, D, G]), SP)
+    assert _rows(out) == [B, B, B, B, G, B, B, B, E, D, G]
+
+
+def test_layer_is_at_most_a_third_of_a_thin_run_and_columns_are_independent() -> None:
+    cls = np.zeros((2, 14, 1), np.uint8)
+    cls[0, :, 0] = [B] * 9 + [D, D] + [B, B, B]  # a 9-row body over a disc, a 3-row piece under it
+    cls[1, :, 0] = [G] * 9 + [D, D] + [G] * 3  # a column with only the disc
+    out = endplate_layer(cls, SP, thickness_mm=3.0)
+    assert [int(v) for v in out[0, :, 0]] == [B] * 6 + [E] * 3 + [D, D] + [E, B, B]
+    assert np.array_equal(out[1], cls[1])
 
 
 def test_body_without_a_disc_has_no_endplate_and_other_classes_are_untouched() -> None:
@@ -56,8 +71,14 @@ def test_body_voxels_are_unchanged_and_empty_maps_pass() -> None:
     body = np.isin(cls, (B, E))
     assert np.array_equal(np.isin(out, (B, E)), body)
     assert np.array_equal(out[~body], cls[~body])
+    assert (out == E).any() and (out == B).any()
     empty = np.zeros((4, 5, 6), np.uint8)
     assert np.array_equal(endplate_layer(empty, SP), empty)
+
+
+def test_pipeline_layer_is_one_input_voxel_but_at_least_one_mm() -> None:
+    assert endplate_thickness_mm(0.59) == 1.0
+    assert endplate_thickness_mm(1.5) == 1.5
 
 
 @pytest.mark.parametrize("spacing", [(0.5, 0.7, 3.3), (1.5, 1.5, 1.5)])
@@ -80,11 +101,19 @@ def test_relabel_after_instances_keeps_bodies_and_ties_faces_to_the_disc_they_fa
     inst_map[:, 4:6] = 101
     inst_map[:, 9] = 102
     inst = InstanceResult(inst_map, body)
-    before_body = body.copy()
     relabel_endplates(cls, inst, SP)
     assert _rows(cls) == [G, B, B, E, D, D, E, B, E, D, E, B, G]
     assert [int(v) for v in inst.instances[0, :, 0]] == [0, 1, 1, 201, 101, 101, 201, 2, 202, 102, 202, 3, 0]
-    assert np.array_equal(inst.body, before_body)
+
+
+def test_relabel_gives_a_row_facing_discs_on_both_sides_the_lower_face_id() -> None:
+    cls = _column([B, B, B, D, B, D, B, B, B])
+    body = np.zeros(cls.shape, np.int16)
+    body[:, 0:3], body[:, 4], body[:, 6:9] = 1, 2, 3
+    inst = InstanceResult(np.where(body > 0, body, 0).astype(np.int16), body)
+    relabel_endplates(cls, inst, SP)
+    # the one-row body 2 is both faces; its lower face (id 202, the disc below it) wins
+    assert [int(v) for v in inst.instances[0, :, 0]] == [1, 1, 201, 0, 202, 0, 202, 3, 3]
 
 
 def test_relabel_leaves_body_voxels_no_vertebra_holds() -> None:

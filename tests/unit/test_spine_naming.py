@@ -401,3 +401,12 @@ def test_top_c2_count_into_the_lumbar_spine_without_sacrum_is_its_own_method():
     assert nm_mod.TOP_C2_LUMBAR_FLAG in whole.flags and whole.confidence < nm_mod.CONFIDENT
     neck = name_levels(_profile_column("C3", 13), sacrum_mm3=0, sacrum_below=False, c2_top=False)  # C3-T8
     assert neck.method == "top-c2" and nm_mod.TOP_C2_LUMBAR_FLAG not in neck.flags
+
+
+def test_reaching_the_lumbar_spine_needs_a_count_past_t12_or_an_l1_deep_lowest_body():
+    t12_deep = BodyInfo(22.0, 32.0, 0.0, 18000.0)
+    l1_deep = BodyInfo(26.0, 34.0, 0.0, 25000.0)
+    assert not nm_mod.reaches_lumbar_from_c2([CERVICAL] * 18)
+    assert nm_mod.reaches_lumbar_from_c2([CERVICAL] * 19)
+    assert not nm_mod.reaches_lumbar_from_c2([CERVICAL] * 12 + [t12_deep])
+    assert nm_mod.reaches_lumbar_from_c2([CERVICAL] * 12 + [l1_deep])

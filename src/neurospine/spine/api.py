@@ -24,7 +24,7 @@ from neurospine.results import TaskResult
 from neurospine.spine import classes as C
 from neurospine.spine.cleanup import CleanupReport, clean_anatomy, drop_unassigned
 from neurospine.spine.cordfusion import CORD_MODEL, CordFusion, fuse
-from neurospine.spine.endplates import ENDPLATE_MM, relabel_endplates
+from neurospine.spine.endplates import endplate_thickness_mm, relabel_endplates
 from neurospine.spine.instances import POSTERIOR_JUMP_MM, SACRUM_TMP, InstanceResult, build_instances
 from neurospine.spine.naming import (
     CONFIDENT,
@@ -249,7 +249,7 @@ def segment(
         cls[(cls == C.SACRUM) & (inst.instances == 0)] = C.BG
     naming = name_instances(inst, cls, grid.spacing_mm, extra_vertebra)
     drop_unused_sacrum(inst, cls, naming, grid.spacing_mm)
-    relabel_endplates(cls, inst, grid.spacing_mm, thickness_mm=max(ENDPLATE_MM, grid.input_spacing_mm[1]))
+    relabel_endplates(cls, inst, grid.spacing_mm, endplate_thickness_mm(grid.input_spacing_mm[1]))
     values = to_spineps_values(cls)
     seg_vert, names = relabel(inst, naming)
     timings["instances_naming"] = time.perf_counter() - t

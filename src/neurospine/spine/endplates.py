@@ -6,12 +6,19 @@ along the spine) every endplate voxel lies within 1.8 mm of a disc along the sup
 "body voxels within 1.2 mm of a disc" reproduces its endplates at Dice 0.81 (``docs/decisions/
 spine-endplate-layer.md``). The network draws almost no endplate on real MR, so after the instance phase and
 the naming each vertebra's body (corpus + endplate) is relabelled: in each sagittal column, the last
-``thickness_mm`` (at least ``ENDPLATE_MM``; the pipeline uses one input voxel along the spine) of a body run
-whose end faces a disc, directly or across at most ``ENDPLATE_GAP_MM`` of something else, become endplate; every
-other body voxel is corpus. The body itself, and so every body metric, instance and name, is unchanged.
+``thickness_mm`` (:func:`endplate_thickness_mm`: one input voxel along the spine, at least ``ENDPLATE_MM``; at most
+a third of the run) of a body run whose end faces a disc, directly or across at most ``ENDPLATE_GAP_MM`` of classes
+other than body, become endplate; every other body voxel is corpus.
+
+The body map (corpus + endplate, ``InstanceResult.body``), every body metric and every name are unchanged; the
+layer's voxels leave their vertebra's instance id for the id of the disc they face (as in SPINEPS), so a vertebra's
+volume in the table and its corpus centre exclude them. An endplate facing a disc below a body named S1 (sacral
+segments named from the disc pattern) has no level and gets instance 0, as a disc there does.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -61,7 +68,7 @@ def _faces_disc(
         if 0 <= nxt < n:
             ends_here = body[:, j, :] & ~body[:, nxt, :]
             faces[:, j, :] = np.where(ends_here, disc_dist <= gap_rows, body[:, j, :] & faces[:, nxt, :])
-        disc_dist = np.where(disc[:, j, :], 0, disc_dist + 1)
+        disc_dist = np.where(disc[:, j, :], 0, np.where(body[:, j, :], big, disc_dist + 1))
     return faces
 
 
@@ -83,12 +90,21 @@ def endplate_faces(
     lo, hi = int(rows.min()), int(rows.max()) + 1
     sub_body, sub_disc = body[:, lo:hi, :], disc[:, lo:hi, :]
     row_mm = float(spacing_mm[_ROW_AXIS])
-    layer_rows = max(1, round(thickness_mm / row_mm))
-    gap_rows = round(gap_mm / row_mm)
-    for reverse, out in ((False, lower), (True, upper)):
-        near_end = _run_depth(sub_body, reverse) <= layer_rows
+    layer_rows = max(1, math.floor(thickness_mm / row_mm + 0.5))
+    gap_rows = math.floor(gap_mm / row_mm + 0.5)
+    down, up = _run_depth(sub_body, False), _run_depth(sub_body, True)
+    # a run's layer is at most a third of it (at least one row): a thin piece never turns into endplate only
+    rows_here = np.minimum(layer_rows, np.maximum(1, (down + up - 1) // 3))
+    for reverse, depth, out in ((False, down, lower), (True, up, upper)):
+        near_end = depth <= rows_here
         out[:, lo:hi, :] = sub_body & near_end & _faces_disc(sub_body, sub_disc, gap_rows, reverse)
     return upper, lower
+
+
+def endplate_thickness_mm(input_row_mm: float) -> float:
+    """The layer the pipeline draws: one input voxel along the spine, at least ``ENDPLATE_MM`` (a thinner layer is
+    partly lost by the nearest-neighbour return to the input grid)."""
+    return max(ENDPLATE_MM, float(input_row_mm))
 
 
 def endplate_layer(

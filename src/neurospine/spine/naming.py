@@ -110,6 +110,7 @@ REFERENCE_DEPTH_MM: tuple[tuple[str, float], ...] = (
     ("T7", 26.0), ("T8", 27.5), ("T9", 28.5), ("T10", 29.5), ("T11", 31.0), ("T12", 32.0),
     ("L1", 33.5), ("L2", 34.5), ("L3", 35.5), ("L4", 35.5), ("L5", 35.0),
 )  # fmt: skip
+_L1_DEPTH_MM = dict(REFERENCE_DEPTH_MM)["L1"]
 #: a column whose body depth rises at least this much from its top to its bottom third spans the thoracic spine
 #: (real lumbar columns of the VB2/VB3/IVD training cases: 0.85-1.04; synthetic thoracic fields of view
 #: 1.22-1.79). In such a column a weak bottom anchor (the last-disc pattern, or a sacrum smaller than the median
@@ -519,8 +520,9 @@ def _name_levels(
 
 def reaches_lumbar_from_c2(bodies: list[BodyInfo]) -> bool:
     """Whether a column counted down from C2 reaches the lumbar spine: the chain would name a vertebra below T12,
-    or the lowest body is lumbar-deep. There the sacrum should be in view; without it the count is unchecked."""
-    return len(bodies) > C2_TO_T12 or (bool(bodies) and bodies[-1].depth_mm >= LUMBAR_MIN_DEPTH_MM)
+    or the lowest body is as deep as L1 (``REFERENCE_DEPTH_MM``; T9-T12 are 28.5-32 mm). There the sacrum should be
+    in view; without it the count is unchecked at its lower end."""
+    return len(bodies) > C2_TO_T12 or (bool(bodies) and bodies[-1].depth_mm >= _L1_DEPTH_MM)
 
 
 def presumed_c2(top: BodyInfo, top_level: int) -> bool:
