@@ -61,7 +61,7 @@ def test_non_positive_step_budget_is_refused() -> None:
 
 
 @pytest.mark.slow
-def test_train_spine_resumes_from_its_checkpoint(shared_data, tmp_path, caplog) -> None:
+def test_train_spine_resumes_from_its_checkpoint(shared_data, tmp_path, caplog, capsys) -> None:
     """Run 1 stops after 2 steps; run 2 with ``--steps 3`` resumes at step 2 and does one more step."""
     import json
     import logging
@@ -83,6 +83,21 @@ def test_train_spine_resumes_from_its_checkpoint(shared_data, tmp_path, caplog) 
     assert json.loads(card["notes"])["steps"] == 3 and card["train_command"].startswith(
         "neurospine train spine --steps 3"
     )
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # another learning rate on the same checkpoint
+        main(["train", "spine", "--steps", "4", "--lr", "0.0005", *tiny])
+    assert "other settings (--lr: was 0.002, now 0.0005)" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_checkpoint_trained_with_other_settings() -> None:
+    from neurospine.spine.training import recipe_mismatch, training_recipe
+
+    args = build_parser().parse_args(["--teacher-fraction", "0.3", "--teacher-keep-contrast", "0.25"])
+    recorded = training_recipe(args)
+    assert recipe_mismatch(recorded, args) == ""
+    assert recipe_mismatch(None, args) == ""  # a checkpoint from before recipes were stored
+    other = build_parser().parse_args(["--teacher-fraction", "0.3"])
+    assert recipe_mismatch(recorded, other) == "--teacher-keep-contrast: was 0.25, now 0.5"
 
 
 def test_card_lists_the_real_label_map_sources_only_when_the_run_used_them() -> None:

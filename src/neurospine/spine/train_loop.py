@@ -70,7 +70,8 @@ def run(
 ) -> tuple[int, float, float]:
     """Train until the budget is spent; returns (step, elapsed seconds, CPU seconds). Model ends on the CPU.
 
-    ``state`` holds ``elapsed_s``, ``cpu_s``, ``history`` and ``init`` from the checkpoint; ``validate`` on
+    ``state`` holds ``elapsed_s``, ``cpu_s``, ``history`` and ``init`` from the checkpoint and the run's ``recipe``
+    (saved with each checkpoint, checked on resume); ``validate`` on
     ``monitor`` (CPU only, every ``--validate-every`` minutes) is monitoring, never model selection.
     """
     device = E.select_device(args.device)
@@ -82,7 +83,13 @@ def run(
 
     def extra(_step: int, b: E.Budget) -> dict[str, Any]:
         cpu = cpu0 + time.process_time() - cpu_mark
-        return {"elapsed_s": b.seconds(), "cpu_s": cpu, "history": history, "init": state["init"]}
+        return {
+            "elapsed_s": b.seconds(),
+            "cpu_s": cpu,
+            "history": history,
+            "init": state["init"],
+            "recipe": state.get("recipe"),
+        }
 
     def monitor_step(step_now: int, losses: list[float], b: E.Budget) -> None:
         nonlocal last_val

@@ -348,6 +348,43 @@ def _teacher_record(out: Path) -> dict[str, Any] | None:
         return {k: z[k].item() for k in ("teacher", "keep_posterior") if k in z.files}
 
 
+#: settings that shape what a run learns: a resumed run must use the ones its checkpoint was trained with
+RECIPE_KEYS = (
+    "lr",
+    "batch",
+    "patch",
+    "unet_base",
+    "seed",
+    "synth_fraction",
+    "synth_boundary_ignore",
+    "synth_regions",
+    "labelmap_fraction",
+    "teacher_fraction",
+    "teacher_posterior",
+    "teacher_keep_contrast",
+    "no_body_below_l5",
+)
+
+
+def training_recipe(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's :data:`RECIPE_KEYS` settings (stored in the checkpoint, compared on resume)."""
+    return {k: getattr(args, k, None) for k in RECIPE_KEYS}
+
+
+def recipe_mismatch(recorded: dict[str, Any] | None, args: argparse.Namespace) -> str:
+    """What differs between a checkpoint's recipe and this call's (empty: the same, or an older checkpoint without
+    one), as "--flag: was A, now B" parts."""
+    if not recorded:
+        return ""
+    now = training_recipe(args)
+    parts = [
+        f"--{k.replace('_', '-')}: was {recorded[k]}, now {now[k]}"
+        for k in RECIPE_KEYS
+        if k in recorded and recorded[k] != now[k]
+    ]
+    return "; ".join(parts)
+
+
 def recorded_teacher_posterior(out: Path) -> bool | None:
     """Whether ``<out>/teacher.npz`` was built with the teacher's posterior elements (None: no such file)."""
     record = _teacher_record(out)
@@ -465,6 +502,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{args.average_weight:g}"
             )
             log.info("weights averaged with %s (weight %g)", args.average_with, args.average_weight)
+    changed = recipe_mismatch(extra.get("recipe"), args) if step > 0 and not args.export_only else ""
+    if changed:
+        parser.error(f"{ckpt} was trained with other settings ({changed}); resume with those or give a new --out")
     elapsed = float(extra.get("elapsed_s", 0.0))
     cpu_s = float(extra.get("cpu_s", 0.0))
     history: list[dict[str, Any]] = list(extra.get("history", []))
@@ -524,7 +564,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         mix.teacher_keep_contrast = args.teacher_keep_contrast
     from neurospine.spine.train_loop import run
 
-    state = {"elapsed_s": elapsed, "cpu_s": cpu_s, "history": history, "init": init_note}
+    state = {
+        "elapsed_s": elapsed,
+        "cpu_s": cpu_s,
+        "history": history,
+        "init": init_note,
+        "recipe": training_recipe(args),
+    }
     step, elapsed, cpu_s = run(model, opt, mix, args, rng, step, state, ckpt, monitor, validate)
     export(model, args.out, step, elapsed, history, args, cpu_s, init_note)
     if not args.no_calibrate:
