@@ -7,7 +7,7 @@ import pytest
 
 from neurospine.io import Volume
 from neurospine.spine import classes as C
-from neurospine.spine.endplates import endplate_layer, endplate_thickness_mm, relabel_endplates
+from neurospine.spine.endplates import ENDPLATE_GAP_MM, ENDPLATE_MM, endplate_thickness_mm, relabel_endplates
 from neurospine.spine.instances import InstanceResult
 from neurospine.spine.preprocess import to_model_grid
 
@@ -18,6 +18,19 @@ def _column(rows: list[int]) -> np.ndarray:
     """A (3, len(rows), 2) PIR map whose every column holds ``rows`` (class per row, head to foot)."""
     col = np.asarray(rows, dtype=np.uint8)
     return np.broadcast_to(col[None, :, None], (3, col.size, 2)).copy()
+
+
+def endplate_layer(
+    cls: np.ndarray,
+    spacing: tuple[float, float, float],
+    thickness_mm: float = ENDPLATE_MM,
+    gap_mm: float = ENDPLATE_GAP_MM,
+) -> np.ndarray:
+    """The class map after :func:`relabel_endplates` when one vertebra holds every body voxel (the input untouched)."""
+    out = cls.copy()
+    body = np.isin(out, (C.CORPUS, C.ENDPLATE)).astype(np.int16)
+    relabel_endplates(out, InstanceResult(body.copy(), body), spacing, thickness_mm, gap_mm)
+    return out
 
 
 def _rows(cls: np.ndarray) -> list[int]:

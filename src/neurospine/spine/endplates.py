@@ -107,33 +107,19 @@ def endplate_thickness_mm(input_row_mm: float) -> float:
     return max(ENDPLATE_MM, float(input_row_mm))
 
 
-def endplate_layer(
-    classes: npt.NDArray[np.uint8],
-    spacing_mm: tuple[float, float, float],
-    thickness_mm: float = ENDPLATE_MM,
-    gap_mm: float = ENDPLATE_GAP_MM,
-) -> npt.NDArray[np.uint8]:
-    """The class map with each body's disc-facing layer as endplate and the rest of the body as corpus."""
-    cls = np.asarray(classes)
-    upper, lower = endplate_faces(cls, spacing_mm, thickness_mm, gap_mm)
-    out = cls.copy()
-    out[(cls == C.CORPUS) | (cls == C.ENDPLATE)] = C.CORPUS
-    out[upper | lower] = C.ENDPLATE
-    return out
-
-
 def relabel_endplates(
     classes: npt.NDArray[np.uint8],
     inst: InstanceResult,
     spacing_mm: tuple[float, float, float],
     thickness_mm: float = ENDPLATE_MM,
+    gap_mm: float = ENDPLATE_GAP_MM,
 ) -> None:
     """Give every vertebra's body the endplate layer, in place, after the instance phase and the naming.
 
-    Only body voxels a vertebra holds change, and only between corpus and endplate: the body map, and so the
-    instances' bodies, centres and names, stay as they were. A lower face of vertebra k is endplate 200+k, an
-    upper face 200+(k-1): the SPINEPS convention that an endplate carries the id of the disc it faces."""
-    upper, lower = endplate_faces(classes, spacing_mm, thickness_mm)
+    Only body voxels a vertebra holds change, and only between corpus and endplate: the body map (``inst.body``)
+    and the names stay as they were. A lower face of vertebra k is endplate 200+k, an upper face 200+(k-1): the
+    SPINEPS convention that an endplate carries the id of the disc it faces."""
+    upper, lower = endplate_faces(classes, spacing_mm, thickness_mm, gap_mm)
     body_id = inst.body.astype(np.int32)
     held = ((classes == C.CORPUS) | (classes == C.ENDPLATE)) & (body_id > 0)
     classes[held] = C.CORPUS

@@ -348,27 +348,36 @@ def _teacher_record(out: Path) -> dict[str, Any] | None:
         return {k: z[k].item() for k in ("teacher", "keep_posterior") if k in z.files}
 
 
-#: settings that shape what a run learns: a resumed run must use the ones its checkpoint was trained with
-RECIPE_KEYS = (
-    "lr",
-    "batch",
-    "patch",
-    "unet_base",
-    "seed",
-    "synth_fraction",
-    "synth_boundary_ignore",
-    "synth_regions",
-    "labelmap_fraction",
-    "teacher_fraction",
-    "teacher_posterior",
-    "teacher_keep_contrast",
-    "no_body_below_l5",
+#: the value options of a run's recipe, as the reproducing command lists them (flag, attribute)
+VALUE_FLAGS: tuple[tuple[str, str], ...] = (
+    ("--lr", "lr"),
+    ("--batch", "batch"),
+    ("--patch", "patch"),
+    ("--synth-fraction", "synth_fraction"),
+    ("--synth-boundary-ignore", "synth_boundary_ignore"),
+    ("--synth-regions", "synth_regions"),
+    ("--synth-pool", "synth_pool"),
+    ("--synth-refresh", "synth_refresh"),
+    ("--seed", "seed"),
+    ("--labelmap-fraction", "labelmap_fraction"),
+    ("--labelmap-pool", "labelmap_pool"),
+    ("--teacher-fraction", "teacher_fraction"),
+    ("--teacher-keep-contrast", "teacher_keep_contrast"),
+    ("--unet-base", "unet_base"),
+    ("--workers", "workers"),
+)
+#: settings that shape what a run learns, which a resumed run must share with its checkpoint: every value option
+#: but the number of loader workers (a machine choice), and the two switches
+RECIPE_FLAGS: tuple[tuple[str, str], ...] = (
+    *(f for f in VALUE_FLAGS if f[1] != "workers"),
+    ("--teacher-posterior", "teacher_posterior"),
+    ("--no-body-below-l5", "no_body_below_l5"),
 )
 
 
 def training_recipe(args: argparse.Namespace) -> dict[str, Any]:
-    """The run's :data:`RECIPE_KEYS` settings (stored in the checkpoint, compared on resume)."""
-    return {k: getattr(args, k, None) for k in RECIPE_KEYS}
+    """The run's :data:`RECIPE_FLAGS` settings (stored in the checkpoint, compared on resume)."""
+    return {attr: getattr(args, attr, None) for _, attr in RECIPE_FLAGS}
 
 
 def recipe_mismatch(recorded: dict[str, Any] | None, args: argparse.Namespace) -> str:
@@ -378,9 +387,9 @@ def recipe_mismatch(recorded: dict[str, Any] | None, args: argparse.Namespace) -
         return ""
     now = training_recipe(args)
     parts = [
-        f"--{k.replace('_', '-')}: was {recorded[k]}, now {now[k]}"
-        for k in RECIPE_KEYS
-        if k in recorded and recorded[k] != now[k]
+        f"{flag}: was {recorded[attr]}, now {now[attr]}"
+        for flag, attr in RECIPE_FLAGS
+        if attr in recorded and recorded[attr] != now[attr]
     ]
     return "; ".join(parts)
 
@@ -620,27 +629,7 @@ def train_command(args: argparse.Namespace) -> str:
     defaults = build_parser().parse_args([])
     budget = f"--steps {args.steps}" if args.steps is not None else f"--minutes {args.minutes:g}"
     parts = ["neurospine train spine", budget, f"--threads {args.threads}"]
-    parts += recipe_flags(
-        args,
-        defaults,
-        (
-            ("--lr", "lr"),
-            ("--batch", "batch"),
-            ("--patch", "patch"),
-            ("--synth-fraction", "synth_fraction"),
-            ("--synth-boundary-ignore", "synth_boundary_ignore"),
-            ("--synth-regions", "synth_regions"),
-            ("--synth-pool", "synth_pool"),
-            ("--synth-refresh", "synth_refresh"),
-            ("--seed", "seed"),
-            ("--labelmap-fraction", "labelmap_fraction"),
-            ("--labelmap-pool", "labelmap_pool"),
-            ("--teacher-fraction", "teacher_fraction"),
-            ("--teacher-keep-contrast", "teacher_keep_contrast"),
-            ("--unet-base", "unet_base"),
-            ("--workers", "workers"),
-        ),
-    )
+    parts += recipe_flags(args, defaults, VALUE_FLAGS)
     if args.no_body_below_l5:
         parts.append("--no-body-below-l5")
     if getattr(args, "teacher_posterior", False):
