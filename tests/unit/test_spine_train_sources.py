@@ -77,6 +77,52 @@ def test_ct_image_case_leaves_cord_and_canal_unsupervised() -> None:
     assert kinds == {True, False}
 
 
+def _two_arches(gap_vox: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two arcus blocks one above the other (PIR axis 1) with ``gap_vox`` voxels of soft tissue (50 HU) between;
+    fat (-100 HU) beside the gap, air elsewhere."""
+    sem = np.zeros((20, 40, 10), dtype=np.uint8)
+    hu = np.full(sem.shape, -1000.0, dtype=np.float32)
+    top = 10
+    sem[5:10, top - 6 : top, 2:8] = 41
+    sem[5:10, top + gap_vox : top + gap_vox + 6, 2:8] = 41
+    hu[sem > 0] = 700.0
+    hu[5:10, top : top + gap_vox, 2:6] = 50.0
+    hu[5:10, top : top + gap_vox, 6:8] = -100.0
+    return hu, sem
+
+
+def test_ligament_mask_takes_soft_tissue_between_two_posterior_elements() -> None:
+    from neurospine.spine.train_sources import ligament_mask
+
+    hu, sem = _two_arches(4)
+    mask = ligament_mask(hu, sem, (1.0, 1.0, 1.0))
+    assert mask[5:10, 10:14, 2:6].all()  # the soft-tissue gap
+    assert not mask[5:10, 10:14, 6:8].any()  # fat in the gap stays as it is
+    assert not mask[sem > 0].any()  # never a labelled voxel
+    assert mask.sum() == 5 * 4 * 4
+    # a 16 mm gap: no voxel has an element within 6 mm on both sides
+    hu, sem = _two_arches(16)
+    assert not ligament_mask(hu, sem, (1.0, 1.0, 1.0)).any()
+    # the reach is in mm: at 2 mm rows (reach 3 rows) only the middle two rows of the 4-row gap reach both sides
+    hu, sem = _two_arches(4)
+    rows = ligament_mask(hu, sem, (1.0, 2.0, 1.0))[5:10, 10:14, 2:6].all(axis=(0, 2))
+    assert rows.tolist() == [False, True, True, False]
+
+
+def test_dark_ligaments_paint_the_gap_dark_in_ct_image_cases() -> None:
+    from neurospine.spine import train_sources as T
+
+    hu, sem = _two_arches(4)
+    dark = T.ligament_mask(hu, sem, (1.0, 1.0, 1.0))
+    bright_without = 0
+    for seed in range(6):
+        plain = T._mr_like(hu, (1.0, 1.0, 1.0), np.random.default_rng(seed))
+        painted = T._mr_like(hu, (1.0, 1.0, 1.0), np.random.default_rng(seed), dark)
+        assert painted[dark].mean() < 0.25 * float(painted.max())
+        bright_without += int(plain[dark].mean() >= 0.25 * float(plain.max()))
+    assert bright_without > 0  # the random look-up table alone does not make them dark
+
+
 def test_pack_round_trip_keeps_cases_and_sources(tmp_path) -> None:
     from neurospine.spine.train_sources import LabelMapSource, crop_case, read_pack, write_pack
 

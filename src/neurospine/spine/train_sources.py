@@ -45,6 +45,10 @@ CT_LUT_HU: tuple[float, ...] = (-1000.0, -120.0, 0.0, 45.0, 90.0, 220.0, 400.0, 
 UNLABELLED_BONE_HU = 180.0
 #: chance that a CT source is re-contrasted from its image rather than painted from its labels
 CT_IMAGE_PROBABILITY = 0.7
+#: soft tissue (HU) between two posterior elements that :func:`ligament_mask` may paint dark
+LIGAMENT_HU: tuple[float, float] = (-50.0, 150.0)
+#: the farthest a ligament voxel may lie from the posterior element above it and from the one below it (mm)
+LIGAMENT_REACH_MM = 6.0
 #: whole-vertebra instance maps whose sub-regions are derived geometrically (synth.subregions), when available
 VERTEBRA_FILES: tuple[tuple[str, str], ...] = (
     ("label_only_refs", "verse004_vert.nii.gz"),
@@ -134,8 +138,31 @@ def ct_lut(hu: npt.NDArray[np.floating], rng: np.random.Generator) -> npt.NDArra
     return out
 
 
-def labelmap_case(source: LabelMapSource, seed: int, rng: np.random.Generator) -> D.TrainCase:
-    """One painted training volume on the model grid (PIR, 1 mm in-plane, random 1-4 mm slices)."""
+def ligament_mask(
+    hu: npt.NDArray[np.floating], sem: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float]
+) -> npt.NDArray[np.bool_]:
+    """Unlabelled soft tissue (:data:`LIGAMENT_HU`) with a posterior element both above and below it within
+    :data:`LIGAMENT_REACH_MM` along the superior-inferior axis (PIR axis 1): the ligamentum flavum between two
+    laminae, the interspinous ligament between two spinous processes, the capsule between two facets. On T1w and
+    T2w MR these are dark, like cortical bone; on CT they have soft-tissue density, so a re-contrasted CT never
+    shows the dark band a network must learn to leave out of the posterior elements."""
+    post = np.isin(np.asarray(sem), C.POSTERIOR_VALUES)
+    reach = max(1, round(LIGAMENT_REACH_MM / float(spacing_mm[1])))
+    above = np.zeros_like(post)
+    below = np.zeros_like(post)
+    for k in range(1, reach + 1):
+        above[:, k:, :] |= post[:, :-k, :]
+        below[:, :-k, :] |= post[:, k:, :]
+    lo, hi = LIGAMENT_HU
+    soft = (np.asarray(sem) == 0) & (np.asarray(hu) > lo) & (np.asarray(hu) < hi)
+    return soft & above & below
+
+
+def labelmap_case(
+    source: LabelMapSource, seed: int, rng: np.random.Generator, dark_ligaments: float = 0.0
+) -> D.TrainCase:
+    """One painted training volume on the model grid (PIR, 1 mm in-plane, random 1-4 mm slices).
+    ``dark_ligaments``: chance that a re-contrasted CT case gets its :func:`ligament_mask` painted dark."""
     from neurospine.io.resample import grid_for_spacing, resample_to_grid
     from neurospine.spine.preprocess import normalise_intensity
     from neurospine.synth.augment import AugmentConfig, augment_labelmap, augment_volumes, image_from_labels
@@ -150,7 +177,10 @@ def labelmap_case(source: LabelMapSource, seed: int, rng: np.random.Generator) -
             [source.image, source.semantic, inside], seed, cfg, is_label=[False, True, True]
         )
         unknown = sem.with_data(_unknown(np.asarray(img.data), np.asarray(sem.data), np.asarray(inside.data) > 0))
-        img = img.with_data(_mr_like(np.asarray(img.data), img.spacing_mm, rng))
+        dark = None
+        if dark_ligaments > 0 and rng.random() < dark_ligaments:
+            dark = ligament_mask(np.asarray(img.data), np.asarray(sem.data), img.spacing_mm)
+        img = img.with_data(_mr_like(np.asarray(img.data), img.spacing_mm, rng, dark))
     else:
         sem = augment_labelmap(source.semantic, seed, cfg)
         contrast = "random" if rng.random() < 0.6 else "any"
@@ -183,14 +213,22 @@ def _unknown(
     return ((~inside) | bone).astype(np.uint8)
 
 
-def _mr_like(hu: npt.NDArray[np.floating], spacing_mm: tuple[float, float, float], rng: np.random.Generator) -> Any:
-    """:func:`ct_lut` of the smoothed image (CT noise would turn into texture no MR image has), then the MR
-    engine's blur, bias field and Rician noise."""
+def _mr_like(
+    hu: npt.NDArray[np.floating],
+    spacing_mm: tuple[float, float, float],
+    rng: np.random.Generator,
+    dark: npt.NDArray[np.bool_] | None = None,
+) -> Any:
+    """:func:`ct_lut` of the smoothed image (CT noise would turn into texture no MR image has), ``dark`` voxels
+    set to a low level (ligaments, see :func:`ligament_mask`), then the MR engine's blur, bias field and Rician
+    noise."""
     from scipy import ndimage
 
     from neurospine.synth import artifacts
 
     img = ct_lut(ndimage.gaussian_filter(np.asarray(hu, dtype=np.float32), 1.0 / np.asarray(spacing_mm)), rng)
+    if dark is not None and dark.any():
+        img[dark] = float(rng.uniform(0.0, 0.12)) * float(img.max())
     img = artifacts.blur(img, tuple(float(rng.uniform(0.0, 0.8)) for _ in range(3)))  # type: ignore[arg-type]
     img = np.clip(img, 0.0, None) * artifacts.bias_field(img.shape, spacing_mm, 0.2, rng)
     return artifacts.rician(img, float(rng.uniform(0.005, 0.04)), rng).astype(np.float32)
@@ -291,10 +329,11 @@ class PaintPool:
     sources: list[LabelMapSource]
     next_seed: int
     cases: list[D.TrainCase]
+    dark_ligaments: float = 0.0
 
     def _draw(self, rng: np.random.Generator) -> D.TrainCase:
         source = self.sources[int(rng.integers(len(self.sources)))]
-        case = labelmap_case(source, self.next_seed, rng)
+        case = labelmap_case(source, self.next_seed, rng, self.dark_ligaments)
         self.next_seed += 1
         return case
 

@@ -285,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--labelmap-pool", type=int, default=6, help="painted label-map volumes kept in memory")
     p.add_argument(
+        "--dark-ligaments",
+        type=float,
+        default=0.0,
+        help="chance that a re-contrasted CT case has the soft tissue between consecutive posterior elements "
+        "(ligaments) painted dark, as on T1w/T2w MR (spine.train_sources.ligament_mask; 0 = off, as 0.16.0)",
+    )
+    p.add_argument(
         "--teacher-fraction",
         type=float,
         default=0.0,
@@ -361,6 +368,7 @@ VALUE_FLAGS: tuple[tuple[str, str], ...] = (
     ("--seed", "seed"),
     ("--labelmap-fraction", "labelmap_fraction"),
     ("--labelmap-pool", "labelmap_pool"),
+    ("--dark-ligaments", "dark_ligaments"),
     ("--teacher-fraction", "teacher_fraction"),
     ("--teacher-keep-contrast", "teacher_keep_contrast"),
     ("--unet-base", "unet_base"),
@@ -563,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sources = paint_sources if paint_sources is not None else load_labelmap_sources(args.data)
         log.info("painting real label maps: %s", ", ".join(src.name for src in sources))
-        mix.paint = PaintPool(sources, 500_000 + step * 7 + args.seed, [])
+        mix.paint = PaintPool(sources, 500_000 + step * 7 + args.seed, [], args.dark_ligaments)
         if not fast:
             mix.paint.fill(args.labelmap_pool, rng)
         mix.paint_fraction = args.labelmap_fraction
