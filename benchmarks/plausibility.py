@@ -10,10 +10,11 @@ does not depend on the CNN. Outcomes: ``refused`` (exit 2 from the plausibility 
 Targets: every wrong-kind input flagged or refused (or given no result); no real supported scan refused.
 Wrong-kind inputs: brain T1w (IXI, subsampled), cervical/lumbar spine into brain age, AP radiographs (whole
 and cropped to the chest or the pelvis), CT into MR-only tools, axial slices and slabs into sagittal tools,
-abdomen MR/CT (totalseg_tests). Real corpus: every shared set of the kinds each tool supports, subsampled
-where a set is large and a case slow (the numbers per set are in the table). The rules were written with
-these images in view (they are the only real data here), so these counts are a training-set figure, not a
-held-out one; thresholds are physical and kept wide for that reason (docs in each rule module).
+abdomen MR/CT (totalseg_tests), reference label maps given as the image. Real corpus: every shared set of the
+kinds each tool supports, subsampled where a set is large and a case slow (the numbers per set are in the
+table). The rules were written with these images in view (they are the only real data here), so these counts
+are a training-set figure, not a held-out one; thresholds are physical and kept wide for that reason (docs in
+each rule module).
 
 Run: ``python -m benchmarks.plausibility [--quick]`` (about 15 minutes at 2 threads; ``--quick`` halves the
 subsamples).
@@ -243,6 +244,18 @@ def corpus(tmp: Path, quick: bool) -> list[Case]:
         + fewshot
     ):
         add(Case("brainage t1", p.name, p, "wrong", "spine/abdomen/CT"))
+    # every tool: a reference label map given where the image belongs (the `_seg`/`_msk` file picked by mistake)
+    masks = [
+        SHARED_DATA / "tptbox_samples" / "tpt-mri_subreg.nii.gz",
+        SHARED_DATA / "fcs_vb2_chu_lumbar_t2" / "vb2-02_vertbody.nii.gz",
+        SHARED_DATA / "fcs_ivd_fmrp_lumbar_t2" / "ivd-11_disc.nii.gz",
+        SHARED_DATA / "label_only_refs" / "verse004_vert.nii.gz",
+        sct / "sct-t2_cordseg.nii.gz",
+        *_files("gmchallenge_cord_t2star", "*_cordseg.nii.gz")[:k],
+    ]
+    for tool in ("spine", "cord", "slice2d", "brainage t1"):
+        for p in masks:
+            add(Case(tool, p.name, p, "wrong", "label map given as the image"))
     return cases
 
 

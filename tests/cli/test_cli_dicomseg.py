@@ -25,7 +25,9 @@ def threshold_model(tmp_path, monkeypatch):
 @pytest.fixture
 def oblique_series(tmp_path: Path) -> Path:
     pir = lumbar_phantom("PIR")  # sagittal slices along the last axis, 3 mm apart
-    vol = Volume(pir.data, oblique_affine(pir.spacing_mm, degrees=8.0))
+    # faint noise: a noise-free phantom of four grey levels would be refused as a label map given as the image
+    noisy = pir.data + np.random.default_rng(0).normal(0.0, 0.004, pir.shape).astype(np.float32)
+    vol = Volume(np.clip(noisy, 0.0, None), oblique_affine(pir.spacing_mm, degrees=8.0))
     write_series(vol, tmp_path / "sub-01_T2w")
     return tmp_path / "sub-01_T2w"
 

@@ -164,3 +164,16 @@ def test_cord_on_8bit_ct_is_flagged_as_ct(shared_data, tmp_path, capsys) -> None
     code = main(["cord", str(src), "--out", str(tmp_path / "o"), "--threads", "2", "--json"])
     payload = json.loads(capsys.readouterr().out)
     assert code == 0 and "looks like CT" in str(payload["measures"]["plausibility"])
+
+
+@pytest.mark.parametrize("tool", ["spine", "cord", "slice2d"])
+def test_a_mask_given_as_the_image_is_refused_before_any_model_runs(shared_data, tmp_path, capsys, tool) -> None:
+    """A reference label map given where the image belongs (a common slip: the `_seg`/`_msk` file) is refused
+    with one line and nothing written."""
+    mask = shared_data / "tptbox_samples" / "tpt-mri_subreg.nii.gz"
+    out = tmp_path / "o"
+    code = main([tool, str(mask), "--out", str(out), "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "label map (segmentation mask)" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error" in line]) == 1
+    assert _files(out) == []

@@ -259,3 +259,40 @@ def test_cord_flag_quotes_the_reported_mean_csa():
     v = pc.post_check(Verdict("cord"), cyl, (1.0, 0.5, 0.5), csa_mm2=13.52)
     assert v.status == "flag" and "14 mm2" in v.note
     assert pc.post_check(Verdict("cord"), cyl, (1.0, 0.5, 0.5), csa_mm2=70.0).status == "ok"
+
+
+def test_label_map_given_as_the_image_is_refused_by_every_tool() -> None:
+    from neurospine.plausibility.common import label_map_reason
+
+    labels = np.zeros((60, 80, 40), dtype=np.uint8)
+    labels[20:40, 10:30, 10:30] = 1
+    labels[20:40, 35:55, 10:30] = 2
+    labels[42:50, 10:55, 15:25] = 61
+    vol = Volume(labels, make_affine((1.0, 1.0, 1.0), "RAS"))
+    reason = label_map_reason(labels)
+    assert reason is not None and reason.startswith("4 distinct integer values")
+    for verdict in (pc.pre_check(vol), pb.check(vol), ps.pre_check(None, is_2d=False, ev=evidence(vol))):
+        assert verdict.status == "refuse" and "label map" in verdict.looks_like
+    assert psp.pre_check(evidence(vol)).status == "refuse"
+    assert ps.pre_check(labels[:, :, 20].T, is_2d=True).status == "refuse"  # a 2D mask too
+    # a float 0/1 mask (fslmaths writes float32) is a label map as well
+    assert label_map_reason(labels.astype(np.float32) > 0) is not None
+
+
+def test_images_are_not_label_maps() -> None:
+    from neurospine.plausibility.common import label_map_reason
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(300.0, 40.0, (60, 80, 40)).astype(np.float32)
+    img[:, :, :10] = 0.0
+    assert label_map_reason(img) is None  # noise: thousands of values
+    assert label_map_reason(np.round(img).clip(0, 255).astype(np.uint8)) is None  # 8-bit, still > 128 values
+    phantom = np.full((60, 80, 40), 114.0, dtype=np.float32)  # piecewise constant, but not on a zero background
+    phantom[20:40, 20:60, :] = 200.0
+    assert label_map_reason(phantom) is None
+    few = np.zeros((60, 80, 40), dtype=np.float32)
+    few[10:50, 10:70, 5:35] = 1.5  # non-integer values
+    assert label_map_reason(few) is None
+    half = np.zeros((60, 80, 40), dtype=np.uint8)
+    half[:, :50, :] = 3  # zero on under half of the voxels
+    assert label_map_reason(half) is None

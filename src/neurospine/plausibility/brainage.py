@@ -18,6 +18,7 @@ def check(vol: Volume, ev: Evidence | None = None) -> Verdict:
     """The verdict on a T1w input, before the model runs."""
     ev = evidence(vol) if ev is None else ev
     v = Verdict("brainage t1", expects=EXPECTS)
+    ev.refuse_label_map(v)
     if ev.hounsfield:
         v.refuse("a CT image", "Hounsfield units: the model reads T1-weighted MRI")
     if ev.head_in_view:

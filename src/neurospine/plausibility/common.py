@@ -1,4 +1,4 @@
-"""Evidence every tool can read from a volume: a head in view, Hounsfield units, an axial slab.
+"""Evidence every tool can read from a volume: a head in view, Hounsfield units, an axial slab, a label map.
 
 All sizes are in mm on the volume reoriented to RAS and sub-sampled to about 3 mm (the checks take well under
 a second). Thresholds are physical and wide: an adult head is 130-165 mm wide and 165-210 mm long; a spine
@@ -15,6 +15,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from neurospine.io import Volume, reorient
+from neurospine.plausibility.verdict import Verdict
 
 #: grid (mm) of the coarse copy the checks work on
 COARSE_MM = 3.0
@@ -32,6 +33,12 @@ HU_AIR = -500.0
 HU_BONE = 300.0
 #: share of voxels below -200 (air, lung, fat in HU) needed to call an image CT
 HU_NEGATIVE_SHARE = 0.005
+#: a label map (segmentation mask) given as the image: integer values only, at most this many distinct values
+#: (every image in ../shared/data has 218 or more, 8-bit ones included; every label map 42 or fewer, a whole-spine
+#: SPINEPS instance map about 75) ...
+LABEL_MAP_MAX_VALUES = 128
+#: ... and zero (the background) on at least this share of the voxels
+LABEL_MAP_BACKGROUND_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Evidence:
     head_width_mm: float  # object extent 30-60 mm below its top, left-right ...
     head_length_mm: float  # ... and anterior-posterior
     hounsfield: bool  # CT intensities (air near -1000, bone above 300)
+    label_map: str | None = None  # why the "image" looks like a label map (None: it does not)
 
     @property
     def head_in_view(self) -> bool:
@@ -66,9 +74,26 @@ class Evidence:
         si, lr = self.fov_mm[2], self.fov_mm[0]
         return si < SLAB_MAX_SI_MM and lr >= 2.0 * si
 
+    def refuse_label_map(self, v: Verdict) -> None:
+        """Refuse in ``v`` when the input is a label map (a mask given where the image belongs)."""
+        if self.label_map:
+            v.refuse("a label map (segmentation mask), not an image", self.label_map)
+
     def describe(self) -> str:
         r, a, s = self.fov_mm
         return f"field of view {r:.0f} x {a:.0f} x {s:.0f} mm (R-L x A-P x S-I)"
+
+
+def label_map_reason(data: npt.ArrayLike) -> str | None:
+    """Why ``data`` looks like a label map rather than an image (a few integer values, zero the most frequent), or
+    None. Works on any sub-sample of the voxels (the checks use the coarse copy)."""
+    u, counts = np.unique(np.asarray(data), return_counts=True)
+    if u.size > LABEL_MAP_MAX_VALUES or not np.array_equal(u, np.round(u)) or u[counts.argmax()] != 0:
+        return None
+    share = float(counts.max()) / float(counts.sum())
+    if share < LABEL_MAP_BACKGROUND_SHARE:
+        return None
+    return f"{u.size} distinct integer values, {100.0 * share:.0f} % of voxels 0"
 
 
 def is_hounsfield(data: npt.ArrayLike) -> bool:
@@ -128,6 +153,7 @@ def evidence(vol: Volume) -> Evidence:
         width,
         length,
         is_hounsfield(ras.data),
+        label_map_reason(x),
     )
 
 

@@ -33,6 +33,7 @@ def pre_check(image: Volume, ev: Evidence | None = None) -> Verdict:
     """Header and intensity evidence, before the model runs."""
     ev = evidence(image) if ev is None else ev
     v = Verdict("cord", expects=EXPECTS)
+    ev.refuse_label_map(v)
     if ev.hounsfield:
         v.refuse("a CT image", "Hounsfield units: the cord is not visible on CT")
     if ev.head_in_view:

@@ -106,8 +106,16 @@ def column_stats(seg: Any) -> dict[str, float]:
     return out
 
 
+def pre_check(ev: Evidence) -> Verdict:
+    """What can be refused before the model runs (a label map given as the image)."""
+    v = Verdict("spine", expects=EXPECTS)
+    ev.refuse_label_map(v)
+    return v
+
+
 def check(vol: Volume, seg: Any, ev: Evidence | None = None) -> Verdict:
-    """The verdict on ``vol`` given the pipeline's segmentation ``seg`` (nothing written yet)."""
+    """The verdict on ``vol`` given the pipeline's segmentation ``seg`` (nothing written yet); a label map given as
+    the image is refused before the model runs (:func:`pre_check`)."""
     ev = evidence(vol) if ev is None else ev
     st = column_stats(seg)
     v = Verdict("spine", expects=EXPECTS)

@@ -352,6 +352,13 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         raise InputError(None, f"extra_vertebra={extra!r} is not a known choice", "use 'l6', 't13' or leave it unset")
     extra_vertebra = None if extra is None else str(extra).lower()
     vol = load_volume(image_path)
+    from neurospine.plausibility import enforce
+    from neurospine.plausibility import spine as plaus
+    from neurospine.plausibility.common import evidence
+
+    ev = evidence(vol)
+    force = bool(options.get("force", False))
+    before = enforce(plaus.pre_check(ev), image_path, force=force)  # before the model runs (a label map)
     seg = segment(
         vol,
         threads=threads,
@@ -359,10 +366,8 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         extra_vertebra=extra_vertebra,
         cord=bool(options.get("cord", True)),
     )
-    from neurospine.plausibility import enforce
-    from neurospine.plausibility import spine as plaus
-
-    verdict = enforce(plaus.check(vol, seg), image_path, force=bool(options.get("force", False)))
+    verdict = enforce(plaus.check(vol, seg, ev), image_path, force=force).merge(before)
+    verdict.forced = verdict.forced or before.forced
     paths = output_paths(image_path, out_dir)
     t = time.perf_counter()
     save_like(seg.semantic_input, vol, paths["semantic"])
