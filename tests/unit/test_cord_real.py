@@ -24,6 +24,15 @@ def test_manual_t2_mask_per_level_csa(shared_data):
     assert all(r.rl_mm > r.ap_mm for r in rows[5:-5])  # the cord is wider than deep
 
 
+def test_an_image_given_as_the_level_mask_is_refused(shared_data):
+    from neurospine.errors import InputError
+
+    sct = shared_data / "sct_testing_data"
+    img = load_volume(sct / "sct-t2_img.nii.gz")
+    with pytest.raises(InputError, match="distinct values, like an image"):
+        load_levels(sct / "sct-t2_img.nii.gz", img)
+
+
 @pytest.mark.slow
 def test_shipped_model_on_sct_t2(shared_data, tmp_path):
     from neurospine.cord.api import run_file

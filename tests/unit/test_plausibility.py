@@ -276,7 +276,7 @@ def test_label_map_given_as_the_image_is_refused_by_every_tool() -> None:
     assert psp.pre_check(evidence(vol)).status == "refuse"
     assert ps.pre_check(labels[:, :, 20].T, is_2d=True).status == "refuse"  # a 2D mask too
     # a float 0/1 mask (fslmaths writes float32) is a label map as well
-    assert label_map_reason(labels.astype(np.float32) > 0) is not None
+    assert label_map_reason((labels > 0).astype(np.float32)) is not None
 
 
 def test_images_are_not_label_maps() -> None:
@@ -296,3 +296,14 @@ def test_images_are_not_label_maps() -> None:
     half = np.zeros((60, 80, 40), dtype=np.uint8)
     half[:, :50, :] = 3  # zero on under half of the voxels
     assert label_map_reason(half) is None
+    # a smooth image quantised to 100 grey levels on a zero background: few integer values and mostly zero, but
+    # each grey level is scattered over many small regions
+    smooth = rng.normal(0.0, 1.0, (60, 80, 40))
+    from scipy import ndimage
+
+    smooth = ndimage.gaussian_filter(smooth, 1.0)
+    body = np.zeros(smooth.shape, dtype=bool)
+    body[15:45, 20:60, 10:30] = True
+    quantised = np.where(body, np.round((smooth - smooth.min()) / np.ptp(smooth) * 99) + 1, 0.0)
+    assert (quantised == 0).mean() > 0.5 and np.unique(quantised).size <= 101
+    assert label_map_reason(quantised) is None

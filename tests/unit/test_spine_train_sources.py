@@ -194,3 +194,26 @@ def test_real_ct_sources_carry_their_image_and_discs(shared_data) -> None:
         assert {42, 49, 100} <= values  # spinous processes, bodies, and discs (derived where the map has none)
         bone = np.isin(np.asarray(src.semantic.data), (41, 42, 49))
         assert float(np.median(np.asarray(src.image.data)[bone])) > 100.0  # labels sit on bone (HU)
+
+
+def test_dark_ligaments_reach_the_rendering_of_ct_image_cases(monkeypatch) -> None:
+    """``labelmap_case`` (and the pool that draws it) passes the ligament mask to the MR-like rendering only when
+    asked, and only for cases rendered from the CT image."""
+    from neurospine.spine import train_sources as T
+
+    hu, sem = _two_arches(4)
+    aff = np.diag([-1.0, -1.0, 1.0, 1.0])
+    src = T.LabelMapSource("arches-image", Volume(sem, aff), Volume(hu, aff))
+    seen: list[object] = []
+    real = T._mr_like
+
+    def spy(hu_, spacing, rng, dark=None):  # type: ignore[no-untyped-def]
+        seen.append(dark)
+        return real(hu_, spacing, rng, dark)
+
+    monkeypatch.setattr(T, "_mr_like", spy)
+    monkeypatch.setattr(T, "CT_IMAGE_PROBABILITY", 1.0)
+    T.labelmap_case(src, 1, np.random.default_rng(0))
+    T.PaintPool([src], 7, [], 1.0).fill(1, np.random.default_rng(0))
+    assert seen[0] is None
+    assert isinstance(seen[1], np.ndarray) and seen[1].any()

@@ -98,6 +98,20 @@ def test_resume_refuses_a_checkpoint_trained_with_other_settings() -> None:
     assert recipe_mismatch(None, args) == ""  # a checkpoint from before recipes were stored
     other = build_parser().parse_args(["--teacher-fraction", "0.3"])
     assert recipe_mismatch(recorded, other) == "--teacher-keep-contrast: was 0.25, now 0.5"
+    # a checkpoint written before --dark-ligaments existed ran without it: resuming with it on is refused
+    older = {k: v for k, v in recorded.items() if k != "dark_ligaments"}
+    dark = build_parser().parse_args(
+        ["--teacher-fraction", "0.3", "--teacher-keep-contrast", "0.25", "--dark-ligaments", "0.8"]
+    )
+    assert recipe_mismatch(older, dark) == "--dark-ligaments: was 0.0, now 0.8"
+    assert recipe_mismatch(older, args) == ""
+
+
+def test_dark_ligaments_is_part_of_the_reproducing_command() -> None:
+    from neurospine.spine.training import VALUE_FLAGS, recipe_flags
+
+    args = build_parser().parse_args(["--dark-ligaments", "0.8"])
+    assert "--dark-ligaments 0.8" in recipe_flags(args, build_parser().parse_args([]), VALUE_FLAGS)
 
 
 def test_card_lists_the_real_label_map_sources_only_when_the_run_used_them() -> None:

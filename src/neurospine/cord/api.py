@@ -48,6 +48,15 @@ def load_levels(path: str | Path, image: Volume) -> Volume:
         raise InputError(path, "the level mask holds non-integer values", "give a label map with vertebra ids")
     if not np.any(lev.data):
         raise InputError(path, "the level mask is empty", "give a seg-vert mask or a cord-by-level mask")
+    from neurospine.plausibility.common import LABEL_MAP_MAX_VALUES
+
+    n_values = np.unique(np.asarray(lev.data)).size
+    if n_values > LABEL_MAP_MAX_VALUES:
+        raise InputError(
+            path,
+            f"the level mask holds {n_values} distinct values, like an image (a level mask has a few label ids)",
+            "give a seg-vert mask (neurospine spine) or a cord-by-level mask, not the image",
+        )
     if lev.same_grid(image):
         return lev
     log.warning("%s is not on the image grid: resampled (nearest neighbour)", path)

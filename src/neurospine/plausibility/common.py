@@ -33,12 +33,15 @@ HU_AIR = -500.0
 HU_BONE = 300.0
 #: share of voxels below -200 (air, lung, fat in HU) needed to call an image CT
 HU_NEGATIVE_SHARE = 0.005
-#: a label map (segmentation mask) given as the image: integer values only, at most this many distinct values
-#: (every image in ../shared/data has 218 or more, 8-bit ones included; every label map 42 or fewer, a whole-spine
-#: SPINEPS instance map about 75) ...
+#: a label map (segmentation mask) given as the image: integer values only, at most this many distinct values on the
+#: coarse copy (every image in ../shared/data has 187 or more there, 8-bit ones included; every label map 42 or
+#: fewer; a whole-spine SPINEPS instance map about 75) ...
 LABEL_MAP_MAX_VALUES = 128
-#: ... and zero (the background) on at least this share of the voxels
+#: ... zero (the background) on at least this share of the voxels ...
 LABEL_MAP_BACKGROUND_SHARE = 0.5
+#: ... and each value in few connected pieces (median over the values): 0-9 on every shared label map, 52 or more
+#: on every shared image quantised to 20-127 grey levels (each grey level of an image is scattered speckle)
+LABEL_MAP_MAX_PIECES = 20.0
 
 
 @dataclass(frozen=True)
@@ -85,15 +88,23 @@ class Evidence:
 
 
 def label_map_reason(data: npt.ArrayLike) -> str | None:
-    """Why ``data`` looks like a label map rather than an image (a few integer values, zero the most frequent), or
-    None. Works on any sub-sample of the voxels (the checks use the coarse copy)."""
-    u, counts = np.unique(np.asarray(data), return_counts=True)
+    """Why ``data`` looks like a label map rather than an image (a few integer values, zero the most frequent, each
+    value in a few connected regions), or None. The checks pass the coarse copy (3D) or the pixels (2D)."""
+    arr = np.asarray(data)
+    u, counts = np.unique(arr, return_counts=True)
     if u.size > LABEL_MAP_MAX_VALUES or not np.array_equal(u, np.round(u)) or u[counts.argmax()] != 0:
         return None
     share = float(counts.max()) / float(counts.sum())
     if share < LABEL_MAP_BACKGROUND_SHARE:
         return None
-    return f"{u.size} distinct integer values, {100.0 * share:.0f} % of voxels 0"
+    pieces = [int(ndimage.label(arr == value)[1]) for value in u if value != 0]
+    median_pieces = float(np.median(pieces)) if pieces else 0.0
+    if median_pieces > LABEL_MAP_MAX_PIECES:
+        return None
+    return (
+        f"{u.size} distinct integer values, {100.0 * share:.0f} % of voxels 0, each value in {median_pieces:g} "
+        "connected regions (median)"
+    )
 
 
 def is_hounsfield(data: npt.ArrayLike) -> bool:

@@ -390,15 +390,17 @@ def training_recipe(args: argparse.Namespace) -> dict[str, Any]:
 
 def recipe_mismatch(recorded: dict[str, Any] | None, args: argparse.Namespace) -> str:
     """What differs between a checkpoint's recipe and this call's (empty: the same, or an older checkpoint without
-    one), as "--flag: was A, now B" parts."""
+    one), as "--flag: was A, now B" parts. A setting added after the checkpoint was written counts as its default
+    there (the run could not have used anything else)."""
     if not recorded:
         return ""
     now = training_recipe(args)
-    parts = [
-        f"{flag}: was {recorded[attr]}, now {now[attr]}"
-        for flag, attr in RECIPE_FLAGS
-        if attr in recorded and recorded[attr] != now[attr]
-    ]
+    defaults = training_recipe(build_parser().parse_args([]))
+    parts = []
+    for flag, attr in RECIPE_FLAGS:
+        was = recorded.get(attr, defaults[attr])
+        if was != now[attr]:
+            parts.append(f"{flag}: was {was}, now {now[attr]}")
     return "; ".join(parts)
 
 
