@@ -365,6 +365,30 @@ def bench_cord() -> dict[str, Any]:
     return rows
 
 
+def vertebra_volume_ratios(
+    vert: np.ndarray, subreg: np.ndarray, pred_vert: np.ndarray, pred_body: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Per reference vertebra (SPINEPS maps): predicted / reference volume of the whole vertebra (its own id, the
+    ``volume_mm3`` of ``_spine.csv``) and of its body (corpus + endplates, ``body_volume_mm3``). The reference body's
+    endplates are given to the nearest reference corpus; the prediction is the vertebra overlapping it most."""
+    from scipy import ndimage
+
+    corpus = np.where(np.isin(subreg, (49, 50)), vert, 0)
+    _, idx = ndimage.distance_transform_edt(corpus == 0, return_indices=True)
+    ref_body = np.where(np.isin(subreg, (49, 50)) | (subreg == 62), corpus[tuple(idx)], 0)
+    out: dict[str, dict[str, float]] = {}
+    for vid in [int(v) for v in np.unique(vert) if 0 < v < 100]:
+        cand = pred_vert[(vert == vid) & (pred_vert > 0) & (pred_vert < 100)]
+        if cand.size == 0:
+            continue
+        match = int(np.bincount(cand).argmax())
+        out[str(vid)] = {
+            "whole": round(float((pred_vert == match).sum()) / float((vert == vid).sum()), 3),
+            "body": round(float((pred_body == match).sum()) / max(1.0, float((ref_body == vid).sum())), 3),
+        }
+    return out
+
+
 def bench_tptbox() -> dict[str, Any]:
     from neurospine.io import load_volume
     from neurospine.labels import SEMANTIC_OUTPUT_VALUES
@@ -388,6 +412,7 @@ def bench_tptbox() -> dict[str, Any]:
         "mean_dice_present": round(float(np.mean(present)), 4),
         "seconds": round(secs, 2),
     }
+    out["vertebra_volumes"] = vertebra_volume_ratios(vert, subreg, pv, np.asarray(seg.body_input))
     for name, lo, hi in (("vertebrae", 1, 100), ("discs", 101, 200)):
         p = np.where((pv >= lo) & (pv < hi), pv, 0)
         r = np.where((vert >= lo) & (vert < hi), vert, 0)
@@ -532,6 +557,15 @@ def markdown(p: dict[str, Any]) -> str:
             f"{t['per_structure_dice']}; PQ vertebrae {t['pq_vertebrae']['pq']}, discs {t['pq_discs']['pq']}",
             "",
         ]
+        if t.get("vertebra_volumes"):
+            cells = "; ".join(
+                f"vertebra {k}: whole {v['whole']}, body {v['body']}" for k, v in t["vertebra_volumes"].items()
+            )
+            lines += [
+                "tptbox predicted / reference volume per vertebra (whole = its own id, the `volume_mm3` of "
+                f"`_spine.csv`; body = corpus + endplates, `body_volume_mm3`): {cells}",
+                "",
+            ]
         if "cord" in p:
             cells = ", ".join(
                 f"{k} {v['cord_dice']} ({v['cord_mm3']:.0f} / {v['manual_cord_mm3']:.0f} mm3)"

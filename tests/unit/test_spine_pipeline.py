@@ -135,3 +135,29 @@ def test_extra_vertebra_option_is_recorded_and_checked(tmp_path, threshold_model
     assert {r["centroid_of"] for r in rows} == {"vertebral body", "disc", "sacrum"}
     with pytest.raises(InputError, match="extra_vertebra"):
         run_file(img, tmp_path / "o", threads=1, extra_vertebra="t11")
+
+
+def test_body_volume_counts_the_body_map_and_leaves_out_the_posterior_elements(tmp_path, threshold_model):
+    """``body_volume_mm3`` (vertebra rows): the vertebra's corpus and endplates, from the body map on the input grid;
+    ``volume_mm3`` counts the voxels with the vertebra's id (posterior elements included, endplates not)."""
+    from neurospine.spine.api import segment
+    from neurospine.spine.outputs import structure_rows
+
+    phantom = lumbar_phantom()
+    img = tmp_path / "phantom.nii.gz"
+    save_volume(phantom, img)
+    result = run_file(img, tmp_path / "o", threads=1, snapshot=False)
+    rows = {r["level"]: r for r in csv.DictReader(result.outputs["table"].open())}
+    seg = segment(phantom, threads=1)
+    voxel_mm3 = phantom.voxel_volume_mm3
+    for level in ("L1", "L3", "L5"):
+        lab = VERTEBRA_IDS[level]
+        expected = float((np.asarray(seg.body_input) == lab).sum()) * voxel_mm3
+        assert expected > 0 and float(rows[level]["body_volume_mm3"]) == pytest.approx(expected, abs=0.1)
+        corpus = np.isin(np.asarray(seg.semantic_input), (49, 50)) & (np.asarray(seg.seg_vert_input) == lab)
+        assert expected > float(corpus.sum()) * voxel_mm3  # the corpus and its endplate layers
+        assert result.measures[f"body_volume_mm3_{level}"] == pytest.approx(expected, abs=0.1)
+    assert rows["S1"]["body_volume_mm3"] == "" and rows["disc_L1"]["body_volume_mm3"] == ""
+    # without the body map the column stays empty (older callers)
+    no_map = structure_rows(seg.seg_vert_input, seg.semantic_input, phantom)
+    assert all(r.body_volume_mm3 is None for r in no_map)

@@ -372,7 +372,7 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
     t = time.perf_counter()
     save_like(seg.semantic_input, vol, paths["semantic"])
     save_like(seg.seg_vert_input, vol, paths["instances"])
-    rows = O.structure_rows(seg.seg_vert_input, seg.semantic_input, vol)
+    rows = O.structure_rows(seg.seg_vert_input, seg.semantic_input, vol, seg.body_input)
     info = {
         "pipeline": "neurospine spine",
         "models": dict(seg.models),
@@ -425,6 +425,8 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
     for r in rows:
         if r.kind in ("vertebra", "sacrum", "disc"):
             measures[f"volume_mm3_{r.level}"] = round(r.volume_mm3, 1)
+        if r.body_volume_mm3 is not None:
+            measures[f"body_volume_mm3_{r.level}"] = round(r.body_volume_mm3, 1)
     warnings = list(seg.naming.flags)
     if seg.cord is not None and seg.cord.ran and not seg.cord.written_voxels:
         warnings.append(f"the cord model ({CORD_MODEL}) found no spinal cord: the mask has no cord label")

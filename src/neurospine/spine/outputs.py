@@ -50,12 +50,17 @@ class StructureRow:
     centroid_ras_mm: tuple[float, float, float]
     body_centroid_vox: tuple[float, float, float] | None  # input voxel coordinates (corpus centroid)
     body_centroid_ras_mm: tuple[float, float, float] | None = None  # the same in world (RAS mm) coordinates
+    body_volume_mm3: float | None = None  # vertebral body (corpus + its two endplate layers); vertebra rows only
 
 
 def structure_rows(
-    instances: npt.NDArray[np.integer], semantic: npt.NDArray[np.integer], ref: Volume
+    instances: npt.NDArray[np.integer],
+    semantic: npt.NDArray[np.integer],
+    ref: Volume,
+    bodies: npt.NDArray[np.integer] | None = None,
 ) -> list[StructureRow]:
-    """Rows for every label of the ``seg-vert`` map on the input grid, cranial to caudal."""
+    """Rows for every label of the ``seg-vert`` map on the input grid, cranial to caudal. ``bodies``: the body map
+    by level id (corpus + endplates of each vertebra, ``SpineSegmentation.body_input``) for ``body_volume_mm3``."""
     inst = np.asarray(instances)
     labels = [int(v) for v in np.unique(inst) if v != 0]
     if not labels:
@@ -64,6 +69,10 @@ def structure_rows(
     corpus = np.where(np.isin(semantic, (49, 50, 26)), inst, 0)
     body_coms = label_centres(corpus, labels)  # discs have no corpus: NaN rows, handled below
     vox = ref.voxel_volume_mm3
+    body_counts: dict[int, int] = {}
+    if bodies is not None:
+        ids, n = np.unique(np.asarray(bodies), return_counts=True)
+        body_counts = {int(i): int(c) for i, c in zip(ids, n, strict=True) if i != 0}
     rows = []
     for lab, cnt, com, bcom in zip(labels, counts, coms, body_coms, strict=True):
         if lab >= ENDPLATE_OFFSET:
@@ -84,9 +93,17 @@ def structure_rows(
         if body is not None:
             b = ref.world_coords(np.array(body))[0]
             body_ras = (float(b[0]), float(b[1]), float(b[2]))
+        body_mm3 = float(body_counts.get(lab, 0)) * vox if bodies is not None and kind == "vertebra" else None
         rows.append(
             StructureRow(
-                lab, level, kind, float(cnt) * vox, (float(ras[0]), float(ras[1]), float(ras[2])), body, body_ras
+                lab,
+                level,
+                kind,
+                float(cnt) * vox,
+                (float(ras[0]), float(ras[1]), float(ras[2])),
+                body,
+                body_ras,
+                body_mm3,
             )
         )
     return rows
@@ -138,6 +155,7 @@ CSV_COLUMNS = (
     # added in this version: appended so that readers by position keep working
     "centroid_of",
     "naming_note",
+    "body_volume_mm3",
 )
 
 POSITIONAL_NOTE = "positional naming: no sacrum or C2 anchor used (see the naming flags in the ctd JSON)"
@@ -183,6 +201,7 @@ def write_table(
                 int(bool(note)),
                 centroid_of,
                 note,
+                "" if row.body_volume_mm3 is None else f"{row.body_volume_mm3:.1f}",
             ]
         )
     return write_text_atomic(path, buf.getvalue())
