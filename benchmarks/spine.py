@@ -366,25 +366,31 @@ def bench_cord() -> dict[str, Any]:
 
 
 def vertebra_volume_ratios(
-    vert: np.ndarray, subreg: np.ndarray, pred_vert: np.ndarray, pred_body: np.ndarray
-) -> dict[str, dict[str, float]]:
+    vert: np.ndarray,
+    subreg: np.ndarray,
+    pred_vert: np.ndarray,
+    pred_body: np.ndarray,
+    spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> dict[str, dict[str, Any]]:
     """Per reference vertebra (SPINEPS maps): predicted / reference volume of the whole vertebra (its own id, the
     ``volume_mm3`` of ``_spine.csv``) and of its body (corpus + endplates, ``body_volume_mm3``). The reference body's
     endplates are given to the nearest reference corpus; the prediction is the vertebra overlapping it most."""
     from scipy import ndimage
 
     corpus = np.where(np.isin(subreg, (49, 50)), vert, 0)
-    _, idx = ndimage.distance_transform_edt(corpus == 0, return_indices=True)
+    _, idx = ndimage.distance_transform_edt(corpus == 0, sampling=spacing_mm, return_indices=True)
     ref_body = np.where(np.isin(subreg, (49, 50)) | (subreg == 62), corpus[tuple(idx)], 0)
-    out: dict[str, dict[str, float]] = {}
-    for vid in [int(v) for v in np.unique(vert) if 0 < v < 100]:
+    out: dict[str, dict[str, Any]] = {}
+    for vid in [int(v) for v in np.unique(vert) if 0 < v < 100 and v != 26]:
         cand = pred_vert[(vert == vid) & (pred_vert > 0) & (pred_vert < 100)]
         if cand.size == 0:
             continue
         match = int(np.bincount(cand).argmax())
+        ref_n = float((ref_body == vid).sum())
         out[str(vid)] = {
+            "matched": match,
             "whole": round(float((pred_vert == match).sum()) / float((vert == vid).sum()), 3),
-            "body": round(float((pred_body == match).sum()) / max(1.0, float((ref_body == vid).sum())), 3),
+            "body": round(float((pred_body == match).sum()) / ref_n, 3) if ref_n else None,
         }
     return out
 
@@ -412,7 +418,7 @@ def bench_tptbox() -> dict[str, Any]:
         "mean_dice_present": round(float(np.mean(present)), 4),
         "seconds": round(secs, 2),
     }
-    out["vertebra_volumes"] = vertebra_volume_ratios(vert, subreg, pv, np.asarray(seg.body_input))
+    out["vertebra_volumes"] = vertebra_volume_ratios(vert, subreg, pv, np.asarray(seg.body_input), img.spacing_mm)
     for name, lo, hi in (("vertebrae", 1, 100), ("discs", 101, 200)):
         p = np.where((pv >= lo) & (pv < hi), pv, 0)
         r = np.where((vert >= lo) & (vert < hi), vert, 0)
