@@ -45,6 +45,10 @@ def test_verdict_statuses_and_texts() -> None:
     other = Verdict("spine")
     other.flag("x")
     assert Verdict("spine").merge(other).status == "flag"
+    assert not Verdict("spine").merge(other).forced
+    other.forced = True  # a refusal overridden with --force stays marked forced after a merge
+    merged = Verdict("spine").merge(other)
+    assert merged.forced and merged.field.startswith("forced: ")
 
 
 def test_enforce_refuses_with_one_line_and_force_flags(tmp_path) -> None:

@@ -8,7 +8,7 @@ sagittal spine series, a trunk-wide body, an object running out of the top of th
 from __future__ import annotations
 
 from neurospine.io import Volume
-from neurospine.plausibility.common import HEAD_LENGTH_MM, HEAD_WIDTH_MM, Evidence, evidence
+from neurospine.plausibility.common import HEAD_LENGTH_MM, HEAD_WIDTH_MM, Evidence, evidence, refuse_label_map
 from neurospine.plausibility.verdict import Verdict
 
 EXPECTS = "a whole-head T1-weighted MRI (top of the head in view)"
@@ -18,7 +18,7 @@ def check(vol: Volume, ev: Evidence | None = None) -> Verdict:
     """The verdict on a T1w input, before the model runs."""
     ev = evidence(vol) if ev is None else ev
     v = Verdict("brainage t1", expects=EXPECTS)
-    ev.refuse_label_map(v)
+    refuse_label_map(v, ev.label_map)
     if ev.hounsfield:
         v.refuse("a CT image", "Hounsfield units: the model reads T1-weighted MRI")
     if ev.head_in_view:

@@ -77,11 +77,6 @@ class Evidence:
         si, lr = self.fov_mm[2], self.fov_mm[0]
         return si < SLAB_MAX_SI_MM and lr >= 2.0 * si
 
-    def refuse_label_map(self, v: Verdict) -> None:
-        """Refuse in ``v`` when the input is a label map (a mask given where the image belongs)."""
-        if self.label_map:
-            v.refuse("a label map (segmentation mask), not an image", self.label_map)
-
     def describe(self) -> str:
         r, a, s = self.fov_mm
         return f"field of view {r:.0f} x {a:.0f} x {s:.0f} mm (R-L x A-P x S-I)"
@@ -105,6 +100,13 @@ def label_map_reason(data: npt.ArrayLike) -> str | None:
         f"{u.size} distinct integer values, {100.0 * share:.0f} % of voxels 0, each value in {median_pieces:g} "
         "connected regions (median)"
     )
+
+
+def refuse_label_map(v: Verdict, reason: str | None) -> None:
+    """Refuse in ``v`` when ``reason`` (:func:`label_map_reason`, ``Evidence.label_map``) says the input is a label
+    map: a mask given where the image belongs."""
+    if reason:
+        v.refuse("a label map (segmentation mask), not an image", reason)
 
 
 def is_hounsfield(data: npt.ArrayLike) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from neurospine.io import Volume
-from neurospine.plausibility.common import Evidence, evidence
+from neurospine.plausibility.common import Evidence, evidence, refuse_label_map
 from neurospine.plausibility.verdict import Verdict
 
 EXPECTS = "an MRI showing the spinal cord (any contrast, axial or sagittal)"
@@ -33,7 +33,7 @@ def pre_check(image: Volume, ev: Evidence | None = None) -> Verdict:
     """Header and intensity evidence, before the model runs."""
     ev = evidence(image) if ev is None else ev
     v = Verdict("cord", expects=EXPECTS)
-    ev.refuse_label_map(v)
+    refuse_label_map(v, ev.label_map)
     if ev.hounsfield:
         v.refuse("a CT image", "Hounsfield units: the cord is not visible on CT")
     if ev.head_in_view:

@@ -24,7 +24,14 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from neurospine.plausibility.common import Evidence, evidence, gap_stats, irregular_gaps, label_map_reason
+from neurospine.plausibility.common import (
+    Evidence,
+    evidence,
+    gap_stats,
+    irregular_gaps,
+    label_map_reason,
+    refuse_label_map,
+)
 from neurospine.plausibility.verdict import Verdict
 
 EXPECTS = "a sagittal MR/CT slice or volume, or a lateral radiograph, of the spine"
@@ -105,14 +112,13 @@ def pre_check(
         v.looks_like = "an axial slice" if header_plane == "axial" else "a coronal (frontal, AP/PA) image"
         v.flag(f"the file header puts this 2D image in the {header_plane} plane")
     if ev is not None:
-        ev.refuse_label_map(v)
+        refuse_label_map(v, ev.label_map)
         if ev.head_in_view:
             v.refuse("a head (brain) MRI", f"top of a {ev.head_width_mm:.0f} x {ev.head_length_mm:.0f} mm head in view")
         if ev.axial_slab:
             v.flag(f"an axial slab covering {ev.fov_mm[2]:.0f} mm head to foot: the sagittal slice is that short")
     if is_2d and pixels is not None:
-        if reason := label_map_reason(pixels):
-            v.refuse("a label map (segmentation mask), not an image", reason)
+        refuse_label_map(v, label_map_reason(pixels))
         sym = mirror_symmetry(pixels)
         if sym >= MIRROR_SYMMETRIC:
             v.flag(

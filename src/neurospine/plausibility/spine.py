@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from neurospine.io import Volume
-from neurospine.plausibility.common import Evidence, evidence, gap_stats, irregular_gaps
+from neurospine.plausibility.common import Evidence, evidence, gap_stats, irregular_gaps, refuse_label_map
 from neurospine.plausibility.verdict import Verdict
 
 EXPECTS = "a sagittal or 3D isotropic MRI of the spine"
@@ -109,7 +109,7 @@ def column_stats(seg: Any) -> dict[str, float]:
 def pre_check(ev: Evidence) -> Verdict:
     """What can be refused before the model runs (a label map given as the image)."""
     v = Verdict("spine", expects=EXPECTS)
-    ev.refuse_label_map(v)
+    refuse_label_map(v, ev.label_map)
     return v
 
 

@@ -45,7 +45,7 @@ class Verdict:
             self.reasons.append(reason)
 
     def merge(self, other: Verdict) -> Verdict:
-        """Both verdicts' reasons under the stronger status (in place; returns self)."""
+        """Both verdicts' reasons under the stronger status, forced if either was (in place; returns self)."""
         for r in other.reasons:
             if r not in self.reasons:
                 self.reasons.append(r)
@@ -53,6 +53,7 @@ class Verdict:
             self.status = other.status
         if other.looks_like and not self.looks_like:
             self.looks_like = other.looks_like
+        self.forced = self.forced or other.forced
         return self
 
     @property

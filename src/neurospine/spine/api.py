@@ -367,7 +367,6 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         cord=bool(options.get("cord", True)),
     )
     verdict = enforce(plaus.check(vol, seg, ev), image_path, force=force).merge(before)
-    verdict.forced = verdict.forced or before.forced
     paths = output_paths(image_path, out_dir)
     t = time.perf_counter()
     save_like(seg.semantic_input, vol, paths["semantic"])
