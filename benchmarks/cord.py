@@ -173,7 +173,12 @@ def _estimated_levels(
             "confidence": info["confidence"],
             "positional": info["positional"],
             "spans_mm": info["spans_mm"],
-            "levels_seconds": cases[case]["timings_s"].get("levels_s"),
+            # the spine model's run (spine_s) is part of estimating the levels
+            "levels_seconds": round(
+                float(cases[case]["timings_s"].get("levels_s") or 0.0)
+                + float(cases[case]["timings_s"].get("spine_s") or 0.0),
+                4,
+            ),
             "slices_with_manual_level": len(judged),
             "slices_with_estimated_level": len(named),
             "cord_slices": len(pairs),

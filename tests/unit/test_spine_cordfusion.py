@@ -48,7 +48,7 @@ def test_network_cord_becomes_canal_whatever_the_cord_model_finds(monkeypatch):
     vol = Volume(np.ones(sem.shape, dtype=np.float32), PIR_AFFINE)
     found = {"cord": np.zeros(sem.shape, dtype=bool)}
 
-    def fake_cord_mask(v, box, card, session):
+    def fake_cord_mask(v, box, card, session, semantic=None):
         return found["cord"][box]
 
     monkeypatch.setattr(F, "cord_mask", fake_cord_mask)

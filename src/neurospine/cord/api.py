@@ -12,12 +12,13 @@ import numpy as np
 
 from neurospine.cord.conus import flag_warning
 from neurospine.cord.disclevels import cervical_levels
+from neurospine.cord.incanal import ensure_in_canal
 from neurospine.cord.levelconfidence import calibrated_confidence, level_group
 from neurospine.cord.levelconfidence import describe as describe_level_confidence
 from neurospine.cord.levels import level_name
 from neurospine.cord.morphometry import measure_cord
 from neurospine.cord.segment import MODEL_NAME, CordSegmentation, SegmentOptions, onnx_predictor, segment_volume
-from neurospine.cord.spinelevels import LevelEstimate, estimate_levels, levels_from_mask
+from neurospine.cord.spinelevels import LevelEstimate, SpineReading, estimate_levels, levels_from_mask, read_spine
 from neurospine.errors import GeometryError, InputError, NoStructureFoundError
 from neurospine.io import Volume, load_volume, resample_like, save_like, write_text_atomic
 from neurospine.results import TaskResult
@@ -67,15 +68,21 @@ def load_levels(path: str | Path, image: Volume) -> Volume:
 
 
 def _levels(
-    image: Volume, soft: np.ndarray, level_vol: Volume | None, auto: bool, threads: int
+    image: Volume,
+    soft: np.ndarray,
+    level_vol: Volume | None,
+    auto: bool,
+    threads: int,
+    reading: SpineReading | None = None,
 ) -> tuple[Volume | None, LevelEstimate]:
-    """The level mask to measure with and its provenance (``--levels`` first, then the spine model)."""
+    """The level mask to measure with and its provenance (``--levels`` first, then the spine model, whose run
+    on the image ``reading`` may already hold)."""
     if level_vol is not None:
         given = levels_from_mask(level_vol.data, soft, image)
         return (level_vol if given.mask is None else image.with_data(given.mask)), given
     if not auto:
         return None, LevelEstimate(None, "none")
-    est = estimate_levels(image, soft, threads=threads)
+    est = estimate_levels(image, soft, threads=threads, reading=reading)
     if est.mask is None:
         est = _disc_fallback(image, soft, est)
     return (None if est.mask is None else image.with_data(est.mask)), est
@@ -129,7 +136,9 @@ def run_file(
     ``coarse_spacing_mm``, ``window_mm``, ``threshold``, ``slab_mm`` (0: no slab), ``bandwidth_mm``,
     ``predictor`` (a callable replacing the ONNX model, for tests), ``gm`` (also the grey matter: model
     ``cord_gm``, axial T2*w only; ``gm_predictor`` replaces its model in tests), ``force`` (run an input the
-    plausibility check refuses, flagged; :mod:`neurospine.plausibility.cord`). Raises ``NoStructureFoundError``
+    plausibility check refuses, flagged; :mod:`neurospine.plausibility.cord`), ``canal_check`` (default true:
+    when the spine model ran, a cord found in its bone is re-detected in its canal or refused;
+    :mod:`neurospine.cord.incanal`; false only to measure what the check changes). Raises ``NoStructureFoundError``
     (after writing the QC image) when no cord is found.
     """
     from neurospine.cord.qc import write_qc
@@ -166,12 +175,26 @@ def run_file(
     seg: CordSegmentation = segment_volume(image, predictor, seg_opt)
     timings["segment_s"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    reading = read_spine(image, threads=threads) if level_vol is None and auto_levels else None
+    timings["spine_s"] = time.perf_counter() - t
+    canal_check = None
+    if reading is not None and reading.seg is not None and options.get("canal_check", True):
+        canal_check = ensure_in_canal(image, predictor, seg_opt, seg, reading.seg.semantic_input)
+        if canal_check.segmentation is not None:
+            seg = canal_check.segmentation
+    misplaced = canal_check is not None and canal_check.segmentation is None
     cord_mm3 = float(seg.cord_mask.sum()) * image.voxel_volume_mm3
-    if seg.empty or cord_mm3 < MIN_CORD_MM3:
+    if misplaced or seg.empty or cord_mm3 < MIN_CORD_MM3:
+        why = (
+            "the cord model's cord lies in the spine model's vertebrae, not in its spinal canal"
+            if misplaced
+            else f"cord volume {cord_mm3:.0f} mm3 < {MIN_CORD_MM3:.0f} mm3"
+        )
         write_qc(image, seg.cord_mask, seg.canal_mask, paths["qc"], title=f"{image.name}: no spinal cord found")
         raise NoStructureFoundError(
-            f"{image_path}: no spinal cord found (cord volume {cord_mm3:.0f} mm3 < {MIN_CORD_MM3:.0f} mm3). Check that "
-            f"the image shows the spinal cord (cervical to lumbar, any contrast); QC image: {paths['qc']}"
+            f"{image_path}: no spinal cord found ({why}). Check that the image shows the spinal cord (cervical to "
+            f"lumbar, any contrast); QC image: {paths['qc']}"
         )
 
     t = time.perf_counter()
@@ -194,7 +217,7 @@ def run_file(
     gm_vol = None if gm is None or gm.mask is None else image.with_data(gm.mask)
 
     t = time.perf_counter()
-    level_used, provenance = _levels(image, seg.cord_soft, level_vol, auto_levels, threads)
+    level_used, provenance = _levels(image, seg.cord_soft, level_vol, auto_levels, threads, reading)
     models.update(provenance.models)
     plaus.bone_check(verdict, provenance.bright_bone_lift)
     timings["levels_s"] = time.perf_counter() - t
@@ -234,6 +257,8 @@ def run_file(
     )
     level_confidence = calibrated_confidence(group, provenance.confidence)
     warnings: list[str] = plaus.drop_sacrum_notes(list(provenance.warnings), provenance.median_body_depth_mm)
+    if canal_check is not None and canal_check.warning() is not None:
+        warnings.append(str(canal_check.warning()))
     if level_confidence is not None:
         warnings.append(describe_level_confidence(group, level_confidence))
     if verdict.note:
@@ -283,6 +308,13 @@ def run_file(
         warnings=warnings,
         extra={
             "detected_slices": seg.detected_slices,
+            "cord_in_bone": None
+            if canal_check is None
+            else {
+                "share_before": round(canal_check.share_before, 4),
+                "redetected_in_canal": canal_check.redetected,
+                "share_after": None if canal_check.share_after is None else round(canal_check.share_after, 4),
+            },
             "plane": image.plane,
             "levels": {
                 "source": provenance.source,

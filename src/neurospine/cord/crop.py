@@ -135,6 +135,23 @@ class Detection:
         return bool(self.found.any())
 
 
+def detection_from_canal(canal: npt.NDArray[np.bool_]) -> Detection:
+    """Cord centres from a spinal-canal mask given by another model (RAS grid, axial slices on axis 2): the
+    canal's centroid on every slice that holds it, interpolated between those slices and held constant beyond
+    them. Used when the coarse detection pass landed outside the canal (docs/decisions/cord-in-canal.md)."""
+    mask = np.asarray(canal, dtype=bool)
+    z = mask.shape[2]
+    centres = np.full((z, 2), np.nan)
+    found = mask.any(axis=(0, 1))
+    for k in np.flatnonzero(found):
+        centres[k] = np.argwhere(mask[:, :, k]).mean(axis=0)
+    if found.any():
+        idx = np.flatnonzero(found)
+        for a in range(2):
+            centres[:, a] = np.interp(np.arange(z), idx, centres[idx, a])
+    return Detection(centres, found, np.zeros((0, 0, 0), dtype=np.float32))
+
+
 def detect_cord(
     data: npt.NDArray[np.floating],
     spacing_mm: tuple[float, float, float],

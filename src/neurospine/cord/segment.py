@@ -16,6 +16,7 @@ from neurospine.cord.crop import (
     Predictor,
     block_mean,
     detect_cord,
+    detection_from_canal,
     fine_factors,
     normalize_patch,
     predict_batched,
@@ -102,14 +103,28 @@ def _bridge_slices(mask: npt.NDArray[np.bool_], slice_mm: float) -> npt.NDArray[
     return np.asarray(ndimage.binary_dilation(mask, structure=line), dtype=bool)
 
 
-def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | None = None) -> CordSegmentation:
-    """Detect the cord, segment it slice by slice in a window around it, return results on the input grid."""
+def segment_volume(
+    image: Volume,
+    predict: Predictor,
+    options: SegmentOptions | None = None,
+    *,
+    canal_guide: npt.NDArray[np.bool_] | None = None,
+) -> CordSegmentation:
+    """Detect the cord, segment it slice by slice in a window around it, return results on the input grid.
+
+    ``canal_guide`` (a spinal-canal mask on the input grid, e.g. the spine model's) replaces the coarse
+    detection pass: the windows are centred on the canal (:func:`detection_from_canal`)."""
     opt = options or SegmentOptions()
     ras, record = reorient(image, "RAS")
     data = np.asarray(ras.data, dtype=np.float32)
     sp = ras.spacing_mm
     crop = opt.window_mm > 0
-    if crop:
+    guide = None
+    if canal_guide is not None and np.any(canal_guide):
+        guide = np.asarray(reorient(image.with_data(np.asarray(canal_guide, dtype=np.uint8)), "RAS")[0].data) > 0
+    if crop and guide is not None:
+        det = detection_from_canal(guide)
+    elif crop:
         det: Detection = detect_cord(
             data, sp, predict, coarse_spacing_mm=opt.coarse_spacing_mm, threshold=opt.threshold
         )
@@ -165,5 +180,9 @@ def segment_volume(image: Volume, predict: Predictor, options: SegmentOptions | 
         cord_mask=record.undo(cord_bin.astype(np.uint8)).astype(np.uint8),
         canal_mask=record.undo(canal_bin.astype(np.uint8)).astype(np.uint8),
         detected_slices=int(det.found.sum()),
-        extra={"coarse_prob_max": float(det.coarse_prob.max()) if det.coarse_prob.size else 0.0, "cropped": crop},
+        extra={
+            "coarse_prob_max": float(det.coarse_prob.max()) if det.coarse_prob.size else 0.0,
+            "cropped": crop,
+            "canal_guided": guide is not None and crop,
+        },
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,9 @@ from neurospine.cord.morphometry import PRESENT_THRESHOLD
 from neurospine.errors import InputError, NeuroSpineError
 from neurospine.io import Volume
 from neurospine.labels import DISC_OFFSET, ENDPLATE_OFFSET
+
+if TYPE_CHECKING:
+    from neurospine.spine.api import SpineSegmentation
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +105,47 @@ def levels_from_mask(
     return LevelEstimate(mask, "mask", spans=spans)
 
 
-def estimate_levels(image: Volume, cord_soft: npt.NDArray[np.floating], *, threads: int = 2) -> LevelEstimate:
-    """Cord-by-level mask on ``image``'s grid from the whole-spine model (see the module docstring)."""
-    from neurospine.spine.api import SEMANTIC_MODEL, segment
+@dataclass(frozen=True)
+class SpineReading:
+    """The whole-spine pipeline run on the cord's image: its segmentation, or why there is none."""
+
+    seg: SpineSegmentation | None
+    reason: str = ""
+    seconds: float = 0.0
+
+
+def read_spine(image: Volume, *, threads: int = 2) -> SpineReading:
+    """Run the whole-spine pipeline on ``image`` when its input check accepts it; never raises."""
+    from neurospine.spine.api import segment
     from neurospine.spine.preprocess import check_input
 
     t0 = time.perf_counter()
     try:
         check_input(image)
     except InputError as e:
-        return _none(f"the spine model cannot read this image ({e.problem})", t0)
+        return SpineReading(None, f"the spine model cannot read this image ({e.problem})", time.perf_counter() - t0)
     try:
         seg = segment(image, threads=threads)
     except NeuroSpineError as e:
-        return _none(f"the spine model failed ({e})", t0)
+        return SpineReading(None, f"the spine model failed ({e})", time.perf_counter() - t0)
+    return SpineReading(seg, "", time.perf_counter() - t0)
+
+
+def estimate_levels(
+    image: Volume, cord_soft: npt.NDArray[np.floating], *, threads: int = 2, reading: SpineReading | None = None
+) -> LevelEstimate:
+    """Cord-by-level mask on ``image``'s grid from the whole-spine model (see the module docstring); ``reading``:
+    the spine pipeline already run on ``image`` (:func:`read_spine`)."""
+    from neurospine.spine.api import SEMANTIC_MODEL
+
+    start = time.perf_counter()
+    if reading is None:
+        reading = read_spine(image, threads=threads)
+        start = time.perf_counter()
+    t0 = start - reading.seconds  # the spine model's time counts in the estimate's seconds
+    if reading.seg is None:
+        return _none(reading.reason, t0)
+    seg = reading.seg
     from neurospine.plausibility.spine import bright_bone_lift
 
     lift = bright_bone_lift(seg)

@@ -125,12 +125,22 @@ def sub_volume(vol: Volume, box: Box) -> Volume:
     return Volume(np.ascontiguousarray(np.asarray(vol.data)[box]), affine, vol.source)
 
 
-def cord_mask(vol: Volume, box: Box, card: ModelCard, session: Any) -> npt.NDArray[np.bool_]:
+def cord_mask(
+    vol: Volume, box: Box, card: ModelCard, session: Any, semantic: npt.NDArray[np.uint8] | None = None
+) -> npt.NDArray[np.bool_]:
     """The binary cord mask of the cord model (``card``, ONNX ``session``) on the part of ``vol`` inside ``box``
-    (shape of the box)."""
+    (shape of the box). With the network's ``semantic`` labels (input grid), a cord that lands in the network's
+    bone is re-detected in its canal, or dropped (:func:`neurospine.cord.incanal.ensure_in_canal`)."""
+    from neurospine.cord.incanal import ensure_in_canal
     from neurospine.cord.segment import SegmentOptions, onnx_predictor, segment_volume
 
-    seg = segment_volume(sub_volume(vol, box), onnx_predictor(session), SegmentOptions.from_card(card))
+    sub, predict, opt = sub_volume(vol, box), onnx_predictor(session), SegmentOptions.from_card(card)
+    seg = segment_volume(sub, predict, opt)
+    if semantic is not None:
+        checked = ensure_in_canal(sub, predict, opt, seg, semantic[box]).segmentation
+        if checked is None:
+            return np.zeros(sub.shape, dtype=bool)
+        seg = checked
     return np.asarray(seg.cord_mask) > 0
 
 
@@ -214,7 +224,7 @@ def fuse(
         return out, CordFusion(False, 0, 0, card.version)
     log.debug("cord model search box %s of %s", box, vol.shape)
     sub = sub_volume(vol, box)
-    cord = cord_mask(vol, box, card, session())
+    cord = cord_mask(vol, box, card, session(), out)
     if use_levels:
         centres, low = body_centres(body_levels, out == int(Structure.SACRUM), np.asarray(vol.affine))
     else:

@@ -1,0 +1,139 @@
+"""Where `neurospine cord` puts the cord on held-out lumbar scans (docs/decisions/cord-in-canal.md).
+
+The lumbar sets label vertebral bodies (VB2, VB3, VB1) or discs (IVD), not the cord. A cord voxel inside a
+reference body or disc is wrong by definition, so the share of cord voxels there measures misplaced cords
+without a cord reference. Each held-out scan (the splits of ``neurospine.spine.data``; VB1 all) goes through
+``cord.api.run_file`` twice: without the cord-in-canal check (``canal_check=False``, the tool as it was) and with
+it. Reported per scan: cord volume, superior-inferior length, share inside the reference structures, the
+share of the first cord that the spine network calls bone (what the check reads), whether the check re-detected
+the cord, and whether the tool found no cord (exit "no spinal cord found").
+
+Run from the repository root: ``python -m benchmarks.cord_lumbar`` (about 10 minutes at 2 threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import SHARED_DATA, write_results
+
+THREADS = 2
+#: a scan's cord is misplaced when more than this share of it lies in reference bodies or discs
+MISPLACED = 0.05
+SETS = ("vb2", "vb3", "vb1", "ivd")
+log = logging.getLogger("benchmarks.cord_lumbar")
+
+
+def superior_length_mm(mask: np.ndarray, affine: np.ndarray) -> float:
+    """Extent of ``mask`` along the world superior axis (mm)."""
+    pts = np.argwhere(mask)
+    if pts.size == 0:
+        return 0.0
+    z = pts @ np.asarray(affine)[2, :3] + float(np.asarray(affine)[2, 3])
+    return float(z.max() - z.min())
+
+
+def score_run(case: Any, check: bool, out: Path) -> dict[str, Any]:
+    """One ``run_file`` on a held-out case, scored against its reference structures."""
+    from neurospine.cord.api import run_file
+    from neurospine.errors import NoStructureFoundError
+    from neurospine.io import load_volume
+
+    ref = np.asarray(case.labels.data) > 0
+    try:
+        res = run_file(case.image.source, out, threads=THREADS, canal_check=check)
+    except NoStructureFoundError as e:
+        return {"no_cord": True, "message": str(e).split(": ", 1)[-1][:160]}
+    mask = np.asarray(load_volume(res.outputs["cord_mask"], check_intensity=False).data) > 0
+    voxel = case.image.voxel_volume_mm3
+    n = int(mask.sum())
+    record = res.extra.get("cord_in_bone") or {}
+    return {
+        "no_cord": False,
+        "cord_mm3": round(n * voxel, 1),
+        "length_mm": round(superior_length_mm(mask, np.asarray(case.image.affine)), 1),
+        "in_reference": round(float((mask & ref).sum()) / max(1, n), 4),
+        "network_bone_share_first": record.get("share_before"),
+        "redetected": bool(record.get("redetected_in_canal", False)),
+        "levels": " ".join(
+            str(k.removeprefix("csa_mm2_")) for k in res.measures if k.startswith("csa_mm2_") and k[8:9].isupper()
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=SHARED_DATA)
+    ap.add_argument("--sets", nargs="*", default=list(SETS), choices=SETS)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from neurospine.spine.data import eval_cases
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for which in args.sets:
+            for case in eval_cases(args.data, which):
+                row: dict[str, Any] = {"set": which, "case": case.name}
+                for check in (False, True):
+                    key = "with_check" if check else "without_check"
+                    row[key] = score_run(case, check, Path(tmp) / f"{case.name}-{key}")
+                    log.info("%s %s: %s", case.name, key, row[key])
+                rows.append(row)
+
+    def misplaced(r: dict[str, Any]) -> bool:
+        return not r["no_cord"] and float(r["in_reference"]) > MISPLACED
+
+    summary = {
+        key: {
+            "scans": len(rows),
+            "misplaced": sum(misplaced(r[key]) for r in rows),
+            "no_cord": sum(bool(r[key]["no_cord"]) for r in rows),
+            "redetected": sum(bool(r[key].get("redetected")) for r in rows),
+            "max_in_reference": max((float(r[key].get("in_reference", 0.0)) for r in rows), default=0.0),
+        }
+        for key in ("without_check", "with_check")
+    }
+    md = [
+        "# `neurospine cord` on held-out lumbar scans: is the cord in the canal?\n",
+        "Share of cord voxels inside the reference vertebral bodies (VB sets) or discs (IVD); a scan is misplaced",
+        f"above {MISPLACED}. Without / with the cord-in-canal check (`docs/decisions/cord-in-canal.md`).\n",
+        "| | scans | misplaced | no cord found | re-detected | largest share in reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, s in summary.items():
+        md.append(
+            f"| {key.replace('_', ' ')} | {s['scans']} | {s['misplaced']} | {s['no_cord']} | {s['redetected']} "
+            f"| {s['max_in_reference']:.3f} |"
+        )
+    md += [
+        "",
+        "| case | without: cord mm3 / length mm / in reference | with: cord mm3 / length mm / in reference "
+        "| first cord in network bone | re-detected | levels (with) |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def cell(r: dict[str, Any]) -> str:
+        if r["no_cord"]:
+            return "no cord"
+        return f"{r['cord_mm3']:.0f} / {r['length_mm']:.0f} / {r['in_reference']:.3f}"
+
+    for r in rows:
+        w = r["with_check"]
+        first = w.get("network_bone_share_first")
+        md.append(
+            f"| {r['case']} | {cell(r['without_check'])} | {cell(w)} | "
+            f"{'-' if first is None else f'{first:.2f}'} | {'yes' if w.get('redetected') else 'no'} "
+            f"| {w.get('levels', '')} |"
+        )
+    write_results("cord_lumbar", {"rows": rows, "summary": summary}, threads=THREADS, markdown="\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""The cord must lie in the spinal canal: re-detection in the spine model's canal when the cord landed in bone."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from neurospine.cord import api as cord_api
+from neurospine.cord.crop import detection_from_canal
+from neurospine.cord.incanal import MAX_BONE_SHARE, bone_share, ensure_in_canal
+from neurospine.cord.segment import SegmentOptions, segment_volume
+from neurospine.cord.spinelevels import LevelEstimate, SpineReading
+from neurospine.errors import NoStructureFoundError
+from neurospine.io import Volume, save_volume
+from tests.conftest import make_affine
+from tests.unit.test_cord_pipeline import threshold_predictor
+
+SHAPE = (60, 90, 30)  # RAS, 1 mm: x (right-left), y (anterior), z (superior)
+CORD_XY, CORD_R = (30, 25), 4.0
+DECOY_XY, DECOY_R = (30, 65), 6.0  # heavier than the cord, 40 mm in front of it: "inside a vertebral body"
+
+
+def _disk(xy: tuple[int, int], r: float) -> np.ndarray:
+    x, y = np.ogrid[: SHAPE[0], : SHAPE[1]]
+    return np.repeat(((x - xy[0]) ** 2 + (y - xy[1]) ** 2 <= r * r)[:, :, None], SHAPE[2], axis=2)
+
+
+def _scene(seed: int = 0) -> tuple[Volume, np.ndarray, np.ndarray]:
+    """Image with a bright cord and a brighter, larger decoy; the spine labels (canal 61 round the cord, corpus 49
+    round the decoy); the true cord."""
+    cord, decoy = _disk(CORD_XY, CORD_R), _disk(DECOY_XY, DECOY_R)
+    rng = np.random.default_rng(seed)
+    img = 100.0 * (cord | decoy) + rng.normal(20.0, 3.0, SHAPE)
+    semantic = np.zeros(SHAPE, dtype=np.uint8)
+    semantic[_disk(CORD_XY, 8.0)] = 61
+    semantic[_disk(DECOY_XY, 12.0)] = 49
+    return Volume(img.astype(np.float32), make_affine((1.0, 1.0, 1.0), "RAS"), "scene.nii.gz"), semantic, cord
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * float((a & b).sum()) / float(a.sum() + b.sum())
+
+
+def test_detection_from_canal_interpolates_and_holds_the_ends():
+    canal = np.zeros((20, 20, 10), dtype=bool)
+    canal[4:7, 4:7, 2] = True  # centre (5, 5)
+    canal[10:13, 8:11, 6] = True  # centre (11, 9)
+    det = detection_from_canal(canal)
+    assert det.found.tolist() == [k in (2, 6) for k in range(10)]
+    assert np.allclose(det.centres_px[0], (5, 5)) and np.allclose(det.centres_px[9], (11, 9))
+    assert np.allclose(det.centres_px[4], (8, 7))  # halfway between the two slices
+
+
+def test_bone_share_counts_bone_and_disc_only():
+    cord = np.zeros((4, 4, 1), dtype=np.uint8)
+    cord[:2] = 1  # 8 voxels
+    sem = np.zeros((4, 4, 1), dtype=np.uint8)
+    sem[0, :2] = 49  # 2 in the body
+    sem[1, :1] = 100  # 1 in a disc
+    sem[1, 1:] = 61  # canal does not count
+    assert bone_share(cord, sem) == pytest.approx(3 / 8)
+    assert bone_share(np.zeros_like(cord), sem) == 0.0
+
+
+def test_a_cord_found_in_bone_is_redetected_in_the_canal():
+    vol, semantic, truth = _scene()
+    opt = SegmentOptions()
+    first = segment_volume(vol, threshold_predictor, opt)
+    assert bone_share(first.cord_mask, semantic) >= MAX_BONE_SHARE  # the decoy wins the coarse detection
+    check = ensure_in_canal(vol, threshold_predictor, opt, first, semantic)
+    assert check.fired and check.redetected and check.segmentation is not None
+    assert check.share_after == 0.0
+    assert _dice(np.asarray(check.segmentation.cord_mask) > 0, truth) > 0.85
+    assert check.segmentation.extra["canal_guided"]
+    assert "re-detected in the spine model's canal" in str(check.warning())
+
+
+def test_a_cord_in_the_canal_is_kept_as_it_is():
+    vol, semantic, _ = _scene()
+    vol = vol.with_data(np.where(_disk(DECOY_XY, DECOY_R), 20.0, np.asarray(vol.data)).astype(np.float32))
+    seg = segment_volume(vol, threshold_predictor, SegmentOptions())
+    check = ensure_in_canal(vol, threshold_predictor, SegmentOptions(), seg, semantic)
+    assert check.segmentation is seg and not check.fired and not check.redetected and check.warning() is None
+
+
+def test_no_canal_or_a_second_cord_in_bone_leaves_no_cord():
+    vol, semantic, _ = _scene()
+    seg = segment_volume(vol, threshold_predictor, SegmentOptions())
+    no_canal = np.where(semantic == 61, 0, semantic).astype(np.uint8)
+    check = ensure_in_canal(vol, threshold_predictor, SegmentOptions(), seg, no_canal)
+    assert check.segmentation is None and not check.redetected
+    # the spine model calls the real cord's surroundings bone too: the second cord is no better
+    all_bone = np.where(semantic > 0, 49, 0).astype(np.uint8)
+    all_bone[_disk(CORD_XY, 1.0)] = 61  # a canal thread to centre on
+    check = ensure_in_canal(vol, threshold_predictor, SegmentOptions(), seg, all_bone)
+    assert check.segmentation is None and check.redetected and "no cord kept" in str(check.warning())
+
+
+def _fake_reading(semantic: np.ndarray):
+    def read(image, *, threads=2):
+        return SpineReading(SimpleNamespace(semantic_input=semantic))
+
+    return read
+
+
+def test_run_file_redetects_and_says_so(tmp_path, monkeypatch):
+    vol, semantic, truth = _scene()
+    path = save_volume(vol, tmp_path / "scene.nii.gz")
+    monkeypatch.setattr(cord_api, "read_spine", _fake_reading(semantic))
+    monkeypatch.setattr(cord_api, "estimate_levels", lambda *a, **k: LevelEstimate(None, "none"))
+    res = cord_api.run_file(path, tmp_path / "out", predictor=threshold_predictor)
+    from neurospine.io import load_volume
+
+    mask = load_volume(res.outputs["cord_mask"], check_intensity=False).data > 0
+    assert _dice(mask, truth) > 0.85
+    assert res.extra["cord_in_bone"]["redetected_in_canal"] is True
+    assert any("re-detected in the spine model's canal" in w for w in res.warnings)
+
+
+def test_run_file_refuses_a_cord_left_in_bone_and_writes_no_mask(tmp_path, monkeypatch):
+    vol, semantic, _ = _scene()
+    path = save_volume(vol, tmp_path / "scene.nii.gz")
+    monkeypatch.setattr(cord_api, "read_spine", _fake_reading(np.where(semantic == 61, 0, semantic)))
+    with pytest.raises(NoStructureFoundError, match="not in its spinal canal"):
+        cord_api.run_file(path, tmp_path / "out", predictor=threshold_predictor)
+    assert not list((tmp_path / "out").glob("*_msk.nii.gz"))
+
+
+def test_spine_fusion_redetects_the_cord_in_the_network_canal(monkeypatch):
+    from neurospine.cord import segment as cord_segment
+    from neurospine.spine import cordfusion
+
+    vol, semantic, truth = _scene()
+    monkeypatch.setattr(cord_segment, "onnx_predictor", lambda session: threshold_predictor)
+    card = SimpleNamespace(inputs={})
+    box = (slice(0, SHAPE[0]), slice(0, SHAPE[1]), slice(0, SHAPE[2]))
+    plain = cordfusion.cord_mask(vol, box, card, None)
+    assert bone_share(plain, semantic) >= MAX_BONE_SHARE
+    checked = cordfusion.cord_mask(vol, box, card, None, semantic)
+    assert bone_share(checked, semantic) == 0.0 and _dice(checked, truth) > 0.85
+    no_canal = np.where(semantic == 61, 0, semantic).astype(np.uint8)
+    assert not cordfusion.cord_mask(vol, box, card, None, no_canal).any()
