@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def superior_length_mm(mask: np.ndarray, affine: np.ndarray) -> float:
     return float(z.max() - z.min())
 
 
-def score_run(case: Any, check: bool, out: Path) -> dict[str, Any]:
+def score_run(case: Any, check: bool, out: Path, qc_dir: Path | None = None) -> dict[str, Any]:
     """One ``run_file`` on a held-out case, scored against its reference structures."""
     from neurospine.cord.api import run_file
     from neurospine.errors import NoStructureFoundError
@@ -49,7 +50,11 @@ def score_run(case: Any, check: bool, out: Path) -> dict[str, Any]:
     try:
         res = run_file(case.image.source, out, threads=THREADS, canal_check=check)
     except NoStructureFoundError as e:
-        return {"no_cord": True, "message": str(e).split(": ", 1)[-1][:160]}
+        # "no spinal cord kept": the check refused a cord found in bone (counted apart from a scan without cord)
+        return {"no_cord": True, "refused_in_bone": "no spinal cord kept" in str(e), "message": str(e)[-200:]}
+    if qc_dir is not None:
+        qc_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(res.outputs["qc"], qc_dir / f"{case.name}-{'with' if check else 'without'}-check.png")
     mask = np.asarray(load_volume(res.outputs["cord_mask"], check_intensity=False).data) > 0
     voxel = case.image.voxel_volume_mm3
     n = int(mask.sum())
@@ -61,6 +66,8 @@ def score_run(case: Any, check: bool, out: Path) -> dict[str, Any]:
         "in_reference": round(float((mask & ref).sum()) / max(1, n), 4),
         "network_bone_share_first": record.get("share_before"),
         "redetected": bool(record.get("redetected_in_canal", False)),
+        "first_pass_empty": bool(record.get("first_pass_empty", False)),
+        "in_network_canal": record.get("share_in_canal"),
         "levels": " ".join(
             str(k.removeprefix("csa_mm2_")) for k in res.measures if k.startswith("csa_mm2_") and k[8:9].isupper()
         ),
@@ -71,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=SHARED_DATA)
     ap.add_argument("--sets", nargs="*", default=list(SETS), choices=SETS)
+    ap.add_argument("--qc-dir", type=Path, default=None, help="copy every run's QC picture here (to look at them)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from neurospine.spine.data import eval_cases
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 row: dict[str, Any] = {"set": which, "case": case.name}
                 for check in (False, True):
                     key = "with_check" if check else "without_check"
-                    row[key] = score_run(case, check, Path(tmp) / f"{case.name}-{key}")
+                    row[key] = score_run(case, check, Path(tmp) / f"{case.name}-{key}", args.qc_dir)
                     log.info("%s %s: %s", case.name, key, row[key])
                 rows.append(row)
 
@@ -94,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             "scans": len(rows),
             "misplaced": sum(misplaced(r[key]) for r in rows),
             "no_cord": sum(bool(r[key]["no_cord"]) for r in rows),
+            "refused_in_bone": sum(bool(r[key].get("refused_in_bone")) for r in rows),
             "redetected": sum(bool(r[key].get("redetected")) for r in rows),
+            "found_after_empty_first_pass": sum(bool(r[key].get("first_pass_empty")) for r in rows),
             "max_in_reference": max((float(r[key].get("in_reference", 0.0)) for r in rows), default=0.0),
         }
         for key in ("without_check", "with_check")
@@ -103,32 +113,35 @@ def main(argv: list[str] | None = None) -> int:
         "# `neurospine cord` on held-out lumbar scans: is the cord in the canal?\n",
         "Share of cord voxels inside the reference vertebral bodies (VB sets) or discs (IVD); a scan is misplaced",
         f"above {MISPLACED}. Without / with the cord-in-canal check (`docs/decisions/cord-in-canal.md`).\n",
-        "| | scans | misplaced | no cord found | re-detected | largest share in reference |",
-        "|---|---|---|---|---|---|",
+        "| | scans | misplaced | no cord (of those, refused: cord in bone) | sought again in the canal "
+        "| of those, first pass empty | largest share in reference |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, s in summary.items():
         md.append(
-            f"| {key.replace('_', ' ')} | {s['scans']} | {s['misplaced']} | {s['no_cord']} | {s['redetected']} "
-            f"| {s['max_in_reference']:.3f} |"
+            f"| {key.replace('_', ' ')} | {s['scans']} | {s['misplaced']} | {s['no_cord']} ({s['refused_in_bone']}) "
+            f"| {s['redetected']} | {s['found_after_empty_first_pass']} | {s['max_in_reference']:.3f} |"
         )
     md += [
         "",
         "| case | without: cord mm3 / length mm / in reference | with: cord mm3 / length mm / in reference "
-        "| first cord in network bone | re-detected | levels (with) |",
-        "|---|---|---|---|---|---|",
+        "| first cord in network bone | sought again | kept cord in network canal | levels (with) |",
+        "|---|---|---|---|---|---|---|",
     ]
 
     def cell(r: dict[str, Any]) -> str:
         if r["no_cord"]:
-            return "no cord"
+            return "refused (cord in bone)" if r.get("refused_in_bone") else "no cord"
         return f"{r['cord_mm3']:.0f} / {r['length_mm']:.0f} / {r['in_reference']:.3f}"
 
     for r in rows:
         w = r["with_check"]
-        first = w.get("network_bone_share_first")
+        first, canal = w.get("network_bone_share_first"), w.get("in_network_canal")
         md.append(
             f"| {r['case']} | {cell(r['without_check'])} | {cell(w)} | "
-            f"{'-' if first is None else f'{first:.2f}'} | {'yes' if w.get('redetected') else 'no'} "
+            f"{'-' if first is None or w.get('first_pass_empty') else f'{first:.2f}'} | "
+            f"{('yes, first pass empty' if w.get('first_pass_empty') else 'yes') if w.get('redetected') else 'no'} "
+            f"| {'-' if canal is None else f'{canal:.2f}'} "
             f"| {w.get('levels', '')} |"
         )
     write_results("cord_lumbar", {"rows": rows, "summary": summary}, threads=THREADS, markdown="\n".join(md))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from benchmarks.cord_lumbar import superior_length_mm
+
 from tests.conftest import make_affine
 
 

@@ -91,11 +91,13 @@ def test_no_canal_or_a_second_cord_in_bone_leaves_no_cord():
     no_canal = np.where(semantic == 61, 0, semantic).astype(np.uint8)
     check = ensure_in_canal(vol, threshold_predictor, SegmentOptions(), seg, no_canal)
     assert check.segmentation is None and not check.redetected
+    assert "found no canal to search again: no cord kept" in str(check.warning())
     # the spine model calls the real cord's surroundings bone too: the second cord is no better
     all_bone = np.where(semantic > 0, 49, 0).astype(np.uint8)
     all_bone[_disk(CORD_XY, 1.0)] = 61  # a canal thread to centre on
     check = ensure_in_canal(vol, threshold_predictor, SegmentOptions(), seg, all_bone)
-    assert check.segmentation is None and check.redetected and "no cord kept" in str(check.warning())
+    assert check.segmentation is None and check.redetected
+    assert "sought again in the spine model's canal it was still misplaced" in str(check.warning())
 
 
 def _fake_reading(semantic: np.ndarray):
@@ -123,22 +125,69 @@ def test_run_file_refuses_a_cord_left_in_bone_and_writes_no_mask(tmp_path, monke
     vol, semantic, _ = _scene()
     path = save_volume(vol, tmp_path / "scene.nii.gz")
     monkeypatch.setattr(cord_api, "read_spine", _fake_reading(np.where(semantic == 61, 0, semantic)))
-    with pytest.raises(NoStructureFoundError, match="not in its spinal canal"):
+    with pytest.raises(NoStructureFoundError, match=r"no spinal cord kept.*found no canal to search again"):
         cord_api.run_file(path, tmp_path / "out", predictor=threshold_predictor)
-    assert not list((tmp_path / "out").glob("*_msk.nii.gz"))
+    assert [f.name for f in (tmp_path / "out").iterdir()] == ["scene_qc-cord.png"]  # the QC image only
 
 
-def test_spine_fusion_redetects_the_cord_in_the_network_canal(monkeypatch):
+@pytest.mark.parametrize("axcodes", ["RAS", "PIR", "LPS"])
+def test_spine_fusion_redetects_the_cord_in_the_network_canal(monkeypatch, axcodes):
     from neurospine.cord import segment as cord_segment
+    from neurospine.io import reorient
     from neurospine.spine import cordfusion
 
     vol, semantic, truth = _scene()
+    if axcodes != "RAS":  # the same scene stored in another voxel order: the guide must follow the affine
+        ras = make_affine((1.0, 1.0, 1.0), "RAS")
+        vol = reorient(vol, axcodes)[0]
+        semantic = np.asarray(reorient(Volume(semantic, ras), axcodes)[0].data)
+        truth = np.asarray(reorient(Volume(truth.astype(np.uint8), ras), axcodes)[0].data) > 0
     monkeypatch.setattr(cord_segment, "onnx_predictor", lambda session: threshold_predictor)
     card = SimpleNamespace(inputs={})
-    box = (slice(0, SHAPE[0]), slice(0, SHAPE[1]), slice(0, SHAPE[2]))
-    plain = cordfusion.cord_mask(vol, box, card, None)
-    assert bone_share(plain, semantic) >= MAX_BONE_SHARE
-    checked = cordfusion.cord_mask(vol, box, card, None, semantic)
-    assert bone_share(checked, semantic) == 0.0 and _dice(checked, truth) > 0.85
+    box = tuple(slice(2, n - 3) for n in vol.shape)  # a search box inside the image
+    sub = cordfusion.sub_volume(vol, box)
+    plain, note = cordfusion.cord_mask(sub, card, None)
+    assert note is None and bone_share(plain, semantic[box]) >= MAX_BONE_SHARE
+    checked, note = cordfusion.cord_mask(sub, card, None, semantic[box])
+    assert bone_share(checked, semantic[box]) == 0.0 and _dice(checked, truth[box]) > 0.85
+    assert "re-detected in the spine model's canal" in str(note)
     no_canal = np.where(semantic == 61, 0, semantic).astype(np.uint8)
-    assert not cordfusion.cord_mask(vol, box, card, None, no_canal).any()
+    dropped, note = cordfusion.cord_mask(sub, card, None, no_canal[box])
+    assert not dropped.any() and "no cord kept" in str(note)
+
+
+def whole_slice_blind_predictor(batch: np.ndarray) -> np.ndarray:
+    """A network that finds nothing on whole slices (the coarse pass) and the cord in 36 mm windows."""
+    if max(batch.shape[-2:]) > 80:
+        return np.zeros((batch.shape[0], 2, *batch.shape[-2:]), dtype=np.float32)
+    return threshold_predictor(batch)
+
+
+def test_a_cord_the_first_pass_missed_is_sought_in_the_canal():
+    vol, semantic, truth = _scene()
+    opt = SegmentOptions()
+    first = segment_volume(vol, whole_slice_blind_predictor, opt)
+    assert first.empty
+    check = ensure_in_canal(vol, whole_slice_blind_predictor, opt, first, semantic)
+    assert check.missing and check.recovered and check.segmentation is not None
+    assert _dice(np.asarray(check.segmentation.cord_mask) > 0, truth) > 0.85
+    assert "found no cord" in str(check.warning())
+    # no canal to search: the empty first pass stands and the caller reports no cord, as before
+    no_canal = np.where(semantic == 61, 0, semantic).astype(np.uint8)
+    check = ensure_in_canal(vol, whole_slice_blind_predictor, opt, first, no_canal)
+    assert check.segmentation is first and not check.recovered and check.warning() is None
+
+
+def test_run_file_finds_a_missed_cord_in_the_canal(tmp_path, monkeypatch):
+    vol, semantic, truth = _scene()
+    path = save_volume(vol, tmp_path / "scene.nii.gz")
+    monkeypatch.setattr(cord_api, "read_spine", _fake_reading(semantic))
+    monkeypatch.setattr(cord_api, "estimate_levels", lambda *a, **k: LevelEstimate(None, "none"))
+    res = cord_api.run_file(path, tmp_path / "out", predictor=whole_slice_blind_predictor)
+    from neurospine.io import load_volume
+
+    assert _dice(load_volume(res.outputs["cord_mask"], check_intensity=False).data > 0, truth) > 0.85
+    assert res.extra["cord_in_bone"]["first_pass_empty"] is True
+    assert any("found no cord" in w for w in res.warnings)
+    with pytest.raises(NoStructureFoundError, match="cord volume 0 mm3"):
+        cord_api.run_file(path, tmp_path / "out2", predictor=whole_slice_blind_predictor, canal_check=False)

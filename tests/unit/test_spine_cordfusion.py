@@ -48,8 +48,10 @@ def test_network_cord_becomes_canal_whatever_the_cord_model_finds(monkeypatch):
     vol = Volume(np.ones(sem.shape, dtype=np.float32), PIR_AFFINE)
     found = {"cord": np.zeros(sem.shape, dtype=bool)}
 
-    def fake_cord_mask(v, box, card, session, semantic=None):
-        return found["cord"][box]
+    def fake_cord_mask(sub, card, session, semantic=None):
+        start = np.rint(np.linalg.solve(PIR_AFFINE[:3, :3], sub.affine[:3, 3] - PIR_AFFINE[:3, 3])).astype(int)
+        box = tuple(slice(a, a + n) for a, n in zip(start, sub.shape, strict=True))
+        return found["cord"][box], None
 
     monkeypatch.setattr(F, "cord_mask", fake_cord_mask)
     card = type("Card", (), {"version": "t"})()
@@ -109,12 +111,6 @@ def test_a_speck_of_cord_writes_nothing(n):
     cord[5, :n, 5] = True
     out, written, _ = F.fuse_cord(sem, cord, PIR_AFFINE, 1.0, *NO_CENTRES)
     assert written == 0 and not out.any()
-
-
-def test_min_cord_volume_is_the_cord_pipelines():
-    from neurospine.cord.api import MIN_CORD_MM3
-
-    assert F.MIN_CORD_MM3 == MIN_CORD_MM3
 
 
 def test_search_box_grows_the_canal_and_stops_above_the_conus():

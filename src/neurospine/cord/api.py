@@ -12,12 +12,19 @@ import numpy as np
 
 from neurospine.cord.conus import flag_warning
 from neurospine.cord.disclevels import cervical_levels
-from neurospine.cord.incanal import ensure_in_canal
+from neurospine.cord.incanal import ensure_in_canal, found
 from neurospine.cord.levelconfidence import calibrated_confidence, level_group
 from neurospine.cord.levelconfidence import describe as describe_level_confidence
 from neurospine.cord.levels import level_name
 from neurospine.cord.morphometry import measure_cord
-from neurospine.cord.segment import MODEL_NAME, CordSegmentation, SegmentOptions, onnx_predictor, segment_volume
+from neurospine.cord.segment import (
+    MIN_CORD_MM3,
+    MODEL_NAME,
+    CordSegmentation,
+    SegmentOptions,
+    onnx_predictor,
+    segment_volume,
+)
 from neurospine.cord.spinelevels import LevelEstimate, SpineReading, estimate_levels, levels_from_mask, read_spine
 from neurospine.errors import GeometryError, InputError, NoStructureFoundError
 from neurospine.io import Volume, load_volume, resample_like, save_like, write_text_atomic
@@ -26,8 +33,6 @@ from neurospine.results import TaskResult
 log = logging.getLogger(__name__)
 
 TASK = "cord"
-#: Smallest cord volume accepted as "found" (a few voxels of noise are not a cord).
-MIN_CORD_MM3 = 30.0
 
 
 def output_paths(stem: str, out_dir: Path) -> dict[str, Path]:
@@ -180,21 +185,24 @@ def run_file(
     timings["spine_s"] = time.perf_counter() - t
     canal_check = None
     if reading is not None and reading.seg is not None and options.get("canal_check", True):
+        t = time.perf_counter()
         canal_check = ensure_in_canal(image, predictor, seg_opt, seg, reading.seg.semantic_input)
+        timings["canal_check_s"] = time.perf_counter() - t
         if canal_check.segmentation is not None:
             seg = canal_check.segmentation
-    misplaced = canal_check is not None and canal_check.segmentation is None
     cord_mm3 = float(seg.cord_mask.sum()) * image.voxel_volume_mm3
-    if misplaced or seg.empty or cord_mm3 < MIN_CORD_MM3:
-        why = (
-            "the cord model's cord lies in the spine model's vertebrae, not in its spinal canal"
-            if misplaced
-            else f"cord volume {cord_mm3:.0f} mm3 < {MIN_CORD_MM3:.0f} mm3"
+    if canal_check is not None and canal_check.segmentation is None:  # a cord in bone, none found in the canal
+        write_qc(image, seg.cord_mask, seg.canal_mask, paths["qc"], title=f"{image.name}: cord found in bone only")
+        raise NoStructureFoundError(
+            f"{image_path}: no spinal cord kept: {canal_check.warning()}. The cord model's cord (drawn on the QC "
+            f"image) lies in the vertebrae the spine model found. Check that the image shows the spinal cord, or "
+            f"give --levels VERT_MASK to skip this check; QC image: {paths['qc']}"
         )
+    if not found(seg, image.voxel_volume_mm3):
         write_qc(image, seg.cord_mask, seg.canal_mask, paths["qc"], title=f"{image.name}: no spinal cord found")
         raise NoStructureFoundError(
-            f"{image_path}: no spinal cord found ({why}). Check that the image shows the spinal cord (cervical to "
-            f"lumbar, any contrast); QC image: {paths['qc']}"
+            f"{image_path}: no spinal cord found (cord volume {cord_mm3:.0f} mm3 < {MIN_CORD_MM3:.0f} mm3). Check "
+            f"that the image shows the spinal cord (cervical to lumbar, any contrast); QC image: {paths['qc']}"
         )
 
     t = time.perf_counter()
@@ -312,7 +320,9 @@ def run_file(
             if canal_check is None
             else {
                 "share_before": round(canal_check.share_before, 4),
+                "first_pass_empty": canal_check.missing,
                 "redetected_in_canal": canal_check.redetected,
+                "share_in_canal": None if canal_check.share_in_canal is None else round(canal_check.share_in_canal, 4),
                 "share_after": None if canal_check.share_after is None else round(canal_check.share_after, 4),
             },
             "plane": image.plane,

@@ -142,7 +142,7 @@ def detection_from_canal(canal: npt.NDArray[np.bool_]) -> Detection:
     mask = np.asarray(canal, dtype=bool)
     z = mask.shape[2]
     centres = np.full((z, 2), np.nan)
-    found = mask.any(axis=(0, 1))
+    found = np.asarray(mask.any(axis=(0, 1)), dtype=bool)
     for k in np.flatnonzero(found):
         centres[k] = np.argwhere(mask[:, :, k]).mean(axis=0)
     if found.any():

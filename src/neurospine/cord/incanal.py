@@ -1,5 +1,6 @@
 """The cord must lie in the spinal canal: check the cord model's mask against the spine model's bone, and
-re-detect the cord in the spine model's canal when it landed in bone (docs/decisions/cord-in-canal.md).
+detect the cord again in the spine model's canal when it landed in bone or was not found at all
+(docs/decisions/cord-in-canal.md and its amendment 1).
 
 The cord model's coarse detection pass picks the heaviest cord-like component of the whole slice. On lumbar
 scans, which it never trained on, that component can be a pattern inside a vertebral body. The spine network's
@@ -16,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from neurospine.cord.crop import Predictor
-from neurospine.cord.segment import CordSegmentation, SegmentOptions, segment_volume
+from neurospine.cord.segment import MIN_CORD_MM3, CordSegmentation, SegmentOptions, segment_volume
 from neurospine.io import Volume
 from neurospine.labels import Structure
 
@@ -50,28 +51,58 @@ def bone_share(cord: npt.NDArray[np.generic], semantic: npt.NDArray[np.integer])
     return float(np.isin(np.asarray(semantic)[mask], BONE_VALUES).sum()) / n if n else 0.0
 
 
+def found(seg: CordSegmentation, voxel_mm3: float) -> bool:
+    """Whether ``seg`` holds at least :data:`MIN_CORD_MM3` of cord."""
+    return float(np.count_nonzero(seg.cord_mask)) * voxel_mm3 >= MIN_CORD_MM3
+
+
+def canal_share(cord: npt.NDArray[np.generic], semantic: npt.NDArray[np.integer]) -> float | None:
+    """Share of the cord mask's voxels that ``semantic`` labels canal or cord (``None`` without cord)."""
+    mask = np.asarray(cord) > 0
+    n = int(mask.sum())
+    return float(np.isin(np.asarray(semantic)[mask], CANAL_VALUES).sum()) / n if n else None
+
+
 @dataclass(frozen=True)
 class CanalCheck:
-    """The cord after the check: ``segmentation`` (``None``: no cord left), whether it was re-detected in the
-    canal, and the bone share before and after."""
+    """The cord after the check: ``segmentation`` (``None``: a cord in bone, none kept), whether it was sought
+    again in the canal, whether the first pass had found none (``missing``), and the bone share before and
+    after."""
 
     segmentation: CordSegmentation | None
     redetected: bool
     share_before: float
     share_after: float | None = None
+    missing: bool = False
+    #: share of the kept cord that the spine network labels canal or cord (``None``: no cord kept)
+    share_in_canal: float | None = None
 
     @property
     def fired(self) -> bool:
-        return self.share_before >= MAX_BONE_SHARE
+        return self.missing or self.share_before >= MAX_BONE_SHARE
+
+    @property
+    def recovered(self) -> bool:
+        """The first pass found no cord and the second, in the canal, found one."""
+        return self.missing and self.redetected and self.segmentation is not None
 
     def warning(self) -> str | None:
         """One line for the user when the check changed anything, else ``None``."""
-        if not self.fired:
+        if self.recovered:
+            return (
+                "the cord model's own detection found no cord; it was found in windows centred on the spine model's "
+                f"canal ({100 * (self.share_after or 0.0):.0f} % in bone); check the QC image"
+            )
+        if self.missing or not self.fired:
             return None
         before = f"{100 * self.share_before:.0f} % of the cord model's first cord lay in bone"
+        if self.segmentation is None and not self.redetected:
+            return f"{before} and the spine model found no canal to search again: no cord kept"
         if self.segmentation is None:
-            after = "" if self.share_after is None else f" ({100 * self.share_after:.0f} % after)"
-            return f"{before}; re-detected in the spine model's canal it was still misplaced{after}: no cord kept"
+            return (
+                f"{before}; sought again in the spine model's canal it was still misplaced "
+                f"({100 * (self.share_after or 0.0):.0f} % in bone): no cord kept"
+            )
         return (
             f"{before} (the spine model's vertebrae); the cord was re-detected in the spine model's canal "
             f"({100 * (self.share_after or 0.0):.0f} % in bone now); check the QC image"
@@ -85,19 +116,30 @@ def ensure_in_canal(
     seg: CordSegmentation,
     semantic: npt.NDArray[np.integer],
 ) -> CanalCheck:
-    """``seg`` if under :data:`MAX_BONE_SHARE` of its cord lies in the spine network's bone (``semantic``, SPINEPS
-    values on ``image``'s grid); otherwise the cord segmented again with its windows centred on the network's
-    canal, kept only if it holds cord and passes the same test."""
+    """``seg`` if it holds cord and under :data:`MAX_BONE_SHARE` of it lies in the spine network's bone
+    (``semantic``, SPINEPS values on ``image``'s grid). Otherwise the cord is segmented again with its windows
+    centred on the network's canal:
+
+    - a first cord in bone is replaced by the second if that holds cord and passes the same test, else dropped
+      (``segmentation=None``);
+    - a first pass without cord is replaced by the second if that holds cord and passes the test, else kept (the
+      caller reports no cord as before)."""
     before = bone_share(seg.cord_mask, semantic)
-    if before < MAX_BONE_SHARE:
-        return CanalCheck(seg, False, before)
+    missing = not found(seg, image.voxel_volume_mm3)
+    if not missing and before < MAX_BONE_SHARE:
+        return CanalCheck(seg, False, before, share_in_canal=canal_share(seg.cord_mask, semantic))
+    fallback = seg if missing else None
     canal = np.isin(np.asarray(semantic), CANAL_VALUES)
-    if not canal.any():
-        log.info("cord: %.0f %% of the cord lies in bone and the spine model found no canal", 100 * before)
-        return CanalCheck(None, False, before)
+    if not canal.any() or options.window_mm <= 0:  # nothing to centre on, or no windows to move
+        log.info("cord: first pass %s and the spine model found no canal", "empty" if missing else "in bone")
+        return CanalCheck(fallback, False, before, missing=missing)
     again = segment_volume(image, predict, options, canal_guide=canal)
     after = bone_share(again.cord_mask, semantic)
-    log.info("cord in bone: %.0f %% -> %.0f %% after re-detection in the canal", 100 * before, 100 * after)
-    if again.empty or after >= MAX_BONE_SHARE:
-        return CanalCheck(None, True, before, after)
-    return CanalCheck(again, True, before, after)
+    log.info(
+        "cord sought again in the spine model's canal (first pass %s): %.0f %% in bone",
+        "empty" if missing else f"{100 * before:.0f} % in bone",
+        100 * after,
+    )
+    if not found(again, image.voxel_volume_mm3) or after >= MAX_BONE_SHARE:
+        return CanalCheck(fallback, True, before, after, missing)
+    return CanalCheck(again, True, before, after, missing, canal_share(again.cord_mask, semantic))

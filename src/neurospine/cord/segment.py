@@ -30,6 +30,8 @@ from neurospine.models.card import ModelCard
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "cord_softseg"
+#: smallest cord (mm^3) that counts as found; below it the tools report "no spinal cord found"
+MIN_CORD_MM3 = 30.0
 
 
 @dataclass(frozen=True)
@@ -120,14 +122,15 @@ def segment_volume(
     sp = ras.spacing_mm
     crop = opt.window_mm > 0
     guide = None
+    if canal_guide is not None and np.shape(canal_guide) != image.shape:
+        raise ValueError(f"canal_guide has shape {np.shape(canal_guide)}, the image {image.shape}")
     if canal_guide is not None and np.any(canal_guide):
         guide = np.asarray(reorient(image.with_data(np.asarray(canal_guide, dtype=np.uint8)), "RAS")[0].data) > 0
+    det: Detection
     if crop and guide is not None:
         det = detection_from_canal(guide)
     elif crop:
-        det: Detection = detect_cord(
-            data, sp, predict, coarse_spacing_mm=opt.coarse_spacing_mm, threshold=opt.threshold
-        )
+        det = detect_cord(data, sp, predict, coarse_spacing_mm=opt.coarse_spacing_mm, threshold=opt.threshold)
     else:  # no crop: the fine pass covers whole slices (slower; kept to measure what cropping saves)
         z = data.shape[2]
         mid = np.tile([(data.shape[0] - 1) / 2.0, (data.shape[1] - 1) / 2.0], (z, 1))

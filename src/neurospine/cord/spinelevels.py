@@ -125,7 +125,7 @@ def read_spine(image: Volume, *, threads: int = 2) -> SpineReading:
     except InputError as e:
         return SpineReading(None, f"the spine model cannot read this image ({e.problem})", time.perf_counter() - t0)
     try:
-        seg = segment(image, threads=threads)
+        seg = segment(image, threads=threads, cord=False)  # levels need bodies and discs, not the fused cord
     except NeuroSpineError as e:
         return SpineReading(None, f"the spine model failed ({e})", time.perf_counter() - t0)
     return SpineReading(seg, "", time.perf_counter() - t0)

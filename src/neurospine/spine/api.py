@@ -427,8 +427,10 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         if r.body_volume_mm3 is not None:
             measures[f"body_volume_mm3_{r.level}"] = round(r.body_volume_mm3, 1)
     warnings = list(seg.naming.flags)
+    if seg.cord is not None and seg.cord.canal_note:
+        warnings.append(f"cord ({CORD_MODEL}): {seg.cord.canal_note}")
     if seg.cord is not None and seg.cord.ran and not seg.cord.written_voxels:
-        warnings.append(f"the cord model ({CORD_MODEL}) found no spinal cord: the mask has no cord label")
+        warnings.append(f"the cord model ({CORD_MODEL}) gave no spinal cord: the mask has no cord label")
     if not rows:
         warnings.append("no vertebra, disc or sacrum found")
     if verdict.note:

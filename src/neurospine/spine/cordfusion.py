@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from neurospine.cord.incanal import CANAL_VALUES
+from neurospine.cord.segment import MIN_CORD_MM3
 from neurospine.io import Volume
 from neurospine.labels import VERTEBRA_NAMES, Structure
 from neurospine.models.card import ModelCard
@@ -32,8 +34,6 @@ from neurospine.spine.centres import label_centres
 log = logging.getLogger(__name__)
 
 CORD_MODEL = "cord_softseg"
-#: smallest cord (mm^3) the fusion writes (the value of ``cord.api.MIN_CORD_MM3``, the cord pipeline's "no cord")
-MIN_CORD_MM3 = 30.0
 #: margin (mm) across the cord around the network's canal where the cord model looks (head to foot: the whole view)
 SEARCH_MARGIN_MM = 25.0
 #: the search stops this far (mm) below the top of the highest body at L3 or lower (the cauda equina lies below)
@@ -46,19 +46,22 @@ Box = tuple[slice, slice, slice]
 
 @dataclass(frozen=True)
 class CordFusion:
-    """What the fusion did: whether the cord model ran, cord voxels written, dropped below the conus, the model."""
+    """What the fusion did: whether the cord model ran, cord voxels written, dropped below the conus, the model,
+    and what the cord-in-canal check did (``None``: nothing)."""
 
     ran: bool
     written_voxels: int
     below_conus_voxels: int
     model_version: str
+    canal_note: str | None = None
 
-    def as_dict(self, voxel_mm3: float) -> dict[str, float | str | bool]:
+    def as_dict(self, voxel_mm3: float) -> dict[str, float | str | bool | None]:
         return {
             "model": f"{CORD_MODEL} {self.model_version}",
             "ran": self.ran,
             "cord_mm3": round(self.written_voxels * voxel_mm3, 1),
             "dropped_below_conus_mm3": round(self.below_conus_voxels * voxel_mm3, 1),
+            "canal_check": self.canal_note,
         }
 
 
@@ -92,7 +95,7 @@ def search_box(
     at all while the cord model still sees the cord); with ``use_levels`` (anchored names) cut along the
     superior-inferior axis :data:`CONUS_MARGIN_MM` below the top of the highest body at L3 or lower (or the
     sacrum). ``None``: nothing left to search (below the conus, or a box under 2 voxels thick)."""
-    where = np.isin(semantic, (int(Structure.CANAL), int(Structure.CORD)))
+    where = np.isin(semantic, CANAL_VALUES)
     if not where.any() and (semantic == int(Structure.CORPUS)).any():
         where = semantic > 0
     spacing = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
@@ -126,22 +129,23 @@ def sub_volume(vol: Volume, box: Box) -> Volume:
 
 
 def cord_mask(
-    vol: Volume, box: Box, card: ModelCard, session: Any, semantic: npt.NDArray[np.uint8] | None = None
-) -> npt.NDArray[np.bool_]:
-    """The binary cord mask of the cord model (``card``, ONNX ``session``) on the part of ``vol`` inside ``box``
-    (shape of the box). With the network's ``semantic`` labels (input grid), a cord that lands in the network's
-    bone is re-detected in its canal, or dropped (:func:`neurospine.cord.incanal.ensure_in_canal`)."""
+    sub: Volume, card: ModelCard, session: Any, semantic: npt.NDArray[np.uint8] | None = None
+) -> tuple[npt.NDArray[np.bool_], str | None]:
+    """The binary cord mask of the cord model (``card``, ONNX ``session``) on ``sub`` (the search box's part of the
+    image), and what the cord-in-canal check did (``None``: nothing). With the network's ``semantic`` labels on
+    ``sub``'s grid, a cord that lands in the network's bone, or no cord at all, is sought again in its canal
+    (:func:`neurospine.cord.incanal.ensure_in_canal`)."""
     from neurospine.cord.incanal import ensure_in_canal
     from neurospine.cord.segment import SegmentOptions, onnx_predictor, segment_volume
 
-    sub, predict, opt = sub_volume(vol, box), onnx_predictor(session), SegmentOptions.from_card(card)
+    predict, opt = onnx_predictor(session), SegmentOptions.from_card(card)
     seg = segment_volume(sub, predict, opt)
-    if semantic is not None:
-        checked = ensure_in_canal(sub, predict, opt, seg, semantic[box]).segmentation
-        if checked is None:
-            return np.zeros(sub.shape, dtype=bool)
-        seg = checked
-    return np.asarray(seg.cord_mask) > 0
+    if semantic is None:
+        return np.asarray(seg.cord_mask) > 0, None
+    check = ensure_in_canal(sub, predict, opt, seg, semantic)
+    if check.segmentation is None:
+        return np.zeros(sub.shape, dtype=bool), check.warning()
+    return np.asarray(check.segmentation.cord_mask) > 0, check.warning()
 
 
 def body_centres(
@@ -224,7 +228,7 @@ def fuse(
         return out, CordFusion(False, 0, 0, card.version)
     log.debug("cord model search box %s of %s", box, vol.shape)
     sub = sub_volume(vol, box)
-    cord = cord_mask(vol, box, card, session(), out)
+    cord, note = cord_mask(sub, card, session(), out[box])
     if use_levels:
         centres, low = body_centres(body_levels, out == int(Structure.SACRUM), np.asarray(vol.affine))
     else:
@@ -232,4 +236,4 @@ def fuse(
     fused, written, dropped = fuse_cord(out[box], cord, sub.affine, vol.voxel_volume_mm3, centres, low)
     out[box] = fused
     log.debug("cord model: %d voxels written, %d below the conus", written, dropped)
-    return out, CordFusion(True, written, dropped, card.version)
+    return out, CordFusion(True, written, dropped, card.version, note)
