@@ -67,6 +67,8 @@ def score_run(case: Any, check: bool, out: Path, qc_dir: Path | None = None) -> 
         "network_bone_share_first": record.get("share_before"),
         "redetected": bool(record.get("redetected_in_canal", False)),
         "first_pass_empty": bool(record.get("first_pass_empty", False)),
+        "first_outside_canal": bool(record.get("first_outside_canal", False)),
+        "second_kept": bool(record.get("second_kept", False)),
         "in_network_canal": record.get("share_in_canal"),
         "levels": " ".join(
             str(k.removeprefix("csa_mm2_")) for k in res.measures if k.startswith("csa_mm2_") and k[8:9].isupper()
@@ -129,6 +131,18 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|",
     ]
 
+    def sought(w: dict[str, Any]) -> str:
+        if not w.get("redetected"):
+            return "no"
+        why = (
+            "first pass empty"
+            if w.get("first_pass_empty")
+            else "outside the canal"
+            if w.get("first_outside_canal")
+            else "in bone"
+        )
+        return f"yes ({why}; {'second kept' if w.get('second_kept') else 'first kept'})"
+
     def cell(r: dict[str, Any]) -> str:
         if r["no_cord"]:
             return "refused (cord in bone)" if r.get("refused_in_bone") else "no cord"
@@ -140,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         md.append(
             f"| {r['case']} | {cell(r['without_check'])} | {cell(w)} | "
             f"{'-' if first is None or w.get('first_pass_empty') else f'{first:.2f}'} | "
-            f"{('yes, first pass empty' if w.get('first_pass_empty') else 'yes') if w.get('redetected') else 'no'} "
+            f"{sought(w)} "
             f"| {'-' if canal is None else f'{canal:.2f}'} "
             f"| {w.get('levels', '')} |"
         )

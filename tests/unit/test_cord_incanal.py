@@ -107,15 +107,21 @@ def _fake_reading(semantic: np.ndarray):
     return read
 
 
-def test_run_file_redetects_and_says_so(tmp_path, monkeypatch):
+def _run_on_scene(tmp_path, monkeypatch, predictor):
+    """``run_file`` on the scene with the spine model's reading faked; the result, its cord mask, the truth and
+    the image path."""
+    from neurospine.io import load_volume
+
     vol, semantic, truth = _scene()
     path = save_volume(vol, tmp_path / "scene.nii.gz")
     monkeypatch.setattr(cord_api, "read_spine", _fake_reading(semantic))
     monkeypatch.setattr(cord_api, "estimate_levels", lambda *a, **k: LevelEstimate(None, "none"))
-    res = cord_api.run_file(path, tmp_path / "out", predictor=threshold_predictor)
-    from neurospine.io import load_volume
+    res = cord_api.run_file(path, tmp_path / "out", predictor=predictor)
+    return res, load_volume(res.outputs["cord_mask"], check_intensity=False).data > 0, truth, path
 
-    mask = load_volume(res.outputs["cord_mask"], check_intensity=False).data > 0
+
+def test_run_file_redetects_and_says_so(tmp_path, monkeypatch):
+    res, mask, truth, _ = _run_on_scene(tmp_path, monkeypatch, threshold_predictor)
     assert _dice(mask, truth) > 0.85
     assert res.extra["cord_in_bone"]["redetected_in_canal"] is True
     assert any("re-detected in the spine model's canal" in w for w in res.warnings)
@@ -179,15 +185,31 @@ def test_a_cord_the_first_pass_missed_is_sought_in_the_canal():
 
 
 def test_run_file_finds_a_missed_cord_in_the_canal(tmp_path, monkeypatch):
-    vol, semantic, truth = _scene()
-    path = save_volume(vol, tmp_path / "scene.nii.gz")
-    monkeypatch.setattr(cord_api, "read_spine", _fake_reading(semantic))
-    monkeypatch.setattr(cord_api, "estimate_levels", lambda *a, **k: LevelEstimate(None, "none"))
-    res = cord_api.run_file(path, tmp_path / "out", predictor=whole_slice_blind_predictor)
-    from neurospine.io import load_volume
-
-    assert _dice(load_volume(res.outputs["cord_mask"], check_intensity=False).data > 0, truth) > 0.85
+    res, mask, truth, path = _run_on_scene(tmp_path, monkeypatch, whole_slice_blind_predictor)
+    assert _dice(mask, truth) > 0.85
     assert res.extra["cord_in_bone"]["first_pass_empty"] is True
     assert any("found no cord" in w for w in res.warnings)
     with pytest.raises(NoStructureFoundError, match="cord volume 0 mm3"):
         cord_api.run_file(path, tmp_path / "out2", predictor=whole_slice_blind_predictor, canal_check=False)
+
+
+def test_a_cord_outside_the_canal_is_sought_in_it():
+    vol, semantic, truth = _scene()
+    background = np.where(semantic == 49, 0, semantic).astype(np.uint8)  # the decoy sits in unlabelled tissue
+    first = segment_volume(vol, threshold_predictor, SegmentOptions())
+    check = ensure_in_canal(vol, threshold_predictor, SegmentOptions(), first, background)
+    assert check.outside and check.second_kept and check.segmentation is not None
+    assert _dice(np.asarray(check.segmentation.cord_mask) > 0, truth) > 0.85
+    assert check.share_in_canal == 1.0 and "found again in windows centred on the canal" in str(check.warning())
+
+
+def test_a_cord_beside_a_partial_canal_is_kept():
+    """The network found the canal on a few slices only: the second cord is no more in the canal, the first stays."""
+    vol, semantic, _ = _scene()
+    vol = vol.with_data(np.where(_disk(DECOY_XY, DECOY_R), 20.0, np.asarray(vol.data)).astype(np.float32))
+    partial = semantic.copy()
+    partial[:, :, 8:] = np.where(partial[:, :, 8:] == 61, 0, partial[:, :, 8:])
+    first = segment_volume(vol, threshold_predictor, SegmentOptions())
+    check = ensure_in_canal(vol, threshold_predictor, SegmentOptions(), first, partial)
+    assert check.outside and check.redetected and not check.second_kept
+    assert check.segmentation is first and check.warning() is None

@@ -321,6 +321,8 @@ def run_file(
             else {
                 "share_before": round(canal_check.share_before, 4),
                 "first_pass_empty": canal_check.missing,
+                "first_outside_canal": canal_check.outside,
+                "second_kept": canal_check.second_kept,
                 "redetected_in_canal": canal_check.redetected,
                 "share_in_canal": None if canal_check.share_in_canal is None else round(canal_check.share_in_canal, 4),
                 "share_after": None if canal_check.share_after is None else round(canal_check.share_after, 4),

@@ -1,6 +1,6 @@
 """The cord must lie in the spinal canal: check the cord model's mask against the spine model's bone, and
-detect the cord again in the spine model's canal when it landed in bone or was not found at all
-(docs/decisions/cord-in-canal.md and its amendment 1).
+detect the cord again in the spine model's canal when it landed in bone, outside the canal, or was not found at
+all (docs/decisions/cord-in-canal.md and its amendments).
 
 The cord model's coarse detection pass picks the heaviest cord-like component of the whole slice. On lumbar
 scans, which it never trained on, that component can be a pattern inside a vertebral body. The spine network's
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: share of the cord mask the spine network labels as bone or disc from which the cord counts as misplaced
 MAX_BONE_SHARE = 0.25
+#: a cord with less than this share in the spine network's canal (and not in bone) is sought again in the canal
+MIN_CANAL_SHARE = 0.5
 #: spine-network values the cord can never lie in
 BONE_VALUES: tuple[int, ...] = (
     int(Structure.SACRUM),
@@ -66,8 +68,9 @@ def canal_share(cord: npt.NDArray[np.generic], semantic: npt.NDArray[np.integer]
 @dataclass(frozen=True)
 class CanalCheck:
     """The cord after the check: ``segmentation`` (``None``: a cord in bone, none kept), whether it was sought
-    again in the canal, whether the first pass had found none (``missing``), and the bone share before and
-    after."""
+    again in the canal (``redetected``) and whether that second cord was kept (``second_kept``), why it was sought
+    (the first pass had no cord: ``missing``; under :data:`MIN_CANAL_SHARE` of it in the canal: ``outside``; else
+    bone), and the bone share of the first and second cord."""
 
     segmentation: CordSegmentation | None
     redetected: bool
@@ -76,15 +79,17 @@ class CanalCheck:
     missing: bool = False
     #: share of the kept cord that the spine network labels canal or cord (``None``: no cord kept)
     share_in_canal: float | None = None
+    outside: bool = False
+    second_kept: bool = False
 
     @property
     def fired(self) -> bool:
-        return self.missing or self.share_before >= MAX_BONE_SHARE
+        return self.missing or self.outside or self.share_before >= MAX_BONE_SHARE
 
     @property
     def recovered(self) -> bool:
         """The first pass found no cord and the second, in the canal, found one."""
-        return self.missing and self.redetected and self.segmentation is not None
+        return self.missing and self.second_kept
 
     def warning(self) -> str | None:
         """One line for the user when the check changed anything, else ``None``."""
@@ -93,7 +98,13 @@ class CanalCheck:
                 "the cord model's own detection found no cord; it was found in windows centred on the spine model's "
                 f"canal ({100 * (self.share_after or 0.0):.0f} % in bone); check the QC image"
             )
-        if self.missing or not self.fired:
+        if self.outside and self.second_kept:
+            return (
+                f"less than {100 * MIN_CANAL_SHARE:.0f} % of the cord model's first cord lay in the spine model's "
+                f"canal; it was found again in windows centred on the canal ({100 * (self.share_in_canal or 0.0):.0f}"
+                " % in the canal now); check the QC image"
+            )
+        if self.missing or self.outside or not self.fired:
             return None
         before = f"{100 * self.share_before:.0f} % of the cord model's first cord lay in bone"
         if self.segmentation is None and not self.redetected:
@@ -116,30 +127,44 @@ def ensure_in_canal(
     seg: CordSegmentation,
     semantic: npt.NDArray[np.integer],
 ) -> CanalCheck:
-    """``seg`` if it holds cord and under :data:`MAX_BONE_SHARE` of it lies in the spine network's bone
-    (``semantic``, SPINEPS values on ``image``'s grid). Otherwise the cord is segmented again with its windows
-    centred on the network's canal:
+    """``seg`` if it holds cord, under :data:`MAX_BONE_SHARE` of it lies in the spine network's bone and at least
+    :data:`MIN_CANAL_SHARE` in its canal (``semantic``, SPINEPS values on ``image``'s grid). Otherwise the cord is
+    segmented again with its windows centred on the network's canal:
 
-    - a first cord in bone is replaced by the second if that holds cord and passes the same test, else dropped
+    - a first cord in bone is replaced by the second if that holds cord and passes the bone test, else dropped
       (``segmentation=None``);
-    - a first pass without cord is replaced by the second if that holds cord and passes the test, else kept (the
-      caller reports no cord as before)."""
+    - a first pass without cord is replaced by the second if that holds cord and passes the bone test, else kept
+      (the caller reports no cord as before);
+    - a first cord mostly outside the canal (but not in bone) is replaced by the second only if that holds cord,
+      passes the bone test and lies mostly in the canal; else the first stays (the network may have found only
+      part of the canal)."""
     before = bone_share(seg.cord_mask, semantic)
     missing = not found(seg, image.voxel_volume_mm3)
-    if not missing and before < MAX_BONE_SHARE:
-        return CanalCheck(seg, False, before, share_in_canal=canal_share(seg.cord_mask, semantic))
-    fallback = seg if missing else None
+    in_canal = canal_share(seg.cord_mask, semantic)
+    in_bone = not missing and before >= MAX_BONE_SHARE
+    outside = not missing and not in_bone and (in_canal or 0.0) < MIN_CANAL_SHARE
+    if not (missing or in_bone or outside):
+        return CanalCheck(seg, False, before, share_in_canal=in_canal)
+    fallback = None if in_bone else seg
     canal = np.isin(np.asarray(semantic), CANAL_VALUES)
     if not canal.any() or options.window_mm <= 0:  # nothing to centre on, or no windows to move
-        log.info("cord: first pass %s and the spine model found no canal", "empty" if missing else "in bone")
-        return CanalCheck(fallback, False, before, missing=missing)
+        why = "empty" if missing else "outside the canal" if outside else "in bone"
+        log.info("cord: first pass %s and the spine model found no canal to search", why)
+        kept = None if fallback is None else in_canal
+        return CanalCheck(fallback, False, before, None, missing, kept, outside)
     again = segment_volume(image, predict, options, canal_guide=canal)
     after = bone_share(again.cord_mask, semantic)
+    again_canal = canal_share(again.cord_mask, semantic)
     log.info(
-        "cord sought again in the spine model's canal (first pass %s): %.0f %% in bone",
-        "empty" if missing else f"{100 * before:.0f} % in bone",
+        "cord sought again in the spine model's canal (first pass %s): %.0f %% in bone, %s in the canal",
+        "empty" if missing else "outside the canal" if outside else f"{100 * before:.0f} % in bone",
         100 * after,
+        "none" if again_canal is None else f"{100 * again_canal:.0f} %",
     )
-    if not found(again, image.voxel_volume_mm3) or after >= MAX_BONE_SHARE:
-        return CanalCheck(fallback, True, before, after, missing)
-    return CanalCheck(again, True, before, after, missing, canal_share(again.cord_mask, semantic))
+    good = found(again, image.voxel_volume_mm3) and after < MAX_BONE_SHARE
+    if outside:
+        good = good and (again_canal or 0.0) >= MIN_CANAL_SHARE
+    if not good:
+        kept = None if fallback is None else in_canal
+        return CanalCheck(fallback, True, before, after, missing, kept, outside)
+    return CanalCheck(again, True, before, after, missing, again_canal, outside, second_kept=True)
