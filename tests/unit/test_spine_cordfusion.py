@@ -174,3 +174,10 @@ def test_sub_volume_keeps_world_positions():
     sub = F.sub_volume(vol, box)
     assert sub.data[0, 0, 0] == vol.data[1, 2, 3]
     assert np.allclose(sub.affine @ [0, 0, 0, 1], vol.affine @ [1, 2, 3, 1])
+
+
+def test_fusion_record_carries_what_the_canal_check_did():
+    note = "less than 50 % of the cord model's first cord lay in the spine model's canal; ..."
+    record = F.CordFusion(True, 10, 0, "2.0.0", note).as_dict(2.0)
+    assert record["canal_check"] == note and record["cord_mm3"] == 20.0
+    assert F.CordFusion(True, 10, 0, "2.0.0").as_dict(1.0)["canal_check"] is None
