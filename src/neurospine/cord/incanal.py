@@ -40,29 +40,35 @@ BONE_VALUES: tuple[int, ...] = (
     int(Structure.INF_ARTICULAR_R),
     int(Structure.CORPUS),
     int(Structure.CORPUS_INNER),
+    int(Structure.ENDPLATE_SUP),
+    int(Structure.ENDPLATE_INF),
     int(Structure.ENDPLATE),
     int(Structure.DISC),
 )
 CANAL_VALUES: tuple[int, ...] = (int(Structure.CANAL), int(Structure.CORD))
 
 
-def bone_share(cord: npt.NDArray[np.generic], semantic: npt.NDArray[np.integer]) -> float:
-    """Share of the cord mask's voxels that ``semantic`` (same grid) labels as bone or disc (0 without cord)."""
+def _share(cord: npt.NDArray[np.generic], semantic: npt.NDArray[np.integer], values: tuple[int, ...]) -> float | None:
+    """Share of the cord mask's voxels that ``semantic`` (same grid) labels with one of ``values`` (``None``
+    without cord)."""
     mask = np.asarray(cord) > 0
     n = int(mask.sum())
-    return float(np.isin(np.asarray(semantic)[mask], BONE_VALUES).sum()) / n if n else 0.0
+    return float(np.isin(np.asarray(semantic)[mask], values).sum()) / n if n else None
+
+
+def bone_share(cord: npt.NDArray[np.generic], semantic: npt.NDArray[np.integer]) -> float:
+    """Share of the cord mask's voxels that ``semantic`` (same grid) labels as bone or disc (0 without cord)."""
+    return _share(cord, semantic, BONE_VALUES) or 0.0
+
+
+def canal_share(cord: npt.NDArray[np.generic], semantic: npt.NDArray[np.integer]) -> float | None:
+    """Share of the cord mask's voxels that ``semantic`` labels canal or cord (``None`` without cord)."""
+    return _share(cord, semantic, CANAL_VALUES)
 
 
 def found(seg: CordSegmentation, voxel_mm3: float) -> bool:
     """Whether ``seg`` holds at least :data:`MIN_CORD_MM3` of cord."""
     return float(np.count_nonzero(seg.cord_mask)) * voxel_mm3 >= MIN_CORD_MM3
-
-
-def canal_share(cord: npt.NDArray[np.generic], semantic: npt.NDArray[np.integer]) -> float | None:
-    """Share of the cord mask's voxels that ``semantic`` labels canal or cord (``None`` without cord)."""
-    mask = np.asarray(cord) > 0
-    n = int(mask.sum())
-    return float(np.isin(np.asarray(semantic)[mask], CANAL_VALUES).sum()) / n if n else None
 
 
 @dataclass(frozen=True)
