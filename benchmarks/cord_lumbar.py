@@ -70,8 +70,11 @@ def score_run(case: Any, check: bool, out: Path, qc_dir: Path | None = None) -> 
         "first_outside_canal": bool(record.get("first_outside_canal", False)),
         "second_kept": bool(record.get("second_kept", False)),
         "in_network_canal": record.get("share_in_canal"),
+        # per-level CSA keys are csa_mm2_<level>; level names start upper-case (T12), the summaries do not (mean)
         "levels": " ".join(
-            str(k.removeprefix("csa_mm2_")) for k in res.measures if k.startswith("csa_mm2_") and k[8:9].isupper()
+            name
+            for name in (k.removeprefix("csa_mm2_") for k in res.measures if k.startswith("csa_mm2_"))
+            if name[:1].isupper()
         ),
     }
 

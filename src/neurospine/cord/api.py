@@ -265,8 +265,9 @@ def run_file(
     )
     level_confidence = calibrated_confidence(group, provenance.confidence)
     warnings: list[str] = plaus.drop_sacrum_notes(list(provenance.warnings), provenance.median_body_depth_mm)
-    if canal_check is not None and canal_check.warning() is not None:
-        warnings.append(str(canal_check.warning()))
+    canal_note = None if canal_check is None else canal_check.warning()
+    if canal_note is not None:
+        warnings.append(canal_note)
     if level_confidence is not None:
         warnings.append(describe_level_confidence(group, level_confidence))
     if verdict.note:
@@ -316,17 +317,7 @@ def run_file(
         warnings=warnings,
         extra={
             "detected_slices": seg.detected_slices,
-            "cord_in_bone": None
-            if canal_check is None
-            else {
-                "share_before": round(canal_check.share_before, 4),
-                "first_pass_empty": canal_check.missing,
-                "first_outside_canal": canal_check.outside,
-                "second_kept": canal_check.second_kept,
-                "redetected_in_canal": canal_check.redetected,
-                "share_in_canal": None if canal_check.share_in_canal is None else round(canal_check.share_in_canal, 4),
-                "share_after": None if canal_check.share_after is None else round(canal_check.share_after, 4),
-            },
+            "cord_in_bone": None if canal_check is None else canal_check.as_dict(),
             "plane": image.plane,
             "levels": {
                 "source": provenance.source,

@@ -146,10 +146,15 @@ def detection_from_canal(canal: npt.NDArray[np.bool_]) -> Detection:
     for k in np.flatnonzero(found):
         centres[k] = np.argwhere(mask[:, :, k]).mean(axis=0)
     if found.any():
-        idx = np.flatnonzero(found)
-        for a in range(2):
-            centres[:, a] = np.interp(np.arange(z), idx, centres[idx, a])
+        _interpolate_centres(centres, np.flatnonzero(found))
     return Detection(centres, found, np.zeros((0, 0, 0), dtype=np.float32))
+
+
+def _interpolate_centres(centres: npt.NDArray[np.float64], idx: npt.NDArray[np.intp]) -> None:
+    """Fill every row of ``centres`` (Z, 2) in place from the rows ``idx``: linear between them, constant beyond."""
+    z = centres.shape[0]
+    for a in range(2):
+        centres[:, a] = np.interp(np.arange(z), idx, centres[idx, a])
 
 
 def detect_cord(
@@ -196,12 +201,11 @@ def detect_cord(
     located = found | ~np.isnan(centres[:, 0])
     if located.any():
         idx = np.flatnonzero(located)
-        for a in range(2):
-            centres[:, a] = np.interp(np.arange(z), idx, centres[idx, a])
+        _interpolate_centres(centres, idx)
         if idx.size >= 3:
             for a in range(2):
                 centres[idx, a] = ndimage.median_filter(centres[idx, a], size=3, mode="nearest")
-                centres[:, a] = np.interp(np.arange(z), idx, centres[idx, a])
+            _interpolate_centres(centres, idx)
     return Detection(centres, found, probs.astype(np.float32), step)
 
 

@@ -97,6 +97,22 @@ class CanalCheck:
         """The first pass found no cord and the second, in the canal, found one."""
         return self.missing and self.second_kept
 
+    def as_dict(self) -> dict[str, float | bool | None]:
+        """The record of the check for a result's ``extra`` (shares rounded to 4 decimals)."""
+
+        def r4(v: float | None) -> float | None:
+            return None if v is None else round(v, 4)
+
+        return {
+            "share_before": r4(self.share_before),
+            "first_pass_empty": self.missing,
+            "first_outside_canal": self.outside,
+            "second_kept": self.second_kept,
+            "redetected_in_canal": self.redetected,
+            "share_in_canal": r4(self.share_in_canal),
+            "share_after": r4(self.share_after),
+        }
+
     def warning(self) -> str | None:
         """One line for the user when the check changed anything, else ``None``."""
         if self.recovered:
@@ -151,13 +167,13 @@ def ensure_in_canal(
     outside = not missing and not in_bone and (in_canal or 0.0) < MIN_CANAL_SHARE
     if not (missing or in_bone or outside):
         return CanalCheck(seg, False, before, share_in_canal=in_canal)
-    fallback = None if in_bone else seg
+    # what stands when the second pass gives nothing better: no cord for one in bone, else the first pass
+    fallback, fallback_canal = (None, None) if in_bone else (seg, in_canal)
     canal = np.isin(np.asarray(semantic), CANAL_VALUES)
     if not canal.any() or options.window_mm <= 0:  # nothing to centre on, or no windows to move
         why = "empty" if missing else "outside the canal" if outside else "in bone"
         log.info("cord: first pass %s and the spine model found no canal to search", why)
-        kept = None if fallback is None else in_canal
-        return CanalCheck(fallback, False, before, None, missing, kept, outside)
+        return CanalCheck(fallback, False, before, None, missing, fallback_canal, outside)
     again = segment_volume(image, predict, options, canal_guide=canal)
     after = bone_share(again.cord_mask, semantic)
     again_canal = canal_share(again.cord_mask, semantic)
@@ -171,6 +187,5 @@ def ensure_in_canal(
     if outside:
         good = good and (again_canal or 0.0) >= MIN_CANAL_SHARE
     if not good:
-        kept = None if fallback is None else in_canal
-        return CanalCheck(fallback, True, before, after, missing, kept, outside)
+        return CanalCheck(fallback, True, before, after, missing, fallback_canal, outside)
     return CanalCheck(again, True, before, after, missing, again_canal, outside, second_kept=True)

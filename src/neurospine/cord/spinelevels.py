@@ -138,11 +138,9 @@ def estimate_levels(
     the spine pipeline already run on ``image`` (:func:`read_spine`)."""
     from neurospine.spine.api import SEMANTIC_MODEL
 
-    start = time.perf_counter()
     if reading is None:
         reading = read_spine(image, threads=threads)
-        start = time.perf_counter()
-    t0 = start - reading.seconds  # the spine model's time counts in the estimate's seconds
+    t0 = time.perf_counter() - reading.seconds  # the spine model's time counts in the estimate's seconds
     if reading.seg is None:
         return _none(reading.reason, t0)
     seg = reading.seg
