@@ -53,6 +53,18 @@ class TrainVolume:
     def cord_slices(self) -> npt.NDArray[np.intp]:
         return np.flatnonzero((self.cord >= 0.5).any(axis=(0, 1)))
 
+    @property
+    def cauda_slices(self) -> npt.NDArray[np.intp]:
+        """Axial slices caudal to the cord's lowest voxel that still hold canal (below the conus: cauda
+        equina); empty without a canal label. The RAS grid puts caudal at low slice indices; canal slices above
+        the cord (the cord's cranial cap) are never chosen."""
+        if self.canal is None:
+            return np.zeros(0, dtype=np.intp)
+        with_cord = np.flatnonzero((self.cord > 0.01).any(axis=(0, 1)))
+        end = int(with_cord.min()) if with_cord.size else self.cord.shape[2]
+        canal = np.flatnonzero((self.canal >= 0.5).any(axis=(0, 1)))
+        return canal[canal < end]
+
 
 def edge_band_weight(mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float], band_mm: float) -> FloatArray:
     """0 on pixels whose centre lies within ``band_mm`` of the boundary of a binary mask (per axial slice),
@@ -212,6 +224,8 @@ class PatchConfig:
     coarse_spacing_mm: tuple[float, float] = (0.8, 1.3)
     p_coarse: float = 0.3
     p_negative: float = 0.1
+    #: share of patches centred on the canal of a slice without cord (cauda equina; target cord 0)
+    p_cauda: float = 0.0
     max_rotation_deg: float = 25.0
     fine_shift_mm: float = 5.0
 
@@ -231,8 +245,12 @@ def sample_patch(
     """One (1, S, S) image, (2, S, S) soft target and weights: (2,) per channel, or (2, S, S) per pixel when
     the volume has a ``cord_weight`` map."""
     cord_slices = vol.cord_slices
-    negative = rng.random() < cfg.p_negative or cord_slices.size == 0
-    if negative:
+    # drawn only when asked for, so a run without cauda patches samples exactly as before
+    cauda = cfg.p_cauda > 0 and rng.random() < cfg.p_cauda and vol.cauda_slices.size > 0
+    negative = not cauda and (rng.random() < cfg.p_negative or cord_slices.size == 0)
+    if cauda:
+        k = int(rng.choice(vol.cauda_slices))
+    elif negative:
         first, last = vol.slice_range if vol.slice_range is not None else (0, vol.image.shape[2] - 1)
         k = int(rng.integers(first, last + 1))
     else:
@@ -242,11 +260,13 @@ def sample_patch(
     s = float(rng.uniform(lo, hi))
     sx, sy = vol.spacing_mm[0], vol.spacing_mm[1]
     cord2d = vol.cord[:, :, k]
-    if negative or cord2d.sum() <= 0:
+    # the patch centres on the cord, or on the canal of a cauda slice, as inference centres its windows
+    centre_map = vol.canal[:, :, k] if cauda and vol.canal is not None else cord2d
+    if negative or centre_map.sum() <= 0:
         centre = np.array([rng.uniform(0, cord2d.shape[0]), rng.uniform(0, cord2d.shape[1])])
     else:
-        ii, jj = np.nonzero(cord2d)
-        w = cord2d[ii, jj]
+        ii, jj = np.nonzero(centre_map)
+        w = centre_map[ii, jj]
         centre = np.array([(w * ii).sum() / w.sum(), (w * jj).sum() / w.sum()])
         half_fov = cfg.size * s / 2.0
         shift_mm = rng.uniform(-0.8, 0.8, 2) * half_fov if coarse else rng.normal(0, cfg.fine_shift_mm, 2)

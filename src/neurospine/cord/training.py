@@ -65,6 +65,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--synth-train", type=int, default=48, help="synthetic training cases")
     p.add_argument("--synth-val", type=int, default=6, help="synthetic held-out validation cases")
     p.add_argument(
+        "--synth-lumbar",
+        type=int,
+        default=0,
+        help="extra synthetic cases whose field reaches below the conus (thoraco-lumbar and lumbar fields, half of "
+        "them with a clumped cauda equina), so the model learns where the cord ends; 0 = none",
+    )
+    p.add_argument(
+        "--p-cauda",
+        type=float,
+        default=0.0,
+        help="share of patches centred on the canal of a slice without cord (below the conus: cauda equina, "
+        "target cord 0); 0 = none",
+    )
+    p.add_argument(
         "--contrasts",
         default=",".join(_CONTRASTS),
         help="comma-separated synthetic contrasts, cycled by seed (repeat a name to draw it more often)",
@@ -138,18 +152,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 _PLANES = ("axial", "sagittal", "axial", "sagittal", "isotropic")
 _CONTRASTS = ("t2w", "t1w", "t2sw", "random", "stir", "random", "t2w")
 _LEVELS = ("C1-C7", "C2-T2", "C3-C7", "C1-T1", "T6-T12", "T10-L2", "C2-C6")
+#: fields of the ``--synth-lumbar`` cases: every one reaches below the conus (mid L1 to mid L2)
+_LUMBAR_LEVELS = ("T11-S1", "L1-S1", "T12-L5", "T9-L3", "T10-S1", "L2-S1")
+#: first seed of the ``--synth-lumbar`` cases (apart from the training 1000+ and validation 90000+ seeds)
+LUMBAR_SEED0 = 5000
 
 
-def synth_case(seed: int, contrasts: tuple[str, ...] = _CONTRASTS) -> TrainVolume:
+def synth_case(seed: int, contrasts: tuple[str, ...] = _CONTRASTS, lumbar: bool = False) -> TrainVolume:
     """One synthetic case: plane, contrast, levels and slice thickness vary with the seed (CT excluded:
-    the cord is not visible on CT)."""
+    the cord is not visible on CT). ``lumbar``: a field that reaches below the conus, and every other seed
+    a clumped cauda equina."""
     from neurospine.cord.data import from_volumes
     from neurospine.synth import SynthConfig, generate_case
 
     rng = np.random.default_rng(seed)
     plane = _PLANES[seed % len(_PLANES)]
     contrast = contrasts[seed % len(contrasts)]
-    levels = _LEVELS[int(rng.integers(len(_LEVELS)))]
+    choices = _LUMBAR_LEVELS if lumbar else _LEVELS
+    levels = choices[int(rng.integers(len(choices)))]
     inplane = float(rng.uniform(0.45, 1.0))
     if plane == "axial":
         spacing = (inplane, inplane, float(rng.uniform(2.0, 8.0)))
@@ -158,27 +178,28 @@ def synth_case(seed: int, contrasts: tuple[str, ...] = _CONTRASTS) -> TrainVolum
     else:
         iso = float(rng.uniform(0.7, 1.2))
         spacing = (iso, iso, iso)
-    cfg = SynthConfig(levels=levels, contrast=contrast, spacing_mm=spacing, plane=plane)
+    cauda = "clumped" if lumbar and seed % 2 == 0 else "roots"
+    cfg = SynthConfig(levels=levels, contrast=contrast, spacing_mm=spacing, plane=plane, cauda=cauda)
     case = generate_case(seed, cfg)
     return from_volumes(f"synth-{seed}", f"synth-{seed}", case.image, case.cord_soft, case.canal_soft)
 
 
-def _build_one(job: tuple[Path, int, tuple[str, ...]]) -> None:
-    cache, seed, contrasts = job
-    build_synth(cache, [seed], contrasts)
+def _build_one(job: tuple[Path, int, tuple[str, ...], bool]) -> None:
+    cache, seed, contrasts, lumbar = job
+    build_synth(cache, [seed], contrasts, lumbar=lumbar)
 
 
 def build_synth(
-    cache: Path, seeds: list[int], contrasts: tuple[str, ...] = _CONTRASTS, workers: int = 0
+    cache: Path, seeds: list[int], contrasts: tuple[str, ...] = _CONTRASTS, workers: int = 0, lumbar: bool = False
 ) -> list[TrainVolume]:
     vols = []
-    tag = "" if contrasts == _CONTRASTS else "-" + "-".join(contrasts)
+    tag = ("" if contrasts == _CONTRASTS else "-" + "-".join(contrasts)) + ("-lumbar" if lumbar else "")
     missing = [s for s in seeds if not (cache / f"synth-{s}{tag}.npz").is_file()]
     if workers > 1 and len(missing) > 1:
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(workers) as pool:
-            pool.map(_build_one, [(cache, s, contrasts) for s in missing])
+            pool.map(_build_one, [(cache, s, contrasts, lumbar) for s in missing])
     for s in seeds:
         path = cache / f"synth-{s}{tag}.npz"
         if path.is_file():
@@ -186,7 +207,7 @@ def build_synth(
             continue
         t0 = time.time()
         try:
-            v = synth_case(s, contrasts)
+            v = synth_case(s, contrasts, lumbar)
         except (ValueError, RuntimeError, IndexError) as e:  # an engine failure must not stop training
             log.warning("synth case %d failed (%s: %s); skipped", s, type(e).__name__, e)
             continue
@@ -300,16 +321,20 @@ def main(argv: list[str] | None = None) -> int:
         contrasts = tuple(c.strip() for c in str(args.contrasts).split(",") if c.strip())
         synth_train = build_synth(cache, [1000 + i for i in range(args.synth_train)], contrasts, args.workers)
         synth_val = build_synth(cache, [90000 + i for i in range(args.synth_val)], workers=args.workers)
+    if args.synth_lumbar > 0:
+        contrasts = tuple(c.strip() for c in str(args.contrasts).split(",") if c.strip())
+        seeds = [LUMBAR_SEED0 + i for i in range(args.synth_lumbar)]
+        synth_train += build_synth(cache, seeds, contrasts, args.workers, lumbar=True)
     data_minutes = (time.time() - t_data) / 60.0
     vols = synth_train + real + gmc
     if not vols:
         log.error("no training data")
         return 1
     probs = mix_probabilities(len(synth_train), len(real), len(gmc), args.real_weight, args.gmc_weight)
-    cfg = PatchConfig(size=args.patch)
+    cfg = PatchConfig(size=args.patch, p_cauda=args.p_cauda)
     val_rng = np.random.default_rng(12345)
     val_src = synth_val or real
-    val = sample_batch(val_src, val_rng, 128, cfg)
+    val = sample_batch(val_src, val_rng, 128, PatchConfig(size=args.patch))  # the same patches whatever --p-cauda
 
     device = E.select_device(args.device)
     wall_budget = device.type != "cpu"  # a GPU process's CPU time says nothing about its work

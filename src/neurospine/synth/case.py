@@ -23,7 +23,7 @@ from neurospine.synth import artifacts
 from neurospine.synth.anatomy import TRANSITIONAL_KINDS, make_transitional, transitional_lumbar_count
 from neurospine.synth.contrast import CONTRASTS, resolve_contrast, sample_intensity_table
 from neurospine.synth.grid import Grid, canonical_fields
-from neurospine.synth.model import SpineModel, build_spine_model
+from neurospine.synth.model import SpineModel, build_spine_model, clump_roots
 from neurospine.synth.rasterize import LabelMaps, paint_spine
 from neurospine.synth.spine_shape import rotation_between, small_rotation, transform
 from neurospine.synth.surroundings import paint_ribs, paint_surroundings, paint_vessels, sample_blobs
@@ -44,6 +44,8 @@ _BONE_SEMANTIC = np.zeros(256, dtype=bool)
 _BONE_SEMANTIC[[26, 41, 42, 43, 44, 45, 46, 47, 48, 49, 62]] = True
 #: Values ``SynthConfig.contrast`` accepts.
 CONTRAST_CHOICES = (*CONTRASTS, "random", "any")
+#: styles of the cauda equina below the conus (``SynthConfig.cauda``)
+CAUDA_STYLES = ("roots", "clumped")
 #: Level names ``SynthConfig.levels`` ranges may use (T13/L6 fall back to L1/L5 on spines without them).
 _LEVEL_NAMES = frozenset(
     {*(f"C{i}" for i in range(1, 8)), *(f"T{i}" for i in range(1, 14)), *(f"L{i}" for i in range(1, 7)), "S1"}
@@ -109,6 +111,9 @@ class SynthConfig:
     p_gamma: float = 0.5
     p_coil: float = 0.6  # posterior surface-coil intensity fall-off (MR)
     soft_labels: bool = True
+    #: cauda equina below the conus: ``"roots"`` (a few scattered roots) or ``"clumped"`` (many thin roots
+    #: lying together dorsally, which on an axial slice resemble a small cord)
+    cauda: str = "roots"
 
     def __post_init__(self) -> None:
         if self.plane not in PLANES:
@@ -120,6 +125,8 @@ class SynthConfig:
         if len(self.fov_mm) != 3 or any(v is not None and v <= 0 for v in self.fov_mm):
             raise ValueError(f"fov_mm must be three positive numbers or None, got {self.fov_mm!r}")
         parse_levels(self.levels)
+        if self.cauda not in CAUDA_STYLES:
+            raise ValueError(f"unknown cauda {self.cauda!r}; use one of {', '.join(CAUDA_STYLES)}")
         if self.transitional is not None and self.transitional not in (*TRANSITIONAL_KINDS, "random"):
             raise ValueError(
                 f"unknown transitional {self.transitional!r}; use one of {', '.join(TRANSITIONAL_KINDS)}, "
@@ -454,6 +461,8 @@ def _sample_spine(cfg: SynthConfig, rng: np.random.Generator) -> SpineModel:
         shift = make_transitional(model.levels, kind, rng)
         model.canal_end_s -= shift  # the thecal sac ends at the same place in the (moved) sacrum
         model.sacrum.extra["transitional"] = float(TRANSITIONAL_KINDS.index(kind))
+    if cfg.cauda == "clumped":  # drawn last, so the default style keeps every other draw of a seed
+        clump_roots(model, rng)
     return model
 
 

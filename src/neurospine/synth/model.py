@@ -41,6 +41,7 @@ class SpineModel:
     ant_depth_scale: float
     blobs: list[Blob] = field(default_factory=list)
     roots: list[tuple[float, float]] = field(default_factory=list)  # cauda equina roots (a, l) in canal units
+    root_radius_mm: float = 1.0
     angles_deg: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -201,3 +202,16 @@ def build_spine_model(
         angles_deg=angles,
     )
     return model
+
+
+def clump_roots(model: SpineModel, rng: np.random.Generator) -> None:
+    """Replace the scattered cauda equina roots by a clump of many thin ones lying dorsally in the sac, as
+    the roots settle in a supine patient. On an axial slice such a clump looks like a small cord, so a case
+    with it teaches a cord model that the cord ends at the conus."""
+    centre_a = float(rng.uniform(-0.6, -0.15))  # canal units, negative = posterior
+    centre_l = float(rng.uniform(-0.3, 0.3))
+    spread = float(rng.uniform(0.08, 0.22))
+    n = int(rng.integers(10, 25))
+    pts = rng.normal(0.0, spread, size=(n, 2)) + np.array([centre_a, centre_l])
+    model.roots = [(float(np.clip(a, -0.8, 0.7)), float(np.clip(lr, -0.8, 0.8))) for a, lr in pts]
+    model.root_radius_mm = float(rng.uniform(0.6, 1.1))

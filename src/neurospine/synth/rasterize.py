@@ -437,8 +437,9 @@ def _paint_canal(model: SpineModel, grid: Grid, maps: LabelMaps, blk: Block, s_m
     below = sac & (s > model.conus_s - 5.0)
     if below.any():
         roots = np.zeros_like(below)
+        r2 = np.float32(model.root_radius_mm**2)
         for ua_r, ul_r in model.roots:
-            roots |= ((a - ua_r * ra) ** 2 + (l - ul_r * rl) ** 2) < 1.0
+            roots |= ((a - ua_r * ra) ** 2 + (l - ul_r * rl) ** 2) < r2
         tis[below & roots] = Tissue.NERVE
     if maps.cord_soft is None or maps.canal_soft is None:
         return
