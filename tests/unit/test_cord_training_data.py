@@ -158,3 +158,30 @@ def test_per_pixel_weights_scale_the_loss_like_per_channel_ones():
     assert float(_loss(torch, logits, target, ch)) == pytest.approx(
         float(_loss(torch, logits, target, ch[:, :, None, None].expand(2, 2, 8, 8)))
     )
+
+
+def test_cauda_patches_centre_on_the_canal_below_the_cord_and_teach_no_cord():
+    import dataclasses
+
+    from neurospine.cord.data import PatchConfig, TrainVolume, sample_patch
+
+    shape = (48, 48, 10)
+    ii, jj = np.meshgrid(np.arange(48), np.arange(48), indexing="ij")
+    disc = (((ii - 30) ** 2 + (jj - 18) ** 2) < 36).astype(np.float32)
+    canal = np.repeat(disc[:, :, None], 10, axis=2)
+    cord = np.zeros(shape, dtype=np.float32)
+    cord[:, :, 6:] = (((ii - 30) ** 2 + (jj - 18) ** 2) < 6)[:, :, None]  # the cord ends at slice 6
+    image = np.random.default_rng(0).random(shape).astype(np.float32) + 2 * canal
+    vol = TrainVolume("v", "v", image, cord, canal, (1.0, 1.0, 1.0))
+    assert vol.cauda_slices.tolist() == [0, 1, 2, 3, 4, 5]  # caudal to the cord, never above it
+    rng = np.random.default_rng(4)
+    cfg = PatchConfig(
+        size=16, p_cauda=1.0, fine_spacing_mm=(1.0, 1.0), p_coarse=0.0, fine_shift_mm=0.0, max_rotation_deg=0.0
+    )
+    for _ in range(10):
+        _, y, _ = sample_patch(vol, rng, cfg)
+        assert y[0].max() == 0.0 and y[1][8, 8] == 1.0  # no cord taught; the patch centre is in the canal
+    no_canal = TrainVolume("w", "w", image, cord, None, (1.0, 1.0, 1.0))
+    assert no_canal.cauda_slices.size == 0
+    _, y, _ = sample_patch(no_canal, rng, dataclasses.replace(cfg, p_negative=0.0))
+    assert y[0].max() > 0  # without a canal the draw falls back to a cord patch

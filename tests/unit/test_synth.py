@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -167,6 +169,7 @@ def test_axial_plane_and_bad_config() -> None:
         ({"contrast": "pd"}, "unknown contrast"),
         ({"fov_mm": (64.0, -1.0, None)}, "fov_mm"),
         ({"spacing_mm": (1.0, 0.0, 1.0)}, "spacing_mm"),
+        ({"cauda": "braided"}, "unknown cauda"),
     ],
 )
 def test_config_rejects_bad_values_before_generating(kwargs: dict[str, object], message: str) -> None:
@@ -295,3 +298,21 @@ def test_whole_spine_field_of_view_follows_the_curve():
     sem = np.asarray(fitted.semantic.data)
     for axis, mask in ((0, np.isin(sem, (49, 100))), (1, sem > 0)):  # R-L faces: bodies, discs; A-P faces: all
         assert not np.take(mask, 0, axis=axis).any() and not np.take(mask, -1, axis=axis).any()
+
+
+def test_clumped_cauda_lies_dorsally_below_the_conus_and_keeps_the_canal_label() -> None:
+    from neurospine.synth.tissues import Tissue
+
+    cfg = SynthConfig(levels="L2-S1", spacing_mm=(0.8, 0.8, 4.0), plane="axial", cauda="clumped")
+    case = generate_case(5002, cfg)
+    tissue = np.asarray(case.tissue.data)
+    nerve = tissue == Tissue.NERVE
+    assert nerve.sum() > 50
+    assert float(np.asarray(case.cord_soft.data)[nerve].max()) == 0.0  # the roots are never cord
+    assert set(np.unique(np.asarray(case.semantic.data)[nerve]).tolist()) == {61}
+    # dorsal: on each slice the roots sit behind the middle of the canal (RAS: axis 1 runs anteriorly)
+    canal = np.asarray(case.canal_soft.data) > 0.5
+    k = int(np.argmax(nerve.sum(axis=(0, 1))))
+    assert np.nonzero(nerve[:, :, k])[1].mean() < np.nonzero(canal[:, :, k])[1].mean()
+    roots = generate_case(5002, dataclasses.replace(cfg, cauda="roots"))
+    assert int((np.asarray(roots.tissue.data) == Tissue.NERVE).sum()) != int(nerve.sum())
