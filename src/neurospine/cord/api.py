@@ -18,6 +18,7 @@ from neurospine.cord.levelconfidence import describe as describe_level_confidenc
 from neurospine.cord.levels import level_name
 from neurospine.cord.morphometry import measure_cord
 from neurospine.cord.segment import (
+    MIN_CORD_LENGTH_MM,
     MIN_CORD_MM3,
     MODEL_NAME,
     CordSegmentation,
@@ -200,8 +201,14 @@ def run_file(
         )
     if not found(seg, image.voxel_volume_mm3):
         write_qc(image, seg.cord_mask, seg.canal_mask, paths["qc"], title=f"{image.name}: no spinal cord found")
+        length_mm = float(seg.extra.get("cord_length_mm", 0.0))
+        why = (
+            f"cord volume {cord_mm3:.0f} mm3 < {MIN_CORD_MM3:.0f} mm3"
+            if cord_mm3 < MIN_CORD_MM3
+            else f"the cord found is {length_mm:.0f} mm long, under {MIN_CORD_LENGTH_MM:.0f} mm: not a cord"
+        )
         raise NoStructureFoundError(
-            f"{image_path}: no spinal cord found (cord volume {cord_mm3:.0f} mm3 < {MIN_CORD_MM3:.0f} mm3). Check "
+            f"{image_path}: no spinal cord found ({why}). Check "
             f"that the image shows the spinal cord (cervical to lumbar, any contrast); QC image: {paths['qc']}"
         )
 

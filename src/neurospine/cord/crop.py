@@ -129,6 +129,8 @@ class Detection:
     found: npt.NDArray[np.bool_]  # (Z,) slice had cord in the detection pass
     coarse_prob: FloatArray  # (Zd, Hc, Wc) cord probability at coarse spacing on the detection slices
     slice_step: int = 1  # detection ran on every ``slice_step``-th slice
+    #: the coarse pass's output (cord, canal, slice indices), to try another component without a second pass
+    coarse: tuple[FloatArray, FloatArray | None, npt.NDArray[np.intp]] | None = None
 
     @property
     def any(self) -> bool:
@@ -165,31 +167,29 @@ def detect_cord(
     coarse_spacing_mm: float = 1.0,
     threshold: float = 0.5,
     slice_step_mm: float = 3.0,
+    rank: int = 0,
+    coarse: tuple[FloatArray, FloatArray | None, npt.NDArray[np.intp]] | None = None,
 ) -> Detection:
     """Whole-slice pass at coarse spacing on slices about ``slice_step_mm`` apart; keep the largest
-    3D cord component; centre per slice (interpolated between the detection slices).
+    3D cord component (``rank`` > 0: the next ones by mass; no cord when there are not that many); centre
+    per slice (interpolated between the detection slices). ``coarse``: the network's output of an earlier call
+    on the same image (:func:`coarse_pass`), so trying another component costs no second pass.
 
     Detection slices without cord (below the conus, or past a gap) take their centre from the canal
     component that contains the kept cord, so the segmentation windows follow the canal down a lumbar
     scan instead of staying where the cord ended."""
-    sx, sy = spacing_mm[0], spacing_mm[1]
-    target = max(coarse_spacing_mm, min(sx, sy))
     z = data.shape[2]
+    probs, canal, ks = (
+        coarse if coarse is not None else coarse_pass(data, spacing_mm, predict, coarse_spacing_mm, slice_step_mm)
+    )
     step = max(1, math.ceil(slice_step_mm / spacing_mm[2] - 1e-6))
-    ks = np.arange(0, z, step)
-    if ks[-1] != z - 1:
-        ks = np.append(ks, z - 1)
-    slices = [normalize_patch(resample_slice(data[:, :, k], (sx, sy), target)) for k in ks]
-    outputs = predict_batched(predict, slices, batch=8)
-    probs = np.stack([p[0] for p in outputs])  # (Zd, Hc, Wc)
-    canal = np.stack([p[1] for p in outputs]) if outputs[0].shape[0] > 1 else None
     binary = probs >= threshold
     labels, n = ndimage.label(binary, structure=np.ones((3, 3, 3), dtype=bool))
     centres = np.full((z, 2), np.nan)
     found = np.zeros(z, dtype=bool)
-    if n > 0:
+    if n > rank:
         mass = ndimage.sum_labels(probs, labels, index=np.arange(1, n + 1))
-        keep = labels == (int(np.argmax(mass)) + 1)
+        keep = labels == (int(np.argsort(-mass, kind="stable")[rank]) + 1)
         scale = (data.shape[0] / probs.shape[1], data.shape[1] / probs.shape[2])
         for d, k in enumerate(ks):
             c = _weighted_centre(np.where(keep[d], probs[d], 0.0), scale)
@@ -206,7 +206,30 @@ def detect_cord(
             for a in range(2):
                 centres[idx, a] = ndimage.median_filter(centres[idx, a], size=3, mode="nearest")
             _interpolate_centres(centres, idx)
-    return Detection(centres, found, probs.astype(np.float32), step)
+    return Detection(centres, found, probs.astype(np.float32), step, (probs, canal, ks))
+
+
+def coarse_pass(
+    data: npt.NDArray[np.floating],
+    spacing_mm: tuple[float, float, float],
+    predict: Predictor,
+    coarse_spacing_mm: float = 1.0,
+    slice_step_mm: float = 3.0,
+) -> tuple[FloatArray, FloatArray | None, npt.NDArray[np.intp]]:
+    """The network on whole slices at coarse spacing, about ``slice_step_mm`` apart (the last slice always
+    included): cord probabilities (Zd, Hc, Wc), canal probabilities (or ``None``) and the slice indices."""
+    sx, sy = spacing_mm[0], spacing_mm[1]
+    target = max(coarse_spacing_mm, min(sx, sy))
+    z = data.shape[2]
+    step = max(1, math.ceil(slice_step_mm / spacing_mm[2] - 1e-6))
+    ks = np.arange(0, z, step)
+    if ks[-1] != z - 1:
+        ks = np.append(ks, z - 1)
+    slices = [normalize_patch(resample_slice(data[:, :, k], (sx, sy), target)) for k in ks]
+    outputs = predict_batched(predict, slices, batch=8)
+    probs = np.stack([p[0] for p in outputs]).astype(np.float32)  # (Zd, Hc, Wc)
+    canal = np.stack([p[1] for p in outputs]).astype(np.float32) if outputs[0].shape[0] > 1 else None
+    return probs, canal, ks
 
 
 def _weighted_centre(w: npt.NDArray[np.floating], scale: tuple[float, float]) -> tuple[float, float] | None:

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "cord_softseg"
 #: smallest cord (mm^3) that counts as found; below it the tools report "no spinal cord found"
 MIN_CORD_MM3 = 30.0
+#: shortest cord (mm along the axial slice axis) that counts as a cord, unless the image is shorter
+MIN_CORD_LENGTH_MM = 10.0
+#: coarse detection components tried, heaviest first, until one gives a cord at least that long
+DETECTION_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,68 @@ def segment_volume(
         z = data.shape[2]
         mid = np.tile([(data.shape[0] - 1) / 2.0, (data.shape[1] - 1) / 2.0], (z, 1))
         det = Detection(mid, np.ones(z, dtype=bool), np.zeros((0, 0, 0), np.float32))
+    cord, canal, cord_bin, canal_bin = _fine_pass(data, sp, det, predict, opt, crop)
+    tries = 1
+    if crop and guide is None and not long_enough(cord_bin, sp[2]):
+        # a cord a few millimetres long is not a cord: the heaviest coarse component was something else (on a
+        # head MRI: a brain structure); the next ones are tried (docs/decisions/cord-min-length.md)
+        for rank in range(1, DETECTION_TRIES):
+            other = detect_cord(
+                data,
+                sp,
+                predict,
+                threshold=opt.threshold,
+                rank=rank,
+                coarse=det.coarse,
+                coarse_spacing_mm=opt.coarse_spacing_mm,
+            )
+            if not other.any:
+                break
+            tries += 1
+            result = _fine_pass(data, sp, other, predict, opt, crop)
+            if long_enough(result[2], sp[2]):
+                det, (cord, canal, cord_bin, canal_bin) = other, result
+                break
+    return CordSegmentation(
+        cord_soft=record.undo(np.clip(cord, 0.0, 1.0)).astype(np.float32),
+        canal_soft=record.undo(np.clip(canal, 0.0, 1.0)).astype(np.float32),
+        cord_mask=record.undo(cord_bin.astype(np.uint8)).astype(np.uint8),
+        canal_mask=record.undo(canal_bin.astype(np.uint8)).astype(np.uint8),
+        detected_slices=int(det.found.sum()),
+        extra={
+            "coarse_prob_max": float(det.coarse_prob.max()) if det.coarse_prob.size else 0.0,
+            "cropped": crop,
+            "canal_guided": guide is not None and crop,
+            "detection_tries": tries,
+            "cord_length_mm": cord_length_mm(cord_bin, sp[2]),
+            # the canal-guided pass follows the spine model's canal: its cord is judged by the canal check
+            "long_enough": (guide is not None and crop) or long_enough(cord_bin, sp[2]),
+        },
+    )
+
+
+def cord_length_mm(cord_bin: npt.NDArray[np.bool_], slice_mm: float) -> float:
+    """Length of a cord mask (RAS grid) along the axial slice axis: slices holding cord x slice spacing."""
+    return float(np.count_nonzero(np.asarray(cord_bin).any(axis=(0, 1)))) * float(slice_mm)
+
+
+def long_enough(cord_bin: npt.NDArray[np.bool_], slice_mm: float) -> bool:
+    """Whether a cord mask (RAS grid) is at least :data:`MIN_CORD_LENGTH_MM` long, or as long as the image
+    along the slice axis when the image is shorter (a single axial slice can hold a whole cord section)."""
+    field_mm = float(np.shape(cord_bin)[2]) * float(slice_mm)
+    return cord_length_mm(cord_bin, slice_mm) >= min(MIN_CORD_LENGTH_MM, field_mm) - 1e-6
+
+
+def _fine_pass(
+    data: FloatArray,
+    sp: tuple[float, float, float],
+    det: Detection,
+    predict: Predictor,
+    opt: SegmentOptions,
+    crop: bool,
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Cord and canal probabilities of windows centred on ``det``'s centres on every slice, then the cord's
+    largest component and the canal pieces that belong to it: (cord, canal, cord mask, canal mask), RAS grid."""
     cord = np.zeros(data.shape, dtype=np.float32)
     canal = np.zeros(data.shape, dtype=np.float32)
     if det.any:
@@ -177,15 +243,4 @@ def segment_volume(
         canal_bin = canal_bin & np.isin(labels, keep[keep > 0])
     elif not cord_bin.any():
         canal_bin = _largest_component(canal_bin, canal) if canal_bin.any() else canal_bin
-    return CordSegmentation(
-        cord_soft=record.undo(np.clip(cord, 0.0, 1.0)).astype(np.float32),
-        canal_soft=record.undo(np.clip(canal, 0.0, 1.0)).astype(np.float32),
-        cord_mask=record.undo(cord_bin.astype(np.uint8)).astype(np.uint8),
-        canal_mask=record.undo(canal_bin.astype(np.uint8)).astype(np.uint8),
-        detected_slices=int(det.found.sum()),
-        extra={
-            "coarse_prob_max": float(det.coarse_prob.max()) if det.coarse_prob.size else 0.0,
-            "cropped": crop,
-            "canal_guided": guide is not None and crop,
-        },
-    )
+    return cord, canal, cord_bin, canal_bin

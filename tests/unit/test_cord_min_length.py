@@ -1,0 +1,78 @@
+"""A cord a few millimetres long is not a cord: the next coarse component is tried, else no cord is reported
+(docs/decisions/cord-min-length.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurospine.cord.api import run_file
+from neurospine.cord.crop import detect_cord
+from neurospine.cord.segment import MIN_CORD_LENGTH_MM, cord_length_mm, long_enough, segment_volume
+from neurospine.errors import NoStructureFoundError
+from neurospine.io import Volume, save_volume
+from tests.conftest import make_affine
+
+
+def bright_is_cord(batch: np.ndarray) -> np.ndarray:
+    """Stand-in network: bright = cord and canal (a slice of constant background normalises to 0)."""
+    p = 1.0 / (1.0 + np.exp(-(batch - 0.5) * 20.0))
+    return np.concatenate([p, p], axis=1).astype(np.float32)
+
+
+def phantom(with_tube: bool) -> tuple[Volume, np.ndarray]:
+    """RAS 1 mm: a large bright disc 3 slices long (heaviest in the coarse pass) and, optionally, a thin tube
+    20 mm long far from it. Noise-free, so empty slices give the stand-in network nothing."""
+    shape = (64, 64, 60)
+    ii, jj = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
+    img = np.zeros(shape, dtype=np.float32)
+    blob = ((ii - 48) ** 2 + (jj - 32) ** 2) <= 15**2
+    img[:, :, 40:43][blob] = 100.0
+    tube = ((ii - 10) ** 2 + (jj - 32) ** 2) <= 5**2
+    if with_tube:
+        img[:, :, 5:25][tube] = 100.0
+    truth = np.zeros(shape, dtype=bool)
+    truth[:, :, 5:25][tube] = with_tube
+    return Volume(img, make_affine((1.0, 1.0, 1.0), "RAS"), "phantom.nii.gz"), truth
+
+
+def test_length_counts_slices_and_a_short_image_is_enough_by_itself():
+    mask = np.zeros((8, 8, 30), dtype=bool)
+    mask[3:5, 3:5, 10:13] = True
+    assert cord_length_mm(mask, 2.0) == 6.0
+    assert not long_enough(mask, 2.0)
+    mask[3:5, 3:5, 10:15] = True
+    assert long_enough(mask, 2.0)  # 5 slices x 2 mm = MIN_CORD_LENGTH_MM
+    one_slice = np.ones((8, 8, 1), dtype=bool)  # a single 5 mm axial slice holds a whole cord section
+    assert MIN_CORD_LENGTH_MM > 5.0 and long_enough(one_slice, 5.0)
+    assert not long_enough(np.zeros((8, 8, 1), dtype=bool), 5.0)
+
+
+def test_detection_ranks_components_by_mass():
+    vol, _ = phantom(with_tube=True)
+    data = np.asarray(vol.data)
+    first = detect_cord(data, vol.spacing_mm, bright_is_cord)
+    second = detect_cord(data, vol.spacing_mm, bright_is_cord, rank=1, coarse=first.coarse)
+    assert first.found[40:43].any() and not first.found[5:25].any()  # the disc outweighs the tube
+    assert second.found[5:25].any() and not second.found[40:43].any()
+    assert not detect_cord(data, vol.spacing_mm, bright_is_cord, rank=2, coarse=first.coarse).any
+
+
+def test_a_short_first_cord_gives_way_to_the_next_component():
+    vol, truth = phantom(with_tube=True)
+    seg = segment_volume(vol, bright_is_cord)
+    mask = np.asarray(seg.cord_mask) > 0
+    assert seg.extra["detection_tries"] == 2 and seg.extra["long_enough"]
+    assert seg.extra["cord_length_mm"] == pytest.approx(20.0)
+    dice = 2 * (mask & truth).sum() / (mask.sum() + truth.sum())
+    assert dice > 0.8 and not mask[:, :, 40:43].any()
+
+
+def test_only_a_short_cord_is_reported_as_no_cord(tmp_path):
+    vol, _ = phantom(with_tube=False)
+    seg = segment_volume(vol, bright_is_cord)
+    assert np.asarray(seg.cord_mask).any() and not seg.extra["long_enough"]  # kept, but marked
+    path = save_volume(vol, tmp_path / "blob.nii.gz")
+    with pytest.raises(NoStructureFoundError, match=r"3 mm long, under 10 mm: not a cord"):
+        run_file(path, tmp_path / "out", predictor=bright_is_cord, force=True)  # a noise-free phantom
+    assert not (tmp_path / "out" / "blob_seg-cord_msk.nii.gz").exists()
