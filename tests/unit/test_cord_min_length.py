@@ -76,3 +76,13 @@ def test_only_a_short_cord_is_reported_as_no_cord(tmp_path):
     with pytest.raises(NoStructureFoundError, match=r"3 mm long, under 10 mm: not a cord"):
         run_file(path, tmp_path / "out", predictor=bright_is_cord, force=True)  # a noise-free phantom
     assert not (tmp_path / "out" / "blob_seg-cord_msk.nii.gz").exists()
+
+
+def test_a_first_pass_without_cord_is_left_to_the_canal_check():
+    vol, _ = phantom(with_tube=True)
+
+    def coarse_only(batch: np.ndarray) -> np.ndarray:  # fine windows (72 px at 0.5 mm) see no cord
+        return bright_is_cord(batch) * (batch.shape[-1] != 72)
+
+    seg = segment_volume(vol, coarse_only)
+    assert not np.asarray(seg.cord_mask).any() and seg.extra["detection_tries"] == 1

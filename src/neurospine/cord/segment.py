@@ -141,9 +141,10 @@ def segment_volume(
         det = Detection(mid, np.ones(z, dtype=bool), np.zeros((0, 0, 0), np.float32))
     cord, canal, cord_bin, canal_bin = _fine_pass(data, sp, det, predict, opt, crop)
     tries = 1
-    if crop and guide is None and not long_enough(cord_bin, sp[2]):
+    if crop and guide is None and cord_bin.any() and not long_enough(cord_bin, sp[2]):
         # a cord a few millimetres long is not a cord: the heaviest coarse component was something else (on a
-        # head MRI: a brain structure); the next ones are tried (docs/decisions/cord-min-length.md)
+        # head MRI: a brain structure); the next ones are tried (docs/decisions/cord-min-length.md). A first pass
+        # without cord is left to the canal check (docs/decisions/cord-in-canal.md), as before.
         for rank in range(1, DETECTION_TRIES):
             other = detect_cord(
                 data,
