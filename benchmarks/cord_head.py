@@ -27,25 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks.common import SHARED_DATA, write_results
+from neurospine.batch.info_task import otsu_threshold
 
 THREADS = 2
 #: a cord whose centroid is farther than this from the head's left-right middle is misplaced
 MIDLINE_MM = 15.0
 IXI_DIR = "ixi_t1_2mm/t1"
 log = logging.getLogger("benchmarks.cord_head")
-
-
-def otsu_threshold(values: npt.NDArray[np.floating], bins: int = 256) -> float:
-    """Otsu's threshold of ``values`` (maximum between-class variance over a histogram)."""
-    hist, edges = np.histogram(np.asarray(values, dtype=np.float64), bins=bins)
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centres)
-    mean0 = m0 / np.maximum(w0, 1)
-    mean1 = (m0[-1] - m0) / np.maximum(w1, 1)
-    between = w0 * w1 * (mean0 - mean1) ** 2
-    return float(centres[int(np.argmax(between[:-1]))])
 
 
 def misplaced(

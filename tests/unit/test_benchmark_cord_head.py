@@ -1,17 +1,12 @@
-"""benchmarks.cord_head: Otsu's threshold and where a cord lies relative to the head."""
+"""benchmarks.cord_head: where a cord lies relative to the head."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from benchmarks.cord_head import misplaced, otsu_threshold
+from benchmarks.cord_head import misplaced
 
 from tests.conftest import make_affine
-
-
-def test_otsu_splits_two_populations():
-    values = np.concatenate([np.full(500, 10.0), np.full(300, 100.0)])
-    assert 10.0 < otsu_threshold(values) < 100.0
 
 
 def test_a_cord_off_the_midline_or_high_in_the_field_is_misplaced():
