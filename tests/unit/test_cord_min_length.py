@@ -86,3 +86,26 @@ def test_a_first_pass_without_cord_is_left_to_the_canal_check():
 
     seg = segment_volume(vol, coarse_only)
     assert not np.asarray(seg.cord_mask).any() and seg.extra["detection_tries"] == 1
+
+
+def test_a_cord_the_test_rejects_gives_way_and_is_recorded():
+    vol, truth = phantom(with_tube=True)
+    # a test that rejects cords right of voxel 30 (the disc) leaves the tube, as the length rule alone does
+    seg = segment_volume(vol, bright_is_cord, cord_test=lambda m: "right" if np.argwhere(m)[:, 0].mean() > 30 else None)
+    assert seg.extra["rejected"] == "" and (np.asarray(seg.cord_mask) > 0)[truth].mean() > 0.8
+    seg = segment_volume(vol, bright_is_cord, cord_test=lambda m: "off the midline")  # rejects every cord
+    assert seg.extra["rejected"].endswith("not a cord") and seg.extra["detection_tries"] == 2  # the first stays
+
+
+def test_head_midline_test_measures_from_the_head_centre():
+    from neurospine.cord.headmidline import HEAD_MIDLINE_MM, midline_test
+
+    data = np.zeros((80, 40, 40), dtype=np.float32)
+    data[10:70] = 100.0  # the head: left-right middle at voxel 39.5, 2 mm voxels
+    head = Volume(data, make_affine((2.0, 2.0, 2.0), "RAS"))
+    test = midline_test(head)
+    cord = np.zeros(data.shape, dtype=bool)
+    cord[39:41, 20:22, 0:10] = True
+    assert test(cord) is None
+    eye = np.roll(cord, int(30 / 2), axis=0)  # 30 mm to the side
+    assert HEAD_MIDLINE_MM < 30 and "30 mm left or right" in str(test(eye))

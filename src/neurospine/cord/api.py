@@ -12,6 +12,7 @@ import numpy as np
 
 from neurospine.cord.conus import flag_warning
 from neurospine.cord.disclevels import cervical_levels
+from neurospine.cord.headmidline import midline_test
 from neurospine.cord.incanal import ensure_in_canal, found
 from neurospine.cord.levelconfidence import calibrated_confidence, level_group
 from neurospine.cord.levelconfidence import describe as describe_level_confidence
@@ -159,8 +160,12 @@ def run_file(
     timings["load_s"] = time.perf_counter() - t0
     from neurospine.plausibility import cord as plaus
     from neurospine.plausibility import enforce
+    from neurospine.plausibility.common import evidence
 
-    verdict = enforce(plaus.pre_check(image), image_path, force=bool(options.get("force", False)))
+    ev = evidence(image)
+    verdict = enforce(plaus.pre_check(image, ev), image_path, force=bool(options.get("force", False)))
+    # on a head MRI the cord leaves the skull on the midline (docs/decisions/cord-head-midline.md)
+    cord_test = midline_test(image) if ev.head_in_view else None
 
     t = time.perf_counter()
     predictor = options.get("predictor")
@@ -178,7 +183,7 @@ def run_file(
             SegmentOptions(),
             **{k: float(v) for k, v in options.items() if k in SegmentOptions.__dataclass_fields__ and v is not None},
         )
-    seg: CordSegmentation = segment_volume(image, predictor, seg_opt)
+    seg: CordSegmentation = segment_volume(image, predictor, seg_opt, cord_test=cord_test)
     timings["segment_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -201,11 +206,10 @@ def run_file(
         )
     if not found(seg, image.voxel_volume_mm3):
         write_qc(image, seg.cord_mask, seg.canal_mask, paths["qc"], title=f"{image.name}: no spinal cord found")
-        length_mm = float(seg.extra.get("cord_length_mm", 0.0))
         why = (
             f"cord volume {cord_mm3:.0f} mm3 < {MIN_CORD_MM3:.0f} mm3"
             if cord_mm3 < MIN_CORD_MM3
-            else f"the cord found is {length_mm:.0f} mm long, under {MIN_CORD_LENGTH_MM:.0f} mm: not a cord"
+            else str(seg.extra.get("rejected") or f"the cord found is under {MIN_CORD_LENGTH_MM:.0f} mm long")
         )
         raise NoStructureFoundError(
             f"{image_path}: no spinal cord found ({why}). Check "

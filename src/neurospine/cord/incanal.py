@@ -67,10 +67,12 @@ def canal_share(cord: npt.NDArray[np.generic], semantic: npt.NDArray[np.integer]
 
 
 def found(seg: CordSegmentation, voxel_mm3: float) -> bool:
-    """Whether ``seg`` holds at least :data:`MIN_CORD_MM3` of cord, and a cord long enough to be one
-    (``segment.long_enough``, recorded by :func:`segment_volume`; docs/decisions/cord-min-length.md)."""
-    return float(np.count_nonzero(seg.cord_mask)) * voxel_mm3 >= MIN_CORD_MM3 and bool(
-        seg.extra.get("long_enough", True)
+    """Whether ``seg`` holds at least :data:`MIN_CORD_MM3` of cord, long enough to be one and not rejected by a
+    cord test (recorded by :func:`segment_volume`; docs/decisions/cord-min-length.md, cord-head-midline.md)."""
+    return (
+        float(np.count_nonzero(seg.cord_mask)) * voxel_mm3 >= MIN_CORD_MM3
+        and bool(seg.extra.get("long_enough", True))
+        and not seg.extra.get("rejected")
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,11 +116,15 @@ def segment_volume(
     options: SegmentOptions | None = None,
     *,
     canal_guide: npt.NDArray[np.bool_] | None = None,
+    cord_test: Callable[[npt.NDArray[np.bool_]], str | None] | None = None,
 ) -> CordSegmentation:
     """Detect the cord, segment it slice by slice in a window around it, return results on the input grid.
 
     ``canal_guide`` (a spinal-canal mask on the input grid, e.g. the spine model's) replaces the coarse
-    detection pass: the windows are centred on the canal (:func:`detection_from_canal`)."""
+    detection pass: the windows are centred on the canal (:func:`detection_from_canal`). ``cord_test`` says why
+    a cord (mask on the RAS grid) is not the cord (``None``: it may be), e.g. a cord off a head's midline
+    (:mod:`neurospine.cord.headmidline`); like a cord too short, a rejected one makes the detection try its next
+    components, and is recorded in ``extra["rejected"]``."""
     opt = options or SegmentOptions()
     ras, record = reorient(image, "RAS")
     data = np.asarray(ras.data, dtype=np.float32)
@@ -139,12 +144,23 @@ def segment_volume(
         z = data.shape[2]
         mid = np.tile([(data.shape[0] - 1) / 2.0, (data.shape[1] - 1) / 2.0], (z, 1))
         det = Detection(mid, np.ones(z, dtype=bool), np.zeros((0, 0, 0), np.float32))
+    unguided = crop and guide is None
+
+    def rejected(mask: npt.NDArray[np.bool_]) -> str:
+        if not unguided or not mask.any():
+            return ""
+        if not long_enough(mask, sp[2]):
+            length = cord_length_mm(mask, sp[2])
+            return f"the cord found is {length:.0f} mm long, under {MIN_CORD_LENGTH_MM:.0f} mm: not a cord"
+        return (cord_test(mask) or "") if cord_test is not None else ""
+
     cord, canal, cord_bin, canal_bin = _fine_pass(data, sp, det, predict, opt, crop)
+    why = rejected(cord_bin)
     tries = 1
-    if crop and guide is None and cord_bin.any() and not long_enough(cord_bin, sp[2]):
-        # a cord a few millimetres long is not a cord: the heaviest coarse component was something else (on a
-        # head MRI: a brain structure); the next ones are tried (docs/decisions/cord-min-length.md). A first pass
-        # without cord is left to the canal check (docs/decisions/cord-in-canal.md), as before.
+    if why:
+        # a cord a few millimetres long, or one the cord test rejects (an eyeball on a head MRI), is not the cord:
+        # the heaviest coarse component was something else; the next ones are tried (docs/decisions/
+        # cord-min-length.md, cord-head-midline.md). A first pass without cord is left to the canal check.
         for rank in range(1, DETECTION_TRIES):
             other = detect_cord(
                 data,
@@ -159,8 +175,8 @@ def segment_volume(
                 break
             tries += 1
             result = _fine_pass(data, sp, other, predict, opt, crop)
-            if long_enough(result[2], sp[2]):
-                det, (cord, canal, cord_bin, canal_bin) = other, result
+            if result[2].any() and not rejected(result[2]):
+                det, (cord, canal, cord_bin, canal_bin), why = other, result, ""
                 break
     return CordSegmentation(
         cord_soft=record.undo(np.clip(cord, 0.0, 1.0)).astype(np.float32),
@@ -176,6 +192,7 @@ def segment_volume(
             "cord_length_mm": cord_length_mm(cord_bin, sp[2]),
             # the canal-guided pass follows the spine model's canal: its cord is judged by the canal check
             "long_enough": (guide is not None and crop) or long_enough(cord_bin, sp[2]),
+            "rejected": why,
         },
     )
 

@@ -1,0 +1,53 @@
+"""On a head MRI the spinal cord leaves the skull through the foramen magnum, on the head's midline.
+
+`neurospine cord` on a head T1w MRI sometimes read an eyeball (round, dark, ringed by bright orbital fat) as
+cord in canal, 30-48 mm off the midline (docs/decisions/cord-head-midline.md). When a head is in view, a cord
+whose centroid lies more than :data:`HEAD_MIDLINE_MM` left or right of the head's middle is not the cord.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from neurospine.batch.info_task import otsu_threshold
+from neurospine.io import Volume, reorient
+
+#: farthest a cord's centroid may lie from the head's left-right middle on a head MRI (mm)
+HEAD_MIDLINE_MM = 15.0
+#: why a cord is rejected (``None``: accepted); the cord mask is on the image's RAS grid
+CordTest = Callable[[npt.NDArray[np.bool_]], str | None]
+
+
+def head_middle_mm(image: Volume) -> float:
+    """Left-right middle of the head (mm from the first RAS slice's centre): the mean position along the RAS
+    left-right axis of the voxels above the image's Otsu threshold."""
+    ras, _ = reorient(image, "RAS")
+    data = np.asarray(ras.data, dtype=np.float32)
+    positive = data[data > 0]
+    head = data > otsu_threshold(positive if positive.size else data.ravel())
+    columns = np.flatnonzero(head.any(axis=(1, 2)))
+    if columns.size == 0:
+        return 0.5 * (data.shape[0] - 1) * ras.spacing_mm[0]
+    weights = head.sum(axis=(1, 2))[columns].astype(np.float64)
+    return float((columns * weights).sum() / weights.sum()) * ras.spacing_mm[0]
+
+
+def midline_test(image: Volume) -> CordTest:
+    """A :data:`CordTest` that rejects a cord whose centroid is more than :data:`HEAD_MIDLINE_MM` from the
+    head's left-right middle (call it only for images with a head in view)."""
+    middle = head_middle_mm(image)
+    spacing = reorient(image, "RAS")[0].spacing_mm[0]
+
+    def test(cord_ras: npt.NDArray[np.bool_]) -> str | None:
+        columns = np.argwhere(cord_ras)[:, 0]
+        if columns.size == 0:
+            return None
+        offset = abs(float(columns.mean()) * spacing - middle)
+        if offset <= HEAD_MIDLINE_MM:
+            return None
+        return f"{offset:.0f} mm left or right of the head's middle, more than {HEAD_MIDLINE_MM:.0f} mm: not the cord"
+
+    return test
