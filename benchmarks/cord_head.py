@@ -9,7 +9,8 @@ scans ("no spinal cord found") are counted apart.
 
 The 25 scans looked at while the rule was written (every fifth by name) are reported apart from the other 96,
 which alone enter the rule. ``--from-runs DIR`` scores the outputs of an earlier run (``DIR/<stem>/``, each with
-``status.json``) instead of running the tool, which is how the figures of the code before the change were kept.
+``status.json``, as ``--keep-runs DIR`` writes them) instead of running the tool, which is how the figures of the
+code before the change were kept.
 
 Run from the repository root: ``python -m benchmarks.cord_head`` (about 10 minutes at 2 threads).
 """
@@ -42,7 +43,10 @@ def misplaced(
     """Where the cord lies relative to the head: left-right offset from the head's middle, and whether its
     lowest voxel is in the upper half of the field (world coordinates, RAS)."""
     head = image > otsu_threshold(image[image > 0] if (image > 0).any() else image.ravel())
-    world = lambda m: np.argwhere(m) @ affine[:3, :3].T + affine[:3, 3]  # noqa: E731
+
+    def world(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+        return np.asarray(np.argwhere(mask) @ affine[:3, :3].T + affine[:3, 3], dtype=np.float64)
+
     head_x = float(world(head)[:, 0].mean())
     pts = world(cord)
     corners = np.array(
@@ -56,6 +60,7 @@ def misplaced(
 
 
 def score(image_path: Path, run_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
+    from neurospine.cord.api import output_paths
     from neurospine.io import load_volume
 
     row: dict[str, Any] = {"scan": image_path.name.split(".")[0], "refused": not status["ok"]}
@@ -64,7 +69,7 @@ def score(image_path: Path, run_dir: Path, status: dict[str, Any]) -> dict[str, 
         return row
     stem = image_path.name.split(".")[0]
     img = load_volume(image_path)
-    cord = np.asarray(load_volume(run_dir / f"{stem}_seg-cord_msk.nii.gz", check_intensity=False).data) > 0
+    cord = np.asarray(load_volume(output_paths(stem, run_dir)["cord_mask"], check_intensity=False).data) > 0
     row.update(misplaced(np.asarray(img.data, dtype=np.float32), cord, np.asarray(img.affine, dtype=np.float64)))
     row["cord_mm3"] = round(float(cord.sum()) * img.voxel_volume_mm3, 1)
     return row
@@ -85,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=SHARED_DATA)
     ap.add_argument("--from-runs", type=Path, default=None, help="score the outputs of an earlier run instead")
+    ap.add_argument(
+        "--keep-runs", type=Path, default=None, help="write the tool's outputs and status.json here (for --from-runs)"
+    )
     ap.add_argument("--results-name", default="cord_head")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -98,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                 run_dir = args.from_runs / stem
                 status = json.loads((run_dir / "status.json").read_text())
             else:
-                run_dir = Path(tmp) / stem
+                run_dir = (args.keep_runs or Path(tmp)) / stem
                 status = run_tool(f, run_dir)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "status.json").write_text(json.dumps(status), encoding="utf-8")
             row = score(f, run_dir, status)
             row["design"] = f.name in design
             rows.append(row)

@@ -20,14 +20,14 @@ def bright_is_cord(batch: np.ndarray) -> np.ndarray:
     return np.concatenate([p, p], axis=1).astype(np.float32)
 
 
-def phantom(with_tube: bool) -> tuple[Volume, np.ndarray]:
+def phantom(with_tube: bool, disc_slices: int = 3) -> tuple[Volume, np.ndarray]:
     """RAS 1 mm: a large bright disc 3 slices long (heaviest in the coarse pass) and, optionally, a thin tube
     20 mm long far from it. Noise-free, so empty slices give the stand-in network nothing."""
     shape = (64, 64, 60)
     ii, jj = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
     img = np.zeros(shape, dtype=np.float32)
     blob = ((ii - 48) ** 2 + (jj - 32) ** 2) <= 15**2
-    img[:, :, 40:43][blob] = 100.0
+    img[:, :, 40 : 40 + disc_slices][blob] = 100.0
     tube = ((ii - 10) ** 2 + (jj - 32) ** 2) <= 5**2
     if with_tube:
         img[:, :, 5:25][tube] = 100.0
@@ -88,13 +88,18 @@ def test_a_first_pass_without_cord_is_left_to_the_canal_check():
     assert not np.asarray(seg.cord_mask).any() and seg.extra["detection_tries"] == 1
 
 
-def test_a_cord_the_test_rejects_gives_way_and_is_recorded():
-    vol, truth = phantom(with_tube=True)
-    # a test that rejects cords right of voxel 30 (the disc) leaves the tube, as the length rule alone does
-    seg = segment_volume(vol, bright_is_cord, cord_test=lambda m: "right" if np.argwhere(m)[:, 0].mean() > 30 else None)
-    assert seg.extra["rejected"] == "" and (np.asarray(seg.cord_mask) > 0)[truth].mean() > 0.8
+def test_a_long_cord_the_test_rejects_gives_way_and_is_recorded():
+    vol, truth = phantom(with_tube=True, disc_slices=14)  # the disc (heaviest) is long enough: only the test rejects it
+    assert segment_volume(vol, bright_is_cord).extra["detection_tries"] == 1  # without a test the disc is the cord
+
+    def right_side(mask: np.ndarray) -> str | None:
+        return "right of the middle" if np.argwhere(mask)[:, 0].mean() > 30 else None
+
+    seg = segment_volume(vol, bright_is_cord, cord_test=right_side)
+    assert seg.extra["rejected"] == "" and seg.extra["detection_tries"] == 2
+    assert (np.asarray(seg.cord_mask) > 0)[truth].mean() > 0.8
     seg = segment_volume(vol, bright_is_cord, cord_test=lambda m: "off the midline")  # rejects every cord
-    assert seg.extra["rejected"].endswith("not a cord") and seg.extra["detection_tries"] == 2  # the first stays
+    assert seg.extra["rejected"] == "off the midline" and np.asarray(seg.cord_mask)[:, :, 40:54].any()  # first stays
 
 
 def test_head_midline_test_measures_from_the_head_centre():

@@ -21,25 +21,24 @@ HEAD_MIDLINE_MM = 15.0
 CordTest = Callable[[npt.NDArray[np.bool_]], str | None]
 
 
-def head_middle_mm(image: Volume) -> float:
-    """Left-right middle of the head (mm from the first RAS slice's centre): the mean position along the RAS
-    left-right axis of the voxels above the image's Otsu threshold."""
+def head_middle_mm(image: Volume) -> tuple[float, float]:
+    """Left-right middle of the head, in mm from the centre of the first RAS left-right slice (the mean position
+    of the voxels above the image's Otsu threshold), and the RAS left-right voxel size (mm)."""
     ras, _ = reorient(image, "RAS")
     data = np.asarray(ras.data, dtype=np.float32)
     positive = data[data > 0]
     head = data > otsu_threshold(positive if positive.size else data.ravel())
-    columns = np.flatnonzero(head.any(axis=(1, 2)))
-    if columns.size == 0:
-        return 0.5 * (data.shape[0] - 1) * ras.spacing_mm[0]
-    weights = head.sum(axis=(1, 2))[columns].astype(np.float64)
-    return float((columns * weights).sum() / weights.sum()) * ras.spacing_mm[0]
+    weights = head.sum(axis=(1, 2)).astype(np.float64)
+    spacing = float(ras.spacing_mm[0])
+    if weights.sum() <= 0:
+        return 0.5 * (data.shape[0] - 1) * spacing, spacing
+    return float((np.arange(data.shape[0]) * weights).sum() / weights.sum()) * spacing, spacing
 
 
 def midline_test(image: Volume) -> CordTest:
     """A :data:`CordTest` that rejects a cord whose centroid is more than :data:`HEAD_MIDLINE_MM` from the
     head's left-right middle (call it only for images with a head in view)."""
-    middle = head_middle_mm(image)
-    spacing = reorient(image, "RAS")[0].spacing_mm[0]
+    middle, spacing = head_middle_mm(image)
 
     def test(cord_ras: npt.NDArray[np.bool_]) -> str | None:
         columns = np.argwhere(cord_ras)[:, 0]

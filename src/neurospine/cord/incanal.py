@@ -80,8 +80,9 @@ def found(seg: CordSegmentation, voxel_mm3: float) -> bool:
 class CanalCheck:
     """The cord after the check: ``segmentation`` (``None``: a cord in bone, none kept), whether it was sought
     again in the canal (``redetected``) and whether that second cord was kept (``second_kept``), why it was sought
-    (the first pass had no cord: ``missing``; under :data:`MIN_CANAL_SHARE` of it in the canal: ``outside``; else
-    bone), and the bone share of the first and second cord."""
+    (the first pass had no cord, or one rejected as no cord: ``missing``, with ``rejected`` saying why; under
+    :data:`MIN_CANAL_SHARE` of it in the canal: ``outside``; else bone), and the bone share of the first and
+    second cord."""
 
     segmentation: CordSegmentation | None
     redetected: bool
@@ -92,6 +93,8 @@ class CanalCheck:
     share_in_canal: float | None = None
     outside: bool = False
     second_kept: bool = False
+    #: the first pass found a cord but it was no cord (too short, or rejected by a cord test): why, else ""
+    rejected: str = ""
 
     @property
     def fired(self) -> bool:
@@ -116,13 +119,15 @@ class CanalCheck:
             "redetected_in_canal": self.redetected,
             "share_in_canal": r4(self.share_in_canal),
             "share_after": r4(self.share_after),
+            "first_rejected": self.rejected,
         }
 
     def warning(self) -> str | None:
         """One line for the user when the check changed anything, else ``None``."""
         if self.recovered:
+            first = f"rejected its first cord ({self.rejected})" if self.rejected else "found no cord"
             return (
-                "the cord model's own detection found no cord; it was found in windows centred on the spine model's "
+                f"the cord model's own detection {first}; it was found in windows centred on the spine model's "
                 f"canal ({100 * (self.share_after or 0.0):.0f} % in bone); check the QC image"
             )
         if self.outside and self.second_kept:
@@ -167,6 +172,8 @@ def ensure_in_canal(
       part of the canal)."""
     before = bone_share(seg.cord_mask, semantic)
     missing = not found(seg, image.voxel_volume_mm3)
+    # a cord the first pass found but rejected (too short, or failing a cord test) counts as none
+    rejected = str(seg.extra.get("rejected") or "") if missing else ""
     in_canal = canal_share(seg.cord_mask, semantic)
     in_bone = not missing and before >= MAX_BONE_SHARE
     outside = not missing and not in_bone and (in_canal or 0.0) < MIN_CANAL_SHARE
@@ -178,7 +185,7 @@ def ensure_in_canal(
     if not canal.any() or options.window_mm <= 0:  # nothing to centre on, or no windows to move
         why = "empty" if missing else "outside the canal" if outside else "in bone"
         log.info("cord: first pass %s and the spine model found no canal to search", why)
-        return CanalCheck(fallback, False, before, None, missing, fallback_canal, outside)
+        return CanalCheck(fallback, False, before, None, missing, fallback_canal, outside, rejected=rejected)
     again = segment_volume(image, predict, options, canal_guide=canal)
     after = bone_share(again.cord_mask, semantic)
     again_canal = canal_share(again.cord_mask, semantic)
@@ -192,5 +199,5 @@ def ensure_in_canal(
     if outside:
         good = good and (again_canal or 0.0) >= MIN_CANAL_SHARE
     if not good:
-        return CanalCheck(fallback, True, before, after, missing, fallback_canal, outside)
-    return CanalCheck(again, True, before, after, missing, again_canal, outside, second_kept=True)
+        return CanalCheck(fallback, True, before, after, missing, fallback_canal, outside, rejected=rejected)
+    return CanalCheck(again, True, before, after, missing, again_canal, outside, second_kept=True, rejected=rejected)

@@ -160,8 +160,8 @@ LUMBAR_SEED0 = 5000
 
 def synth_case(seed: int, contrasts: tuple[str, ...] = _CONTRASTS, lumbar: bool = False) -> TrainVolume:
     """One synthetic case: plane, contrast, levels and slice thickness vary with the seed (CT excluded:
-    the cord is not visible on CT). ``lumbar``: a field that reaches below the conus, and every other seed
-    a clumped cauda equina."""
+    the cord is not visible on CT). ``lumbar``: a field that reaches below the conus, and for half the seeds
+    (a random draw) a clumped cauda equina."""
     from neurospine.cord.data import from_volumes
     from neurospine.synth import SynthConfig, generate_case
 
@@ -178,7 +178,8 @@ def synth_case(seed: int, contrasts: tuple[str, ...] = _CONTRASTS, lumbar: bool 
     else:
         iso = float(rng.uniform(0.7, 1.2))
         spacing = (iso, iso, iso)
-    cauda = "clumped" if lumbar and seed % 2 == 0 else "roots"
+    # drawn last, so the plane, contrast and field of a seed do not depend on it
+    cauda = "clumped" if lumbar and rng.random() < 0.5 else "roots"
     cfg = SynthConfig(levels=levels, contrast=contrast, spacing_mm=spacing, plane=plane, cauda=cauda)
     case = generate_case(seed, cfg)
     return from_volumes(f"synth-{seed}", f"synth-{seed}", case.image, case.cord_soft, case.canal_soft)
@@ -499,9 +500,11 @@ def export(model: Any, args: argparse.Namespace, info: dict[str, Any]) -> Path:
         + (f" --real-weight {args.real_weight:g}" if args.real_weight != 0.25 else "")
         + (f" --gmc-weight {args.gmc_weight:g}" if args.gmc_weight > 0 else "")
         + (f" --edge-band-mm {args.edge_band_mm:g}" if args.edge_band_mm > 0 else "")
+        + (f" --synth-lumbar {args.synth_lumbar}" if args.synth_lumbar > 0 else "")
+        + (f" --p-cauda {args.p_cauda:g}" if args.p_cauda > 0 else "")
         + (f" --gmc-leave-out {args.gmc_leave_out}" if args.gmc_leave_out else "")
         + (f" --lr {args.lr:g}" if args.lr != 2e-3 else "")
-        + (" --init-onnx cord_softseg-1.2.0.onnx" if args.init_onnx is not None else "")
+        + (f" --init-onnx {args.init_onnx.name}" if args.init_onnx is not None else "")
         + (f" --version {args.version}" if args.version != VERSION else "")
         + (f" --batch {args.batch}" if args.batch != 16 else "")
         + (f" --device {args.device} --workers {args.workers}" if args.device != "cpu" else ""),
