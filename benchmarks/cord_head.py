@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             "misplaced": sum(bool(r.get("misplaced")) for r in group),
         }
 
-    result = {
+    result: dict[str, Any] = {
         "rule_set": summary([r for r in rows if not r["design"]]),
         "design_set": summary([r for r in rows if r["design"]]),
         "source": "earlier run " + str(args.from_runs) if args.from_runs else "this run",

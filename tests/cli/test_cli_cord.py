@@ -142,9 +142,9 @@ def test_cli_cord_slab_option_reaches_the_segmentation(tmp_path, monkeypatch, ca
     seen: list[float] = []
     real = seg_mod.segment_volume
 
-    def spy(image, predict, options=None):
+    def spy(image, predict, options=None, **kwargs):
         seen.append(options.slab_mm)
-        return real(image, predict, options)
+        return real(image, predict, options, **kwargs)
 
     monkeypatch.setattr("neurospine.cord.api.segment_volume", spy)
     _write_onnx_model(tmp_path / "models", random=False)

@@ -105,7 +105,7 @@ class CanalCheck:
         """The first pass found no cord and the second, in the canal, found one."""
         return self.missing and self.second_kept
 
-    def as_dict(self) -> dict[str, float | bool | None]:
+    def as_dict(self) -> dict[str, float | bool | str | None]:
         """The record of the check for a result's ``extra`` (shares rounded to 4 decimals)."""
 
         def r4(v: float | None) -> float | None:
