@@ -206,7 +206,7 @@ def detect_cord(
             for a in range(2):
                 centres[idx, a] = ndimage.median_filter(centres[idx, a], size=3, mode="nearest")
             _interpolate_centres(centres, idx)
-    return Detection(centres, found, probs.astype(np.float32), step, (probs, canal, ks))
+    return Detection(centres, found, probs, step, (probs, canal, ks))
 
 
 def coarse_pass(
