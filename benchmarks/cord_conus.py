@@ -62,7 +62,7 @@ def reference_extents(
     order = sorted(ids, key=lambda i: -float(ext[i].mean()))
     return {
         name: (float(ext[i].min()), float(ext[i].max()))
-        for name, i in zip(level_names(which, len(order)), order, strict=True)
+        for name, i in zip(level_names(which, len(order)), order, strict=False)  # extra bodies stay unnamed
     }
 
 
@@ -79,7 +79,7 @@ def coverage_above_l1(rows: set[int], field_top_mm: float, l1_top_mm: float) -> 
     return sum(r in rows for r in span) / len(span)
 
 
-def below_l2_mm(rows: set[int], l3_top_mm: float) -> int:
+def cord_at_l3_or_lower_mm(rows: set[int], l3_top_mm: float) -> int:
     """Rows holding cord at or below ``l3_top_mm`` (mm, at 1 mm per row)."""
     return sum(r <= l3_top_mm for r in rows)
 
@@ -91,7 +91,7 @@ def score_case(case: Any, which: str, out: Path) -> dict[str, Any]:
 
     affine = np.asarray(case.image.affine, dtype=np.float64)
     ext = reference_extents(np.asarray(case.labels.data), affine, which)
-    field_top = float(superior_mm(np.asarray(case.image.data) != 0, affine).max())
+    field_top_mm = float(superior_mm(np.asarray(case.image.data) != 0, affine).max())
     try:
         res = run_file(case.image.source, out, threads=THREADS)
         mask = np.asarray(load_volume(res.outputs["cord_mask"], check_intensity=False).data) > 0
@@ -99,7 +99,8 @@ def score_case(case: Any, which: str, out: Path) -> dict[str, Any]:
         mask = np.zeros(case.image.shape, dtype=bool)
     rows = cord_rows(superior_mm(mask, affine))
     ref = np.asarray(case.labels.data) > 0
-    l3_top = ext["L2-L3"][0] if which == "ivd" else ext["L3"][1]
+    l3_key, l3_end = ("L2-L3", 0) if which == "ivd" else ("L3", 1)
+    l3_top_mm = ext[l3_key][l3_end] if l3_key in ext else None
     return {
         "set": which,
         "case": case.name,
@@ -107,8 +108,8 @@ def score_case(case: Any, which: str, out: Path) -> dict[str, Any]:
         "cord_rows_mm": len(rows),
         "lowest_cord_mm": min(rows) if rows else None,
         "l1_top_mm": ext["L1"][1] if "L1" in ext else None,
-        "coverage_above_l1": None if "L1" not in ext else coverage_above_l1(rows, field_top, ext["L1"][1]),
-        "cord_at_l3_or_lower_mm": below_l2_mm(rows, l3_top),
+        "coverage_above_l1": None if "L1" not in ext else coverage_above_l1(rows, field_top_mm, ext["L1"][1]),
+        "cord_at_l3_or_lower_mm": None if l3_top_mm is None else cord_at_l3_or_lower_mm(rows, l3_top_mm),
         "misplaced": bool(mask.any() and float((mask & ref).sum()) / float(mask.sum()) > 0.05),
     }
 
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "scans": len(rows),
         "coverage_above_l1_mean": round(float(np.mean(covered)), 4) if covered else None,
         "coverage_scans": len(covered),
-        "cord_at_l3_or_lower_mm_total": int(sum(int(r["cord_at_l3_or_lower_mm"]) for r in rows)),
+        "cord_at_l3_or_lower_mm_total": int(sum(int(r["cord_at_l3_or_lower_mm"] or 0) for r in rows)),
         "misplaced": sum(bool(r["misplaced"]) for r in rows),
         "tptbox_cord_dice": tpt["dice"],
     }
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         cov = "-" if r["coverage_above_l1"] is None else f"{r['coverage_above_l1']:.2f}"
         md.append(
-            f"| {r['case']} | {r['cord_mm3']:.0f} | {r['cord_rows_mm']} | {cov} | {r['cord_at_l3_or_lower_mm']} "
+            f"| {r['case']} | {r['cord_mm3']:.0f} | {r['cord_rows_mm']} | {cov} "
+            f"| {'-' if r['cord_at_l3_or_lower_mm'] is None else r['cord_at_l3_or_lower_mm']} "
             f"| {'yes' if r['misplaced'] else 'no'} |"
         )
     write_results(

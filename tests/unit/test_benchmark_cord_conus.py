@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from benchmarks.cord_conus import below_l2_mm, coverage_above_l1, level_names, reference_extents
+from benchmarks.cord_conus import cord_at_l3_or_lower_mm, coverage_above_l1, level_names, reference_extents
 
 from tests.conftest import make_affine
 
@@ -34,4 +34,4 @@ def test_coverage_counts_rows_between_the_field_top_margin_and_l1():
     assert coverage_above_l1(rows, 40.0, 0.0) == pytest.approx(20 / 30)
     assert coverage_above_l1(set(range(-5, 41)), 40.0, 0.0) == 1.0
     assert coverage_above_l1(rows, 5.0, 0.0) is None  # no rows above L1 inside the field
-    assert below_l2_mm({-3, -2, 0, 5}, -2.0) == 2
+    assert cord_at_l3_or_lower_mm({-3, -2, 0, 5}, -2.0) == 2
