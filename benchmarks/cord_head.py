@@ -28,10 +28,10 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks.common import SHARED_DATA, write_results
-from neurospine.batch.info_task import otsu_threshold
+from benchmarks.cord_lumbar import superior_mm
 
 THREADS = 2
-#: a cord whose centroid is farther than this from the head's left-right middle is misplaced
+#: a cord whose centroid is farther than this from the head's left-right middle is misplaced (the rule's 15 mm)
 MIDLINE_MM = 15.0
 IXI_DIR = "ixi_t1_2mm/t1"
 log = logging.getLogger("benchmarks.cord_head")
@@ -40,22 +40,22 @@ log = logging.getLogger("benchmarks.cord_head")
 def misplaced(
     image: npt.NDArray[np.floating], cord: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
 ) -> dict[str, Any]:
-    """Where the cord lies relative to the head: left-right offset from the head's middle, and whether its
-    lowest voxel is in the upper half of the field (world coordinates, RAS)."""
-    head = image > otsu_threshold(image[image > 0] if (image > 0).any() else image.ravel())
+    """Where the cord lies relative to the head: left-right offset of its centroid from the head's middle (as
+    ``neurospine.cord.headmidline`` measures it), and whether its lowest voxel is in the upper half of the field
+    (world superior coordinate)."""
+    from neurospine.cord.headmidline import head_middle_mm
+    from neurospine.io import Volume, reorient
 
-    def world(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
-        return np.asarray(np.argwhere(mask) @ affine[:3, :3].T + affine[:3, 3], dtype=np.float64)
-
-    head_x = float(world(head)[:, 0].mean())
-    pts = world(cord)
+    vol = Volume(np.asarray(image, dtype=np.float32), affine)
+    middle_mm, spacing = head_middle_mm(vol)
+    cord_ras = np.asarray(reorient(vol.with_data(np.asarray(cord, dtype=np.uint8)), "RAS")[0].data) > 0
+    offset = abs(float(np.argwhere(cord_ras)[:, 0].mean()) * spacing - middle_mm)
     corners = np.array(
         [[i, j, k] for i in (0, image.shape[0] - 1) for j in (0, image.shape[1] - 1) for k in (0, image.shape[2] - 1)]
     )
-    z_field = corners @ affine[:3, :3].T[:, 2] + affine[2, 3]
+    z_field = corners @ affine[2, :3] + affine[2, 3]
     z_mid = 0.5 * (float(z_field.min()) + float(z_field.max()))
-    offset = abs(float(pts[:, 0].mean()) - head_x)
-    high = float(pts[:, 2].min()) > z_mid
+    high = float(superior_mm(cord, affine).min()) > z_mid
     return {"lr_offset_mm": round(offset, 1), "lowest_in_upper_half": high, "misplaced": offset > MIDLINE_MM or high}
 
 

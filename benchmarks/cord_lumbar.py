@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from benchmarks.common import SHARED_DATA, write_results
 
@@ -31,13 +32,15 @@ SETS = ("vb2", "vb3", "vb1", "ivd")
 log = logging.getLogger("benchmarks.cord_lumbar")
 
 
+def superior_mm(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """World superior coordinate (mm) of every voxel of ``mask``."""
+    return np.asarray(np.argwhere(mask) @ np.asarray(affine)[2, :3] + float(np.asarray(affine)[2, 3]), dtype=np.float64)
+
+
 def superior_length_mm(mask: np.ndarray, affine: np.ndarray) -> float:
     """Extent of ``mask`` along the world superior axis (mm)."""
-    pts = np.argwhere(mask)
-    if pts.size == 0:
-        return 0.0
-    z = pts @ np.asarray(affine)[2, :3] + float(np.asarray(affine)[2, 3])
-    return float(z.max() - z.min())
+    z = superior_mm(mask, affine)
+    return float(z.max() - z.min()) if z.size else 0.0
 
 
 def score_run(case: Any, check: bool, out: Path, qc_dir: Path | None = None) -> dict[str, Any]:

@@ -14,23 +14,10 @@ import numpy as np
 import numpy.typing as npt
 
 from neurospine.io import Volume, load_volume, reorient, save_like
+from neurospine.plausibility.common import otsu_threshold
 from neurospine.results import TaskResult
 
 TASK = "info"
-
-
-def otsu_threshold(values: npt.NDArray[np.floating[Any]], bins: int = 256) -> float:
-    """Otsu's threshold of ``values`` (1D), computed on a ``bins``-bin histogram."""
-    hist, edges = np.histogram(values, bins=bins)
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    weight = hist.astype(np.float64)
-    w0 = np.cumsum(weight)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(weight * centres)
-    mean0 = np.divide(m0, w0, out=np.zeros_like(m0), where=w0 > 0)
-    mean1 = np.divide(m0[-1] - m0, w1, out=np.zeros_like(m0), where=w1 > 0)
-    between = w0 * w1 * (mean0 - mean1) ** 2
-    return float(centres[int(np.argmax(between))])
 
 
 def snapshot_png(vol: Volume, mask: npt.NDArray[np.bool_] | None, path: Path) -> Path:

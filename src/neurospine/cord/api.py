@@ -19,7 +19,6 @@ from neurospine.cord.levelconfidence import describe as describe_level_confidenc
 from neurospine.cord.levels import level_name
 from neurospine.cord.morphometry import measure_cord
 from neurospine.cord.segment import (
-    MIN_CORD_LENGTH_MM,
     MIN_CORD_MM3,
     MODEL_NAME,
     CordSegmentation,
@@ -209,7 +208,7 @@ def run_file(
         why = (
             f"cord volume {cord_mm3:.0f} mm3 < {MIN_CORD_MM3:.0f} mm3"
             if cord_mm3 < MIN_CORD_MM3
-            else str(seg.extra.get("rejected") or f"the cord found is under {MIN_CORD_LENGTH_MM:.0f} mm long")
+            else str(seg.extra.get("rejected", ""))  # found() refuses a big enough cord only when it was rejected
         )
         raise NoStructureFoundError(
             f"{image_path}: no spinal cord found ({why}). Check "

@@ -246,10 +246,11 @@ def sample_patch(
     the volume has a ``cord_weight`` map."""
     cord_slices = vol.cord_slices
     # drawn only when asked for, so a run without cauda patches samples exactly as before
-    cauda = cfg.p_cauda > 0 and rng.random() < cfg.p_cauda and vol.cauda_slices.size > 0
+    cauda_ks = vol.cauda_slices if cfg.p_cauda > 0 and rng.random() < cfg.p_cauda else np.zeros(0, dtype=np.intp)
+    cauda = cauda_ks.size > 0
     negative = not cauda and (rng.random() < cfg.p_negative or cord_slices.size == 0)
     if cauda:
-        k = int(rng.choice(vol.cauda_slices))
+        k = int(rng.choice(cauda_ks))
     elif negative:
         first, last = vol.slice_range if vol.slice_range is not None else (0, vol.image.shape[2] - 1)
         k = int(rng.integers(first, last + 1))

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from neurospine.batch.info_task import otsu_threshold
 from neurospine.io import Volume, reorient
+from neurospine.plausibility.common import otsu_threshold
 
 #: farthest a cord's centroid may lie from the head's left-right middle on a head MRI (mm)
 HEAD_MIDLINE_MM = 15.0
@@ -37,14 +37,18 @@ def head_middle_mm(image: Volume) -> tuple[float, float]:
 
 def midline_test(image: Volume) -> CordTest:
     """A :data:`CordTest` that rejects a cord whose centroid is more than :data:`HEAD_MIDLINE_MM` from the
-    head's left-right middle (call it only for images with a head in view)."""
-    middle, spacing = head_middle_mm(image)
+    head's left-right middle (call it only for images with a head in view). The head's middle is measured on the
+    first call, so a run whose first cord needs no test does not pay for it."""
+    middle: list[tuple[float, float]] = []
 
     def test(cord_ras: npt.NDArray[np.bool_]) -> str | None:
         columns = np.argwhere(cord_ras)[:, 0]
         if columns.size == 0:
             return None
-        offset = abs(float(columns.mean()) * spacing - middle)
+        if not middle:
+            middle.append(head_middle_mm(image))
+        centre_mm, spacing = middle[0]
+        offset = abs(float(columns.mean()) * spacing - centre_mm)
         if offset <= HEAD_MIDLINE_MM:
             return None
         return f"{offset:.0f} mm left or right of the head's middle, more than {HEAD_MIDLINE_MM:.0f} mm: not the cord"

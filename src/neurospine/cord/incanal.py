@@ -67,13 +67,10 @@ def canal_share(cord: npt.NDArray[np.generic], semantic: npt.NDArray[np.integer]
 
 
 def found(seg: CordSegmentation, voxel_mm3: float) -> bool:
-    """Whether ``seg`` holds at least :data:`MIN_CORD_MM3` of cord, long enough to be one and not rejected by a
-    cord test (recorded by :func:`segment_volume`; docs/decisions/cord-min-length.md, cord-head-midline.md)."""
-    return (
-        float(np.count_nonzero(seg.cord_mask)) * voxel_mm3 >= MIN_CORD_MM3
-        and bool(seg.extra.get("long_enough", True))
-        and not seg.extra.get("rejected")
-    )
+    """Whether ``seg`` holds at least :data:`MIN_CORD_MM3` of cord that :func:`segment_volume` did not reject as no
+    cord (too short, or failing a cord test: ``extra["rejected"]``; docs/decisions/cord-min-length.md,
+    cord-head-midline.md)."""
+    return float(np.count_nonzero(seg.cord_mask)) * voxel_mm3 >= MIN_CORD_MM3 and not seg.extra.get("rejected")
 
 
 @dataclass(frozen=True)

@@ -144,10 +144,11 @@ def segment_volume(
         z = data.shape[2]
         mid = np.tile([(data.shape[0] - 1) / 2.0, (data.shape[1] - 1) / 2.0], (z, 1))
         det = Detection(mid, np.ones(z, dtype=bool), np.zeros((0, 0, 0), np.float32))
-    unguided = crop and guide is None
+    # the canal-guided pass follows the spine model's canal: its cord is judged by the canal check instead
+    judged = not (crop and guide is not None)
 
     def rejected(mask: npt.NDArray[np.bool_]) -> str:
-        if not unguided or not mask.any():
+        if not judged or not mask.any():
             return ""
         if not long_enough(mask, sp[2]):
             length = cord_length_mm(mask, sp[2])
@@ -157,7 +158,7 @@ def segment_volume(
     cord, canal, cord_bin, canal_bin = _fine_pass(data, sp, det, predict, opt, crop)
     why = rejected(cord_bin)
     tries = 1
-    if why:
+    if why and crop:  # no-crop mode has no coarse components to try
         # a cord a few millimetres long, or one the cord test rejects (an eyeball on a head MRI), is not the cord:
         # the heaviest coarse component was something else; the next ones are tried (docs/decisions/
         # cord-min-length.md, cord-head-midline.md). A first pass without cord is left to the canal check.
@@ -190,8 +191,7 @@ def segment_volume(
             "canal_guided": guide is not None and crop,
             "detection_tries": tries,
             "cord_length_mm": cord_length_mm(cord_bin, sp[2]),
-            # the canal-guided pass follows the spine model's canal: its cord is judged by the canal check
-            "long_enough": (guide is not None and crop) or long_enough(cord_bin, sp[2]),
+            "long_enough": not judged or long_enough(cord_bin, sp[2]),
             "rejected": why,
         },
     )

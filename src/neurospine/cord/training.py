@@ -318,12 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     synth_train: list[TrainVolume] = []
     synth_val: list[TrainVolume] = []
     cache = args.cache or out / "cache"
+    contrasts = tuple(c.strip() for c in str(args.contrasts).split(",") if c.strip())
     if args.synth_train > 0:
-        contrasts = tuple(c.strip() for c in str(args.contrasts).split(",") if c.strip())
         synth_train = build_synth(cache, [1000 + i for i in range(args.synth_train)], contrasts, args.workers)
         synth_val = build_synth(cache, [90000 + i for i in range(args.synth_val)], workers=args.workers)
     if args.synth_lumbar > 0:
-        contrasts = tuple(c.strip() for c in str(args.contrasts).split(",") if c.strip())
         seeds = [LUMBAR_SEED0 + i for i in range(args.synth_lumbar)]
         synth_train += build_synth(cache, seeds, contrasts, args.workers, lumbar=True)
     data_minutes = (time.time() - t_data) / 60.0

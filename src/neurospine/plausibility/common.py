@@ -9,6 +9,7 @@ while CT air is -1000 HU.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -116,6 +117,20 @@ def is_hounsfield(data: npt.ArrayLike) -> bool:
     if float(sample.min()) > HU_AIR or float(sample.max()) < HU_BONE:
         return False
     return float(np.mean(sample < -200.0)) >= HU_NEGATIVE_SHARE
+
+
+def otsu_threshold(values: npt.NDArray[np.floating[Any]], bins: int = 256) -> float:
+    """Otsu's threshold of ``values`` (1D), computed on a ``bins``-bin histogram."""
+    hist, edges = np.histogram(values, bins=bins)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    weight = hist.astype(np.float64)
+    w0 = np.cumsum(weight)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(weight * centres)
+    mean0 = np.divide(m0, w0, out=np.zeros_like(m0), where=w0 > 0)
+    mean1 = np.divide(m0[-1] - m0, w1, out=np.zeros_like(m0), where=w1 > 0)
+    between = w0 * w1 * (mean0 - mean1) ** 2
+    return float(centres[int(np.argmax(between))])
 
 
 def largest_object(x: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
