@@ -114,3 +114,23 @@ def test_head_midline_test_measures_from_the_head_centre():
     assert test(cord) is None
     eye = np.roll(cord, int(30 / 2), axis=0)  # 30 mm to the side
     assert HEAD_MIDLINE_MM < 30 and "30 mm left or right" in str(test(eye))
+
+
+def test_the_spine_fusion_keeps_no_cord_that_the_cord_tool_refuses(monkeypatch):
+    """The spine fusion writes no cord the cord tool would refuse, with or without the spine model's labels (here
+    labels without a canal, so the canal check has nothing to search and falls back on the first pass)."""
+    from types import SimpleNamespace
+
+    from neurospine.cord import segment as cord_segment
+    from neurospine.spine import cordfusion
+
+    vol, _ = phantom(with_tube=False)
+    monkeypatch.setattr(cord_segment, "onnx_predictor", lambda session: bright_is_cord)
+    card = SimpleNamespace(inputs={})
+    plain, note = cordfusion.cord_mask(vol, card, None)
+    assert not plain.any() and "not kept" in str(note) and "not a cord" in str(note)
+    checked, note = cordfusion.cord_mask(vol, card, None, np.zeros(vol.shape, dtype=np.uint8))
+    assert not checked.any() and "not kept" in str(note)
+    long_vol, truth = phantom(with_tube=True)  # the tube is a cord: written, and no note
+    kept, note = cordfusion.cord_mask(long_vol, card, None)
+    assert note is None and (kept & truth).sum() > 0.8 * truth.sum()

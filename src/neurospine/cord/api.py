@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from neurospine.cord.conus import flag_warning
+from neurospine.cord.conus import below_conus, flag_warning
 from neurospine.cord.disclevels import cervical_levels
 from neurospine.cord.headmidline import midline_test
 from neurospine.cord.incanal import ensure_in_canal, found
 from neurospine.cord.levelconfidence import calibrated_confidence, level_group
 from neurospine.cord.levelconfidence import describe as describe_level_confidence
 from neurospine.cord.levels import level_name
+from neurospine.cord.lostend import flag_warning as lost_end_warning
 from neurospine.cord.morphometry import measure_cord
 from neurospine.cord.segment import (
     MIN_CORD_MM3,
@@ -137,7 +138,8 @@ def run_file(
     whole-spine model when it can read the image (:mod:`neurospine.cord.spinelevels`); the CSVs and the
     result say where the levels came from (``levels_source``: mask, estimated or none). Slices at L3 or
     lower (below where the conus usually ends; :mod:`neurospine.cord.conus`) are flagged in the CSV, left
-    out of the per-level CSV, the ``all`` row and ``csa_mm2_mean``, and named in one warning.
+    out of the per-level CSV, the ``all`` row and ``csa_mm2_mean``, and named in one warning; so are the slices
+    less than 20 mm above a caudal end of the cord inside the image (:mod:`neurospine.cord.lostend`).
     ``options``: ``model`` (card name), ``fine_spacing_mm``,
     ``coarse_spacing_mm``, ``window_mm``, ``threshold``, ``slab_mm`` (0: no slab), ``bandwidth_mm``,
     ``predictor`` (a callable replacing the ONNX model, for tests), ``gm`` (also the grey matter: model
@@ -296,12 +298,23 @@ def run_file(
     )
     if conus is not None:
         warnings.append(conus)
+    lost_end = lost_end_warning(
+        str(image_path),
+        [bool(r.near_lost_end) for r in morph.slices],
+        csv_name=paths["csa"].name,
+        perlevel_name=paths["csa_perlevel"].name,
+        qc=str(paths["qc"]),
+    )
+    if lost_end is not None:
+        warnings.append(lost_end)
     measures: dict[str, float | int | str | None] = {
         "cord_volume_mm3": round(cord_mm3, 2),
         "n_slices": len(morph.slices),
-        "n_slices_below_conus_level": len(morph.slices) - len(morph.cord_slices()),
-        "csa_mm2_mean": morph.mean_csa_mm2(),  # slices at L3 or lower are left out of the summaries
-        # every segmented slice, as before the below-conus rule (for tables that mix versions)
+        "n_slices_below_conus_level": sum(bool(below_conus(r.level)) for r in morph.slices),
+        "n_slices_near_lost_end": sum(r.near_lost_end for r in morph.slices),
+        # flagged slices (L3 or lower, near a lost end) are left out of the summaries
+        "csa_mm2_mean": morph.mean_csa_mm2(),
+        # every segmented slice, as before the flags (for tables that mix versions)
         "csa_mm2_mean_all_slices": morph.mean_csa_mm2(all_slices=True),
         "levels_source": provenance.source,
         "levels_positional": int(provenance.positional),

@@ -15,7 +15,9 @@ For every axial slice that holds cord (mask >= ``present_threshold`` somewhere):
   drawn inside the partial-volume rim); ``canal_area_mm2`` is the angle-corrected area of the spinal
   canal mask (cord included) when one is given, and ``cord_canal_ratio = csa_mm2 / canal_area_mm2``, the
   cord's share of its canal: a per-slice normalisation that removes most between-person size differences
-  (as SCT's aSCOR); per level the ratio is averaged over the level's slices.
+  (as SCT's aSCOR); per level the ratio is averaged over the level's slices. ``near_lost_end`` (appended
+  last) flags the slices less than 20 mm above a caudal end of the cord that lies inside the image
+  (:mod:`neurospine.cord.lostend`).
 
 Slices run along the image axis nearest to superior-inferior (exact reorientation, no resampling).
 ``slice`` in the output is the index along that axis of the *input* grid.
@@ -34,6 +36,8 @@ import numpy.typing as npt
 from neurospine.cord.centerline import DEFAULT_BANDWIDTH_MM, fit_centerline
 from neurospine.cord.conus import FLAG_COLUMN, below_conus, flag_text
 from neurospine.cord.levels import MAX_GAP_MM, level_name, levels_per_slice
+from neurospine.cord.lostend import FLAG_COLUMN as LOST_END_COLUMN
+from neurospine.cord.lostend import flagged_slices
 from neurospine.errors import GeometryError
 from neurospine.io import Volume, reorient
 
@@ -60,6 +64,7 @@ CSV_COLUMNS = (
     "canal_area_mm2",
     "cord_canal_ratio",
     "gm_area_mm2",
+    LOST_END_COLUMN,
 )
 PERLEVEL_COLUMNS = (
     "level",
@@ -95,6 +100,7 @@ class SliceMeasure:
     canal_area_mm2: float = math.nan
     cord_canal_ratio: float = math.nan
     gm_area_mm2: float = math.nan
+    near_lost_end: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,9 @@ class Morphometry:
     """Per-slice measures; ``levels_source`` (``mask``, ``estimated`` or ``none``) says where the level
     names come from and ``levels_positional`` that an estimate rests on positional (unanchored) naming.
 
-    Slices at L3 or lower (:mod:`neurospine.cord.conus`) are flagged in :meth:`csv` and left out of every
-    summary: :meth:`per_level`, :meth:`per_level_csv` (levels and the ``all`` row) and :meth:`cord_slices`.
+    Slices at L3 or lower (:mod:`neurospine.cord.conus`) and slices near a caudal end inside the image
+    (:mod:`neurospine.cord.lostend`) are flagged in :meth:`csv` and left out of every summary: :meth:`per_level`,
+    :meth:`per_level_csv` (levels and the ``all`` row) and :meth:`cord_slices`.
     """
 
     slices: list[SliceMeasure] = field(default_factory=list)
@@ -123,8 +130,8 @@ class Morphometry:
     levels_positional: bool = False
 
     def cord_slices(self) -> list[SliceMeasure]:
-        """The slices not flagged as below the conus (slices without a level are kept)."""
-        return [r for r in self.slices if not below_conus(r.level)]
+        """The slices flagged neither as below the conus (slices without a level are kept) nor as near a lost end."""
+        return [r for r in self.slices if not below_conus(r.level) and not r.near_lost_end]
 
     def mean_csa_mm2(self, *, all_slices: bool = False) -> float | None:
         """Mean CSA over the summarised slices (:meth:`cord_slices`), or over every slice; None when empty."""
@@ -143,7 +150,7 @@ class Morphometry:
 
     def per_level_csv(self, *, with_total: bool = False) -> str:
         """Per-level rows (cranial first), optionally followed by an ``all`` row over every slice; slices
-        below the conus are left out (no row for their levels, no ``all`` row when no other slice is left)."""
+        flagged are left out (no row for their levels, no ``all`` row when no other slice is left)."""
         rows = self.per_level()
         kept = self.cord_slices()
         if with_total and kept:
@@ -267,6 +274,7 @@ def measure_cord(
     lo_t, hi_t = UNCERTAINTY_THRESHOLDS
     inv_in = np.linalg.inv(mask.affine)
     s_axis = superior_axis(mask.affine)
+    near_end = flagged_slices(ks, float(np.linalg.norm(aff[:3, 2])))
     rows: list[SliceMeasure] = []
     for idx, k in enumerate(ks):
         t = cl.tangents[idx]
@@ -320,6 +328,7 @@ def measure_cord(
                 canal_area_mm2=canal_mm2,
                 cord_canal_ratio=float(csa) / canal_mm2 if canal_mm2 > 0 else math.nan,
                 gm_area_mm2=gm_mm2,
+                near_lost_end=int(k in near_end),
             )
         )
     rows.sort(key=lambda r: r.slice)
