@@ -170,12 +170,15 @@ def labelled(data: Path, tmp: Path) -> list[dict[str, Any]]:
 
 
 def ixi_scan(image_path: Path, soft_path: Path) -> dict[str, Any]:
-    """Part 3 for one scan: flagged slices, their mean area over the mid-cord area, reported means."""
+    """Part 3 for one scan: flagged slices, their mean area over the mid-cord area, reported means (flagged as the
+    tool flags them: a head in view flags the cord's lowest slices wherever it ends)."""
     from neurospine.cord.morphometry import measure_cord
     from neurospine.io import load_volume
+    from neurospine.plausibility.common import evidence
 
-    morph = measure_cord(load_volume(soft_path, check_intensity=False))
-    row: dict[str, Any] = {"scan": image_path.name.split(".")[0], "slices": len(morph.slices)}
+    head = evidence(load_volume(image_path)).head_in_view
+    morph = measure_cord(load_volume(soft_path, check_intensity=False), field_bottom_fades=head)
+    row: dict[str, Any] = {"scan": image_path.name.split(".")[0], "slices": len(morph.slices), "head": head}
     if not morph.slices:
         return row
     pos = np.array([r.position_mm for r in morph.slices])

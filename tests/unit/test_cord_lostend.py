@@ -23,6 +23,9 @@ def test_only_an_end_with_image_below_it_flags_the_slices_above_it():
     assert flagged_slices(list(range(2, 30)), 2.0) == set(range(2, 12))  # 4 mm below; 20 mm above flagged
     assert flagged_slices([2, 3, 4, 15], 3.0) == {2, 3, 4}  # 15 is 39 mm up
     assert flagged_slices([1, 2, 3], 5.0) == set()  # thick slices (a 2D axial stack): never
+    # a head MRI: the cord's lowest 20 mm are flagged even where it reaches the field's bottom (amendment 1)
+    assert flagged_slices(list(range(0, 30)), 2.0, field_bottom_fades=True) == set(range(0, 10))
+    assert flagged_slices([1, 2, 3], 5.0, field_bottom_fades=True) == set()
 
 
 def _tube(axcodes: str, first_slice: int) -> Volume:
@@ -53,13 +56,18 @@ def test_the_flag_follows_the_caudal_end_in_any_voxel_order(axcodes):
     assert all_row[0]["n_slices"] == "24"
 
 
-def test_a_cord_that_runs_off_the_field_is_not_flagged():
+def test_a_cord_that_runs_off_the_field_is_not_flagged_unless_on_a_head_mri():
     morph = measure_cord(_tube("LPI", first_slice=0))
     assert not any(r.near_lost_end for r in morph.slices) and len(morph.cord_slices()) == 40
+    head = measure_cord(_tube("LPI", first_slice=0), field_bottom_fades=True)
+    flagged = [r.position_mm for r in head.slices if r.near_lost_end]
+    assert len(flagged) == 10 and max(flagged) < min(r.position_mm for r in head.cord_slices())
 
 
 def test_one_warning_names_the_count_and_the_outputs():
     assert flag_warning("x.nii.gz", [False, False], csv_name="a", perlevel_name="b", qc="c") is None
     msg = flag_warning("x.nii.gz", [True, True, False], csv_name="x_csa.csv", perlevel_name="p.csv", qc="q.png")
     assert msg is not None and "2 of 3 cord slices" in msg and "near_lost_end=1 in x_csa.csv" in msg
-    assert "p.csv" in msg and "q.png" in msg
+    assert "p.csv" in msg and "q.png" in msg and "inside the image" in msg
+    head = flag_warning("x.nii.gz", [True], csv_name="a", perlevel_name="b", qc="c", head=True)
+    assert head is not None and "head coil" in head

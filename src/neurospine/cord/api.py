@@ -248,7 +248,12 @@ def run_file(
     if provenance.mask is not None:
         kw["level_gap_mm"] = 0.0  # a painted cord-by-level mask: no gap filling beyond the projected spans
     morph = measure_cord(
-        image.with_data(seg.cord_soft), levels=level_used, canal=image.with_data(seg.canal_mask), gm=gm_vol, **kw
+        image.with_data(seg.cord_soft),
+        levels=level_used,
+        canal=image.with_data(seg.canal_mask),
+        gm=gm_vol,
+        field_bottom_fades=ev.head_in_view,  # docs/decisions/cord-lost-end.md, amendment 1
+        **kw,
     )
     morph = replace(morph, levels_source=provenance.source, levels_positional=provenance.positional)
     write_text_atomic(paths["csa"], morph.csv())
@@ -304,6 +309,7 @@ def run_file(
         csv_name=paths["csa"].name,
         perlevel_name=paths["csa_perlevel"].name,
         qc=str(paths["qc"]),
+        head=ev.head_in_view,
     )
     if lost_end is not None:
         warnings.append(lost_end)

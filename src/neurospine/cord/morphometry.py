@@ -229,6 +229,7 @@ def measure_cord(
     level_gap_mm: float = MAX_GAP_MM,
     bandwidth_mm: float = DEFAULT_BANDWIDTH_MM,
     present_threshold: float = PRESENT_THRESHOLD,
+    field_bottom_fades: bool = False,
 ) -> Morphometry:
     """Per-slice morphometry of ``mask`` (values in [0, 1]); ``levels`` on the same grid names slices.
 
@@ -236,7 +237,8 @@ def measure_cord(
     distance (meant for seg-vert masks, whose discs and gaps name no slice; 0 for cord-by-level masks).
     ``canal``: a spinal canal mask on the same grid (values >= 0.5 count), for ``canal_area_mm2`` and
     ``cord_canal_ratio``. ``gm``: a grey-matter mask on the same grid (values >= 0.5 count), for ``gm_area_mm2``
-    (angle-corrected like ``csa_mm2``).
+    (angle-corrected like ``csa_mm2``). ``field_bottom_fades`` (a head MRI): the slices near the cord's caudal end are
+    flagged ``near_lost_end`` even when it reaches the image's last slice (:mod:`neurospine.cord.lostend`).
     """
     if levels is not None and not levels.same_grid(mask):
         raise GeometryError(levels.source, "the level mask is not on the cord mask's grid", "resample it first")
@@ -274,7 +276,7 @@ def measure_cord(
     lo_t, hi_t = UNCERTAINTY_THRESHOLDS
     inv_in = np.linalg.inv(mask.affine)
     s_axis = superior_axis(mask.affine)
-    near_end = flagged_slices(ks, float(np.linalg.norm(aff[:3, 2])))
+    near_end = flagged_slices(ks, float(np.linalg.norm(aff[:3, 2])), field_bottom_fades=field_bottom_fades)
     rows: list[SliceMeasure] = []
     for idx, k in enumerate(ks):
         t = cl.tangents[idx]
