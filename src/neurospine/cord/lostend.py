@@ -51,12 +51,13 @@ def flag_warning(
     if not n:
         return None
     where = (
-        "ends at the bottom of a head MRI, in the head coil's fall-off"
+        "ends at the bottom of a head MRI, in the head coil's fall-off, and its areas shrink"
         if head
-        else "ends inside the image, above its lowest slice"
+        else "ends inside the image, above its lowest slice, and its areas shrink (the signal fades, or the cord "
+        "tapers to the conus)"
     )
     return (
-        f"{image}: the segmented cord {where}; its areas shrink over the {FADE_MM:.0f} mm above such an end (the "
-        f"signal fades, or the cord tapers to the conus). Those {n} of {len(flags)} cord slices are flagged "
-        f"{FLAG_COLUMN}=1 in {csv_name} and left out of {perlevel_name} and the mean CSA; check the QC image {qc}"
+        f"{image}: the segmented cord {where} over the {FADE_MM:.0f} mm above its end. Those {n} of {len(flags)} "
+        f"cord slices are flagged {FLAG_COLUMN}=1 in {csv_name} and left out of {perlevel_name} and the mean CSA; "
+        f"check the QC image {qc}"
     )
