@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,3 +72,23 @@ def test_one_warning_names_the_count_and_the_outputs():
     assert "p.csv" in msg and "q.png" in msg and "inside the image" in msg
     head = flag_warning("x.nii.gz", [True], csv_name="a", perlevel_name="b", qc="c", head=True)
     assert head is not None and "head coil" in head
+
+
+def test_run_file_flags_warns_and_leaves_the_fading_slices_out(tmp_path):
+    from neurospine.cord.api import run_file
+    from neurospine.io import save_volume
+    from tests.unit.test_cord_min_length import bright_is_cord
+
+    shape = (64, 64, 60)  # RAS 1 mm: a tube from slice 10 to the top; 10 mm of image below its end
+    ii, jj = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
+    img = np.zeros(shape, dtype=np.float32)
+    img[:, :, 10:][((ii - 32) ** 2 + (jj - 32) ** 2) <= 25] = 100.0
+    path = save_volume(Volume(img, make_affine((1.0, 1.0, 1.0), "RAS"), "tube.nii.gz"), tmp_path / "tube.nii.gz")
+    res = run_file(path, tmp_path / "out", predictor=bright_is_cord, force=True, auto_levels=False)
+    rows = list(csv.DictReader(io.StringIO(Path(res.outputs["csa"]).read_text())))
+    flagged = sorted(int(r["slice"]) for r in rows if r["near_lost_end"] == "1")
+    assert flagged == list(range(10, 30))
+    assert res.measures["n_slices_near_lost_end"] == 20 and res.measures["n_slices"] == 50
+    assert any("near_lost_end=1" in w and "20 of 50 cord slices" in w for w in res.warnings)
+    total = [r for r in csv.DictReader(io.StringIO(Path(res.outputs["csa_perlevel"]).read_text()))]
+    assert [r["n_slices"] for r in total if r["level"] == "all"] == ["30"]

@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
 def _lines(res: Any, out: Path) -> Iterator[str]:
     m = res.measures
     mean = m.get("csa_mm2_mean")
-    csa = "n/a (every slice is at L3 or lower)" if mean is None else f"{mean} mm2"
+    csa = "n/a (every slice is flagged: see the warnings)" if mean is None else f"{mean} mm2"
     yield f"cord: {m.get('n_slices')} slices, mean CSA {csa} -> {out}"
     if m.get("gm_area_mm2_mean") is not None:
         yield f"grey matter: mean area {m['gm_area_mm2_mean']} mm2"

@@ -18,7 +18,7 @@ from neurospine.cord.levelconfidence import calibrated_confidence, level_group
 from neurospine.cord.levelconfidence import describe as describe_level_confidence
 from neurospine.cord.levels import level_name
 from neurospine.cord.lostend import flag_warning as lost_end_warning
-from neurospine.cord.morphometry import measure_cord
+from neurospine.cord.morphometry import left_out, measure_cord
 from neurospine.cord.segment import (
     MIN_CORD_MM3,
     MODEL_NAME,
@@ -33,6 +33,8 @@ from neurospine.io import Volume, load_volume, resample_like, save_like, write_t
 from neurospine.results import TaskResult
 
 log = logging.getLogger(__name__)
+#: QC footnote for the tiles of slices left out of the summaries
+LEFT_OUT_NOTE = "'*': left out of the per-level CSA and the mean (below the conus, or where the cord fades out)"
 
 TASK = "cord"
 
@@ -271,8 +273,9 @@ def run_file(
         seg.canal_mask,
         paths["qc"],
         title=f"{image.name}: axial slices of the cord (left), sagittal view (right)",
-        slice_labels=[(r.position_mm, r.slice, r.level) for r in morph.slices],
+        slice_labels=[(r.position_mm, r.slice, r.level + (" *" if left_out(r) else "")) for r in morph.slices],
         gm_mask=None if gm is None else gm.mask,
+        footnote=LEFT_OUT_NOTE if any(left_out(r) for r in morph.slices) else "",
     )
     timings["qc_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0

@@ -103,6 +103,11 @@ class SliceMeasure:
     near_lost_end: int = 0
 
 
+def left_out(row: SliceMeasure) -> bool:
+    """Whether a slice is left out of the summaries: flagged below the conus or near a lost end."""
+    return bool(below_conus(row.level)) or bool(row.near_lost_end)
+
+
 @dataclass(frozen=True)
 class LevelMeasure:
     level: str
@@ -131,7 +136,7 @@ class Morphometry:
 
     def cord_slices(self) -> list[SliceMeasure]:
         """The slices flagged neither as below the conus (slices without a level are kept) nor as near a lost end."""
-        return [r for r in self.slices if not below_conus(r.level) and not r.near_lost_end]
+        return [r for r in self.slices if not left_out(r)]
 
     def mean_csa_mm2(self, *, all_slices: bool = False) -> float | None:
         """Mean CSA over the summarised slices (:meth:`cord_slices`), or over every slice; None when empty."""

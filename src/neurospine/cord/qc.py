@@ -136,12 +136,14 @@ def write_qc(
     title: str = "",
     slice_labels: Sequence[tuple[float, int, str]] | None = None,
     gm_mask: npt.NDArray[np.generic] | None = None,
+    footnote: str = "",
 ) -> Path:
     """Write the QC PNG (axial mosaic left, sagittal view right, title on top, legend below).
 
     ``slice_labels``: (position_mm, slice, level) of the measured slices (``Morphometry.slices``), to
     caption each tile with its input slice index and level; without them tiles show their height in mm.
-    ``gm_mask``: grey matter, outlined in the axial tiles.
+    ``gm_mask``: grey matter, outlined in the axial tiles. ``footnote``: a line under the legend (e.g. what a mark
+    in the captions means).
     """
     ras, _ = reorient(image, "RAS")
     cord = _ras_mask(image, cord_mask)
@@ -162,7 +164,8 @@ def write_qc(
     margin = D.FONT_PX + 6
     top = 22 + margin
     width = mosaic.shape[1] + sag.shape[1] + 5 * margin
-    canvas, draw = D.new_canvas(width, top + height + margin + 2 * (D.FONT_PX + 4) + 6)
+    lines = 3 if footnote else 2
+    canvas, draw = D.new_canvas(width, top + height + margin + lines * (D.FONT_PX + 4) + 6)
     x_mos = margin
     canvas.paste(Image.fromarray(mosaic), (x_mos, top))
     x_sag = x_mos + mosaic.shape[1] + 3 * margin
@@ -196,6 +199,8 @@ def write_qc(
     keys = [("cord outline", [CORD_RGB]), ("canal outline", [CANAL_RGB])]
     D.legend(draw, (4, top + height + margin), keys + ([] if gm is None else [("grey matter", [GM_RGB])]))
     D.outlined_text(draw, (4, top + height + margin + D.FONT_PX + 4), note, size=10)
+    if footnote:
+        D.outlined_text(draw, (4, top + height + margin + 2 * (D.FONT_PX + 4)), footnote, size=10)
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
     return Path(path)
