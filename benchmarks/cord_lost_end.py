@@ -26,7 +26,7 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -47,8 +47,8 @@ FloatArray = npt.NDArray[np.float32]
 
 
 def falloff(data: npt.NDArray[np.floating], affine: npt.NDArray[np.float64], length_mm: float) -> FloatArray:
-    """``data`` times exp(-d / ``length_mm``) below the middle of the field (d: mm below it along the image's
-    superior axis), 1 above it."""
+    """``data`` times exp(-d / ``length_mm``) below the middle of the field (d: mm below it along the voxel axis
+    nearest to superior, taken as head to foot: an oblique grid's tilt is ignored), 1 above it."""
     lin = np.asarray(affine, dtype=np.float64)[:3, :3]
     k = int(np.argmax(np.abs(lin[2] / np.linalg.norm(lin, axis=0))))
     step_mm = float(lin[2, k])  # superior mm per voxel along axis k (negative: the axis runs downwards)
@@ -93,14 +93,16 @@ def simulated(data: Path, tmp: Path) -> dict[str, Any]:
     """Part 1: per-slice area with the fall-off / without it, flagged and kept slices apart."""
     import nibabel as nib
 
-    runs, flagged, kept = [], [], []
+    runs: list[dict[str, Any]] = []
+    flagged: list[float] = []
+    kept: list[float] = []
     for case in SIM_CASES:
         img_path = data / "sct_testing_data" / f"{case}_img.nii.gz"
         base = run_csa(img_path, tmp / case / "base")
         if base is None:
             runs.append({"case": case, "falloff_mm": None, "refused": True})
             continue
-        img = nib.load(img_path)
+        img = cast(nib.Nifti1Image, nib.load(img_path))
         raw = np.asarray(img.dataobj, dtype=np.float32)
         for length_mm in FALLOFF_MM:
             rng = np.random.default_rng(0)
@@ -177,8 +179,16 @@ def ixi_scan(image_path: Path, soft_path: Path) -> dict[str, Any]:
     from neurospine.plausibility.common import evidence
 
     head = evidence(load_volume(image_path)).head_in_view
-    morph = measure_cord(load_volume(soft_path, check_intensity=False), field_bottom_fades=head)
-    row: dict[str, Any] = {"scan": image_path.name.split(".")[0], "slices": len(morph.slices), "head": head}
+    soft = load_volume(soft_path, check_intensity=False)
+    morph = measure_cord(soft, field_bottom_fades=head)
+    # whether the rule without the head clause flags it too: the cord's end lies inside the image
+    end_inside = any(r.near_lost_end for r in measure_cord(soft).slices)
+    row: dict[str, Any] = {
+        "scan": image_path.name.split(".")[0],
+        "slices": len(morph.slices),
+        "head": head,
+        "end_inside": end_inside,
+    }
     if not morph.slices:
         return row
     pos = np.array([r.position_mm for r in morph.slices])
@@ -221,6 +231,8 @@ def lumbar(data: Path, tmp: Path) -> list[dict[str, Any]]:
     out = []
     for which in SETS:
         for case in eval_cases(data, which):
+            if case.image.source is None:
+                raise ValueError(f"{case.name}: the evaluation case has no file")
             rows = run_csa(Path(case.image.source), tmp / "lumbar" / case.name)
             flagged = 0 if rows is None else sum(flag for _, flag in rows.values())
             out.append(
@@ -262,12 +274,17 @@ def markdown(p: dict[str, Any]) -> str:
             f"| {r['case']} | {r['slices']} | {r['flagged']} | {r['flagged_vs_manual_median']} "
             f"| {r['kept_vs_manual_median']} |"
         )
+    n_end, med_end = ix["scored_by_end"], ix["flagged_over_mid_median_by_end"]
     md += [
-        "\n## 3. IXI head T1w (no masks; not held out)\n",
-        f"{ix['scans_flagged']} of {ix['scans_with_cord']} scans with a cord have flagged slices (median "
-        f"{ix['flagged_slices_median']} slices). Mean area of the flagged slices over the mid-cord area: median "
-        f"{ix['flagged_over_mid_median']}. Reported mean CSA over the mid-cord area, those scans: "
-        f"{ix['mean_over_mid_median']} (flagged left out) against {ix['mean_all_over_mid_median']} (every slice).\n",
+        "\n## 3. IXI head T1w (no masks; not held out: the 20 mm and the head clause were set from these scans)\n",
+        f"Masks: {p['ixi_source']}. {ix['scans_flagged']} of {ix['scans_with_cord']} scans with a cord have flagged "
+        f"slices (median {ix['flagged_slices_median']} slices). Scored: the {ix['scans_scored']} flagged scans whose "
+        f"cord is long enough for a mid-cord area (slices {MID_MARGIN_MM:g} mm or more from both ends). Mean area of "
+        f"the flagged slices over the mid-cord area: median {ix['flagged_over_mid_median']}; where the cord ends "
+        f"inside the image {med_end['end_inside']} ({n_end['end_inside']} scans), where it reaches the field's bottom "
+        f"(flagged by the head clause, amendment 1) {med_end['field_bottom']} ({n_end['field_bottom']} scans). "
+        f"Reported mean CSA over the mid-cord area: {ix['mean_over_mid_median']} (flagged left out) against "
+        f"{ix['mean_all_over_mid_median']} (every slice).\n",
         "\n## 4. Held-out lumbar scans\n",
         f"{sum(1 for r in lum if r['flagged'])} of {len(lum)} scans have flagged slices "
         f"({sum(r['flagged'] for r in lum)} of {sum(r['slices'] for r in lum)} cord slices).\n",
@@ -282,10 +299,18 @@ def ixi_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     with_cord = [r for r in rows if r.get("slices")]
     flagged = [r for r in with_cord if r.get("flagged")]
     scored = [r for r in flagged if r.get("mid_cord_mm2")]
+    groups = {"end_inside": True, "field_bottom": False}  # where the cord's lowest slice lies
+    by_end = {
+        name: _median([float(r["flagged_over_mid"]) for r in scored if bool(r.get("end_inside")) is inside])
+        for name, inside in groups.items()
+    }
     return {
         "scans": len(rows),
         "scans_with_cord": len(with_cord),
         "scans_flagged": len(flagged),
+        "scans_scored": len(scored),
+        "scored_by_end": {name: sum(bool(r.get("end_inside")) is i for r in scored) for name, i in groups.items()},
+        "flagged_over_mid_median_by_end": by_end,
         "flagged_slices_median": _median([float(r["flagged"]) for r in flagged]),
         "flagged_over_mid_median": _median([float(r["flagged_over_mid"]) for r in scored]),
         "mean_over_mid_median": _median([float(r["mean_csa_mm2"]) / float(r["mid_cord_mm2"]) for r in scored]),

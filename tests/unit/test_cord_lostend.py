@@ -74,6 +74,17 @@ def test_one_warning_names_the_count_and_the_outputs():
     assert head is not None and "head coil" in head
 
 
+def test_the_20_mm_are_measured_across_the_slices_on_a_sheared_grid():
+    """A sheared grid (third column (1, 0, 2) mm): slices 2 mm apart along their normal, not 2.24."""
+    data = np.zeros((30, 30, 40), dtype=np.float32)
+    ii, jj = np.meshgrid(np.arange(30), np.arange(30), indexing="ij")
+    data[:, :, 6:][((ii - 15) ** 2 + (jj - 15) ** 2 <= 16)] = 1.0
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    affine[0, 2] = 1.0
+    morph = measure_cord(Volume(data, affine))
+    assert sum(r.near_lost_end for r in morph.slices) == 10  # 9 if measured along the 2.24 mm column
+
+
 def test_run_file_flags_warns_and_leaves_the_fading_slices_out(tmp_path):
     from neurospine.cord.api import run_file
     from neurospine.io import save_volume

@@ -141,7 +141,8 @@ def run_file(
     result say where the levels came from (``levels_source``: mask, estimated or none). Slices at L3 or
     lower (below where the conus usually ends; :mod:`neurospine.cord.conus`) are flagged in the CSV, left
     out of the per-level CSV, the ``all`` row and ``csa_mm2_mean``, and named in one warning; so are the slices
-    less than 20 mm above a caudal end of the cord inside the image (:mod:`neurospine.cord.lostend`).
+    less than 20 mm above a caudal end of the cord inside the image, or on a head MRI above the cord's lowest slice
+    wherever it lies (:mod:`neurospine.cord.lostend`).
     ``options``: ``model`` (card name), ``fine_spacing_mm``,
     ``coarse_spacing_mm``, ``window_mm``, ``threshold``, ``slab_mm`` (0: no slab), ``bandwidth_mm``,
     ``predictor`` (a callable replacing the ONNX model, for tests), ``gm`` (also the grey matter: model
@@ -273,7 +274,10 @@ def run_file(
         seg.canal_mask,
         paths["qc"],
         title=f"{image.name}: axial slices of the cord (left), sagittal view (right)",
-        slice_labels=[(r.position_mm, r.slice, r.level + (" *" if left_out(r) else "")) for r in morph.slices],
+        slice_labels=[
+            (r.position_mm, r.slice, " ".join(filter(None, (r.level, "*" if left_out(r) else ""))))
+            for r in morph.slices
+        ],
         gm_mask=None if gm is None else gm.mask,
         footnote=LEFT_OUT_NOTE if any(left_out(r) for r in morph.slices) else "",
     )

@@ -3,7 +3,7 @@
 Above the conus the spinal cord does not end: when the segmented cord stops while the image goes on below it,
 the segmentation lost the cord there, usually where the signal fades (the bottom of a head coil). It does not
 lose it at once: the areas shrink over the last centimetres before the end (IXI head T1w: the flagged slices read
-0.815 of the mid-cord area; a simulated fall-off on errsm_30 shrank them to 0.93 of the same slices without it,
+about 0.81 of the mid-cord area; a simulated fall-off on errsm_30 shrank them to 0.93 of the same slices without it,
 and left the slices farther up alone). Those slices are flagged and left out of the summaries. At the conus,
 where the cord does end inside the image, its last centimetres taper and are no cord CSA to compare either.
 
@@ -51,7 +51,7 @@ def flag_warning(
     if not n:
         return None
     where = (
-        "ends at the bottom of a head MRI, in the head coil's fall-off, and its areas shrink"
+        "on a head MRI ends in the head coil's fall-off, and its areas shrink"
         if head
         else "ends inside the image, above its lowest slice, and its areas shrink (the signal fades, or the cord "
         "tapers to the conus)"

@@ -281,7 +281,9 @@ def measure_cord(
     lo_t, hi_t = UNCERTAINTY_THRESHOLDS
     inv_in = np.linalg.inv(mask.affine)
     s_axis = superior_axis(mask.affine)
-    near_end = flagged_slices(ks, float(np.linalg.norm(aff[:3, 2])), field_bottom_fades=field_bottom_fades)
+    # slices are this far apart along their normal (on a sheared grid less than the third column's length)
+    slice_mm = abs(float(normal @ aff[:3, 2]))
+    near_end = flagged_slices(ks, slice_mm, field_bottom_fades=field_bottom_fades)
     rows: list[SliceMeasure] = []
     for idx, k in enumerate(ks):
         t = cl.tangents[idx]
