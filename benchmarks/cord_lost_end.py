@@ -341,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         "labelled": lab,
         "ixi_summary": ixi_summary(ixi_rows),
         "ixi": ixi_rows,
-        "ixi_source": f"earlier run {args.ixi_runs}" if args.ixi_runs else "this run",
+        # the folder's name only: a record names no machine's paths
+        "ixi_source": f"those of an earlier run ({args.ixi_runs.name}/)" if args.ixi_runs else "this run's",
         "lumbar": lum,
     }
     write_results(args.results_name, payload, threads=THREADS, markdown=markdown(payload))
