@@ -300,26 +300,14 @@ def run_file(
         warnings += [w for w in (gm.note, gm.check) if w is not None]
     if level_vol is not None and not any(r.level for r in morph.slices):
         warnings.append("the level mask names no slice that holds cord; per-level CSA is empty")
-    conus = flag_warning(
-        str(image_path),
-        [r.level for r in morph.slices],
-        csv_name=paths["csa"].name,
-        perlevel_name=paths["csa_perlevel"].name,
-        qc=str(paths["qc"]),
-        positional=provenance.positional,
+    outputs = {"csv_name": paths["csa"].name, "perlevel_name": paths["csa_perlevel"].name, "qc": str(paths["qc"])}
+    flags = (
+        flag_warning(str(image_path), [r.level for r in morph.slices], positional=provenance.positional, **outputs),
+        lost_end_warning(
+            str(image_path), [bool(r.near_lost_end) for r in morph.slices], head=ev.head_in_view, **outputs
+        ),
     )
-    if conus is not None:
-        warnings.append(conus)
-    lost_end = lost_end_warning(
-        str(image_path),
-        [bool(r.near_lost_end) for r in morph.slices],
-        csv_name=paths["csa"].name,
-        perlevel_name=paths["csa_perlevel"].name,
-        qc=str(paths["qc"]),
-        head=ev.head_in_view,
-    )
-    if lost_end is not None:
-        warnings.append(lost_end)
+    warnings += [w for w in flags if w is not None]
     measures: dict[str, float | int | str | None] = {
         "cord_volume_mm3": round(cord_mm3, 2),
         "n_slices": len(morph.slices),
