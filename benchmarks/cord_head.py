@@ -8,7 +8,9 @@ image's Otsu threshold) or when its lowest voxel lies in the upper half of the f
 scans ("no spinal cord found") are counted apart.
 
 The 25 scans looked at while the rule was written (every fifth by name) are reported apart from the other 96,
-which alone enter the rule. ``--from-runs DIR`` scores the outputs of an earlier run (``DIR/<stem>/``, each with
+which alone enter the rule. Each scan's level names (the ``level`` column of ``_csa.csv``) are reported too: a
+head MRI shows the upper cervical spine only, so a name outside C1-C7 is wrong (docs/decisions/cord-head-levels.md).
+``--from-runs DIR`` scores the outputs of an earlier run (``DIR/<stem>/``, each with
 ``status.json``, as ``--keep-runs DIR`` writes them) instead of running the tool, which is how the figures of the
 code before the change were kept.
 
@@ -18,6 +20,7 @@ Run from the repository root: ``python -m benchmarks.cord_head`` (about 10 minut
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import tempfile
@@ -72,7 +75,24 @@ def score(image_path: Path, run_dir: Path, status: dict[str, Any]) -> dict[str, 
     cord = np.asarray(load_volume(output_paths(stem, run_dir)["cord_mask"], check_intensity=False).data) > 0
     row.update(misplaced(np.asarray(img.data, dtype=np.float32), cord, np.asarray(img.affine, dtype=np.float64)))
     row["cord_mm3"] = round(float(cord.sum()) * img.voxel_volume_mm3, 1)
+    row.update(level_names(output_paths(stem, run_dir)["csa"]))
     return row
+
+
+def level_names(csa_csv: Path) -> dict[str, Any]:
+    """The level names of a ``_csa.csv`` (cranial first), how many slices are named, and whether any name lies
+    outside C1-C7 (wrong on a head MRI)."""
+    from neurospine.labels import CRANIOCAUDAL_ORDER, VERTEBRA_IDS
+
+    with Path(csa_csv).open(encoding="utf-8") as fh:
+        names = [r["level"] for r in csv.DictReader(fh)]
+    rank = {v: i for i, v in enumerate(CRANIOCAUDAL_ORDER)}
+    seen = sorted({n for n in names if n}, key=lambda n: rank.get(VERTEBRA_IDS.get(n, 0), 999))
+    return {
+        "levels": " ".join(seen),
+        "slices_named": sum(bool(n) for n in names),
+        "non_cervical_names": any(not (len(n) == 2 and n[0] == "C" and n[1] in "1234567") for n in seen),
+    }
 
 
 def run_tool(image_path: Path, out: Path) -> dict[str, Any]:
@@ -120,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             "scans": len(group),
             "refused": sum(bool(r["refused"]) for r in group),
             "misplaced": sum(bool(r.get("misplaced")) for r in group),
+            "non_cervical_names": sum(bool(r.get("non_cervical_names")) for r in group),
+            "named": sum(bool(r.get("levels")) for r in group),
         }
 
     result: dict[str, Any] = {
@@ -130,13 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     md = [
         "# `neurospine cord` on head T1w MRI (IXI): the cord below the brain, or something else?\n",
         f"Misplaced: centroid more than {MIDLINE_MM:.0f} mm from the head's left-right middle, or lowest voxel in the "
-        "upper half of the field. Rule: `docs/decisions/cord-min-length.md`.\n",
-        "| scans | n | refused (no spinal cord found) | misplaced |",
-        "|---|---|---|---|",
+        "upper half of the field. Rules: `docs/decisions/cord-min-length.md`, `cord-head-midline.md`; level names: "
+        "`cord-head-levels.md`.\n",
+        "| scans | n | refused (no spinal cord found) | misplaced | with level names | named outside C1-C7 |",
+        "|---|---|---|---|---|---|",
     ]
     for key, label in (("rule_set", "96 not looked at while writing the rule"), ("design_set", "25 looked at")):
         s = result[key]
-        md.append(f"| {label} | {s['scans']} | {s['refused']} | {s['misplaced']} |")
+        md.append(
+            f"| {label} | {s['scans']} | {s['refused']} | {s['misplaced']} | {s['named']} | {s['non_cervical_names']} |"
+        )
+    names: dict[str, int] = {}
+    for r in rows:
+        names[r.get("levels") or "(none)"] = names.get(r.get("levels") or "(none)", 0) + 1
+    md += ["", "| level names | scans |", "|---|---|"]
+    md += [f"| {k} | {v} |" for k, v in sorted(names.items(), key=lambda kv: -kv[1])]
     md += [
         "",
         "| scan | set | refused | misplaced | left-right offset (mm) | lowest voxel in upper half | cord mm3 |",

@@ -27,7 +27,14 @@ from neurospine.cord.segment import (
     onnx_predictor,
     segment_volume,
 )
-from neurospine.cord.spinelevels import LevelEstimate, SpineReading, estimate_levels, levels_from_mask, read_spine
+from neurospine.cord.spinelevels import (
+    LEVELS_FIX,
+    LevelEstimate,
+    SpineReading,
+    estimate_levels,
+    levels_from_mask,
+    read_spine,
+)
 from neurospine.errors import GeometryError, InputError, NoStructureFoundError
 from neurospine.io import Volume, load_volume, resample_like, save_like, write_text_atomic
 from neurospine.results import TaskResult
@@ -83,18 +90,47 @@ def _levels(
     auto: bool,
     threads: int,
     reading: SpineReading | None = None,
+    *,
+    head: bool = False,
 ) -> tuple[Volume | None, LevelEstimate]:
     """The level mask to measure with and its provenance (``--levels`` first, then the spine model, whose run
-    on the image ``reading`` may already hold)."""
+    on the image ``reading`` may already hold). On a head MRI (``head``) the spine model's names count only when
+    they are counted down from C2 (docs/decisions/cord-head-levels.md)."""
     if level_vol is not None:
         given = levels_from_mask(level_vol.data, soft, image)
         return (level_vol if given.mask is None else image.with_data(given.mask)), given
     if not auto:
         return None, LevelEstimate(None, "none")
     est = estimate_levels(image, soft, threads=threads, reading=reading)
+    dropped = head and est.mask is not None and "C2" not in est.anchor
+    if dropped:
+        est = _unanchored_on_head(est)
     if est.mask is None:
         est = _disc_fallback(image, soft, est)
+    if dropped and est.from_discs:  # say why the spine model's names were not used
+        est.warnings.insert(0, "the whole-spine model's names were not used: on a head MRI they count only from C2")
     return (None if est.mask is None else image.with_data(est.mask)), est
+
+
+def _unanchored_on_head(est: LevelEstimate) -> LevelEstimate:
+    """No levels instead of ``est``: on a head MRI the field shows the upper cervical spine only, and a naming not
+    counted down from C2 has named something else (on IXI head T1w: the tongue, as L2-L5)."""
+    names = " ".join(level_name(int(v)) for v in np.unique(np.asarray(est.mask)) if v)
+    warning = (
+        f"no vertebral levels from the whole-spine model: on a head MRI its names are used only when counted down "
+        f"from C2, and this naming was {est.anchor} ({names}, confidence {est.confidence or 0.0:.2f}); {LEVELS_FIX}"
+    )
+    log.info("cord levels of the spine model dropped on a head MRI (anchor %s: %s)", est.anchor, names)
+    return LevelEstimate(
+        None,
+        "none",
+        est.anchor,
+        est.confidence,
+        warnings=[warning],
+        seconds=est.seconds,
+        models=est.models,
+        bright_bone_lift=est.bright_bone_lift,
+    )
 
 
 def _disc_fallback(image: Volume, soft: np.ndarray, est: LevelEstimate) -> LevelEstimate:
@@ -107,9 +143,9 @@ def _disc_fallback(image: Volume, soft: np.ndarray, est: LevelEstimate) -> Level
     names = " ".join(dict.fromkeys(level_name(int(v)) for v in np.unique(found.mask) if v))
     warning = (
         f"vertebral levels named from {len(found.discs_mm)} discs seen in front of the cord ({names}; spacing "
-        f"{found.period_mm:.0f} mm), because the whole-spine model named none; the naming is positional: the top "
-        "disc seen is taken as C2/C3, so the names are too high if the image starts below C2; check the QC image "
-        "or give --levels VERT_MASK"
+        f"{found.period_mm:.0f} mm), because the whole-spine model gave no names to use; the naming is positional: "
+        "the top disc seen is taken as C2/C3, so the names are too high if the image starts below C2; check the QC "
+        "image or give --levels VERT_MASK"
     )
     return LevelEstimate(
         found.mask.astype(np.int16),
@@ -240,7 +276,9 @@ def run_file(
     gm_vol = None if gm is None or gm.mask is None else image.with_data(gm.mask)
 
     t = time.perf_counter()
-    level_used, provenance = _levels(image, seg.cord_soft, level_vol, auto_levels, threads, reading)
+    level_used, provenance = _levels(
+        image, seg.cord_soft, level_vol, auto_levels, threads, reading, head=ev.head_in_view
+    )
     models.update(provenance.models)
     plaus.bone_check(verdict, provenance.bright_bone_lift)
     timings["levels_s"] = time.perf_counter() - t
