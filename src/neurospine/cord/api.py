@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from neurospine.cord.conus import below_conus, flag_warning
 from neurospine.cord.disclevels import cervical_levels
@@ -40,6 +41,8 @@ from neurospine.io import Volume, load_volume, resample_like, save_like, write_t
 from neurospine.results import TaskResult
 
 log = logging.getLogger(__name__)
+#: level names possible on a head MRI
+CERVICAL = frozenset(f"C{i}" for i in range(1, 8))
 #: QC footnote for the tiles of slices left out of the summaries
 LEFT_OUT_NOTE = "'*': left out of the per-level CSA and the mean (below the conus, or where the cord fades out)"
 
@@ -95,30 +98,37 @@ def _levels(
 ) -> tuple[Volume | None, LevelEstimate]:
     """The level mask to measure with and its provenance (``--levels`` first, then the spine model, whose run
     on the image ``reading`` may already hold). On a head MRI (``head``) the spine model's names count only when
-    they are counted down from C2 (docs/decisions/cord-head-levels.md)."""
+    they are all cervical (docs/decisions/cord-head-levels.md)."""
     if level_vol is not None:
         given = levels_from_mask(level_vol.data, soft, image)
         return (level_vol if given.mask is None else image.with_data(given.mask)), given
     if not auto:
         return None, LevelEstimate(None, "none")
     est = estimate_levels(image, soft, threads=threads, reading=reading)
-    dropped = head and est.mask is not None and "C2" not in est.anchor
+    dropped = head and est.mask is not None and not _cervical_only(est.mask)
     if dropped:
         est = _unanchored_on_head(est)
     if est.mask is None:
         est = _disc_fallback(image, soft, est)
     if dropped and est.from_discs:  # say why the spine model's names were not used
-        est.warnings.insert(0, "the whole-spine model's names were not used: on a head MRI they count only from C2")
+        est.warnings.insert(0, "the whole-spine model's names were not used: on a head MRI they must be cervical")
     return (None if est.mask is None else image.with_data(est.mask)), est
 
 
+def _cervical_only(mask: npt.NDArray[np.integer]) -> bool:
+    """Whether every level a cord-by-level mask names is C1-C7."""
+    ids = [int(v) for v in np.unique(np.asarray(mask)) if v]
+    return all(level_name(v) in CERVICAL for v in ids)
+
+
 def _unanchored_on_head(est: LevelEstimate) -> LevelEstimate:
-    """No levels instead of ``est``: on a head MRI the field shows the upper cervical spine only, and a naming not
-    counted down from C2 has named something else (on IXI head T1w: the tongue, as L2-L5)."""
+    """No levels instead of ``est``: on a head MRI the field shows the upper cervical spine only, and a naming of
+    anything else has named something else (on IXI head T1w: the tongue, as L2-L5; docs/decisions/
+    cord-head-levels.md, amendment 1)."""
     names = " ".join(level_name(int(v)) for v in np.unique(np.asarray(est.mask)) if v)
     warning = (
-        f"no vertebral levels from the whole-spine model: on a head MRI its names are used only when counted down "
-        f"from C2, and this naming was {est.anchor} ({names}, confidence {est.confidence or 0.0:.2f}); {LEVELS_FIX}"
+        f"no vertebral levels from the whole-spine model: a head MRI shows cervical vertebrae only, and it named "
+        f"{names} (naming {est.anchor}, confidence {est.confidence or 0.0:.2f}); {LEVELS_FIX}"
     )
     log.info("cord levels of the spine model dropped on a head MRI (anchor %s: %s)", est.anchor, names)
     return LevelEstimate(
