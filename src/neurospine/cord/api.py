@@ -98,20 +98,20 @@ def _levels(
 ) -> tuple[Volume | None, LevelEstimate]:
     """The level mask to measure with and its provenance (``--levels`` first, then the spine model, whose run
     on the image ``reading`` may already hold). On a head MRI (``head``) the spine model's names count only when
-    they are all cervical (docs/decisions/cord-head-levels.md)."""
+    they are counted down from C2 or all cervical (docs/decisions/cord-head-levels.md)."""
     if level_vol is not None:
         given = levels_from_mask(level_vol.data, soft, image)
         return (level_vol if given.mask is None else image.with_data(given.mask)), given
     if not auto:
         return None, LevelEstimate(None, "none")
     est = estimate_levels(image, soft, threads=threads, reading=reading)
-    dropped = head and est.mask is not None and not _cervical_only(est.mask)
-    if dropped:
-        est = _unanchored_on_head(est)
+    reason = _head_naming_problem(est) if head else None
+    if reason is not None:
+        est = _without_names(est, f"{reason}; {LEVELS_FIX}")
     if est.mask is None:
         est = _disc_fallback(image, soft, est)
-    if dropped and est.from_discs:  # say why the spine model's names were not used
-        est.warnings.insert(0, "the whole-spine model's names were not used: on a head MRI they must be cervical")
+        if reason is not None and est.from_discs:  # say which names were not used, and why
+            est.warnings.insert(0, reason)
     return (None if est.mask is None else image.with_data(est.mask)), est
 
 
@@ -121,16 +121,22 @@ def _cervical_only(mask: npt.NDArray[np.integer]) -> bool:
     return all(level_name(v) in CERVICAL for v in ids)
 
 
-def _unanchored_on_head(est: LevelEstimate) -> LevelEstimate:
-    """No levels instead of ``est``: on a head MRI the field shows the upper cervical spine only, and a naming of
-    anything else has named something else (on IXI head T1w: the tongue, as L2-L5; docs/decisions/
-    cord-head-levels.md, amendment 1)."""
+def _head_naming_problem(est: LevelEstimate) -> str | None:
+    """Why the spine model's names cannot name a head MRI's cord (``None``: they can). A head MRI's field ends in
+    the neck: a naming counted down from C2 may reach T1-T2 there, any other must stay cervical (on one IXI head T1w
+    looked at, the tongue had been named L2-L5; docs/decisions/cord-head-levels.md, amendments 1 and 2)."""
+    if est.mask is None or "C2" in est.anchor or _cervical_only(est.mask):
+        return None
     names = " ".join(level_name(int(v)) for v in np.unique(np.asarray(est.mask)) if v)
-    warning = (
-        f"no vertebral levels from the whole-spine model: a head MRI shows cervical vertebrae only, and it named "
-        f"{names} (naming {est.anchor}, confidence {est.confidence or 0.0:.2f}); {LEVELS_FIX}"
-    )
     log.info("cord levels of the spine model dropped on a head MRI (anchor %s: %s)", est.anchor, names)
+    return (
+        f"no vertebral levels from the whole-spine model: a head MRI shows cervical vertebrae only, and it named "
+        f"{names} without counting down from C2 (naming {est.anchor}, confidence {est.confidence or 0.0:.2f})"
+    )
+
+
+def _without_names(est: LevelEstimate, warning: str) -> LevelEstimate:
+    """``est`` with its names dropped (source ``none``) and ``warning`` in place of its warnings."""
     return LevelEstimate(
         None,
         "none",
@@ -138,7 +144,7 @@ def _unanchored_on_head(est: LevelEstimate) -> LevelEstimate:
         est.confidence,
         warnings=[warning],
         seconds=est.seconds,
-        models=est.models,
+        models=dict(est.models),
         bright_bone_lift=est.bright_bone_lift,
     )
 
