@@ -65,3 +65,36 @@ def test_benchmark_level_names_flag_anything_outside_c1_c7(tmp_path):
     assert level_names(csv_path) == {"levels": "C2 C3", "slices_named": 2, "non_cervical_names": False}
     csv_path.write_text("slice,level\n0,C7\n1,T1\n2,Cocc\n", encoding="utf-8")
     assert level_names(csv_path)["non_cervical_names"] is True
+
+
+@pytest.mark.parametrize("head", [True, False])
+def test_run_file_passes_the_head_evidence_to_the_levels_and_the_fade_flag(tmp_path, monkeypatch, head):
+    """A cord that runs off the field's bottom: flagged near_lost_end only on a head MRI, and the level estimate
+    is told whether a head is in view."""
+    from dataclasses import replace
+
+    from neurospine.io import save_volume
+    from neurospine.plausibility import common
+    from tests.unit.test_cord_min_length import bright_is_cord
+
+    real = common.evidence
+
+    def evidence(image):  # the phantom's evidence, with or without a head in view
+        ev = real(image)
+        return replace(ev, top_air_mm=50.0, head_width_mm=150.0, head_length_mm=190.0) if head else ev
+
+    seen: dict[str, bool] = {}
+
+    def levels(image, soft, level_vol, auto, threads, reading=None, *, head=False):
+        seen["head"] = head
+        return None, LevelEstimate(None, "none")
+
+    monkeypatch.setattr(common, "evidence", evidence)
+    monkeypatch.setattr(api, "_levels", levels)
+    img = np.zeros((64, 64, 60), dtype=np.float32)
+    ii, jj = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
+    img[:, :, :][((ii - 32) ** 2 + (jj - 32) ** 2) <= 25] = 100.0  # the tube runs through the whole field
+    path = save_volume(Volume(img, make_affine((1.0, 1.0, 1.0), "RAS"), "tube.nii.gz"), tmp_path / "tube.nii.gz")
+    res = api.run_file(path, tmp_path / "out", predictor=bright_is_cord, force=True)
+    assert seen["head"] is head
+    assert res.measures["n_slices_near_lost_end"] == (20 if head else 0)
