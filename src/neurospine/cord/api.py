@@ -14,14 +14,13 @@ import numpy.typing as npt
 from neurospine.cord.conus import below_conus, flag_warning
 from neurospine.cord.disclevels import cervical_levels
 from neurospine.cord.headmidline import midline_test
-from neurospine.cord.incanal import ensure_in_canal, found
+from neurospine.cord.incanal import ensure_in_canal, not_found_reason
 from neurospine.cord.levelconfidence import calibrated_confidence, level_group
 from neurospine.cord.levelconfidence import describe as describe_level_confidence
 from neurospine.cord.levels import level_name
 from neurospine.cord.lostend import flag_warning as lost_end_warning
 from neurospine.cord.morphometry import left_out, measure_cord
 from neurospine.cord.segment import (
-    MIN_CORD_MM3,
     MODEL_NAME,
     CordSegmentation,
     SegmentOptions,
@@ -260,13 +259,9 @@ def run_file(
             f"image) lies in the vertebrae the spine model found. Check that the image shows the spinal cord, or "
             f"give --levels VERT_MASK to skip this check; QC image: {paths['qc']}"
         )
-    if not found(seg, image.voxel_volume_mm3):
+    why = not_found_reason(seg, image.voxel_volume_mm3)
+    if why is not None:
         write_qc(image, seg.cord_mask, seg.canal_mask, paths["qc"], title=f"{image.name}: no spinal cord found")
-        why = (
-            f"cord volume {cord_mm3:.0f} mm3 < {MIN_CORD_MM3:.0f} mm3"
-            if cord_mm3 < MIN_CORD_MM3
-            else str(seg.extra.get("rejected", ""))  # found() refuses a big enough cord only when it was rejected
-        )
         raise NoStructureFoundError(
             f"{image_path}: no spinal cord found ({why}). Check "
             f"that the image shows the spinal cord (cervical to lumbar, any contrast); QC image: {paths['qc']}"

@@ -182,7 +182,7 @@ def detect_cord(
     probs, canal, ks = (
         coarse if coarse is not None else coarse_pass(data, spacing_mm, predict, coarse_spacing_mm, slice_step_mm)
     )
-    step = max(1, math.ceil(slice_step_mm / spacing_mm[2] - 1e-6))
+    step = detection_step(spacing_mm[2], slice_step_mm)
     binary = probs >= threshold
     labels, n = ndimage.label(binary, structure=np.ones((3, 3, 3), dtype=bool))
     centres = np.full((z, 2), np.nan)
@@ -209,6 +209,11 @@ def detect_cord(
     return Detection(centres, found, probs, step, (probs, canal, ks))
 
 
+def detection_step(slice_mm: float, slice_step_mm: float) -> int:
+    """Every how many slices the coarse pass runs: about ``slice_step_mm`` apart, at least every slice."""
+    return max(1, math.ceil(slice_step_mm / slice_mm - 1e-6))
+
+
 def coarse_pass(
     data: npt.NDArray[np.floating],
     spacing_mm: tuple[float, float, float],
@@ -221,8 +226,7 @@ def coarse_pass(
     sx, sy = spacing_mm[0], spacing_mm[1]
     target = max(coarse_spacing_mm, min(sx, sy))
     z = data.shape[2]
-    step = max(1, math.ceil(slice_step_mm / spacing_mm[2] - 1e-6))
-    ks = np.arange(0, z, step)
+    ks = np.arange(0, z, detection_step(spacing_mm[2], slice_step_mm))
     if ks[-1] != z - 1:
         ks = np.append(ks, z - 1)
     slices = [normalize_patch(resample_slice(data[:, :, k], (sx, sy), target)) for k in ks]

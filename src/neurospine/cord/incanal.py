@@ -66,11 +66,19 @@ def canal_share(cord: npt.NDArray[np.generic], semantic: npt.NDArray[np.integer]
     return _share(cord, semantic, CANAL_VALUES)
 
 
+def not_found_reason(seg: CordSegmentation, voxel_mm3: float) -> str | None:
+    """Why ``seg`` holds no cord (``None``: it does): under :data:`MIN_CORD_MM3` of cord, or a cord that
+    :func:`segment_volume` rejected as no cord (too short, or failing a cord test: ``extra["rejected"]``;
+    docs/decisions/cord-min-length.md, cord-head-midline.md)."""
+    cord_mm3 = float(np.count_nonzero(seg.cord_mask)) * voxel_mm3
+    if cord_mm3 < MIN_CORD_MM3:
+        return f"cord volume {cord_mm3:.0f} mm3 < {MIN_CORD_MM3:.0f} mm3"
+    return str(seg.extra.get("rejected") or "") or None
+
+
 def found(seg: CordSegmentation, voxel_mm3: float) -> bool:
-    """Whether ``seg`` holds at least :data:`MIN_CORD_MM3` of cord that :func:`segment_volume` did not reject as no
-    cord (too short, or failing a cord test: ``extra["rejected"]``; docs/decisions/cord-min-length.md,
-    cord-head-midline.md)."""
-    return float(np.count_nonzero(seg.cord_mask)) * voxel_mm3 >= MIN_CORD_MM3 and not seg.extra.get("rejected")
+    """Whether ``seg`` holds a cord (:func:`not_found_reason`)."""
+    return not_found_reason(seg, voxel_mm3) is None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from neurospine.cord.incanal import CANAL_VALUES
+from neurospine.cord.incanal import CANAL_VALUES, ensure_in_canal, not_found_reason
 from neurospine.cord.segment import MIN_CORD_MM3, CordSegmentation
 from neurospine.io import Volume
 from neurospine.labels import VERTEBRA_NAMES, Structure
@@ -135,8 +135,7 @@ def cord_mask(
     image), and what the cord-in-canal check did (``None``: nothing). With the network's ``semantic`` labels on
     ``sub``'s grid, a cord that lands in the network's bone, or no cord at all, is sought again in its canal
     (:func:`neurospine.cord.incanal.ensure_in_canal`)."""
-    from neurospine.cord.incanal import ensure_in_canal, found
-    from neurospine.cord.segment import SegmentOptions, onnx_predictor, segment_volume
+    from neurospine.cord.segment import SegmentOptions, onnx_predictor, segment_volume  # tests patch onnx_predictor
 
     predict, opt = onnx_predictor(session), SegmentOptions.from_card(card)
     seg = segment_volume(sub, predict, opt)
@@ -148,9 +147,8 @@ def cord_mask(
         kept, note = check.segmentation, check.warning()
     if kept is None:
         return np.zeros(sub.shape, dtype=bool), note
-    if not found(kept, sub.voxel_volume_mm3):
-        # what `neurospine cord` would refuse (a few voxels, or a cord rejected as too short) is not written either
-        why = str(kept.extra.get("rejected") or "") or f"under {MIN_CORD_MM3:.0f} mm3"
+    why = not_found_reason(kept, sub.voxel_volume_mm3)
+    if why is not None:  # what `neurospine cord` would refuse is not written either
         refused = f"the cord model's cord was not kept ({why})"
         return np.zeros(sub.shape, dtype=bool), refused if note is None else f"{note}; {refused}"
     return np.asarray(kept.cord_mask) > 0, note
