@@ -25,7 +25,13 @@ from neurospine.spine import classes as C
 from neurospine.spine.cleanup import CleanupReport, clean_anatomy, drop_unassigned
 from neurospine.spine.cordfusion import CORD_MODEL, CordFusion, fuse
 from neurospine.spine.endplates import endplate_thickness_mm, relabel_endplates
-from neurospine.spine.instances import POSTERIOR_JUMP_MM, SACRUM_TMP, InstanceResult, build_instances
+from neurospine.spine.instances import (
+    POSTERIOR_JUMP_MM,
+    SACRUM_TMP,
+    InstanceResult,
+    build_instances,
+    sacral_arch_to_sacrum,
+)
 from neurospine.spine.naming import (
     CONFIDENT,
     EXTRA_VERTEBRA_CHOICES,
@@ -242,9 +248,15 @@ def segment(
     report = CleanupReport(voxel_mm3=float(np.prod(grid.spacing_mm)))
     if cleanup:
         cls, report = clean_anatomy(cls, grid.spacing_mm)
-    inst = build_instances(cls, grid.spacing_mm, posterior_jump_mm=POSTERIOR_JUMP_MM if cleanup else float("inf"))
+    inst = build_instances(
+        cls,
+        grid.spacing_mm,
+        posterior_jump_mm=POSTERIOR_JUMP_MM if cleanup else float("inf"),
+        sacral_arch=cleanup,
+    )
     if cleanup:  # body, posterior and sacrum voxels no vertebra took are not spine
         drop_unassigned(cls, inst.instances, report)
+        sacral_arch_to_sacrum(cls, inst.instances)
     else:  # sacrum voxels the instance phase left unassigned (not the column's sacrum) are not sacrum
         cls[(cls == C.SACRUM) & (inst.instances == 0)] = C.BG
     naming = name_instances(inst, cls, grid.spacing_mm, extra_vertebra)

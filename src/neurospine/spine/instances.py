@@ -3,8 +3,10 @@
 Route (no second network): vertebral-body seeds are eroded corpus components; a seed much larger than
 its neighbours is split by further erosion (bodies touching through a thin disc); seeds grow back over
 corpus and endplate (nearest seed). Posterior elements join the body they reach first through bone
-(geodesic flood with ``ndimage.watershed_ift``). Each disc / endplate voxel is tied to the vertebra
-above it along the local spine axis (SPINEPS rule 100+X / 200+X).
+(shortest paths, multi-source Dijkstra); the column's sacrum competes with the bodies, so the sacrum's
+own arch, which the network paints with posterior-element classes, joins the sacrum rather than L5
+(docs/decisions/spine-sacral-arch.md). Each disc / endplate voxel is tied to the vertebra above it along the
+local spine axis (SPINEPS rule 100+X / 200+X).
 """
 
 from __future__ import annotations
@@ -401,11 +403,15 @@ def build_instances(
     spacing_mm: tuple[float, float, float],
     *,
     posterior_jump_mm: float = POSTERIOR_JUMP_MM,
+    sacral_arch: bool = True,
 ) -> InstanceResult:
     """Vertebra, disc and endplate instances from a network class map on the model grid.
 
     Works on the bounding box of the labelled voxels (plus a margin) and pastes the result back.
     ``posterior_jump_mm``: see :func:`geodesic_assign` (``inf``: every posterior piece joins the nearest body).
+    ``sacral_arch``: the column's sacrum competes for posterior-element voxels (those it takes are
+    ``SACRUM_TMP`` in the instance map; :func:`sacral_arch_to_sacrum` relabels their class); off, only the
+    vertebral bodies do.
     """
     cls = np.asarray(classes)
     fg = cls > 0
@@ -414,7 +420,7 @@ def build_instances(
         return InstanceResult(z, z.copy())
     box = ndimage.find_objects(fg.astype(np.uint8))[0]
     box = tuple(slice(max(0, b.start - 3), min(dim, b.stop + 3)) for b, dim in zip(box, cls.shape, strict=True))
-    sub = _build_instances_crop(np.ascontiguousarray(cls[box]), spacing_mm, posterior_jump_mm)
+    sub = _build_instances_crop(np.ascontiguousarray(cls[box]), spacing_mm, posterior_jump_mm, sacral_arch)
     instances = np.zeros(cls.shape, dtype=np.int16)
     body = np.zeros(cls.shape, dtype=np.int16)
     instances[box] = sub.instances
@@ -428,7 +434,10 @@ def build_instances(
 
 
 def _build_instances_crop(
-    cls: npt.NDArray[np.integer], spacing_mm: tuple[float, float, float], posterior_jump_mm: float = POSTERIOR_JUMP_MM
+    cls: npt.NDArray[np.integer],
+    spacing_mm: tuple[float, float, float],
+    posterior_jump_mm: float = POSTERIOR_JUMP_MM,
+    sacral_arch: bool = True,
 ) -> InstanceResult:
     vox_mm3 = float(np.prod(spacing_mm))
     shape = cls.shape
@@ -483,10 +492,12 @@ def _build_instances_crop(
         alt = np.array(ndimage.center_of_mass(np.ones(shape, np.uint8), body, list(range(1, n + 1))))
         coms[missing] = alt[missing]
     instances[corpus_lab > 0] = corpus_lab[corpus_lab > 0]
-    # posterior elements: geodesic (shortest path through bone) assignment to the bodies
+    sacrum = column_sacrum(sacrum, body, n, spacing_mm)
+    # posterior elements: geodesic (shortest path through bone) assignment to the bodies (and the sacrum)
     post = np.isin(cls, C.POSTERIOR_CLASSES)
     if post.any():
-        assigned = geodesic_assign(post, corpus_lab, spacing_mm, posterior_jump_mm)
+        owners = np.where(sacrum, SACRUM_TMP, corpus_lab) if sacral_arch else corpus_lab
+        assigned = geodesic_assign(post, owners, spacing_mm, posterior_jump_mm)
         instances[post] = assigned[post]
     # discs and endplates: tie to the vertebra above
     disc_ep = (cls == C.DISC) | (cls == C.ENDPLATE)
@@ -494,7 +505,6 @@ def _build_instances_crop(
     for cls_id, offset in ((C.DISC, _DISC), (C.ENDPLATE, _EP)):
         mask = cls == cls_id
         instances[mask] = offset + above[mask]  # offset+0: above the top vertebra
-    sacrum = column_sacrum(sacrum, body, n, spacing_mm)
     instances[sacrum] = SACRUM_TMP
     body_map[:] = body
     sp = np.asarray(spacing_mm)
@@ -508,5 +518,13 @@ def _build_instances_crop(
         result.vertebrae.append(
             Vertebra(k, coms[k - 1], int(m.sum()), height, depth, float(rows.min()), float(rows.max()))
         )
-    result.sacrum_voxels = int(sacrum.sum())
+    result.sacrum_voxels = int(np.count_nonzero(instances == SACRUM_TMP))  # with the arch it took
     return result
+
+
+def sacral_arch_to_sacrum(cls: npt.NDArray[np.uint8], instances: npt.NDArray[np.integer]) -> int:
+    """Give the posterior-element voxels the sacrum took in the instance phase the sacrum class (in place; SPINEPS
+    labels the sacral arch as sacrum); returns how many."""
+    arch = (np.asarray(instances) == SACRUM_TMP) & np.isin(cls, C.POSTERIOR_CLASSES)
+    cls[arch] = C.SACRUM
+    return int(arch.sum())
