@@ -15,7 +15,6 @@ Run from the repository root: ``python -m benchmarks.spine_sacral_arch`` (about 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import statistics
@@ -54,7 +53,10 @@ def measure(path: Path, *, sacral_arch: bool) -> dict[str, Any]:
 
     vol = load_volume(path)
     t0 = time.perf_counter()
-    with mock.patch.object(api, "build_instances", functools.partial(build_instances, sacral_arch=sacral_arch)):
+    def instances(*args: Any, **kwargs: Any) -> Any:  # the pipeline passes sacral_arch itself: override it
+        return build_instances(*args, **{**kwargs, "sacral_arch": sacral_arch})
+
+    with mock.patch.object(api, "build_instances", instances):
         seg = api.segment(vol, threads=THREADS)
     seconds = time.perf_counter() - t0
     vert = np.asarray(seg.seg_vert_input)
