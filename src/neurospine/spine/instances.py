@@ -3,7 +3,7 @@
 Route (no second network): vertebral-body seeds are eroded corpus components; a seed much larger than
 its neighbours is split by further erosion (bodies touching through a thin disc); seeds grow back over
 corpus and endplate (nearest seed). Posterior elements join the body they reach first through bone
-(shortest paths, multi-source Dijkstra); the column's sacrum competes with the bodies, so the sacrum's
+(shortest paths, multi-source Dijkstra); below the lowest body the column's sacrum competes with the bodies, so the sacrum's
 own arch, which the network paints with posterior-element classes, joins the sacrum rather than L5
 (docs/decisions/spine-sacral-arch.md). Each disc / endplate voxel is tied to the vertebra above it along the
 local spine axis (SPINEPS rule 100+X / 200+X).
@@ -41,6 +41,9 @@ SIDE_BY_SIDE_OVERLAP = 0.6
 #: labelled bone only when it is at most this far (mm) from it; farther pieces stay unassigned (a vertebra never
 #: absorbs a detached piece of soft tissue the network mislabelled)
 POSTERIOR_JUMP_MM = 10.0
+#: the sacrum takes posterior-element voxels only this far (mm) below the lowest body's inferior surface: L5's
+#: inferior articular processes reach about the middle of the lumbosacral disc (docs/decisions/spine-sacral-arch.md)
+SACRAL_ARCH_BELOW_MM = 5.0
 
 
 @dataclass
@@ -496,8 +499,11 @@ def _build_instances_crop(
     # posterior elements: geodesic (shortest path through bone) assignment to the bodies (and the sacrum)
     post = np.isin(cls, C.POSTERIOR_CLASSES)
     if post.any():
-        owners = np.where(sacrum, SACRUM_TMP, corpus_lab) if sacral_arch else corpus_lab
-        assigned = geodesic_assign(post, owners, spacing_mm, posterior_jump_mm)
+        assigned = geodesic_assign(post, corpus_lab, spacing_mm, posterior_jump_mm)
+        if sacral_arch and sacrum.any():
+            with_sacrum = geodesic_assign(post, np.where(sacrum, SACRUM_TMP, corpus_lab), spacing_mm, posterior_jump_mm)
+            arch = (with_sacrum == SACRUM_TMP) & below_lowest_body(body == n, spacing_mm, SACRAL_ARCH_BELOW_MM)
+            assigned[arch] = SACRUM_TMP
         instances[post] = assigned[post]
     # discs and endplates: tie to the vertebra above
     disc_ep = (cls == C.DISC) | (cls == C.ENDPLATE)
@@ -520,6 +526,24 @@ def _build_instances_crop(
         )
     result.sacrum_voxels = int(np.count_nonzero(instances == SACRUM_TMP))  # with the arch it took
     return result
+
+
+def below_lowest_body(
+    lowest: npt.NDArray[np.bool_], spacing_mm: tuple[float, float, float], margin_mm: float
+) -> npt.NDArray[np.bool_]:
+    """Voxels more than ``margin_mm`` below the plane of ``lowest``'s inferior surface: the plane perpendicular to
+    the body's shortest principal axis (its craniocaudal axis), at the 98th percentile of its voxels along it."""
+    sp = np.asarray(spacing_mm, dtype=np.float64)
+    pts = np.argwhere(lowest).astype(np.float64) * sp
+    centre = pts.mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
+    axis = vecs[:, 0]  # smallest variance
+    if axis[1] < 0:  # point it inferior (PIR: axis 1 runs head to foot)
+        axis = -axis
+    bottom = float(np.percentile((pts - centre) @ axis, 98))
+    grids = np.ogrid[tuple(slice(0, n) for n in lowest.shape)]
+    along = sum((g * s - c) * a for g, s, c, a in zip(grids, sp, centre, axis, strict=True))
+    return np.asarray(along > bottom + margin_mm)
 
 
 def sacral_arch_to_sacrum(cls: npt.NDArray[np.uint8], instances: npt.NDArray[np.integer]) -> int:
