@@ -169,3 +169,65 @@ def test_detached_fragment_is_not_glued_to_the_nearest_vertebra():
     lab = grow_labels(seeds, mask, SP, max_steps=2)
     assert (lab[5:15, 5:25, 5:15] == 1).all()
     assert (lab[:, 40:44] == 0).all()
+
+
+def _with_sacral_arch(n: int = 4) -> tuple[np.ndarray, tuple[slice, slice, slice]]:
+    """``column_map(n)`` with the sacrum's own arch: a plate behind the sacrum, touching it, joined to L5's lamina
+    by a strip across the lumbosacral level (the network paints such an arch with posterior-element classes)."""
+    cls = column_map(n)
+    sac_rows = np.nonzero((cls == C.SACRUM).any(axis=(0, 2)))[0]
+    top = int(sac_rows.min())
+    plate = (slice(60, 66), slice(top + 4, top + 30), slice(12, 28))
+    cls[plate] = C.ARCUS
+    l5_row = 20 + (n - 1) * 32
+    cls[58:64, l5_row + 14 : top + 4, 16:24] = C.ARCUS  # L5's lamina runs on into the sacral arch
+    return cls, plate
+
+
+def test_the_sacral_arch_joins_the_sacrum_not_l5():
+    """docs/decisions/spine-sacral-arch.md: the sacrum competes with the bodies for posterior elements."""
+    from neurospine.spine.instances import sacral_arch_to_sacrum
+
+    cls, plate = _with_sacral_arch(4)
+    res = build_instances(cls, SP)
+    assert len(res.vertebrae) == 4
+    assert (res.instances[plate] == SACRUM_TMP).mean() > 0.9
+    l5_pedicle = (slice(50, 58), slice(20 + 3 * 32 + 4, 20 + 3 * 32 + 12), slice(12, 28))
+    assert (res.instances[l5_pedicle] == 4).all()  # L5 keeps its own arch
+    assert res.sacrum_voxels == int((res.instances == SACRUM_TMP).sum())
+    moved = sacral_arch_to_sacrum(cls, res.instances)
+    assert moved > 0 and (cls[plate][res.instances[plate] == SACRUM_TMP] == C.SACRUM).all()
+    # the old assignment (bodies only) gives the whole arch to L5
+    old = build_instances(_with_sacral_arch(4)[0], SP, sacral_arch=False)
+    assert (old.instances[plate] == 4).all()
+
+
+def test_the_sacrum_never_takes_posterior_elements_beside_the_lowest_body():
+    """A sacrum piece touching L5's arch at the level of L5's body (as on vb1-11) takes nothing there: only voxels
+    more than SACRAL_ARCH_BELOW_MM below the lowest body's inferior surface can join the sacrum."""
+    cls, plate = _with_sacral_arch(4)
+    l5_row = 20 + 3 * 32
+    cls[84:90, l5_row - 16 : l5_row + 44, 17:23] = C.SACRUM  # touches L5's spinous tip
+    res = build_instances(cls, SP)
+    beside = np.isin(cls, C.POSTERIOR_CLASSES)
+    beside[:, l5_row + 24 + 4 :, :] = False  # rows down to (not quite) 5 mm below L5's body
+    beside[:, :l5_row, :] = False
+    assert beside.any() and not (res.instances[beside] == SACRUM_TMP).any()
+    assert (res.instances[plate] == SACRUM_TMP).mean() > 0.9
+
+
+def test_the_plane_below_the_lowest_body_follows_the_column():
+    """The plane's normal is the direction from the body above to the lowest body, not the image axis."""
+    from neurospine.spine.instances import below_lowest_body
+
+    body = np.zeros((80, 120, 10), dtype=np.int32)
+    for k, (p0, r0) in enumerate(((20, 10), (40, 50)), start=1):  # the column runs 20 mm back per 40 mm down
+        body[p0 : p0 + 20, r0 : r0 + 20, :] = k
+    below = below_lowest_body(body, 2, SP, 5.0)
+    axis = np.array([20.0, 40.0]) / np.hypot(20.0, 40.0)
+    centre = np.array([49.5, 59.5])
+    pts = np.argwhere(body[:, :, 0] == 2) - centre
+    bottom = np.percentile(pts @ axis, 98)
+    for p, r in ((70, 90), (10, 100), (75, 60), (49, 75)):
+        assert below[p, r, 5] == ((np.array([p, r]) - centre) @ axis > bottom + 5.0)
+    assert below[10, 100, 5] and not below[75, 60, 5]  # in front and low: below; far behind at mid-body: not

@@ -3,10 +3,10 @@
 Route (no second network): vertebral-body seeds are eroded corpus components; a seed much larger than
 its neighbours is split by further erosion (bodies touching through a thin disc); seeds grow back over
 corpus and endplate (nearest seed). Posterior elements join the body they reach first through bone
-(shortest paths, multi-source Dijkstra); below the lowest body the column's sacrum competes with the bodies, so the sacrum's
-own arch, which the network paints with posterior-element classes, joins the sacrum rather than L5
-(docs/decisions/spine-sacral-arch.md). Each disc / endplate voxel is tied to the vertebra above it along the
-local spine axis (SPINEPS rule 100+X / 200+X).
+(shortest paths, multi-source Dijkstra); below the lowest body the column's sacrum competes with the bodies,
+so the sacrum's own arch, which the network paints with posterior-element classes, joins the sacrum rather
+than L5 (docs/decisions/spine-sacral-arch.md). Each disc / endplate voxel is tied to the vertebra above it
+along the local spine axis (SPINEPS rule 100+X / 200+X).
 """
 
 from __future__ import annotations
@@ -502,7 +502,7 @@ def _build_instances_crop(
         assigned = geodesic_assign(post, corpus_lab, spacing_mm, posterior_jump_mm)
         if sacral_arch and sacrum.any():
             with_sacrum = geodesic_assign(post, np.where(sacrum, SACRUM_TMP, corpus_lab), spacing_mm, posterior_jump_mm)
-            arch = (with_sacrum == SACRUM_TMP) & below_lowest_body(body == n, spacing_mm, SACRAL_ARCH_BELOW_MM)
+            arch = (with_sacrum == SACRUM_TMP) & below_lowest_body(body, n, spacing_mm, SACRAL_ARCH_BELOW_MM)
             assigned[arch] = SACRUM_TMP
         instances[post] = assigned[post]
     # discs and endplates: tie to the vertebra above
@@ -529,19 +529,22 @@ def _build_instances_crop(
 
 
 def below_lowest_body(
-    lowest: npt.NDArray[np.bool_], spacing_mm: tuple[float, float, float], margin_mm: float
+    body: npt.NDArray[np.integer], n: int, spacing_mm: tuple[float, float, float], margin_mm: float
 ) -> npt.NDArray[np.bool_]:
-    """Voxels more than ``margin_mm`` below the plane of ``lowest``'s inferior surface: the plane perpendicular to
-    the body's shortest principal axis (its craniocaudal axis), at the 98th percentile of its voxels along it."""
+    """Voxels more than ``margin_mm`` below the inferior surface of the lowest body (``body == n``, bodies ranked
+    from the top): the plane perpendicular to the column's direction there (from the centroid of body ``n - 1``
+    to that of body ``n``; head to foot when there is one body), at the 98th percentile of the lowest body's
+    voxels along that direction."""
     sp = np.asarray(spacing_mm, dtype=np.float64)
-    pts = np.argwhere(lowest).astype(np.float64) * sp
+    pts = np.argwhere(body == n).astype(np.float64) * sp
     centre = pts.mean(axis=0)
-    _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
-    axis = vecs[:, 0]  # smallest variance
-    if axis[1] < 0:  # point it inferior (PIR: axis 1 runs head to foot)
-        axis = -axis
+    axis = np.array([0.0, 1.0, 0.0])  # PIR: axis 1 runs head to foot
+    if n > 1:
+        step = centre - np.argwhere(body == n - 1).astype(np.float64).mean(axis=0) * sp
+        if np.linalg.norm(step) > 0 and step[1] > 0:
+            axis = step / np.linalg.norm(step)
     bottom = float(np.percentile((pts - centre) @ axis, 98))
-    grids = np.ogrid[tuple(slice(0, n) for n in lowest.shape)]
+    grids = np.ogrid[tuple(slice(0, k) for k in body.shape)]
     along = sum((g * s - c) * a for g, s, c, a in zip(grids, sp, centre, axis, strict=True))
     return np.asarray(along > bottom + margin_mm)
 
