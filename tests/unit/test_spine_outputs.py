@@ -64,3 +64,36 @@ def test_csv_centroid_is_the_vertebral_body_as_in_the_ctd_json(tmp_path: Path) -
     assert rows["disc_L1"]["centroid_of"] == "disc" and rows["S1"]["centroid_of"] == "sacrum"
     assert (rows["L2"]["centroid_x_mm"], rows["L2"]["centroid_of"]) == ("4.00", "whole vertebra")
     assert all(r["naming_flag"] == "1" and r["naming_note"].startswith("positional") for r in rows.values())
+
+
+def test_structures_cut_by_the_field_of_view_name_the_sides_they_reach(tmp_path: Path) -> None:
+    """A vertebra reaching the image's top layer is cut there (its volume is partial); its body may still lie
+    inside. Side names follow the affine (here LPS: +i points left, +j posterior, +k superior)."""
+    import numpy as np
+
+    from neurospine.io import Volume
+    from neurospine.spine.outputs import field_edges, structure_rows
+
+    inst = np.zeros((20, 30, 40), dtype=np.int16)
+    inst[5:15, 5:25, 30:40] = 20  # L1 reaches the last k layer: superior
+    inst[0:20, 10:20, 10:20] = 21  # L2 spans i: both left and right
+    inst[5:15, 5:25, 1:8] = 22  # L3 inside
+    bodies = np.where(np.isin(inst, (20, 21, 22)), inst, 0).astype(np.int16)
+    bodies[:, :, 36:] = 0  # L1's body stops short of the top
+    bodies[:3] = 0
+    bodies[17:] = 0  # L2's body lies inside too
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0])
+    ref = Volume(np.zeros(inst.shape, np.float32), affine)
+    assert ref.axcodes == ("L", "P", "S")
+    assert field_edges(inst, ref.axcodes) == {20: "superior", 21: "right;left"}
+    semantic = np.where(inst > 0, 49, 0).astype(np.uint8)
+    rows = {r.level: r for r in structure_rows(inst, semantic, ref, bodies)}
+    assert (rows["L1"].field_edge, rows["L1"].body_field_edge) == ("superior", "")
+    assert (rows["L2"].field_edge, rows["L2"].body_field_edge) == ("right;left", "")
+    assert (rows["L3"].field_edge, rows["L3"].body_field_edge) == ("", "")
+    out = _read(write_table(tmp_path / "t.csv", list(rows.values()), positional=False))
+    assert [(r["level"], r["field_edge"], r["body_field_edge"]) for r in out] == [
+        ("L1", "superior", ""),
+        ("L2", "right;left", ""),
+        ("L3", "", ""),
+    ]

@@ -432,6 +432,9 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         "naming_positional": int(seg.naming.positional),
         "plausibility": verdict.field,
         "cleanup_removed_mm3": round(seg.cleanup.total_voxels * seg.cleanup.voxel_mm3, 1),
+        # cut by the field of view: their volumes are partial (whole vertebra; vertebral body)
+        "levels_at_field_edge": " ".join(r.level for r in rows if r.kind in ("vertebra", "sacrum") and r.field_edge),
+        "bodies_at_field_edge": " ".join(r.level for r in rows if r.body_field_edge),
     }
     for r in rows:
         if r.kind in ("vertebra", "sacrum", "disc"):

@@ -51,6 +51,27 @@ class StructureRow:
     body_centroid_vox: tuple[float, float, float] | None  # input voxel coordinates (corpus centroid)
     body_centroid_ras_mm: tuple[float, float, float] | None = None  # the same in world (RAS mm) coordinates
     body_volume_mm3: float | None = None  # vertebral body (corpus + its two endplate layers); vertebra rows only
+    #: sides of the image (superior, inferior, left, right, anterior, posterior) the structure reaches: cut by the
+    #: field of view there, so its volume is partial ("" when it lies inside)
+    field_edge: str = ""
+    body_field_edge: str = ""  # the same for the vertebral body (vertebra rows only)
+
+
+_SIDES = {"R": "right", "L": "left", "A": "anterior", "P": "posterior", "S": "superior", "I": "inferior"}
+_OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
+
+
+def field_edges(labels_map: npt.NDArray[np.integer], axcodes: tuple[str, str, str]) -> dict[int, str]:
+    """For each label of ``labels_map`` that reaches the outermost voxel layer of the array, the sides it reaches
+    (anatomical names from ``axcodes``, the direction each voxel axis points to), joined by ";"."""
+    arr = np.asarray(labels_map)
+    sides: dict[int, list[str]] = {}
+    for axis, code in enumerate(axcodes):
+        for index, side in ((0, _SIDES[_OPPOSITE[code]]), (arr.shape[axis] - 1, _SIDES[code])):
+            for lab in np.unique(np.take(arr, index, axis=axis)):
+                if lab != 0 and side not in sides.setdefault(int(lab), []):
+                    sides[int(lab)].append(side)
+    return {lab: ";".join(v) for lab, v in sides.items()}
 
 
 def structure_rows(
@@ -70,9 +91,12 @@ def structure_rows(
     body_coms = label_centres(corpus, labels)  # discs have no corpus: NaN rows, handled below
     vox = ref.voxel_volume_mm3
     body_counts: dict[int, int] = {}
+    body_edges: dict[int, str] = {}
     if bodies is not None:
         ids, n = np.unique(np.asarray(bodies), return_counts=True)
         body_counts = {int(i): int(c) for i, c in zip(ids, n, strict=True) if i != 0}
+        body_edges = field_edges(bodies, ref.axcodes)
+    edges = field_edges(inst, ref.axcodes)
     rows = []
     for lab, cnt, com, bcom in zip(labels, counts, coms, body_coms, strict=True):
         if lab >= ENDPLATE_OFFSET:
@@ -104,6 +128,8 @@ def structure_rows(
                 body,
                 body_ras,
                 body_mm3,
+                edges.get(lab, ""),
+                body_edges.get(lab, "") if kind == "vertebra" else "",
             )
         )
     return rows
@@ -156,6 +182,8 @@ CSV_COLUMNS = (
     "centroid_of",
     "naming_note",
     "body_volume_mm3",
+    "field_edge",
+    "body_field_edge",
 )
 
 POSITIONAL_NOTE = "positional naming: no sacrum or C2 anchor used (see the naming flags in the ctd JSON)"
@@ -202,6 +230,8 @@ def write_table(
                 centroid_of,
                 note,
                 "" if row.body_volume_mm3 is None else f"{row.body_volume_mm3:.1f}",
+                row.field_edge,
+                row.body_field_edge,
             ]
         )
     return write_text_atomic(path, buf.getvalue())
