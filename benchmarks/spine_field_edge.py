@@ -35,9 +35,9 @@ def scans() -> list[tuple[str, Path]]:
 
 def measure(path: Path) -> list[dict[str, Any]]:
     """Vertebra and sacrum rows of one scan: level, whole and body volume, the sides each reaches."""
+    import neurospine.spine.api as api
+    import neurospine.spine.outputs as O
     from neurospine.io import load_volume
-    from neurospine.spine import api
-    from neurospine.spine import outputs as O
 
     vol = load_volume(path)
     seg = api.segment(vol, threads=THREADS)
@@ -68,9 +68,8 @@ def markdown(per_scan: dict[str, list[dict[str, Any]]], shape: dict[str, list[in
         f"({cut / max(len(vert), 1):.0%}); vertebral body at the edge: **{body_cut}** "
         f"({body_cut / max(len(vert), 1):.0%}).\n",
         f"Sides, whole vertebra: {dict(sides)}; vertebral body: {dict(body_sides)}.\n",
-        "On sagittal lumbar MRI the slab is often narrower than a lumbar vertebra with its transverse processes, so "
-        "`volume_mm3` (whole vertebra) is partial for most lumbar levels; `body_volume_mm3` is complete unless "
-        "`body_field_edge` says otherwise.\n",
+        "Where `field_edge` is set, `volume_mm3` (whole vertebra, endplates included in the test) is partial; where "
+        "only `body_field_edge` is empty, `body_volume_mm3` is complete.\n",
         "| scan | shape | vertebra: whole edge / body edge / volume cm3 |",
         "|---|---|---|",
     ]

@@ -35,7 +35,7 @@ log = logging.getLogger("benchmarks.spine_sacral_arch")
 
 def cases() -> list[tuple[str, Path]]:
     """(name, image path) of the held-out lumbar scans."""
-    from neurospine.spine import data as d
+    import neurospine.spine.data as d
 
     root = Path(SHARED_DATA)
     out = [(n, root / d.VB2_DIR / f"{n}_img.nii.gz") for n in d.VB2_TEST]
@@ -47,12 +47,13 @@ def cases() -> list[tuple[str, Path]]:
 
 def measure(path: Path, *, sacral_arch: bool) -> dict[str, Any]:
     """Volumes (mm3) and names of one pipeline run."""
+    import neurospine.spine.api as api
     from neurospine.io import load_volume
-    from neurospine.spine import api
     from neurospine.spine.instances import build_instances
 
     vol = load_volume(path)
     t0 = time.perf_counter()
+
     def instances(*args: Any, **kwargs: Any) -> Any:  # the pipeline passes sacral_arch itself: override it
         return build_instances(*args, **{**kwargs, "sacral_arch": sacral_arch})
 

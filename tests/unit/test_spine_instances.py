@@ -186,7 +186,7 @@ def _with_sacral_arch(n: int = 4) -> tuple[np.ndarray, tuple[slice, slice, slice
 
 def test_the_sacral_arch_joins_the_sacrum_not_l5():
     """docs/decisions/spine-sacral-arch.md: the sacrum competes with the bodies for posterior elements."""
-    from neurospine.spine.instances import sacral_arch_to_sacrum
+    from neurospine.spine.instances import settle_sacral_arch
 
     cls, plate = _with_sacral_arch(4)
     res = build_instances(cls, SP)
@@ -194,12 +194,29 @@ def test_the_sacral_arch_joins_the_sacrum_not_l5():
     assert (res.instances[plate] == SACRUM_TMP).mean() > 0.9
     l5_pedicle = (slice(50, 58), slice(20 + 3 * 32 + 4, 20 + 3 * 32 + 12), slice(12, 28))
     assert (res.instances[l5_pedicle] == 4).all()  # L5 keeps its own arch
-    assert res.sacrum_voxels == int((res.instances == SACRUM_TMP).sum())
-    moved = sacral_arch_to_sacrum(cls, res.instances)
+    assert res.sacrum_voxels == int((cls == C.SACRUM).sum())  # the naming's sacrum: without the arch
+    assert res.arch is not None and res.arch_owner is not None
+    assert (res.arch_owner[res.arch] == 4).all()  # the bodies-only assignment gave the arch to L5
+    moved = settle_sacral_arch(cls, res)
     assert moved > 0 and (cls[plate][res.instances[plate] == SACRUM_TMP] == C.SACRUM).all()
     # the old assignment (bodies only) gives the whole arch to L5
     old = build_instances(_with_sacral_arch(4)[0], SP, sacral_arch=False)
-    assert (old.instances[plate] == 4).all()
+    assert (old.instances[plate] == 4).all() and old.arch is None
+
+
+def test_a_dropped_sacrum_gives_its_arch_back_and_a_detached_piece_is_not_its_arch():
+    from neurospine.spine.instances import settle_sacral_arch
+
+    cls, plate = _with_sacral_arch(4)
+    top = int(np.nonzero((cls == C.SACRUM).any(axis=(0, 2)))[0].min())
+    blob = (slice(70, 76), slice(top + 10, top + 20), slice(14, 26))  # 4 mm behind the plate, not touching it
+    cls[blob] = C.ARCUS
+    res = build_instances(cls, SP)
+    assert not (res.instances[blob] == SACRUM_TMP).any()
+    res.sacrum_voxels = 0  # as drop_unused_sacrum leaves it after removing a small sacrum
+    res.instances[res.instances == SACRUM_TMP] = 0
+    assert settle_sacral_arch(cls, res) == 0
+    assert (res.instances[plate] == 4).all() and (cls[plate] == C.ARCUS).all()
 
 
 def test_the_sacrum_never_takes_posterior_elements_beside_the_lowest_body():

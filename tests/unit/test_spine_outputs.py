@@ -82,6 +82,7 @@ def test_structures_cut_by_the_field_of_view_name_the_sides_they_reach(tmp_path:
     bodies[:, :, 36:] = 0  # L1's body stops short of the top
     bodies[:3] = 0
     bodies[17:] = 0  # L2's body lies inside too
+    bodies[5:15, 5:25, 0] = 22  # L3's lower endplate (not its own id) reaches the bottom layer
     affine = np.diag([-1.0, -1.0, 1.0, 1.0])
     ref = Volume(np.zeros(inst.shape, np.float32), affine)
     assert ref.axcodes == ("L", "P", "S")
@@ -90,10 +91,10 @@ def test_structures_cut_by_the_field_of_view_name_the_sides_they_reach(tmp_path:
     rows = {r.level: r for r in structure_rows(inst, semantic, ref, bodies)}
     assert (rows["L1"].field_edge, rows["L1"].body_field_edge) == ("superior", "")
     assert (rows["L2"].field_edge, rows["L2"].body_field_edge) == ("right;left", "")
-    assert (rows["L3"].field_edge, rows["L3"].body_field_edge) == ("", "")
+    assert (rows["L3"].field_edge, rows["L3"].body_field_edge) == ("inferior", "inferior")
     out = _read(write_table(tmp_path / "t.csv", list(rows.values()), positional=False))
     assert [(r["level"], r["field_edge"], r["body_field_edge"]) for r in out] == [
         ("L1", "superior", ""),
         ("L2", "right;left", ""),
-        ("L3", "", ""),
+        ("L3", "inferior", "inferior"),
     ]

@@ -30,7 +30,7 @@ from neurospine.spine.instances import (
     SACRUM_TMP,
     InstanceResult,
     build_instances,
-    sacral_arch_to_sacrum,
+    settle_sacral_arch,
 )
 from neurospine.spine.naming import (
     CONFIDENT,
@@ -223,7 +223,8 @@ def segment(
     """Run both phases and naming on a loaded volume (no files written).
 
     ``extra_vertebra`` ("l6", "t13" or None): name of the 24th presacral vertebra, see ``naming.name_levels``.
-    ``cleanup``: the anatomy clean-up of ``neurospine.spine.cleanup`` (off only to measure what it changes).
+    ``cleanup``: the anatomy clean-up of ``neurospine.spine.cleanup`` and the sacral arch given to the sacrum
+    (``instances.build_instances(sacral_arch=)``); off only to measure what they change.
     ``cord``: the cord (60) from the cord model (:mod:`neurospine.spine.cordfusion`); off, the network's own."""
     from neurospine.models import load_card
 
@@ -256,11 +257,11 @@ def segment(
     )
     if cleanup:  # body, posterior and sacrum voxels no vertebra took are not spine
         drop_unassigned(cls, inst.instances, report)
-        sacral_arch_to_sacrum(cls, inst.instances)
     else:  # sacrum voxels the instance phase left unassigned (not the column's sacrum) are not sacrum
         cls[(cls == C.SACRUM) & (inst.instances == 0)] = C.BG
     naming = name_instances(inst, cls, grid.spacing_mm, extra_vertebra)
     drop_unused_sacrum(inst, cls, naming, grid.spacing_mm)
+    settle_sacral_arch(cls, inst)  # after the naming, which reads the sacrum without its arch
     relabel_endplates(cls, inst, grid.spacing_mm, endplate_thickness_mm(grid.input_spacing_mm[1]))
     values = to_spineps_values(cls)
     seg_vert, names = relabel(inst, naming)
@@ -432,15 +433,18 @@ def run_file(image_path: str | Path, out_dir: str | Path, *, threads: int = 2, *
         "naming_positional": int(seg.naming.positional),
         "plausibility": verdict.field,
         "cleanup_removed_mm3": round(seg.cleanup.total_voxels * seg.cleanup.voxel_mm3, 1),
-        # cut by the field of view: their volumes are partial (whole vertebra; vertebral body)
-        "levels_at_field_edge": " ".join(r.level for r in rows if r.kind in ("vertebra", "sacrum") and r.field_edge),
-        "bodies_at_field_edge": " ".join(r.level for r in rows if r.body_field_edge),
     }
     for r in rows:
         if r.kind in ("vertebra", "sacrum", "disc"):
             measures[f"volume_mm3_{r.level}"] = round(r.volume_mm3, 1)
         if r.body_volume_mm3 is not None:
             measures[f"body_volume_mm3_{r.level}"] = round(r.body_volume_mm3, 1)
+    # cut by the field of view: their volumes are partial (whole vertebra; vertebral body); after the volumes, which
+    # the QC page shows first
+    measures["levels_at_field_edge"] = " ".join(
+        r.level for r in rows if r.kind in ("vertebra", "sacrum") and r.field_edge
+    )
+    measures["bodies_at_field_edge"] = " ".join(r.level for r in rows if r.body_field_edge)
     warnings = list(seg.naming.flags)
     if seg.cord is not None and seg.cord.canal_note:
         warnings.append(f"cord ({CORD_MODEL}): {seg.cord.canal_note}")

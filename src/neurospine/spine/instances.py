@@ -67,8 +67,12 @@ class InstanceResult:
     instances: npt.NDArray[np.int16]
     body: npt.NDArray[np.int16]
     vertebrae: list[Vertebra] = field(default_factory=list)
-    sacrum_voxels: int = 0
+    sacrum_voxels: int = 0  # voxels of the sacrum class (without the arch it took: naming reads this)
     split_bodies: int = 0
+    #: posterior-element voxels the sacrum took (``SACRUM_TMP`` in ``instances``; None: none) and the vertebra the
+    #: bodies-only assignment gave each of them (0: none), for :func:`settle_sacral_arch`
+    arch: npt.NDArray[np.bool_] | None = None
+    arch_owner: npt.NDArray[np.int16] | None = None
 
 
 #: sacrum value on the temporary map (vertebra ranks are 1..98, discs 100+rank, endplates 200+rank)
@@ -412,9 +416,9 @@ def build_instances(
 
     Works on the bounding box of the labelled voxels (plus a margin) and pastes the result back.
     ``posterior_jump_mm``: see :func:`geodesic_assign` (``inf``: every posterior piece joins the nearest body).
-    ``sacral_arch``: the column's sacrum competes for posterior-element voxels (those it takes are
-    ``SACRUM_TMP`` in the instance map; :func:`sacral_arch_to_sacrum` relabels their class); off, only the
-    vertebral bodies do.
+    ``sacral_arch``: below the lowest body the column's sacrum competes for posterior-element voxels (those it
+    takes are ``SACRUM_TMP`` in the instance map and listed in ``arch``; :func:`settle_sacral_arch` relabels
+    their class after the naming); off, only the vertebral bodies do.
     """
     cls = np.asarray(classes)
     fg = cls > 0
@@ -433,7 +437,13 @@ def build_instances(
         v.centroid_vox = v.centroid_vox + offset
         v.top_row += offset[1]
         v.bottom_row += offset[1]
-    return InstanceResult(instances, body, sub.vertebrae, sub.sacrum_voxels, sub.split_bodies)
+    result = InstanceResult(instances, body, sub.vertebrae, sub.sacrum_voxels, sub.split_bodies)
+    if sub.arch is not None and sub.arch_owner is not None:
+        result.arch = np.zeros(cls.shape, dtype=bool)
+        result.arch[box] = sub.arch
+        result.arch_owner = np.zeros(cls.shape, dtype=np.int16)
+        result.arch_owner[box] = sub.arch_owner
+    return result
 
 
 def _build_instances_crop(
@@ -501,9 +511,13 @@ def _build_instances_crop(
     if post.any():
         assigned = geodesic_assign(post, corpus_lab, spacing_mm, posterior_jump_mm)
         if sacral_arch and sacrum.any():
-            with_sacrum = geodesic_assign(post, np.where(sacrum, SACRUM_TMP, corpus_lab), spacing_mm, posterior_jump_mm)
+            # only voxels a path through bone reaches from the sacrum (no jump: a detached piece is not its arch)
+            with_sacrum = geodesic_assign(post, np.where(sacrum, SACRUM_TMP, corpus_lab), spacing_mm, 0.0)
             arch = (with_sacrum == SACRUM_TMP) & below_lowest_body(body, n, spacing_mm, SACRAL_ARCH_BELOW_MM)
-            assigned[arch] = SACRUM_TMP
+            if arch.any():
+                result.arch = arch
+                result.arch_owner = np.where(arch, assigned, 0).astype(np.int16)
+                assigned[arch] = SACRUM_TMP
         instances[post] = assigned[post]
     # discs and endplates: tie to the vertebra above
     disc_ep = (cls == C.DISC) | (cls == C.ENDPLATE)
@@ -524,7 +538,7 @@ def _build_instances_crop(
         result.vertebrae.append(
             Vertebra(k, coms[k - 1], int(m.sum()), height, depth, float(rows.min()), float(rows.max()))
         )
-    result.sacrum_voxels = int(np.count_nonzero(instances == SACRUM_TMP))  # with the arch it took
+    result.sacrum_voxels = int(sacrum.sum())
     return result
 
 
@@ -549,9 +563,17 @@ def below_lowest_body(
     return np.asarray(along > bottom + margin_mm)
 
 
-def sacral_arch_to_sacrum(cls: npt.NDArray[np.uint8], instances: npt.NDArray[np.integer]) -> int:
-    """Give the posterior-element voxels the sacrum took in the instance phase the sacrum class (in place; SPINEPS
-    labels the sacral arch as sacrum); returns how many."""
-    arch = (np.asarray(instances) == SACRUM_TMP) & np.isin(cls, C.POSTERIOR_CLASSES)
-    cls[arch] = C.SACRUM
-    return int(arch.sum())
+def settle_sacral_arch(cls: npt.NDArray[np.uint8], inst: InstanceResult) -> int:
+    """After the naming (which reads the sacrum class without the arch): the arch the sacrum took becomes sacrum
+    class (SPINEPS labels the sacral arch as sacrum); if the sacrum was dropped since (``sacrum_voxels`` 0), its
+    arch goes back to the vertebra the bodies-only assignment gave it, or is unlabelled. In place; returns the
+    voxels given to the sacrum."""
+    if inst.arch is None or inst.arch_owner is None:
+        return 0
+    arch = inst.arch
+    if inst.sacrum_voxels:
+        cls[arch] = C.SACRUM
+        return int(arch.sum())
+    inst.instances[arch] = inst.arch_owner[arch]
+    cls[arch & (inst.arch_owner == 0)] = C.BG
+    return 0

@@ -61,6 +61,11 @@ _SIDES = {"R": "right", "L": "left", "A": "anterior", "P": "posterior", "S": "su
 _OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
 
 
+def _union(a: str, b: str) -> str:
+    """Two ";"-joined side lists as one (a vertebra's own id leaves out its endplates, which its body holds)."""
+    return ";".join(dict.fromkeys(x for x in (*a.split(";"), *b.split(";")) if x))
+
+
 def field_edges(labels_map: npt.NDArray[np.integer], axcodes: tuple[str, str, str]) -> dict[int, str]:
     """For each label of ``labels_map`` that reaches the outermost voxel layer of the array, the sides it reaches
     (anatomical names from ``axcodes``, the direction each voxel axis points to), joined by ";"."""
@@ -128,7 +133,7 @@ def structure_rows(
                 body,
                 body_ras,
                 body_mm3,
-                edges.get(lab, ""),
+                _union(edges.get(lab, ""), body_edges.get(lab, "") if kind == "vertebra" else ""),
                 body_edges.get(lab, "") if kind == "vertebra" else "",
             )
         )
