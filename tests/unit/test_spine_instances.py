@@ -60,6 +60,7 @@ def test_bodies_discs_and_sacrum_on_a_clean_column():
 
 def test_posterior_elements_follow_their_own_body_through_bone():
     cls = column_map(4, sloped_spinous=True)
+    cls[cls == C.SACRUM] = 0  # a sacrum would take the lowest spinous tip, 16 mm below its body (see below)
     res = build_instances(cls, SP)
     assert len(res.vertebrae) == 4
     inst = res.instances
@@ -204,15 +205,18 @@ def test_the_sacral_arch_joins_the_sacrum_not_l5():
     assert (old.instances[plate] == 4).all() and old.arch is None
 
 
-def test_a_dropped_sacrum_gives_its_arch_back_and_a_detached_piece_is_not_its_arch():
+def test_a_dropped_sacrum_gives_its_arch_back_and_only_pieces_near_bone_join_it():
     from neurospine.spine.instances import settle_sacral_arch
 
     cls, plate = _with_sacral_arch(4)
     top = int(np.nonzero((cls == C.SACRUM).any(axis=(0, 2)))[0].min())
-    blob = (slice(70, 76), slice(top + 10, top + 20), slice(14, 26))  # 4 mm behind the plate, not touching it
-    cls[blob] = C.ARCUS
+    near = (slice(70, 76), slice(top + 10, top + 20), slice(14, 26))  # 4 mm behind the plate, deep below L5
+    far = (slice(95, 100), slice(top + 10, top + 20), slice(14, 26))  # 29 mm behind it: soft tissue
+    cls[near] = C.ARCUS
+    cls[far] = C.ARCUS
     res = build_instances(cls, SP)
-    assert not (res.instances[blob] == SACRUM_TMP).any()
+    assert (res.instances[near] == SACRUM_TMP).all()  # more than 12 mm below L5: the sacrum's, without a path
+    assert (res.instances[far] == 0).all()  # no vertebra and no sacrum takes a piece far from bone
     res.sacrum_voxels = 0  # as drop_unused_sacrum leaves it after removing a small sacrum
     res.instances[res.instances == SACRUM_TMP] = 0
     assert settle_sacral_arch(cls, res) == 0

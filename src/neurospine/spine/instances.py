@@ -44,6 +44,10 @@ POSTERIOR_JUMP_MM = 10.0
 #: the sacrum takes posterior-element voxels only this far (mm) below the lowest body's inferior surface: L5's
 #: inferior articular processes reach about the middle of the lumbosacral disc (docs/decisions/spine-sacral-arch.md)
 SACRAL_ARCH_BELOW_MM = 5.0
+#: farther than this (mm) below it, a posterior-element voxel is the sacrum's arch even when no path through bone
+#: reaches it from the sacrum (the network's sacrum may be the sacral bodies only, the sacral canal between):
+#: L5's inferior articular processes end about one lumbosacral disc height below L5
+SACRAL_ARCH_DEEP_MM = 12.0
 
 
 @dataclass
@@ -514,6 +518,8 @@ def _build_instances_crop(
             # only voxels a path through bone reaches from the sacrum (no jump: a detached piece is not its arch)
             with_sacrum = geodesic_assign(post, np.where(sacrum, SACRUM_TMP, corpus_lab), spacing_mm, 0.0)
             arch = (with_sacrum == SACRUM_TMP) & below_lowest_body(body, n, spacing_mm, SACRAL_ARCH_BELOW_MM)
+            # deep below L5 without a path too, but only what the bodies could take (not a piece far from any bone)
+            arch |= post & (assigned > 0) & below_lowest_body(body, n, spacing_mm, SACRAL_ARCH_DEEP_MM)
             if arch.any():
                 result.arch = arch
                 result.arch_owner = np.where(arch, assigned, 0).astype(np.int16)
