@@ -41,8 +41,9 @@ SIDE_BY_SIDE_OVERLAP = 0.6
 #: labelled bone only when it is at most this far (mm) from it; farther pieces stay unassigned (a vertebra never
 #: absorbs a detached piece of soft tissue the network mislabelled)
 POSTERIOR_JUMP_MM = 10.0
-#: the sacrum takes posterior-element voxels only this far (mm) below the lowest body's inferior surface: L5's
-#: inferior articular processes reach about the middle of the lumbosacral disc (docs/decisions/spine-sacral-arch.md)
+#: the sacrum competes (by path) for posterior-element voxels only this far (mm) below the lowest body's inferior
+#: surface: above it lies L5's own arch (docs/decisions/spine-sacral-arch.md); below it, L5's inferior articular
+#: processes still join L5 when a path from L5 reaches them first
 SACRAL_ARCH_BELOW_MM = 5.0
 #: farther than this (mm) below it, a posterior-element voxel is the sacrum's arch even when no path through bone
 #: reaches it from the sacrum (the network's sacrum may be the sacral bodies only, the sacral canal between):
