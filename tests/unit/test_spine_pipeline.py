@@ -161,3 +161,40 @@ def test_body_volume_counts_the_body_map_and_leaves_out_the_posterior_elements(t
     # without the body map the column stays empty (older callers)
     no_map = structure_rows(seg.seg_vert_input, seg.semantic_input, phantom)
     assert all(r.body_volume_mm3 is None for r in no_map)
+
+
+def test_field_edge_columns_and_measures_come_from_the_written_maps(tmp_path, threshold_model):
+    """``field_edge`` / ``body_field_edge`` of ``_spine.csv`` and ``levels_at_field_edge`` / ``bodies_at_field_edge``
+    of the JSON summary name what the written instance and body maps reach at the image's edge; a phantom cut
+    through its top vertebra has at least that one."""
+    from neurospine.io import Volume
+    from neurospine.spine.api import segment
+    from neurospine.spine.outputs import field_edges
+
+    full = lumbar_phantom()  # RAS: the last index of axis 2 is the top of the field
+    assert full.axcodes[2] == "S"
+    data = np.asarray(full.data)
+    bright = np.nonzero(data.max(axis=(0, 1)) >= 0.65)[0]  # head-to-foot indices holding a body (0.7)
+    top = bright[-1]
+    bottom = top - int(np.argmax(np.diff(bright[::-1]) != -1))  # the top body's lowest index
+    cut = Volume(np.ascontiguousarray(data[:, :, : (top + bottom) // 2]), full.affine.copy())  # through it
+    img = tmp_path / "cut.nii.gz"
+    save_volume(cut, img)
+    result = run_file(img, tmp_path / "o", threads=1, snapshot=False)
+    rows = {r["level"]: r for r in csv.DictReader(result.outputs["table"].open())}
+    seg = segment(cut, threads=1)
+    whole = field_edges(seg.seg_vert_input, cut.axcodes)
+    body = field_edges(seg.body_input, cut.axcodes)
+    for r in rows.values():
+        lab = int(r["label"])
+        expected_body = body.get(lab, "") if r["structure"] == "vertebra" else ""
+        assert set(filter(None, r["field_edge"].split(";"))) == set(
+            filter(None, (whole.get(lab, "") + ";" + expected_body).split(";"))
+        )
+        assert r["body_field_edge"] == expected_body
+    at_edge = [r["level"] for r in rows.values() if r["structure"] in ("vertebra", "sacrum") and r["field_edge"]]
+    assert at_edge and result.measures["levels_at_field_edge"] == " ".join(at_edge)
+    assert "superior" in rows[at_edge[0]]["field_edge"]
+    assert result.measures["bodies_at_field_edge"] == " ".join(
+        r["level"] for r in rows.values() if r["body_field_edge"]
+    )
