@@ -14,32 +14,37 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import SHARED_DATA, write_results
 from benchmarks.spine_sacral_arch import cases
+from neurospine.io import Volume
 
 THREADS = 2
 log = logging.getLogger("benchmarks.spine_field_edge")
 
 
-def scans() -> list[tuple[str, Path]]:
+def scans() -> Iterator[tuple[str, Volume]]:
+    """(name, image): the held-out lumbar scans, then the sct tutorial lumbar T2w and the tptbox MRI."""
+    from neurospine.io import load_volume
+
+    yield from cases()
     root = Path(SHARED_DATA)
-    extra = [
+    for name, path in (
         ("tut-t2lumbar", root / "sct_tutorial_unlabeled" / "tut-t2lumbar_img.nii.gz"),
         ("tpt-mri", root / "tptbox_samples" / "tpt-mri_img.nii.gz"),
-    ]
-    return cases() + [(n, p) for n, p in extra if p.exists()]
+    ):
+        if path.exists():
+            yield name, load_volume(path)
 
 
-def measure(path: Path) -> list[dict[str, Any]]:
+def measure(vol: Volume) -> list[dict[str, Any]]:
     """Vertebra and sacrum rows of one scan: level, whole and body volume, the sides each reaches."""
     import neurospine.spine.api as api
     import neurospine.spine.outputs as O
-    from neurospine.io import load_volume
 
-    vol = load_volume(path)
     seg = api.segment(vol, threads=THREADS)
     rows = O.structure_rows(seg.seg_vert_input, seg.semantic_input, vol, seg.body_input)
     return [
@@ -87,13 +92,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results-name", default="spine_field_edge")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from neurospine.io import load_volume
-
     per_scan: dict[str, list[dict[str, Any]]] = {}
     shape: dict[str, list[int]] = {}
-    for name, path in scans():
-        per_scan[name] = measure(path)
-        shape[name] = list(load_volume(path).shape)
+    for name, vol in scans():
+        per_scan[name] = measure(vol)
+        shape[name] = list(vol.shape)
         log.info("%s %s", name, [(r["level"], r["field_edge"], r["body_field_edge"]) for r in per_scan[name]])
     write_results(
         args.results_name, {"scans": per_scan, "shapes": shape}, threads=THREADS, markdown=markdown(per_scan, shape)

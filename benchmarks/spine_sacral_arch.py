@@ -19,6 +19,7 @@ import json
 import logging
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -26,6 +27,8 @@ from unittest import mock
 import numpy as np
 
 from benchmarks.common import SHARED_DATA, write_results
+from benchmarks.cord_lumbar import SETS
+from neurospine.io import Volume
 
 THREADS = 2
 L4, L5, SACRUM = 23, 24, 26
@@ -33,25 +36,20 @@ POSTERIOR_VALUES = tuple(range(41, 49))
 log = logging.getLogger("benchmarks.spine_sacral_arch")
 
 
-def cases() -> list[tuple[str, Path]]:
-    """(name, image path) of the held-out lumbar scans."""
-    import neurospine.spine.data as d
+def cases() -> Iterator[tuple[str, Volume]]:
+    """(name, image) of the held-out lumbar scans (``spine.data.eval_cases``, one set loaded at a time)."""
+    from neurospine.spine.data import eval_cases
 
-    root = Path(SHARED_DATA)
-    out = [(n, root / d.VB2_DIR / f"{n}_img.nii.gz") for n in d.VB2_TEST]
-    out += [(n, root / d.VB3_DIR / f"{n}_img.nii.gz") for n in d.VB3_TEST]
-    out += [(n, root / d.IVD_DIR / f"{n}_img.nii.gz") for n in d.IVD_TEST]
-    out += [(p.name.removesuffix("_img.nii.gz"), p) for p in sorted((root / d.VB1_DIR).glob("*_img.nii.gz"))]
-    return [(n, p) for n, p in out if p.exists()]
+    for which in SETS:
+        for case in eval_cases(Path(SHARED_DATA), which):
+            yield case.name, case.image
 
 
-def measure(path: Path, *, sacral_arch: bool) -> dict[str, Any]:
+def measure(vol: Volume, *, sacral_arch: bool) -> dict[str, Any]:
     """Volumes (mm3) and names of one pipeline run."""
     import neurospine.spine.api as api
-    from neurospine.io import load_volume
     from neurospine.spine.instances import build_instances
 
-    vol = load_volume(path)
     t0 = time.perf_counter()
 
     def instances(*args: Any, **kwargs: Any) -> Any:  # the pipeline passes sacral_arch itself: override it
@@ -146,11 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = []
-    for name, path in cases():
+    for name, vol in cases():
         row: dict[str, Any] = {
             "case": name,
-            "before": measure(path, sacral_arch=False),
-            "after": measure(path, sacral_arch=True),
+            "before": measure(vol, sacral_arch=False),
+            "after": measure(vol, sacral_arch=True),
         }
         log.info("%s %s", name, json.dumps({k: v for k, v in row["after"].items() if k != "names"}))
         rows.append(row)

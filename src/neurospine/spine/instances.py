@@ -518,9 +518,10 @@ def _build_instances_crop(
         if sacral_arch and sacrum.any():
             # only voxels a path through bone reaches from the sacrum (no jump: a detached piece is not its arch)
             with_sacrum = geodesic_assign(post, np.where(sacrum, SACRUM_TMP, corpus_lab), spacing_mm, 0.0)
-            arch = (with_sacrum == SACRUM_TMP) & below_lowest_body(body, n, spacing_mm, SACRAL_ARCH_BELOW_MM)
+            below_mm = mm_below_lowest_body(body, n, spacing_mm)
+            arch = (with_sacrum == SACRUM_TMP) & (below_mm > SACRAL_ARCH_BELOW_MM)
             # deep below L5 without a path too, but only what the bodies could take (not a piece far from any bone)
-            arch |= post & (assigned > 0) & below_lowest_body(body, n, spacing_mm, SACRAL_ARCH_DEEP_MM)
+            arch |= post & (assigned > 0) & (below_mm > SACRAL_ARCH_DEEP_MM)
             if arch.any():
                 result.arch = arch
                 result.arch_owner = np.where(arch, assigned, 0).astype(np.int16)
@@ -549,13 +550,13 @@ def _build_instances_crop(
     return result
 
 
-def below_lowest_body(
-    body: npt.NDArray[np.integer], n: int, spacing_mm: tuple[float, float, float], margin_mm: float
-) -> npt.NDArray[np.bool_]:
-    """Voxels more than ``margin_mm`` below the inferior surface of the lowest body (``body == n``, bodies ranked
-    from the top): the plane perpendicular to the column's direction there (from the centroid of body ``n - 1``
-    to that of body ``n``; head to foot when there is one body), at the 98th percentile of the lowest body's
-    voxels along that direction."""
+def mm_below_lowest_body(
+    body: npt.NDArray[np.integer], n: int, spacing_mm: tuple[float, float, float]
+) -> npt.NDArray[np.float64]:
+    """How far (mm) each voxel lies below the inferior surface of the lowest body (``body == n``, bodies ranked
+    from the top; negative above it): the plane perpendicular to the column's direction there (from the centroid
+    of body ``n - 1`` to that of body ``n``; head to foot when there is one body), at the 98th percentile of the
+    lowest body's voxels along that direction."""
     sp = np.asarray(spacing_mm, dtype=np.float64)
     pts = np.argwhere(body == n).astype(np.float64) * sp
     centre = pts.mean(axis=0)
@@ -567,7 +568,14 @@ def below_lowest_body(
     bottom = float(np.percentile((pts - centre) @ axis, 98))
     grids = np.ogrid[tuple(slice(0, k) for k in body.shape)]
     along = sum((g * s - c) * a for g, s, c, a in zip(grids, sp, centre, axis, strict=True))
-    return np.asarray(along > bottom + margin_mm)
+    return np.asarray(along - bottom, dtype=np.float64)
+
+
+def below_lowest_body(
+    body: npt.NDArray[np.integer], n: int, spacing_mm: tuple[float, float, float], margin_mm: float
+) -> npt.NDArray[np.bool_]:
+    """Voxels more than ``margin_mm`` below the lowest body's inferior surface (:func:`mm_below_lowest_body`)."""
+    return np.asarray(mm_below_lowest_body(body, n, spacing_mm) > margin_mm)
 
 
 def settle_sacral_arch(cls: npt.NDArray[np.uint8], inst: InstanceResult) -> int:
