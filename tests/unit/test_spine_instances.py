@@ -8,7 +8,7 @@ import pytest
 from neurospine.labels import VERTEBRA_IDS
 from neurospine.spine import classes as C
 from neurospine.spine.api import body_levels, name_instances, relabel
-from neurospine.spine.instances import SACRUM_TMP, build_instances, geodesic_assign
+from neurospine.spine.instances import SACRUM_TMP, build_instances, geodesic_assign, split_at_disc_waist
 
 SP = (1.0, 1.0, 1.0)
 
@@ -252,3 +252,44 @@ def test_the_plane_below_the_lowest_body_follows_the_column():
     for p, r in ((70, 90), (10, 100), (75, 60), (49, 75)):
         assert below[p, r, 5] == ((np.array([p, r]) - centre) @ axis > bottom + 5.0)
     assert below[10, 100, 5] and not below[75, 60, 5]  # in front and low: below; far behind at mid-body: not
+
+
+def field_edge_slice_map(bridge: bool) -> np.ndarray:
+    """PIR class map: a 4 mm slice of a vertebral body at the top edge (too thin for a seed of its own), an 8 mm
+    disc, a full body and the sacrum; ``bridge``: corpus painted through the disc in two lateral slices (where the
+    disc has left the sagittal slice)."""
+    cls = np.zeros((70, 90, 40), dtype=np.uint8)
+    cls[20:50, 0:4, 5:35] = C.CORPUS
+    cls[21:49, 4:12, 6:34] = C.DISC
+    cls[20:50, 12:36, 5:35] = C.CORPUS
+    cls[21:49, 36:44, 6:34] = C.DISC
+    cls[18:60, 44:80, 3:37] = C.SACRUM
+    if bridge:
+        cls[20:50, 4:12, 5:7] = C.CORPUS
+    return cls
+
+
+def test_a_body_grown_across_a_disc_gives_the_slice_beyond_it_back():
+    clean = build_instances(field_edge_slice_map(bridge=False), SP)
+    bridged = build_instances(field_edge_slice_map(bridge=True), SP)
+    assert len(clean.vertebrae) == 1  # no bridge: the edge slice has no seed and no path to a body
+    assert len(bridged.vertebrae) == 2  # bridged: cut at the disc, the edge slice is a body of its own
+    top, full = bridged.vertebrae
+    assert top.bottom_row < 6 and full.top_row >= 4
+    bridge_vox = 30 * 8 * 2  # the full body keeps at most the bridge through its own disc
+    assert clean.vertebrae[0].body_voxels <= full.body_voxels <= clean.vertebrae[0].body_voxels + bridge_vox
+    assert bridged.split_bodies == 1
+
+
+def test_a_narrow_row_without_a_disc_is_no_waist():
+    body = np.zeros((30, 40, 30), dtype=np.int32)
+    body[:, 0:15, :] = 1
+    body[12:18, 15:17, 12:18] = 1  # narrow neck, nothing but background around it
+    body[:, 17:35, :] = 1
+    cls = np.where(body > 0, C.CORPUS, 0).astype(np.uint8)
+    out, n, splits = split_at_disc_waist(body, 1, cls)
+    assert splits == 0 and n == 1 and np.array_equal(out, body)
+    cls[:, 15:17, :] = np.where(body[:, 15:17, :] > 0, C.CORPUS, C.DISC)
+    out, n, splits = split_at_disc_waist(body, 1, cls)
+    assert splits == 1 and n == 2
+    assert (out[:, 0:15] == 2).all() and (out[:, 17:35] == 1).all()  # the smaller part is the new body

@@ -49,6 +49,11 @@ SACRAL_ARCH_BELOW_MM = 5.0
 #: reaches it from the sacrum (the network's sacrum may be the sacral bodies only, the sacral canal between):
 #: L5's inferior articular processes end about one lumbosacral disc height below L5
 SACRAL_ARCH_DEEP_MM = 12.0
+#: a grown body whose narrowest row (inferior-superior axis) holds less than this share of its fullest row, with
+#: a disc in that row, is two vertebrae joined across the disc (docs/decisions/spine-disc-waist.md)
+WAIST_RATIO = 0.25
+#: rows above half the fullest row needed on each side of such a waist (a body end tapering out is no waist)
+WAIST_FULL_ROWS = 2
 
 
 @dataclass
@@ -208,6 +213,53 @@ def merge_side_by_side(seeds: npt.NDArray[np.int32], n: int) -> tuple[npt.NDArra
     for i in labs:
         lut[i] = roots.index(root(i)) + 1
     return lut[seeds], len(roots), joins
+
+
+def _waist_row(prof: npt.NDArray[np.int64]) -> int | None:
+    """The narrowest row of a body's row profile if it is a waist (see :data:`WAIST_RATIO`), else None."""
+    full = float(prof.max())
+    strong = np.cumsum(prof > 0.5 * full)
+    rows = [
+        r
+        for r in range(prof.size)
+        if prof[r] < WAIST_RATIO * full and strong[r] >= WAIST_FULL_ROWS and strong[-1] - strong[r] >= WAIST_FULL_ROWS
+    ]
+    return min(rows, key=lambda r: int(prof[r])) if rows else None
+
+
+def split_at_disc_waist(
+    body: npt.NDArray[np.int32], n: int, cls: npt.NDArray[np.integer]
+) -> tuple[npt.NDArray[np.int32], int, int]:
+    """Cut each grown body (P, I, R grid) at a waist that is a disc: its narrowest row holds less than
+    :data:`WAIST_RATIO` of its fullest row and more disc voxels inside the body's footprint than body voxels.
+
+    Growth over corpus and endplate voxels can cross a disc where the network paints corpus through it (lateral
+    slices the disc has left) and carry a body's label into a neighbour too thin to have a seed of its own (a
+    slice of the next vertebra at the field's edge). The larger part keeps the label and the waist row; the other
+    part becomes a body of its own (the caller's size and column rules then keep or drop it)."""
+    out = body.copy()
+    next_id = n + 1
+    splits = 0
+    for k, box in enumerate(ndimage.find_objects(body, max_label=n), start=1):
+        if box is None:
+            continue
+        own = body[box] == k
+        prof = own.sum(axis=(0, 2))
+        r = _waist_row(prof)
+        if r is None:
+            continue
+        disc = (np.asarray(cls[box])[:, r, :] == C.DISC) & own.any(axis=1)
+        if int(disc.sum()) <= int(prof[r]):
+            continue
+        above = own.copy()
+        above[:, r:, :] = False
+        below = own.copy()
+        below[:, : r + 1, :] = False
+        smaller = above if above.sum() < below.sum() else below
+        out[box][smaller] = next_id
+        next_id += 1
+        splits += 1
+    return out, next_id - 1, splits
 
 
 def _relabel_top_to_bottom(labels: npt.NDArray[np.int32], n: int) -> tuple[npt.NDArray[np.int32], int]:
@@ -491,6 +543,11 @@ def _build_instances_crop(
     body, n, joins = merge_side_by_side(body, n)
     if joins:
         body, n = _relabel_top_to_bottom(body, n)
+    body, n, waists = split_at_disc_waist(body, n, cls)
+    if waists:
+        log.info("cut %d body(ies) at a disc they had grown across", waists)
+        body, n = _relabel_top_to_bottom(body, n)
+        result.split_bodies += waists
     # drop bodies below the minimum volume (after growth), and fragments off the column
     sizes = np.bincount(body.ravel(), minlength=n + 1)
     small = np.nonzero(sizes[1:] * vox_mm3 < MIN_BODY_MM3)[0] + 1
