@@ -66,7 +66,7 @@ def bright_bone_lift(seg: Any) -> float:
     bone was segmented (no evidence either way).
     """
     bone = bone_mask(np.asarray(seg.classes))
-    if bone_mm3(seg, bone) < MIN_BONE_MM3:
+    if not bone.any() or bone_mm3(seg, bone) < MIN_BONE_MM3:
         return 0.0
     img = np.asarray(seg.grid.image, dtype=np.float32)
     sample = img.ravel()[:: max(1, img.size // 1_000_000)]  # thresholds from about a million voxels
