@@ -10,7 +10,7 @@ Images: the 121 IXI head T1w scans, every ``fcs_*`` lumbar MRI, the ``sct_testin
 tptbox CT and verse014 (CT in HU, which the cord tool refuses before any model runs). ``--partial FILE`` keeps
 one JSON line per image and skips the images already in it (a rerun resumes).
 
-Run from the repository root: ``python -m benchmarks.cord_ct_refusal`` (about 25 minutes at 2 threads).
+Run from the repository root: ``python -m benchmarks.cord_ct_refusal`` (about 10-25 minutes at 2 threads).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from benchmarks.cord_head import IXI_DIR
 THREADS = 2
 #: the rule's margin: every MRI below this lift
 MRI_MAX_LIFT = 2.0
+#: CT without Hounsfield units, the only CT that reaches the lift (HU CT is refused before any model runs)
+NO_HU_GROUP = "fewshot_ct_sag"
 log = logging.getLogger("benchmarks.cord_ct_refusal")
 
 
@@ -49,14 +51,21 @@ def images() -> list[tuple[str, Path]]:
 
 def measure(path: Path) -> dict[str, Any]:
     """The lift of the spine reading of ``path`` (None when the spine model cannot read it) and why not."""
+    from unittest import mock
+
     from neurospine.cord.spinelevels import read_spine
     from neurospine.io import load_volume
-    from neurospine.plausibility.spine import bright_bone_lift
+    from neurospine.plausibility import spine as psp
 
     t0 = time.perf_counter()
     reading = read_spine(load_volume(path), threads=THREADS)
-    lift = None if reading.seg is None else round(bright_bone_lift(reading.seg), 3)
-    return {"lift": lift, "why_none": reading.reason, "seconds": round(time.perf_counter() - t0, 1)}
+    row: dict[str, Any] = {"lift": None, "lift_any_bone": None, "bone_mm3": None}
+    if reading.seg is not None:
+        row["lift"] = round(psp.bright_bone_lift(reading.seg), 3)
+        row["bone_mm3"] = round(psp.bone_mm3(reading.seg), 1)
+        with mock.patch.object(psp, "MIN_BONE_MM3", 0.0):
+            row["lift_any_bone"] = round(psp.bright_bone_lift(reading.seg), 3)
+    return {**row, "why_none": reading.reason, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def summarise(rows: list[dict[str, Any]], threshold: float) -> tuple[dict[str, Any], str]:
@@ -76,13 +85,19 @@ def summarise(rows: list[dict[str, Any]], threshold: float) -> tuple[dict[str, A
         "ct_min_lift": min(ct) if ct else None,
         "ct_below_threshold": sum(v < threshold for v in ct),
     }
-    summary["rule_holds"] = bool(
-        mri
-        and ct
-        and max(mri) < MRI_MAX_LIFT
-        and min(ct) >= threshold
-        and len(ct) == sum(r["kind"] == "CT" for r in rows)
+    from neurospine.plausibility.spine import MIN_BONE_MM3
+
+    no_hu = [r for r in rows if r["kind"] == "CT" and r["group"] == NO_HU_GROUP]
+    summary["min_bone_mm3"] = MIN_BONE_MM3
+    summary["ct_no_hu"] = len(no_hu)
+    summary["ct_no_hu_refused"] = sum(
+        1 for r in no_hu if r["lift"] is not None and r["lift"] >= threshold and r["bone_mm3"] >= MIN_BONE_MM3
     )
+    summary["mri_below_min_bone"] = sum(
+        1 for r in rows if r["kind"] == "MRI" and r["bone_mm3"] is not None and r["bone_mm3"] < MIN_BONE_MM3
+    )
+    refused_all = summary["ct_no_hu_refused"] == len(no_hu)
+    summary["rule_holds"] = bool(mri and no_hu and max(mri) < MRI_MAX_LIFT and refused_all)
     top = sorted((r for r in rows if r["kind"] == "MRI" and r["lift"] is not None), key=lambda r: -r["lift"])[:8]
     groups: dict[str, list[float]] = {}
     for r in rows:
@@ -90,24 +105,34 @@ def summarise(rows: list[dict[str, Any]], threshold: float) -> tuple[dict[str, A
             groups.setdefault(f"{r['kind']} {r['group']}", []).append(float(r["lift"]))
     md = [
         "# Bright-bone lift: CT without Hounsfield units against real MRI (cord tool)\n",
-        "Rule: docs/decisions/cord-ct-refusal.md. Lift of the spine reading the cord tool's level estimate makes "
-        "(`plausibility.spine.bright_bone_lift`); the cord tool refuses at or above "
+        "Rule: docs/decisions/cord-ct-refusal-bone.md. Lift of the spine reading the cord tool's level estimate makes "
+        "(`plausibility.spine.bright_bone_lift`), counted only over at least "
+        f"{summary['min_bone_mm3']:.0f} mm3 of labelled bone (below: 0); the cord tool refuses at or above "
         f"{threshold:g}. Images the spine model cannot read (thick axial slabs) have no lift.\n",
         f"MRI: {len(mri)} measured, highest lift **{summary['mri_max_lift']}**, "
         f"{summary['mri_at_or_above_threshold']} at or above {threshold:g} ({summary['mri_not_read']} not read "
         f"by the spine model). CT: {len(ct)} measured, lowest lift **{summary['ct_min_lift']}**, "
-        f"{summary['ct_below_threshold']} below {threshold:g}. Rule (every MRI < {MRI_MAX_LIFT:g}, every CT >= "
-        f"{threshold:g}): **{'holds' if summary['rule_holds'] else 'fails'}**.\n",
+        f"{summary['ct_below_threshold']} below {threshold:g}. MRI with less bone than the minimum (lift 0): "
+        f"{summary['mri_below_min_bone']}. Rule (every MRI < {MRI_MAX_LIFT:g}; each CT without HU, "
+        f"{summary['ct_no_hu']}, with enough bone and a lift >= {threshold:g}: {summary['ct_no_hu_refused']}): "
+        f"**{'holds' if summary['rule_holds'] else 'fails'}**.\n",
         "| group | n | min | median | max |",
         "|---|---|---|---|---|",
     ]
     for name, vals in sorted(groups.items()):
         vals = sorted(vals)
         md.append(f"| {name} | {len(vals)} | {vals[0]:.2f} | {vals[len(vals) // 2]:.2f} | {vals[-1]:.2f} |")
-    md += ["", "Highest MRI lifts:", "", "| image | lift |", "|---|---|"]
-    md += [f"| {r['image']} | {r['lift']:.2f} |" for r in top]
-    md += ["", "CT:", "", "| image | lift |", "|---|---|"]
-    md += [f"| {r['image']} | {r['lift']} |" for r in rows if r["kind"] == "CT"]
+    any_top = sorted(
+        (r for r in rows if r["kind"] == "MRI" and r["lift_any_bone"] is not None), key=lambda r: -r["lift_any_bone"]
+    )[:8]
+    head = ["| image | lift | lift without the bone minimum | bone mm3 |", "|---|---|---|---|"]
+
+    def line(r: dict[str, Any]) -> str:
+        return f"| {r['image']} | {r['lift']} | {r['lift_any_bone']} | {r['bone_mm3']} |"
+
+    md += ["", "Highest MRI lifts:", "", *head, *(line(r) for r in top)]
+    md += ["", "Highest MRI lifts without the bone minimum:", "", *head, *(line(r) for r in any_top)]
+    md += ["", "CT:", "", *head, *(line(r) for r in rows if r["kind"] == "CT")]
     return summary, "\n".join(md) + "\n"
 
 

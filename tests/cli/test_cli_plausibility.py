@@ -157,13 +157,25 @@ def test_slice2d_on_a_headerless_ap_pelvis_picture_is_flagged(shared_data, tmp_p
     assert code == 0 and "modality guess uncertain" in str(payload["measures"]["plausibility"])
 
 
-@pytest.mark.slow
-def test_cord_on_8bit_ct_is_flagged_as_ct(shared_data, tmp_path, capsys) -> None:
-    """The level estimate's spine segmentation shows the bones as the brightest tissue (no HU to refuse on)."""
+def test_cord_on_8bit_ct_is_refused_as_ct(shared_data, tmp_path, capsys) -> None:
+    """No HU to refuse on before the model runs, but the level estimate's spine segmentation shows the bones as the
+    brightest tissue: refused with one line and nothing written (docs/decisions/cord-ct-refusal-bone.md)."""
     src = shared_data / "fewshot_ct_sag" / "fst-11_img.nii.gz"
-    code = main(["cord", str(src), "--out", str(tmp_path / "o"), "--threads", "2", "--json"])
+    out = tmp_path / "o"
+    code = main(["cord", str(src), "--out", str(out), "--threads", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "CT without Hounsfield units" in err and "--force" in err
+    assert sum("error:" in line for line in err.splitlines()) == 1
+    assert _files(out) == []
+
+
+@pytest.mark.slow
+def test_cord_on_8bit_ct_with_force_runs_flagged(shared_data, tmp_path, capsys) -> None:
+    src = shared_data / "fewshot_ct_sag" / "fst-11_img.nii.gz"
+    code = main(["cord", str(src), "--out", str(tmp_path / "o"), "--threads", "2", "--json", "--force"])
     payload = json.loads(capsys.readouterr().out)
-    assert code == 0 and "looks like CT" in str(payload["measures"]["plausibility"])
+    plausibility = str(payload["measures"]["plausibility"])
+    assert code == 0 and plausibility.startswith("forced") and "looks like CT" in plausibility
 
 
 @pytest.mark.parametrize("tool", ["spine", "cord", "slice2d"])

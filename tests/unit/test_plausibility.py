@@ -249,11 +249,18 @@ def test_bright_bone_lift_separates_ct_like_from_mri_like() -> None:
     ct = np.where(classes == C.CORPUS, 200.0 + rng.normal(0.0, 20.0, classes.shape), soft)
     mri = np.where(classes == C.CORPUS, 60.0, soft)
     mri[:, :, 18:] = 250.0  # subcutaneous fat, the brightest on MRI
+    grid_mm = (1.5, 1.5, 1.5)  # 4,000 bone voxels: 13,500 mm3, more than MIN_BONE_MM3
     for img, expect_ct in ((ct, True), (mri, False)):
-        seg = SimpleNamespace(classes=classes, grid=SimpleNamespace(image=img.astype(np.float32)))
+        seg = SimpleNamespace(classes=classes, grid=SimpleNamespace(image=img.astype(np.float32), spacing_mm=grid_mm))
+        assert psp.bone_mm3(seg) == pytest.approx(13_500.0)
         assert (psp.bright_bone_lift(seg) >= psp.BRIGHT_BONE_LIFT) is expect_ct
-    empty = SimpleNamespace(classes=np.zeros_like(classes), grid=SimpleNamespace(image=ct.astype(np.float32)))
+    empty = SimpleNamespace(
+        classes=np.zeros_like(classes), grid=SimpleNamespace(image=ct.astype(np.float32), spacing_mm=grid_mm)
+    )
     assert psp.bright_bone_lift(empty) == 0.0
+    # the same CT with a few cm3 of "bone" (a head MRI's neck, IXI443: about 2 cm3): no evidence either way
+    small = SimpleNamespace(classes=classes, grid=SimpleNamespace(image=ct.astype(np.float32), spacing_mm=(1, 1, 1)))
+    assert psp.bone_mm3(small) < psp.MIN_BONE_MM3 and psp.bright_bone_lift(small) == 0.0
 
 
 def test_cord_flag_quotes_the_reported_mean_csa():

@@ -144,7 +144,6 @@ def _without_names(est: LevelEstimate, warning: str) -> LevelEstimate:
         warnings=[warning],
         seconds=est.seconds,
         models=dict(est.models),
-        bright_bone_lift=est.bright_bone_lift,
     )
 
 
@@ -171,7 +170,6 @@ def _disc_fallback(image: Volume, soft: np.ndarray, est: LevelEstimate) -> Level
         seconds=est.seconds + time.perf_counter() - t0,
         models=est.models,
         from_discs=True,
-        bright_bone_lift=est.bright_bone_lift,
     )
 
 
@@ -244,6 +242,11 @@ def run_file(
     t = time.perf_counter()
     reading = read_spine(image, threads=threads) if level_vol is None and auto_levels else None
     timings["spine_s"] = time.perf_counter() - t
+    if reading is not None and reading.seg is not None:  # CT without Hounsfield units: refused here, before output
+        from neurospine.plausibility.spine import bright_bone_lift
+
+        plaus.bone_check(verdict, bright_bone_lift(reading.seg))
+        verdict = enforce(verdict, image_path, force=bool(options.get("force", False)))
     canal_check = None
     if reading is not None and reading.seg is not None and options.get("canal_check", True):
         t = time.perf_counter()
@@ -291,7 +294,6 @@ def run_file(
         image, seg.cord_soft, level_vol, auto_levels, threads, reading, head=ev.head_in_view
     )
     models.update(provenance.models)
-    plaus.bone_check(verdict, provenance.bright_bone_lift)
     timings["levels_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

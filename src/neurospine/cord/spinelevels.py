@@ -57,8 +57,6 @@ class LevelEstimate:
     median_body_depth_mm: float | None = None  # of the bodies the spine model found (cervical: < 20 mm)
     from_discs: bool = False  # named from the discs in front of the cord (the spine model named nothing)
     naming_method: str = ""  # spine.naming.Naming.method: how a positional naming was made
-    #: plausibility.spine.bright_bone_lift of the spine segmentation (CT-like when >= 3; 0 when not run)
-    bright_bone_lift: float = 0.0
 
     @property
     def positional(self) -> bool:
@@ -71,7 +69,6 @@ def _none(
     anchor: str = "",
     confidence: float | None = None,
     models: dict[str, str] | None = None,
-    bright_bone_lift: float = 0.0,
 ) -> LevelEstimate:
     return LevelEstimate(
         None,
@@ -81,7 +78,6 @@ def _none(
         warnings=[f"no vertebral levels: {reason}; {LEVELS_FIX}"],
         seconds=time.perf_counter() - t0,
         models=dict(models or {}),
-        bright_bone_lift=bright_bone_lift,
     )
 
 
@@ -144,20 +140,17 @@ def estimate_levels(
     if reading.seg is None:
         return _none(reading.reason, t0)
     seg = reading.seg
-    from neurospine.plausibility.spine import bright_bone_lift
-
-    lift = bright_bone_lift(seg)
     naming = seg.naming
     anchor, conf = str(naming.anchor), float(naming.confidence)
     models = dict(seg.models) or {SEMANTIC_MODEL: seg.model_version}
     if not any(naming.levels):
         reason = f"the spine model named no vertebra in this image (naming: {anchor})"
-        return _none(reason, t0, anchor, conf, models, lift)
+        return _none(reason, t0, anchor, conf, models)
     vert = np.asarray(seg.seg_vert_input)
     discs = np.where((vert > DISC_OFFSET) & (vert < ENDPLATE_OFFSET), vert, 0).astype(np.int16)
     mask, spans = paint_cord_levels(image.with_data(np.asarray(cord_soft, dtype=np.float32)), seg.body_input, discs)
     if not np.any(mask):
-        return _none("no cord slice lies opposite a named vertebra", t0, anchor, conf, models, lift)
+        return _none("no cord slice lies opposite a named vertebra", t0, anchor, conf, models)
     names = " ".join(level_name(s.level) for s in spans if s.level)
     warnings = [
         f"vertebral levels estimated from the whole-spine model ({names}; naming anchor {anchor}, "
@@ -183,5 +176,4 @@ def estimate_levels(
         models,
         depth,
         naming_method=naming.method,
-        bright_bone_lift=lift,
     )

@@ -1,11 +1,13 @@
 """Plausibility of a ``neurospine cord`` input: an MRI showing the spinal cord (any contrast, axial or sagittal).
 
-Refused before the model runs: CT (Hounsfield units; the cord cannot be told from the canal on CT).
+Refused before the model runs: CT (Hounsfield units; the cord cannot be told from the canal on CT). Refused
+after the spine model's reading (the level estimate's, before any output is installed): an image whose bones are
+its brightest tissue (CT without Hounsfield units: :func:`neurospine.plausibility.spine.bright_bone_lift`, over
+at least :data:`~neurospine.plausibility.spine.MIN_BONE_MM3` of bone; docs/decisions/cord-ct-refusal-bone.md).
 Flagged: a head MRI (skull vertex in view: only the top of the cervical cord, if any, is measured); a
 trunk-wide field of view at coarse resolution (abdomen or chest survey, the cord a few voxels across); after
 the model, a "cord" whose mean cross-section is far from a spinal cord's (about 40-100 mm2 from C1 to the
-conus; brainstem or noise otherwise); when the level estimate ran the spine model, an image whose bones are its
-brightest tissue (CT without Hounsfield units: :func:`neurospine.plausibility.spine.bright_bone_lift`).
+conus; brainstem or noise otherwise).
 
 ``drop_sacrum_notes`` keeps the cord tool from repeating the spine naming's sacrum remarks when the column it
 named is cervical-sized (the sacrum cannot be in a cervical field of view).
@@ -90,9 +92,9 @@ def drop_sacrum_notes(warnings: list[str], median_depth_mm: float | None) -> lis
 
 
 def bone_check(v: Verdict, lift: float) -> Verdict:
-    """Flag a CT-like image from the spine segmentation's bright-bone lift (in place; returns ``v``)."""
+    """Refuse a CT-like image from the spine segmentation's bright-bone lift (in place; returns ``v``)."""
     from neurospine.plausibility.spine import ct_like_reason
 
     if reason := ct_like_reason(lift, "the cord is not visible on CT"):
-        v.flag(reason)
+        v.refuse("CT without Hounsfield units", reason)
     return v

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 from neurospine.io import Volume
@@ -36,21 +37,36 @@ HEAD_COLUMN_SHARE = 0.5
 #: CT without Hounsfield units (8-bit, min-max rescaled): the brightest voxels lie in or on the bones this many
 #: times more often than bone's share of the body would give. Measured: CT 4.4-6.4 (5 scans), MRI <= 1.3 (56)
 BRIGHT_BONE_LIFT = 3.0
+#: the lift counts only over this much labelled bone (mm^3; about one whole cervical vertebra): on a few cm^3 of
+#: "bone" in a head MRI's neck it is a ratio of small counts (IXI443: 2.47; docs/decisions/cord-ct-refusal-bone.md)
+MIN_BONE_MM3 = 10_000.0
 #: share of the body's voxels taken as "brightest"
 BRIGHT_QUANTILE = 99.5
+
+
+def bone_mask(classes: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:
+    """The bone of a spine class map (model grid): every labelled class but canal, cord and disc."""
+    from neurospine.spine import classes as C
+
+    return (classes > 0) & ~np.isin(classes, (C.CANAL, C.CORD, C.DISC))
+
+
+def bone_mm3(seg: Any, bone: npt.NDArray[np.bool_] | None = None) -> float:
+    """Volume (mm^3) of the bone the spine segmentation ``seg`` labelled on its model grid (``bone``: its
+    :func:`bone_mask`, when already computed)."""
+    mask = bone_mask(np.asarray(seg.classes)) if bone is None else bone
+    return float(mask.sum()) * float(np.prod(np.asarray(seg.grid.spacing_mm, dtype=np.float64)))
 
 
 def bright_bone_lift(seg: Any) -> float:
     """How much more often the brightest voxels lie in or next to labelled bone than bone's share predicts.
 
     On MRI cortical bone is dark and fat or fluid is brightest (lift about 0-1); on CT, with or without
-    Hounsfield units, bone is the brightest tissue (lift well above 3). 0.0 when no bone was segmented.
+    Hounsfield units, bone is the brightest tissue (lift well above 3). 0.0 when less than :data:`MIN_BONE_MM3` of
+    bone was segmented (no evidence either way).
     """
-    from neurospine.spine import classes as C
-
-    cl = np.asarray(seg.classes)
-    bone = (cl > 0) & ~np.isin(cl, (C.CANAL, C.CORD, C.DISC))
-    if int(bone.sum()) < 100:
+    bone = bone_mask(np.asarray(seg.classes))
+    if not bone.any() or bone_mm3(seg, bone) < MIN_BONE_MM3:
         return 0.0
     img = np.asarray(seg.grid.image, dtype=np.float32)
     sample = img.ravel()[:: max(1, img.size // 1_000_000)]  # thresholds from about a million voxels
