@@ -175,7 +175,7 @@ def test_cord_on_8bit_ct_with_force_runs_flagged(shared_data, tmp_path, capsys) 
     code = main(["cord", str(src), "--out", str(tmp_path / "o"), "--threads", "2", "--json", "--force"])
     payload = json.loads(capsys.readouterr().out)
     plausibility = str(payload["measures"]["plausibility"])
-    assert code == 0 and plausibility.startswith("forced") and "looks like CT" in plausibility
+    assert code == 0 and plausibility.startswith("forced") and "bones are the brightest tissue" in plausibility
 
 
 @pytest.mark.parametrize("tool", ["spine", "cord", "slice2d"])

@@ -93,8 +93,8 @@ def drop_sacrum_notes(warnings: list[str], median_depth_mm: float | None) -> lis
 
 def bone_check(v: Verdict, lift: float) -> Verdict:
     """Refuse a CT-like image from the spine segmentation's bright-bone lift (in place; returns ``v``)."""
-    from neurospine.plausibility.spine import ct_like_reason
+    from neurospine.plausibility.spine import ct_like_evidence
 
-    if reason := ct_like_reason(lift, "the cord is not visible on CT"):
+    if reason := ct_like_evidence(lift, "the cord is not visible on CT"):
         v.refuse("CT without Hounsfield units", reason)
     return v

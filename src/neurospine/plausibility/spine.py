@@ -85,14 +85,20 @@ def bright_bone_lift(seg: Any) -> float:
     return share_top / max(share_bone, 1e-6)
 
 
-def ct_like_reason(lift: float, consequence: str) -> str | None:
-    """The flag text for a CT-like :func:`bright_bone_lift` (None below :data:`BRIGHT_BONE_LIFT`)."""
+def ct_like_evidence(lift: float, consequence: str) -> str | None:
+    """Why a CT-like :func:`bright_bone_lift` says CT, and what follows (None below :data:`BRIGHT_BONE_LIFT`)."""
     if lift < BRIGHT_BONE_LIFT:
         return None
     return (
-        f"looks like CT: the bones are the brightest tissue ({lift:.1f}x their share of the brightest voxels; on MRI "
-        f"cortical bone is dark): {consequence}"
+        f"the bones are the brightest tissue ({lift:.1f}x their share of the brightest voxels; on MRI cortical bone "
+        f"is dark): {consequence}"
     )
+
+
+def ct_like_reason(lift: float, consequence: str) -> str | None:
+    """The flag text for a CT-like :func:`bright_bone_lift` (None below :data:`BRIGHT_BONE_LIFT`)."""
+    evidence = ct_like_evidence(lift, consequence)
+    return None if evidence is None else f"looks like CT: {evidence}"
 
 
 def column_stats(seg: Any) -> dict[str, float]:
