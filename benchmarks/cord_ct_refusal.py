@@ -1,9 +1,12 @@
 """Does the bright-bone lift tell CT without Hounsfield units from every real MRI the cord tool reads?
 
-Rule: docs/decisions/cord-ct-refusal.md. For each image, the spine model runs as the cord tool's level estimate
-runs it (:func:`neurospine.cord.spinelevels.read_spine`) and
-:func:`neurospine.plausibility.spine.bright_bone_lift` is measured on its segmentation. Images the spine model
-cannot read (thick axial slabs) have no lift: the cord tool never computes one for them.
+Rules: docs/decisions/cord-ct-refusal.md (session 21, failed) and cord-ct-refusal-bone.md (the lift counts only
+over at least ``MIN_BONE_MM3`` of labelled bone; shipped). For each image, the spine model runs as the cord tool's
+level estimate runs it (:func:`neurospine.cord.spinelevels.read_spine`) and
+:func:`neurospine.plausibility.spine.bright_bone_lift` is measured on its segmentation, with the bone minimum
+(``lift``) and without it (``lift_any_bone``), beside the bone volume the spine model labelled (``bone_mm3``).
+Images the spine model cannot read (thick axial slabs) have no lift: the cord tool never computes one for them.
+A ``--partial`` file written before the bone columns existed is refused (rows without ``bone_mm3``).
 
 Images: the 121 IXI head T1w scans, every ``fcs_*`` lumbar MRI, the ``sct_testing_data`` and
 ``sct_tutorial_unlabeled`` images and the tptbox MRI (MRI); the ``fewshot_ct_sag`` scans (8-bit CT, no HU), the
@@ -148,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.partial is not None and args.partial.exists():
         for line in args.partial.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
+            if "bone_mm3" not in row:
+                raise SystemExit(f"{args.partial}: written before the bone columns existed; start a new --partial file")
             done[row["image"]] = row
     rows = []
     for kind, path in images():

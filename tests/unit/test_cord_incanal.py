@@ -12,7 +12,7 @@ from neurospine.cord.crop import detection_from_canal
 from neurospine.cord.incanal import MAX_BONE_SHARE, bone_share, ensure_in_canal
 from neurospine.cord.segment import SegmentOptions, segment_volume
 from neurospine.cord.spinelevels import LevelEstimate, SpineReading
-from neurospine.errors import NoStructureFoundError
+from neurospine.errors import InputError, NoStructureFoundError
 from neurospine.io import Volume, save_volume
 from tests.conftest import make_affine
 from tests.unit.test_cord_pipeline import threshold_predictor
@@ -102,7 +102,8 @@ def test_no_canal_or_a_second_cord_in_bone_leaves_no_cord():
 
 def _fake_reading(semantic: np.ndarray):
     def read(image, *, threads=2):
-        return SpineReading(SimpleNamespace(semantic_input=semantic))
+        no_bone = np.zeros((2, 2, 2), dtype=np.uint8)  # model-grid classes: no bone, so no CT evidence either way
+        return SpineReading(SimpleNamespace(semantic_input=semantic, classes=no_bone))
 
     return read
 
@@ -213,3 +214,23 @@ def test_a_cord_beside_a_partial_canal_is_kept():
     check = ensure_in_canal(vol, threshold_predictor, SegmentOptions(), first, partial)
     assert check.outside and check.redetected and not check.second_kept
     assert check.segmentation is first and check.warning() is None
+
+
+def test_run_file_refuses_a_ct_like_spine_reading_before_writing(tmp_path, monkeypatch):
+    """Bones the brightest tissue in the spine reading (CT without HU): exit-2 refusal with nothing in the output
+    folder; with force the run goes on, marked forced (docs/decisions/cord-ct-refusal-bone.md)."""
+    from neurospine.plausibility import spine as psp
+
+    vol, semantic, _ = _scene()
+    path = save_volume(vol, tmp_path / "scene.nii.gz")
+    monkeypatch.setattr(cord_api, "read_spine", _fake_reading(semantic))
+    monkeypatch.setattr(cord_api, "estimate_levels", lambda *a, **k: LevelEstimate(None, "none"))
+    monkeypatch.setattr(psp, "bright_bone_lift", lambda seg: psp.BRIGHT_BONE_LIFT)
+    with pytest.raises(InputError, match=r"CT without Hounsfield units \(the bones are the brightest tissue"):
+        cord_api.run_file(path, tmp_path / "out", predictor=threshold_predictor)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    res = cord_api.run_file(path, tmp_path / "forced", predictor=threshold_predictor, force=True)
+    assert str(res.measures["plausibility"]).startswith("forced: the bones are the brightest tissue")
+    monkeypatch.setattr(psp, "bright_bone_lift", lambda seg: psp.BRIGHT_BONE_LIFT - 0.01)
+    res = cord_api.run_file(path, tmp_path / "below", predictor=threshold_predictor)
+    assert res.measures["plausibility"] == "ok"

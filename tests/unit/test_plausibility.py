@@ -258,7 +258,7 @@ def test_bright_bone_lift_separates_ct_like_from_mri_like() -> None:
         classes=np.zeros_like(classes), grid=SimpleNamespace(image=ct.astype(np.float32), spacing_mm=grid_mm)
     )
     assert psp.bright_bone_lift(empty) == 0.0
-    # the same CT with a few cm3 of "bone" (a head MRI's neck, IXI443: about 2 cm3): no evidence either way
+    # the same CT with a few cm3 of "bone" (a head MRI's neck, IXI443: 3.8 cm3): no evidence either way
     small = SimpleNamespace(classes=classes, grid=SimpleNamespace(image=ct.astype(np.float32), spacing_mm=(1, 1, 1)))
     assert psp.bone_mm3(small) < psp.MIN_BONE_MM3 and psp.bright_bone_lift(small) == 0.0
 

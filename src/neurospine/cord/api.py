@@ -243,10 +243,11 @@ def run_file(
     reading = read_spine(image, threads=threads) if level_vol is None and auto_levels else None
     timings["spine_s"] = time.perf_counter() - t
     if reading is not None and reading.seg is not None:  # CT without Hounsfield units: refused here, before output
+        from neurospine.plausibility import Verdict
         from neurospine.plausibility.spine import bright_bone_lift
 
-        plaus.bone_check(verdict, bright_bone_lift(reading.seg))
-        verdict = enforce(verdict, image_path, force=bool(options.get("force", False)))
+        ct = plaus.bone_check(Verdict("cord", expects=plaus.EXPECTS), bright_bone_lift(reading.seg))
+        verdict.merge(enforce(ct, image_path, force=bool(options.get("force", False))))  # its own reason only
     canal_check = None
     if reading is not None and reading.seg is not None and options.get("canal_check", True):
         t = time.perf_counter()

@@ -236,7 +236,8 @@ def split_at_disc_waist(
     Growth over corpus and endplate voxels can cross a disc where the network paints corpus through it (lateral
     slices the disc has left) and carry a body's label into a neighbour too thin to have a seed of its own (a
     slice of the next vertebra at the field's edge). The larger part keeps the label and the waist row; the other
-    part becomes a body of its own (the caller's size and column rules then keep or drop it)."""
+    part becomes a body of its own (the caller's size and column rules then keep or drop it). Only the narrowest row
+    is tested, so a body is cut at most once per call."""
     out = body.copy()
     next_id = n + 1
     splits = 0
@@ -249,7 +250,7 @@ def split_at_disc_waist(
         if r is None:
             continue
         disc = (np.asarray(cls[box])[:, r, :] == C.DISC) & own.any(axis=1)
-        if int(disc.sum()) <= int(prof[r]):
+        if int(disc.sum()) <= int(prof[r]) or next_id > MAX_VERTEBRAE:  # the cap keeps the id ranges disjoint
             continue
         above = own.copy()
         above[:, r:, :] = False
