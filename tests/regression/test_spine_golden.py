@@ -14,10 +14,11 @@ from neurospine.io import load_volume
 from neurospine.models import list_cards, load_card
 
 GOLDEN_SHA256_PREFIX = "3a99441e9d3b"  # spine_semantic 0.16.0
-#: bodies the pipeline finds: the 7 labelled bodies T11-L5 (0.11.0 also found T10, partly in view at the top; 0.3.0
-#: found 8 before the pelvic clean-up of docs/decisions/spine-pelvic-spill.md, the eighth a "body" in the rectum)
-GOLDEN_BODIES_FOUND = 7
-GOLDEN_MEAN_PER_BODY_DICE = 0.8886
+#: bodies the pipeline finds: the 7 labelled bodies T11-L5 and T10, partly in view at the top (since the disc-waist
+#: cut, docs/decisions/spine-disc-waist.md, its slice is a body of its own instead of part of T11; 0.3.0 found 8
+#: before the pelvic clean-up of docs/decisions/spine-pelvic-spill.md, the eighth a "body" in the rectum)
+GOLDEN_BODIES_FOUND = 8
+GOLDEN_MEAN_PER_BODY_DICE = 0.8963
 #: the labelled bodies, superior to inferior, and the names the pipeline must give them
 GOLDEN_LEVELS = ["T11", "T12", "L1", "L2", "L3", "L4", "L5"]
 TOLERANCE = 0.01
