@@ -283,8 +283,8 @@ def naming_sentence(anchor: str, confidence: float, doubt: str = "", *, uncertai
         )
     if anchor == "positional":
         return f"No sacrum or C2 visible: levels are a guess from the column's shape ({conf}); check them."
-    if anchor == "S1":
-        how = "Levels counted up from the sacrum"
+    if anchor == "S1":  # as a report says it: without C2 the count of lumbar vertebrae is an assumption
+        how = "Levels counted up from the sacrum, five lumbar vertebrae assumed (no C2 found to check the count)"
     elif anchor == "C2":
         how = "Levels counted down from C2"
     elif anchor == "S1+C2":
