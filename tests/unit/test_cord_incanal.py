@@ -226,8 +226,11 @@ def test_run_file_refuses_a_ct_like_spine_reading_before_writing(tmp_path, monke
     monkeypatch.setattr(cord_api, "read_spine", _fake_reading(semantic))
     monkeypatch.setattr(cord_api, "estimate_levels", lambda *a, **k: LevelEstimate(None, "none"))
     monkeypatch.setattr(psp, "bright_bone_lift", lambda seg: psp.BRIGHT_BONE_LIFT)
+    def never_called(*args, **kwargs):
+        raise AssertionError("the cord model ran on an image the spine reading had already refused")
+
     with pytest.raises(InputError, match=r"CT without Hounsfield units \(the bones are the brightest tissue"):
-        cord_api.run_file(path, tmp_path / "out", predictor=threshold_predictor)
+        cord_api.run_file(path, tmp_path / "out", predictor=never_called)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     res = cord_api.run_file(path, tmp_path / "forced", predictor=threshold_predictor, force=True)
     assert str(res.measures["plausibility"]).startswith("forced: the bones are the brightest tissue")

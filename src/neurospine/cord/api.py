@@ -221,6 +221,16 @@ def run_file(
     cord_test = midline_test(image) if ev.head_in_view else None
 
     t = time.perf_counter()
+    reading = read_spine(image, threads=threads) if level_vol is None and auto_levels else None
+    timings["spine_s"] = time.perf_counter() - t
+    if reading is not None and reading.seg is not None:  # CT without Hounsfield units: refused before the cord model
+        from neurospine.plausibility import Verdict
+        from neurospine.plausibility.spine import bright_bone_lift
+
+        ct = plaus.bone_check(Verdict("cord", expects=plaus.EXPECTS), bright_bone_lift(reading.seg))
+        verdict.merge(enforce(ct, image_path, force=bool(options.get("force", False))))  # its own reason only
+
+    t = time.perf_counter()
     predictor = options.get("predictor")
     models: dict[str, str] = {}
     if predictor is None:
@@ -239,15 +249,6 @@ def run_file(
     seg: CordSegmentation = segment_volume(image, predictor, seg_opt, cord_test=cord_test)
     timings["segment_s"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    reading = read_spine(image, threads=threads) if level_vol is None and auto_levels else None
-    timings["spine_s"] = time.perf_counter() - t
-    if reading is not None and reading.seg is not None:  # CT without Hounsfield units: refused here, before output
-        from neurospine.plausibility import Verdict
-        from neurospine.plausibility.spine import bright_bone_lift
-
-        ct = plaus.bone_check(Verdict("cord", expects=plaus.EXPECTS), bright_bone_lift(reading.seg))
-        verdict.merge(enforce(ct, image_path, force=bool(options.get("force", False))))  # its own reason only
     canal_check = None
     if reading is not None and reading.seg is not None and options.get("canal_check", True):
         t = time.perf_counter()
