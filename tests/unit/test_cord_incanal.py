@@ -226,6 +226,7 @@ def test_run_file_refuses_a_ct_like_spine_reading_before_writing(tmp_path, monke
     monkeypatch.setattr(cord_api, "read_spine", _fake_reading(semantic))
     monkeypatch.setattr(cord_api, "estimate_levels", lambda *a, **k: LevelEstimate(None, "none"))
     monkeypatch.setattr(psp, "bright_bone_lift", lambda seg: psp.BRIGHT_BONE_LIFT)
+
     def never_called(*args, **kwargs):
         raise AssertionError("the cord model ran on an image the spine reading had already refused")
 
