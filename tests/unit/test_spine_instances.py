@@ -239,12 +239,12 @@ def test_the_sacrum_never_takes_posterior_elements_beside_the_lowest_body():
 
 def test_the_plane_below_the_lowest_body_follows_the_column():
     """The plane's normal is the direction from the body above to the lowest body, not the image axis."""
-    from neurospine.spine.instances import below_lowest_body
+    from neurospine.spine.instances import mm_below_lowest_body
 
     body = np.zeros((80, 120, 10), dtype=np.int32)
     for k, (p0, r0) in enumerate(((20, 10), (40, 50)), start=1):  # the column runs 20 mm back per 40 mm down
         body[p0 : p0 + 20, r0 : r0 + 20, :] = k
-    below = below_lowest_body(body, 2, SP, 5.0)
+    below = mm_below_lowest_body(body, 2, SP) > 5.0
     axis = np.array([20.0, 40.0]) / np.hypot(20.0, 40.0)
     centre = np.array([49.5, 59.5])
     pts = np.argwhere(body[:, :, 0] == 2) - centre

@@ -252,11 +252,8 @@ def split_at_disc_waist(
         disc = (np.asarray(cls[box])[:, r, :] == C.DISC) & own.any(axis=1)
         if int(disc.sum()) <= int(prof[r]) or next_id > MAX_VERTEBRAE:  # the cap keeps the id ranges disjoint
             continue
-        above = own.copy()
-        above[:, r:, :] = False
-        below = own.copy()
-        below[:, : r + 1, :] = False
-        smaller = above if above.sum() < below.sum() else below
+        rows = np.arange(own.shape[1])[None, :, None]
+        smaller = own & (rows < r) if prof[:r].sum() < prof[r + 1 :].sum() else own & (rows > r)
         out[box][smaller] = next_id
         next_id += 1
         splits += 1
@@ -627,13 +624,6 @@ def mm_below_lowest_body(
     grids = np.ogrid[tuple(slice(0, k) for k in body.shape)]
     along = sum((g * s - c) * a for g, s, c, a in zip(grids, sp, centre, axis, strict=True))
     return np.asarray(along - bottom, dtype=np.float64)
-
-
-def below_lowest_body(
-    body: npt.NDArray[np.integer], n: int, spacing_mm: tuple[float, float, float], margin_mm: float
-) -> npt.NDArray[np.bool_]:
-    """Voxels more than ``margin_mm`` below the lowest body's inferior surface (:func:`mm_below_lowest_body`)."""
-    return np.asarray(mm_below_lowest_body(body, n, spacing_mm) > margin_mm)
 
 
 def settle_sacral_arch(cls: npt.NDArray[np.uint8], inst: InstanceResult) -> int:
