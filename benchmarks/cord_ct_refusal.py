@@ -54,8 +54,6 @@ def images() -> list[tuple[str, Path]]:
 
 def measure(path: Path) -> dict[str, Any]:
     """The lift of the spine reading of ``path`` (None when the spine model cannot read it) and why not."""
-    from unittest import mock
-
     from neurospine.cord.spinelevels import read_spine
     from neurospine.io import load_volume
     from neurospine.plausibility import spine as psp
@@ -66,8 +64,7 @@ def measure(path: Path) -> dict[str, Any]:
     if reading.seg is not None:
         row["lift"] = round(psp.bright_bone_lift(reading.seg), 3)
         row["bone_mm3"] = round(psp.bone_mm3(reading.seg), 1)
-        with mock.patch.object(psp, "MIN_BONE_MM3", 0.0):
-            row["lift_any_bone"] = round(psp.bright_bone_lift(reading.seg), 3)
+        row["lift_any_bone"] = round(psp.bright_bone_lift(reading.seg, min_bone_mm3=0.0), 3)
     return {**row, "why_none": reading.reason, "seconds": round(time.perf_counter() - t0, 1)}
 
 

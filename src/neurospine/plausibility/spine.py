@@ -58,15 +58,15 @@ def bone_mm3(seg: Any, bone: npt.NDArray[np.bool_] | None = None) -> float:
     return float(mask.sum()) * float(np.prod(np.asarray(seg.grid.spacing_mm, dtype=np.float64)))
 
 
-def bright_bone_lift(seg: Any) -> float:
+def bright_bone_lift(seg: Any, min_bone_mm3: float = MIN_BONE_MM3) -> float:
     """How much more often the brightest voxels lie in or next to labelled bone than bone's share predicts.
 
     On MRI cortical bone is dark and fat or fluid is brightest (lift about 0-1); on CT, with or without
-    Hounsfield units, bone is the brightest tissue (lift well above 3). 0.0 when less than :data:`MIN_BONE_MM3` of
-    bone was segmented (no evidence either way).
+    Hounsfield units, bone is the brightest tissue (lift well above 3). 0.0 when no bone or less than
+    ``min_bone_mm3`` of it was segmented (no evidence either way).
     """
     bone = bone_mask(np.asarray(seg.classes))
-    if not bone.any() or bone_mm3(seg, bone) < MIN_BONE_MM3:
+    if not bone.any() or bone_mm3(seg, bone) < min_bone_mm3:
         return 0.0
     img = np.asarray(seg.grid.image, dtype=np.float32)
     sample = img.ravel()[:: max(1, img.size // 1_000_000)]  # thresholds from about a million voxels
